@@ -1,0 +1,34 @@
+/* core/arena.h — bump allocator for everything that lives as long as one batch (or one
+ * request): the per-event path allocates only from an arena, never with malloc. */
+#ifndef MAMORI_CORE_ARENA_H
+#define MAMORI_CORE_ARENA_H
+
+#include "base.h"
+
+struct arena_chunk;
+
+typedef struct arena {
+    struct arena_chunk *chunks; /* newest first */
+    char *cursor;
+    char *end;
+    size_t chunk_bytes;   /* default size of a new chunk */
+    size_t bytes_reserved; /* total bytes of all chunks, for memory budgets */
+} arena;
+
+/* Initializes an empty arena in caller memory; no allocation until first use. */
+void arena_init(arena *a, size_t chunk_bytes);
+/* Frees every chunk. */
+void arena_fini(arena *a);
+/* Drops everything allocated but keeps the first (oldest) chunk for reuse. */
+void arena_reset(arena *a);
+/* Returns `bytes` of 16-byte aligned memory owned by the arena. Never NULL. */
+void *arena_alloc(arena *a, size_t bytes);
+/* Copies `len` bytes and appends a NUL; owned by the arena. */
+char *arena_strndup(arena *a, const char *s, size_t len);
+/* Returns a copy of `len` bytes owned by the arena (no terminator). */
+void *arena_memdup(arena *a, const void *p, size_t len);
+/* Grows the most recent allocation `p` of `old_bytes` to `new_bytes` in place when
+ * possible, else copies. Returns the (possibly moved) block. */
+void *arena_grow(arena *a, void *p, size_t old_bytes, size_t new_bytes);
+
+#endif

@@ -1,0 +1,538 @@
+/* core/json.c — the JSON parser and writer behind every event, frame payload, config
+ * fragment and API body. Strict about structure, lenient about bad UTF-8 (replaced). */
+#include "json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct json_parser {
+    json_member *stack; /* children of the containers being parsed */
+    size_t top;
+    size_t cap;
+    /* per-document state */
+    arena *arena;
+    const char *text;
+    size_t len;
+    size_t pos;
+    unsigned depth;
+    json_error *err;
+};
+
+json_parser *json_parser_create(void)
+{
+    json_parser *p = mamori_xcalloc(1, sizeof *p);
+    p->cap = 256;
+    p->stack = mamori_xmalloc(p->cap * sizeof *p->stack);
+    return p;
+}
+
+void json_parser_destroy(json_parser *p)
+{
+    if (!p) return;
+    free(p->stack);
+    free(p);
+}
+
+static int fail(json_parser *p, size_t at, const char *msg)
+{
+    if (p->err) {
+        p->err->offset = at;
+        snprintf(p->err->msg, sizeof p->err->msg, "%s", msg);
+    }
+    return -EINVAL;
+}
+
+static inline void skip_ws(json_parser *p)
+{
+    while (p->pos < p->len) {
+        char c = p->text[p->pos];
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') break;
+        p->pos++;
+    }
+}
+
+static void push(json_parser *p, const char *key, uint32_t key_len, const json_value *v)
+{
+    if (p->top == p->cap) {
+        p->cap *= 2;
+        p->stack = mamori_xrealloc(p->stack, p->cap * sizeof *p->stack);
+    }
+    json_member *m = &p->stack[p->top++];
+    m->key = key;
+    m->key_len = key_len;
+    m->value = *v;
+}
+
+/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid/truncated. */
+static size_t utf8_sequence(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return (avail >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (avail < 3 || (s[2] & 0xC0) != 0x80) return 0;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        return (s[1] >= lo && s[1] <= hi) ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (avail < 4 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+        return (s[1] >= lo && s[1] <= hi) ? 4 : 0;
+    }
+    return 0;
+}
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static int hex4(const char *s, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* True if any byte of w is < 0x20, '"', '\\' or >= 0x80. */
+static inline bool word_needs_attention(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t lt20 = (w - ones * 0x20) & ~w;
+    uint64_t quote = w ^ (ones * '"');
+    uint64_t bslash = w ^ (ones * '\\');
+    uint64_t zq = (quote - ones) & ~quote;
+    uint64_t zb = (bslash - ones) & ~bslash;
+    return ((lt20 | zq | zb) & highs) != 0 || (w & highs) != 0;
+}
+
+/* Parses a string starting at the opening quote at p->pos. */
+static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uint8_t *flags)
+{
+    const unsigned char *t = (const unsigned char *)p->text;
+    size_t start = p->pos + 1, i = start, end = p->len;
+    *flags = 0;
+    /* Fast path: no escapes and valid UTF-8 → zero copy. */
+    for (;;) {
+        while (i + 8 <= end) {
+            uint64_t w;
+            memcpy(&w, t + i, 8);
+            if (word_needs_attention(w)) break;
+            i += 8;
+        }
+        if (i >= end) return fail(p, p->pos, "unterminated string");
+        unsigned char c = t[i];
+        if (c == '"') {
+            if (i - start > UINT32_MAX) return fail(p, p->pos, "string too long");
+            *out = p->text + start;
+            *out_len = (uint32_t)(i - start);
+            p->pos = i + 1;
+            return 0;
+        }
+        if (c == '\\') break;
+        if (c < 0x20) return fail(p, i, "control character in string");
+        if (c >= 0x80) {
+            size_t n = utf8_sequence(t + i, end - i);
+            if (!n) break; /* invalid: needs a copy with replacement */
+            i += n;
+            continue;
+        }
+        i++;
+    }
+    /* Slow path: decode into the arena. Output is at most the raw length, except that
+     * each invalid byte (1 byte) becomes U+FFFD (3 bytes); grow when that happens. */
+    size_t cap = (end - start) < 256 ? (end - start) + 16 : 256;
+    char *o = arena_alloc(p->arena, cap);
+    size_t olen = i - start;
+    if (olen + 16 > cap) {
+        o = arena_grow(p->arena, o, cap, olen + 64);
+        cap = olen + 64;
+    }
+    memcpy(o, t + start, olen);
+    for (;;) {
+        if (cap - olen < 8) {
+            size_t ncap = cap * 2;
+            o = arena_grow(p->arena, o, cap, ncap);
+            cap = ncap;
+        }
+        if (i >= end) return fail(p, p->pos, "unterminated string");
+        unsigned char c = t[i];
+        if (c == '"') {
+            i++;
+            break;
+        }
+        if (c == '\\') {
+            if (i + 1 >= end) return fail(p, i, "unterminated escape");
+            char e = (char)t[i + 1];
+            i += 2;
+            switch (e) {
+            case '"': o[olen++] = '"'; break;
+            case '\\': o[olen++] = '\\'; break;
+            case '/': o[olen++] = '/'; break;
+            case 'b': o[olen++] = '\b'; break;
+            case 'f': o[olen++] = '\f'; break;
+            case 'n': o[olen++] = '\n'; break;
+            case 'r': o[olen++] = '\r'; break;
+            case 't': o[olen++] = '\t'; break;
+            case 'u': {
+                uint32_t cp;
+                if (i + 4 > end || hex4(p->text + i, &cp)) return fail(p, i - 2, "bad \\u escape");
+                i += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (i + 6 <= end && t[i] == '\\' && t[i + 1] == 'u' && !hex4(p->text + i + 2, &lo) &&
+                        lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        i += 6;
+                    } else {
+                        cp = 0xFFFD;
+                        *flags |= JSON_FLAG_REPLACED;
+                    }
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    cp = 0xFFFD;
+                    *flags |= JSON_FLAG_REPLACED;
+                }
+                olen += put_utf8(o + olen, cp);
+                break;
+            }
+            default:
+                return fail(p, i - 2, "bad escape in string");
+            }
+            continue;
+        }
+        if (c < 0x20) return fail(p, i, "control character in string");
+        if (c < 0x80) {
+            o[olen++] = (char)c;
+            i++;
+            continue;
+        }
+        size_t n = utf8_sequence(t + i, end - i);
+        if (n) {
+            if (cap - olen < n + 8) {
+                o = arena_grow(p->arena, o, cap, cap * 2);
+                cap *= 2;
+            }
+            memcpy(o + olen, t + i, n);
+            olen += n;
+            i += n;
+        } else {
+            olen += put_utf8(o + olen, 0xFFFD);
+            *flags |= JSON_FLAG_REPLACED;
+            i++;
+        }
+    }
+    if (olen > UINT32_MAX) return fail(p, p->pos, "string too long");
+    o = arena_grow(p->arena, o, cap, olen ? olen : 1); /* give back the unused tail */
+    *out = o;
+    *out_len = (uint32_t)olen;
+    p->pos = i;
+    return 0;
+}
+
+static int parse_number(json_parser *p, json_value *v)
+{
+    const char *t = p->text;
+    size_t i = p->pos, end = p->len, start = i;
+    bool neg = false, is_int = true;
+    uint64_t mag = 0;
+    bool overflow = false;
+    if (t[i] == '-') {
+        neg = true;
+        i++;
+    }
+    if (i >= end) return fail(p, start, "bad number");
+    if (t[i] == '0') {
+        i++;
+    } else if (t[i] >= '1' && t[i] <= '9') {
+        while (i < end && t[i] >= '0' && t[i] <= '9') {
+            unsigned d = (unsigned)(t[i] - '0');
+            if (mag > (UINT64_MAX - d) / 10) overflow = true;
+            else mag = mag * 10 + d;
+            i++;
+        }
+    } else {
+        return fail(p, start, "bad number");
+    }
+    if (i < end && t[i] == '.') {
+        is_int = false;
+        i++;
+        size_t s = i;
+        while (i < end && t[i] >= '0' && t[i] <= '9') i++;
+        if (i == s) return fail(p, start, "bad number: no digits after '.'");
+    }
+    if (i < end && (t[i] == 'e' || t[i] == 'E')) {
+        is_int = false;
+        i++;
+        if (i < end && (t[i] == '+' || t[i] == '-')) i++;
+        size_t s = i;
+        while (i < end && t[i] >= '0' && t[i] <= '9') i++;
+        if (i == s) return fail(p, start, "bad number: no digits in exponent");
+    }
+    size_t n = i - start;
+    if (n > JSON_MAX_NUMBER_CHARS) return fail(p, start, "number too long");
+    v->type = JSON_NUMBER;
+    v->flags = 0;
+    v->str = t + start;
+    v->len = (uint32_t)n;
+    if (is_int && !overflow && (neg ? mag <= (uint64_t)INT64_MAX + 1 : mag <= (uint64_t)INT64_MAX)) {
+        v->flags = JSON_FLAG_INT;
+        v->num.i = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+        if (neg && mag == (uint64_t)INT64_MAX + 1) v->num.i = INT64_MIN;
+    } else {
+        char tmp[JSON_MAX_NUMBER_CHARS + 1];
+        memcpy(tmp, t + start, n);
+        tmp[n] = '\0';
+        v->num.d = strtod(tmp, NULL);
+    }
+    p->pos = i;
+    return 0;
+}
+
+static int parse_value(json_parser *p, json_value *v);
+
+static int parse_container(json_parser *p, json_value *v, bool object)
+{
+    size_t open_at = p->pos;
+    if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
+    size_t base = p->top;
+    p->pos++;
+    skip_ws(p);
+    char close = object ? '}' : ']';
+    if (p->pos < p->len && p->text[p->pos] == close) {
+        p->pos++;
+    } else {
+        for (;;) {
+            const char *key = NULL;
+            uint32_t key_len = 0;
+            if (object) {
+                if (p->pos >= p->len || p->text[p->pos] != '"')
+                    return fail(p, p->pos, p->pos >= p->len ? "unterminated object" : "expected string key");
+                uint8_t kflags;
+                int rc = parse_string(p, &key, &key_len, &kflags);
+                if (rc) return rc;
+                skip_ws(p);
+                if (p->pos >= p->len || p->text[p->pos] != ':') return fail(p, p->pos, "expected ':'");
+                p->pos++;
+            }
+            json_value child;
+            int rc = parse_value(p, &child);
+            if (rc) return rc;
+            push(p, key, key_len, &child);
+            skip_ws(p);
+            if (p->pos >= p->len) return fail(p, open_at, object ? "unterminated object" : "unterminated array");
+            char c = p->text[p->pos];
+            if (c == ',') {
+                p->pos++;
+                skip_ws(p);
+                continue;
+            }
+            if (c == close) {
+                p->pos++;
+                break;
+            }
+            return fail(p, p->pos, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    size_t count = p->top - base;
+    if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
+    v->flags = 0;
+    v->len = (uint32_t)count;
+    if (object) {
+        v->type = JSON_OBJECT;
+        v->members = count ? arena_memdup(p->arena, p->stack + base, count * sizeof(json_member)) : NULL;
+    } else {
+        v->type = JSON_ARRAY;
+        v->items = NULL;
+        if (count) {
+            v->items = arena_alloc(p->arena, count * sizeof(json_value));
+            for (size_t k = 0; k < count; k++) v->items[k] = p->stack[base + k].value;
+        }
+    }
+    p->top = base;
+    p->depth--;
+    return 0;
+}
+
+static int parse_literal(json_parser *p, const char *word, size_t n)
+{
+    if (p->len - p->pos < n || memcmp(p->text + p->pos, word, n) != 0) return fail(p, p->pos, "invalid literal");
+    p->pos += n;
+    return 0;
+}
+
+static int parse_value(json_parser *p, json_value *v)
+{
+    skip_ws(p);
+    if (p->pos >= p->len) return fail(p, p->pos, "unexpected end of input");
+    memset(v, 0, sizeof *v);
+    char c = p->text[p->pos];
+    switch (c) {
+    case '{': return parse_container(p, v, true);
+    case '[': return parse_container(p, v, false);
+    case '"': {
+        v->type = JSON_STRING;
+        return parse_string(p, &v->str, &v->len, &v->flags);
+    }
+    case 't':
+        v->type = JSON_BOOL;
+        v->num.b = true;
+        return parse_literal(p, "true", 4);
+    case 'f':
+        v->type = JSON_BOOL;
+        v->num.b = false;
+        return parse_literal(p, "false", 5);
+    case 'n':
+        v->type = JSON_NULL;
+        return parse_literal(p, "null", 4);
+    default:
+        if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
+        return fail(p, p->pos, "unexpected character");
+    }
+}
+
+static void begin(json_parser *p, arena *a, const char *text, size_t len, size_t pos, json_error *err)
+{
+    p->arena = a;
+    p->text = text;
+    p->len = len;
+    p->pos = pos;
+    p->depth = 0;
+    p->top = 0;
+    p->err = err;
+}
+
+int json_parse(json_parser *p, arena *a, const char *text, size_t len, json_value *out, json_error *err)
+{
+    begin(p, a, text, len, 0, err);
+    int rc = parse_value(p, out);
+    if (rc) return rc;
+    skip_ws(p);
+    if (p->pos != p->len) return fail(p, p->pos, "trailing characters after value");
+    return 0;
+}
+
+int json_parse_next(json_parser *p, arena *a, const char *text, size_t len, size_t *pos, json_value *out,
+                    json_error *err)
+{
+    begin(p, a, text, len, *pos, err);
+    skip_ws(p);
+    if (p->pos >= p->len) {
+        *pos = p->pos;
+        return -ENODATA;
+    }
+    int rc = parse_value(p, out);
+    if (rc) return rc;
+    *pos = p->pos;
+    return 0;
+}
+
+const json_value *json_object_get(const json_value *obj, const char *key, size_t key_len)
+{
+    if (!obj || obj->type != JSON_OBJECT) return NULL;
+    for (uint32_t i = 0; i < obj->len; i++) {
+        const json_member *m = &obj->members[i];
+        if (m->key_len == key_len && memcmp(m->key, key, key_len) == 0) return &m->value;
+    }
+    return NULL;
+}
+
+void json_write_string(buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_reserve(out, n + 2);
+    out->data[out->len++] = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (MAMORI_LIKELY(c >= 0x20 && c != '"' && c != '\\')) continue;
+        buf_append(out, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t elen = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        buf_append(out, esc, elen);
+    }
+    buf_append(out, s + run, n - run);
+    buf_putc(out, '"');
+}
+
+void json_write_value(buf *out, const json_value *v)
+{
+    switch (v->type) {
+    case JSON_NULL: buf_append(out, "null", 4); break;
+    case JSON_BOOL: v->num.b ? buf_append(out, "true", 4) : buf_append(out, "false", 5); break;
+    case JSON_NUMBER:
+        if (v->str) buf_append(out, v->str, v->len);
+        else if (v->flags & JSON_FLAG_INT) buf_put_i64(out, v->num.i);
+        else buf_printf(out, "%.17g", v->num.d);
+        break;
+    case JSON_STRING: json_write_string(out, v->str, v->len); break;
+    case JSON_ARRAY:
+        buf_putc(out, '[');
+        for (uint32_t i = 0; i < v->len; i++) {
+            if (i) buf_putc(out, ',');
+            json_write_value(out, &v->items[i]);
+        }
+        buf_putc(out, ']');
+        break;
+    case JSON_OBJECT:
+        buf_putc(out, '{');
+        for (uint32_t i = 0; i < v->len; i++) {
+            if (i) buf_putc(out, ',');
+            json_write_string(out, v->members[i].key, v->members[i].key_len);
+            buf_putc(out, ':');
+            json_write_value(out, &v->members[i].value);
+        }
+        buf_putc(out, '}');
+        break;
+    default: MAMORI_ASSERT(!"unknown json type");
+    }
+}
