@@ -1,0 +1,463 @@
+/* core/config.c — schema-driven YAML configuration: one table lists every key with its
+ * type, default, range and help text; loading, --check-config, command-line overrides
+ * and the dump all walk that table, so they cannot disagree. */
+#include "config.h"
+
+#include <errno.h>
+#include <libfyaml.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { KEY_STRING, KEY_BOOL, KEY_U32, KEY_U64, KEY_ENUM };
+
+typedef struct config_key {
+    const char *name; /* dotted path */
+    enum key_type type;
+    size_t offset;
+    const char *default_value;
+    uint64_t min, max;      /* integers */
+    const char *choices;    /* KEY_ENUM: "|a|b|" */
+    const char *help;
+} config_key;
+
+#define OFF(field) offsetof(mamori_config, field)
+#define KiB 1024ULL
+#define MiB (1024ULL * 1024)
+#define GiB (1024ULL * 1024 * 1024)
+
+static const config_key keys[] = {
+    {"log.level", KEY_ENUM, OFF(log.level), "info", 0, 0, "|debug|info|warn|error|", "minimum level logged"},
+
+    {"ingest.listen", KEY_STRING, OFF(ingest.listen), "0.0.0.0:7443", 0, 0, NULL, "agent port, ADDR:PORT"},
+    {"ingest.threads", KEY_U32, OFF(ingest.threads), "2", 1, 64, NULL, "io_uring threads (one ring each)"},
+    {"ingest.tls_cert", KEY_STRING, OFF(ingest.tls_cert), "/etc/mamori/server.pem", 0, 0, NULL,
+     "server certificate chain (PEM)"},
+    {"ingest.tls_key", KEY_STRING, OFF(ingest.tls_key), "/etc/mamori/server.key", 0, 0, NULL,
+     "server private key (PEM)"},
+    {"ingest.tls_ca", KEY_STRING, OFF(ingest.tls_ca), "/etc/mamori/ca.pem", 0, 0, NULL,
+     "CA that signs agent certificates (CN = agent id, O = tenant)"},
+    {"ingest.max_connections", KEY_U32, OFF(ingest.max_connections), "20000", 1, 1000000, NULL,
+     "agent connections across all threads"},
+    {"ingest.max_frame_bytes", KEY_U32, OFF(ingest.max_frame_bytes), "4194304", 4096, 256 * MiB, NULL,
+     "largest frame payload accepted"},
+    {"ingest.max_batch_bytes", KEY_U32, OFF(ingest.max_batch_bytes), "16777216", 4096, 1 * GiB, NULL,
+     "largest decompressed EVENTS payload (zstd bombs stop here)"},
+    {"ingest.max_batch_events", KEY_U32, OFF(ingest.max_batch_events), "10000", 1, 1000000, NULL,
+     "events per batch"},
+    {"ingest.max_unacked_batches", KEY_U32, OFF(ingest.max_unacked_batches), "16", 1, 4096, NULL,
+     "batches in flight per connection before the server stops reading it"},
+    {"ingest.max_events_per_second", KEY_U32, OFF(ingest.max_events_per_second), "50000", 1, 100000000, NULL,
+     "per connection; over it the server stops reading (backpressure)"},
+    {"ingest.max_bytes_per_second", KEY_U64, OFF(ingest.max_bytes_per_second), "67108864", 1024, 100 * GiB, NULL,
+     "per connection, bytes on the wire; over it the server stops reading"},
+    {"ingest.handshake_timeout_ms", KEY_U32, OFF(ingest.handshake_timeout_ms), "10000", 100, 600000, NULL,
+     "TLS handshake plus HELLO must finish within this"},
+    {"ingest.heartbeat_interval_ms", KEY_U32, OFF(ingest.heartbeat_interval_ms), "30000", 1000, 3600000, NULL,
+     "announced to agents; a connection silent for 3x this is closed"},
+    {"ingest.max_handshakes_per_second", KEY_U32, OFF(ingest.max_handshakes_per_second), "2000", 1, 1000000, NULL,
+     "per ingest thread; further new connections wait (reconnect storms)"},
+    {"ingest.max_event_age_days", KEY_U32, OFF(ingest.max_event_age_days), "365", 0, 36500, NULL,
+     "events stamped older are stored at their receive time (0: no bound)"},
+    {"ingest.max_clock_skew_s", KEY_U32, OFF(ingest.max_clock_skew_s), "3600", 0, 31536000, NULL,
+     "events stamped further in the future are stored at their receive time (0: no bound)"},
+    {"ingest.recv_buffer_bytes", KEY_U32, OFF(ingest.recv_buffer_bytes), "16384", 4096, 1 * MiB, NULL,
+     "size of each kernel-provided receive buffer"},
+    {"ingest.recv_buffers", KEY_U32, OFF(ingest.recv_buffers), "1024", 16, 32768, NULL,
+     "provided receive buffers per thread (power of two)"},
+
+    {"bus.type", KEY_ENUM, OFF(bus.type), "embedded", 0, 0, "|embedded|", "embedded (in-process queues)"},
+    {"bus.queue_batches", KEY_U32, OFF(bus.queue_batches), "4096", 16, 1000000, NULL,
+     "batches queued per consumer partition before publishers get backpressure"},
+    {"bus.max_inflight_bytes", KEY_U64, OFF(bus.max_inflight_bytes), "1073741824", 1 * MiB, 1024 * GiB, NULL,
+     "memory held by batches between ingest and the last consumer"},
+
+    {"store.path", KEY_STRING, OFF(store.path), "/var/lib/mamori", 0, 0, NULL, "data directory (RocksDB)"},
+    {"store.sync", KEY_BOOL, OFF(store.sync), "true", 0, 0, NULL,
+     "fsync the WAL before acking (false: survives a process crash, not a power loss)"},
+    {"store.retention_days", KEY_U32, OFF(store.retention_days), "30", 1, 36500, NULL,
+     "default per-tenant retention"},
+    {"store.retention_check_interval_s", KEY_U32, OFF(store.retention_check_interval_s), "3600", 1, 86400, NULL,
+     "how often expired day buckets are removed"},
+    {"store.block_cache_bytes", KEY_U64, OFF(store.block_cache_bytes), "536870912", 1 * MiB, 1024 * GiB, NULL,
+     "RocksDB block cache"},
+    {"store.write_buffer_bytes", KEY_U64, OFF(store.write_buffer_bytes), "134217728", 1 * MiB, 64 * GiB, NULL,
+     "memtable size of the events column family"},
+    {"store.zstd_level", KEY_U32, OFF(store.zstd_level), "6", 1, 22, NULL, "bottommost-level zstd level"},
+    {"store.zstd_dict_bytes", KEY_U32, OFF(store.zstd_dict_bytes), "65536", 0, 1 * MiB, NULL,
+     "zstd dictionary size (0: no dictionary)"},
+    {"store.index_slice_ms", KEY_U32, OFF(store.index_slice_ms), "1000", 10, 600000, NULL,
+     "index postings are written at least this often"},
+    {"store.index_slice_max_bytes", KEY_U64, OFF(store.index_slice_max_bytes), "67108864", 64 * KiB, 16 * GiB,
+     NULL, "...or when the in-memory slice grows past this"},
+    {"store.group_commit_max_batches", KEY_U32, OFF(store.group_commit_max_batches), "512", 1, 100000, NULL,
+     "batches per group commit (one WAL write)"},
+    {"store.group_commit_max_bytes", KEY_U64, OFF(store.group_commit_max_bytes), "67108864", 64 * KiB, 4 * GiB,
+     NULL, "bytes per group commit"},
+};
+
+#define TENANTS_KEY "store.tenants"
+
+static void *field_ptr(mamori_config *cfg, const config_key *k) { return (char *)cfg + k->offset; }
+static const void *field_cptr(const mamori_config *cfg, const config_key *k)
+{
+    return (const char *)cfg + k->offset;
+}
+
+static int errorf(char *err, size_t err_len, const char *fmt, ...) MAMORI_PRINTF(3, 4);
+static int errorf(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static const config_key *find_key(const char *name, size_t len)
+{
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++)
+        if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0) return &keys[i];
+    return NULL;
+}
+
+/* Integers accept plain decimal and size suffixes (KiB, MiB, GiB, K, M, G). */
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 30) return -EINVAL;
+    char tmp[32];
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    if (tmp[0] == '-' || tmp[0] == '+') return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(tmp, &end, 10);
+    if (errno || end == tmp) return -EINVAL;
+    uint64_t mult = 1;
+    if (*end) {
+        if (!strcmp(end, "KiB") || !strcmp(end, "K") || !strcmp(end, "k")) mult = KiB;
+        else if (!strcmp(end, "MiB") || !strcmp(end, "M")) mult = MiB;
+        else if (!strcmp(end, "GiB") || !strcmp(end, "G")) mult = GiB;
+        else return -EINVAL;
+    }
+    if (v > UINT64_MAX / mult) return -ERANGE;
+    *out = v * mult;
+    return 0;
+}
+
+static int set_value(mamori_config *cfg, const config_key *k, const char *s, size_t len, const char *where,
+                     char *err, size_t err_len)
+{
+    void *p = field_ptr(cfg, k);
+    switch (k->type) {
+    case KEY_STRING: {
+        char **sp = p;
+        free(*sp);
+        *sp = mamori_xstrndup(s, len);
+        return 0;
+    }
+    case KEY_ENUM: {
+        char pattern[80];
+        if (len + 3 > sizeof pattern) return errorf(err, err_len, "%s: '%s': not one of %s", where, k->name, k->choices);
+        snprintf(pattern, sizeof pattern, "|%.*s|", (int)len, s);
+        if (!strstr(k->choices, pattern))
+            return errorf(err, err_len, "%s: '%s' must be one of %s, not '%.*s'", where, k->name, k->choices, (int)len,
+                          s);
+        char **sp = p;
+        free(*sp);
+        *sp = mamori_xstrndup(s, len);
+        return 0;
+    }
+    case KEY_BOOL: {
+        bool v;
+        if ((len == 4 && !memcmp(s, "true", 4)) || (len == 3 && !memcmp(s, "yes", 3)) || (len == 2 && !memcmp(s, "on", 2)))
+            v = true;
+        else if ((len == 5 && !memcmp(s, "false", 5)) || (len == 2 && !memcmp(s, "no", 2)) ||
+                 (len == 3 && !memcmp(s, "off", 3)))
+            v = false;
+        else
+            return errorf(err, err_len, "%s: '%s' must be true or false, not '%.*s'", where, k->name, (int)len, s);
+        *(bool *)p = v;
+        return 0;
+    }
+    case KEY_U32:
+    case KEY_U64: {
+        uint64_t v;
+        if (parse_u64(s, len, &v))
+            return errorf(err, err_len, "%s: '%s' must be a non-negative integer (size suffixes KiB/MiB/GiB allowed), not '%.*s'",
+                          where, k->name, (int)len, s);
+        if (v < k->min || v > k->max)
+            return errorf(err, err_len, "%s: '%s' = %llu out of range [%llu, %llu]", where, k->name,
+                          (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);
+        if (k->type == KEY_U32) *(uint32_t *)p = (uint32_t)v;
+        else *(uint64_t *)p = v;
+        return 0;
+    }
+    }
+    return -EINVAL;
+}
+
+void config_defaults(mamori_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char err[256];
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++) {
+        const config_key *k = &keys[i];
+        int rc = set_value(cfg, k, k->default_value, strlen(k->default_value), "default", err, sizeof err);
+        if (rc) mamori_panic(__FILE__, __LINE__, "bad default: %s", err);
+    }
+}
+
+void config_free(mamori_config *cfg)
+{
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++) {
+        if (keys[i].type == KEY_STRING || keys[i].type == KEY_ENUM) {
+            char **sp = field_ptr(cfg, &keys[i]);
+            free(*sp);
+            *sp = NULL;
+        }
+    }
+    for (uint32_t i = 0; i < cfg->store.tenant_count; i++) free(cfg->store.tenants[i].name);
+    cfg->store.tenant_count = 0;
+}
+
+int config_set(mamori_config *cfg, const char *key, const char *value, char *err, size_t err_len)
+{
+    const config_key *k = find_key(key, strlen(key));
+    if (!k) return errorf(err, err_len, "unknown configuration key '%s'", key);
+    return set_value(cfg, k, value, strlen(value), "override", err, err_len);
+}
+
+/* ---- YAML walking ---- */
+
+typedef struct load_ctx {
+    mamori_config *cfg;
+    const char *name;
+    char *err;
+    size_t err_len;
+} load_ctx;
+
+static int node_line(struct fy_node *n)
+{
+    struct fy_token *t = fy_node_get_scalar_token(n);
+    if (!t) {
+        /* a collection: report the line of its first key or item */
+        void *it = NULL;
+        if (fy_node_is_mapping(n)) {
+            struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
+            if (p) return node_line(fy_node_pair_key(p));
+        } else if (fy_node_is_sequence(n)) {
+            struct fy_node *c = fy_node_sequence_iterate(n, &it);
+            if (c) return node_line(c);
+        }
+        return 0;
+    }
+    const struct fy_mark *m = fy_token_start_mark(t);
+    return m ? m->line + 1 : 0;
+}
+
+static int load_tenants(load_ctx *c, struct fy_node *map, int line)
+{
+    char where[300];
+    if (!fy_node_is_mapping(map)) {
+        snprintf(where, sizeof where, "%s line %d", c->name, line);
+        return errorf(c->err, c->err_len, "%s: '%s' must be a mapping of tenant name to settings", where, TENANTS_KEY);
+    }
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &it))) {
+        struct fy_node *kn = fy_node_pair_key(pair), *vn = fy_node_pair_value(pair);
+        size_t tlen;
+        const char *tname = fy_node_get_scalar(kn, &tlen);
+        int tline = node_line(kn);
+        snprintf(where, sizeof where, "%s line %d", c->name, tline);
+        if (!tname || tlen == 0 || tlen > 64)
+            return errorf(c->err, c->err_len, "%s: '%s': tenant names are 1-64 characters", where, TENANTS_KEY);
+        if (c->cfg->store.tenant_count >= CONFIG_MAX_TENANT_OVERRIDES)
+            return errorf(c->err, c->err_len, "%s: '%s': more than %d tenants", where, TENANTS_KEY,
+                          CONFIG_MAX_TENANT_OVERRIDES);
+        if (!vn || !fy_node_is_mapping(vn))
+            return errorf(c->err, c->err_len, "%s: '%s.%.*s' must be a mapping", where, TENANTS_KEY, (int)tlen, tname);
+        config_tenant *t = &c->cfg->store.tenants[c->cfg->store.tenant_count];
+        t->retention_days = 0; /* 0: inherit store.retention_days */
+        void *it2 = NULL;
+        struct fy_node_pair *p2;
+        while ((p2 = fy_node_mapping_iterate(vn, &it2))) {
+            size_t klen, vlen;
+            const char *kname = fy_node_get_scalar(fy_node_pair_key(p2), &klen);
+            struct fy_node *v2 = fy_node_pair_value(p2);
+            snprintf(where, sizeof where, "%s line %d", c->name, node_line(fy_node_pair_key(p2)));
+            if (!kname || klen != strlen("retention_days") || memcmp(kname, "retention_days", klen) != 0)
+                return errorf(c->err, c->err_len, "%s: unknown key '%s.%.*s.%.*s'", where, TENANTS_KEY, (int)tlen,
+                              tname, kname ? (int)klen : 0, kname ? kname : "");
+            const char *val = v2 && fy_node_is_scalar(v2) ? fy_node_get_scalar(v2, &vlen) : NULL;
+            uint64_t days;
+            if (!val || parse_u64(val, vlen, &days) || days < 1 || days > 36500)
+                return errorf(c->err, c->err_len, "%s: '%s.%.*s.retention_days' must be an integer in [1, 36500]",
+                              where, TENANTS_KEY, (int)tlen, tname);
+            t->retention_days = (uint32_t)days;
+        }
+        t->name = mamori_xstrndup(tname, tlen);
+        c->cfg->store.tenant_count++;
+    }
+    return 0;
+}
+
+static int load_mapping(load_ctx *c, struct fy_node *map, const char *prefix)
+{
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &it))) {
+        struct fy_node *kn = fy_node_pair_key(pair), *vn = fy_node_pair_value(pair);
+        size_t klen;
+        const char *kname = kn && fy_node_is_scalar(kn) ? fy_node_get_scalar(kn, &klen) : NULL;
+        int line = kn ? node_line(kn) : 0;
+        char where[300];
+        snprintf(where, sizeof where, "%s line %d", c->name, line);
+        if (!kname) return errorf(c->err, c->err_len, "%s: keys must be plain strings", where);
+        char path[160];
+        int plen = snprintf(path, sizeof path, "%s%s%.*s", prefix, *prefix ? "." : "", (int)klen, kname);
+        if (plen < 0 || (size_t)plen >= sizeof path) return errorf(c->err, c->err_len, "%s: key too long", where);
+        if (!strcmp(path, TENANTS_KEY)) {
+            int rc = load_tenants(c, vn, line);
+            if (rc) return rc;
+            continue;
+        }
+        const config_key *k = find_key(path, (size_t)plen);
+        if (!k) {
+            /* a section? (some key starts with "path.") */
+            bool section = false;
+            for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++)
+                if (!strncmp(keys[i].name, path, (size_t)plen) && keys[i].name[plen] == '.') section = true;
+            if (!section) return errorf(c->err, c->err_len, "%s: unknown key '%s'", where, path);
+            if (!vn || !fy_node_is_mapping(vn))
+                return errorf(c->err, c->err_len, "%s: '%s' must be a mapping", where, path);
+            int rc = load_mapping(c, vn, path);
+            if (rc) return rc;
+            continue;
+        }
+        if (!vn || !fy_node_is_scalar(vn))
+            return errorf(c->err, c->err_len, "%s: '%s' must be a scalar value", where, path);
+        size_t vlen;
+        const char *val = fy_node_get_scalar(vn, &vlen);
+        int rc = set_value(c->cfg, k, val ? val : "", val ? vlen : 0, where, c->err, c->err_len);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int load_document(mamori_config *cfg, struct fy_document *doc, struct fy_diag *diag, const char *name,
+                         char *err, size_t err_len)
+{
+    if (!doc) {
+        void *it = NULL;
+        struct fy_diag_error *de = diag ? fy_diag_errors_iterate(diag, &it) : NULL;
+        if (de) return errorf(err, err_len, "%s line %d column %d: YAML: %s", name, de->line + 1, de->column + 1, de->msg);
+        return errorf(err, err_len, "%s: not valid YAML", name);
+    }
+    struct fy_node *root = fy_document_root(doc);
+    if (!root) return 0; /* empty file: all defaults */
+    if (!fy_node_is_mapping(root)) return errorf(err, err_len, "%s: top level must be a mapping", name);
+    load_ctx c = {cfg, name, err, err_len};
+    int rc = load_mapping(&c, root, "");
+    if (rc) return rc;
+    return config_validate(cfg, err, err_len);
+}
+
+static struct fy_diag *make_diag(void)
+{
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (diag) fy_diag_set_collect_errors(diag, true);
+    return diag;
+}
+
+int config_load_string(mamori_config *cfg, const char *yaml, size_t len, const char *name, char *err, size_t err_len)
+{
+    struct fy_diag *diag = make_diag();
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET, .diag = diag};
+    struct fy_document *doc = fy_document_build_from_string(&pcfg, yaml, len);
+    int rc = load_document(cfg, doc, diag, name, err, err_len);
+    fy_document_destroy(doc);
+    fy_diag_destroy(diag);
+    return rc;
+}
+
+int config_load_file(mamori_config *cfg, const char *path, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, err_len, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    fclose(f);
+    struct fy_diag *diag = make_diag();
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET, .diag = diag};
+    struct fy_document *doc = fy_document_build_from_file(&pcfg, path);
+    int rc = load_document(cfg, doc, diag, path, err, err_len);
+    fy_document_destroy(doc);
+    fy_diag_destroy(diag);
+    return rc;
+}
+
+int config_validate(const mamori_config *cfg, char *err, size_t err_len)
+{
+    const char *colon = strrchr(cfg->ingest.listen, ':');
+    if (!colon || colon == cfg->ingest.listen || !colon[1])
+        return errorf(err, err_len, "'ingest.listen' must be ADDR:PORT, not '%s'", cfg->ingest.listen);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return errorf(err, err_len, "'ingest.listen' port must be 0-65535, not '%s'", colon + 1);
+    if (cfg->ingest.max_batch_bytes < cfg->ingest.max_frame_bytes)
+        return errorf(err, err_len, "'ingest.max_batch_bytes' (%u) must be >= 'ingest.max_frame_bytes' (%u)",
+                      cfg->ingest.max_batch_bytes, cfg->ingest.max_frame_bytes);
+    uint32_t n = cfg->ingest.recv_buffers;
+    if (n & (n - 1)) return errorf(err, err_len, "'ingest.recv_buffers' must be a power of two, not %u", n);
+    if (cfg->ingest.threads > cfg->ingest.max_connections)
+        return errorf(err, err_len, "'ingest.threads' exceeds 'ingest.max_connections'");
+    for (uint32_t i = 0; i < cfg->store.tenant_count; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(cfg->store.tenants[i].name, cfg->store.tenants[j].name))
+                return errorf(err, err_len, "'store.tenants': tenant '%s' listed twice", cfg->store.tenants[i].name);
+    return 0;
+}
+
+void config_dump(const mamori_config *cfg, FILE *out)
+{
+    char section[32] = "";
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++) {
+        const config_key *k = &keys[i];
+        const char *dot = strchr(k->name, '.');
+        size_t slen = (size_t)(dot - k->name);
+        if (strlen(section) != slen || strncmp(section, k->name, slen) != 0) {
+            snprintf(section, sizeof section, "%.*s", (int)slen, k->name);
+            fprintf(out, "%s:\n", section);
+        }
+        const void *p = field_cptr(cfg, k);
+        fprintf(out, "  %s: ", dot + 1);
+        switch (k->type) {
+        case KEY_STRING:
+        case KEY_ENUM: fprintf(out, "\"%s\"", *(char *const *)p); break;
+        case KEY_BOOL: fprintf(out, "%s", *(const bool *)p ? "true" : "false"); break;
+        case KEY_U32: fprintf(out, "%u", *(const uint32_t *)p); break;
+        case KEY_U64: fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+        }
+        if (k->type == KEY_U32 || k->type == KEY_U64)
+            fprintf(out, "  # %s [%llu..%llu]\n", k->help, (unsigned long long)k->min, (unsigned long long)k->max);
+        else if (k->type == KEY_ENUM)
+            fprintf(out, "  # %s (%s)\n", k->help, k->choices);
+        else
+            fprintf(out, "  # %s\n", k->help);
+        if (!strcmp(k->name, "store.group_commit_max_bytes") && cfg->store.tenant_count) {
+            fprintf(out, "  tenants:\n");
+            for (uint32_t t = 0; t < cfg->store.tenant_count; t++)
+                fprintf(out, "    \"%s\": {retention_days: %u}\n", cfg->store.tenants[t].name,
+                        cfg->store.tenants[t].retention_days);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/* core/config.h — the one YAML configuration file (docs/configuration.md, and the
+ * commented example deploy/mamorid.yaml). Every key has a default and a range; unknown
+ * keys, wrong types and out-of-range values are errors naming the key and line.
+ * The loaded config is immutable after start-up and shared read-only. */
+#ifndef MAMORI_CORE_CONFIG_H
+#define MAMORI_CORE_CONFIG_H
+
+#include "base.h"
+
+#include <stdio.h>
+
+#define CONFIG_MAX_TENANT_OVERRIDES 256
+
+typedef struct config_tenant {
+    char *name;
+    uint32_t retention_days; /* 0: inherit store.retention_days */
+} config_tenant;
+
+typedef struct mamori_config {
+    struct {
+        char *level; /* debug | info | warn | error */
+    } log;
+    struct {
+        char *listen;      /* "ADDR:PORT" */
+        uint32_t threads;  /* io_uring threads, each with its own ring */
+        char *tls_cert;    /* server certificate (PEM) */
+        char *tls_key;     /* its private key */
+        char *tls_ca;      /* CA that signs agent certificates */
+        uint32_t max_connections; /* across all threads */
+        uint32_t max_frame_bytes;
+        uint32_t max_batch_bytes;  /* decompressed EVENTS payload */
+        uint32_t max_batch_events;
+        uint32_t max_unacked_batches; /* per connection */
+        uint32_t max_events_per_second; /* per connection */
+        uint64_t max_bytes_per_second;  /* per connection, wire bytes */
+        uint32_t handshake_timeout_ms;
+        uint32_t heartbeat_interval_ms;
+        uint32_t max_handshakes_per_second; /* per ingest thread */
+        uint32_t max_event_age_days;   /* older event times are not trusted for ordering */
+        uint32_t max_clock_skew_s;     /* event times further in the future neither */
+        uint32_t recv_buffer_bytes;    /* size of each provided receive buffer */
+        uint32_t recv_buffers;         /* provided receive buffers per thread */
+    } ingest;
+    struct {
+        char *type; /* embedded | kafka */
+        uint32_t queue_batches;     /* per consumer partition */
+        uint64_t max_inflight_bytes; /* memory of batches published but not yet released */
+    } bus;
+    struct {
+        char *path;
+        bool sync;
+        uint32_t retention_days;
+        uint32_t retention_check_interval_s;
+        uint64_t block_cache_bytes;
+        uint64_t write_buffer_bytes;
+        uint32_t zstd_level;
+        uint32_t zstd_dict_bytes;
+        uint32_t index_slice_ms;
+        uint64_t index_slice_max_bytes;
+        uint32_t group_commit_max_batches;
+        uint64_t group_commit_max_bytes;
+        config_tenant tenants[CONFIG_MAX_TENANT_OVERRIDES];
+        uint32_t tenant_count;
+    } store;
+} mamori_config;
+
+/* Fills every key with its default. Strings are heap copies owned by the config. */
+void config_defaults(mamori_config *cfg);
+/* Loads a YAML file over the defaults. On error returns -EINVAL (or -errno for I/O) and
+ * writes a message naming the file, line and key to err. */
+int config_load_file(mamori_config *cfg, const char *path, char *err, size_t err_len) MAMORI_WUR;
+/* Same, from a string (tests); `name` is used in messages. */
+int config_load_string(mamori_config *cfg, const char *yaml, size_t len, const char *name, char *err,
+                       size_t err_len) MAMORI_WUR;
+/* Cross-key checks (e.g. max_batch_bytes >= max_frame_bytes). */
+int config_validate(const mamori_config *cfg, char *err, size_t err_len) MAMORI_WUR;
+/* Sets one key from a dotted name and text ("ingest.threads", "4"); for command-line
+ * overrides. Same checks as the file. */
+int config_set(mamori_config *cfg, const char *key, const char *value, char *err, size_t err_len) MAMORI_WUR;
+void config_free(mamori_config *cfg);
+/* Writes the effective configuration as YAML (every key, with its range as a comment). */
+void config_dump(const mamori_config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,128 @@
+/* Unit tests: core/config.c — defaults, loading, and errors that name key and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+
+static int load(mamori_config *cfg, const char *yaml, char *err, size_t n)
+{
+    config_defaults(cfg);
+    return config_load_string(cfg, yaml, strlen(yaml), "test.yaml", err, n);
+}
+
+static void test_defaults_are_valid(void **state)
+{
+    (void)state;
+    mamori_config cfg;
+    char err[256];
+    config_defaults(&cfg);
+    assert_int_equal(config_validate(&cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.ingest.threads, 2);
+    assert_int_equal(cfg.ingest.max_frame_bytes, 4u * 1024 * 1024);
+    assert_true(cfg.store.sync);
+    assert_string_equal(cfg.bus.type, "embedded");
+    config_free(&cfg);
+}
+
+static void test_load_values_and_sizes(void **state)
+{
+    (void)state;
+    mamori_config cfg;
+    char err[256] = "";
+    int rc = load(&cfg,
+                  "log:\n  level: debug\n"
+                  "ingest:\n  listen: 127.0.0.1:9000\n  threads: 4\n  max_frame_bytes: 8MiB\n"
+                  "store:\n  path: /tmp/x\n  sync: false\n  retention_days: 7\n"
+                  "  tenants:\n    acme: {retention_days: 90}\n    beta: {}\n",
+                  err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg.log.level, "debug");
+    assert_string_equal(cfg.ingest.listen, "127.0.0.1:9000");
+    assert_int_equal(cfg.ingest.threads, 4);
+    assert_int_equal(cfg.ingest.max_frame_bytes, 8u * 1024 * 1024);
+    assert_false(cfg.store.sync);
+    assert_int_equal(cfg.store.tenant_count, 2);
+    assert_string_equal(cfg.store.tenants[0].name, "acme");
+    assert_int_equal(cfg.store.tenants[0].retention_days, 90);
+    assert_int_equal(cfg.store.tenants[1].retention_days, 0); /* inherits */
+    config_free(&cfg);
+}
+
+static void expect_error(const char *yaml, const char *needle)
+{
+    mamori_config cfg;
+    char err[256] = "";
+    int rc = load(&cfg, yaml, err, sizeof err);
+    if (rc == 0) fail_msg("accepted: %s", yaml);
+    if (!strstr(err, needle)) fail_msg("error '%s' lacks '%s'", err, needle);
+    config_free(&cfg);
+}
+
+static void test_errors_name_key_and_line(void **state)
+{
+    (void)state;
+    expect_error("ingest:\n  threads: 2\n  thredas: 3\n", "test.yaml line 3: unknown key 'ingest.thredas'");
+    expect_error("bogus: 1\n", "line 1: unknown key 'bogus'");
+    expect_error("ingest:\n  threads: 0\n", "line 2: 'ingest.threads' = 0 out of range [1, 64]");
+    expect_error("ingest:\n  threads: many\n", "'ingest.threads' must be a non-negative integer");
+    expect_error("ingest:\n  threads: -1\n", "'ingest.threads' must be a non-negative integer");
+    expect_error("store:\n  sync: maybe\n", "'store.sync' must be true or false");
+    expect_error("log:\n  level: loud\n", "'log.level' must be one of");
+    expect_error("ingest: 3\n", "'ingest' must be a mapping");
+    expect_error("ingest:\n  threads: [1]\n", "'ingest.threads' must be a scalar");
+    expect_error("ingest:\n  listen: nowhere\n", "'ingest.listen' must be ADDR:PORT");
+    expect_error("ingest:\n  max_frame_bytes: 64MiB\n  max_batch_bytes: 1MiB\n", "must be >= 'ingest.max_frame_bytes'");
+    expect_error("store:\n  tenants:\n    acme: {retention: 3}\n", "line 3: unknown key 'store.tenants.acme.retention'");
+    expect_error("store:\n  tenants:\n    acme: {retention_days: 0}\n", "retention_days' must be an integer");
+    expect_error("ingest:\n  threads: 2\n threads: 3\n", "test.yaml line");
+    expect_error("- a\n- b\n", "top level must be a mapping");
+}
+
+static void test_set_override(void **state)
+{
+    (void)state;
+    mamori_config cfg;
+    char err[256];
+    config_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "ingest.threads", "3", err, sizeof err), 0);
+    assert_int_equal(cfg.ingest.threads, 3);
+    assert_int_equal(config_set(&cfg, "ingest.nope", "3", err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "unknown configuration key 'ingest.nope'"));
+    config_free(&cfg);
+}
+
+static void test_dump_reloads(void **state)
+{
+    (void)state;
+    mamori_config cfg, again;
+    char err[256] = "";
+    config_defaults(&cfg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_dump(&cfg, f);
+    fclose(f);
+    config_defaults(&again);
+    assert_int_equal(config_load_string(&again, text, len, "dump", err, sizeof err), 0);
+    assert_int_equal(again.ingest.max_unacked_batches, cfg.ingest.max_unacked_batches);
+    free(text);
+    config_free(&cfg);
+    config_free(&again);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_are_valid),      cmocka_unit_test(test_load_values_and_sizes),
+        cmocka_unit_test(test_errors_name_key_and_line), cmocka_unit_test(test_set_override),
+        cmocka_unit_test(test_dump_reloads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
