@@ -1,0 +1,42 @@
+/* bus/bus.c — batch lifetime and dispatch to the configured bus implementation. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+bus_batch *bus_batch_create(size_t arena_chunk_bytes)
+{
+    bus_batch *b = mamori_xcalloc(1, sizeof *b);
+    arena_init(&b->arena, arena_chunk_bytes);
+    atomic_init(&b->refs, 0);
+    return b;
+}
+
+void bus_batch_destroy(bus_batch *b)
+{
+    if (!b) return;
+    arena_fini(&b->arena);
+    free(b);
+}
+
+int bus_add_group(bus *b, const char *group, uint32_t partitions) { return b->ops->add_group(b, group, partitions); }
+int bus_publish(bus *b, bus_batch *batch) { return b->ops->publish(b, batch); }
+int bus_on_wakeup(bus *b, void (*fn)(void *ctx), void *ctx) { return b->ops->on_wakeup(b, fn, ctx); }
+int bus_consumer_open(bus *b, const char *group, uint32_t partition, bus_consumer **out)
+{
+    return b->ops->consumer_open(b, group, partition, out);
+}
+int bus_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms)
+{
+    return c->owner->ops->poll(c, out, max, timeout_ms);
+}
+void bus_done(bus_consumer *c, bus_batch **batches, size_t n) { c->owner->ops->done(c, batches, n); }
+void bus_consumer_close(bus_consumer *c)
+{
+    if (c) c->owner->ops->consumer_close(c);
+}
+void bus_shutdown(bus *b) { b->ops->shutdown(b); }
+void bus_destroy(bus *b)
+{
+    if (b) b->ops->destroy(b);
+}
+void bus_get_stats(bus *b, bus_stats *out) { b->ops->get_stats(b, out); }

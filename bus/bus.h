@@ -1,0 +1,107 @@
+/* bus/bus.h — how a batch travels from ingest to its consumers (store, detect).
+ *
+ * Ingest publishes normalized batches; consumer groups ("store", "detect") each see every
+ * batch once, partitioned by agent so one host's batches stay in order. A batch becomes
+ * *durable* when the bus says so: in the embedded bus, when the durable group (the store)
+ * has written it to its WAL; with Kafka, when the broker acknowledged it (acks=all). Only
+ * then does ingest ACK the agent. Ingest, store and detect only see this header; the
+ * embedded and Kafka implementations live behind it. */
+#ifndef MAMORI_BUS_H
+#define MAMORI_BUS_H
+
+#include "core/arena.h"
+#include "core/base.h"
+#include "core/event.h"
+
+#include <stdatomic.h>
+
+typedef struct bus bus;
+typedef struct bus_consumer bus_consumer;
+typedef struct bus_batch bus_batch;
+
+/* Called once per published batch, from a bus thread, when it is durable (status 0) or
+ * can never become durable (negative errno: e.g. the bus shut down first). Must be quick
+ * and must not call back into the bus. */
+typedef void (*bus_durable_fn)(bus_batch *batch, int status, void *ctx);
+
+struct bus_batch {
+    /* identity (strings live in the arena) */
+    const char *tenant;
+    const char *agent_id;
+    uint64_t tenant_hash; /* event_tenant_hash */
+    uint64_t agent_hash;  /* event_agent_hash */
+    uint64_t seq;
+    int64_t received_us;
+    /* content: normalized events, in order (rejected events are not here) */
+    mamori_event *events;
+    uint32_t event_count;
+    uint32_t rejected_count;
+    /* opaque to the bus: what ingest needs to answer the agent when durable */
+    const char *ack_payload;
+    uint32_t ack_payload_len;
+    uint32_t ack_thread;   /* ingest thread that owns the agent */
+    bus_durable_fn on_durable;
+    void *on_durable_ctx;
+    int64_t published_mono_us; /* for ack latency */
+    /* memory: everything above is allocated in this arena */
+    arena arena;
+    /* bus bookkeeping */
+    atomic_int refs;
+    uint32_t partition;
+    size_t accounted_bytes;
+};
+
+/* Creates an empty batch with its own arena (chunk size hint). Owned by the caller until
+ * published; bus_batch_destroy only for batches never published. */
+bus_batch *bus_batch_create(size_t arena_chunk_bytes);
+void bus_batch_destroy(bus_batch *b);
+
+typedef struct bus_options {
+    const char *durable_group;  /* group whose completion makes a batch durable ("store") */
+    uint32_t queue_batches;     /* per partition */
+    uint64_t max_inflight_bytes;
+} bus_options;
+
+/* Embedded bus: bounded in-process queues. */
+int bus_embedded_create(const bus_options *opt, bus **out) MAMORI_WUR;
+
+/* Declares a consumer group with `partitions` partitions before publishing starts; each
+ * partition is then consumed by exactly one bus_consumer. */
+int bus_add_group(bus *b, const char *group, uint32_t partitions) MAMORI_WUR;
+
+/* Publishes a batch to every group. Takes ownership on success (0). Returns -EAGAIN when a
+ * queue is full or the in-flight memory budget is used up: the caller keeps the batch,
+ * stops reading from its source, and retries after the wakeup callback fires.
+ * Thread-safe. */
+int bus_publish(bus *b, bus_batch *batch) MAMORI_WUR;
+
+/* Registers a function the bus calls (from a consumer thread) when room appears after a
+ * publish was refused. At most 16 registrations. */
+int bus_on_wakeup(bus *b, void (*fn)(void *ctx), void *ctx) MAMORI_WUR;
+
+/* Opens the consumer of one partition of a group. */
+int bus_consumer_open(bus *b, const char *group, uint32_t partition, bus_consumer **out) MAMORI_WUR;
+/* Waits up to timeout_ms for batches; returns how many were stored in out (0 on timeout),
+ * or -ESHUTDOWN once the bus is closed and the partition drained. The consumer now holds
+ * a reference to each. */
+int bus_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms) MAMORI_WUR;
+/* The consumer's work on these batches is complete (for the durable group: durable).
+ * Drops the consumer's references. */
+void bus_done(bus_consumer *c, bus_batch **batches, size_t n);
+void bus_consumer_close(bus_consumer *c);
+
+/* Stops accepting publishes; consumers drain what is queued and then see -ESHUTDOWN. */
+void bus_shutdown(bus *b);
+/* Frees the bus; all consumers must be closed. */
+void bus_destroy(bus *b);
+
+typedef struct bus_stats {
+    uint64_t published;
+    uint64_t refused;        /* -EAGAIN returns */
+    uint64_t inflight_bytes;
+    uint64_t inflight_batches;
+    uint64_t queued_batches; /* sum over all partitions */
+} bus_stats;
+void bus_get_stats(bus *b, bus_stats *out);
+
+#endif

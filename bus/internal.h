@@ -1,0 +1,28 @@
+/* bus/internal.h — the implementation table behind bus.h (embedded now, Kafka later). */
+#ifndef MAMORI_BUS_INTERNAL_H
+#define MAMORI_BUS_INTERNAL_H
+
+#include "bus.h"
+
+struct bus_ops {
+    int (*add_group)(bus *b, const char *group, uint32_t partitions);
+    int (*publish)(bus *b, bus_batch *batch);
+    int (*on_wakeup)(bus *b, void (*fn)(void *ctx), void *ctx);
+    int (*consumer_open)(bus *b, const char *group, uint32_t partition, bus_consumer **out);
+    int (*poll)(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms);
+    void (*done)(bus_consumer *c, bus_batch **batches, size_t n);
+    void (*consumer_close)(bus_consumer *c);
+    void (*shutdown)(bus *b);
+    void (*destroy)(bus *b);
+    void (*get_stats)(bus *b, bus_stats *out);
+};
+
+struct bus {
+    const struct bus_ops *ops;
+};
+
+struct bus_consumer {
+    bus *owner;
+};
+
+#endif
