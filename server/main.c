@@ -1,0 +1,287 @@
+/* server/main.c — mamorid: loads the configuration (or prepares a development node), opens
+ * the store, starts the embedded bus, the store writer and ingest, logs a stats line every
+ * 10 s, and shuts down in order on SIGINT/SIGTERM: stop ingest (no new batches), drain the
+ * bus into the store, close the store. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "internal.h"
+
+#define MOD "mamorid"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mamorid [--config FILE] [--set KEY=VALUE]...\n"
+            "       mamorid --dev DIR [--ingest-port P] [--api-port Q] [--config FILE] [--set KEY=VALUE]...\n"
+            "       mamorid --check-config FILE\n"
+            "       mamorid --print-config [--config FILE]\n"
+            "\n"
+            "  --config FILE      YAML configuration (docs/configuration.md; example deploy/mamorid.yaml)\n"
+            "  --set KEY=VALUE    override one key, e.g. --set store.sync=false\n"
+            "  --dev DIR          development node on loopback: PKI, data and admin key in DIR\n"
+            "  --ingest-port P    with --dev: agent port (default 7443; 0 picks a free one)\n"
+            "  --api-port Q       with --dev: API port written to dev.json (default 8443)\n"
+            "  --check-config F   validate F and exit (0 valid, 2 invalid)\n"
+            "  --print-config     print the effective configuration and exit\n"
+            "  --version          print the version\n");
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void log_stats(ingest *in, bus *b, store_worker *w, store *db, ingest_stats *prev, double seconds)
+{
+    ingest_stats s;
+    ingest_get_stats(in, &s);
+    bus_stats bs;
+    bus_get_stats(b, &bs);
+    store_stats ss;
+    store_get_stats(db, &ss);
+    uint64_t events = s.events_accepted - prev->events_accepted;
+    uint64_t acks = s.ack_latency_count - prev->ack_latency_count;
+    double ack_ms = acks ? (double)(s.ack_latency_us_sum - prev->ack_latency_us_sum) / (double)acks / 1000.0 : 0;
+    uint64_t groups = atomic_load(&w->groups);
+    LOG_INFO(MOD,
+             "stats agents=%llu connections=%llu events_per_s=%.0f events_total=%llu rejected_total=%llu "
+             "batches_acked=%llu ack_ms_avg=%.2f violations=%llu handshake_failures=%llu backpressure_pauses=%llu "
+             "bus_queued=%llu bus_inflight_mib=%.1f store_groups=%llu store_events=%llu store_sst_mib=%.1f "
+             "index_pending=%llu",
+             (unsigned long long)s.agents_connected, (unsigned long long)s.connections_active,
+             (double)events / seconds, (unsigned long long)s.events_accepted, (unsigned long long)s.events_rejected,
+             (unsigned long long)s.batches_acked, ack_ms, (unsigned long long)s.protocol_violations,
+             (unsigned long long)s.handshakes_failed, (unsigned long long)s.backpressure_pauses,
+             (unsigned long long)bs.queued_batches, (double)bs.inflight_bytes / 1048576.0,
+             (unsigned long long)groups, (unsigned long long)atomic_load(&w->events),
+             (double)ss.total_sst_bytes / 1048576.0, (unsigned long long)ss.index_entries_pending);
+    *prev = s;
+}
+
+static int durable_seq(void *ctx, uint64_t tenant_hash, uint64_t agent_hash, uint64_t *seq)
+{
+    return store_agent_durable_seq(ctx, tenant_hash, agent_hash, seq);
+}
+
+static void fill_store_options(const mamori_config *cfg, store_options *so, store_tenant_retention *ret)
+{
+    store_options_default(so);
+    so->path = cfg->store.path;
+    so->sync = cfg->store.sync;
+    so->retention_days = cfg->store.retention_days;
+    so->block_cache_bytes = cfg->store.block_cache_bytes;
+    so->write_buffer_bytes = cfg->store.write_buffer_bytes;
+    so->zstd_level = (int)cfg->store.zstd_level;
+    so->zstd_dict_bytes = cfg->store.zstd_dict_bytes;
+    so->index_slice_ms = cfg->store.index_slice_ms;
+    so->index_slice_max_bytes = cfg->store.index_slice_max_bytes;
+    for (uint32_t i = 0; i < cfg->store.tenant_count; i++) {
+        ret[i].tenant = cfg->store.tenants[i].name;
+        ret[i].days = cfg->store.tenants[i].retention_days ? cfg->store.tenants[i].retention_days
+                                                           : cfg->store.retention_days;
+    }
+    so->tenant_retention = ret;
+    so->tenant_retention_count = cfg->store.tenant_count;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {
+        {"config", required_argument, NULL, 'c'},      {"set", required_argument, NULL, 's'},
+        {"dev", required_argument, NULL, 'd'},         {"ingest-port", required_argument, NULL, 'i'},
+        {"api-port", required_argument, NULL, 'a'},    {"check-config", required_argument, NULL, 'k'},
+        {"print-config", no_argument, NULL, 'p'},      {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *dev_dir = NULL, *check_path = NULL;
+    const char *sets[64];
+    int set_count = 0;
+    bool print_config = false;
+    long ingest_port_arg = 7443, api_port = 8443;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:s:d:h", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 's':
+            if (set_count == 64) {
+                fprintf(stderr, "mamorid: too many --set options\n");
+                return 2;
+            }
+            sets[set_count++] = optarg;
+            break;
+        case 'd': dev_dir = optarg; break;
+        case 'i': ingest_port_arg = strtol(optarg, NULL, 10); break;
+        case 'a': api_port = strtol(optarg, NULL, 10); break;
+        case 'k': check_path = optarg; break;
+        case 'p': print_config = true; break;
+        case 'v': printf("mamorid 0.1.0 (agent protocol 1)\n"); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mamorid: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (ingest_port_arg < 0 || ingest_port_arg > 65535 || api_port < 0 || api_port > 65535) {
+        fprintf(stderr, "mamorid: ports must be 0-65535\n");
+        return 2;
+    }
+
+    mamori_config cfg;
+    char err[1024];
+    config_defaults(&cfg);
+    if (check_path) {
+        int rc = config_load_file(&cfg, check_path, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "mamorid: %s\n", err);
+            config_free(&cfg);
+            return 2;
+        }
+        printf("%s: configuration valid\n", check_path);
+        config_free(&cfg);
+        return 0;
+    }
+    if (config_path && config_load_file(&cfg, config_path, err, sizeof err)) {
+        fprintf(stderr, "mamorid: %s\n", err);
+        return 2;
+    }
+    for (int i = 0; i < set_count; i++) {
+        char key[128];
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || (size_t)(eq - sets[i]) >= sizeof key) {
+            fprintf(stderr, "mamorid: --set expects KEY=VALUE, not '%s'\n", sets[i]);
+            return 2;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+        if (config_set(&cfg, key, eq + 1, err, sizeof err)) {
+            fprintf(stderr, "mamorid: --set %s\n", err);
+            return 2;
+        }
+    }
+    dev_setup dev = {0};
+    if (dev_dir) {
+        snprintf(dev.dir, sizeof dev.dir, "%s", dev_dir);
+        dev.ingest_port = (uint16_t)ingest_port_arg;
+        dev.api_port = (uint16_t)api_port;
+        if (dev_prepare(&dev, &cfg, err, sizeof err)) {
+            fprintf(stderr, "mamorid: %s\n", err);
+            return 1;
+        }
+    }
+    if (config_validate(&cfg, err, sizeof err)) {
+        fprintf(stderr, "mamorid: %s\n", err);
+        return 2;
+    }
+    if (print_config) {
+        config_dump(&cfg, stdout);
+        config_free(&cfg);
+        return 0;
+    }
+    enum log_level level;
+    if (log_level_parse(cfg.log.level, &level) == 0) log_set_level(level);
+
+    raise_fd_limit();
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this; main waits for them */
+
+    int exit_code = 1;
+    store *db = NULL;
+    bus *b = NULL;
+    ingest *in = NULL;
+    store_worker worker;
+    bool worker_started = false;
+    store_tenant_retention retention[CONFIG_MAX_TENANT_OVERRIDES];
+    store_options so;
+    fill_store_options(&cfg, &so, retention);
+    if (store_open(&so, &db, err, sizeof err)) {
+        LOG_ERROR(MOD, "cannot open store path=%s: %s", cfg.store.path, err);
+        goto out;
+    }
+    if (dev_dir && dev_ensure_admin_key(&dev, db, err, sizeof err)) {
+        LOG_ERROR(MOD, "%s", err);
+        goto out;
+    }
+    bus_options bo = {.durable_group = "store", .queue_batches = cfg.bus.queue_batches,
+                      .max_inflight_bytes = cfg.bus.max_inflight_bytes};
+    if (bus_embedded_create(&bo, &b) || bus_add_group(b, "store", 1)) {
+        LOG_ERROR(MOD, "cannot create the embedded bus");
+        goto out;
+    }
+    if (store_worker_start(&worker, db, b, &cfg)) {
+        LOG_ERROR(MOD, "cannot start the store writer");
+        goto out;
+    }
+    worker_started = true;
+    ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db};
+    if (ingest_create(&io, &in, err, sizeof err)) {
+        LOG_ERROR(MOD, "cannot start ingest: %s", err);
+        goto out;
+    }
+    if (ingest_start(in)) {
+        LOG_ERROR(MOD, "cannot start ingest threads");
+        goto out;
+    }
+    if (dev_dir) {
+        if (dev_write_json(&dev, ingest_port(in), err, sizeof err)) {
+            LOG_ERROR(MOD, "%s", err);
+            goto out;
+        }
+        fprintf(stderr,
+                "\nmamorid development node (embedded bus, single process)\n"
+                "  directory   %s\n"
+                "  data        %s\n"
+                "  ingest      127.0.0.1:%u  (TLS 1.3, agents need a certificate from %s/ca.pem)\n"
+                "  api         https://127.0.0.1:%u  (arrives with the API; key in %s)\n"
+                "  dev.json    %s\n"
+                "  next        mamori-agent-sim --dev %s --agents 50 --duration 60\n"
+                "              then watch the 'stats' lines below; stop with Ctrl-C\n\n",
+                dev.dir, cfg.store.path, ingest_port(in), dev.dir, dev.api_port, dev.admin_key_path,
+                dev.dev_json_path, dev.dir);
+    }
+    LOG_INFO(MOD, "ready ingest_port=%u store=%s sync=%s", ingest_port(in), cfg.store.path,
+             cfg.store.sync ? "true" : "false");
+
+    ingest_stats prev = {0};
+    int64_t last_us = clock_mono_us();
+    for (;;) {
+        struct timespec timeout = {10, 0};
+        int sig = sigtimedwait(&sigs, NULL, &timeout);
+        int64_t now_us = clock_mono_us();
+        if (sig == SIGINT || sig == SIGTERM) {
+            LOG_INFO(MOD, "signal %d: shutting down", sig);
+            break;
+        }
+        log_stats(in, b, &worker, db, &prev, (double)(now_us - last_us) / 1e6);
+        last_us = now_us;
+    }
+    exit_code = 0;
+out:
+    if (in) ingest_stop(in);
+    if (b) bus_shutdown(b);
+    if (worker_started) store_worker_join(&worker);
+    if (db) store_close(db);
+    ingest_destroy(in);
+    bus_destroy(b);
+    config_free(&cfg);
+    if (exit_code == 0) LOG_INFO(MOD, "stopped");
+    return exit_code;
+}
