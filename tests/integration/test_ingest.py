@@ -17,11 +17,13 @@ def dev_dir():
 
 
 def agent_ids(n, prefix="sim"):
-    return ["%s-%05d" % (prefix, i) for i in range(1, n + 1)]
+    return ["%s-%05d" % (prefix, i) for i in range(n)]
 
 
 def host_index_counts(dev_dir, agents):
-    args = ["store", "lookup", "--dev", dev_dir, "--tenant", "default", "--field", "host.id"]
+    """Counts through the host.name index (the simulator names each host after its agent;
+    host.id is the host's own GUID, as real agents send it)."""
+    args = ["store", "lookup", "--dev", dev_dir, "--tenant", "default", "--field", "host.name"]
     for a in agents:
         args += ["--value", a]
     return ctl(*args)
