@@ -406,6 +406,9 @@ void conn_tick(ingest_thread *t, conn *c)
         }
         return;
     case CONN_READY: {
+        /* While we are not reading (backpressure) the agent's heartbeats cannot arrive:
+         * silence then is ours, not the agent's, and never counts as idle. */
+        if (c->pause) c->last_rx_ms = now;
         if (now - c->last_rx_ms > 3 * (int64_t)cfg->ingest.heartbeat_interval_ms) {
             conn_close(t, c, "idle timeout");
             return;
