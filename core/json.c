@@ -533,6 +533,6 @@ void json_write_value(buf *out, const json_value *v)
         }
         buf_putc(out, '}');
         break;
-    default: MAMORI_ASSERT(!"unknown json type");
+    default: mamori_panic(__FILE__, __LINE__, "unknown json type %d", v->type);
     }
 }

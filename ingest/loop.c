@@ -225,7 +225,7 @@ static void on_recv(ingest_thread *t, conn *c, struct io_uring_cqe *cqe)
         io_uring_buf_ring_add(t->buf_ring, data, t->buf_size, (unsigned short)bid,
                               io_uring_buf_ring_mask(t->buf_count), (int)t->bufs_to_return++);
     } else if (res > 0) {
-        MAMORI_ASSERT(!"recv completed without a provided buffer");
+        mamori_panic(__FILE__, __LINE__, "recv completed without a provided buffer");
     }
     if (res == 0) {
         c->peer_closed = true;
@@ -377,7 +377,7 @@ static void handle_cqe(ingest_thread *t, struct io_uring_cqe *cqe)
         return;
     case OP_CANCEL: return;
     }
-    MAMORI_ASSERT(!"unknown completion");
+    mamori_panic(__FILE__, __LINE__, "unknown completion op %d", (int)ud_op(ud));
 }
 
 static void *thread_main(void *arg)

@@ -301,7 +301,7 @@ static void next_activity(sim_model *m, model_activity *act)
         act->choice = &model_dlls[profile][sim_rng_below(&m->rng, model_dll_counts[profile])];
         break;
     }
-    default: MAMORI_ASSERT(!"activity kind");
+    default: mamori_panic(__FILE__, __LINE__, "activity kind %d", (int)act->kind);
     }
 }
 
