@@ -91,6 +91,7 @@ typedef struct conn {
     bool recv_armed;
     bool send_armed;
     bool peer_closed;
+    bool bios_renewed; /* handshake-sized BIO buffers replaced once idle */
     int fd;
     uint32_t ops_in_flight;
     SSL *ssl;

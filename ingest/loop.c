@@ -92,6 +92,17 @@ void loop_flush(ingest_thread *t, conn *c)
     size_t pending = BIO_ctrl_pending(c->wbio);
     if (pending == 0) {
         if (c->state == CONN_CLOSING) start_draining(t, c);
+        else if (c->state == CONN_READY && !c->bios_renewed && BIO_ctrl_pending(c->rbio) == 0) {
+            /* Memory BIOs keep the capacity of the largest flight they carried (the
+             * handshake); give an established, idle connection small ones. */
+            BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+            MAMORI_ASSERT(r && w);
+            BIO_set_mem_eof_return(r, -1);
+            SSL_set_bio(c->ssl, r, w); /* frees the old pair */
+            c->rbio = r;
+            c->wbio = w;
+            c->bios_renewed = true;
+        }
         return;
     }
     if (pending > INGEST_OUTPUT_MAX_BYTES) {
@@ -261,8 +272,7 @@ static void on_send(ingest_thread *t, conn *c, struct io_uring_cqe *cqe)
         submit_send(t, c);
         return;
     }
-    buf_clear(&c->send);
-    if (c->send.cap > 65536) buf_fini(&c->send);
+    buf_fini(&c->send); /* nothing held while idle; refilled from the TLS write BIO */
     loop_flush(t, c);
     maybe_release(t, c);
 }
