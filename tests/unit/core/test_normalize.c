@@ -1,0 +1,1233 @@
+/* tests/unit/core/test_normalize.c — normalize_event (core/normalize.c): ECS flattening
+ * and canonical output, stamping, time rules, rejections; the three winlog shapes giving
+ * byte-identical events; every SigmaHQ regression event and a sample of OTRF recordings
+ * (read from MAMORI_DATA_DIR, never copied here) normalizing cleanly with the logsource
+ * their rule expects. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/ecs_map.h"
+#include "core/event.h"
+#include "core/json.h"
+#include "core/logsource.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define RECEIVED_US 1714566896000000LL /* 2024-05-01T12:34:56Z */
+
+struct fixture {
+    json_parser *parser;
+    normalizer *norm;
+    arena arena;
+    event_stamp stamp;
+    char err[160];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->parser = json_parser_create();
+    f->norm = normalizer_create();
+    arena_init(&f->arena, 1u << 20);
+    f->stamp = (event_stamp){.tenant = "acme", .agent_id = "agent-7", .agent_hash = 7, .seq = 1,
+                             .received_us = RECEIVED_US};
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    arena_fini(&f->arena);
+    normalizer_destroy(f->norm);
+    json_parser_destroy(f->parser);
+    free(f);
+    return 0;
+}
+
+/* Parses text (copied into the arena so it outlives the call) and normalizes it. */
+static int norm_text(struct fixture *f, enum event_format format, const char *text, mamori_event *ev)
+{
+    size_t len = strlen(text);
+    char *copy = arena_strndup(&f->arena, text, len);
+    json_value *v = arena_alloc(&f->arena, sizeof *v);
+    json_error jerr;
+    int rc = json_parse(f->parser, &f->arena, copy, len, v, &jerr);
+    if (rc) fail_msg("test JSON does not parse: %s at %zu: %s", jerr.msg, jerr.offset, text);
+    f->err[0] = '\0';
+    return normalize_event(f->norm, &f->arena, format, v, &f->stamp, 3, ev, f->err, sizeof f->err);
+}
+
+static mamori_event must_norm(struct fixture *f, enum event_format format, const char *text)
+{
+    mamori_event ev;
+    int rc = norm_text(f, format, text, &ev);
+    if (rc) fail_msg("rejected (%s): %s", f->err, text);
+    return ev;
+}
+
+static void expect_reject(struct fixture *f, enum event_format format, const char *text, const char *reason)
+{
+    mamori_event ev;
+    int rc = norm_text(f, format, text, &ev);
+    if (rc != -EINVAL) fail_msg("expected rejection '%s', got rc %d for %s", reason, rc, text);
+    if (!strstr(f->err, reason)) fail_msg("reason '%s' does not contain '%s'", f->err, reason);
+}
+
+static const json_value *get(const mamori_event *ev, const char *path) { return event_get_cstr(ev, path); }
+
+static void assert_str(const mamori_event *ev, const char *path, const char *want)
+{
+    const json_value *v = get(ev, path);
+    if (!v) fail_msg("%s missing in %s", path, ev->json);
+    if (v->type != JSON_STRING || v->len != strlen(want) || memcmp(v->str, want, v->len) != 0)
+        fail_msg("%s: want \"%s\" in %s", path, want, ev->json);
+}
+
+static void assert_int(const mamori_event *ev, const char *path, int64_t want)
+{
+    const json_value *v = get(ev, path);
+    if (!v) fail_msg("%s missing in %s", path, ev->json);
+    if (v->type != JSON_NUMBER || !(v->flags & JSON_FLAG_INT) || v->num.i != want)
+        fail_msg("%s: want %" PRId64 " in %s", path, want, ev->json);
+}
+
+static void assert_absent(const mamori_event *ev, const char *path)
+{
+    if (get(ev, path)) fail_msg("%s should be absent in %s", path, ev->json);
+}
+
+static void assert_same_event(const mamori_event *a, const mamori_event *b)
+{
+    if (a->json_len != b->json_len || memcmp(a->json, b->json, a->json_len) != 0)
+        fail_msg("events differ:\n  %s\n  %s", a->json, b->json);
+    assert_int_equal(a->field_count, b->field_count);
+    for (uint32_t i = 0; i < a->field_count; i++) {
+        assert_int_equal(a->fields[i].path_len, b->fields[i].path_len);
+        assert_memory_equal(a->fields[i].path, b->fields[i].path, a->fields[i].path_len);
+    }
+    assert_true(a->ts_us == b->ts_us);
+}
+
+/* Invariants of every normalized event: fields bytewise sorted and unique, NUL-terminated
+ * paths, JSON that parses back into exactly these fields. */
+static void check_invariants(struct fixture *f, const mamori_event *ev);
+
+static void flatten_into(const json_value *v, char *path, size_t len, const char **paths, size_t *count, size_t cap)
+{
+    if (v->type != JSON_OBJECT) {
+        assert_true(*count < cap);
+        paths[(*count)++] = strndup(path, len);
+        return;
+    }
+    for (uint32_t i = 0; i < v->len; i++) {
+        const json_member *m = &v->members[i];
+        size_t n = len;
+        if (n) path[n++] = '.';
+        memcpy(path + n, m->key, m->key_len);
+        flatten_into(&m->value, path, n + m->key_len, paths, count, cap);
+    }
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static void check_invariants(struct fixture *f, const mamori_event *ev)
+{
+    assert_true(ev->field_count <= EVENT_MAX_FIELDS);
+    assert_true(ev->ts_us >= 0);
+    for (uint32_t i = 0; i < ev->field_count; i++) {
+        const event_field *x = &ev->fields[i];
+        assert_int_equal(x->path[x->path_len], '\0');
+        assert_non_null(x->value);
+        assert_true(event_get(ev, x->path, x->path_len) == x->value);
+        if (i) {
+            const event_field *w = &ev->fields[i - 1];
+            int c = memcmp(w->path, x->path, w->path_len < x->path_len ? w->path_len : x->path_len);
+            assert_true(c < 0 || (c == 0 && w->path_len < x->path_len));
+        }
+    }
+    assert_int_equal(ev->json[ev->json_len], '\0');
+    json_value back;
+    json_error jerr;
+    if (json_parse(f->parser, &f->arena, ev->json, ev->json_len, &back, &jerr) != 0)
+        fail_msg("output does not parse (%s): %s", jerr.msg, ev->json);
+    static const char *paths[EVENT_MAX_FIELDS + 1];
+    static char path[4096];
+    size_t count = 0;
+    flatten_into(&back, path, 0, paths, &count, EVENT_MAX_FIELDS + 1);
+    assert_int_equal(count, ev->field_count);
+    /* no path in these tests holds NUL, so strcmp order is bytewise order */
+    qsort(paths, count, sizeof *paths, cmp_cstr);
+    for (size_t i = 0; i < count; i++) {
+        assert_string_equal(paths[i], ev->fields[i].path);
+        free((void *)paths[i]);
+    }
+}
+
+/* ---- ECS ------------------------------------------------------------------------------ */
+
+static void test_ecs_flatten_and_dotted_keys_are_equivalent(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event a = must_norm(f, EVENT_FORMAT_ECS,
+                               "{\"process\":{\"name\":\"cmd.exe\",\"pid\":42,\"parent\":{\"pid\":1}},\"host\":{\"name\":\"h\"}}");
+    mamori_event b = must_norm(f, EVENT_FORMAT_ECS,
+                               "{\"host.name\":\"h\",\"process.parent.pid\":1,\"process.pid\":42,\"process.name\":\"cmd.exe\"}");
+    mamori_event c = must_norm(f, EVENT_FORMAT_ECS,
+                               "{\"process\":{\"parent.pid\":1},\"process.name\":\"cmd.exe\",\"host\":{\"name\":\"h\"},"
+                               "\"process.pid\":42}");
+    assert_same_event(&a, &b);
+    assert_same_event(&a, &c);
+    check_invariants(f, &a);
+    assert_string_equal(a.json, "{\"host\":{\"id\":\"agent-7\",\"name\":\"h\"},\"mamori\":{\"agent_id\":\"agent-7\","
+                                "\"received\":\"2024-05-01T12:34:56.000000Z\",\"tenant\":\"acme\"},"
+                                "\"process\":{\"name\":\"cmd.exe\",\"parent\":{\"pid\":1},\"pid\":42}}");
+    assert_int_equal(a.index, 3);
+    assert_int_equal(a.field_count, 8);
+}
+
+static void test_ecs_canonical_output_is_deterministic(void **state)
+{
+    struct fixture *f = *state;
+    const char *in = "{\"z\":[3,\"x\",null,true],\"a\":{\"b\":\"\\u00e9\\n\\\"q\\\"\",\"a\":-1.5e3},"
+                     "\"m\":[{\"y\":1,\"x\":{\"d\":2,\"c\":1}}],\"e\":{},\"n\":null,\"@timestamp\":\"2024-05-01T12:00:00Z\"}";
+    mamori_event a = must_norm(f, EVENT_FORMAT_ECS, in);
+    mamori_event b = must_norm(f, EVENT_FORMAT_ECS, in);
+    assert_same_event(&a, &b);
+    check_invariants(f, &a);
+    /* arrays of scalars stay arrays, arrays with objects stay whole (members sorted),
+     * empty objects vanish, null stays, numbers keep their text */
+    assert_string_equal(a.json,
+                        "{\"@timestamp\":\"2024-05-01T12:00:00.000000Z\",\"a\":{\"a\":-1.5e3,\"b\":\"\xc3\xa9\\n\\\"q\\\"\"},"
+                        "\"host\":{\"id\":\"agent-7\"},\"m\":[{\"x\":{\"c\":1,\"d\":2},\"y\":1}],"
+                        "\"mamori\":{\"agent_id\":\"agent-7\",\"received\":\"2024-05-01T12:34:56.000000Z\","
+                        "\"tenant\":\"acme\"},\"n\":null,\"z\":[3,\"x\",null,true]}");
+    assert_int_equal(get(&a, "n")->type, JSON_NULL);
+    assert_int_equal(get(&a, "z")->type, JSON_ARRAY);
+    assert_int_equal(get(&a, "m")->type, JSON_ARRAY);
+    assert_absent(&a, "e");
+    /* reordering the input changes nothing */
+    mamori_event c = must_norm(f, EVENT_FORMAT_ECS,
+                               "{\"@timestamp\":\"2024-05-01T12:00:00Z\",\"n\":null,\"e\":{},\"m\":[{\"x\":{\"c\":1,\"d\":2},"
+                               "\"y\":1}],\"a\":{\"a\":-1.5e3,\"b\":\"\xc3\xa9\\n\\\"q\\\"\"},\"z\":[3,\"x\",null,true]}");
+    assert_same_event(&a, &c);
+}
+
+static void test_ecs_sorting_with_bytes_below_dot(void **state)
+{
+    struct fixture *f = *state;
+    /* '-' and ' ' sort below '.': JSON member order (per object) and the bytewise order of
+     * fields differ, and both must hold. */
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS, "{\"a-b\":1,\"a\":{\"c\":2,\"b c\":3},\"a b\":4,\"ab\":5}");
+    check_invariants(f, &ev);
+    assert_string_equal(ev.json, "{\"a\":{\"b c\":3,\"c\":2},\"a b\":4,\"a-b\":1,\"ab\":5,\"host\":{\"id\":\"agent-7\"},"
+                                 "\"mamori\":{\"agent_id\":\"agent-7\",\"received\":\"2024-05-01T12:34:56.000000Z\","
+                                 "\"tenant\":\"acme\"}}");
+    assert_string_equal(ev.fields[0].path, "a b");
+    assert_string_equal(ev.fields[1].path, "a-b");
+    assert_string_equal(ev.fields[2].path, "a.b c");
+    assert_string_equal(ev.fields[3].path, "a.c");
+    assert_int(&ev, "a-b", 1);
+    assert_int(&ev, "a.b c", 3);
+}
+
+static void test_ecs_duplicates_and_conflicts_are_rejected(void **state)
+{
+    struct fixture *f = *state;
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"a\":1,\"a\":2}", "duplicate field 'a'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"process.name\":\"x\",\"process\":{\"name\":\"y\"}}",
+                  "duplicate field 'process.name'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"process\":{\"pid\":1},\"process\":{\"pid\":1}}", "duplicate field 'process.pid'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"process\":\"x\",\"process.name\":\"y\"}", "conflicting field 'process'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"a\":1,\"a-b\":2,\"a.c\":3}", "conflicting field 'a'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"host\":\"h\"}", "conflicting field 'host'"); /* host.id is stamped */
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"x\",\"@timestamp\":\"y\"}", "duplicate field '@timestamp'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"a..b\":1}", "empty field name");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"\":1}", "empty field name");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"a\":{\"b.\":1}}", "empty field name");
+}
+
+static void test_ecs_not_an_object(void **state)
+{
+    struct fixture *f = *state;
+    expect_reject(f, EVENT_FORMAT_ECS, "[1,2]", "event is not an object");
+    expect_reject(f, EVENT_FORMAT_AUTO, "\"text\"", "event is not an object");
+    expect_reject(f, EVENT_FORMAT_WINLOG, "42", "event is not an object");
+    expect_reject(f, EVENT_FORMAT_AUTO, "null", "event is not an object");
+}
+
+static void test_ecs_limits(void **state)
+{
+    struct fixture *f = *state;
+    buf b;
+    buf_init(&b);
+    /* EVENT_MAX_FIELDS input fields plus the stamps: too many */
+    buf_putc(&b, '{');
+    for (int i = 0; i < EVENT_MAX_FIELDS; i++) buf_printf(&b, "%s\"f%d\":%d", i ? "," : "", i, i);
+    buf_putc(&b, '}');
+    expect_reject(f, EVENT_FORMAT_ECS, buf_cstr(&b), "too many fields");
+    /* room for the stamps (mamori.* ×3, host.id) is fine */
+    buf_clear(&b);
+    buf_putc(&b, '{');
+    for (int i = 0; i < EVENT_MAX_FIELDS - 4; i++) buf_printf(&b, "%s\"f%d\":%d", i ? "," : "", i, i);
+    buf_putc(&b, '}');
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS, buf_cstr(&b));
+    assert_int_equal(ev.field_count, EVENT_MAX_FIELDS);
+    check_invariants(f, &ev);
+    /* a path of exactly EVENT_MAX_PATH_BYTES is fine, one more is not */
+    char key[EVENT_MAX_PATH_BYTES + 2];
+    memset(key, 'k', sizeof key);
+    key[EVENT_MAX_PATH_BYTES] = '\0';
+    buf_clear(&b);
+    buf_printf(&b, "{\"%s\":1}", key);
+    ev = must_norm(f, EVENT_FORMAT_ECS, buf_cstr(&b));
+    assert_non_null(event_get(&ev, key, EVENT_MAX_PATH_BYTES));
+    key[EVENT_MAX_PATH_BYTES] = 'k';
+    key[EVENT_MAX_PATH_BYTES + 1] = '\0';
+    buf_clear(&b);
+    buf_printf(&b, "{\"%s\":1}", key);
+    expect_reject(f, EVENT_FORMAT_ECS, buf_cstr(&b), "field path too long");
+    /* a path already at the limit cannot grow: nothing may be written past it (found by
+     * fuzz_normalize: the '.' went in, then the key ran over the scratch path) */
+    key[EVENT_MAX_PATH_BYTES] = '\0';
+    buf_clear(&b);
+    buf_printf(&b, "{\"%s\":{\"b\":1}}", key);
+    expect_reject(f, EVENT_FORMAT_ECS, buf_cstr(&b), "field path too long 'kkkk");
+    buf_clear(&b);
+    buf_printf(&b, "{\"winlog\":{\"channel\":\"c\"},\"%s\":{\"%s\":1}}", key, key);
+    expect_reject(f, EVENT_FORMAT_AUTO, buf_cstr(&b), "field path too long");
+    key[EVENT_MAX_PATH_BYTES - 1] = '\0';
+    buf_clear(&b);
+    buf_printf(&b, "{\"%s\":{\"\":1}}", key); /* 255 + '.' fits; the empty name is the problem */
+    expect_reject(f, EVENT_FORMAT_ECS, buf_cstr(&b), "empty field name");
+    /* nested: 60 levels of "aaaa" make a path of 299 bytes */
+    buf_clear(&b);
+    for (int i = 0; i < 60; i++) buf_puts(&b, "{\"aaaa\":");
+    buf_puts(&b, "1");
+    for (int i = 0; i < 60; i++) buf_putc(&b, '}');
+    expect_reject(f, EVENT_FORMAT_ECS, buf_cstr(&b), "field path too long");
+    buf_fini(&b);
+}
+
+static void test_ecs_mamori_fields_cannot_be_spoofed(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS,
+                                "{\"mamori\":{\"tenant\":\"evil\",\"agent_id\":\"other\",\"event_id\":\"ffff\","
+                                "\"received\":\"1999-01-01T00:00:00Z\",\"x\":{\"y\":1}},\"mamori.tenant\":\"evil2\","
+                                "\"mamori\":\"flat\",\"user\":{\"name\":\"u\"}}");
+    check_invariants(f, &ev);
+    assert_str(&ev, "mamori.tenant", "acme");
+    assert_str(&ev, "mamori.agent_id", "agent-7");
+    assert_str(&ev, "mamori.received", "2024-05-01T12:34:56.000000Z");
+    assert_absent(&ev, "mamori.event_id");
+    assert_absent(&ev, "mamori.x.y");
+    assert_str(&ev, "user.name", "u");
+}
+
+static void test_ecs_host_id_defaults_to_agent(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS, "{\"host\":{\"name\":\"h\"}}");
+    assert_str(&ev, "host.id", "agent-7");
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"host\":{\"id\":\"hw-uuid-1\"}}");
+    assert_str(&ev, "host.id", "hw-uuid-1");
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"host.id\":null}");
+    assert_int_equal(get(&ev, "host.id")->type, JSON_NULL);
+}
+
+static void test_ecs_timestamps(void **state)
+{
+    struct fixture *f = *state;
+    /* parseable: reformatted canonically, used as ts */
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"2024-05-01T14:30:00.5+02:00\"}");
+    assert_str(&ev, "@timestamp", "2024-05-01T12:30:00.500000Z");
+    assert_true(ev.ts_us == 1714566600500000LL);
+    /* equal instants, equal text */
+    mamori_event other = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"2024-05-01 12:30:00.500Z\"}");
+    assert_same_event(&ev, &other);
+    /* missing: received, nothing invented */
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"a\":1}");
+    assert_true(ev.ts_us == RECEIVED_US);
+    assert_absent(&ev, "@timestamp");
+    /* unparseable: kept as sent, received */
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"yesterday at noon\"}");
+    assert_str(&ev, "@timestamp", "yesterday at noon");
+    assert_true(ev.ts_us == RECEIVED_US);
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":1714566896000}");
+    assert_int(&ev, "@timestamp", 1714566896000LL);
+    assert_true(ev.ts_us == RECEIVED_US);
+    /* before 1970: never a negative ts */
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"1969-12-31T23:59:59Z\"}");
+    assert_str(&ev, "@timestamp", "1969-12-31T23:59:59.000000Z");
+    assert_true(ev.ts_us == RECEIVED_US);
+    /* bounds: one hour back allowed, one minute ahead allowed */
+    f->stamp.max_past_us = 3600LL * 1000000;
+    f->stamp.max_future_us = 60LL * 1000000;
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"2024-05-01T11:34:56Z\"}"); /* exactly 1 h back */
+    assert_true(ev.ts_us == RECEIVED_US - 3600LL * 1000000);
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"2024-05-01T11:34:55Z\"}"); /* 1 s too old */
+    assert_true(ev.ts_us == RECEIVED_US);
+    assert_str(&ev, "@timestamp", "2024-05-01T11:34:55.000000Z");
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"2024-05-01T12:35:56Z\"}"); /* exactly 1 min ahead */
+    assert_true(ev.ts_us == RECEIVED_US + 60LL * 1000000);
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"2024-05-01T12:35:56.000001Z\"}");
+    assert_true(ev.ts_us == RECEIVED_US);
+    /* huge bounds do not overflow */
+    f->stamp.max_past_us = INT64_MAX;
+    f->stamp.max_future_us = INT64_MAX;
+    ev = must_norm(f, EVENT_FORMAT_ECS, "{\"@timestamp\":\"9999-12-31T23:59:59Z\"}");
+    assert_true(ev.ts_us == 253402300799000000LL);
+}
+
+static void test_ecs_integer_fields_are_coerced(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS,
+                                "{\"process\":{\"pid\":\"4242\",\"parent\":{\"pid\":\"0x10\"}},\"source.port\":\"-1\","
+                                "\"destination.port\":\"0080\",\"user.id\":\"1000\",\"winlog.event_id\":\"4688\"}");
+    assert_int(&ev, "process.pid", 4242);
+    assert_str(&ev, "process.parent.pid", "0x10"); /* not decimal: kept as sent */
+    assert_int(&ev, "source.port", -1);
+    assert_str(&ev, "destination.port", "0080"); /* not canonical decimal */
+    assert_str(&ev, "user.id", "1000");          /* a keyword in ECS */
+    assert_int(&ev, "winlog.event_id", 4688);
+}
+
+static void test_ecs_unicode_and_escapes(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event ev = must_norm(f, EVENT_FORMAT_ECS,
+                                "{\"\xe3\x83\x97\xe3\x83\xad\xe3\x82\xbb\xe3\x82\xb9\":{\"\xf0\x9f\x94\x91\":\"\\u0001\\t\\\\x\"},"
+                                "\"bad\":\"\xff\",\"cmd\":\"C:\\\\Windows\\\\System32\\\\cmd.exe /c \\\"echo hi\\\"\"}");
+    check_invariants(f, &ev);
+    assert_non_null(strstr(ev.json, "\"\xe3\x83\x97\xe3\x83\xad\xe3\x82\xbb\xe3\x82\xb9\":{\"\xf0\x9f\x94\x91\":\"\\u0001\\t\\\\x\"}"));
+    assert_non_null(strstr(ev.json, "\"cmd\":\"C:\\\\Windows\\\\System32\\\\cmd.exe /c \\\"echo hi\\\"\""));
+    assert_str(&ev, "bad", "\xef\xbf\xbd");
+}
+
+/* ---- winlog: the three shapes ------------------------------------------------------------ */
+
+/* One Sysmon 1 event (made-up values), in each shape. */
+static const char sysmon1_evtx[] =
+    "{\"Event\":{\"#attributes\":{\"xmlns\":\"http://schemas.microsoft.com/win/2004/08/events/event\"},"
+    "\"System\":{\"Provider\":{\"#attributes\":{\"Name\":\"Microsoft-Windows-Sysmon\","
+    "\"Guid\":\"5770385F-C22A-43E0-BF4C-06F5698FFBD9\"}},\"EventID\":1,\"Version\":5,\"Level\":4,\"Task\":1,"
+    "\"Opcode\":0,\"Keywords\":\"0x8000000000000000\",\"TimeCreated\":{\"#attributes\":{\"SystemTime\":"
+    "\"2024-03-04T05:06:07.123456Z\"}},\"EventRecordID\":9001,\"Correlation\":null,\"Execution\":{\"#attributes\":"
+    "{\"ProcessID\":2400,\"ThreadID\":3100}},\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Computer\":"
+    "\"ws1.example.test\",\"Security\":{\"#attributes\":{\"UserID\":\"S-1-5-18\"}}},"
+    "\"EventData\":{\"RuleName\":\"-\",\"UtcTime\":\"2024-03-04 05:06:07.120\",\"ProcessGuid\":"
+    "\"1A2B3C4D-0001-0002-0003-000000000A0B\",\"ProcessId\":5120,\"Image\":\"C:\\\\Windows\\\\System32\\\\whoami.exe\","
+    "\"FileVersion\":\"10.0.1 (x)\",\"Description\":\"whoami - displays logged on user information\",\"Product\":"
+    "\"Microsoft\xc2\xae Windows\xc2\xae Operating System\",\"Company\":\"Microsoft Corporation\",\"OriginalFileName\":"
+    "\"whoami.exe\",\"CommandLine\":\"whoami /all\",\"CurrentDirectory\":\"C:\\\\Users\\\\bob\\\\\",\"User\":"
+    "\"EXAMPLE\\\\bob\",\"LogonGuid\":\"1A2B3C4D-0000-0000-0000-000000000001\",\"LogonId\":\"0x3e7\","
+    "\"TerminalSessionId\":1,\"IntegrityLevel\":\"High\",\"Hashes\":\"MD5=0123456789ABCDEF0123456789ABCDEF,"
+    "IMPHASH=FEDCBA9876543210FEDCBA9876543210\",\"ParentProcessGuid\":\"1A2B3C4D-0001-0002-0003-000000000A0A\","
+    "\"ParentProcessId\":4100,\"ParentImage\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"ParentCommandLine\":"
+    "\"cmd.exe\",\"ParentUser\":\"EXAMPLE\\\\bob\"}}}";
+
+static const char sysmon1_nxlog[] =
+    "{\"EventTime\":\"2024-03-04 00:06:07\",\"Hostname\":\"ws1.example.test\",\"Keywords\":-9223372036854775808,"
+    "\"EventType\":\"INFO\",\"SeverityValue\":2,\"Severity\":\"INFO\",\"EventID\":1,\"SourceName\":"
+    "\"Microsoft-Windows-Sysmon\",\"ProviderGuid\":\"{5770385F-C22A-43E0-BF4C-06F5698FFBD9}\",\"Version\":5,"
+    "\"Task\":1,\"OpcodeValue\":0,\"RecordNumber\":9001,\"ExecutionProcessID\":2400,\"ThreadID\":3100,"
+    "\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Domain\":\"NT AUTHORITY\",\"AccountName\":\"SYSTEM\","
+    "\"UserID\":\"S-1-5-18\",\"AccountType\":\"User\",\"Category\":\"Process Create (rule: ProcessCreate)\","
+    "\"Opcode\":\"Info\",\"RuleName\":\"-\",\"UtcTime\":\"2024-03-04 05:06:07.120\",\"ProcessGuid\":"
+    "\"{1a2b3c4d-0001-0002-0003-000000000a0b}\",\"ProcessId\":\"5120\",\"Image\":"
+    "\"C:\\\\Windows\\\\System32\\\\whoami.exe\",\"FileVersion\":\"10.0.1 (x)\",\"Description\":"
+    "\"whoami - displays logged on user information\",\"Product\":\"Microsoft\xc2\xae Windows\xc2\xae Operating System\","
+    "\"Company\":\"Microsoft Corporation\",\"OriginalFileName\":\"whoami.exe\",\"CommandLine\":\"whoami /all\","
+    "\"CurrentDirectory\":\"C:\\\\Users\\\\bob\\\\\",\"User\":\"EXAMPLE\\\\bob\",\"LogonGuid\":"
+    "\"1A2B3C4D-0000-0000-0000-000000000001\",\"LogonId\":\"0x3e7\",\"TerminalSessionId\":\"1\",\"IntegrityLevel\":"
+    "\"High\",\"Hashes\":\"MD5=0123456789ABCDEF0123456789ABCDEF,IMPHASH=FEDCBA9876543210FEDCBA9876543210\","
+    "\"ParentProcessGuid\":\"{1A2B3C4D-0001-0002-0003-000000000A0A}\",\"ParentProcessId\":\"4100\",\"ParentImage\":"
+    "\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"ParentCommandLine\":\"cmd.exe\",\"ParentUser\":\"EXAMPLE\\\\bob\","
+    "\"EventReceivedTime\":\"2024-03-04 00:06:08\",\"SourceModuleName\":\"eventlog\",\"SourceModuleType\":"
+    "\"im_msvistalog\",\"@version\":\"1\",\"host\":\"wec.example.test\",\"port\":51000,\"tags\":[\"lab\"],"
+    "\"@timestamp\":\"2024-03-04T05:06:07.123456Z\"}";
+
+static const char sysmon1_winlogbeat[] =
+    "{\"@timestamp\":\"2024-03-04T05:06:07.123456Z\",\"log\":{\"level\":\"information\"},\"winlog\":{"
+    "\"channel\":\"Microsoft-Windows-Sysmon/Operational\",\"event_id\":\"1\",\"provider_name\":"
+    "\"Microsoft-Windows-Sysmon\",\"provider_guid\":\"{5770385f-c22a-43e0-bf4c-06f5698ffbd9}\",\"computer_name\":"
+    "\"ws1.example.test\",\"record_id\":\"9001\",\"process\":{\"pid\":2400,\"thread\":{\"id\":3100}},\"user\":{"
+    "\"identifier\":\"S-1-5-18\",\"domain\":\"NT AUTHORITY\",\"name\":\"SYSTEM\",\"type\":\"User\"},\"version\":5,"
+    "\"task\":1,\"opcode\":0,\"keywords\":\"0x8000000000000000\",\"event_data\":{\"RuleName\":\"-\",\"UtcTime\":"
+    "\"2024-03-04 05:06:07.120\",\"ProcessGuid\":\"{1a2b3c4d-0001-0002-0003-000000000a0b}\",\"ProcessId\":\"5120\","
+    "\"Image\":\"C:\\\\Windows\\\\System32\\\\whoami.exe\",\"FileVersion\":\"10.0.1 (x)\",\"Description\":"
+    "\"whoami - displays logged on user information\",\"Product\":\"Microsoft\xc2\xae Windows\xc2\xae Operating System\","
+    "\"Company\":\"Microsoft Corporation\",\"OriginalFileName\":\"whoami.exe\",\"CommandLine\":\"whoami /all\","
+    "\"CurrentDirectory\":\"C:\\\\Users\\\\bob\\\\\",\"User\":\"EXAMPLE\\\\bob\",\"LogonGuid\":"
+    "\"1A2B3C4D-0000-0000-0000-000000000001\",\"LogonId\":\"0x3e7\",\"TerminalSessionId\":\"1\",\"IntegrityLevel\":"
+    "\"High\",\"Hashes\":\"MD5=0123456789ABCDEF0123456789ABCDEF,IMPHASH=FEDCBA9876543210FEDCBA9876543210\","
+    "\"ParentProcessGuid\":\"{1a2b3c4d-0001-0002-0003-000000000a0a}\",\"ParentProcessId\":\"4100\",\"ParentImage\":"
+    "\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"ParentCommandLine\":\"cmd.exe\",\"ParentUser\":\"EXAMPLE\\\\bob\"}}}";
+
+static void test_winlog_sysmon1_three_shapes_identical(void **state)
+{
+    struct fixture *f = *state;
+    /* evtx lacks NXLog's resolved account (winlog.user.name…): add it alongside as ECS */
+    mamori_event a = must_norm(f, EVENT_FORMAT_WINLOG, sysmon1_evtx);
+    mamori_event b = must_norm(f, EVENT_FORMAT_WINLOG, sysmon1_nxlog);
+    mamori_event c = must_norm(f, EVENT_FORMAT_WINLOG, sysmon1_winlogbeat);
+    mamori_event d = must_norm(f, EVENT_FORMAT_AUTO, sysmon1_nxlog);
+    check_invariants(f, &a);
+    /* the NXLog and Winlogbeat forms also carry the resolved account; without it, the
+     * evtx event is the same */
+    assert_str(&b, "winlog.user.name", "SYSTEM");
+    assert_str(&c, "winlog.user.domain", "NT AUTHORITY");
+    assert_same_event(&b, &c);
+    assert_same_event(&b, &d);
+    assert_absent(&a, "winlog.user.name");
+
+    const char *nx_without_account_start = strstr(sysmon1_nxlog, "\"Domain\"");
+    assert_non_null(nx_without_account_start);
+    buf nx;
+    buf_init(&nx);
+    /* drop "Domain":…,"AccountName":…, and "AccountType":…, from the NXLog line */
+    const char *cut_from = nx_without_account_start, *cut_to = strstr(sysmon1_nxlog, "\"UserID\"");
+    buf_append(&nx, sysmon1_nxlog, (size_t)(cut_from - sysmon1_nxlog));
+    const char *after_user = strstr(cut_to, "\"AccountType\":\"User\",") + strlen("\"AccountType\":\"User\",");
+    buf_append(&nx, cut_to, (size_t)(strstr(cut_to, "\"AccountType\"") - cut_to));
+    buf_puts(&nx, after_user);
+    mamori_event e = must_norm(f, EVENT_FORMAT_AUTO, buf_cstr(&nx));
+    buf_fini(&nx);
+    assert_same_event(&a, &e);
+
+    /* what the shapes agree on */
+    assert_str(&a, "@timestamp", "2024-03-04T05:06:07.123456Z");
+    assert_true(a.ts_us == 1709528767123456LL);
+    assert_str(&a, "winlog.channel", "Microsoft-Windows-Sysmon/Operational");
+    assert_int(&a, "winlog.event_id", 1);
+    assert_str(&a, "event.code", "1");
+    assert_str(&a, "event.kind", "event");
+    assert_str(&a, "event.module", "sysmon");
+    assert_str(&a, "event.provider", "Microsoft-Windows-Sysmon");
+    assert_str(&a, "winlog.provider_guid", "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}");
+    assert_str(&a, "winlog.computer_name", "ws1.example.test");
+    assert_str(&a, "host.name", "ws1.example.test");
+    assert_str(&a, "host.os.type", "windows");
+    assert_int(&a, "winlog.record_id", 9001);
+    assert_int(&a, "winlog.process.pid", 2400);
+    assert_int(&a, "winlog.process.thread.id", 3100);
+    assert_str(&a, "winlog.user.identifier", "S-1-5-18");
+    assert_str(&a, "winlog.keywords", "0x8000000000000000");
+    assert_str(&a, "log.level", "information");
+    assert_str(&a, "process.executable", "C:\\Windows\\System32\\whoami.exe");
+    assert_str(&a, "process.name", "whoami.exe");
+    assert_str(&a, "process.command_line", "whoami /all");
+    assert_int(&a, "process.pid", 5120);
+    assert_str(&a, "process.entity_id", "{1a2b3c4d-0001-0002-0003-000000000a0b}");
+    assert_int(&a, "process.parent.pid", 4100);
+    assert_str(&a, "process.parent.name", "cmd.exe");
+    assert_str(&a, "process.pe.file_version", "10.0.1 (x)");
+    assert_str(&a, "process.pe.original_file_name", "whoami.exe");
+    assert_str(&a, "process.working_directory", "C:\\Users\\bob\\");
+    assert_str(&a, "process.hash.md5", "0123456789abcdef0123456789abcdef");
+    assert_str(&a, "process.pe.imphash", "fedcba9876543210fedcba9876543210");
+    assert_str(&a, "user.name", "EXAMPLE\\bob");
+    assert_str(&a, "winlog.event_data.TerminalSessionId", "1");
+    assert_str(&a, "winlog.event_data.LogonId", "0x3e7");
+    assert_str(&a, "winlog.event_data.ParentUser", "EXAMPLE\\bob");
+    assert_absent(&a, "winlog.event_data.Image");
+    const json_value *cat = get(&a, "event.category");
+    assert_true(cat && cat->type == JSON_ARRAY && cat->len == 1);
+    struct logsource_set ls;
+    logsource_classify(&a, &ls);
+    assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_PROCESS_CREATION));
+    assert_int_equal(ls.service, LOGSOURCE_SERVICE_SYSMON);
+    assert_int_equal(ls.product, LOGSOURCE_PRODUCT_WINDOWS);
+}
+
+static const char sysmon3_evtx[] =
+    "{\"Event\":{\"System\":{\"Provider\":{\"#attributes\":{\"Name\":\"Microsoft-Windows-Sysmon\",\"Guid\":"
+    "\"{5770385f-c22a-43e0-bf4c-06f5698ffbd9}\"}},\"EventID\":{\"#text\":3},\"Version\":5,\"Level\":4,\"Task\":3,"
+    "\"Opcode\":0,\"Keywords\":\"0x8000000000000000\",\"TimeCreated\":{\"#attributes\":{\"SystemTime\":"
+    "\"2024-03-04T05:07:00.000001Z\"}},\"EventRecordID\":9002,\"Execution\":{\"#attributes\":{\"ProcessID\":2400,"
+    "\"ThreadID\":3104}},\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Computer\":\"ws1.example.test\","
+    "\"Security\":{\"#attributes\":{\"UserID\":\"S-1-5-18\"}}},\"EventData\":{\"RuleName\":\"-\",\"UtcTime\":"
+    "\"2024-03-04 05:06:59.990\",\"ProcessGuid\":\"{1a2b3c4d-0001-0002-0003-000000000a0b}\",\"ProcessId\":5120,"
+    "\"Image\":\"C:\\\\Tools\\\\beacon.exe\",\"User\":\"EXAMPLE\\\\bob\",\"Protocol\":\"tcp\",\"Initiated\":true,"
+    "\"SourceIsIpv6\":false,\"SourceIp\":\"10.0.0.5\",\"SourceHostname\":\"ws1.example.test\",\"SourcePort\":49712,"
+    "\"SourcePortName\":\"-\",\"DestinationIsIpv6\":false,\"DestinationIp\":\"203.0.113.9\","
+    "\"DestinationHostname\":\"-\",\"DestinationPort\":443,\"DestinationPortName\":\"https\"}}}";
+
+static const char sysmon3_nxlog[] =
+    "{\"EventID\":3,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"SourceName\":\"Microsoft-Windows-Sysmon\","
+    "\"ProviderGuid\":\"{5770385F-C22A-43E0-BF4C-06F5698FFBD9}\",\"Hostname\":\"ws1.example.test\",\"Version\":5,"
+    "\"Severity\":\"INFO\",\"SeverityValue\":2,\"EventType\":\"INFO\",\"Task\":3,\"OpcodeValue\":0,\"Opcode\":\"Info\","
+    "\"Keywords\":-9223372036854775808,\"RecordNumber\":9002,\"ExecutionProcessID\":2400,\"ThreadID\":3104,"
+    "\"UserID\":\"S-1-5-18\",\"Category\":\"Network connection detected (rule: NetworkConnect)\","
+    "\"EventReceivedTime\":\"2024-03-04 00:07:01\",\"SourceModuleName\":\"eventlog\",\"SourceModuleType\":"
+    "\"im_msvistalog\",\"@version\":\"1\",\"host\":\"wec.example.test\",\"port\":51000,\"tags\":[\"lab\"],"
+    "\"@timestamp\":\"2024-03-04T00:07:00.000001-05:00\",\"RuleName\":\"-\",\"UtcTime\":\"2024-03-04 05:06:59.990\","
+    "\"ProcessGuid\":\"{1a2b3c4d-0001-0002-0003-000000000a0b}\",\"ProcessId\":\"5120\",\"Image\":"
+    "\"C:\\\\Tools\\\\beacon.exe\",\"User\":\"EXAMPLE\\\\bob\",\"Protocol\":\"tcp\",\"Initiated\":\"true\","
+    "\"SourceIsIpv6\":\"false\",\"SourceIp\":\"10.0.0.5\",\"SourceHostname\":\"ws1.example.test\",\"SourcePort\":"
+    "\"49712\",\"SourcePortName\":\"-\",\"DestinationIsIpv6\":\"false\",\"DestinationIp\":\"203.0.113.9\","
+    "\"DestinationHostname\":\"-\",\"DestinationPort\":\"443\",\"DestinationPortName\":\"https\"}";
+
+static const char sysmon3_winlogbeat[] =
+    "{\"winlog.channel\":\"Microsoft-Windows-Sysmon/Operational\",\"winlog.event_id\":3,\"winlog.provider_name\":"
+    "\"Microsoft-Windows-Sysmon\",\"winlog.provider_guid\":\"{5770385F-C22A-43E0-BF4C-06F5698FFBD9}\","
+    "\"winlog.computer_name\":\"ws1.example.test\",\"winlog.version\":5,\"log.level\":\"information\","
+    "\"winlog.task\":3,\"winlog.opcode\":0,\"winlog.keywords\":\"0x8000000000000000\",\"winlog.record_id\":9002,"
+    "\"winlog.process.pid\":2400,\"winlog.process.thread.id\":3104,\"winlog.user.identifier\":\"S-1-5-18\","
+    "\"@timestamp\":\"2024-03-04T05:07:00.000001Z\",\"winlog.event_data\":{\"RuleName\":\"-\",\"UtcTime\":"
+    "\"2024-03-04 05:06:59.990\",\"ProcessGuid\":\"{1a2b3c4d-0001-0002-0003-000000000a0b}\",\"ProcessId\":\"5120\","
+    "\"Image\":\"C:\\\\Tools\\\\beacon.exe\",\"User\":\"EXAMPLE\\\\bob\",\"Protocol\":\"tcp\",\"Initiated\":\"true\","
+    "\"SourceIsIpv6\":\"false\",\"SourceIp\":\"10.0.0.5\",\"SourceHostname\":\"ws1.example.test\",\"SourcePort\":"
+    "\"49712\",\"SourcePortName\":\"-\",\"DestinationIsIpv6\":\"false\",\"DestinationIp\":\"203.0.113.9\","
+    "\"DestinationHostname\":\"-\",\"DestinationPort\":\"443\",\"DestinationPortName\":\"https\"}}";
+
+static void test_winlog_sysmon3_three_shapes_identical(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event a = must_norm(f, EVENT_FORMAT_AUTO, sysmon3_evtx);
+    mamori_event b = must_norm(f, EVENT_FORMAT_AUTO, sysmon3_nxlog);
+    mamori_event c = must_norm(f, EVENT_FORMAT_AUTO, sysmon3_winlogbeat);
+    check_invariants(f, &a);
+    assert_same_event(&a, &b);
+    assert_same_event(&a, &c);
+    assert_str(&a, "source.ip", "10.0.0.5");
+    assert_int(&a, "source.port", 49712);
+    assert_str(&a, "source.domain", "ws1.example.test");
+    assert_str(&a, "destination.ip", "203.0.113.9");
+    assert_int(&a, "destination.port", 443);
+    assert_str(&a, "network.transport", "tcp");
+    assert_str(&a, "network.direction", "true"); /* the Sigma value, as pySigma maps it */
+    assert_str(&a, "network.protocol", "https");
+    assert_str(&a, "winlog.event_data.SourceIsIpv6", "false");
+    assert_str(&a, "process.name", "beacon.exe");
+    struct logsource_set ls;
+    logsource_classify(&a, &ls);
+    assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_NETWORK_CONNECTION));
+    assert_false(logsource_has(&ls, LOGSOURCE_CATEGORY_PROCESS_CREATION));
+}
+
+/* ---- winlog: shape details ------------------------------------------------------------------ */
+
+static void test_winlog_mapping_depends_on_category(void **state)
+{
+    struct fixture *f = *state;
+    /* FileVersion / Description: process.pe.* for process_creation, file.pe.* for image_load,
+     * unmapped elsewhere */
+    mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO,
+                                "{\"EventID\":7,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"FileVersion\":\"1.0\","
+                                "\"Description\":\"d\",\"ImageLoaded\":\"C:\\\\x\\\\y.dll\",\"Signature\":\"Acme\","
+                                "\"Hashes\":\"SHA256=AA\"}");
+    assert_str(&ev, "file.pe.file_version", "1.0");
+    assert_str(&ev, "file.pe.description", "d");
+    assert_str(&ev, "file.path", "C:\\x\\y.dll");
+    assert_str(&ev, "file.name", "y.dll");
+    assert_str(&ev, "file.code_signature.subject_name", "Acme");
+    assert_str(&ev, "file.hash.sha256", "aa");
+    assert_absent(&ev, "process.pe.file_version");
+    ev = must_norm(f, EVENT_FORMAT_AUTO,
+                   "{\"EventID\":5,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"FileVersion\":\"1.0\","
+                   "\"CommandLine\":\"x\",\"Signature\":\"Acme\"}");
+    assert_str(&ev, "winlog.event_data.FileVersion", "1.0");
+    assert_str(&ev, "winlog.event_data.CommandLine", "x");
+    assert_str(&ev, "winlog.event_data.Signature", "Acme");
+    /* CommandLine: Security (service) → process.command_line; PowerShell classic → powershell.command.value */
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":4688,\"Channel\":\"security\",\"CommandLine\":\"x\"}");
+    assert_str(&ev, "process.command_line", "x");
+    assert_str(&ev, "event.module", "security");
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":400,\"Channel\":\"Windows PowerShell\",\"CommandLine\":\"x\","
+                                         "\"EngineVersion\":\"5.1\"}");
+    assert_str(&ev, "powershell.command.value", "x");
+    assert_str(&ev, "powershell.engine.version", "5.1");
+    /* Sysmon 10 spells SourceProcessGUID: matched caselessly */
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":10,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\","
+                                         "\"SourceProcessGUID\":\"{AAAAAAAA-0000-0000-0000-000000000001}\","
+                                         "\"SourceProcessId\":\"12\",\"TargetProcessGUID\":\"t\"}");
+    assert_str(&ev, "process.entity_id", "{aaaaaaaa-0000-0000-0000-000000000001}");
+    assert_int(&ev, "process.pid", 12);
+    assert_str(&ev, "winlog.event_data.TargetProcessGUID", "t");
+}
+
+static void test_winlog_collisions_keep_every_field(void **state)
+{
+    struct fixture *f = *state;
+    /* Security 4688: NewProcessId (the new process) and ProcessId (its creator) both map to
+     * process.pid; SubjectDomainName (security row) beats TargetDomainName (generic row);
+     * the losers stay at winlog.event_data.<Field>. */
+    mamori_event ev = must_norm(
+        f, EVENT_FORMAT_AUTO,
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"SourceName\":\"Microsoft-Windows-Security-Auditing\","
+        "\"ProcessId\":\"600\",\"NewProcessId\":\"700\",\"NewProcessName\":\"C:\\\\a.exe\",\"SubjectDomainName\":\"S\","
+        "\"TargetDomainName\":\"T\",\"SubjectUserName\":\"su\",\"SubjectLogonId\":\"0x1\",\"TargetLogonId\":\"0x2\","
+        "\"ParentProcessName\":\"C:\\\\p.exe\"}");
+    check_invariants(f, &ev);
+    assert_int(&ev, "process.pid", 700);
+    assert_int(&ev, "winlog.event_data.ProcessId", 600);
+    assert_str(&ev, "user.domain", "S");
+    assert_str(&ev, "winlog.event_data.TargetDomainName", "T");
+    assert_str(&ev, "winlog.logon.id", "0x1");
+    assert_str(&ev, "winlog.event_data.TargetLogonId", "0x2");
+    assert_str(&ev, "process.executable", "C:\\a.exe");
+    assert_str(&ev, "process.parent.name", "C:\\p.exe"); /* pySigma: ParentProcessName → process.parent.name */
+    struct logsource_set ls;
+    logsource_classify(&ev, &ls);
+    assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_PROCESS_CREATION));
+    assert_int_equal(ls.service, LOGSOURCE_SERVICE_SECURITY);
+    /* exact case beats caseless: ProcessId → process.pid, ProcessID back to event data */
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\","
+                                         "\"ProcessID\":\"2\",\"ProcessId\":\"1\"}");
+    assert_int(&ev, "process.pid", 1);
+    assert_int(&ev, "winlog.event_data.ProcessID", 2); /* keeps the type its row gave it */
+    /* the same EventData name twice is a duplicate */
+    expect_reject(f, EVENT_FORMAT_AUTO, "{\"EventID\":1,\"Channel\":\"x\",\"Image\":\"a\",\"Image\":\"b\"}",
+                  "duplicate field");
+    expect_reject(f, EVENT_FORMAT_AUTO, "{\"EventID\":1,\"Channel\":\"x\",\"RuleName\":\"a\",\"RuleName\":\"b\"}",
+                  "duplicate field 'winlog.event_data.RuleName'");
+    expect_reject(f, EVENT_FORMAT_AUTO, "{\"EventID\":1,\"EventID\":2,\"Channel\":\"x\"}", "duplicate field 'EventID'");
+    /* repeated NXLog keys whose meaning depends on their neighbours (found by fuzz_normalize:
+     * 60 "EventType" keys overran the list of keys decided last) */
+    buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"EventID\":1,\"Channel\":\"x\"");
+    for (int i = 0; i < 60; i++) buf_puts(&b, ",\"EventType\":\"INFO\"");
+    buf_putc(&b, '}');
+    expect_reject(f, EVENT_FORMAT_AUTO, buf_cstr(&b), "duplicate field 'EventType'");
+    buf_fini(&b);
+    expect_reject(f, EVENT_FORMAT_AUTO, "{\"EventID\":1,\"Channel\":\"x\",\"ProcessID\":1,\"ProcessID\":2}",
+                  "duplicate field 'ProcessID'");
+}
+
+static void test_winlog_nxlog_system_fields(void **state)
+{
+    struct fixture *f = *state;
+    /* Sysmon's registry EventType is data (the pipeline renamed NXLog's to EventTypeOrignal);
+     * NXLog's own EventType values are dropped; ProcessID as a number is the System
+     * process, as text it is EventData (Security 5156); AccountName without UserID is data. */
+    mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO,
+                                "{\"EventID\":13,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventType\":"
+                                "\"SetValue\",\"EventTypeOrignal\":\"INFO\",\"TargetObject\":\"HKLM\\\\x\","
+                                "\"ProcessID\":1884,\"ThreadID\":22,\"Severity\":\"ERROR\",\"Message\":\"m\","
+                                "\"AccountName\":\"acct\",\"type\":\"nxlog-mordor\",\"Keywords\":\"0x80000000000000\"}");
+    assert_str(&ev, "winlog.event_data.EventType", "SetValue");
+    assert_str(&ev, "registry.path", "HKLM\\x");
+    assert_int(&ev, "winlog.process.pid", 1884);
+    assert_int(&ev, "winlog.process.thread.id", 22);
+    assert_str(&ev, "log.level", "error");
+    assert_str(&ev, "message", "m");
+    assert_str(&ev, "user.name", "acct"); /* generic AccountName row */
+    assert_str(&ev, "winlog.keywords", "0x80000000000000");
+    assert_absent(&ev, "winlog.event_data.type");
+    struct logsource_set ls;
+    logsource_classify(&ev, &ls);
+    assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_REGISTRY_SET));
+    assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_REGISTRY_EVENT));
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":5156,\"Channel\":\"Security\",\"EventType\":\"AUDIT_SUCCESS\","
+                                         "\"ProcessID\":\"3428\",\"Application\":\"\\\\device\\\\x.exe\","
+                                         "\"SourceAddress\":\"10.0.0.1\",\"SourcePort\":\"5\",\"Level\":\"0\","
+                                         "\"TimeCreated\":\"2020-10-18 10:56:18.799\"}");
+    assert_absent(&ev, "winlog.event_data.EventType");
+    assert_int(&ev, "process.pid", 3428);
+    assert_absent(&ev, "winlog.process.pid");
+    assert_str(&ev, "process.executable", "\\device\\x.exe");
+    assert_str(&ev, "source.ip", "10.0.0.1");
+    assert_int(&ev, "source.port", 5);
+    assert_str(&ev, "log.level", "information");
+    assert_str(&ev, "@timestamp", "2020-10-18T10:56:18.799000Z");
+    assert_true(ev.ts_us == 1603018578799000LL);
+    /* a logstash "host" object is ECS, not NXLog's host string */
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":1,\"SourceName\":\"p\",\"host\":{\"name\":\"collector\"}}");
+    assert_str(&ev, "host.name", "collector");
+    assert_str(&ev, "winlog.provider_name", "p");
+}
+
+static void test_winlog_evtx_variants(void **state)
+{
+    struct fixture *f = *state;
+    /* EventID with Qualifiers, attributes as "@Name" (xmltodict), Data as a named list,
+     * UserData, RenderingInfo's message, an unnamed Data list, a time from UtcTime only */
+    mamori_event ev = must_norm(
+        f, EVENT_FORMAT_AUTO,
+        "{\"Event\":{\"System\":{\"Provider\":{\"@Name\":\"Service Control Manager\",\"@Guid\":"
+        "\"{555908d1-a6d7-4695-8e1e-26931d2012f4}\",\"@EventSourceName\":\"Service Control Manager\"},"
+        "\"EventID\":{\"#attributes\":{\"Qualifiers\":16384},\"#text\":7045},\"Channel\":\"System\",\"Computer\":\"dc1\","
+        "\"Correlation\":{\"#attributes\":{\"ActivityID\":\"ABCDEF01-2345-6789-ABCD-EF0123456789\"}}},"
+        "\"EventData\":{\"Data\":[{\"@Name\":\"ServiceName\",\"#text\":\"evil\"},{\"@Name\":\"ImagePath\",\"#text\":"
+        "\"C:\\\\evil.exe\"},{\"@Name\":\"Empty\"}]},\"RenderingInfo\":{\"Message\":\"A service was installed\"}},"
+        "\"tags\":[\"x\"]}");
+    check_invariants(f, &ev);
+    assert_int(&ev, "winlog.event_id", 7045);
+    assert_str(&ev, "winlog.provider_name", "Service Control Manager");
+    assert_str(&ev, "event.module", "system");
+    assert_str(&ev, "winlog.event_data.ServiceName", "evil"); /* service.name only for security */
+    assert_str(&ev, "winlog.event_data.ImagePath", "C:\\evil.exe");
+    assert_int_equal(get(&ev, "winlog.event_data.Empty")->type, JSON_NULL);
+    assert_str(&ev, "winlog.activity_id", "{abcdef01-2345-6789-abcd-ef0123456789}");
+    assert_str(&ev, "message", "A service was installed");
+    assert_non_null(get(&ev, "tags"));
+    assert_true(ev.ts_us == RECEIVED_US); /* no time at all */
+    ev = must_norm(f, EVENT_FORMAT_AUTO,
+                   "{\"Event\":{\"System\":{\"EventID\":1102,\"Channel\":\"Security\",\"Security\":null},"
+                   "\"UserData\":{\"LogFileCleared\":{\"#attributes\":{\"xmlns\":\"x\"},\"SubjectUserName\":\"admin\","
+                   "\"SubjectDomainName\":\"D\"}}}}");
+    assert_str(&ev, "user.name", "admin");
+    assert_str(&ev, "user.domain", "D");
+    ev = must_norm(f, EVENT_FORMAT_AUTO,
+                   "{\"Event\":{\"System\":{\"EventID\":800,\"Channel\":\"Windows PowerShell\"},\"EventData\":{\"Data\":"
+                   "{\"#text\":[\"a\",\"b\"]},\"Source Name\":\"AMSI\",\"a.b\":1,\"Nested\":{\"Inner\":{\"X\":\"y\"}}}}}");
+    const json_value *data = get(&ev, "winlog.event_data.Data");
+    assert_true(data && data->type == JSON_ARRAY && data->len == 2);
+    assert_str(&ev, "winlog.event_data.SourceName", "AMSI");
+    assert_str(&ev, "winlog.event_data.a_b", "1");
+    assert_str(&ev, "winlog.event_data.Nested.Inner.X", "y");
+    struct logsource_set ls;
+    logsource_classify(&ev, &ls);
+    assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_PS_CLASSIC_SCRIPT));
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"Event\":{\"System\":{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/"
+                                         "Operational\"},\"EventData\":{\"UtcTime\":\"2020-10-22 03:52:01.720\"}}}");
+    assert_str(&ev, "@timestamp", "2020-10-22T03:52:01.720000Z");
+    assert_true(ev.ts_us == 1603338721720000LL);
+}
+
+static void test_winlog_winlogbeat_alongside_ecs(void **state)
+{
+    struct fixture *f = *state;
+    /* Winlogbeat already wrote process.executable: kept; the raw Image stays EventData since
+     * it differs; an equal duplicate is folded; derived event.* replaces the shipper's. */
+    mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO,
+                                "{\"winlog\":{\"channel\":\"Microsoft-Windows-Sysmon/Operational\",\"event_id\":1,"
+                                "\"event_data\":{\"Image\":\"C:\\\\A.EXE\",\"CommandLine\":\"a\",\"Custom Field\":\"c\"},"
+                                "\"api\":\"wineventlog\"},\"process\":{\"executable\":\"c:\\\\a.exe\",\"command_line\":\"a\"},"
+                                "\"event\":{\"category\":[\"x\"],\"code\":\"1\",\"created\":\"2024-01-01T00:00:00Z\"},"
+                                "\"agent\":{\"type\":\"winlogbeat\"},\"host\":{\"name\":\"agenthost\"}}");
+    check_invariants(f, &ev);
+    assert_str(&ev, "process.executable", "c:\\a.exe");
+    assert_str(&ev, "winlog.event_data.Image", "C:\\A.EXE");
+    assert_str(&ev, "process.command_line", "a");
+    assert_absent(&ev, "winlog.event_data.CommandLine");
+    assert_str(&ev, "winlog.event_data.CustomField", "c");
+    assert_str(&ev, "process.name", "a.exe"); /* from the executable that owns the path */
+    assert_str(&ev, "winlog.api", "wineventlog");
+    assert_str(&ev, "host.name", "agenthost");
+    assert_str(&ev, "agent.type", "winlogbeat");
+    assert_str(&ev, "event.created", "2024-01-01T00:00:00Z");
+    const json_value *cat = get(&ev, "event.category");
+    assert_true(cat->type == JSON_ARRAY && cat->len == 1 && cat->items[0].len == 7); /* "process" */
+    /* "winlog.event_data" as one dotted key is Winlogbeat too */
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"winlog.event_data\":{\"Image\":\"C:\\\\x.exe\"},\"winlog.event_id\":1}");
+    assert_str(&ev, "process.executable", "C:\\x.exe");
+    /* a winlog object without event_data or channel is plain ECS */
+    ev = must_norm(f, EVENT_FORMAT_AUTO, "{\"winlog\":{\"api\":\"x\"},\"EventID\":4}");
+    assert_int(&ev, "EventID", 4);
+    assert_str(&ev, "winlog.api", "x");
+    /* format ecs never applies winlog rules */
+    ev = must_norm(f, EVENT_FORMAT_ECS, sysmon1_evtx);
+    assert_str(&ev, "Event.EventData.Image", "C:\\Windows\\System32\\whoami.exe");
+    assert_int(&ev, "Event.System.EventID", 1);
+    assert_absent(&ev, "process.executable");
+    /* NXLog's "host" string clashes with the stamped host.id when read as ECS */
+    expect_reject(f, EVENT_FORMAT_ECS, sysmon1_nxlog, "conflicting field 'host'");
+}
+
+/* ---- real data: SigmaHQ regression events -------------------------------------------------- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *data = malloc((size_t)(n > 0 ? n : 0) + 1);
+    size_t got = fread(data, 1, (size_t)(n > 0 ? n : 0), fp);
+    fclose(fp);
+    data[got] = '\0';
+    *len = got;
+    return data;
+}
+
+/* The rule's `category:` / `service:` under logsource (plain text scan of the YAML). */
+static void rule_logsource(const char *rule_path, char *category, char *service, size_t cap)
+{
+    size_t len;
+    char *text = read_file(rule_path, &len);
+    category[0] = service[0] = '\0';
+    if (!text) return;
+    char *ls = strstr(text, "\nlogsource:");
+    for (char *line = ls ? strchr(ls + 1, '\n') : NULL; line && line[1] == ' '; line = strchr(line + 1, '\n')) {
+        char *s = line + 1;
+        while (*s == ' ') s++;
+        char *target = strncmp(s, "category:", 9) == 0 ? category : strncmp(s, "service:", 8) == 0 ? service : NULL;
+        if (!target) continue;
+        s = strchr(s, ':') + 1;
+        while (*s == ' ') s++;
+        size_t k = 0;
+        while (s[k] && s[k] != '\n' && s[k] != ' ' && s[k] != '#' && k + 1 < cap) {
+            target[k] = s[k];
+            k++;
+        }
+        target[k] = '\0';
+    }
+    free(text);
+}
+
+struct convert_ctx {
+    buf nx, wb;
+};
+
+/* Builds the NXLog and Winlogbeat forms of an evtx_dump event the way those shippers write
+ * them (text EventData, their System names and extras), to check all three agree. */
+static void level_text(int64_t level, const char **nxlog, const char **ecs)
+{
+    switch (level) {
+    case 1: *nxlog = "CRITICAL", *ecs = "critical"; break;
+    case 2: *nxlog = "ERROR", *ecs = "error"; break;
+    case 3: *nxlog = "WARNING", *ecs = "warning"; break;
+    case 5: *nxlog = "DEBUG", *ecs = "verbose"; break;
+    default: *nxlog = "INFO", *ecs = "information"; break;
+    }
+}
+
+static const json_value *attr(const json_value *v, const char *name)
+{
+    const json_value *a = json_object_get(v, "#attributes", 11);
+    return a ? json_object_get(a, name, strlen(name)) : NULL;
+}
+
+static void put_member(buf *b, bool *first, const char *key, size_t key_len, const json_value *v)
+{
+    if (!*first) buf_putc(b, ',');
+    *first = false;
+    json_write_string(b, key, key_len);
+    buf_putc(b, ':');
+    json_write_value(b, v);
+}
+
+static void put_text_member(buf *b, bool *first, const char *key, size_t key_len, const json_value *v)
+{
+    if (!*first) buf_putc(b, ',');
+    *first = false;
+    json_write_string(b, key, key_len);
+    buf_putc(b, ':');
+    if (v->type == JSON_NUMBER) json_write_string(b, v->str, v->len);
+    else if (v->type == JSON_BOOL) buf_puts(b, v->num.b ? "\"true\"" : "\"false\"");
+    else json_write_value(b, v);
+}
+
+static void convert_event(const json_value *root, buf *nx, buf *wb)
+{
+    const json_value *event = json_object_get(root, "Event", 5);
+    const json_value *sys = json_object_get(event, "System", 6);
+    const json_value *data = json_object_get(event, "EventData", 9);
+    const json_value *provider = json_object_get(sys, "Provider", 8);
+    const json_value *name = attr(provider, "Name"), *guid = attr(provider, "Guid");
+    const json_value *event_id = json_object_get(sys, "EventID", 7);
+    const json_value *time = attr(json_object_get(sys, "TimeCreated", 11), "SystemTime");
+    const json_value *record = json_object_get(sys, "EventRecordID", 13);
+    const json_value *exec = json_object_get(sys, "Execution", 9);
+    const json_value *sec = json_object_get(sys, "Security", 8);
+    const json_value *user = sec && sec->type == JSON_OBJECT ? attr(sec, "UserID") : NULL;
+    const json_value *corr = json_object_get(sys, "Correlation", 11);
+    const json_value *activity = corr && corr->type == JSON_OBJECT ? attr(corr, "ActivityID") : NULL;
+    const json_value *keywords = json_object_get(sys, "Keywords", 8);
+    int64_t level = json_object_get(sys, "Level", 5)->num.i;
+    const char *nx_level, *ecs_level;
+    level_text(level, &nx_level, &ecs_level);
+    uint64_t mask = strtoull(keywords->str + 2, NULL, 16);
+    bool has_event_type = json_object_get(data, "EventType", 9) != NULL;
+
+    /* NXLog */
+    buf_clear(nx);
+    bool first = true;
+    buf_putc(nx, '{');
+    put_member(nx, &first, "EventID", 7, event_id);
+    put_member(nx, &first, "Channel", 7, json_object_get(sys, "Channel", 7));
+    put_member(nx, &first, "SourceName", 10, name);
+    if (guid) {
+        char braced[64];
+        snprintf(braced, sizeof braced, "{%.*s}", (int)guid->len, guid->str);
+        buf_printf(nx, ",\"ProviderGuid\":\"%s\"", braced);
+    }
+    put_member(nx, &first, "Hostname", 8, json_object_get(sys, "Computer", 8));
+    put_member(nx, &first, "RecordNumber", 12, record);
+    put_member(nx, &first, "ExecutionProcessID", 18, attr(exec, "ProcessID"));
+    put_member(nx, &first, "ThreadID", 8, attr(exec, "ThreadID"));
+    if (user) put_member(nx, &first, "UserID", 6, user);
+    if (activity) put_member(nx, &first, "ActivityID", 10, activity);
+    put_member(nx, &first, "Version", 7, json_object_get(sys, "Version", 7));
+    put_member(nx, &first, "Task", 4, json_object_get(sys, "Task", 4));
+    put_member(nx, &first, "OpcodeValue", 11, json_object_get(sys, "Opcode", 6));
+    buf_printf(nx, ",\"Opcode\":\"Info\",\"Keywords\":%" PRId64 ",\"Severity\":\"%s\",\"SeverityValue\":2", (int64_t)mask,
+               nx_level);
+    buf_printf(nx, ",\"%s\":\"INFO\"", has_event_type ? "EventTypeOrignal" : "EventType");
+    buf_puts(nx, ",\"Category\":\"Some Task\",\"EventReceivedTime\":\"2020-01-01 00:00:00\",\"SourceModuleName\":"
+                 "\"eventlog\",\"SourceModuleType\":\"im_msvistalog\",\"@version\":\"1\",\"host\":\"wec\",\"port\":1,"
+                 "\"tags\":[\"t\"]");
+    put_member(nx, &first, "@timestamp", 10, time);
+    for (uint32_t i = 0; i < data->len; i++) {
+        const json_member *m = &data->members[i];
+        if (m->key_len && m->key[0] == '#') continue;
+        put_text_member(nx, &first, m->key, m->key_len, &m->value);
+    }
+    buf_putc(nx, '}');
+
+    /* Winlogbeat, nested */
+    buf_clear(wb);
+    buf_puts(wb, "{\"@timestamp\":");
+    json_write_value(wb, time);
+    buf_printf(wb, ",\"log\":{\"level\":\"%s\"},\"winlog\":{\"channel\":", ecs_level);
+    json_write_value(wb, json_object_get(sys, "Channel", 7));
+    buf_printf(wb, ",\"event_id\":\"%" PRId64 "\",\"provider_name\":", event_id->num.i);
+    json_write_value(wb, name);
+    if (guid) {
+        buf_puts(wb, ",\"provider_guid\":\"{");
+        for (uint32_t i = 0; i < guid->len; i++) {
+            char c = guid->str[i];
+            buf_putc(wb, (char)((c >= 'A' && c <= 'Z') ? c + 32 : c));
+        }
+        buf_puts(wb, "}\"");
+    }
+    buf_puts(wb, ",\"computer_name\":");
+    json_write_value(wb, json_object_get(sys, "Computer", 8));
+    buf_printf(wb, ",\"record_id\":\"%" PRId64 "\",\"process\":{\"pid\":", record->num.i);
+    json_write_value(wb, attr(exec, "ProcessID"));
+    buf_puts(wb, ",\"thread\":{\"id\":");
+    json_write_value(wb, attr(exec, "ThreadID"));
+    buf_puts(wb, "}}");
+    if (user) {
+        buf_puts(wb, ",\"user\":{\"identifier\":");
+        json_write_value(wb, user);
+        buf_putc(wb, '}');
+    }
+    if (activity) {
+        buf_puts(wb, ",\"activity_id\":");
+        json_write_value(wb, activity);
+    }
+    buf_puts(wb, ",\"version\":");
+    json_write_value(wb, json_object_get(sys, "Version", 7));
+    buf_puts(wb, ",\"task\":");
+    json_write_value(wb, json_object_get(sys, "Task", 4));
+    buf_puts(wb, ",\"opcode\":");
+    json_write_value(wb, json_object_get(sys, "Opcode", 6));
+    buf_puts(wb, ",\"keywords\":");
+    json_write_value(wb, keywords);
+    buf_puts(wb, ",\"event_data\":{");
+    first = true;
+    for (uint32_t i = 0; i < data->len; i++) {
+        const json_member *m = &data->members[i];
+        if (m->key_len && m->key[0] == '#') continue;
+        put_text_member(wb, &first, m->key, m->key_len, &m->value);
+    }
+    buf_puts(wb, "}}}");
+}
+
+static void walk_regression(struct fixture *f, const char *dir, size_t *events, size_t *checked_rules)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char path[4096];
+    bool has_info = false;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) walk_regression(f, path, events, checked_rules);
+        else if (strcmp(de->d_name, "info.yml") == 0) has_info = true;
+    }
+    closedir(d);
+    if (!has_info) return;
+    /* regression_data/<rel> belongs to the rule sigma/<rel>.yml */
+    const char *marker = strstr(dir, "/regression_data/");
+    char rule[4096], category[64], service[64];
+    snprintf(rule, sizeof rule, "%s/sigma/%s.yml", MAMORI_DATA_DIR, marker + strlen("/regression_data/"));
+    rule_logsource(rule, category, service, sizeof category);
+    enum logsource_category want_category = LOGSOURCE_CATEGORY_NONE;
+    enum logsource_service want_service = LOGSOURCE_SERVICE_NONE;
+    if (category[0] && logsource_category_parse(category, strlen(category), &want_category) != 0)
+        fail_msg("%s: unknown category %s", rule, category);
+    if (service[0] && logsource_service_parse(service, strlen(service), &want_service) != 0)
+        fail_msg("%s: unknown service %s", rule, service);
+    if (want_category || want_service) (*checked_rules)++;
+
+    d = opendir(dir);
+    struct convert_ctx conv;
+    buf_init(&conv.nx);
+    buf_init(&conv.wb);
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *text = read_file(path, &len);
+        size_t pos = 0;
+        for (;;) {
+            arena_reset(&f->arena);
+            json_value v;
+            json_error jerr;
+            int rc = json_parse_next(f->parser, &f->arena, text, len, &pos, &v, &jerr);
+            if (rc == -ENODATA) break;
+            if (rc) fail_msg("%s: %s at %zu", path, jerr.msg, jerr.offset);
+            mamori_event a;
+            rc = normalize_event(f->norm, &f->arena, EVENT_FORMAT_AUTO, &v, &f->stamp, 0, &a, f->err, sizeof f->err);
+            if (rc) fail_msg("%s: rejected: %s", path, f->err);
+            (*events)++;
+            check_invariants(f, &a);
+            struct logsource_set ls;
+            logsource_classify(&a, &ls);
+            if (want_category && !logsource_has(&ls, want_category))
+                fail_msg("%s: want category %s, event has %#" PRIx64 ": %s", path, category, ls.categories, a.json);
+            if (want_service && ls.service != want_service)
+                fail_msg("%s: want service %s, event has %s", path, service,
+                         logsource_service_name((enum logsource_service)ls.service));
+            /* the same event as NXLog and Winlogbeat would have shipped it */
+            convert_event(&v, &conv.nx, &conv.wb);
+            mamori_event b, c;
+            json_value vn, vw;
+            const char *nx_text = arena_strndup(&f->arena, conv.nx.data, conv.nx.len);
+            const char *wb_text = arena_strndup(&f->arena, conv.wb.data, conv.wb.len);
+            if (json_parse(f->parser, &f->arena, nx_text, conv.nx.len, &vn, &jerr) ||
+                json_parse(f->parser, &f->arena, wb_text, conv.wb.len, &vw, &jerr))
+                fail_msg("%s: converted event does not parse: %s", path, jerr.msg);
+            if (normalize_event(f->norm, &f->arena, EVENT_FORMAT_AUTO, &vn, &f->stamp, 0, &b, f->err, sizeof f->err) ||
+                normalize_event(f->norm, &f->arena, EVENT_FORMAT_AUTO, &vw, &f->stamp, 0, &c, f->err, sizeof f->err))
+                fail_msg("%s: converted event rejected: %s", path, f->err);
+            if (a.json_len != b.json_len || memcmp(a.json, b.json, a.json_len) != 0)
+                fail_msg("%s: evtx and NXLog differ:\n%s\n%s\nfrom %s", path, a.json, b.json, nx_text);
+            if (a.json_len != c.json_len || memcmp(a.json, c.json, a.json_len) != 0)
+                fail_msg("%s: evtx and Winlogbeat differ:\n%s\n%s\nfrom %s", path, a.json, c.json, wb_text);
+        }
+        free(text);
+    }
+    buf_fini(&conv.nx);
+    buf_fini(&conv.wb);
+    closedir(d);
+}
+
+static void test_regression_data_normalizes_with_rule_logsource(void **state)
+{
+    struct fixture *f = *state;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/sigma/regression_data", MAMORI_DATA_DIR);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        print_message("skipped: %s not found\n", dir);
+        skip();
+    }
+    size_t events = 0, rules = 0;
+    walk_regression(f, dir, &events, &rules);
+    print_message("regression data: %zu events normalized, %zu rules' logsources checked\n", events, rules);
+    assert_true(events >= 160);
+    assert_true(rules >= 130);
+}
+
+/* ---- real data: OTRF recordings ----------------------------------------------------------- */
+
+static void test_otrf_sample_normalizes(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const zips[] = {
+        "windows/lateral_movement/host/empire_psexec_dcerpc_tcp_svcctl.zip",
+        "windows/credential_access/host/cmd_lsass_memory_dumpert_syscalls.zip",
+        "windows/credential_access/host/cmd_dumping_ntds_dit_file_ntdsutil.zip",
+        "windows/defense_evasion/host/empire_monologue_netntlm_downgrade.zip",
+        "windows/defense_evasion/host/psh_stop_event_logging_controlset_minint_key.zip",
+        "windows/lateral_movement/host/covenant_dcom_iertutil_dll_hijack.zip",
+        "windows/collection/host/msf_record_mic.zip",
+        "windows/discovery/host/empire_shell_net_localgroup_administrators.zip",
+    };
+    size_t total = 0, zips_read = 0;
+    static char line[1 << 20];
+    for (size_t z = 0; z < sizeof zips / sizeof zips[0]; z++) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "unzip -p '%s/otrf/%s' -x '__MACOSX/*' 2>/dev/null", MAMORI_DATA_DIR, zips[z]);
+        FILE *p = popen(cmd, "r");
+        if (!p) continue;
+        size_t lines = 0;
+        while (lines < 2000 && fgets(line, sizeof line, p)) {
+            size_t len = strlen(line);
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+            if (!len) continue;
+            arena_reset(&f->arena);
+            json_value v;
+            json_error jerr;
+            if (json_parse(f->parser, &f->arena, line, len, &v, &jerr) != 0) fail_msg("%s: line %zu: %s", zips[z], lines, jerr.msg);
+            mamori_event ev;
+            if (normalize_event(f->norm, &f->arena, EVENT_FORMAT_AUTO, &v, &f->stamp, 0, &ev, f->err, sizeof f->err))
+                fail_msg("%s line %zu rejected: %s", zips[z], lines, f->err);
+            if (lines % 97 == 0) check_invariants(f, &ev);
+            assert_non_null(get(&ev, "winlog.channel"));
+            assert_non_null(get(&ev, "winlog.event_id"));
+            lines++;
+        }
+        pclose(p);
+        if (lines) zips_read++;
+        total += lines;
+    }
+    if (!zips_read) {
+        print_message("skipped: no OTRF zips readable under %s/otrf (unzip installed?)\n", MAMORI_DATA_DIR);
+        skip();
+    }
+    print_message("OTRF: %zu lines from %zu recordings normalized\n", total, zips_read);
+    assert_true(total >= 5000);
+}
+
+/* ---- no malloc per event: steady state reuses scratch ------------------------------------------- */
+
+static void test_scratch_reuse_is_stable(void **state)
+{
+    struct fixture *f = *state;
+    /* alternate shapes and rejections; state must not leak from one event into the next */
+    for (int i = 0; i < 200; i++) {
+        arena_reset(&f->arena);
+        mamori_event a = must_norm(f, EVENT_FORMAT_AUTO, sysmon3_nxlog);
+        mamori_event ev;
+        assert_int_equal(norm_text(f, EVENT_FORMAT_ECS, "{\"a\":1,\"a\":2}", &ev), -EINVAL);
+        mamori_event b = must_norm(f, EVENT_FORMAT_AUTO, sysmon3_winlogbeat);
+        assert_same_event(&a, &b);
+        mamori_event c = must_norm(f, EVENT_FORMAT_ECS, "{\"x\":1}");
+        assert_int_equal(c.field_count, 5);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ecs_flatten_and_dotted_keys_are_equivalent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_canonical_output_is_deterministic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_sorting_with_bytes_below_dot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_duplicates_and_conflicts_are_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_not_an_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_mamori_fields_cannot_be_spoofed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_host_id_defaults_to_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_timestamps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_integer_fields_are_coerced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ecs_unicode_and_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_sysmon1_three_shapes_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_sysmon3_three_shapes_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_mapping_depends_on_category, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_collisions_keep_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_nxlog_system_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_evtx_variants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_winlog_winlogbeat_alongside_ecs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regression_data_normalizes_with_rule_logsource, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_otrf_sample_normalizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scratch_reuse_is_stable, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
