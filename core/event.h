@@ -19,7 +19,7 @@ enum event_format { EVENT_FORMAT_ECS = 0, EVENT_FORMAT_WINLOG = 1, EVENT_FORMAT_
 int event_format_parse(const char *name, enum event_format *out) MAMORI_WUR;
 const char *event_format_name(enum event_format f);
 
-#define EVENT_MAX_FIELDS 1024    /* flattened fields per event */
+#define EVENT_MAX_FIELDS 1024    /* flattened fields per event, the server's mamori.* included */
 #define EVENT_MAX_PATH_BYTES 256 /* bytes of one dotted field path */
 #define EVENT_ID_HEX_CHARS 56    /* mamori.event_id: hex of ts(8) agent(8) seq(8) index(4) */
 
@@ -55,8 +55,9 @@ typedef struct event_stamp {
     uint64_t seq;         /* batch sequence number */
     int64_t received_us;  /* mamori.received */
     /* Event times outside [received - max_past_us, received + max_future_us] (or
-     * missing/unparseable) are not trusted for ordering: ts_us becomes received_us and the
-     * original @timestamp is kept as sent. 0 disables the bound on that side. */
+     * missing/unparseable) are not trusted for ordering: ts_us becomes received_us.
+     * @timestamp is re-formatted canonically when parseable and kept as sent only when
+     * it is not. 0 disables the bound on that side. */
     int64_t max_past_us;
     int64_t max_future_us;
 } event_stamp;

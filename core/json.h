@@ -40,7 +40,7 @@ struct json_value {
     };
     union {
         int64_t i; /* JSON_NUMBER with JSON_FLAG_INT */
-        double d;  /* JSON_NUMBER otherwise (also set for integers) */
+        double d;  /* JSON_NUMBER without JSON_FLAG_INT (shares storage with i) */
         bool b;    /* JSON_BOOL */
     } num;
 };
