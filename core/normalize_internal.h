@@ -1,0 +1,200 @@
+/* core/normalize_internal.h — private to the normalizer: only core/normalize*.c include it.
+ * Holds the per-thread scratch (struct normalizer), the (path, value, kind) entries every
+ * input shape becomes, small helpers, and the functions the three files call in each other.
+ * No malloc per event: output comes from the caller's arena, scratch lives in the normalizer. */
+#ifndef MAMORI_CORE_NORMALIZE_INTERNAL_H
+#define MAMORI_CORE_NORMALIZE_INTERNAL_H
+
+#include "event.h"
+
+#include <string.h>
+
+/* Room beyond the input's own fields for what the normalizer adds (system fields,
+ * stamps, enrichment); the final event is still held to EVENT_MAX_FIELDS. */
+#define ENTRY_CAP (EVENT_MAX_FIELDS + 128)
+#define EVENT_DATA_PREFIX "winlog.event_data."
+#define EVENT_DATA_PREFIX_LEN (sizeof EVENT_DATA_PREFIX - 1)
+#define RESOLVE_ROUNDS_MAX 4
+_Static_assert(EVENT_DATA_PREFIX_LEN + 8 < EVENT_MAX_PATH_BYTES, "path limit leaves room for EventData names");
+
+/* Who put a path there decides who keeps it when a path is claimed twice. */
+enum entry_kind {
+    KIND_WEAK = 0, /* defaults and enrichment: only if nothing else claims the path */
+    KIND_INPUT,    /* as sent (ECS fields, unmapped EventData): twice is a rejection */
+    KIND_MAPPED,   /* EventData moved to ECS by ecs_map: lowest prio wins, others go back */
+    KIND_DERIVED,  /* winlog System fields, canonical @timestamp: overwrite input */
+    KIND_STAMP,    /* mamori.*: overwrite everything */
+};
+
+struct entry {
+    uint64_t key0, key1; /* first 16 path bytes in sort order, for fast comparisons */
+    const char *path;    /* NUL-terminated; arena or static */
+    const json_value *value;
+    const char *src_name; /* KIND_MAPPED: the EventData name it came from */
+    uint32_t path_len;
+    uint32_t src_len;
+    uint32_t prio; /* KIND_MAPPED: row index * 2 + (1 if matched only caselessly) */
+    uint8_t kind;
+};
+
+struct event_data {
+    const char *name; /* sanitized: no spaces; '.' only between nested levels */
+    uint32_t name_len;
+    const json_value *value;
+};
+
+/* The System part of a winlog event, whatever shape it came in: borrowed values by slot. */
+enum ws_slot {
+    WS_CHANNEL = 0,
+    WS_EVENT_ID,
+    WS_PROVIDER_NAME,
+    WS_PROVIDER_GUID,
+    WS_COMPUTER,
+    WS_RECORD_ID,
+    WS_PID,
+    WS_TID,
+    WS_USER_ID,
+    WS_USER_NAME,
+    WS_USER_DOMAIN,
+    WS_USER_TYPE,
+    WS_VERSION,
+    WS_LEVEL,
+    WS_SEVERITY,
+    WS_TASK,
+    WS_OPCODE,
+    WS_KEYWORDS,
+    WS_ACTIVITY_ID,
+    WS_RELATED_ACTIVITY_ID,
+    WS_MESSAGE,
+    WS_TIME_CREATED,
+    WS_EVENT_TIME,
+    WS_UTC_TIME, /* EventData UtcTime (Sysmon): a time fallback, stays in EventData */
+    WS_HASHES,   /* EventData Hashes / Hash: enrichment source, stays in EventData */
+    WS_COUNT
+};
+
+/* Sorting works on compact copies of the keys: comparisons stay in registers and only
+ * paths sharing their first 16 bytes look at the bytes. */
+struct sort_key {
+    uint64_t key0, key1;
+    struct entry *e;
+};
+
+struct normalizer {
+    struct entry entries[ENTRY_CAP];
+    struct entry *order[ENTRY_CAP];
+    struct entry *scratch[ENTRY_CAP];
+    struct sort_key sort_keys[ENTRY_CAP];
+    struct sort_key sort_tmp[ENTRY_CAP];
+    struct event_data event_data[EVENT_MAX_FIELDS];
+    uint32_t entry_count;
+    uint32_t event_data_count;
+    buf out;
+    char path[EVENT_MAX_PATH_BYTES + 1];
+    /* per event */
+    arena *arena;
+    char *err;
+    size_t err_len;
+    const json_value *timestamp; /* the input's @timestamp */
+    bool low_bytes;              /* a path byte sorts below '.': bytewise order differs */
+    bool winlogbeat;             /* flatten diverts winlog.* System and EventData paths */
+    const json_value *ws[WS_COUNT];
+    /* mamori.received text of the last stamp: a batch shares one received time */
+    int64_t received_us_cached;
+    char received_text[28];
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static inline bool key_is(const char *key, size_t len, const char *lit, size_t lit_len)
+{
+    return len == lit_len && memcmp(key, lit, lit_len) == 0;
+}
+#define KEY_IS(key, len, lit) key_is((key), (len), lit, sizeof lit - 1)
+
+static inline unsigned char ascii_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
+
+static inline json_value *new_value(normalizer *n, enum json_type type)
+{
+    json_value *v = arena_alloc(n->arena, sizeof *v);
+    memset(v, 0, sizeof *v);
+    v->type = (uint8_t)type;
+    return v;
+}
+
+static inline const json_value *new_string(normalizer *n, const char *s, size_t len)
+{
+    json_value *v = new_value(n, JSON_STRING);
+    v->str = s;
+    v->len = (uint32_t)len;
+    return v;
+}
+
+static inline const json_value *new_int(normalizer *n, int64_t i)
+{
+    json_value *v = new_value(n, JSON_NUMBER);
+    v->flags = JSON_FLAG_INT; /* str stays NULL: writers print num.i */
+    v->num.i = i;
+    return v;
+}
+
+/* ---- path bytes as words: entry keys (normalize.c) and the JSON writer (normalize_write.c) */
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rank_word byte-swaps little-endian loads");
+
+/* The bytes of s[0..len) (len <= 8) as a little-endian word padded with `pad` bytes,
+ * assembled in registers: a memcpy to a stack buffer and a wide load would stall on
+ * store forwarding. */
+static inline uint64_t load_partial(const char *s, size_t len, uint64_t pad)
+{
+    uint64_t w;
+    if (len >= 8) {
+        memcpy(&w, s, 8);
+        return w;
+    }
+    if (len == 0) return pad;
+    if (len >= 4) { /* two overlapping 4-byte loads */
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + len - 4, 4);
+        w = (uint64_t)lo | (uint64_t)hi << (8 * (len - 4));
+    } else { /* 1..3 bytes: first, middle, last */
+        w = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << (8 * (len / 2)) |
+            (uint64_t)(unsigned char)s[len - 1] << (8 * (len - 1));
+    }
+    return w | (pad & ~((UINT64_C(1) << (8 * len)) - 1));
+}
+
+/* ---- shared between normalize.c, normalize_winlog.c and normalize_write.c ------------- */
+
+/* normalize.c: rejections, value conversions, entries, ECS flattening. */
+int norm_reject(normalizer *n, const char *reason, const char *path, size_t len) MAMORI_WUR;
+bool norm_value_int(const json_value *v, int64_t *out);
+const json_value *norm_as_text(normalizer *n, const json_value *v);
+const json_value *norm_as_long(normalizer *n, const json_value *v);
+size_t norm_format_i64(int64_t v, char *out);
+const json_value *norm_as_guid(normalizer *n, const json_value *v);
+const json_value *norm_as_keywords(normalizer *n, const json_value *v);
+void norm_entry_set_path(struct entry *e, const char *path, size_t len);
+struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind);
+int norm_flatten_member(normalizer *n, const json_member *m, size_t prefix_len) MAMORI_WUR;
+
+static inline struct entry *push_static(normalizer *n, const char *path, const json_value *v, enum entry_kind kind)
+{
+    return norm_push_entry(n, path, strlen(path), v, kind);
+}
+#define PUSH_LIT(n, lit, v, kind) norm_push_entry((n), lit, sizeof lit - 1, (v), (kind))
+
+/* normalize_winlog.c: the three winlog shapes into System fields and EventData, then entries. */
+int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v) MAMORI_WUR;
+int norm_collect_evtx(normalizer *n, const json_value *raw, const json_value *event) MAMORI_WUR;
+int norm_collect_nxlog(normalizer *n, const json_value *raw) MAMORI_WUR;
+int norm_winlog_finish(normalizer *n) MAMORI_WUR;
+
+/* normalize_write.c: sort, settle duplicates and conflicts, write the canonical JSON. */
+void norm_sort_entries(normalizer *n, uint32_t count);
+int norm_settle(normalizer *n, uint32_t *count, bool *again) MAMORI_WUR;
+void norm_write_json(normalizer *n, struct entry *const *v, uint32_t count);
+void norm_sort_bytewise(struct entry **v, struct entry **tmp, uint32_t count);
+
+#endif

@@ -1,0 +1,440 @@
+/* core/normalize_write.c — the end of the normalizer: one sort of the entries by path,
+ * one pass that settles paths claimed twice (mapped EventData that loses goes back to
+ * winlog.event_data.*), and one walk that writes the canonical JSON: nested objects,
+ * members sorted, compact. */
+#include "event.h"
+#include "normalize_internal.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- sort, settle, write ----------------------------------------------------------------- */
+
+/* Sort order: bytewise, except that '.' sorts before every other byte. Then all paths
+ * under "a." follow "a" directly, so duplicates and leaf/prefix conflicts are neighbours,
+ * and the nested JSON comes out with each object's keys in bytewise order. The entry keys
+ * (rank_word in normalize.c) follow the same order. */
+static inline unsigned rank_of(unsigned char c) { return c == '.' ? 0u : c < '.' ? c + 1u : c; }
+
+static int entry_cmp(const struct entry *a, const struct entry *b)
+{
+    if (a->key0 != b->key0) return a->key0 < b->key0 ? -1 : 1;
+    if (a->key1 != b->key1) return a->key1 < b->key1 ? -1 : 1;
+    /* The first differing byte decides, ranked; equal up to the shorter: shorter first. */
+    size_t n = MAMORI_MIN(a->path_len, b->path_len), i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a->path + i, 8);
+        memcpy(&y, b->path + i, 8);
+        if (x != y) {
+            i += (size_t)__builtin_ctzll(x ^ y) / 8;
+            break;
+        }
+    }
+    while (i < n && a->path[i] == b->path[i]) i++;
+    if (i < n) return rank_of((unsigned char)a->path[i]) < rank_of((unsigned char)b->path[i]) ? -1 : 1;
+    return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
+}
+
+static inline bool same_path(const struct entry *a, const struct entry *b)
+{
+    return a->path_len == b->path_len && a->key0 == b->key0 && memcmp(a->path, b->path, a->path_len) == 0;
+}
+
+static inline bool key_less(const struct sort_key *a, const struct sort_key *b)
+{
+    if (a->key0 != b->key0) return a->key0 < b->key0;
+    if (a->key1 != b->key1) return a->key1 < b->key1;
+    return entry_cmp(a->e, b->e) < 0;
+}
+
+static void sort_keys(struct sort_key *v, struct sort_key *tmp, uint32_t count)
+{
+    if (count <= 16) {
+        for (uint32_t i = 1; i < count; i++) {
+            struct sort_key k = v[i];
+            uint32_t j = i;
+            while (j > 0 && key_less(&k, &v[j - 1])) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = k;
+        }
+        return;
+    }
+    uint32_t half = count / 2;
+    sort_keys(v, tmp, half);
+    sort_keys(v + half, tmp + half, count - half);
+    if (!key_less(&v[half], &v[half - 1])) return;
+    uint32_t i = 0, j = half, k = 0;
+    while (i < half && j < count) tmp[k++] = key_less(&v[j], &v[i]) ? v[j++] : v[i++];
+    while (i < half) tmp[k++] = v[i++];
+    while (j < count) tmp[k++] = v[j++];
+    memcpy(v, tmp, count * sizeof *v);
+}
+
+void norm_sort_entries(normalizer *n, uint32_t count)
+{
+    struct sort_key *keys = n->sort_keys;
+    for (uint32_t i = 0; i < count; i++) {
+        struct entry *e = n->order[i];
+        keys[i] = (struct sort_key){e->key0, e->key1, e};
+    }
+    sort_keys(keys, n->sort_tmp, count);
+    for (uint32_t i = 0; i < count; i++) n->order[i] = keys[i].e;
+}
+
+static bool json_equal(const json_value *a, const json_value *b)
+{
+    if (a->type != b->type) return false;
+    switch (a->type) {
+    case JSON_NULL: return true;
+    case JSON_BOOL: return a->num.b == b->num.b;
+    case JSON_NUMBER:
+        if ((a->flags & JSON_FLAG_INT) && (b->flags & JSON_FLAG_INT)) return a->num.i == b->num.i;
+        return a->str && b->str && a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case JSON_STRING: return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case JSON_ARRAY:
+        if (a->len != b->len) return false;
+        for (uint32_t i = 0; i < a->len; i++)
+            if (!json_equal(&a->items[i], &b->items[i])) return false;
+        return true;
+    default:
+        if (a->len != b->len) return false;
+        for (uint32_t i = 0; i < a->len; i++) {
+            const json_member *x = &a->members[i], *y = &b->members[i];
+            if (x->key_len != y->key_len || memcmp(x->key, y->key, x->key_len) != 0 || !json_equal(&x->value, &y->value))
+                return false;
+        }
+        return true;
+    }
+}
+
+/* An EventData field that lost its ECS path goes back to winlog.event_data.<Field>, where
+ * the detection engine looks first (docs/ecs-mapping.md, "collisions"). */
+static void displace(normalizer *n, struct entry *e)
+{
+    size_t len = EVENT_DATA_PREFIX_LEN + e->src_len;
+    char *path = arena_alloc(n->arena, len + 1);
+    memcpy(path, EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN);
+    memcpy(path + EVENT_DATA_PREFIX_LEN, e->src_name, e->src_len);
+    path[len] = '\0';
+    norm_entry_set_path(e, path, len);
+    e->kind = KIND_INPUT;
+}
+
+/* One pass over the sorted entries: of each group of equal paths keep one. Returns the
+ * kept count in *count; *again when displaced entries need another sort and pass. */
+int norm_settle(normalizer *n, uint32_t *count, bool *again)
+{
+    struct entry **v = n->order;
+    uint32_t total = *count, out = 0;
+    *again = false;
+    for (uint32_t i = 0; i < total;) {
+        uint32_t j = i + 1;
+        while (j < total && same_path(v[i], v[j])) j++;
+        if (j == i + 1) {
+            v[out++] = v[i++];
+            continue;
+        }
+        struct entry *by_kind[KIND_STAMP + 1] = {NULL};
+        uint32_t inputs = 0;
+        for (uint32_t k = i; k < j; k++) {
+            struct entry *e = v[k];
+            if (e->kind == KIND_INPUT) inputs++;
+            if (!by_kind[e->kind] || (e->kind == KIND_MAPPED && e->prio < by_kind[e->kind]->prio)) by_kind[e->kind] = e;
+        }
+        struct entry *winner = by_kind[KIND_STAMP] ? by_kind[KIND_STAMP]
+                               : by_kind[KIND_DERIVED] ? by_kind[KIND_DERIVED]
+                               : by_kind[KIND_INPUT]   ? by_kind[KIND_INPUT]
+                               : by_kind[KIND_MAPPED]  ? by_kind[KIND_MAPPED]
+                                                       : by_kind[KIND_WEAK];
+        if (inputs > 1 && winner->kind == KIND_INPUT) return norm_reject(n, "duplicate field", v[i]->path, v[i]->path_len);
+        for (uint32_t k = i; k < j; k++) {
+            struct entry *e = v[k];
+            if (e == winner) {
+                v[out++] = e;
+                continue;
+            }
+            if (e->kind != KIND_MAPPED) continue; /* overwritten */
+            if (winner->kind == KIND_MAPPED && e->src_len == winner->src_len &&
+                memcmp(e->src_name, winner->src_name, e->src_len) == 0)
+                return norm_reject(n, "duplicate field", e->src_name, e->src_len);
+            if (winner->kind == KIND_INPUT && json_equal(e->value, winner->value)) continue; /* same fact twice */
+            displace(n, e);
+            v[out++] = e;
+            *again = true;
+        }
+        i = j;
+    }
+    *count = out;
+    return 0;
+}
+
+/* High bit set in each byte of w that is < 0x20, '"' or '\\'. Bytes above a flagged one
+ * may be flagged falsely (borrows), the lowest flag is always right. */
+static inline uint64_t escape_mask(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) & highs;
+}
+
+/* Position of the first '.' in p[from..len), or len. */
+static inline size_t find_dot(const char *p, size_t from, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = from;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t t = w ^ (ones * '.');
+        uint64_t m = (t - ones) & ~t & highs;
+        if (m) return i + (size_t)__builtin_ctzll(m) / 8;
+    }
+    while (i < len && p[i] != '.') i++;
+    return i;
+}
+
+static size_t value_bound(const json_value *v)
+{
+    switch (v->type) {
+    case JSON_STRING: return 6 * (size_t)v->len + 2;
+    case JSON_NUMBER: return v->str ? v->len : 24;
+    case JSON_ARRAY: {
+        size_t n = 2 + v->len;
+        for (uint32_t i = 0; i < v->len; i++) n += value_bound(&v->items[i]);
+        return n;
+    }
+    case JSON_OBJECT: {
+        size_t n = 2 + 2 * (size_t)v->len;
+        for (uint32_t i = 0; i < v->len; i++) n += 6 * (size_t)v->members[i].key_len + 2 + value_bound(&v->members[i].value);
+        return n;
+    }
+    default: return 5;
+    }
+}
+
+/* The short escape of a byte that has one ('"' → '"', '\n' → 'n'); 0 means \u00XX. */
+static const char escape_letter[256] = {['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
+                                        ['\t'] = 't', ['\b'] = 'b', ['\f'] = 'f'};
+
+/* Writes s quoted and escaped at o. May store up to 15 bytes past the returned end (the
+ * caller reserves slack): clean blocks are copied whole. */
+static char *put_string(char *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '"';
+    size_t i = 0;
+    while (i < len) {
+        size_t avail = len - i, clean, block;
+#ifdef __SSE2__
+        if (avail >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                                       _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+            _mm_storeu_si128((__m128i *)(void *)o, x);
+            clean = mask ? (size_t)__builtin_ctz(mask) : 16;
+            block = 16;
+        } else
+#endif
+        {
+            uint64_t w = load_partial(s + i, MAMORI_MIN(avail, 8), 0x2020202020202020ULL);
+            uint64_t m = escape_mask(w);
+            memcpy(o, &w, 8);
+            clean = m ? (size_t)__builtin_ctzll(m) / 8 : 8;
+            block = 8;
+        }
+        if (clean > avail) clean = avail;
+        o += clean;
+        i += clean;
+        if (i == len || clean == block) continue; /* no escape in this block */
+        unsigned char c = (unsigned char)s[i++];
+        o[0] = '\\';
+        o[1] = escape_letter[c];
+        if (MAMORI_LIKELY(o[1])) {
+            o += 2;
+            continue;
+        }
+        o[1] = 'u';
+        o[2] = '0';
+        o[3] = '0';
+        o[4] = hex[c >> 4];
+        o[5] = hex[c & 15];
+        o += 6;
+    }
+    *o++ = '"';
+    return o;
+}
+
+static char *put_bytes(char *o, const char *s, size_t len)
+{
+    memcpy(o, s, len);
+    return o + len;
+}
+
+static int member_cmp(const json_member *a, const json_member *b)
+{
+    int c = memcmp(a->key, b->key, MAMORI_MIN(a->key_len, b->key_len));
+    if (c) return c;
+    return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+}
+
+static void sort_members(const json_member **v, const json_member **tmp, uint32_t count)
+{
+    if (count <= 8) {
+        for (uint32_t i = 1; i < count; i++) {
+            const json_member *m = v[i];
+            uint32_t j = i;
+            while (j > 0 && member_cmp(v[j - 1], m) > 0) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = m;
+        }
+        return;
+    }
+    uint32_t half = count / 2;
+    sort_members(v, tmp, half);
+    sort_members(v + half, tmp + half, count - half);
+    uint32_t i = 0, j = half, k = 0;
+    while (i < half && j < count) tmp[k++] = member_cmp(v[j], v[i]) < 0 ? v[j++] : v[i++];
+    while (i < half) tmp[k++] = v[i++];
+    while (j < count) tmp[k++] = v[j++];
+    memcpy(v, tmp, count * sizeof *v);
+}
+
+/* Values are written as given, except that objects inside arrays get their members sorted
+ * too, so equal content always gives equal bytes. */
+static char *put_value(normalizer *n, char *o, const json_value *v)
+{
+    switch (v->type) {
+    case JSON_STRING: return put_string(o, v->str, v->len);
+    case JSON_NULL: return put_bytes(o, "null", 4);
+    case JSON_BOOL: return v->num.b ? put_bytes(o, "true", 4) : put_bytes(o, "false", 5);
+    case JSON_NUMBER:
+        if (v->str) return put_bytes(o, v->str, v->len);
+        if (v->flags & JSON_FLAG_INT) return o + norm_format_i64(v->num.i, o);
+        return o + snprintf(o, 24, "%.17g", v->num.d);
+    case JSON_ARRAY:
+        *o++ = '[';
+        for (uint32_t i = 0; i < v->len; i++) {
+            if (i) *o++ = ',';
+            o = put_value(n, o, &v->items[i]);
+        }
+        *o++ = ']';
+        return o;
+    default: {
+        const json_member **order = arena_alloc(n->arena, 2 * (size_t)v->len * sizeof *order + 1);
+        for (uint32_t i = 0; i < v->len; i++) order[i] = &v->members[i];
+        sort_members(order, order + v->len, v->len);
+        *o++ = '{';
+        for (uint32_t i = 0; i < v->len; i++) {
+            if (i) *o++ = ',';
+            o = put_string(o, order[i]->key, order[i]->key_len);
+            *o++ = ':';
+            o = put_value(n, o, &order[i]->value);
+        }
+        *o++ = '}';
+        return o;
+    }
+    }
+}
+
+/* Length of the common prefix of two paths. */
+static size_t common_prefix(const struct entry *a, const struct entry *b)
+{
+    size_t n = MAMORI_MIN(a->path_len, b->path_len), i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a->path + i, 8);
+        memcpy(&y, b->path + i, 8);
+        if (x != y) return i + (size_t)__builtin_ctzll(x ^ y) / 8;
+    }
+    while (i < n && a->path[i] == b->path[i]) i++;
+    return i;
+}
+
+/* Rebuilds nested objects from the sorted flat paths into n->out. */
+void norm_write_json(normalizer *n, struct entry *const *v, uint32_t count)
+{
+    size_t bound = 2;
+    /* per path byte: up to 6 escaped, plus 4 per segment (quotes, colon, brace) */
+    for (uint32_t i = 0; i < count; i++) bound += 9 * (size_t)v[i]->path_len + 16 + value_bound(v[i]->value);
+    buf *b = &n->out;
+    buf_clear(b);
+    buf_reserve(b, bound + 16); /* put_string's block stores may run 15 bytes ahead */
+    char *o = b->data;
+    *o++ = '{';
+    /* Objects open below the root: seg_end[k] is where the k-th of them ends ('.') in the
+     * previous path. A path has at most EVENT_MAX_PATH_BYTES / 2 dots. */
+    uint32_t seg_end[EVENT_MAX_PATH_BYTES / 2 + 1];
+    uint32_t depth = 0;
+    const struct entry *prev = NULL;
+    for (uint32_t i = 0; i < count; i++) {
+        const struct entry *e = v[i];
+        uint32_t common = 0;
+        if (prev) {
+            size_t same = common_prefix(prev, e);
+            while (common < depth && seg_end[common] < same) common++;
+            for (uint32_t k = common; k < depth; k++) *o++ = '}';
+            *o++ = ',';
+        }
+        depth = common;
+        uint32_t pos = common ? seg_end[common - 1] + 1 : 0;
+        for (uint32_t j = (uint32_t)find_dot(e->path, pos, e->path_len); j < e->path_len;
+             j = (uint32_t)find_dot(e->path, pos, e->path_len)) {
+            o = put_string(o, e->path + pos, j - pos);
+            *o++ = ':';
+            *o++ = '{';
+            MAMORI_ASSERT(depth < MAMORI_ARRAY_LEN(seg_end)); /* segments are never empty */
+            seg_end[depth++] = j;
+            pos = j + 1;
+        }
+        o = put_string(o, e->path + pos, e->path_len - pos);
+        *o++ = ':';
+        o = put_value(n, o, e->value);
+        prev = e;
+    }
+    for (uint32_t k = 0; k < depth; k++) *o++ = '}';
+    *o++ = '}';
+    b->len = (size_t)(o - b->data);
+    MAMORI_ASSERT(b->len <= bound);
+}
+
+static int bytewise_cmp(const struct entry *a, const struct entry *b)
+{
+    int c = memcmp(a->path, b->path, MAMORI_MIN(a->path_len, b->path_len));
+    if (c) return c;
+    return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
+}
+
+/* Only when some path holds a byte below '.': then bytewise order (event_get's) differs. */
+void norm_sort_bytewise(struct entry **v, struct entry **tmp, uint32_t count)
+{
+    if (count <= 12) {
+        for (uint32_t i = 1; i < count; i++) {
+            struct entry *e = v[i];
+            uint32_t j = i;
+            while (j > 0 && bytewise_cmp(v[j - 1], e) > 0) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = e;
+        }
+        return;
+    }
+    uint32_t half = count / 2;
+    norm_sort_bytewise(v, tmp, half);
+    norm_sort_bytewise(v + half, tmp + half, count - half);
+    uint32_t i = 0, j = half, k = 0;
+    while (i < half && j < count) tmp[k++] = bytewise_cmp(v[j], v[i]) < 0 ? v[j++] : v[i++];
+    while (i < half) tmp[k++] = v[i++];
+    while (j < count) tmp[k++] = v[j++];
+    memcpy(v, tmp, count * sizeof *v);
+}
