@@ -164,9 +164,11 @@ int batch_build(ingest_thread *t, conn *c, const frame_header *h, const uint8_t 
         int rc = json_parse(t->parser, &b->arena, line, n, &v, &jerr);
         if (rc) {
             snprintf(why, sizeof why, "invalid JSON at byte %zu: %s", jerr.offset, jerr.msg);
+            COUNT(t, events_rejected_invalid_json, 1);
         } else {
             rc = normalize_event(t->norm, &b->arena, format, &v, &stamp, line_no, &b->events[b->event_count], why,
                                  sizeof why);
+            if (rc) COUNT(t, events_rejected_invalid_event, 1);
         }
         if (rc == 0) {
             b->event_count++;

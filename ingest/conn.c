@@ -138,8 +138,11 @@ static void handle_hello(ingest_thread *t, conn *c, const frame_header *h, const
     uint64_t resume, acked;
     bool had_owner;
     uint32_t prev_thread, prev_slot, prev_gen;
-    int rc = registry_claim(t->owner, c, t->index, slot_of(t, c), &resume, &acked, &had_owner, &prev_thread,
-                            &prev_slot, &prev_gen);
+    const json_value *version = json_object_get(&v, "agent_version", 13);
+    bool has_version = json_is_string(version);
+    int rc = registry_claim(t->owner, c, t->index, slot_of(t, c), has_version ? version->str : "",
+                            has_version ? version->len : 0, &resume, &acked, &had_owner, &prev_thread, &prev_slot,
+                            &prev_gen);
     if (rc) {
         conn_close(t, c, "server cannot read agent state; try again later");
         return;
@@ -254,6 +257,7 @@ static void handle_frame(ingest_thread *t, conn *c, const frame_header *h, const
             return;
         }
         conn_send_frame(t, c, FRAME_PONG, 0, h->seq, NULL, 0);
+        registry_seen(t->owner, c);
         return;
     case FRAME_PONG: return;
     case FRAME_RESULT: return; /* response actions: not asked for in this version (protocol.md §4.6) */
@@ -375,6 +379,11 @@ void conn_on_inbox(ingest_thread *t, const inbox_msg *m)
         COUNT(t, batches_acked, 1);
         COUNT(t, ack_latency_us_sum, m->latency_us > 0 ? m->latency_us : 0);
         COUNT(t, ack_latency_count, 1);
+        {
+            unsigned b = 0;
+            while (b < INGEST_ACK_BUCKETS - 1 && (uint64_t)m->latency_us > ingest_ack_bucket_us[b]) b++;
+            COUNT(t, ack_latency_buckets[b], 1);
+        }
         if (c->pause & PAUSE_UNACKED) {
             check_unacked(t, c);
             if (!c->pause) conn_pump(t, c);

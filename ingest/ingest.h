@@ -34,6 +34,10 @@ uint16_t ingest_port(const ingest *in);
 void ingest_stop(ingest *in);
 void ingest_destroy(ingest *in);
 
+/* Ack latency histogram bucket upper bounds, microseconds (the last bucket is open). */
+#define INGEST_ACK_BUCKETS 14
+extern const uint64_t ingest_ack_bucket_us[INGEST_ACK_BUCKETS - 1];
+
 typedef struct ingest_stats {
     uint64_t connections_accepted;
     uint64_t connections_active;
@@ -51,7 +55,33 @@ typedef struct ingest_stats {
     uint64_t seq_gaps;           /* first batch after WELCOME skipped numbers */
     uint64_t ack_latency_us_sum; /* publish → durable, summed */
     uint64_t ack_latency_count;
+    uint64_t ack_latency_buckets[INGEST_ACK_BUCKETS]; /* not cumulative */
+    uint64_t events_rejected_invalid_json;  /* a line that is not JSON */
+    uint64_t events_rejected_invalid_event; /* JSON the normalizer refused (not an object, duplicates, limits) */
 } ingest_stats;
 void ingest_get_stats(ingest *in, ingest_stats *out);
+
+/* What ingest knows about an agent since start-up (live state; the persisted registry is
+ * the agents column family). */
+typedef struct ingest_agent_info {
+    char tenant[65];
+    char agent_id[129];
+    bool online;
+    int64_t connected_since_us; /* wall clock of the current/last connection's WELCOME */
+    int64_t last_seen_us;       /* wall clock of the last frame received */
+    char address[64];           /* peer "ip:port" of the current/last connection */
+    char version[65];           /* HELLO agent_version */
+    uint64_t events_received;   /* accepted events since start-up */
+    uint64_t batches_received;
+    uint64_t durable_seq; /* highest acknowledged batch */
+    uint64_t accepted_seq;
+} ingest_agent_info;
+
+/* Calls fn for every agent of `tenant` (NULL: all) seen since start-up, under the agent
+ * registry lock: fn must be quick and must not call into ingest. fn returns non-zero to stop. */
+typedef int (*ingest_agent_fn)(void *ctx, const ingest_agent_info *agent);
+void ingest_list_agents(ingest *in, const char *tenant, ingest_agent_fn fn, void *ctx);
+/* One agent; -ENOENT if ingest has not seen it since start-up. */
+int ingest_get_agent(ingest *in, const char *tenant, const char *agent_id, ingest_agent_info *out) MAMORI_WUR;
 
 #endif

@@ -35,6 +35,12 @@ typedef struct agent_entry {
     char agent_id[INGEST_MAX_AGENT_ID + 1];
     uint64_t durable_seq;  /* everything <= is durable */
     uint64_t accepted_seq; /* everything <= was published (durable or about to be) */
+    int64_t connected_since_us;
+    int64_t last_seen_us;
+    uint64_t events_received;
+    uint64_t batches_received;
+    char address[64];
+    char version[65];
     bool owned;
     uint32_t owner_thread;
     uint32_t owner_slot;
@@ -124,7 +130,9 @@ typedef struct conn {
 typedef struct ingest_counters {
     _Atomic uint64_t connections_accepted, connections_active, connections_refused_full, handshakes_failed,
         agents_connected, protocol_violations, superseded, batches_received, batches_acked, events_accepted,
-        events_rejected, bytes_received, backpressure_pauses, seq_gaps, ack_latency_us_sum, ack_latency_count;
+        events_rejected, bytes_received, backpressure_pauses, seq_gaps, ack_latency_us_sum, ack_latency_count,
+        events_rejected_invalid_json, events_rejected_invalid_event;
+    _Atomic uint64_t ack_latency_buckets[INGEST_ACK_BUCKETS];
 } ingest_counters;
 
 #define COUNT(t, field, n) atomic_fetch_add_explicit(&(t)->counters.field, (uint64_t)(n), memory_order_relaxed)
@@ -216,8 +224,11 @@ int batch_build(ingest_thread *t, conn *c, const frame_header *h, const uint8_t 
 /* registry.c */
 /* Claims the agent for this connection. Returns the entry, the resume point and acked
  * point for WELCOME, and the previous owner (if another connection held it). */
-int registry_claim(ingest *in, conn *c, uint32_t thread, uint32_t slot, uint64_t *resume_seq, uint64_t *acked_seq,
-                   bool *had_owner, uint32_t *prev_thread, uint32_t *prev_slot, uint32_t *prev_gen);
+int registry_claim(ingest *in, conn *c, uint32_t thread, uint32_t slot, const char *version, size_t version_len,
+                   uint64_t *resume_seq, uint64_t *acked_seq, bool *had_owner, uint32_t *prev_thread,
+                   uint32_t *prev_slot, uint32_t *prev_gen);
+/* Records that the agent was heard from (heartbeats). */
+void registry_seen(ingest *in, conn *c);
 /* Checks ownership and sequence, then publishes under the registry lock so the resume
  * point can never run ahead of what was published. Returns 0, -EAGAIN (bus full),
  * -ESTALE (superseded: drop quietly), or -EPROTO with reason. */

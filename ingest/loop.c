@@ -25,6 +25,9 @@
 #define MOD "ingest"
 #define BUFFER_GROUP 1
 
+const uint64_t ingest_ack_bucket_us[INGEST_ACK_BUCKETS - 1] = {
+    500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000, 2000000, 5000000};
+
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_TIMER, OP_EVENTFD, OP_CANCEL };
 
 static inline uint64_t make_ud(enum op op, uint32_t slot, uint32_t gen)
@@ -675,6 +678,9 @@ void ingest_get_stats(ingest *in, ingest_stats *out)
         SUM(seq_gaps);
         SUM(ack_latency_us_sum);
         SUM(ack_latency_count);
+        SUM(events_rejected_invalid_json);
+        SUM(events_rejected_invalid_event);
+        for (unsigned b = 0; b < INGEST_ACK_BUCKETS; b++) SUM(ack_latency_buckets[b]);
 #undef SUM
     }
 }

@@ -65,8 +65,9 @@ static agent_entry *find(registry *r, uint64_t agent_hash)
     return e;
 }
 
-int registry_claim(ingest *in, conn *c, uint32_t thread, uint32_t slot, uint64_t *resume_seq, uint64_t *acked_seq,
-                   bool *had_owner, uint32_t *prev_thread, uint32_t *prev_slot, uint32_t *prev_gen)
+int registry_claim(ingest *in, conn *c, uint32_t thread, uint32_t slot, const char *version, size_t version_len,
+                   uint64_t *resume_seq, uint64_t *acked_seq, bool *had_owner, uint32_t *prev_thread,
+                   uint32_t *prev_slot, uint32_t *prev_gen)
 {
     registry *r = &in->reg;
     pthread_mutex_lock(&r->lock);
@@ -97,6 +98,11 @@ int registry_claim(ingest *in, conn *c, uint32_t thread, uint32_t slot, uint64_t
     *prev_thread = e->owner_thread;
     *prev_slot = e->owner_slot;
     *prev_gen = e->owner_gen;
+    e->connected_since_us = e->last_seen_us = clock_wall_us();
+    snprintf(e->address, sizeof e->address, "%s", c->peer);
+    if (version_len >= sizeof e->version) version_len = sizeof e->version - 1;
+    memcpy(e->version, version, version_len);
+    e->version[version_len] = '\0';
     e->owned = true;
     e->owner_thread = thread;
     e->owner_slot = slot;
@@ -145,6 +151,63 @@ int registry_publish(ingest *in, conn *c, uint32_t thread, uint32_t slot, bus_ba
          * them as done so the unacked count stays exact. */
         if (*gap && e->durable_seq == e->accepted_seq) e->durable_seq = b->seq - 1;
         e->accepted_seq = b->seq;
+        e->events_received += b->event_count;
+        e->batches_received++;
+        e->last_seen_us = b->received_us;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void registry_seen(ingest *in, conn *c)
+{
+    if (!c->agent) return;
+    pthread_mutex_lock(&in->reg.lock);
+    c->agent->last_seen_us = clock_wall_us();
+    pthread_mutex_unlock(&in->reg.lock);
+}
+
+static void fill_info(const agent_entry *e, ingest_agent_info *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->tenant, sizeof out->tenant, "%s", e->tenant);
+    snprintf(out->agent_id, sizeof out->agent_id, "%s", e->agent_id);
+    out->online = e->owned;
+    out->connected_since_us = e->connected_since_us;
+    out->last_seen_us = e->last_seen_us;
+    snprintf(out->address, sizeof out->address, "%s", e->address);
+    snprintf(out->version, sizeof out->version, "%s", e->version);
+    out->events_received = e->events_received;
+    out->batches_received = e->batches_received;
+    out->durable_seq = e->durable_seq;
+    out->accepted_seq = e->accepted_seq;
+}
+
+void ingest_list_agents(ingest *in, const char *tenant, ingest_agent_fn fn, void *ctx)
+{
+    registry *r = &in->reg;
+    ingest_agent_info info;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->bucket_count; i++)
+        for (agent_entry *e = r->buckets[i]; e; e = e->next) {
+            if (tenant && strcmp(tenant, e->tenant) != 0) continue;
+            fill_info(e, &info);
+            if (fn(ctx, &info)) goto done;
+        }
+done:
+    pthread_mutex_unlock(&r->lock);
+}
+
+int ingest_get_agent(ingest *in, const char *tenant, const char *agent_id, ingest_agent_info *out)
+{
+    registry *r = &in->reg;
+    uint64_t h = event_agent_hash(tenant, agent_id);
+    pthread_mutex_lock(&r->lock);
+    agent_entry *e = find(r, h);
+    int rc = -ENOENT;
+    if (e && !strcmp(e->tenant, tenant) && !strcmp(e->agent_id, agent_id)) {
+        fill_info(e, out);
+        rc = 0;
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
