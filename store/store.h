@@ -116,7 +116,8 @@ void store_event_key(uint8_t out[STORE_EVENT_KEY_BYTES], uint64_t tenant_hash, i
 /* Counts events of a tenant (tenant NULL: all tenants) with from_us <= ts < to_us. */
 int store_count_events(store *s, const char *tenant, int64_t from_us, int64_t to_us, uint64_t *count) MAMORI_WUR;
 
-/* Fetches one event's stored JSON by its address; -ENOENT if absent. */
+/* Fetches one event's stored JSON by its address into json_out (replacing its contents);
+ * -ENOENT if absent. */
 int store_get_event(store *s, uint64_t tenant_hash, int64_t ts_us, uint64_t agent_hash, uint64_t seq,
                     uint32_t index, buf *json_out) MAMORI_WUR;
 
@@ -155,14 +156,34 @@ typedef struct store_stats {
     uint64_t total_sst_bytes;       /* all column families */
     uint64_t estimated_events;      /* RocksDB's estimate of keys in events */
     uint64_t retention_ranges_deleted;
+    /* additions (docs/storage.md): */
+    uint64_t index_slice_flush_us_total; /* background slice writes: total and worst time */
+    uint64_t index_slice_flush_us_max;
+    uint64_t index_writer_waits;         /* group commits that waited for the slice writer */
+    uint64_t index_events_recovered;     /* events re-indexed from the pending-index log at open */
 } store_stats;
 void store_get_stats(store *s, store_stats *out);
 
-/* Flushes memtables and compacts everything: for tools measuring bytes per event. */
+/* Flushes memtables (and the in-memory index slice) and compacts everything: for tools
+ * measuring bytes per event. */
 int store_compact_all(store *s) MAMORI_WUR;
 
 /* Small metadata values in the meta column family (API keys, settings), by string key. */
 int store_meta_put(store *s, const char *key, const void *value, size_t len) MAMORI_WUR;
-int store_meta_get(store *s, const char *key, buf *value_out) MAMORI_WUR; /* -ENOENT if absent */
+int store_meta_get(store *s, const char *key, buf *value_out) MAMORI_WUR; /* replaces value_out; -ENOENT if absent */
+
+/* ---- listings (store/listing.c; for the API) ---- */
+
+/* Calls fn(ctx, agent_hash, durable_seq) for every agent of the tenant that has stored a
+ * batch (from the in-memory registry; no I/O). fn returns non-zero to stop. Returns 0, or 1
+ * when stopped. */
+typedef int (*store_agent_fn)(void *ctx, uint64_t agent_hash, uint64_t durable_seq);
+int store_list_agents(store *s, uint64_t tenant_hash, store_agent_fn fn, void *ctx);
+/* Calls fn for every meta entry whose key starts with prefix, in key order (key and value
+ * borrowed for the call). Returns 0, 1 when stopped, or a negative errno. */
+typedef int (*store_meta_fn)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len);
+int store_meta_scan(store *s, const char *prefix, store_meta_fn fn, void *ctx) MAMORI_WUR;
+/* Removes one meta entry (absent is not an error). */
+int store_meta_delete(store *s, const char *key) MAMORI_WUR;
 
 #endif

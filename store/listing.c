@@ -1,0 +1,67 @@
+/* store/listing.c — enumerations for the API: the agents a tenant has stored batches
+ * from (with their durable seq), and meta entries under a key prefix (API keys). Read-only
+ * additions; nothing here changes how data is written. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int store_list_agents(store *s, uint64_t tenant_hash, store_agent_fn fn, void *ctx)
+{
+    MAMORI_ASSERT(s && fn);
+    /* copy under the lock, call back outside it */
+    pthread_mutex_lock(&s->agents_mu);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->agent_count; i++)
+        if (s->agents[i].tenant_hash == tenant_hash) n++;
+    uint64_t *pairs = mamori_xmalloc((n ? n : 1) * 2 * sizeof *pairs);
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < s->agent_count; i++) {
+        if (s->agents[i].tenant_hash != tenant_hash) continue;
+        pairs[2 * w] = s->agents[i].agent_hash;
+        pairs[2 * w + 1] = s->agents[i].durable_seq;
+        w++;
+    }
+    pthread_mutex_unlock(&s->agents_mu);
+    int rc = 0;
+    for (uint32_t i = 0; i < w; i++)
+        if (fn(ctx, pairs[2 * i], pairs[2 * i + 1])) {
+            rc = 1;
+            break;
+        }
+    free(pairs);
+    return rc;
+}
+
+int store_meta_scan(store *s, const char *prefix, store_meta_fn fn, void *ctx)
+{
+    MAMORI_ASSERT(s && prefix && fn);
+    size_t plen = strlen(prefix);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_options, s->cf[CF_META]);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen) != 0) break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (fn(ctx, k, klen, v, vlen)) {
+            rc = 1;
+            break;
+        }
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (err) return store_rocks_error(err, "meta scan");
+    return rc;
+}
+
+int store_meta_delete(store *s, const char *key)
+{
+    MAMORI_ASSERT(s && key);
+    char *err = NULL;
+    rocksdb_delete_cf(s->db, s->write_options, s->cf[CF_META], key, strlen(key), &err);
+    if (err) return store_rocks_error(err, "meta delete");
+    return 0;
+}
