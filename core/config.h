@@ -62,6 +62,25 @@ typedef struct mamori_config {
         config_tenant tenants[CONFIG_MAX_TENANT_OVERRIDES];
         uint32_t tenant_count;
     } store;
+    struct {
+        bool enabled;
+        char *listen;   /* "ADDR:PORT" */
+        uint32_t threads;
+        char *tls_cert; /* "" = ingest.tls_cert */
+        char *tls_key;  /* "" = ingest.tls_key */
+        uint32_t max_body_bytes;
+        uint32_t max_header_bytes;
+        uint32_t max_concurrent_requests; /* searches, trees and listings running at once */
+        uint32_t rate_limit_per_key;      /* requests/s per API key (token bucket), 0 = off */
+        uint32_t rate_limit_burst;
+        uint32_t query_deadline_ms;
+        uint32_t max_result_rows;
+        uint32_t max_groups;
+        uint32_t max_sequence_keys;
+        uint32_t max_candidates;
+        uint32_t idle_timeout_s;
+        uint32_t default_range_hours;
+    } api;
 } mamori_config;
 
 /* Fills every key with its default. Strings are heap copies owned by the config. */

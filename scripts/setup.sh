@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang lld llvm libclang-rt-14-dev
   liburing-dev libssl-dev librocksdb-dev libhyperscan-dev libjemalloc-dev libzstd-dev
   libfyaml-dev libxxhash-dev libzip-dev libcmocka-dev librdkafka-dev libevent-dev
-  libcurl4-openssl-dev libjson-c-dev
+  libcurl4-openssl-dev libjson-c-dev libpcre2-dev
   python3 python3-pytest zstd unzip kcat iproute2 nftables openssl ca-certificates
 )
 

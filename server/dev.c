@@ -42,6 +42,9 @@ int dev_prepare(dev_setup *dev, mamori_config *cfg, char *err, size_t err_len)
     rc |= set(cfg, "ingest.tls_ca", path, err, err_len);
     snprintf(path, sizeof path, "%s/data", dev->dir);
     rc |= set(cfg, "store.path", path, err, err_len);
+    /* the API on loopback with the development server certificate (api.tls_* empty) */
+    snprintf(path, sizeof path, "127.0.0.1:%u", dev->api_port);
+    rc |= set(cfg, "api.listen", path, err, err_len);
     if (rc) return -EINVAL;
     snprintf(dev->admin_key_path, sizeof dev->admin_key_path, "%s/admin.key", dev->dir);
     snprintf(dev->dev_json_path, sizeof dev->dev_json_path, "%s/dev.json", dev->dir);

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "api/api.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "internal.h"
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
     store *db = NULL;
     bus *b = NULL;
     ingest *in = NULL;
+    api *api_srv = NULL;
     store_worker worker;
     bool worker_started = false;
     store_tenant_retention retention[CONFIG_MAX_TENANT_OVERRIDES];
@@ -240,6 +242,14 @@ int main(int argc, char **argv)
         LOG_ERROR(MOD, "cannot start ingest threads");
         goto out;
     }
+    if (cfg.api.enabled) {
+        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b};
+        if (api_create(&ao, &api_srv, err, sizeof err) || api_start(api_srv)) {
+            LOG_ERROR(MOD, "cannot start the API: %s", err);
+            goto out;
+        }
+        if (dev_dir) dev.api_port = api_bound_port(api_srv);
+    }
     if (dev_dir) {
         if (dev_write_json(&dev, ingest_port(in), err, sizeof err)) {
             LOG_ERROR(MOD, "%s", err);
@@ -250,15 +260,15 @@ int main(int argc, char **argv)
                 "  directory   %s\n"
                 "  data        %s\n"
                 "  ingest      127.0.0.1:%u  (TLS 1.3, agents need a certificate from %s/ca.pem)\n"
-                "  api         https://127.0.0.1:%u  (arrives with the API; key in %s)\n"
+                "  api         https://127.0.0.1:%u  (admin key in %s; mamorictl --dev %s search '...')\n"
                 "  dev.json    %s\n"
                 "  next        mamori-agent-sim --dev %s --agents 50 --duration 60\n"
                 "              then watch the 'stats' lines below; stop with Ctrl-C\n\n",
-                dev.dir, cfg.store.path, ingest_port(in), dev.dir, dev.api_port, dev.admin_key_path,
+                dev.dir, cfg.store.path, ingest_port(in), dev.dir, dev.api_port, dev.admin_key_path, dev.dir,
                 dev.dev_json_path, dev.dir);
     }
-    LOG_INFO(MOD, "ready ingest_port=%u store=%s sync=%s", ingest_port(in), cfg.store.path,
-             cfg.store.sync ? "true" : "false");
+    LOG_INFO(MOD, "ready ingest_port=%u api_port=%u store=%s sync=%s", ingest_port(in),
+             api_srv ? api_bound_port(api_srv) : 0, cfg.store.path, cfg.store.sync ? "true" : "false");
 
     ingest_stats prev = {0};
     int64_t last_us = clock_mono_us();
@@ -275,10 +285,12 @@ int main(int argc, char **argv)
     }
     exit_code = 0;
 out:
+    api_stop(api_srv);
     if (in) ingest_stop(in);
     if (b) bus_shutdown(b);
     if (worker_started) store_worker_join(&worker);
     if (db) store_close(db);
+    api_destroy(api_srv);
     ingest_destroy(in);
     bus_destroy(b);
     config_free(&cfg);

@@ -1,0 +1,486 @@
+/* api/handlers.c — POST /v1/search, GET /v1/events/{id}, the keys endpoints and the agent
+ * endpoints. Every read is limited to the tenant of the key that signed the request: the
+ * tenant never comes from the request body or path. */
+#include "internal.h"
+
+#include "core/clock.h"
+#include "core/event.h"
+#include "core/log.h"
+#include "core/pki.h"
+
+#include <errno.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool get_time(api_req *r, const json_value *obj, const char *name, int64_t *out, bool *present)
+{
+    const json_value *v = json_object_get(obj, name, strlen(name));
+    *present = false;
+    if (!v || v->type == JSON_NULL) return true;
+    if (v->type != JSON_STRING || clock_parse_rfc3339(v->str, v->len, out) != 0) {
+        reply_error(r, 400, "bad_request", "'%s' must be an RFC 3339 time such as 2024-03-01T00:00:00Z", name);
+        return false;
+    }
+    *present = true;
+    return true;
+}
+
+static int64_t default_to(const api *a)
+{
+    int64_t skew = a->cfg->ingest.max_clock_skew_s ? (int64_t)a->cfg->ingest.max_clock_skew_s : 86400;
+    return clock_wall_us() + skew * 1000000;
+}
+
+static void map_search_error(api_req *r, const search_error *e)
+{
+    int status = 400;
+    switch (e->code) {
+    case SEARCH_ERR_DEADLINE:
+        status = 504;
+        atomic_fetch_add_explicit(&r->t->counters.search_deadline, 1, memory_order_relaxed);
+        break;
+    case SEARCH_ERR_INTERNAL: status = 500; break;
+    default: status = 400; break;
+    }
+    reply_error_at(r, status, search_error_code_name(e->code), e->position, e->cursor, e->message);
+}
+
+void handle_search(api_req *r)
+{
+    api *a = r->a;
+    json_parser *p = json_parser_create();
+    arena ar;
+    arena_init(&ar, 16 * 1024);
+    buf text;
+    buf_init(&text);
+    search_query *q = NULL;
+    const json_value *body = read_json_body(r, p, &ar, &text);
+    if (!body) goto out;
+    static const char *const allowed[] = {"query", "from", "to", "limit", "cursor", "explain"};
+    for (uint32_t i = 0; i < body->len; i++) {
+        const json_member *m = &body->members[i];
+        bool known = false;
+        for (size_t k = 0; k < MAMORI_ARRAY_LEN(allowed); k++)
+            if (m->key_len == strlen(allowed[k]) && memcmp(m->key, allowed[k], m->key_len) == 0) known = true;
+        if (!known) {
+            reply_error(r, 400, "bad_request", "unknown field '%.*s' (query, from, to, limit, cursor, explain)",
+                        (int)MAMORI_MIN(m->key_len, 64u), m->key);
+            goto out;
+        }
+    }
+    const json_value *qv = json_object_get(body, "query", 5);
+    if (!json_is_string(qv)) {
+        reply_error(r, 400, "bad_request", "'query' (a string) is required");
+        goto out;
+    }
+    search_request req = {.tenant = r->tenant, .limit = 100};
+    bool has_from, has_to;
+    req.to_us = default_to(a);
+    if (!get_time(r, body, "from", &req.from_us, &has_from) || !get_time(r, body, "to", &req.to_us, &has_to)) goto out;
+    if (!has_from) req.from_us = req.to_us - (int64_t)a->cfg->api.default_range_hours * 3600 * 1000000;
+    /* later pages keep the range of the first, which the cursor carries */
+    const json_value *cv0 = json_object_get(body, "cursor", 6);
+    int64_t cfrom, cto;
+    if (json_is_string(cv0) && cv0->len <= SEARCH_CURSOR_MAX_CHARS) {
+        char tmp[SEARCH_CURSOR_MAX_CHARS + 1];
+        memcpy(tmp, cv0->str, cv0->len);
+        tmp[cv0->len] = '\0';
+        if (search_cursor_range(tmp, &cfrom, &cto) == 0) {
+            if (!has_from) req.from_us = cfrom;
+            if (!has_to) req.to_us = cto;
+        }
+    }
+    const json_value *lv = json_object_get(body, "limit", 5);
+    if (lv && lv->type != JSON_NULL) {
+        if (lv->type != JSON_NUMBER || !(lv->flags & JSON_FLAG_INT) || lv->num.i < 1) {
+            reply_error(r, 400, "bad_request", "'limit' must be a positive integer");
+            goto out;
+        }
+        if (lv->num.i > (int64_t)a->cfg->api.max_result_rows) {
+            reply_error(r, 400, "too_large", "'limit' %lld is over the maximum of %u rows", (long long)lv->num.i,
+                        a->cfg->api.max_result_rows);
+            goto out;
+        }
+        req.limit = (uint32_t)lv->num.i;
+    }
+    if (req.limit > a->cfg->api.max_result_rows) req.limit = a->cfg->api.max_result_rows;
+    const json_value *cv = json_object_get(body, "cursor", 6);
+    char cursor[SEARCH_CURSOR_MAX_CHARS + 1] = "";
+    if (cv && cv->type != JSON_NULL) {
+        if (cv->type != JSON_STRING || cv->len > SEARCH_CURSOR_MAX_CHARS) {
+            reply_error(r, 400, "bad_request", "'cursor' must be the string a previous page returned");
+            goto out;
+        }
+        memcpy(cursor, cv->str, cv->len);
+        cursor[cv->len] = '\0';
+        req.cursor = cursor;
+    }
+    const json_value *ev = json_object_get(body, "explain", 7);
+    if (ev && ev->type != JSON_NULL) {
+        if (ev->type != JSON_BOOL) {
+            reply_error(r, 400, "bad_request", "'explain' must be true or false");
+            goto out;
+        }
+        req.explain = ev->num.b;
+    }
+    if (req.from_us >= req.to_us) {
+        reply_error(r, 400, "bad_request", "'from' must be before 'to'");
+        goto out;
+    }
+    search_error serr;
+    if (search_compile(qv->str, qv->len, &q, &serr) != 0) {
+        map_search_error(r, &serr);
+        goto out;
+    }
+    req.deadline_mono_us = clock_mono_us() + (int64_t)a->cfg->api.query_deadline_ms * 1000;
+    search_stats st;
+    buf_clear(&r->body);
+    int rc = search_execute(a->db, q, &req, &a->limits, &r->body, &st, &serr);
+    api_counters *c = &r->t->counters;
+    atomic_fetch_add_explicit(&c->search_refs, st.refs_read, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->search_fetched, st.events_fetched, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->search_scanned, st.events_scanned, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->search_parsed, st.events_parsed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->search_rows, st.rows, memory_order_relaxed);
+    r->plan = st.plan;
+    r->rows = st.rows;
+    if (rc) {
+        map_search_error(r, &serr);
+        goto out;
+    }
+    reply_json(r, 200);
+out:
+    search_query_destroy(q);
+    buf_fini(&text);
+    arena_fini(&ar);
+    json_parser_destroy(p);
+}
+
+void handle_event(api_req *r, const char *id)
+{
+    int64_t ts;
+    uint64_t agent, seq;
+    uint32_t index;
+    if (!id || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) {
+        reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "",
+                    EVENT_ID_HEX_CHARS);
+        return;
+    }
+    buf json;
+    buf_init(&json);
+    int rc = store_get_event(r->a->db, event_tenant_hash(r->tenant), ts, agent, seq, index, &json);
+    if (rc == -ENOENT) {
+        reply_error(r, 404, "not_found", "no event %s", id);
+    } else if (rc) {
+        reply_error(r, 500, "internal", "reading the event failed (%d)", rc);
+    } else {
+        store_event_ref ref = {.ts_us = ts, .agent_hash = agent, .seq = seq, .index = index};
+        search_render_event(&r->body, json.data, json.len, &ref);
+        r->rows = 1;
+        reply_json(r, 200);
+    }
+    buf_fini(&json);
+}
+
+/* ---- keys ---- */
+
+typedef struct key_list {
+    api_req *r;
+    json_parser *p;
+    arena a;
+    uint32_t n;
+} key_list;
+
+static int list_key(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    (void)key;
+    (void)key_len;
+    key_list *kl = ctx;
+    arena_reset(&kl->a);
+    json_value v;
+    json_error jerr;
+    if (json_parse(kl->p, &kl->a, value, value_len, &v, &jerr) != 0 || v.type != JSON_OBJECT) return 0;
+    const json_value *t = json_object_get(&v, "tenant", 6);
+    if (!json_is_string(t) || t->len != strlen(kl->r->tenant) || memcmp(t->str, kl->r->tenant, t->len) != 0) return 0;
+    if (kl->n++) buf_putc(&kl->r->body, ',');
+    buf_append(&kl->r->body, value, value_len); /* {id, tenant, role, name, created}: no secret */
+    return 0;
+}
+
+void handle_keys(api_req *r, int create)
+{
+    if (!create) {
+        key_list kl = {.r = r, .p = json_parser_create()};
+        arena_init(&kl.a, 2048);
+        buf_puts(&r->body, "{\"keys\":[");
+        int rc = store_meta_scan(r->a->db, "apikey/", list_key, &kl);
+        buf_puts(&r->body, "]}");
+        arena_fini(&kl.a);
+        json_parser_destroy(kl.p);
+        r->rows = kl.n;
+        if (rc < 0) reply_error(r, 500, "internal", "listing keys failed (%d)", rc);
+        else reply_json(r, 200);
+        return;
+    }
+    json_parser *p = json_parser_create();
+    arena ar;
+    arena_init(&ar, 4096);
+    buf text;
+    buf_init(&text);
+    const json_value *body = read_json_body(r, p, &ar, &text);
+    if (!body) goto out;
+    char tenant[80], role_s[32] = "", name[128] = "";
+    snprintf(tenant, sizeof tenant, "%s", r->tenant);
+    for (uint32_t i = 0; i < body->len; i++) {
+        const json_member *m = &body->members[i];
+        const json_value *v = &m->value;
+        char *dst = NULL;
+        size_t cap = 0;
+        if (m->key_len == 6 && !memcmp(m->key, "tenant", 6)) dst = tenant, cap = sizeof tenant;
+        else if (m->key_len == 4 && !memcmp(m->key, "role", 4)) dst = role_s, cap = sizeof role_s;
+        else if (m->key_len == 4 && !memcmp(m->key, "name", 4)) dst = name, cap = sizeof name;
+        if (!dst) {
+            reply_error(r, 400, "bad_request", "unknown field '%.*s' (tenant, role, name)",
+                        (int)MAMORI_MIN(m->key_len, 64u), m->key);
+            goto out;
+        }
+        if (v->type != JSON_STRING || v->len >= cap || memchr(v->str, '\0', v->len)) {
+            reply_error(r, 400, "bad_request", "'%.*s' must be a string of under %zu bytes", (int)m->key_len, m->key,
+                        cap);
+            goto out;
+        }
+        memcpy(dst, v->str, v->len);
+        dst[v->len] = '\0';
+    }
+    if (strcmp(tenant, r->tenant) != 0) {
+        atomic_fetch_add_explicit(&r->t->counters.forbidden, 1, memory_order_relaxed);
+        reply_error(r, 403, "forbidden", "a key can only create keys for its own tenant");
+        goto out;
+    }
+    enum api_role role;
+    if (api_role_parse(role_s, &role) != 0) {
+        reply_error(r, 400, "bad_request", "'role' must be viewer, analyst, responder or admin");
+        goto out;
+    }
+    char key[API_KEY_CHARS + 1], id[API_KEY_ID_CHARS + 1], now[32];
+    if (api_key_create(r->a->db, r->tenant, role, name, key, id) != 0) {
+        reply_error(r, 500, "internal", "storing the key failed");
+        goto out;
+    }
+    clock_format_rfc3339(clock_wall_us(), now);
+    buf_printf(&r->body, "{\"id\":\"%s\",\"key\":\"%s\",\"tenant\":", id, key);
+    json_write_string(&r->body, r->tenant, strlen(r->tenant));
+    buf_printf(&r->body, ",\"role\":\"%s\",\"name\":", api_role_name(role));
+    json_write_string(&r->body, name, strlen(name));
+    buf_printf(&r->body, ",\"created\":\"%s\"}", now);
+    LOG_INFO("api", "audit key_created tenant=%s id=%s role=%s by=%s", r->tenant, id, api_role_name(role), r->key_id);
+    reply_json(r, 201);
+    memset(key, 0, sizeof key);
+out:
+    buf_fini(&text);
+    arena_fini(&ar);
+    json_parser_destroy(p);
+}
+
+typedef struct key_find {
+    api_req *r;
+    const char *id;
+    char meta_key[80];
+    bool found, other_tenant;
+    json_parser *p;
+    arena a;
+} key_find;
+
+static int find_key(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    key_find *kf = ctx;
+    if (key_len != 7 + 64 || strncmp(key + 7, kf->id, API_KEY_ID_CHARS) != 0) return 0;
+    json_value v;
+    json_error jerr;
+    if (json_parse(kf->p, &kf->a, value, value_len, &v, &jerr) != 0) return 0;
+    const json_value *t = json_object_get(&v, "tenant", 6);
+    if (!json_is_string(t) || t->len != strlen(kf->r->tenant) || memcmp(t->str, kf->r->tenant, t->len) != 0) {
+        kf->other_tenant = true;
+        return 0;
+    }
+    snprintf(kf->meta_key, sizeof kf->meta_key, "%.*s", (int)key_len, key);
+    kf->found = true;
+    return 1;
+}
+
+void handle_key_delete(api_req *r, const char *id)
+{
+    if (!id || strlen(id) != API_KEY_ID_CHARS || strspn(id, "0123456789abcdef") != API_KEY_ID_CHARS) {
+        reply_error(r, 400, "bad_request", "a key id is %d hex digits", API_KEY_ID_CHARS);
+        return;
+    }
+    key_find kf = {.r = r, .id = id, .p = json_parser_create()};
+    arena_init(&kf.a, 2048);
+    char prefix[40];
+    snprintf(prefix, sizeof prefix, "apikey/%s", id);
+    int rc = store_meta_scan(r->a->db, prefix, find_key, &kf);
+    arena_fini(&kf.a);
+    json_parser_destroy(kf.p);
+    if (rc < 0) {
+        reply_error(r, 500, "internal", "reading keys failed (%d)", rc);
+        return;
+    }
+    if (!kf.found) { /* another tenant's key is "not found" too: nothing leaks */
+        reply_error(r, 404, "not_found", "no key %s", id);
+        return;
+    }
+    if (store_meta_delete(r->a->db, kf.meta_key) != 0) {
+        reply_error(r, 500, "internal", "deleting the key failed");
+        return;
+    }
+    LOG_INFO("api", "audit key_deleted tenant=%s id=%s by=%s", r->tenant, id, r->key_id);
+    buf_printf(&r->body, "{\"id\":\"%s\",\"deleted\":true}", id);
+    reply_json(r, 200);
+}
+
+/* ---- agents ---- */
+
+#define NAME_SCAN_EVENTS 200000u
+#define NAME_SCAN_US 300000
+
+static const char *name_lookup(api *a, uint64_t th, uint64_t ah)
+{
+    for (uint32_t i = 0; i < a->name_count; i++)
+        if (a->names[i].tenant_hash == th && a->names[i].agent_hash == ah) return a->names[i].id;
+    return NULL;
+}
+
+typedef struct name_scan {
+    api *a;
+    const char *tenant;
+    uint64_t th;
+    uint32_t missing, seen;
+    int64_t deadline;
+    json_parser *p;
+    arena ar;
+} name_scan;
+
+static int learn_name(void *ctx, const store_event_ref *ref, const char *json, size_t len)
+{
+    name_scan *ns = ctx;
+    if (++ns->seen > NAME_SCAN_EVENTS || (ns->seen % 1024 == 0 && clock_mono_us() > ns->deadline)) return 1;
+    if (name_lookup(ns->a, ns->th, ref->agent_hash)) return 0;
+    arena_reset(&ns->ar);
+    json_value v;
+    json_error jerr;
+    if (json_parse(ns->p, &ns->ar, json, len, &v, &jerr) != 0) return 0;
+    const json_value *m = json_object_get(&v, "mamori", 6);
+    const json_value *id = m ? json_object_get(m, "agent_id", 8) : NULL;
+    if (!json_is_string(id) || id->len == 0 || id->len > PKI_AGENT_ID_MAX) return 0;
+    char tmp[PKI_AGENT_ID_MAX + 1];
+    memcpy(tmp, id->str, id->len);
+    tmp[id->len] = '\0';
+    if (event_agent_hash(ns->tenant, tmp) != ref->agent_hash) return 0;
+    if (ns->a->name_count == ns->a->name_cap) {
+        ns->a->name_cap = ns->a->name_cap ? ns->a->name_cap * 2 : 256;
+        ns->a->names = mamori_xrealloc(ns->a->names, ns->a->name_cap * sizeof *ns->a->names);
+    }
+    ns->a->names[ns->a->name_count++] =
+        (struct agent_name){.tenant_hash = ns->th, .agent_hash = ref->agent_hash, .id = mamori_xstrdup(tmp)};
+    return --ns->missing == 0;
+}
+
+typedef struct agent_row {
+    uint64_t hash, seq;
+} agent_row;
+
+typedef struct agent_rows {
+    agent_row *v;
+    uint32_t n, cap;
+} agent_rows;
+
+static int add_row(void *ctx, uint64_t agent_hash, uint64_t durable_seq)
+{
+    agent_rows *rows = ctx;
+    if (rows->n == rows->cap) {
+        rows->cap = rows->cap ? rows->cap * 2 : 256;
+        rows->v = mamori_xrealloc(rows->v, rows->cap * sizeof *rows->v);
+    }
+    rows->v[rows->n++] = (agent_row){agent_hash, durable_seq};
+    return 0;
+}
+
+static void write_agent(api_req *r, const char *id, uint64_t hash, uint64_t seq)
+{
+    buf_puts(&r->body, "{\"id\":");
+    if (id) json_write_string(&r->body, id, strlen(id));
+    else buf_puts(&r->body, "null");
+    buf_printf(&r->body, ",\"agent_hash\":\"%016llx\",\"tenant\":", (unsigned long long)hash);
+    json_write_string(&r->body, r->tenant, strlen(r->tenant));
+    /* online, last_seen, address, version and events_received live in ingest's registry
+     * (not exposed yet): null until ingest_list_agents exists */
+    buf_printf(&r->body,
+               ",\"last_acked_seq\":%llu,\"online\":null,\"last_seen\":null,\"address\":null,\"version\":null,"
+               "\"events_received\":null}",
+               (unsigned long long)seq);
+}
+
+void handle_agents(api_req *r)
+{
+    api *a = r->a;
+    uint64_t th = event_tenant_hash(r->tenant);
+    agent_rows rows = {0};
+    (void)store_list_agents(a->db, th, add_row, &rows);
+    pthread_mutex_lock(&a->names_mu);
+    uint32_t missing = 0;
+    for (uint32_t i = 0; i < rows.n; i++)
+        if (!name_lookup(a, th, rows.v[i].hash)) missing++;
+    if (missing) {
+        /* agent ids are only in the events: learn them from the most recent day, bounded */
+        name_scan ns = {.a = a, .tenant = r->tenant, .th = th, .missing = missing,
+                        .deadline = clock_mono_us() + NAME_SCAN_US, .p = json_parser_create()};
+        arena_init(&ns.ar, 16 * 1024);
+        int64_t now = clock_wall_us();
+        int rc = store_scan_events(a->db, r->tenant, now - 3600LL * 1000000, default_to(a), learn_name, &ns);
+        if (rc == 0 && ns.missing && ns.seen < NAME_SCAN_EVENTS) {
+            ns.seen = 0;
+            rc = store_scan_events(a->db, r->tenant, now - 86400LL * 1000000, now - 3600LL * 1000000, learn_name, &ns);
+        }
+        (void)rc;
+        arena_fini(&ns.ar);
+        json_parser_destroy(ns.p);
+    }
+    buf_puts(&r->body, "{\"agents\":[");
+    for (uint32_t i = 0; i < rows.n; i++) {
+        if (i) buf_putc(&r->body, ',');
+        write_agent(r, name_lookup(a, th, rows.v[i].hash), rows.v[i].hash, rows.v[i].seq);
+    }
+    pthread_mutex_unlock(&a->names_mu);
+    buf_puts(&r->body, "]}");
+    r->rows = rows.n;
+    free(rows.v);
+    reply_json(r, 200);
+}
+
+void handle_agent(api_req *r, const char *id)
+{
+    if (!id || !pki_agent_id_valid(id)) {
+        reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
+        return;
+    }
+    uint64_t th = event_tenant_hash(r->tenant), ah = event_agent_hash(r->tenant, id);
+    agent_rows rows = {0};
+    (void)store_list_agents(r->a->db, th, add_row, &rows);
+    bool found = false;
+    uint64_t seq = 0;
+    for (uint32_t i = 0; i < rows.n; i++)
+        if (rows.v[i].hash == ah) {
+            found = true;
+            seq = rows.v[i].seq;
+        }
+    free(rows.v);
+    if (!found) {
+        reply_error(r, 404, "not_found", "no agent '%s' in this tenant", id);
+        return;
+    }
+    write_agent(r, id, ah, seq);
+    r->rows = 1;
+    reply_json(r, 200);
+}

@@ -1,0 +1,131 @@
+/* api/internal.h — private to api/: the server object, per-thread state and counters,
+ * request context, and the handlers. */
+#ifndef MAMORI_API_INTERNAL_H
+#define MAMORI_API_INTERNAL_H
+
+#include "api/api.h"
+
+#include "core/buf.h"
+#include "core/json.h"
+#include "search/search.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+struct evconnlistener;
+struct ssl_ctx_st;
+
+enum api_endpoint {
+    EP_OTHER = 0, EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_OPENAPI, EP_SEARCH, EP_EVENT, EP_TREE, EP_AGENTS, EP_AGENT,
+    EP_KEYS, EP_KEY, EP_COUNT
+};
+
+#define API_STATUS_SLOTS 16
+#define API_LATENCY_BUCKETS 14
+
+/* Counters of one thread, summed at scrape time. */
+typedef struct api_counters {
+    _Atomic uint64_t requests[EP_COUNT][API_STATUS_SLOTS];
+    _Atomic uint64_t latency_bucket[EP_COUNT][API_LATENCY_BUCKETS + 1]; /* last: +Inf */
+    _Atomic uint64_t latency_us_sum[EP_COUNT];
+    _Atomic uint64_t search_refs, search_fetched, search_scanned, search_parsed, search_rows;
+    _Atomic uint64_t search_deadline, rate_limited, overloaded, auth_failed, forbidden;
+} api_counters;
+
+typedef struct api_thread {
+    struct api *api;
+    uint32_t no;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    api_counters counters;
+} api_thread;
+
+typedef struct rate_bucket {
+    char id[API_KEY_ID_CHARS + 1];
+    double tokens;
+    int64_t last_us;
+} rate_bucket;
+
+struct api {
+    const mamori_config *cfg;
+    store *db;
+    struct ingest *ingest;
+    struct bus *bus;
+    struct ssl_ctx_st *ssl;
+    int fd;
+    uint16_t port;
+    api_thread *threads;
+    uint32_t thread_count;
+    bool started;
+    atomic_uint inflight;
+    search_limits limits;
+    /* per-key token buckets (open addressing by key id) */
+    pthread_mutex_t rate_mu;
+    rate_bucket *buckets;
+    uint32_t bucket_mask, bucket_count;
+    /* agent id cache: agent hash -> id, learned from stored events */
+    pthread_mutex_t names_mu;
+    struct agent_name {
+        uint64_t tenant_hash, agent_hash;
+        char *id;
+    } *names;
+    uint32_t name_count, name_cap;
+    int64_t started_us;
+};
+
+/* What the handlers know about a request. */
+typedef struct api_req {
+    api *a;
+    api_thread *t;
+    struct evhttp_request *req;
+    enum api_endpoint ep;
+    const char *path; /* decoded path (owned by the uri object) */
+    char tenant[80];
+    char key_id[API_KEY_ID_CHARS + 1];
+    enum api_role role;
+    bool authed;
+    int status;
+    buf body; /* the response */
+    /* for the access log */
+    const char *plan;
+    uint64_t rows;
+} api_req;
+
+/* Replies (JSON). reply_error writes {"error":{"code","message"[,"position"][,"cursor"]}}. */
+void reply_json(api_req *r, int status);
+void reply_error(api_req *r, int status, const char *code, const char *fmt, ...) MAMORI_PRINTF(4, 5);
+void reply_error_at(api_req *r, int status, const char *code, int32_t position, const char *cursor,
+                    const char *message);
+
+/* auth.c */
+/* Resolves the Bearer key into r (tenant, role, key id); replies 401 and returns false if not. */
+bool auth_request(api_req *r);
+/* 403 unless the key's role is at least min. */
+bool require_role(api_req *r, enum api_role min);
+/* Token bucket of the key; false (429 sent) when empty. */
+bool rate_allow(api_req *r);
+void sha256_hex(const char *s, size_t n, char out[65]);
+
+/* handlers */
+void handle_search(api_req *r);
+void handle_event(api_req *r, const char *id);
+void handle_tree(api_req *r);
+void handle_agents(api_req *r);
+void handle_agent(api_req *r, const char *id);
+void handle_keys(api_req *r, int method);
+void handle_key_delete(api_req *r, const char *id);
+void handle_metrics(api_req *r);
+
+/* Body as a JSON object in a; NULL after replying 400 on an error. */
+const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);
+/* Query-string parameter (decoded, owned by the caller's evkeyvalq). */
+const char *query_param(api_req *r, void *params, const char *name);
+
+extern const unsigned char api_openapi_json[];
+extern const size_t api_openapi_json_len;
+
+#endif

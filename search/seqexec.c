@@ -1,0 +1,545 @@
+/* search/seqexec.c — running `sequence by … with maxspan=D [q1] [q2] … [until [q]]` over
+ * stored events. With maxspan and one stage the index narrows to a small set (the seed),
+ * only the windows [t - D, t + D] around that stage's matches can hold a sequence: those
+ * windows are read per join key (through the key's index when it has one) or as merged
+ * time intervals, and fed to the state machine (sequence.c). Otherwise every candidate of
+ * every stage (or the whole range) is fed in time order. Completed sequences are ordered
+ * by their last event; pages continue after it (state rebuilt from cursor - maxspan). */
+#include "internal.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEQ_SAMPLE_CAP 65536u
+#define SEQ_MAX_SEEDS 200000u
+
+typedef struct found_seq {
+    char *key;
+    uint32_t key_len;
+    uint32_t n;
+    seq_event evs[SEARCH_MAX_STAGES];
+} found_seq;
+
+typedef struct seq_run {
+    exec_env *env;
+    const search_query *q;
+    seq_machine *m;
+    eval_ctx ev;
+    json_parser *jp;
+    arena a;
+    buf json, key, stage_key;
+    /* the answer: the `want` earliest completions after the cursor (max-heap on the last event) */
+    found_seq *heap;
+    size_t heap_n, want;
+    uint64_t total;   /* completions after the cursor */
+    bool count_only;
+    store_event_ref after;
+    bool has_after;
+    /* key filter for interval scans: sorted hashes of seed keys (NULL = all) */
+    uint64_t *key_hashes;
+    size_t key_hash_count;
+    int error;
+} seq_run;
+
+static int seq_cmp(const found_seq *a, const found_seq *b)
+{
+    return search_ref_cmp(&a->evs[a->n - 1].ref, &b->evs[b->n - 1].ref);
+}
+
+static void heap_sift_down(found_seq *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, big = i;
+        if (l < n && seq_cmp(&h[l], &h[big]) > 0) big = l;
+        if (r < n && seq_cmp(&h[r], &h[big]) > 0) big = r;
+        if (big == i) return;
+        found_seq t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
+static void heap_push(seq_run *r, const found_seq *f)
+{
+    found_seq *h = r->heap;
+    size_t i = r->heap_n++;
+    h[i] = *f;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (seq_cmp(&h[i], &h[parent]) <= 0) break;
+        found_seq t = h[i];
+        h[i] = h[parent];
+        h[parent] = t;
+        i = parent;
+    }
+}
+
+static int on_done(void *ctx, const char *key, size_t key_len, const seq_event *events, uint32_t n)
+{
+    seq_run *r = ctx;
+    if (r->has_after && search_ref_cmp(&events[n - 1].ref, &r->after) <= 0) return 0;
+    r->total++;
+    if (r->count_only || r->want == 0) return 0;
+    found_seq f;
+    f.n = n;
+    memcpy(f.evs, events, n * sizeof *events);
+    if (r->heap_n == r->want) {
+        /* keep the earliest `want`: replace the latest if this one is earlier */
+        if (seq_cmp(&f, &r->heap[0]) >= 0) return 0;
+        free(r->heap[0].key);
+        r->heap[0] = r->heap[--r->heap_n];
+        heap_sift_down(r->heap, r->heap_n, 0);
+    }
+    f.key = mamori_xmalloc(key_len ? key_len : 1);
+    memcpy(f.key, key, key_len);
+    f.key_len = (uint32_t)key_len;
+    heap_push(r, &f);
+    return 0;
+}
+
+static int ref_order(const void *a, const void *b) { return search_ref_cmp(a, b); }
+
+static int hash_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool key_wanted(const seq_run *r, const char *key, size_t len)
+{
+    if (!r->key_hashes) return true;
+    uint64_t h = mamori_hash64(key, len);
+    return bsearch(&h, r->key_hashes, r->key_hash_count, sizeof h, hash_cmp) != NULL;
+}
+
+/* Evaluates every stage and until on one event and feeds the machine. */
+static int feed_event(seq_run *r, const store_event_ref *ref, const char *json, size_t len)
+{
+    const search_query *q = r->q;
+    arena_reset(&r->a);
+    json_value root;
+    json_error jerr;
+    r->env->st->events_parsed++;
+    if (json_parse(r->jp, &r->a, json, len, &root, &jerr) != 0) return 0;
+    seq_event sev = {.ref = *ref, .ts_us = ref->ts_us};
+    uint32_t n = q->stage_count;
+    /* group the matching stages by their join key (per-stage `by` fields may differ) */
+    uint32_t done_mask = 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        const event_query *st = i < n ? &q->stages[i] : (q->has_until ? &q->until : NULL);
+        if (!st || (done_mask & (1u << i))) continue;
+        if (!eval_query(&r->ev, st, &root)) continue;
+        if (!key_build(&root, q->seq_by, q->seq_by_count, st->by, st->by_count, &r->key)) continue;
+        if (!key_wanted(r, r->key.data, r->key.len)) continue;
+        uint32_t mask = i < n ? (1u << i) : 0;
+        bool until = i == n;
+        done_mask |= 1u << i;
+        for (uint32_t j = i + 1; j <= n; j++) {
+            const event_query *sj = j < n ? &q->stages[j] : (q->has_until ? &q->until : NULL);
+            if (!sj || !eval_query(&r->ev, sj, &root)) continue;
+            if (!key_build(&root, q->seq_by, q->seq_by_count, sj->by, sj->by_count, &r->stage_key)) continue;
+            if (r->stage_key.len != r->key.len || memcmp(r->stage_key.data, r->key.data, r->key.len) != 0) continue;
+            done_mask |= 1u << j;
+            if (j < n) mask |= 1u << j;
+            else until = true;
+        }
+        int rc = seq_machine_feed(r->m, mask, until, r->key.data, r->key.len, &sev);
+        if (rc == -E2BIG)
+            return r->error = set_error(r->env->err, SEARCH_ERR_TOO_LARGE, -1,
+                                        "sequence: more than %u join keys in progress; narrow the range or the queries",
+                                        r->env->lim->max_sequence_keys);
+        if (rc) return 1;
+    }
+    return 0;
+}
+
+static int scan_feed(void *ctx, const store_event_ref *ref, const char *json, size_t len)
+{
+    seq_run *r = ctx;
+    r->env->st->events_scanned++;
+    if (env_deadline(r->env)) return 1;
+    return feed_event(r, ref, json, len);
+}
+
+static int fetch_feed(seq_run *r, const store_event_ref *ref)
+{
+    if (env_deadline(r->env)) return 1;
+    int rc = store_get_event(r->env->s, r->env->tenant_hash, ref->ts_us, ref->agent_hash, ref->seq, ref->index,
+                             &r->json);
+    r->env->st->events_fetched++;
+    if (rc == -ENOENT) return 0;
+    if (rc) return r->error = set_error(r->env->err, SEARCH_ERR_INTERNAL, -1, "event read failed: %d", rc);
+    return feed_event(r, ref, r->json.data, r->json.len);
+}
+
+/* ---- seeds ---- */
+
+typedef struct window {
+    uint64_t key_hash;
+    char *key;     /* serialized key */
+    uint32_t key_len;
+    int64_t from, to;
+} window;
+
+typedef struct seed_ctx {
+    seq_run *r;
+    const event_query *st;
+    window *w;
+    size_t n, cap;
+    int64_t from, to;
+} seed_ctx;
+
+static int seed_emit(void *ctx, const store_event_ref *ref, const char *json, size_t len, const json_value *root)
+{
+    (void)json;
+    (void)len;
+    seed_ctx *sc = ctx;
+    const search_query *q = sc->r->q;
+    if (!key_build(root, q->seq_by, q->seq_by_count, sc->st->by, sc->st->by_count, &sc->r->key)) return 0;
+    if (sc->n == SEQ_MAX_SEEDS) return 1;
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 256;
+        sc->w = mamori_xrealloc(sc->w, sc->cap * sizeof *sc->w);
+    }
+    window *w = &sc->w[sc->n++];
+    w->key_len = (uint32_t)sc->r->key.len;
+    w->key = mamori_xmalloc(w->key_len ? w->key_len : 1);
+    memcpy(w->key, sc->r->key.data, w->key_len);
+    w->key_hash = mamori_hash64(w->key, w->key_len);
+    int64_t span = q->maxspan_us;
+    w->from = ref->ts_us - span < sc->from ? sc->from : ref->ts_us - span;
+    w->to = ref->ts_us > sc->to - span - 1 ? sc->to : ref->ts_us + span + 1;
+    return 0;
+}
+
+static int window_order(const void *x, const void *y)
+{
+    const window *a = x, *b = y;
+    if (a->key_hash != b->key_hash) return a->key_hash < b->key_hash ? -1 : 1;
+    int c = memcmp(a->key, b->key, MAMORI_MIN(a->key_len, b->key_len));
+    if (c) return c;
+    if (a->key_len != b->key_len) return a->key_len < b->key_len ? -1 : 1;
+    return a->from < b->from ? -1 : a->from > b->from;
+}
+
+static int time_order(const void *x, const void *y)
+{
+    const window *a = x, *b = y;
+    return a->from < b->from ? -1 : a->from > b->from;
+}
+
+typedef struct ref_list {
+    store_event_ref *v;
+    size_t n, cap;
+    exec_env *env;
+} ref_list;
+
+static int collect(void *ctx, const store_event_ref *ref)
+{
+    ref_list *l = ctx;
+    l->env->st->refs_read++;
+    if (env_deadline(l->env)) return 1;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->v = mamori_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = *ref;
+    return 0;
+}
+
+/* Reads one key's windows through the key's own index. */
+static int run_key_windows(seq_run *r, const window *w, size_t n, const field_ref *kf)
+{
+    const char *v = w[0].key;
+    size_t vlen = w[0].key_len;
+    if (vlen >= 2 && v[0] == '"') { /* a JSON string without escapes: the value itself */
+        v++;
+        vlen -= 2;
+        if (memchr(v, '\\', vlen)) return 1; /* caller falls back */
+    }
+    seq_machine_reset(r->m);
+    /* the index is caseless: feed only this exact key */
+    uint64_t only = w[0].key_hash;
+    r->key_hashes = &only;
+    r->key_hash_count = 1;
+    for (size_t i = 0; i < n && !r->error && !r->env->deadline_hit; i++) {
+        ref_list l = {.env = r->env};
+        int rc = store_index_lookup(r->env->s, r->env->tenant, (enum store_index_field)kf->index_field, v, vlen, false,
+                                    w[i].from, w[i].to, collect, &l);
+        if (rc < 0) {
+            free(l.v);
+            r->key_hashes = NULL;
+            return r->error = set_error(r->env->err, SEARCH_ERR_INTERNAL, -1, "index lookup failed: %d", rc);
+        }
+        for (size_t k = 0; k < l.n && !r->error; k++)
+            if (fetch_feed(r, &l.v[k])) break;
+        free(l.v);
+    }
+    r->key_hashes = NULL;
+    r->key_hash_count = 0;
+    return 0;
+}
+
+static int run_seeded(seq_run *r, int seed_stage, int64_t from, int64_t to)
+{
+    const search_query *q = r->q;
+    exec_env *env = r->env;
+    seed_ctx sc = {.r = r, .st = &q->stages[seed_stage], .from = from, .to = to};
+    int rc = search_each_match(env, sc.st, from, to, seed_emit, &sc);
+    if (!rc && sc.n == SEQ_MAX_SEEDS)
+        rc = set_error(env->err, SEARCH_ERR_TOO_LARGE, (int32_t)sc.st->pos,
+                       "sequence: over %u matches of the query at offset %u; make it more selective", SEQ_MAX_SEEDS,
+                       sc.st->pos);
+    if (rc || env->deadline_hit) goto out;
+    /* merge each key's windows */
+    qsort(sc.w, sc.n, sizeof *sc.w, window_order);
+    size_t m = 0;
+    for (size_t i = 0; i < sc.n; i++) {
+        if (m > 0 && sc.w[m - 1].key_hash == sc.w[i].key_hash && sc.w[m - 1].key_len == sc.w[i].key_len &&
+            memcmp(sc.w[m - 1].key, sc.w[i].key, sc.w[i].key_len) == 0 && sc.w[i].from <= sc.w[m - 1].to) {
+            if (sc.w[i].to > sc.w[m - 1].to) sc.w[m - 1].to = sc.w[i].to;
+            free(sc.w[i].key);
+            continue;
+        }
+        sc.w[m++] = sc.w[i];
+    }
+    sc.n = m;
+    const field_ref *kf = NULL;
+    uint32_t key_fields = q->seq_by_count + q->stages[0].by_count;
+    bool same_field = true;
+    for (uint32_t i = 0; i < q->stage_count; i++)
+        if (q->stages[i].by_count) same_field = false;
+    if (q->has_until && q->until.by_count) same_field = false;
+    if (key_fields == 1 && same_field && q->seq_by[0].index_field) kf = &q->seq_by[0];
+    if (kf) {
+        env->st->plan = "sequence_seeded_key_index";
+        for (size_t i = 0; i < sc.n && !r->error && !env->deadline_hit;) {
+            size_t j = i + 1;
+            while (j < sc.n && sc.w[j].key_hash == sc.w[i].key_hash && sc.w[j].key_len == sc.w[i].key_len &&
+                   memcmp(sc.w[j].key, sc.w[i].key, sc.w[i].key_len) == 0)
+                j++;
+            if (run_key_windows(r, &sc.w[i], j - i, kf) == 1) {
+                kf = NULL; /* a key value the index cannot look up: intervals for everything */
+                break;
+            }
+            i = j;
+        }
+        if (kf) goto out;
+        seq_machine_reset(r->m);
+        r->total = 0;
+        for (size_t i = 0; i < r->heap_n; i++) free(r->heap[i].key);
+        r->heap_n = 0;
+    }
+    env->st->plan = "sequence_seeded_intervals";
+    /* only the seed keys matter; merged time intervals are scanned once */
+    r->key_hash_count = sc.n;
+    r->key_hashes = mamori_xmalloc((sc.n ? sc.n : 1) * sizeof *r->key_hashes);
+    for (size_t i = 0; i < sc.n; i++) r->key_hashes[i] = sc.w[i].key_hash;
+    qsort(r->key_hashes, sc.n, sizeof *r->key_hashes, hash_cmp);
+    qsort(sc.w, sc.n, sizeof *sc.w, time_order);
+    seq_machine_reset(r->m);
+    int64_t cur_from = 0, cur_to = 0;
+    bool open = false;
+    for (size_t i = 0; i <= sc.n && !r->error && !env->deadline_hit; i++) {
+        if (i < sc.n && open && sc.w[i].from <= cur_to) {
+            if (sc.w[i].to > cur_to) cur_to = sc.w[i].to;
+            continue;
+        }
+        if (open) {
+            rc = store_scan_events(env->s, env->tenant, cur_from, cur_to, scan_feed, r);
+            if (rc < 0) {
+                rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "event scan failed: %d", rc);
+                goto out;
+            }
+            rc = 0;
+        }
+        if (i < sc.n) {
+            cur_from = sc.w[i].from;
+            cur_to = sc.w[i].to;
+            open = true;
+        }
+    }
+out:
+    for (size_t i = 0; i < sc.n; i++) free(sc.w[i].key);
+    free(sc.w);
+    return rc;
+}
+
+/* Every stage's candidates, or the whole range. */
+static int run_full(seq_run *r, int64_t from, int64_t to)
+{
+    const search_query *q = r->q;
+    exec_env *env = r->env;
+    uint32_t n = q->stage_count + (q->has_until ? 1u : 0u);
+    ref_list all = {.env = env};
+    bool use_index = true;
+    for (uint32_t i = 0; i < n && use_index; i++) {
+        const event_query *st = i < q->stage_count ? &q->stages[i] : &q->until;
+        plan p;
+        int rc = plan_build(env, st, from, to, SEQ_SAMPLE_CAP, &p);
+        if (rc) {
+            plan_fini(&p);
+            free(all.v);
+            return rc;
+        }
+        if (p.kind == PLAN_INDEX_SET && all.n + p.set_count <= env->lim->max_candidates) {
+            for (size_t k = 0; k < p.set_count; k++) collect(&all, &p.set[k]);
+        } else if (p.kind == PLAN_INDEX_STREAM) {
+            size_t before = all.n;
+            rc = cand_stream(env, &p.cands[p.stream_cand], from, to, collect, &all);
+            if (rc) {
+                plan_fini(&p);
+                free(all.v);
+                return rc;
+            }
+            if (all.n - before > env->lim->max_candidates) use_index = false;
+        } else {
+            use_index = false;
+        }
+        plan_fini(&p);
+        if (env->deadline_hit) break;
+    }
+    int rc = 0;
+    if (use_index && !env->deadline_hit) {
+        env->st->plan = "sequence_index_union";
+        qsort(all.v, all.n, sizeof *all.v, ref_order);
+        for (size_t k = 0; k < all.n && !r->error; k++) {
+            if (k && search_ref_cmp(&all.v[k], &all.v[k - 1]) == 0) continue;
+            if (fetch_feed(r, &all.v[k])) break;
+        }
+    } else if (!env->deadline_hit) {
+        env->st->plan = "sequence_scan";
+        rc = store_scan_events(env->s, env->tenant, from, to, scan_feed, r);
+        if (rc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "event scan failed: %d", rc);
+        else rc = 0;
+    }
+    free(all.v);
+    return rc;
+}
+
+static int pick_seed(exec_env *env, const search_query *q, int64_t from, int64_t to, int *seed)
+{
+    *seed = -1;
+    size_t best = SIZE_MAX;
+    for (uint32_t i = 0; i < q->stage_count; i++) {
+        plan p;
+        int rc = plan_build(env, &q->stages[i], from, to, SEQ_SAMPLE_CAP, &p);
+        if (!rc && p.kind == PLAN_INDEX_SET && p.set_count < best) {
+            best = p.set_count;
+            *seed = (int)i;
+        }
+        plan_fini(&p);
+        if (rc) return rc;
+        if (env->deadline_hit) return 0;
+    }
+    return 0;
+}
+
+int exec_sequence(exec_env *env, const search_query *q, const search_request *req, const cursor_state *cur, buf *out)
+{
+    uint64_t qhash = request_hash(q, req->from_us, req->to_us);
+    const pipe_op *head = NULL, *count = NULL;
+    for (uint32_t i = 0; i < q->pipe_count; i++) {
+        if (q->pipes[i].kind == PIPE_HEAD) head = &q->pipes[i];
+        else if (q->pipes[i].kind == PIPE_COUNT) count = &q->pipes[i];
+    }
+    uint64_t cap = head ? head->n : UINT64_MAX;
+    if (!count && cap != UINT64_MAX && cap > env->lim->max_result_rows)
+        return set_error(env->err, SEARCH_ERR_TOO_LARGE, (int32_t)head->pos, "head %llu is over the limit of %u rows",
+                         (unsigned long long)cap, env->lim->max_result_rows);
+    uint64_t remaining = cur ? cur->remaining : cap;
+    seq_run r;
+    memset(&r, 0, sizeof r);
+    r.env = env;
+    r.q = q;
+    r.count_only = count != NULL;
+    r.want = (size_t)MAMORI_MIN((uint64_t)req->limit, remaining);
+    r.heap = mamori_xcalloc(r.want + 1, sizeof *r.heap);
+    r.m = seq_machine_create(q->stage_count, q->maxspan_us, env->lim->max_sequence_keys, on_done, &r);
+    eval_ctx_init(&r.ev);
+    r.jp = json_parser_create();
+    arena_init(&r.a, 64 * 1024);
+    buf_init(&r.json);
+    buf_init(&r.key);
+    buf_init(&r.stage_key);
+    int64_t from = req->from_us;
+    if (cur) {
+        r.after = cur->after;
+        r.has_after = true;
+        if (q->maxspan_us && cur->after.ts_us - q->maxspan_us > from) from = cur->after.ts_us - q->maxspan_us;
+    }
+    int rc = 0;
+    int seed = -1;
+    if (q->maxspan_us) rc = pick_seed(env, q, from, req->to_us, &seed);
+    if (!rc && !env->deadline_hit) {
+        if (seed >= 0) rc = run_seeded(&r, seed, from, req->to_us);
+        else rc = run_full(&r, from, req->to_us);
+    }
+    if (!rc && r.error) rc = r.error;
+    if (!rc && env->deadline_hit)
+        rc = set_error(env->err, SEARCH_ERR_DEADLINE, -1,
+                       "sequence deadline passed; narrow the time range or make one query selective through an index");
+    if (!rc && count) {
+        uint64_t n = r.total;
+        if (cap != UINT64_MAX && n > cap) n = cap;
+        buf_printf(out, "{\"count\":%llu}", (unsigned long long)n);
+        env->st->rows = 1;
+    } else if (!rc) {
+        /* sort the kept completions by their last event */
+        size_t n = r.heap_n;
+        while (r.heap_n > 1) {
+            found_seq t = r.heap[0];
+            r.heap[0] = r.heap[--r.heap_n];
+            r.heap[r.heap_n] = t;
+            heap_sift_down(r.heap, r.heap_n, 0);
+        }
+        buf_puts(out, "{\"sequences\":[");
+        for (size_t i = 0; i < n && !rc; i++) {
+            found_seq *f = &r.heap[i];
+            if (i) buf_putc(out, ',');
+            buf_puts(out, "{\"by\":");
+            key_write_by(out, f->key, f->key_len, q->seq_by, q->seq_by_count, q->stages[0].by, q->stages[0].by_count);
+            buf_puts(out, ",\"events\":[");
+            for (uint32_t k = 0; k < f->n; k++) {
+                const store_event_ref *ref = &f->evs[k].ref;
+                int grc = store_get_event(env->s, env->tenant_hash, ref->ts_us, ref->agent_hash, ref->seq, ref->index,
+                                          &r.json);
+                if (grc) {
+                    rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "event read failed: %d", grc);
+                    break;
+                }
+                if (k) buf_putc(out, ',');
+                search_render_event(out, r.json.data, r.json.len, ref);
+            }
+            buf_puts(out, "]}");
+        }
+        buf_putc(out, ']');
+        uint64_t left = remaining == UINT64_MAX ? UINT64_MAX : remaining - n;
+        if (!rc && n > 0 && r.total > n && left > 0) {
+            cursor_state c = {.kind = 3, .after = r.heap[n - 1].evs[r.heap[n - 1].n - 1].ref, .remaining = left};
+            char text[SEARCH_CURSOR_MAX_CHARS + 1];
+            cursor_stamp(&c, req);
+                cursor_encode(&c, qhash, text);
+            buf_printf(out, ",\"cursor\":\"%s\"", text);
+        }
+        buf_putc(out, '}');
+        env->st->rows = n;
+        r.heap_n = n;
+    }
+    for (size_t i = 0; i < r.heap_n; i++) free(r.heap[i].key);
+    free(r.heap);
+    free(r.key_hashes);
+    seq_machine_destroy(r.m);
+    eval_ctx_fini(&r.ev);
+    json_parser_destroy(r.jp);
+    arena_fini(&r.a);
+    buf_fini(&r.json);
+    buf_fini(&r.key);
+    buf_fini(&r.stage_key);
+    return rc;
+}
