@@ -15,6 +15,12 @@ static void usage(FILE *out)
             "  store lookup  count or list events through an index\n"
             "  store get     print one stored event by id\n"
             "  store stats   storage figures (bytes per event, counts); --compact first\n"
+            "  scan          run Sigma rules over files of events, offline (NDJSON alerts)\n"
+            "  rules lint    load and compile Sigma rules, report every rejected one\n"
+            "  search        search events through the API (EQL subset, docs/search.md)\n"
+            "  agents        list agents, or show one\n"
+            "  tree          process tree of a process entity id\n"
+            "  keys          create (also offline, --data DIR), list and delete API keys\n"
             "\n"
             "Run 'mamorictl <command> --help' for a command's options.\n");
 }
@@ -30,6 +36,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "store")) return cmd_store(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "scan")) return cmd_scan(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "rules")) return cmd_rules(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "search")) return cmd_search(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "agents")) return cmd_agents(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tree")) return cmd_tree(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "keys")) return cmd_keys(argc - 1, argv + 1);
     fprintf(stderr, "mamorictl: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

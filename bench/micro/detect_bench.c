@@ -1,0 +1,385 @@
+/* bench/micro/detect_bench.c — detection throughput on one core with the whole SigmaHQ rule
+ * set: (a) every OTRF recording (zips under MAMORI_DATA_DIR/otrf, NXLog lines, normalized
+ * once with format auto, then detect_eval timed alone over all of them: events cold in
+ * memory), (a') the same with detect_eval timed right after each 256-event batch is
+ * normalized (events warm, as a consumer sees them), (b) synthetic ECS process events,
+ * (c) parse + normalize + detect end to end on the OTRF lines. Prints the rule-set compile
+ * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
+ * time. Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|warm|ecs|e2e] [--rules DIR]… */
+#include "core/arena.h"
+#include "core/event.h"
+#include "core/json.h"
+#include "detect/detect.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zip.h>
+
+static int RUNS = 5; /* --runs */
+#define RUNS_MAX 100
+#define E2E_BATCH 256
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- inputs ---------------------------------------------------------------------------------- */
+
+struct lines {
+    char **text;
+    size_t *len;
+    size_t count, cap, bytes;
+};
+
+static void lines_add(struct lines *l, char *s, size_t len)
+{
+    if (l->count == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 65536;
+        l->text = realloc(l->text, l->cap * sizeof *l->text);
+        l->len = realloc(l->len, l->cap * sizeof *l->len);
+    }
+    l->text[l->count] = s;
+    l->len[l->count] = len;
+    l->count++;
+    l->bytes += len;
+}
+
+static void load_zip(struct lines *l, const char *path, size_t max)
+{
+    int zerr = 0;
+    zip_t *zip = zip_open(path, ZIP_RDONLY, &zerr);
+    if (!zip) return;
+    for (zip_int64_t i = 0; i < zip_get_num_entries(zip, 0) && l->count < max; i++) {
+        zip_stat_t st;
+        if (zip_stat_index(zip, (zip_uint64_t)i, 0, &st) != 0 || st.size == 0) continue;
+        char *data = malloc(st.size + 1);
+        zip_file_t *f = zip_fopen_index(zip, (zip_uint64_t)i, 0);
+        zip_int64_t got = f ? zip_fread(f, data, st.size) : -1;
+        if (f) zip_fclose(f);
+        if (got != (zip_int64_t)st.size) {
+            free(data);
+            continue;
+        }
+        data[st.size] = '\0';
+        for (char *line = data; *line && l->count < max;) {
+            char *nl = strchr(line, '\n');
+            size_t len = nl ? (size_t)(nl - line) : strlen(line);
+            if (len && line[len - 1] == '\r') len--;
+            if (len > 1 && line[0] == '{') lines_add(l, line, len);
+            line = nl ? nl + 1 : line + len;
+        }
+    }
+    zip_close(zip);
+}
+
+static void walk_zips(struct lines *l, const char *dir, size_t max)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    if (n < 0) return;
+    for (int i = 0; i < n; i++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+        struct stat st;
+        if (names[i]->d_name[0] != '.' && stat(path, &st) == 0 && l->count < max) {
+            size_t nlen = strlen(names[i]->d_name);
+            if (S_ISDIR(st.st_mode)) walk_zips(l, path, max);
+            else if (nlen > 4 && !strcmp(names[i]->d_name + nlen - 4, ".zip")) load_zip(l, path, max);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Synthetic ECS process starts: everyday executables and command lines varied by a counter,
+ * with one suspicious command line in 1000 (an encoded PowerShell download) so alerts stay
+ * the exception, as on a real fleet. */
+static void make_ecs(struct lines *l, size_t count)
+{
+    static const char *const images[][3] = {
+        {"C:\\\\Program Files\\\\Google\\\\Chrome\\\\Application\\\\chrome.exe", "chrome.exe --type=renderer --lang=en-US --field-trial-handle=", "C:\\\\Program Files\\\\Google\\\\Chrome\\\\Application\\\\chrome.exe"},
+        {"C:\\\\Windows\\\\System32\\\\svchost.exe", "svchost.exe -k netsvcs -p -s Schedule -n ", "C:\\\\Windows\\\\System32\\\\services.exe"},
+        {"C:\\\\Program Files\\\\Microsoft Office\\\\root\\\\Office16\\\\WINWORD.EXE", "WINWORD.EXE /n C:\\\\Users\\\\alice\\\\Documents\\\\report", "C:\\\\Windows\\\\explorer.exe"},
+        {"C:\\\\Windows\\\\explorer.exe", "C:\\\\Windows\\\\Explorer.EXE /factory,", "C:\\\\Windows\\\\System32\\\\userinit.exe"},
+        {"C:\\\\Program Files\\\\Git\\\\cmd\\\\git.exe", "git.exe fetch --prune origin refs/heads/feature-", "C:\\\\Program Files\\\\Microsoft VS Code\\\\Code.exe"},
+        {"C:\\\\Windows\\\\System32\\\\conhost.exe", "\\\\??\\\\C:\\\\Windows\\\\system32\\\\conhost.exe 0xffffffff -ForceV1 ", "C:\\\\Windows\\\\System32\\\\cmd.exe"},
+    };
+    for (size_t i = 0; i < count; i++) {
+        char cmd[256], *ev = malloc(1400);
+        const char *const *t = images[i % (sizeof images / sizeof images[0])];
+        const char *image = t[0], *parent = t[2];
+        if (i % 1000 == 999) {
+            image = "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\\\\powershell.exe";
+            snprintf(cmd, sizeof cmd, "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIAAp%zu", i);
+        } else {
+            snprintf(cmd, sizeof cmd, "%s%zu", t[1], i);
+        }
+        int n = snprintf(ev, 1400,
+                         "{\"@timestamp\":\"2024-05-01T12:34:56.789Z\",\"event\":{\"category\":[\"process\"],"
+                         "\"type\":[\"start\"]},\"host\":{\"name\":\"ws-%05zu\",\"os\":{\"type\":\"windows\"}},"
+                         "\"process\":{\"pid\":%zu,\"executable\":\"%s\",\"command_line\":\"%s\","
+                         "\"parent\":{\"pid\":%zu,\"executable\":\"%s\"},\"pe\":{\"original_file_name\":"
+                         "\"tool%zu.exe\"}},\"user\":{\"name\":\"user%zu\"}}",
+                         i % 5000, 1000 + i % 60000, image, cmd, 500 + i % 100, parent, i % 7, i % 300);
+        lines_add(l, ev, (size_t)n);
+    }
+}
+
+/* ---- runs ------------------------------------------------------------------------------------ */
+
+struct events {
+    mamori_event *ev;
+    size_t count;
+    size_t rejected;
+};
+
+static void normalize_all(const struct lines *l, arena *a, struct events *out)
+{
+    json_parser *p = json_parser_create();
+    normalizer *n = normalizer_create();
+    event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
+                         .received_us = 1714566896000000LL};
+    out->ev = calloc(l->count ? l->count : 1, sizeof *out->ev);
+    for (size_t i = 0; i < l->count; i++) {
+        json_value *v = arena_alloc(a, sizeof *v);
+        json_error err;
+        char why[128];
+        if (json_parse(p, a, l->text[i], l->len[i], v, &err) != 0 ||
+            normalize_event(n, a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)i, &out->ev[out->count], why, sizeof why) != 0) {
+            out->rejected++;
+            continue;
+        }
+        out->count++;
+    }
+    normalizer_destroy(n);
+    json_parser_destroy(p);
+}
+
+static void count_match(void *ctx, size_t event_index, const detect_rule *rule)
+{
+    (void)event_index;
+    (void)rule;
+    (*(size_t *)ctx)++;
+}
+
+static void bench_detect(const char *name, detect_ruleset *rs, const struct events *e, bool batched)
+{
+    double secs[RUNS_MAX];
+    size_t alerts = 0;
+    detect_worker_stats st0, st1;
+    for (int r = -1; r < RUNS; r++) { /* r = -1: warm-up */
+        detect_worker *w = detect_worker_create();
+        if (detect_worker_bind(w, rs)) abort();
+        alerts = 0;
+        double t0 = cpu_s();
+        if (batched) {
+            for (size_t i = 0; i < e->count; i += E2E_BATCH)
+                detect_eval_batch(w, e->ev + i, MAMORI_MIN((size_t)E2E_BATCH, e->count - i), count_match, &alerts);
+        } else {
+            for (size_t i = 0; i < e->count; i++) {
+                const detect_match *m;
+                alerts += detect_eval(w, &e->ev[i], &m);
+            }
+        }
+        double t = cpu_s() - t0;
+        if (r >= 0) secs[r] = t;
+        if (r == RUNS - 1) detect_worker_stats_get(w, &st1);
+        detect_worker_destroy(w);
+    }
+    memset(&st0, 0, sizeof st0);
+    qsort(secs, (size_t)RUNS, sizeof secs[0], cmp_double);
+    double t = secs[RUNS / 2];
+    printf("%-34s %10.0f events/s %8.0f ns/event  %zu events, %zu alerts, %.2f scans/event, %.2f candidates/event\n",
+           name, (double)e->count / t, t / (double)e->count * 1e9, e->count, alerts,
+           (double)(st1.scans - st0.scans) / (double)e->count, (double)(st1.candidates - st0.candidates) / (double)e->count);
+}
+
+/* Detection right after normalization, batch by batch (as the consumer sees events: still in
+ * cache): normalize 256 lines untimed, then time detect_eval over them. */
+static void bench_warm(const char *name, detect_ruleset *rs, const struct lines *l)
+{
+    double secs[RUNS_MAX];
+    size_t alerts = 0, events = 0;
+    for (int r = -1; r < RUNS; r++) {
+        json_parser *p = json_parser_create();
+        normalizer *n = normalizer_create();
+        detect_worker *w = detect_worker_create();
+        if (detect_worker_bind(w, rs)) abort();
+        arena a;
+        arena_init(&a, 16u << 20);
+        event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
+                             .received_us = 1714566896000000LL};
+        static mamori_event batch[E2E_BATCH];
+        double t = 0;
+        alerts = events = 0;
+        for (size_t i = 0; i < l->count;) {
+            arena_reset(&a);
+            size_t k = 0;
+            for (; k < E2E_BATCH && i < l->count; i++) {
+                json_value *v = arena_alloc(&a, sizeof *v);
+                json_error err;
+                char why[128];
+                if (json_parse(p, &a, l->text[i], l->len[i], v, &err) == 0 &&
+                    normalize_event(n, &a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)k, &batch[k], why, sizeof why) == 0)
+                    k++;
+            }
+            double t0 = cpu_s();
+            detect_eval_batch(w, batch, k, count_match, &alerts);
+            t += cpu_s() - t0;
+            events += k;
+        }
+        if (r >= 0) secs[r] = t;
+        arena_fini(&a);
+        detect_worker_destroy(w);
+        normalizer_destroy(n);
+        json_parser_destroy(p);
+    }
+    qsort(secs, (size_t)RUNS, sizeof secs[0], cmp_double);
+    double t = secs[RUNS / 2];
+    printf("%-34s %10.0f events/s %8.0f ns/event  %zu events, %zu alerts\n", name, (double)events / t,
+           t / (double)events * 1e9, events, alerts);
+}
+
+static void bench_e2e(const char *name, detect_ruleset *rs, const struct lines *l)
+{
+    double secs[RUNS_MAX];
+    size_t alerts = 0;
+    for (int r = -1; r < RUNS; r++) {
+        json_parser *p = json_parser_create();
+        normalizer *n = normalizer_create();
+        detect_worker *w = detect_worker_create();
+        if (detect_worker_bind(w, rs)) abort();
+        arena a;
+        arena_init(&a, 16u << 20);
+        event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
+                             .received_us = 1714566896000000LL};
+        alerts = 0;
+        static mamori_event batch[E2E_BATCH];
+        double t0 = cpu_s();
+        for (size_t i = 0; i < l->count;) { /* as mamorictl scan does: batches of 256 */
+            arena_reset(&a);
+            size_t k = 0;
+            for (; k < E2E_BATCH && i < l->count; i++) {
+                json_value *v = arena_alloc(&a, sizeof *v);
+                json_error err;
+                char why[128];
+                if (json_parse(p, &a, l->text[i], l->len[i], v, &err) == 0 &&
+                    normalize_event(n, &a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)k, &batch[k], why, sizeof why) == 0)
+                    k++;
+            }
+            detect_eval_batch(w, batch, k, count_match, &alerts);
+        }
+        double t = cpu_s() - t0;
+        if (r >= 0) secs[r] = t;
+        arena_fini(&a);
+        detect_worker_destroy(w);
+        normalizer_destroy(n);
+        json_parser_destroy(p);
+    }
+    qsort(secs, (size_t)RUNS, sizeof secs[0], cmp_double);
+    double t = secs[RUNS / 2];
+    printf("%-34s %10.0f events/s %8.0f ns/event  %8.1f MB/s, %zu alerts\n", name, (double)l->count / t,
+           t / (double)l->count * 1e9, (double)l->bytes / t / 1e6, alerts);
+}
+
+int main(int argc, char **argv)
+{
+    size_t max_events = SIZE_MAX;
+    const char *only = NULL;
+    const char *rule_dirs[16];
+    size_t rule_dir_count = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--events") && i + 1 < argc) max_events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) RUNS = atoi(argv[++i]) > 0 && atoi(argv[i]) <= RUNS_MAX ? atoi(argv[i]) : 5;
+        else if (!strcmp(argv[i], "--rules") && i + 1 < argc && rule_dir_count < 16) rule_dirs[rule_dir_count++] = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|warm|ecs|e2e] [--rules DIR]…\n", argv[0]);
+            return 2;
+        }
+    }
+    static char defaults[3][1024];
+    if (rule_dir_count == 0) {
+        const char *sub[] = {"rules", "rules-emerging-threats", "rules-threat-hunting"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(defaults[i], sizeof defaults[i], "%s/sigma/%s", MAMORI_DATA_DIR, sub[i]);
+            rule_dirs[rule_dir_count++] = defaults[i];
+        }
+    }
+
+    double t0 = wall_s();
+    detect_loader *loader = detect_loader_create(NULL);
+    char err[512];
+    for (size_t i = 0; i < rule_dir_count; i++)
+        if (detect_loader_add_path(loader, rule_dirs[i], err, sizeof err)) fprintf(stderr, "%s\n", err);
+    detect_ruleset *rs;
+    if (detect_loader_build(loader, &rs, err, sizeof err)) {
+        fprintf(stderr, "build: %s\n", err);
+        return 1;
+    }
+    const detect_report *rep = detect_loader_report(loader);
+    printf("rules: %u loaded, %u rejected, %u skipped; load %.0f ms + Hyperscan %.0f ms (wall %.0f ms); "
+           "%u databases, %u patterns, %.1f MiB databases, %.0f KiB scratch\n",
+           rep->loaded, rep->rejected, rep->skipped, rep->load_ms, rep->compile_ms, (wall_s() - t0) * 1000,
+           rep->databases, rep->patterns, (double)rep->database_bytes / 1048576.0, (double)rep->scratch_bytes / 1024.0);
+
+    if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm")) {
+        struct lines otrf = {0};
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/otrf", MAMORI_DATA_DIR);
+        walk_zips(&otrf, dir, max_events);
+        printf("OTRF: %zu lines, %.0f MB, %.0f bytes avg\n", otrf.count, (double)otrf.bytes / 1e6,
+               otrf.count ? (double)otrf.bytes / (double)otrf.count : 0.0);
+        if (!only || !strcmp(only, "otrf")) {
+            arena a;
+            arena_init(&a, 64u << 20);
+            struct events e = {0};
+            normalize_all(&otrf, &a, &e);
+            printf("OTRF normalized: %zu events (%zu rejected)\n", e.count, e.rejected);
+            bench_detect("detect_eval        otrf (all rules)", rs, &e, false);
+            bench_detect("detect_eval_batch  otrf (all rules)", rs, &e, true);
+            free(e.ev);
+            arena_fini(&a);
+        }
+        if (!only || !strcmp(only, "warm")) bench_warm("detect_eval  otrf, warm batches", rs, &otrf);
+        if (!only || !strcmp(only, "e2e")) bench_e2e("parse+normalize+detect  otrf", rs, &otrf);
+    }
+    if (!only || !strcmp(only, "ecs")) {
+        struct lines ecs = {0};
+        make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
+        arena a;
+        arena_init(&a, 64u << 20);
+        struct events e = {0};
+        normalize_all(&ecs, &a, &e);
+        bench_detect("detect_eval        ecs process", rs, &e, false);
+        bench_detect("detect_eval_batch  ecs process", rs, &e, true);
+        free(e.ev);
+        arena_fini(&a);
+        for (size_t i = 0; i < ecs.count; i++) free(ecs.text[i]);
+        free(ecs.text);
+        free(ecs.len);
+    }
+    detect_ruleset_unref(rs);
+    detect_loader_destroy(loader);
+    return 0;
+}

@@ -1,0 +1,381 @@
+/* cli/cmd_scan.c — `mamorictl scan` (contract, DESIGN §4): the live detection engine run
+ * offline over files of events. Reads JSON/NDJSON (one object, concatenated objects, one
+ * per line, pretty-printed, or a top-level array of objects), normalizes each event as the
+ * server does (tenant "offline", agent "scan"), evaluates every rule, writes one NDJSON
+ * alert per match to stdout and a summary to stderr. One worker, one thread; events are
+ * normalized and detected in batches of 256 and the arena is reset after each batch, so
+ * memory stays flat however large the input. */
+#include "cli.h"
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/event.h"
+#include "core/json.h"
+#include "detect/detect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SCAN_TENANT "offline"
+#define SCAN_AGENT "scan"
+#define OUTPUT_FLUSH_BYTES (256 * 1024)
+#define REJECT_WARNINGS_MAX 10
+#define SCAN_BATCH_EVENTS 256 /* normalized together, then detected together */
+#define PROGRESS_INTERVAL_US 500000
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mamorictl scan --rules PATH [--rules PATH…] [options] FILE…\n"
+            "\n"
+            "Runs the Sigma rules under each --rules PATH (file or directory) over events read\n"
+            "from each FILE ('-' for stdin): JSON objects, concatenated or one per line, or a JSON\n"
+            "array of objects. Writes one NDJSON alert per match to stdout:\n"
+            "  {\"rule\":{\"id\",\"title\",\"level\",\"status\",\"tags\",\"attack\",\"file\",\"line\"},\n"
+            "   \"event\":{…normalized ECS event…},\"source\":{\"file\",\"index\"}}\n"
+            "and a summary to stderr. Exit status 0 on success, 1 on bad input or rules that cannot\n"
+            "be compiled, 2 on usage errors.\n"
+            "\n"
+            "options:\n"
+            "  --format auto|ecs|winlog  input format (default auto, per event)\n"
+            "  --placeholder NAME=VALUE  value for the expand modifier's %%NAME%% (repeat to add)\n"
+            "  --include-deprecated      load status: deprecated rules too\n"
+            "  --include-unsupported     load status: unsupported rules too\n"
+            "  --rule-stats              print alerts per rule to stderr at the end\n"
+            "  --quiet                   summary only: do not list rejected rules\n");
+}
+
+typedef struct scan {
+    detect_worker *worker;
+    normalizer *norm;
+    json_parser *parser;
+    arena mem;
+    enum event_format format;
+    event_stamp stamp;
+    buf out;
+    uint64_t events, rejected, alerts;
+    uint64_t *alerts_by_rule;
+    size_t rule_count;
+    bool progress;
+    int64_t started_us, last_progress_us;
+    uint32_t reject_warnings;
+    /* the batch being built: events normalized into mem, detected when full */
+    mamori_event batch[SCAN_BATCH_EVENTS];
+    uint32_t batch_index[SCAN_BATCH_EVENTS]; /* position of each event in its file */
+    size_t batch_count;
+    const char *batch_file;
+} scan;
+
+static void flush_out(scan *s, bool force)
+{
+    if (!force && s->out.len < OUTPUT_FLUSH_BYTES) return;
+    if (s->out.len) fwrite(s->out.data, 1, s->out.len, stdout);
+    buf_clear(&s->out);
+    if (force) fflush(stdout);
+}
+
+static void progress(scan *s, bool final)
+{
+    if (!s->progress) return;
+    int64_t now = clock_mono_us();
+    if (!final && now - s->last_progress_us < PROGRESS_INTERVAL_US) return;
+    s->last_progress_us = now;
+    double secs = (double)(now - s->started_us) / 1e6;
+    if (final) {
+        fprintf(stderr, "\r\033[K");
+        return;
+    }
+    fprintf(stderr, "\r\033[Kscan: %llu events, %llu alerts, %.0f events/s", (unsigned long long)s->events,
+            (unsigned long long)s->alerts, secs > 0 ? (double)s->events / secs : 0.0);
+    fflush(stderr);
+}
+
+static void write_alert(void *ctx, size_t event_index, const detect_rule *r)
+{
+    scan *s = ctx;
+    const mamori_event *ev = &s->batch[event_index];
+    buf_puts(&s->out, "{\"rule\":");
+    detect_rule_write_json(&s->out, r);
+    buf_puts(&s->out, ",\"event\":");
+    buf_append(&s->out, ev->json, ev->json_len);
+    buf_puts(&s->out, ",\"source\":{\"file\":");
+    json_write_string(&s->out, s->batch_file, strlen(s->batch_file));
+    buf_puts(&s->out, ",\"index\":");
+    buf_put_u64(&s->out, s->batch_index[event_index]);
+    buf_puts(&s->out, "}}\n");
+    s->alerts_by_rule[r->index]++;
+    s->alerts++;
+}
+
+/* Detects the batch, writes its alerts, and frees its memory. */
+static void flush_batch(scan *s)
+{
+    if (s->batch_count) detect_eval_batch(s->worker, s->batch, s->batch_count, write_alert, s);
+    s->batch_count = 0;
+    arena_reset(&s->mem);
+    flush_out(s, false);
+    progress(s, false);
+}
+
+static void one_event(scan *s, const char *file, const json_value *raw, uint32_t index)
+{
+    char why[160];
+    s->events++;
+    s->batch_file = file;
+    mamori_event *ev = &s->batch[s->batch_count];
+    if (normalize_event(s->norm, &s->mem, s->format, raw, &s->stamp, index, ev, why, sizeof why) != 0) {
+        s->rejected++;
+        if (s->reject_warnings++ < REJECT_WARNINGS_MAX)
+            fprintf(stderr, "mamorictl scan: %s event %u skipped: %s\n", file, index, why);
+        return;
+    }
+    s->batch_index[s->batch_count++] = index;
+}
+
+/* Reads a whole file: mmap for regular files, read() for pipes and stdin. */
+static int read_input(const char *path, char **data, size_t *len, bool *mapped)
+{
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    *mapped = false;
+    if (fd != STDIN_FILENO && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) return -errno;
+        madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+        *data = p;
+        *len = (size_t)st.st_size;
+        *mapped = true;
+        return 0;
+    }
+    size_t cap = 1 << 20, n = 0;
+    char *b = mamori_xmalloc(cap);
+    for (;;) {
+        if (n == cap) b = mamori_xrealloc(b, cap *= 2);
+        ssize_t got = read(fd, b + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int e = errno;
+            free(b);
+            if (fd != STDIN_FILENO) close(fd);
+            return -e;
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    if (fd != STDIN_FILENO) close(fd);
+    *data = b;
+    *len = n;
+    return 0;
+}
+
+static int scan_file(scan *s, const char *path, uint64_t seq)
+{
+    char *data = NULL;
+    size_t len = 0;
+    bool mapped = false;
+    int rc = read_input(path, &data, &len, &mapped);
+    if (rc) {
+        fprintf(stderr, "mamorictl scan: %s: %s\n", path, strerror(-rc));
+        return 1;
+    }
+    s->stamp.seq = seq;
+    size_t pos = 0;
+    uint32_t index = 0;
+    int status = 0;
+    for (;;) {
+        /* the raw DOM lives in the batch arena with the events that point into it */
+        if (s->batch_count >= SCAN_BATCH_EVENTS) flush_batch(s);
+        json_value *v = arena_alloc(&s->mem, sizeof *v);
+        json_error jerr;
+        rc = json_parse_next(s->parser, &s->mem, data, len, &pos, v, &jerr);
+        if (rc == -ENODATA) break;
+        if (rc) {
+            flush_batch(s);
+            fprintf(stderr, "mamorictl scan: %s: invalid JSON at byte offset %zu: %s\n", path, jerr.offset, jerr.msg);
+            status = 1;
+            break;
+        }
+        if (v->type == JSON_ARRAY) {
+            for (uint32_t i = 0; i < v->len; i++) {
+                one_event(s, path, &v->items[i], index++);
+                /* a large array: detect what is full, keeping the array's DOM alive */
+                if (s->batch_count == SCAN_BATCH_EVENTS) {
+                    detect_eval_batch(s->worker, s->batch, s->batch_count, write_alert, s);
+                    s->batch_count = 0;
+                    flush_out(s, false);
+                }
+            }
+        } else {
+            one_event(s, path, v, index++);
+        }
+    }
+    flush_batch(s); /* the file's text is unmapped below: nothing may point into it */
+    if (mapped) munmap(data, len);
+    else free(data);
+    return status;
+}
+
+struct rule_count {
+    const detect_rule *rule;
+    uint64_t alerts;
+};
+
+static int by_alerts(const void *a, const void *b)
+{
+    const struct rule_count *x = a, *y = b;
+    return x->alerts < y->alerts ? 1 : x->alerts > y->alerts ? -1 : 0;
+}
+
+static void print_rule_stats(const scan *s, const detect_ruleset *rs)
+{
+    size_t n = 0;
+    struct rule_count *rows = mamori_xcalloc(s->rule_count ? s->rule_count : 1, sizeof *rows);
+    for (size_t i = 0; i < s->rule_count; i++)
+        if (s->alerts_by_rule[i]) rows[n++] = (struct rule_count){detect_ruleset_rule(rs, i), s->alerts_by_rule[i]};
+    qsort(rows, n, sizeof *rows, by_alerts);
+    fprintf(stderr, "alerts per rule (%zu rules fired):\n", n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "  %8llu  %-8s %s  %s\n", (unsigned long long)rows[i].alerts, rows[i].rule->level_name,
+                rows[i].rule->id, rows[i].rule->title);
+    free(rows);
+}
+
+int cmd_scan(int argc, char **argv)
+{
+    detect_options opt;
+    detect_options_default(&opt);
+    struct cli_placeholders *ph = NULL;
+    const char **rule_paths = mamori_xcalloc((size_t)argc, sizeof *rule_paths);
+    const char **files = mamori_xcalloc((size_t)argc, sizeof *files);
+    size_t rule_path_count = 0, file_count = 0;
+    enum event_format format = EVENT_FORMAT_AUTO;
+    bool quiet = false, rule_stats = false;
+    int status = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            status = 0;
+            goto out;
+        } else if (!strcmp(a, "--rules") && i + 1 < argc) {
+            rule_paths[rule_path_count++] = argv[++i];
+        } else if (!strcmp(a, "--format") && i + 1 < argc) {
+            if (event_format_parse(argv[++i], &format)) {
+                fprintf(stderr, "mamorictl scan: --format must be auto, ecs or winlog, not '%s'\n", argv[i]);
+                goto out;
+            }
+        } else if (!strcmp(a, "--placeholder") && i + 1 < argc) {
+            if (cli_placeholder_add(&ph, argv[++i])) {
+                fprintf(stderr, "mamorictl scan: --placeholder wants NAME=VALUE, got '%s'\n", argv[i]);
+                goto out;
+            }
+        } else if (!strcmp(a, "--include-deprecated")) {
+            opt.include_deprecated = true;
+        } else if (!strcmp(a, "--include-unsupported")) {
+            opt.include_unsupported = true;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
+        } else if (!strcmp(a, "--rule-stats")) {
+            rule_stats = true;
+        } else if (!strcmp(a, "--")) {
+            while (++i < argc) files[file_count++] = argv[i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "mamorictl scan: unknown option '%s'\n", a);
+            usage(stderr);
+            goto out;
+        } else {
+            files[file_count++] = a;
+        }
+    }
+    if (rule_path_count == 0 || file_count == 0) {
+        fprintf(stderr, "mamorictl scan: %s\n", rule_path_count == 0 ? "--rules PATH is required" : "no input FILE");
+        usage(stderr);
+        goto out;
+    }
+    status = 1;
+    cli_placeholders_apply(ph, &opt);
+    detect_loader *loader = detect_loader_create(&opt);
+    char err[512];
+    for (size_t i = 0; i < rule_path_count; i++) {
+        if (detect_loader_add_path(loader, rule_paths[i], err, sizeof err)) {
+            fprintf(stderr, "mamorictl scan: rules: %s\n", err);
+            detect_loader_destroy(loader);
+            goto out;
+        }
+    }
+    detect_ruleset *rs = NULL;
+    if (detect_loader_build(loader, &rs, err, sizeof err)) {
+        fprintf(stderr, "mamorictl scan: %s\n", err);
+        detect_loader_destroy(loader);
+        goto out;
+    }
+    /* inputs must exist before any work: a typo should not cost a long run */
+    for (size_t i = 0; i < file_count; i++) {
+        if (strcmp(files[i], "-") != 0 && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "mamorictl scan: %s: %s\n", files[i], strerror(errno));
+            detect_ruleset_unref(rs);
+            detect_loader_destroy(loader);
+            goto out;
+        }
+    }
+
+    scan s;
+    memset(&s, 0, sizeof s);
+    s.worker = detect_worker_create();
+    if (detect_worker_bind(s.worker, rs)) {
+        fprintf(stderr, "mamorictl scan: cannot allocate Hyperscan scratch\n");
+        detect_worker_destroy(s.worker);
+        detect_ruleset_unref(rs);
+        detect_loader_destroy(loader);
+        goto out;
+    }
+    s.norm = normalizer_create();
+    s.parser = json_parser_create();
+    arena_init(&s.mem, 256 * 1024);
+    buf_init(&s.out);
+    s.format = format;
+    s.stamp.tenant = SCAN_TENANT;
+    s.stamp.agent_id = SCAN_AGENT;
+    s.stamp.agent_hash = event_agent_hash(SCAN_TENANT, SCAN_AGENT);
+    s.stamp.received_us = clock_wall_us();
+    s.rule_count = detect_ruleset_rule_count(rs);
+    s.alerts_by_rule = mamori_xcalloc(s.rule_count ? s.rule_count : 1, sizeof *s.alerts_by_rule);
+    s.progress = isatty(STDERR_FILENO) == 1;
+    s.started_us = s.last_progress_us = clock_mono_us();
+
+    status = 0;
+    for (size_t i = 0; i < file_count && status == 0; i++) status = scan_file(&s, files[i], i + 1);
+    flush_out(&s, true);
+    progress(&s, true);
+    double secs = (double)(clock_mono_us() - s.started_us) / 1e6;
+
+    const detect_report *report = detect_loader_report(loader);
+    cli_print_rule_report(stderr, report, !quiet, false);
+    fprintf(stderr, "scan: %llu events (%llu rejected) from %zu files, %llu alerts, %.3f s, %.0f events/s\n",
+            (unsigned long long)s.events, (unsigned long long)s.rejected, file_count, (unsigned long long)s.alerts, secs,
+            secs > 0 ? (double)s.events / secs : 0.0);
+    if (rule_stats) print_rule_stats(&s, rs);
+
+    free(s.alerts_by_rule);
+    buf_fini(&s.out);
+    arena_fini(&s.mem);
+    json_parser_destroy(s.parser);
+    normalizer_destroy(s.norm);
+    detect_worker_destroy(s.worker);
+    detect_ruleset_unref(rs);
+    detect_loader_destroy(loader);
+out:
+    cli_placeholders_free(ph);
+    free(rule_paths);
+    free(files);
+    return status;
+}

@@ -1,0 +1,762 @@
+/* detect/compile.c — loaded rules → an immutable rule set. Each rule's condition tree
+ * becomes a small evaluation program (enodes) over predicates; every string predicate gets
+ * one "alternative" per ECS path its field may live at (fields.c) and each alternative's
+ * expressions go into the Hyperscan database of that path — one block-mode database per
+ * path holding every rule's expressions, identical expressions shared. Databases compile
+ * on a small thread pool; an expression Hyperscan still refuses there rejects the rules
+ * using it (named in the report) and its database is rebuilt without them. */
+#include "internal.h"
+
+#include "core/clock.h"
+#include "core/ecs_map.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_uint_fast64_t next_generation = 1;
+
+#define PATHS_PER_FIELD_MAX 16
+#define COMPILE_THREADS_MAX 16
+
+/* growable arrays */
+#define VEC_PUSH(arr, count, cap, value)                                                   \
+    do {                                                                                   \
+        if ((count) == (cap)) {                                                            \
+            (cap) = (cap) ? (cap) * 2 : 256;                                               \
+            (arr) = mamori_xrealloc((arr), (size_t)(cap) * sizeof *(arr));                 \
+        }                                                                                  \
+        (arr)[(count)++] = (value);                                                        \
+    } while (0)
+
+struct entry {
+    const char *expr;
+    uint32_t flags;
+    uint32_t alt;
+    bool joined; /* keyword pattern for the joined-values database */
+    bool regex;  /* user regular expression: kept in a database of its own */
+};
+
+struct db_build {
+    uint32_t path; /* DETECT_NONE: keywords */
+    bool joined;   /* the joined-values keyword database */
+    bool regex;    /* the regular-expression database of its path and class */
+    bool lazy;     /* non-trigger patterns of its path and class */
+    struct db_class cls;
+    struct entry *entries;
+    uint32_t count, cap;
+    /* filled by prepare/compile */
+    const char **exprs;
+    uint32_t *flags;
+    uint32_t *alt_first;
+    uint32_t *alts;
+    uint32_t id_count;
+    hs_database_t *hs;
+    int failed_expression; /* -1: none; -2: whole database */
+    char error[256];
+};
+
+typedef struct builder {
+    detect_ruleset *rs;
+    detect_loader *loader;
+    uint32_t pred_cap, alt_cap, node_cap, kid_cap, path_cap, field_cap;
+    strmap field_index; /* Sigma field name → field id */
+    uint32_t *alt_primary; /* alternative → primary path of a displacement fallback, or NONE */
+    struct entry *pending; /* expressions of every alternative, before distribution */
+    uint32_t pending_count, pending_cap;
+    uint32_t *path_target; /* path → the path whose database scans it */
+    double *strength;      /* pred → how rarely it should match (trigger choice) */
+    uint32_t strength_cap;
+    struct db_build *builds;
+    uint32_t build_count, build_cap;
+    uint64_t *build_keys; /* open addressing: (path, class, joined) → build index + 1 */
+    uint32_t *build_slots;
+    uint32_t build_slot_cap;
+} builder;
+
+/* ---- interning ---------------------------------------------------------------------------------- */
+
+static uint32_t intern_path(builder *b, const char *s, size_t len)
+{
+    detect_ruleset *rs = b->rs;
+    uint32_t id = strmap_get(&rs->path_index, s, len);
+    if (id != DETECT_NONE) return id;
+    const char *copy = arena_strndup(&rs->mem, s, len);
+    struct path p = {.str = copy, .len = (uint32_t)len, .db_first = 0, .db_count = 0};
+    id = rs->path_count;
+    VEC_PUSH(rs->paths, rs->path_count, b->path_cap, p);
+    strmap_put(&rs->path_index, copy, len, id);
+    return id;
+}
+
+static uint32_t intern_field(builder *b, const char *name, size_t len)
+{
+    detect_ruleset *rs = b->rs;
+    uint32_t id = strmap_get(&b->field_index, name, len);
+    if (id != DETECT_NONE) return id;
+    struct sfield f;
+    f.name = arena_strndup(&rs->mem, name, len);
+    f.len = (uint32_t)len;
+    size_t ed_len = sizeof "winlog.event_data." - 1 + len;
+    char *ed = arena_alloc(&rs->mem, ed_len + 1);
+    memcpy(ed, "winlog.event_data.", sizeof "winlog.event_data." - 1);
+    memcpy(ed + ed_len - len, name, len);
+    ed[ed_len] = '\0';
+    f.event_data_path = intern_path(b, ed, ed_len);
+    const char *alias = field_system_alias(name, len);
+    f.alias_path = alias ? intern_path(b, alias, strlen(alias)) : DETECT_NONE;
+    id = rs->field_count;
+    VEC_PUSH(rs->fields, rs->field_count, b->field_cap, f);
+    strmap_put(&b->field_index, f.name, len, id);
+    return id;
+}
+
+static struct db_class class_of(const struct route *r)
+{
+    struct db_class c = {0, 0};
+    if (r->categories) c.category = (uint8_t)__builtin_ctzll(r->categories);
+    else c.service = r->service;
+    return c;
+}
+
+static uint64_t build_key(uint32_t path, struct db_class c, bool joined, bool regex, bool lazy)
+{
+    return ((uint64_t)path << 32) | ((uint64_t)c.category << 24) | ((uint64_t)c.service << 8) | (joined ? 1u : 0u) |
+           (regex ? 2u : 0u) | (lazy ? 4u : 0u);
+}
+
+static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls, bool joined, bool regex, bool lazy)
+{
+    uint64_t key = build_key(path, cls, joined, regex, lazy);
+    if ((b->build_count + 1) * 2 > b->build_slot_cap) { /* grow and rehash */
+        uint32_t cap = b->build_slot_cap ? b->build_slot_cap * 2 : 1024;
+        free(b->build_keys);
+        free(b->build_slots);
+        b->build_keys = mamori_xmalloc(cap * sizeof *b->build_keys);
+        b->build_slots = mamori_xcalloc(cap, sizeof *b->build_slots);
+        b->build_slot_cap = cap;
+        for (uint32_t i = 0; i < b->build_count; i++) {
+            const struct db_build *d = &b->builds[i];
+            uint64_t k = build_key(d->path, d->cls, d->joined, d->regex, d->lazy);
+            uint32_t slot = (uint32_t)(mamori_hash64(&k, sizeof k) & (cap - 1));
+            while (b->build_slots[slot]) slot = (slot + 1) & (cap - 1);
+            b->build_keys[slot] = k;
+            b->build_slots[slot] = i + 1;
+        }
+    }
+    uint32_t mask = b->build_slot_cap - 1;
+    uint32_t slot = (uint32_t)(mamori_hash64(&key, sizeof key) & mask);
+    while (b->build_slots[slot]) {
+        if (b->build_keys[slot] == key) return &b->builds[b->build_slots[slot] - 1];
+        slot = (slot + 1) & mask;
+    }
+    struct db_build nb = {.path = path, .joined = joined, .regex = regex, .lazy = lazy, .cls = cls,
+                          .failed_expression = -1};
+    VEC_PUSH(b->builds, b->build_count, b->build_cap, nb);
+    b->build_keys[slot] = key;
+    b->build_slots[slot] = b->build_count;
+    return &b->builds[b->build_count - 1];
+}
+
+/* ---- rules → program -------------------------------------------------------------------------- */
+
+static uint32_t add_node(builder *b, enum enode_kind kind, uint32_t count, uint32_t arg)
+{
+    struct enode n = {.kind = (uint8_t)kind, .count = count, .arg = arg};
+    uint32_t id = b->rs->node_count;
+    VEC_PUSH(b->rs->nodes, b->rs->node_count, b->node_cap, n);
+    return id;
+}
+
+static void push_alt(builder *b, uint32_t pred, uint32_t path, uint32_t primary)
+{
+    detect_ruleset *rs = b->rs;
+    if (rs->alt_count == b->alt_cap) {
+        b->alt_cap = b->alt_cap ? b->alt_cap * 2 : 1024;
+        rs->alt_pred = mamori_xrealloc(rs->alt_pred, b->alt_cap * sizeof *rs->alt_pred);
+        rs->alt_path = mamori_xrealloc(rs->alt_path, b->alt_cap * sizeof *rs->alt_path);
+        b->alt_primary = mamori_xrealloc(b->alt_primary, b->alt_cap * sizeof *b->alt_primary);
+    }
+    rs->alt_pred[rs->alt_count] = pred;
+    rs->alt_path[rs->alt_count] = path;
+    b->alt_primary[rs->alt_count] = primary;
+    rs->alt_count++;
+}
+
+/* Which database each path's values are scanned with: its own, or — for a path that is
+ * only ever a displacement fallback of one primary path — the primary's, where its
+ * expressions are the primary's own (identical, so shared) and the match callback keeps
+ * alternatives apart by the path being scanned. */
+static void distribute_entries(builder *b)
+{
+    detect_ruleset *rs = b->rs;
+    uint32_t *target = mamori_xmalloc((rs->path_count ? rs->path_count : 1) * sizeof *target);
+    bool *own = mamori_xcalloc(rs->path_count ? rs->path_count : 1, sizeof *own);
+    for (uint32_t p = 0; p < rs->path_count; p++) target[p] = DETECT_NONE;
+    for (uint32_t a = 0; a < rs->alt_count; a++) {
+        uint32_t path = rs->alt_path[a], primary = b->alt_primary[a];
+        if (path == DETECT_NONE) continue;
+        if (primary == DETECT_NONE) own[path] = true;
+        else if (target[path] == DETECT_NONE) target[path] = primary;
+        else if (target[path] != primary) own[path] = true;
+    }
+    for (uint32_t p = 0; p < rs->path_count; p++)
+        if (own[p] || target[p] == DETECT_NONE) target[p] = p;
+    for (uint32_t i = 0; i < b->pending_count; i++) {
+        const struct entry *e = &b->pending[i];
+        uint32_t path = rs->alt_path[e->alt];
+        const struct rt_pred *p = &rs->preds[rs->alt_pred[e->alt]];
+        const struct rt_rule *r = &rs->rules[p->rule];
+        /* only trigger patterns are scanned for every event; the others wait for a candidate
+         * rule to need them (keywords are always scanned: their text is joined once) */
+        bool lazy = path != DETECT_NONE && !p->trigger;
+        struct db_build *db = build_for(b, path == DETECT_NONE ? DETECT_NONE : target[path], class_of(&r->route),
+                                        path == DETECT_NONE && e->joined, e->regex && path != DETECT_NONE && !lazy, lazy);
+        VEC_PUSH(db->entries, db->count, db->cap, *e);
+    }
+    free(b->pending);
+    b->pending = NULL;
+    free(own);
+    b->path_target = target;
+}
+
+/* A static guess of how rarely an expression matches: its literal bytes, more when anchored.
+ * Used only to choose which side of an AND makes a rule a candidate. */
+static double expression_strength(const char *e)
+{
+    double literal = 0;
+    size_t n = strlen(e);
+    for (size_t i = 0; i < n; i++) {
+        char c = e[i];
+        if (c == '\\' && i + 1 < n) {
+            if (e[i + 1] == 'x' && i + 3 < n) {
+                literal++;
+                i += 3;
+            } else if (e[i + 1] == 'z' || e[i + 1] == 'A') {
+                i++;
+            } else {
+                literal += (e[i + 1] == 'd' || e[i + 1] == 'w' || e[i + 1] == 's') ? 0 : 1;
+                i++;
+            }
+        } else if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (unsigned char)c >= 0x80) {
+            literal++;
+        }
+    }
+    bool start = n && e[0] == '^', end = n >= 2 && !strcmp(e + n - 2, "\\z");
+    return literal + (start && end ? 6 : start || end ? 1 : 0);
+}
+
+/* Fields whose values repeat across most events of a kind (the image of a common binary,
+ * an event id): a match there says little, prefer the other side of an AND. */
+static bool common_field(const char *field)
+{
+    static const char *const common[] = {"Image", "ParentImage", "OriginalFileName", "EventID", "Provider_Name",
+                                         "Channel", "Product", "Company", "Description", "Signed", "Initiated",
+                                         "SourceImage", "TargetImage", "User", "IntegrityLevel"};
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(common); i++)
+        if (field && !strcmp(field, common[i])) return true;
+    return false;
+}
+
+static double pred_strength(const struct pspec *ps)
+{
+    double s = 1e9;
+    for (uint32_t k = 0; k < ps->pattern_count; k++) s = MAMORI_MIN(s, expression_strength(ps->patterns[k].expr));
+    if (ps->pattern_count == 0) s = 0;
+    return common_field(ps->field) ? s / 4 : s;
+}
+
+static uint32_t make_pred(builder *b, const struct pspec *ps, uint32_t rule, const struct lrule *lr)
+{
+    detect_ruleset *rs = b->rs;
+    struct rt_pred p;
+    memset(&p, 0, sizeof p);
+    p.kind = ps->kind;
+    p.op = ps->op;
+    p.cased = ps->cased;
+    p.rule = rule;
+    p.number = ps->number;
+    p.cidr = ps->cidr;
+    p.field = ps->field ? intern_field(b, ps->field, ps->field_len) : DETECT_NONE;
+    p.ref_field = ps->kind == PRED_FIELDREF ? intern_field(b, ps->ref_field, ps->ref_len) : DETECT_NONE;
+    uint32_t pred_id = rs->pred_count;
+    if (ps->kind == PRED_PATTERN) {
+        uint32_t first_alt = rs->alt_count;
+        if (!ps->field) {
+            push_alt(b, pred_id, DETECT_NONE, DETECT_NONE);
+        } else {
+            struct field_place places[PATHS_PER_FIELD_MAX];
+            const struct path *ed = &rs->paths[rs->fields[p.field].event_data_path];
+            uint32_t n = field_places(ps->field, ps->field_len, &lr->ls, ed->str, places, PATHS_PER_FIELD_MAX);
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t path = intern_path(b, places[i].path, strlen(places[i].path));
+                uint32_t primary = places[i].primary && places[i].shared
+                                       ? intern_path(b, places[i].primary, strlen(places[i].primary))
+                                       : DETECT_NONE;
+                push_alt(b, pred_id, path, primary);
+            }
+        }
+        p.alt_first = first_alt;
+        p.alt_count = rs->alt_count - first_alt;
+        if (!lr->route.unroutable) {
+            for (uint32_t i = 0; i < p.alt_count; i++)
+                for (uint32_t k = 0; k < ps->pattern_count; k++) {
+                    struct entry e = {ps->patterns[k].expr, ps->patterns[k].flags, first_alt + i,
+                                      ps->patterns[k].joined, ps->patterns[k].regex};
+                    VEC_PUSH(b->pending, b->pending_count, b->pending_cap, e);
+                }
+        }
+    }
+    VEC_PUSH(rs->preds, rs->pred_count, b->pred_cap, p);
+    if (b->strength_cap < rs->pred_count) {
+        b->strength_cap = b->strength_cap ? b->strength_cap * 2 : 1024;
+        b->strength = mamori_xrealloc(b->strength, b->strength_cap * sizeof *b->strength);
+    }
+    b->strength[pred_id] = ps->kind == PRED_PATTERN ? pred_strength(ps) : -1;
+    return pred_id;
+}
+
+static uint32_t compile_node(builder *b, struct cnode *n, uint32_t rule, const struct lrule *lr)
+{
+    if (n->memo_rule == rule + 1) return n->memo_node;
+    uint32_t id;
+    switch (n->kind) {
+    case CN_PRED: id = add_node(b, EN_PRED, 0, make_pred(b, n->pred, rule, lr)); break;
+    case CN_NOT: {
+        uint32_t kid = compile_node(b, n->kids[0], rule, lr);
+        id = add_node(b, EN_NOT, 1, kid);
+        break;
+    }
+    case CN_AND:
+    case CN_OR: {
+        uint32_t *kids = mamori_xmalloc(n->count * sizeof *kids);
+        for (uint32_t i = 0; i < n->count; i++) kids[i] = compile_node(b, n->kids[i], rule, lr);
+        uint32_t first = b->rs->kid_count;
+        for (uint32_t i = 0; i < n->count; i++) VEC_PUSH(b->rs->kids, b->rs->kid_count, b->kid_cap, kids[i]);
+        free(kids);
+        id = add_node(b, n->kind == CN_AND ? EN_AND : EN_OR, n->count, first);
+        break;
+    }
+    default: id = add_node(b, EN_FALSE, 0, 0); break;
+    }
+    n->memo_rule = rule + 1;
+    n->memo_node = id;
+    return id;
+}
+
+/* Three-valued evaluation with every Hyperscan predicate false and the others unknown: a
+ * rule that is false here can only match when one of its patterns matched. */
+enum tv { TV_FALSE = 0, TV_TRUE, TV_UNKNOWN };
+
+__attribute__((unused)) static enum tv static_eval(const detect_ruleset *rs, uint32_t node)
+{
+    const struct enode *n = &rs->nodes[node];
+    switch (n->kind) {
+    case EN_FALSE: return TV_FALSE;
+    case EN_TRUE: return TV_TRUE;
+    case EN_PRED: return rs->preds[n->arg].kind == PRED_PATTERN ? TV_FALSE : TV_UNKNOWN;
+    case EN_NOT: {
+        enum tv v = static_eval(rs, n->arg);
+        return v == TV_UNKNOWN ? TV_UNKNOWN : v == TV_TRUE ? TV_FALSE : TV_TRUE;
+    }
+    case EN_AND:
+    case EN_OR: {
+        bool and = n->kind == EN_AND;
+        enum tv acc = and ? TV_TRUE : TV_FALSE;
+        for (uint32_t i = 0; i < n->count; i++) {
+            enum tv v = static_eval(rs, rs->kids[n->arg + i]);
+            if (and && v == TV_FALSE) return TV_FALSE;
+            if (!and && v == TV_TRUE) return TV_TRUE;
+            if (v == TV_UNKNOWN) acc = TV_UNKNOWN;
+        }
+        return acc;
+    }
+    default: return TV_UNKNOWN;
+    }
+}
+
+/* Trigger predicates: a set of Hyperscan predicates one of which must match for the rule to
+ * hold — an AND needs only one triggerable side (the strongest), an OR needs all of its
+ * sides, a NOT or a direct predicate (null, exists, numbers…) cannot trigger. A rule with no
+ * trigger set is evaluated on every event it routes to. Returns the set's strength (its
+ * weakest predicate), < 0 when the node cannot be triggered. */
+static double trigger_score(const builder *b, uint32_t node)
+{
+    const detect_ruleset *rs = b->rs;
+    const struct enode *n = &rs->nodes[node];
+    switch (n->kind) {
+    case EN_PRED: return b->strength[n->arg];
+    case EN_AND: {
+        double best = -1;
+        for (uint32_t i = 0; i < n->count; i++) best = MAMORI_MAX(best, trigger_score(b, rs->kids[n->arg + i]));
+        return best;
+    }
+    case EN_OR: {
+        double worst = 1e18;
+        for (uint32_t i = 0; i < n->count; i++) {
+            double s = trigger_score(b, rs->kids[n->arg + i]);
+            if (s < 0) return -1;
+            worst = MAMORI_MIN(worst, s);
+        }
+        return n->count ? worst : -1;
+    }
+    default: return -1;
+    }
+}
+
+static void mark_triggers(builder *b, uint32_t node)
+{
+    detect_ruleset *rs = b->rs;
+    const struct enode *n = &rs->nodes[node];
+    switch (n->kind) {
+    case EN_PRED: rs->preds[n->arg].trigger = true; break;
+    case EN_OR:
+        for (uint32_t i = 0; i < n->count; i++) mark_triggers(b, rs->kids[n->arg + i]);
+        break;
+    case EN_AND: {
+        uint32_t best = DETECT_NONE;
+        double best_score = -1;
+        for (uint32_t i = 0; i < n->count; i++) {
+            double s = trigger_score(b, rs->kids[n->arg + i]);
+            if (s > best_score) best_score = s, best = rs->kids[n->arg + i];
+        }
+        if (best != DETECT_NONE) mark_triggers(b, best);
+        break;
+    }
+    default: break;
+    }
+}
+
+/* ---- databases -------------------------------------------------------------------------------- */
+
+static int entry_key_cmp(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    if (x->flags != y->flags) return x->flags < y->flags ? -1 : 1;
+    int c = strcmp(x->expr, y->expr);
+    if (c) return c;
+    return x->alt < y->alt ? -1 : x->alt > y->alt;
+}
+
+/* Sorts entries, gives each distinct (expression, flags) an id and lists its alternatives. */
+static void prepare_db(struct db_build *db)
+{
+    free(db->exprs);
+    free(db->flags);
+    free(db->alt_first);
+    free(db->alts);
+    qsort(db->entries, db->count, sizeof *db->entries, entry_key_cmp);
+    db->exprs = mamori_xmalloc((db->count + 1) * sizeof *db->exprs);
+    db->flags = mamori_xmalloc((db->count + 1) * sizeof *db->flags);
+    db->alt_first = mamori_xmalloc((db->count + 1) * sizeof *db->alt_first);
+    db->alts = mamori_xmalloc((db->count + 1) * sizeof *db->alts);
+    uint32_t ids = 0, alts = 0;
+    for (uint32_t i = 0; i < db->count; i++) {
+        const struct entry *e = &db->entries[i];
+        bool same = i > 0 && e->flags == db->entries[i - 1].flags && strcmp(e->expr, db->entries[i - 1].expr) == 0;
+        if (!same) {
+            db->exprs[ids] = e->expr;
+            db->flags[ids] = e->flags;
+            db->alt_first[ids] = alts;
+            ids++;
+        }
+        if (alts == 0 || !same || db->alts[alts - 1] != e->alt) db->alts[alts++] = e->alt;
+    }
+    db->alt_first[ids] = alts;
+    db->id_count = ids;
+}
+
+static void compile_db(struct db_build *db)
+{
+    db->failed_expression = -1;
+    if (db->id_count == 0) return;
+    unsigned *ids = mamori_xmalloc(db->id_count * sizeof *ids);
+    for (uint32_t i = 0; i < db->id_count; i++) ids[i] = i;
+    hs_compile_error_t *cerr = NULL;
+    hs_error_t rc = hs_compile_multi(db->exprs, db->flags, ids, db->id_count, HS_MODE_BLOCK, NULL, &db->hs, &cerr);
+    free(ids);
+    if (rc != HS_SUCCESS) {
+        db->hs = NULL;
+        db->failed_expression = cerr && cerr->expression >= 0 ? cerr->expression : -2;
+        snprintf(db->error, sizeof db->error, "%s", cerr ? cerr->message : "compile failed");
+    }
+    if (cerr) hs_free_compile_error(cerr);
+}
+
+struct pool {
+    struct db_build *builds;
+    uint32_t count;
+    atomic_uint next;
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    for (;;) {
+        uint32_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->count) return NULL;
+        compile_db(&p->builds[i]);
+    }
+}
+
+static void compile_all(builder *b, unsigned threads)
+{
+    struct pool p = {.builds = b->builds, .count = b->build_count};
+    atomic_init(&p.next, 0);
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    if (threads > COMPILE_THREADS_MAX) threads = COMPILE_THREADS_MAX;
+    if (threads > b->build_count) threads = b->build_count ? b->build_count : 1;
+    pthread_t tids[COMPILE_THREADS_MAX];
+    unsigned started = 0;
+    for (unsigned i = 1; i < threads; i++)
+        if (pthread_create(&tids[started], NULL, pool_worker, &p) == 0) started++;
+    pool_worker(&p);
+    for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
+}
+
+/* A database refused expression `failed`: reject every rule using it, drop their entries,
+ * recompile. Returns 0 when the database compiled in the end. */
+static int repair_db(builder *b, struct lrule **lrules, const uint32_t *rule_source, struct db_build *db)
+{
+    detect_ruleset *rs = b->rs;
+    for (int attempt = 0; attempt < 64 && db->failed_expression != -1; attempt++) {
+        if (db->failed_expression < 0) return -EIO;
+        uint32_t id = (uint32_t)db->failed_expression;
+        for (uint32_t k = db->alt_first[id]; k < db->alt_first[id + 1]; k++) {
+            uint32_t rule = rs->preds[rs->alt_pred[db->alts[k]]].rule;
+            if (rs->rules[rule].dead) continue;
+            rs->rules[rule].dead = true;
+            loader_reject_rule(b->loader, lrules[rule_source[rule]], DETECT_REASON_REGEX,
+                               "expression '%.80s' not supported by Hyperscan: %s", db->exprs[id], db->error);
+        }
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < db->count; i++) {
+            uint32_t rule = rs->preds[rs->alt_pred[db->entries[i].alt]].rule;
+            if (!rs->rules[rule].dead) db->entries[kept++] = db->entries[i];
+        }
+        db->count = kept;
+        prepare_db(db);
+        compile_db(db);
+    }
+    return db->failed_expression == -1 ? 0 : -EIO;
+}
+
+/* ---- the rule set ------------------------------------------------------------------------------ */
+
+void ruleset_free(detect_ruleset *rs)
+{
+    if (!rs) return;
+    for (uint32_t i = 0; i < rs->db_count; i++) {
+        hs_free_database(rs->dbs[i].hs);
+        free(rs->dbs[i].alt_first);
+        free(rs->dbs[i].alts);
+    }
+    if (rs->scratch_proto) hs_free_scratch(rs->scratch_proto);
+    free(rs->dbs);
+    free(rs->path_dbs);
+    free(rs->keyword_dbs);
+    free(rs->keyword_value_dbs);
+    free(rs->infos);
+    free(rs->rules);
+    free(rs->always);
+    free(rs->preds);
+    free(rs->alt_pred);
+    free(rs->alt_path);
+    free(rs->alt_lazy_db);
+    free(rs->nodes);
+    free(rs->kids);
+    free(rs->paths);
+    free(rs->fields);
+    free(rs->row_path);
+    strmap_fini(&rs->path_index);
+    arena_fini(&rs->mem);
+    free(rs);
+}
+
+static void parse_extensions(detect_ruleset *rs)
+{
+    json_parser *jp = NULL;
+    for (uint32_t i = 0; i < rs->rule_count; i++) {
+        detect_rule *info = rs->infos[i];
+        if (!info->x_mamori_json) continue;
+        if (!jp) jp = json_parser_create();
+        json_value *v = arena_alloc(&rs->mem, sizeof *v);
+        json_error jerr;
+        if (json_parse(jp, &rs->mem, info->x_mamori_json, strlen(info->x_mamori_json), v, &jerr) == 0) info->x_mamori = v;
+    }
+    json_parser_destroy(jp);
+}
+
+int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detect_ruleset **out, detect_report *report,
+                  char *err, size_t err_len)
+{
+    detect_ruleset *rs = mamori_xcalloc(1, sizeof *rs);
+    atomic_init(&rs->refs, 1);
+    rs->generation = atomic_fetch_add(&next_generation, 1);
+    arena *mem = loader_take_memory(l);
+    rs->mem = *mem;
+    free(mem);
+    strmap_init(&rs->path_index);
+    builder b = {.rs = rs, .loader = l};
+    int rc = 0;
+
+    strmap_init(&b.field_index);
+    int64_t t0 = clock_mono_us();
+
+    /* every ecs_map row's path, so runtime resolution never misses an interned path */
+    rs->row_path = mamori_xmalloc(ecs_map_count() * sizeof *rs->row_path);
+    for (size_t i = 0; i < ecs_map_count(); i++) {
+        const char *p = ecs_map_at(i)->ecs_path;
+        rs->row_path[i] = intern_path(&b, p, strlen(p));
+    }
+
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < count; i++) live += !lrules[i]->dead;
+    rs->infos = mamori_xmalloc((live ? live : 1) * sizeof *rs->infos);
+    rs->rules = mamori_xcalloc(live ? live : 1, sizeof *rs->rules);
+    uint32_t *rule_source = mamori_xmalloc((live ? live : 1) * sizeof *rule_source);
+    for (uint32_t i = 0; i < count; i++) {
+        struct lrule *lr = lrules[i];
+        if (lr->dead) continue;
+        uint32_t idx = rs->rule_count++;
+        rule_source[idx] = i;
+        lr->info.index = idx;
+        rs->infos[idx] = &lr->info;
+        rs->rules[idx].route = lr->route;
+        rs->rules[idx].root = compile_node(&b, lr->cond, idx, lr);
+        uint32_t root = rs->rules[idx].root;
+        bool triggerable = trigger_score(&b, root) >= 0;
+        MAMORI_DEBUG_ASSERT(!triggerable || static_eval(rs, root) == TV_FALSE); /* sound, maybe not tight */
+        if (triggerable) mark_triggers(&b, root);
+        rs->rules[idx].always = !triggerable;
+    }
+
+    distribute_entries(&b);
+    for (uint32_t i = 0; i < b.build_count; i++) prepare_db(&b.builds[i]);
+    int64_t t1 = clock_mono_us();
+    compile_all(&b, l ? loader_options(l)->compile_threads : 0);
+    for (uint32_t i = 0; i < b.build_count && rc == 0; i++) {
+        struct db_build *db = &b.builds[i];
+        if (db->failed_expression == -1) continue;
+        if (repair_db(&b, lrules, rule_source, db)) {
+            snprintf(err, err_len, "Hyperscan could not compile the database of %s: %s",
+                     db->path == DETECT_NONE ? "keywords" : rs->paths[db->path].str, db->error);
+            rc = -EIO;
+        }
+    }
+    int64_t t2 = clock_mono_us();
+    /* final databases, in build order */
+    rs->dbs = mamori_xcalloc(b.build_count ? b.build_count : 1, sizeof *rs->dbs);
+    uint64_t db_bytes = 0, patterns = 0;
+    for (uint32_t i = 0; i < b.build_count; i++) {
+        struct db_build *bd = &b.builds[i];
+        if (rc == 0 && bd->hs) {
+            struct db *d = &rs->dbs[rs->db_count++];
+            d->hs = bd->hs;
+            bd->hs = NULL;
+            d->path = bd->path;
+            d->cls = bd->cls;
+            d->joined = bd->joined;
+            d->regex = bd->regex;
+            d->lazy = bd->lazy;
+            d->id_count = bd->id_count;
+            d->alt_first = bd->alt_first;
+            d->alts = bd->alts;
+            bd->alt_first = NULL;
+            bd->alts = NULL;
+            hs_database_size(d->hs, &d->bytes);
+            db_bytes += d->bytes;
+            patterns += d->id_count;
+        }
+        if (bd->hs) hs_free_database(bd->hs);
+        free(bd->entries);
+        free(bd->exprs);
+        free(bd->flags);
+        free(bd->alt_first);
+        free(bd->alts);
+    }
+    /* per target path, the list of its databases; every path scans its target's list */
+    uint32_t *first = mamori_xcalloc((size_t)rs->path_count + 1, sizeof *first);
+    for (uint32_t i = 0; i < rs->db_count; i++) {
+        const struct db *d = &rs->dbs[i];
+        if (d->path != DETECT_NONE && !d->lazy) first[d->path + 1]++;
+    }
+    for (uint32_t p = 0; p < rs->path_count; p++) first[p + 1] += first[p];
+    rs->path_dbs = mamori_xmalloc((first[rs->path_count] ? first[rs->path_count] : 1) * sizeof *rs->path_dbs);
+    uint32_t *fill = mamori_xcalloc(rs->path_count ? rs->path_count : 1, sizeof *fill);
+    rs->keyword_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_dbs);
+    rs->keyword_value_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_dbs);
+    rs->alt_lazy_db = mamori_xmalloc((rs->alt_count ? rs->alt_count : 1) * sizeof *rs->alt_lazy_db);
+    for (uint32_t a = 0; a < rs->alt_count; a++) rs->alt_lazy_db[a] = -1;
+    for (uint32_t i = 0; i < rs->db_count; i++) {
+        const struct db *d = &rs->dbs[i];
+        if (d->lazy) {
+            for (uint32_t k = 0; k < d->alt_first[d->id_count]; k++) rs->alt_lazy_db[d->alts[k]] = (int32_t)i;
+            continue;
+        }
+        if (d->path != DETECT_NONE) rs->path_dbs[first[d->path] + fill[d->path]++] = i;
+        else if (d->joined) rs->keyword_dbs[rs->keyword_db_count++] = i;
+        else rs->keyword_value_dbs[rs->keyword_value_db_count++] = i;
+    }
+    for (uint32_t p = 0; p < rs->path_count; p++) {
+        uint32_t t = b.path_target ? b.path_target[p] : p;
+        rs->paths[p].db_first = first[t];
+        rs->paths[p].db_count = first[t + 1] - first[t];
+    }
+    free(fill);
+    free(first);
+    free(b.builds);
+    free(b.build_keys);
+    free(b.build_slots);
+    free(b.path_target);
+    free(b.alt_primary);
+    free(b.strength);
+    strmap_fini(&b.field_index);
+
+    if (rc == 0) {
+        for (uint32_t i = 0; i < rs->db_count && rc == 0; i++) {
+            if (hs_alloc_scratch(rs->dbs[i].hs, &rs->scratch_proto) != HS_SUCCESS) {
+                snprintf(err, err_len, "Hyperscan could not allocate scratch space");
+                rc = -EIO;
+            }
+        }
+        if (rs->scratch_proto) hs_scratch_size(rs->scratch_proto, &rs->scratch_bytes);
+    }
+    uint32_t always = 0;
+    for (uint32_t i = 0; i < rs->rule_count; i++)
+        always += rs->rules[i].always && !rs->rules[i].dead && !rs->rules[i].route.unroutable;
+    rs->always = mamori_xmalloc((always ? always : 1) * sizeof *rs->always);
+    for (uint32_t i = 0; i < rs->rule_count; i++)
+        if (rs->rules[i].always && !rs->rules[i].dead && !rs->rules[i].route.unroutable)
+            rs->always[rs->always_count++] = i;
+    parse_extensions(rs);
+
+    uint32_t loaded = 0, unroutable = 0;
+    for (uint32_t i = 0; i < rs->rule_count; i++) {
+        if (rs->rules[i].dead) continue;
+        loaded++;
+        unroutable += rs->rules[i].route.unroutable;
+    }
+    free(rule_source);
+    report->loaded = loaded;
+    report->unroutable = unroutable;
+    report->load_ms += (double)(t1 - t0) / 1000.0;
+    report->compile_ms = (double)(t2 - t1) / 1000.0;
+    report->databases = rs->db_count;
+    report->patterns = (uint32_t)patterns;
+    report->predicates = rs->pred_count;
+    report->database_bytes = db_bytes;
+    report->scratch_bytes = rs->scratch_bytes;
+    if (rc) {
+        ruleset_free(rs);
+        return rc;
+    }
+    *out = rs;
+    return 0;
+}

@@ -1,0 +1,275 @@
+/* detect/eval.c — the worker and the per-event evaluation. A worker (one per thread) holds
+ * Hyperscan scratch and the bitsets for one rule set. A batch of events is classified
+ * (logsource), scanned database by database (scan.c), and then evaluated event by event:
+ * the event's matched pattern alternatives set their bits; rules owning a set bit, plus the
+ * rules that can hold without any match, are the candidates; only their conditions run.
+ * Nothing here allocates once the worker's buffers reached their high-water mark. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+detect_worker *detect_worker_create(void) { return mamori_xcalloc(1, sizeof(detect_worker)); }
+
+void detect_worker_destroy(detect_worker *w)
+{
+    if (!w) return;
+    if (w->scratch) hs_free_scratch(w->scratch);
+    detect_ruleset_unref(w->rs);
+    free(w->alt_bits);
+    free(w->touched);
+    free(w->rule_mark);
+    free(w->cands);
+    free(w->field_mark);
+    free(w->field_path);
+    free(w->matches);
+    free(w->items);
+    free(w->items_sorted);
+    free(w->hits);
+    free(w->hits_sorted);
+    free(w->db_start);
+    free(w->lazy_mark);
+    free(w->lazy_path);
+    free(w->text);
+    free(w);
+}
+
+int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
+{
+    MAMORI_ASSERT(rs);
+    if (w->rs == rs) return 0;
+    hs_scratch_t *scratch = NULL;
+    if (rs->scratch_proto && hs_clone_scratch(rs->scratch_proto, &scratch) != HS_SUCCESS) return -EIO;
+    if (w->scratch) hs_free_scratch(w->scratch);
+    w->scratch = scratch;
+    size_t alts = rs->alt_count ? rs->alt_count : 1;
+    if (alts > w->alt_cap) {
+        free(w->alt_bits);
+        free(w->touched);
+        w->alt_bits = mamori_xcalloc((alts + 63) / 64, sizeof *w->alt_bits);
+        w->touched = mamori_xmalloc(alts * sizeof *w->touched);
+        w->alt_cap = alts;
+    }
+    size_t rules = rs->rule_count ? rs->rule_count : 1;
+    if (rules > w->rule_cap) {
+        free(w->rule_mark);
+        free(w->cands);
+        free(w->matches);
+        w->rule_mark = mamori_xcalloc(rules, sizeof *w->rule_mark);
+        w->cands = mamori_xmalloc(rules * sizeof *w->cands);
+        w->matches = mamori_xmalloc(rules * sizeof *w->matches);
+        w->rule_cap = rules;
+    }
+    size_t fields = rs->field_count ? rs->field_count : 1;
+    if (fields > w->field_cap) {
+        free(w->field_mark);
+        free(w->field_path);
+        w->field_mark = mamori_xcalloc(fields, sizeof *w->field_mark);
+        w->field_path = mamori_xmalloc(fields * sizeof *w->field_path);
+        w->field_cap = fields;
+    }
+    if ((size_t)rs->db_count + 1 > w->db_cap) {
+        free(w->db_start);
+        free(w->lazy_mark);
+        free(w->lazy_path);
+        w->db_cap = (size_t)rs->db_count + 1;
+        w->db_start = mamori_xmalloc(w->db_cap * sizeof *w->db_start);
+        w->lazy_mark = mamori_xcalloc(w->db_cap, sizeof *w->lazy_mark);
+        w->lazy_path = mamori_xmalloc(w->db_cap * sizeof *w->lazy_path);
+    }
+    memset(w->lazy_mark, 0, w->db_cap * sizeof *w->lazy_mark);
+    memset(w->rule_mark, 0, w->rule_cap * sizeof *w->rule_mark);
+    memset(w->field_mark, 0, w->field_cap * sizeof *w->field_mark);
+    w->mark = 0;
+    w->touched_count = 0;
+    detect_ruleset *old = w->rs;
+    w->rs = detect_ruleset_ref(rs);
+    detect_ruleset_unref(old);
+    return 0;
+}
+
+void detect_worker_stats_get(const detect_worker *w, detect_worker_stats *out) { *out = w->stats; }
+
+/* ---- evaluation ----------------------------------------------------------------------------------- */
+
+static uint32_t resolve(detect_worker *w, uint32_t field)
+{
+    if (w->field_mark[field] == w->mark) return w->field_path[field];
+    uint32_t path = field_resolve(w->rs, field, w->ev, &w->ls);
+    w->field_mark[field] = w->mark;
+    w->field_path[field] = path;
+    return path;
+}
+
+static const json_value *field_value(detect_worker *w, uint32_t field)
+{
+    const struct path *p = &w->rs->paths[resolve(w, field)];
+    return event_get(w->ev, p->str, p->len);
+}
+
+static inline bool alt_set(const detect_worker *w, uint32_t alt)
+{
+    return (w->alt_bits[alt >> 6] >> (alt & 63)) & 1;
+}
+
+static bool eval_pred(detect_worker *w, const struct rt_pred *p)
+{
+    const detect_ruleset *rs = w->rs;
+    switch (p->kind) {
+    case PRED_PATTERN: {
+        if (p->field == DETECT_NONE) return alt_set(w, p->alt_first);
+        uint32_t path = resolve(w, p->field);
+        for (uint32_t k = 0; k < p->alt_count; k++) {
+            uint32_t alt = p->alt_first + k;
+            if (rs->alt_path[alt] != path) continue;
+            int32_t lazy = rs->alt_lazy_db[alt];
+            if (lazy >= 0 && (w->lazy_mark[lazy] != w->mark || w->lazy_path[lazy] != path)) {
+                w->lazy_mark[lazy] = w->mark;
+                w->lazy_path[lazy] = path;
+                scan_lazy(w, (uint32_t)lazy, path);
+            }
+            return alt_set(w, alt);
+        }
+        return false;
+    }
+    case PRED_NULL: {
+        const json_value *v = field_value(w, p->field);
+        return !v || v->type == JSON_NULL;
+    }
+    case PRED_EXISTS: return (field_value(w, p->field) != NULL) == (p->op != 0);
+    case PRED_ANY: {
+        if (p->field == DETECT_NONE) return w->ev->field_count > 0;
+        const json_value *v = field_value(w, p->field);
+        return v && v->type != JSON_NULL;
+    }
+    case PRED_FIELDREF:
+        return direct_eval(rs, p, field_value(w, p->field), field_value(w, p->ref_field));
+    default: return direct_eval(rs, p, field_value(w, p->field), NULL);
+    }
+}
+
+static bool eval_node(detect_worker *w, uint32_t node)
+{
+    const detect_ruleset *rs = w->rs;
+    const struct enode *n = &rs->nodes[node];
+    switch (n->kind) {
+    case EN_PRED: return eval_pred(w, &rs->preds[n->arg]);
+    case EN_NOT: return !eval_node(w, n->arg);
+    case EN_AND:
+        for (uint32_t i = 0; i < n->count; i++)
+            if (!eval_node(w, rs->kids[n->arg + i])) return false;
+        return true;
+    case EN_OR:
+        for (uint32_t i = 0; i < n->count; i++)
+            if (eval_node(w, rs->kids[n->arg + i])) return true;
+        return false;
+    case EN_TRUE: return true;
+    default: return false;
+    }
+}
+
+static void sort_u32(uint32_t *v, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t x = v[i], j = i;
+        while (j > 0 && v[j - 1] > x) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
+/* Evaluates event e of the scanned batch; leaves its matches in w->matches. */
+static size_t eval_event(detect_worker *w, const mamori_event *ev, uint32_t e)
+{
+    const detect_ruleset *rs = w->rs;
+    if (++w->mark == 0) { /* wrapped: forget every old mark */
+        memset(w->rule_mark, 0, w->rule_cap * sizeof *w->rule_mark);
+        memset(w->field_mark, 0, w->field_cap * sizeof *w->field_mark);
+        memset(w->lazy_mark, 0, w->db_cap * sizeof *w->lazy_mark);
+        w->mark = 1;
+    }
+    w->ev = ev;
+    w->ls = w->batch_ls[e];
+    w->stats.events++;
+
+    /* this event's hits → bits (an alternative may have been hit more than once) */
+    w->touched_count = 0;
+    for (uint32_t h = w->event_start[e]; h < w->event_start[e + 1]; h++) {
+        uint32_t alt = w->hits_sorted[h];
+        uint64_t bit = (uint64_t)1 << (alt & 63);
+        if (w->alt_bits[alt >> 6] & bit) continue;
+        w->alt_bits[alt >> 6] |= bit;
+        w->touched[w->touched_count++] = alt;
+    }
+
+    uint32_t cand_count = 0;
+    for (uint32_t t = 0; t < w->touched_count; t++) {
+        const struct rt_pred *p = &rs->preds[rs->alt_pred[w->touched[t]]];
+        if (!p->trigger) continue;
+        uint32_t rule = p->rule;
+        if (w->rule_mark[rule] == w->mark) continue;
+        w->rule_mark[rule] = w->mark;
+        const struct rt_rule *r = &rs->rules[rule];
+        if (!r->dead && route_applies(&r->route, &w->ls)) w->cands[cand_count++] = rule;
+    }
+    for (uint32_t i = 0; i < rs->always_count; i++) {
+        uint32_t rule = rs->always[i];
+        if (w->rule_mark[rule] == w->mark) continue;
+        w->rule_mark[rule] = w->mark;
+        if (route_applies(&rs->rules[rule].route, &w->ls)) w->cands[cand_count++] = rule;
+    }
+    w->stats.candidates += cand_count;
+
+    uint32_t *hits = w->cands; /* reused in place: hits never outrun the candidates read */
+    uint32_t hit_count = 0;
+    for (uint32_t i = 0; i < cand_count; i++) {
+        uint32_t rule = w->cands[i];
+        if (eval_node(w, rs->rules[rule].root)) hits[hit_count++] = rule;
+    }
+    sort_u32(hits, hit_count);
+    for (uint32_t i = 0; i < hit_count; i++) w->matches[i].rule = rs->infos[hits[i]];
+    w->stats.matches += hit_count;
+
+    for (uint32_t t = 0; t < w->touched_count; t++) {
+        uint32_t alt = w->touched[t];
+        w->alt_bits[alt >> 6] &= ~((uint64_t)1 << (alt & 63));
+    }
+    w->touched_count = 0;
+    w->ev = NULL;
+    w->match_count = hit_count;
+    return hit_count;
+}
+
+static void classify_and_scan(detect_worker *w, const mamori_event *events, uint32_t n)
+{
+    for (uint32_t e = 0; e < n; e++) logsource_classify(&events[e], &w->batch_ls[e]);
+    scan_batch(w, events, n);
+}
+
+size_t detect_eval(detect_worker *w, const mamori_event *ev, const detect_match **matches)
+{
+    MAMORI_ASSERT(w->rs);
+    classify_and_scan(w, ev, 1);
+    size_t n = eval_event(w, ev, 0);
+    *matches = w->matches;
+    return n;
+}
+
+size_t detect_eval_batch(detect_worker *w, const mamori_event *events, size_t count, detect_match_fn fn, void *ctx)
+{
+    MAMORI_ASSERT(w->rs);
+    size_t total = 0;
+    for (size_t base = 0; base < count; base += DETECT_BATCH_MAX) {
+        uint32_t n = (uint32_t)MAMORI_MIN(count - base, (size_t)DETECT_BATCH_MAX);
+        classify_and_scan(w, events + base, n);
+        for (uint32_t e = 0; e < n; e++) {
+            size_t k = eval_event(w, &events[base + e], e);
+            for (size_t i = 0; i < k; i++) fn(ctx, base + e, w->matches[i].rule);
+            total += k;
+        }
+    }
+    return total;
+}

@@ -1,0 +1,450 @@
+/* detect/internal.h — private to detect/: the loader's rule model (predicates and condition
+ * trees), the compiled rule set, the worker, and the helpers the source files share.
+ *
+ * Pipeline: load.c reads YAML documents → detection.c turns a detection section into a
+ * condition tree (cnode) whose leaves are predicates (pspec), using sigstring.c for Sigma
+ * string values and condition.c for the condition grammar → compile.c interns fields and
+ * paths (fields.c), builds one Hyperscan database per ECS path and the evaluation program
+ * → eval.c scans events with a worker and evaluates candidate rules (direct.c for the
+ * predicates Hyperscan does not handle). */
+#ifndef MAMORI_DETECT_INTERNAL_H
+#define MAMORI_DETECT_INTERNAL_H
+
+#include "detect.h"
+
+#include "core/arena.h"
+#include "core/logsource.h"
+
+#include <hs/hs.h>
+#include <libfyaml.h>
+#include <stdatomic.h>
+
+/* ---- limits (not configurable: they bound recursion and encodings, not workloads) ----- */
+#define DETECT_CONDITION_DEPTH_MAX 64 /* nesting of parentheses/not in a condition */
+#define DETECT_DETECTION_DEPTH_MAX 8  /* nesting of lists/maps inside a search identifier */
+#define DETECT_EXPANSION_MAX 1024     /* alternatives one value may expand into */
+#define DETECT_CONDITION_BYTES_MAX 8192
+#define DETECT_IDENTIFIERS_MAX 4096   /* search identifiers of one rule */
+#define DETECT_NONE UINT32_MAX
+#define DETECT_KEYWORD_SEPARATOR 0xFF /* never in UTF-8 text: joins values for one keyword scan */
+#define DETECT_BATCH_MAX 256          /* events scanned together (detect_eval_batch chunks) */
+
+/* ---- small string → u32 map (open addressing; keys borrowed) --------------------------- */
+typedef struct strmap {
+    struct strmap_slot *slots;
+    uint32_t cap; /* power of two */
+    uint32_t count;
+} strmap;
+void strmap_init(strmap *m);
+void strmap_fini(strmap *m);
+uint64_t strmap_hash(const char *s, size_t len);
+/* Value for key, or DETECT_NONE. */
+uint32_t strmap_get(const strmap *m, const char *key, size_t len);
+/* Inserts key → value unless present; returns the value now stored. Borrows key. */
+uint32_t strmap_put(strmap *m, const char *key, size_t len, uint32_t value);
+
+/* ---- predicates: one field (or the keyword search) against one Sigma value ------------- */
+
+enum pred_kind {
+    PRED_PATTERN = 0, /* Hyperscan expressions (any of them) on the field's text */
+    PRED_NULL,        /* field absent or JSON null */
+    PRED_EXISTS,      /* op: 1 = must exist, 0 = must not */
+    PRED_COMPARE,     /* op: enum cmp_op, number */
+    PRED_CIDR,        /* cidr */
+    PRED_FIELDREF,    /* op: enum ref_mode bits, ref_field */
+    PRED_TIMEPART,    /* op: enum time_unit, number */
+    PRED_ANY,         /* `*`: the field holds any non-null value */
+    PRED_KIND_COUNT
+};
+enum cmp_op { CMP_LT = 0, CMP_LTE, CMP_GT, CMP_GTE };
+enum ref_mode { REF_STARTS = 1, REF_ENDS = 2 }; /* 0 = equal, both = contains */
+enum time_unit { TIME_MINUTE = 0, TIME_HOUR, TIME_DAY, TIME_WEEK, TIME_MONTH, TIME_YEAR };
+
+struct pattern {
+    const char *expr; /* Hyperscan expression, NUL-terminated */
+    uint32_t flags;   /* HS_FLAG_* */
+    bool joined;      /* keyword pattern that cannot match 0xFF: scanned over all values joined */
+    bool regex;       /* a user regular expression: its own database (slow engines stay apart) */
+};
+
+struct cidr {
+    uint8_t family; /* 4 or 6 */
+    uint8_t prefix;
+    uint8_t addr[16]; /* network address, host bits cleared */
+};
+
+struct pspec {
+    uint8_t kind;      /* enum pred_kind */
+    uint8_t op;
+    bool cased;        /* fieldref: case-sensitive comparison */
+    const char *field; /* Sigma field name; NULL for keywords */
+    uint32_t field_len;
+    uint32_t line;
+    uint32_t pattern_count;
+    const struct pattern *patterns;
+    double number;
+    const char *ref_field;
+    uint32_t ref_len;
+    struct cidr cidr;
+};
+
+/* ---- condition trees ------------------------------------------------------------------ */
+
+enum cnode_kind { CN_NONE = 0, CN_AND, CN_OR, CN_NOT, CN_PRED };
+
+struct cnode {
+    uint8_t kind; /* enum cnode_kind */
+    uint32_t count;
+    struct cnode **kids;
+    struct pspec *pred;
+    /* compile.c memo: a subtree shared by several references compiles once per rule */
+    uint32_t memo_rule; /* rule index + 1 */
+    uint32_t memo_node;
+};
+
+/* Where a rule's events come from: 0 = any. */
+struct route {
+    uint64_t categories; /* at most one bit: the rule's category */
+    uint16_t service;
+    uint8_t product;
+    bool unroutable; /* names a product/category/service no classification produces */
+};
+
+static inline bool route_applies(const struct route *r, const struct logsource_set *ls)
+{
+    if (r->categories && !(r->categories & ls->categories)) return false;
+    if (r->service && r->service != ls->service) return false;
+    /* An event that does not say its OS (an ECS event without host.os.type) is not held
+     * against a rule's product: its category still decides. */
+    if (r->product && ls->product && r->product != ls->product) return false;
+    return !r->unroutable;
+}
+
+/* ---- the loader ----------------------------------------------------------------------- */
+
+struct lrule {
+    detect_rule info;
+    struct route route;
+    struct logsource_set ls; /* the rule's logsource for field mapping */
+    struct cnode *cond;
+    bool dead; /* rejected after loading (e.g. Hyperscan refused a pattern) */
+};
+
+struct lfilter; /* Sigma filter documents, applied at build */
+
+/* What the detection/condition parsers need from the loader. */
+typedef struct load_ctx {
+    struct detect_loader *loader;
+    arena *mem;          /* rule memory (becomes the rule set's) */
+    const char *file;
+    const struct logsource_set *ls;
+    bool filter_doc; /* a Sigma filter: its `rules` key is not a search identifier */
+    /* first error of the document being loaded */
+    enum detect_reason reason;
+    uint32_t line;
+    char message[256];
+    bool failed;
+} load_ctx;
+
+/* Records the first failure of the current document; returns -EINVAL for `return fail(…)`. */
+int load_fail(load_ctx *c, enum detect_reason reason, struct fy_node *at, const char *fmt, ...)
+    MAMORI_PRINTF(4, 5);
+/* 1-based line of a node (a collection reports its first key or item); 0 if unknown. */
+uint32_t node_line(struct fy_node *n);
+/* Scalar text of a node (not NUL-terminated) or NULL if not a scalar. */
+const char *node_scalar(struct fy_node *n, size_t *len);
+
+/* yaml.c */
+/* The text load_stream is parsing (single-quoted scalars are decoded from it into mem). */
+void yaml_input_begin(const char *text, size_t len, arena *mem);
+void yaml_input_end(void);
+/* YAML 1.1 integers (decimal, 0x, 0o/leading 0, 0b, underscores) and floats of plain scalars. */
+bool yaml_plain_int(const char *s, size_t len, int64_t *out);
+bool yaml_plain_float(const char *s, size_t len, double *out);
+/* A node (mapping, sequence, scalar) as compact JSON; plain scalars keep their YAML type. */
+void yaml_write_json(buf *out, struct fy_node *n);
+/* Offset of the first byte of text that is not valid UTF-8, or len. */
+size_t yaml_utf8_invalid_at(const char *text, size_t len);
+
+/* Hyperscan's verdict on one expression, cached across the rules of a load. */
+int loader_check_pattern(struct detect_loader *l, const char *expr, uint32_t *flags, char *why, size_t why_len);
+const detect_options *loader_options(const struct detect_loader *l);
+
+/* detection.c: the detection section (without condition) → search identifiers; then the
+ * condition(s) → one tree. */
+struct detection;
+int detection_parse(load_ctx *c, struct fy_node *detection, struct detection **out);
+/* Builds the rule's condition from the `condition` node (string or list of strings). */
+int detection_condition(load_ctx *c, struct detection *d, struct fy_node *condition, struct cnode **out);
+
+/* condition.c: parses one condition string; identifiers are resolved through the callbacks
+ * of `struct detection`. */
+int condition_parse(load_ctx *c, struct detection *d, struct fy_node *at, const char *text, size_t len,
+                    struct cnode **out);
+/* Search identifier lookups for condition.c (detection.c implements them). */
+struct cnode *detection_identifier(struct detection *d, const char *name, size_t len);
+/* Every identifier matching a `*` pattern (`them` = all), excluding `_`-prefixed names
+ * unless the pattern itself starts with `_`. Returns how many; fills up to max. */
+uint32_t detection_select(struct detection *d, const char *pattern, size_t len, bool them, struct cnode **out,
+                          uint32_t max);
+
+/* cnode helpers (detection.c) */
+struct cnode *cnode_new(arena *a, enum cnode_kind kind, uint32_t count);
+/* AND/OR of kids with CN_NONE dropped; a single kid is returned as is. */
+struct cnode *cnode_join(arena *a, enum cnode_kind kind, struct cnode **kids, uint32_t count);
+struct cnode *cnode_not(arena *a, struct cnode *kid);
+
+/* ---- Sigma string values (sigstring.c) -------------------------------------------------- */
+
+/* A Sigma string after escape processing: symbols 0..255 are bytes, the rest specials. */
+enum { SYM_STAR = 256, SYM_QMARK = 257, SYM_WINDASH = 258 };
+typedef struct sigstr {
+    uint16_t *sym;
+    uint32_t len;
+} sigstr;
+
+/* Parses a rule string with the specification's escapes (\* \? \\; a backslash before any
+ * other character stays, so "\%" survives for the expand modifier). */
+sigstr sigstr_parse(arena *a, const char *s, size_t len);
+sigstr sigstr_literal(arena *a, const char *s, size_t len); /* no wildcard processing */
+bool sigstr_has_wildcards(const sigstr *s);
+/* contains/startswith/endswith */
+sigstr sigstr_wrap(arena *a, sigstr s, bool star_before, bool star_after);
+/* windash: '-' or '/' preceded by a non-word character (or the start of a plain part) and
+ * followed by a word character becomes the dash class. Returns the count replaced. */
+sigstr sigstr_windash(arena *a, sigstr s);
+/* wide/utf16le, utf16be, utf16 (BOM + LE) */
+enum utf16_kind { UTF16_LE = 0, UTF16_BE, UTF16_BOM };
+int sigstr_utf16(arena *a, sigstr s, enum utf16_kind kind, sigstr *out);
+/* Dash classes → explicit alternatives (for encodings, which need plain bytes). */
+int sigstr_expand_classes(arena *a, const sigstr *in, uint32_t in_count, sigstr **out, uint32_t *out_count,
+                          uint32_t max);
+/* base64 (one result) / base64offset (three); the input must hold no wildcard. */
+sigstr sigstr_base64(arena *a, const sigstr *s);
+void sigstr_base64offset(arena *a, const sigstr *s, sigstr out[3]);
+/* Hyperscan expression for a wildcard string: anchored unless it starts/ends with `*`.
+ * Sets *flags; returns NULL when the string is only stars (any value) — see PRED_ANY. */
+const char *sigstr_expression(arena *a, const sigstr *s, bool cased, uint32_t *flags);
+/* The same for a keyword (already wrapped in stars) when it can be matched over all of an
+ * event's values joined by 0xFF: byte mode, `*` and `?` never cross 0xFF. NULL when the
+ * value needs UTF-8 mode (non-ASCII letters fold case only there) or holds 0xFF. */
+const char *sigstr_keyword_expression(arena *a, const sigstr *s, bool cased, uint32_t *flags);
+/* expand: every %name% (name of [A-Za-z0-9_], the first % not escaped) becomes each of the
+ * placeholder's values (all combinations); "\%" becomes "%". -ENOENT names the first
+ * placeholder without values in missing; -E2BIG past max results. */
+int sigstr_expand_placeholders(arena *a, const sigstr *s, const detect_placeholder *placeholders, size_t count,
+                               sigstr **out, uint32_t *out_count, uint32_t max, char *missing, size_t missing_len);
+
+/* ---- field mapping (fields.c) ----------------------------------------------------------- */
+
+/* Where a Sigma field may live in the events a rule with logsource `ls` sees: the ecs_map
+ * row path for each logsource those events can have, the winlog System alias and
+ * winlog.event_data.<Field> when some of them leave the field unmapped, and
+ * winlog.event_data.<Field> as a fallback of `primary` when another field can take the
+ * row's path first (the normalizer then leaves this one in EventData). */
+struct field_place {
+    const char *path;
+    const char *primary; /* NULL: a place of its own; else only a displacement fallback */
+    bool shared;         /* every fallback of this place has the same primary */
+};
+uint32_t field_places(const char *field, size_t len, const struct logsource_set *ls, const char *event_data_path,
+                      struct field_place *out, uint32_t max);
+/* winlog System fields Sigma rules name that core/ecs_map has no row for (e.g. Computer →
+ * winlog.computer_name). NULL if none. */
+const char *field_system_alias(const char *field, size_t len);
+/* Fields the normalizer synthesizes for winlog events (event.kind, event.category…): not
+ * part of the original record, so keyword searches skip them. */
+bool field_is_synthesized(const char *path, size_t len);
+
+/* ---- the compiled rule set ------------------------------------------------------------- */
+
+struct rt_pred {
+    uint8_t kind; /* enum pred_kind */
+    uint8_t op;
+    bool cased;
+    uint32_t rule;
+    uint32_t field;     /* sigma field id (DETECT_NONE for keywords) */
+    uint32_t alt_first; /* PRED_PATTERN: alternatives alt_first..+alt_count */
+    uint32_t alt_count;
+    uint32_t ref_field; /* PRED_FIELDREF */
+    bool trigger;       /* a match of this predicate makes its rule a candidate */
+    double number;
+    struct cidr cidr;
+};
+
+enum enode_kind { EN_FALSE = 0, EN_TRUE, EN_AND, EN_OR, EN_NOT, EN_PRED };
+struct enode {
+    uint8_t kind;
+    uint32_t count; /* AND/OR: kids rs->kids[arg .. arg+count) */
+    uint32_t arg;   /* AND/OR: first kid; NOT: the kid; PRED: pred id */
+};
+
+struct rt_rule {
+    struct route route;
+    uint32_t root; /* enode */
+    bool always;   /* condition can hold without any trigger predicate matching */
+    bool dead;
+};
+
+struct path {
+    const char *str; /* NUL-terminated */
+    uint32_t len;
+    uint32_t db_first; /* databases scanning this path's values: rs->path_dbs[db_first..+db_count) */
+    uint32_t db_count;
+};
+
+struct sfield {
+    const char *name;
+    uint32_t len;
+    uint32_t event_data_path; /* path id of winlog.event_data.<name> */
+    uint32_t alias_path;      /* detect-side System alias, or DETECT_NONE */
+};
+
+/* A database holds the expressions of the rules of one routing class: a category, or for
+ * rules without one, a service (0: rules naming neither). An event scans the classes it
+ * belongs to only. */
+struct db_class {
+    uint8_t category; /* enum logsource_category, 0 = none */
+    uint16_t service; /* enum logsource_service (only when category is 0), 0 = none */
+};
+
+static inline bool db_class_applies(const struct db_class *c, const struct logsource_set *ls)
+{
+    if (c->category) return (ls->categories & ((uint64_t)1 << c->category)) != 0;
+    return !c->service || c->service == ls->service;
+}
+
+struct db {
+    hs_database_t *hs;
+    uint32_t path;         /* DETECT_NONE for the keyword databases */
+    struct db_class cls;
+    bool joined;           /* keyword database scanned over all values joined */
+    bool regex;            /* holds the `re` expressions of its path and class */
+    bool lazy;             /* non-trigger patterns: scanned only when a candidate asks */
+    uint32_t id_count;     /* distinct expressions */
+    uint32_t *alt_first;   /* id → alts[alt_first[id] .. alt_first[id+1]) */
+    uint32_t *alts;
+    size_t bytes;
+};
+
+struct detect_ruleset {
+    atomic_uint refs;
+    uint64_t generation;
+    arena mem; /* rules, strings, trees (the loader's memory, moved here) */
+
+    uint32_t rule_count;
+    detect_rule **infos;   /* public views, by rule index */
+    struct rt_rule *rules;
+    uint32_t *always;      /* rules with always set (and not dead) */
+    uint32_t always_count;
+
+    struct rt_pred *preds;
+    uint32_t pred_count;
+    uint32_t *alt_pred; /* alternative → pred */
+    uint32_t *alt_path; /* alternative → path id */
+    int32_t *alt_lazy_db; /* alternative → lazy database holding it, or -1 (scanned eagerly) */
+    uint32_t alt_count;
+
+    struct enode *nodes;
+    uint32_t node_count;
+    uint32_t *kids;
+    uint32_t kid_count;
+
+    struct path *paths;
+    uint32_t path_count;
+    strmap path_index;
+    struct sfield *fields;
+    uint32_t field_count;
+    uint32_t *row_path; /* ecs_map row index → path id */
+
+    struct db *dbs;
+    uint32_t db_count;
+    uint32_t *path_dbs;
+    uint32_t *keyword_dbs; /* joined-values keyword databases */
+    uint32_t keyword_db_count;
+    uint32_t *keyword_value_dbs; /* per-value keyword databases (regex, UTF-8) */
+    uint32_t keyword_value_db_count;
+    hs_scratch_t *scratch_proto;
+    size_t scratch_bytes;
+};
+
+/* compile.c */
+int ruleset_build(struct detect_loader *l, struct lrule **rules, uint32_t count, detect_ruleset **out,
+                  detect_report *report, char *err, size_t err_len);
+void ruleset_free(detect_ruleset *rs);
+/* The loader's rule memory, handed to the rule set being built (the loader keeps none). */
+arena *loader_take_memory(struct detect_loader *l);
+/* loader.c: records a rejection discovered while compiling */
+void loader_reject_rule(struct detect_loader *l, struct lrule *r, enum detect_reason reason, const char *fmt, ...)
+    MAMORI_PRINTF(4, 5);
+
+/* ---- the worker (eval.c, scan.c) ------------------------------------------------------ */
+
+struct scan_item {
+    uint32_t db, path, event;
+    uint32_t len;
+    const char *text; /* NULL: w->text + off */
+    uint32_t off;
+};
+
+struct hit {
+    uint32_t event, alt;
+};
+
+struct detect_worker {
+    detect_ruleset *rs;
+    hs_scratch_t *scratch;
+    /* per event */
+    uint64_t *alt_bits;
+    uint32_t *touched; /* alternatives whose bit is set */
+    uint32_t touched_count;
+    uint32_t *rule_mark; /* == mark: candidate this event */
+    uint32_t *cands;
+    uint32_t *field_mark; /* == mark: field_path is resolved for this event */
+    uint32_t *field_path;
+    uint32_t mark;
+    detect_match *matches;
+    size_t match_count;
+    size_t alt_cap, rule_cap, field_cap, db_cap;
+    const mamori_event *ev;
+    struct logsource_set ls;
+    /* per batch (scan.c); grown to their high-water mark, then reused */
+    struct logsource_set batch_ls[DETECT_BATCH_MAX];
+    struct scan_item *items, *items_sorted;
+    size_t item_count, item_cap, items_sorted_cap;
+    struct hit *hits;
+    size_t hit_count, hit_cap;
+    uint32_t *hits_sorted; /* alternatives, grouped by event */
+    size_t hits_sorted_cap;
+    uint32_t event_start[DETECT_BATCH_MAX + 1]; /* event → hits_sorted[event_start[e]..[e+1]) */
+    uint32_t *db_start;                          /* counting sort by database */
+    uint32_t *lazy_mark;                         /* == mark: lazy database scanned for lazy_path */
+    uint32_t *lazy_path;
+    char *text; /* joined keyword values and rendered numbers of the batch */
+    size_t text_len, text_cap;
+    const struct db *scan_db;
+    uint32_t scan_path, scan_event;
+    detect_worker_stats stats;
+};
+
+/* scan.c: scans events[0..n) (n <= DETECT_BATCH_MAX, w->batch_ls filled) and leaves every
+ * event's matched alternatives in w->hits_sorted / w->event_start. */
+void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n);
+/* Scans the current event's value at `path` with lazy database `db`, setting alternative
+ * bits directly (the event is being evaluated). */
+void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
+
+/* fields.c: runtime resolution of a Sigma field to the path it lives at in this event. */
+uint32_t field_resolve(const detect_ruleset *rs, uint32_t field, const mamori_event *ev,
+                       const struct logsource_set *ls);
+
+/* direct.c: predicates evaluated without Hyperscan. */
+bool direct_eval(const detect_ruleset *rs, const struct rt_pred *p, const json_value *v, const json_value *ref);
+/* Parsing helpers shared with the loader. */
+bool direct_parse_cidr(const char *s, size_t len, struct cidr *out);
+bool direct_parse_number(const char *s, size_t len, double *out);
+/* Text of a scalar for scanning: strings as is, numbers as their text, booleans as
+ * "true"/"false". false for null, arrays and objects. tmp holds at least 32 bytes. */
+bool direct_scalar_text(const json_value *v, char *tmp, const char **text, size_t *len);
+
+#endif

@@ -1,0 +1,209 @@
+/* tests/unit/detect/test_routing.c — logsource routing and field mapping. A rule sees only
+ * events of its product/category/service (a process_creation rule never fires on a network
+ * event, a Security rule never on Sysmon), and a Sigma field is found wherever the
+ * normalizer put it for that event: the ECS path of core/ecs_map, winlog.event_data.<Field>
+ * for unmapped fields and for fields another one displaced (Security 4688's ProcessId), the
+ * winlog System fields, and the same ECS paths in native ECS events. */
+#include "helpers.h"
+
+static char *evtx(char *out, size_t len, const char *channel, int event_id, const char *data)
+{
+    snprintf(out, len,
+             "{\"Event\":{\"System\":{\"Channel\":\"%s\",\"EventID\":%d,\"Computer\":\"ws1.corp\","
+             "\"Provider\":{\"#attributes\":{\"Name\":\"P\"}}},\"EventData\":{%s}}}",
+             channel, event_id, data);
+    return out;
+}
+
+#define SYSMON "Microsoft-Windows-Sysmon/Operational"
+
+static const char *proc_rule = "title: proc\nid: proc\nlogsource:\n    category: process_creation\n    product: windows\n"
+                               "detection:\n    sel:\n        Image|endswith: '\\evil.exe'\n"
+                               "        CommandLine|contains: 'steal'\n    condition: sel\n";
+
+static void test_category_routing(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, proc_rule);
+    harness_expect_loaded(&h, 1);
+    char ev[1024];
+    const char *data = "\"Image\":\"C:\\\\evil.exe\",\"CommandLine\":\"evil steal\"";
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 1, data)));
+    /* the same fields in a network connection, a file event, a process access: never */
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 3, data)));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 11, data)));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 10, data)));
+    /* Security 4688 is process_creation too: NewProcessName lands where Image does */
+    assert_true(harness_fires(
+        &h, evtx(ev, sizeof ev, "Security", 4688, "\"NewProcessName\":\"C:\\\\evil.exe\",\"CommandLine\":\"steal\"")));
+    assert_false(harness_fires(
+        &h, evtx(ev, sizeof ev, "Security", 4689, "\"NewProcessName\":\"C:\\\\evil.exe\",\"CommandLine\":\"steal\"")));
+    harness_fini(&h);
+}
+
+static void test_displaced_field(void **state)
+{
+    (void)state;
+    /* 4688 carries NewProcessId (the new process) and ProcessId (its creator); both map to
+     * process.pid, NewProcessId wins, ProcessId stays in EventData — a rule on ProcessId
+     * must still see the creator's id */
+    const char *rule = "title: pid\nid: pid\nlogsource:\n    category: process_creation\n    product: windows\n"
+                       "detection:\n    sel:\n        ProcessId: 100\n    condition: sel\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    char ev[1024];
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688, "\"NewProcessId\":\"200\",\"ProcessId\":\"100\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688, "\"NewProcessId\":\"100\",\"ProcessId\":\"300\"")));
+    /* Sysmon 1: ProcessId is the process itself, at process.pid */
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 1, "\"ProcessId\":\"100\"")));
+    harness_fini(&h);
+}
+
+static void test_service_routing(void **state)
+{
+    (void)state;
+    const char *rule = "title: sec\nid: sec\nlogsource:\n    service: security\n    product: windows\n"
+                       "detection:\n    sel:\n        EventID: 4624\n        TargetUserName: bob\n    condition: sel\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    char ev[1024];
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4624, "\"TargetUserName\":\"BOB\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4625, "\"TargetUserName\":\"bob\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, "System", 4624, "\"TargetUserName\":\"bob\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 4624, "\"TargetUserName\":\"bob\"")));
+    harness_fini(&h);
+}
+
+static void test_product_routing(void **state)
+{
+    (void)state;
+    const char *rule = "title: lnx\nid: lnx\nlogsource:\n    category: process_creation\n    product: linux\n"
+                       "detection:\n    sel:\n        Image|endswith: '/nc'\n    condition: sel\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    char ev[1024];
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Linux-Sysmon/Operational", 1, "\"Image\":\"/usr/bin/nc\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 1, "\"Image\":\"/usr/bin/nc\"")));
+    harness_fini(&h);
+}
+
+static void test_ecs_events(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, proc_rule);
+    const char *ecs = "{\"event\":{\"category\":[\"process\"],\"type\":[\"start\"]},\"host\":{\"os\":{\"type\":\"windows\"}},"
+                      "\"process\":{\"executable\":\"C:\\\\evil.exe\",\"command_line\":\"steal it\"}}";
+    assert_true(harness_fires(&h, ecs));
+    /* no host.os.type: the category still routes it */
+    assert_true(harness_fires(&h, "{\"event\":{\"category\":\"process\",\"type\":\"start\"},"
+                                  "\"process\":{\"executable\":\"C:\\\\evil.exe\",\"command_line\":\"steal\"}}"));
+    /* another OS, another category: no */
+    assert_false(harness_fires(&h, "{\"event\":{\"category\":[\"process\"],\"type\":[\"start\"]},"
+                                   "\"host\":{\"os\":{\"type\":\"linux\"}},\"process\":{\"executable\":\"C:\\\\evil.exe\","
+                                   "\"command_line\":\"steal\"}}"));
+    assert_false(harness_fires(&h, "{\"event\":{\"category\":[\"network\"],\"type\":[\"start\"]},"
+                                   "\"process\":{\"executable\":\"C:\\\\evil.exe\",\"command_line\":\"steal\"}}"));
+    harness_fini(&h);
+}
+
+static void test_registry_categories(void **state)
+{
+    (void)state;
+    const char *rules = "title: ev\nid: ev\nlogsource:\n    category: registry_event\n    product: windows\n"
+                        "detection:\n    sel:\n        TargetObject|contains: '\\Run\\'\n    condition: sel\n---\n"
+                        "title: set\nid: set\nlogsource:\n    category: registry_set\n    product: windows\n"
+                        "detection:\n    sel:\n        TargetObject|contains: '\\Run\\'\n    condition: sel\n";
+    harness h;
+    harness_init(&h, rules);
+    harness_expect_loaded(&h, 2);
+    char ev[1024];
+    const char *ids[4];
+    const char *data = "\"TargetObject\":\"HKLM\\\\Software\\\\Microsoft\\\\Windows\\\\CurrentVersion\\\\Run\\\\x\"";
+    assert_int_equal(harness_eval(&h, evtx(ev, sizeof ev, SYSMON, 13, data), ids, 4), 2);
+    assert_string_equal(ids[0], "ev");
+    assert_string_equal(ids[1], "set");
+    assert_int_equal(harness_eval(&h, evtx(ev, sizeof ev, SYSMON, 12, data), ids, 4), 1);
+    assert_string_equal(ids[0], "ev");
+    harness_fini(&h);
+}
+
+static void test_unroutable(void **state)
+{
+    (void)state;
+    const char *rule = "title: aws\nid: aws\nlogsource:\n    product: aws\n    service: cloudtrail\n"
+                       "detection:\n    sel:\n        eventName: ConsoleLogin\n    condition: sel\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    assert_int_equal(harness_report(&h)->unroutable, 1);
+    assert_false(harness_fires(&h, "{\"eventName\":\"ConsoleLogin\"}"));
+    harness_fini(&h);
+}
+
+static void test_keywords_route_by_product(void **state)
+{
+    (void)state;
+    const char *rule = "title: kw\nid: kw\nlogsource:\n    product: windows\n"
+                       "detection:\n    keywords:\n        - 'sekurlsa'\n    condition: keywords\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    char ev[1024];
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 1, "\"CommandLine\":\"m sekurlsa::x\"")));
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688, "\"CommandLine\":\"m sekurlsa::x\"")));
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Application", 1000, "\"Data\":\"sekurlsa\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, "Linux-Sysmon/Operational", 1, "\"CommandLine\":\"sekurlsa\"")));
+    /* the normalizer's own additions (event.type "start", event.category "process"…) are
+     * not part of the record, so they are not searched */
+    const char *kw_windows = "title: kw2\nid: kw2\nlogsource:\n    product: windows\n"
+                             "detection:\n    keywords:\n        - 'start'\n        - 'process'\n    condition: keywords\n";
+    harness h2;
+    harness_init(&h2, kw_windows);
+    assert_false(harness_fires(&h2, evtx(ev, sizeof ev, SYSMON, 1, "\"CommandLine\":\"x\"")));
+    harness_fini(&h2);
+    harness_fini(&h);
+}
+
+static void test_system_fields_and_case(void **state)
+{
+    (void)state;
+    const char *rule = "title: sys\nid: sys\nlogsource:\n    product: windows\n    service: sysmon\n"
+                       "detection:\n    sel:\n        EventID: 1\n        Computer: 'ws1.corp'\n        Provider_Name: P\n"
+                       "        commandline|contains: 'x'\n    condition: sel\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    char ev[1024];
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 1, "\"CommandLine\":\"x\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 2, "\"CommandLine\":\"x\"")));
+    harness_fini(&h);
+}
+
+static void test_winlogbeat_and_nxlog_shapes(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, proc_rule);
+    assert_true(harness_fires(&h, "{\"winlog\":{\"channel\":\"Microsoft-Windows-Sysmon/Operational\",\"event_id\":1,"
+                                  "\"event_data\":{\"Image\":\"C:\\\\evil.exe\",\"CommandLine\":\"steal\"}}}"));
+    assert_true(harness_fires(&h, "{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\","
+                                  "\"Hostname\":\"ws1\",\"Image\":\"C:\\\\evil.exe\",\"CommandLine\":\"steal\"}"));
+    harness_fini(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_category_routing),       cmocka_unit_test(test_displaced_field),
+        cmocka_unit_test(test_service_routing),        cmocka_unit_test(test_product_routing),
+        cmocka_unit_test(test_ecs_events),             cmocka_unit_test(test_registry_categories),
+        cmocka_unit_test(test_unroutable),             cmocka_unit_test(test_keywords_route_by_product),
+        cmocka_unit_test(test_system_fields_and_case), cmocka_unit_test(test_winlogbeat_and_nxlog_shapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
