@@ -35,6 +35,12 @@ class Server:
         self.dir = dev_dir
         self.port = port or free_port()
         self.extra = list(extra)
+        # every server gets its own API port too: tests run in parallel
+        if "--api-port" in self.extra:
+            self.api_port = int(self.extra[self.extra.index("--api-port") + 1])
+        else:
+            self.api_port = free_port()
+            self.extra += ["--api-port", str(self.api_port)]
         self.proc = None
         self.log_path = os.path.join(dev_dir, "mamorid.log")
 
