@@ -51,7 +51,8 @@ class Node:
     def __init__(self, build, sets=()):
         self.dir = tempfile.mkdtemp(prefix="mamori-bench-")
         self.port = free_port()
-        args = [os.path.join(build, "server/mamorid"), "--dev", self.dir, "--ingest-port", str(self.port)]
+        args = [os.path.join(build, "server/mamorid"), "--dev", self.dir, "--ingest-port", str(self.port),
+                "--api-port", str(free_port())]
         for s in sets:
             args += ["--set", s]
         self.log = open(os.path.join(self.dir, "mamorid.log"), "w")

@@ -320,7 +320,7 @@ static int load_zip(replay_corpus *c, json_parser *p, arena *a, const char *path
     if (!z) {
         zip_error_t e;
         zip_error_init_with_code(&e, zerr);
-        LOG_ERROR(MOD, "replay %s: cannot open zip: %s", path, zip_error_strerror(&e));
+        LOG_WARN(MOD, "replay %s: cannot open zip: %s: skipped", path, zip_error_strerror(&e));
         zip_error_fini(&e);
         return -EINVAL;
     }
@@ -362,18 +362,22 @@ int replay_load(const char *const *files, size_t count, replay_corpus **out)
     json_parser *p = json_parser_create();
     arena a;
     arena_init(&a, 256 * 1024);
+    /* An unreadable recording (a corpus may hold a truncated zip) is reported and skipped;
+     * the replay fails only if nothing at all could be read. */
     int rc = 0;
-    for (size_t i = 0; i < count && !rc; i++) {
+    size_t unreadable = 0;
+    for (size_t i = 0; i < count; i++) {
         size_t n = strlen(files[i]);
         if (n > 4 && strcasecmp(files[i] + n - 4, ".zip") == 0) {
-            rc = load_zip(c, p, &a, files[i]);
+            if (load_zip(c, p, &a, files[i]) != 0) unreadable++;
         } else {
             size_t len;
             char *text = read_plain(files[i], &len);
-            if (!text) rc = -EIO;
+            if (!text) unreadable++;
             else add_file(c, p, &a, mamori_xstrdup(files[i]), text, len);
         }
     }
+    if (unreadable) LOG_WARN(MOD, "replay: %zu of %zu file(s) could not be read and were skipped", unreadable, count);
     arena_fini(&a);
     json_parser_destroy(p);
     if (c->skipped_invalid || c->skipped_large)
