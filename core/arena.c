@@ -16,80 +16,87 @@ void arena_init(arena *a, size_t chunk_bytes)
 {
     memset(a, 0, sizeof *a);
     a->chunk_bytes = chunk_bytes ? chunk_bytes : 64 * 1024;
+    a->retain_bytes = a->chunk_bytes;
 }
 
-void arena_fini(arena *a)
+static void free_list(struct arena_chunk *c)
 {
-    struct arena_chunk *c = a->chunks;
     while (c) {
         struct arena_chunk *next = c->next;
         free(c);
         c = next;
     }
-    a->chunks = NULL;
+}
+
+void arena_fini(arena *a)
+{
+    free_list(a->first);
+    free_list(a->big);
+    a->first = a->current = a->big = NULL;
     a->cursor = a->end = NULL;
     a->bytes_reserved = 0;
 }
 
 void arena_reset(arena *a)
 {
-    /* Keep one chunk of the standard size for reuse; oversize one-off blocks go. */
-    struct arena_chunk *keep = NULL, *c = a->chunks;
-    while (c) {
-        struct arena_chunk *next = c->next;
-        if (!keep && c->bytes == a->chunk_bytes) {
-            keep = c;
-        } else {
-            a->bytes_reserved -= c->bytes;
-            free(c);
-        }
-        c = next;
+    free_list(a->big);
+    a->big = NULL;
+    size_t kept = 0;
+    struct arena_chunk *c = a->first, *last_kept = NULL;
+    while (c && (kept == 0 || kept + c->bytes <= a->retain_bytes)) {
+        kept += c->bytes;
+        last_kept = c;
+        c = c->next;
     }
-    a->chunks = keep;
-    if (keep) {
-        keep->next = NULL;
-        a->cursor = keep->data;
-        a->end = keep->data + keep->bytes;
+    if (last_kept) last_kept->next = NULL;
+    free_list(c);
+    a->bytes_reserved = kept;
+    a->current = a->first;
+    if (a->first) {
+        a->cursor = a->first->data;
+        a->end = a->first->data + a->first->bytes;
     } else {
         a->cursor = a->end = NULL;
     }
 }
 
-static void arena_new_chunk(arena *a, size_t min_bytes)
+static struct arena_chunk *new_chunk(arena *a, size_t bytes)
 {
-    size_t bytes = a->chunk_bytes;
-    if (min_bytes > bytes) bytes = min_bytes;
     struct arena_chunk *c = mamori_xmalloc(sizeof *c + bytes);
     c->bytes = bytes;
+    c->next = NULL;
     a->bytes_reserved += bytes;
-    if (a->chunks && a->cursor && (size_t)(a->end - a->cursor) >= ARENA_ALIGN * 8 && min_bytes > a->chunk_bytes) {
-        /* A big one-off block: link it behind the current chunk so the current chunk's
-         * free space stays usable. */
-        c->next = a->chunks->next;
-        a->chunks->next = c;
-        return;
-    }
-    c->next = a->chunks;
-    a->chunks = c;
-    a->cursor = c->data;
-    a->end = c->data + bytes;
+    return c;
 }
 
 void *arena_alloc(arena *a, size_t bytes)
 {
     size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (need == 0) need = ARENA_ALIGN;
-    if (MAMORI_UNLIKELY(!a->cursor || (size_t)(a->end - a->cursor) < need)) {
-        struct arena_chunk *before = a->chunks;
-        arena_new_chunk(a, need);
-        if (a->chunks == before) {
-            /* linked behind the current chunk: hand out the whole block */
-            return before->next->data;
-        }
+    if (MAMORI_LIKELY(a->cursor && (size_t)(a->end - a->cursor) >= need)) {
+        void *p = a->cursor;
+        a->cursor += need;
+        return p;
     }
-    void *p = a->cursor;
-    a->cursor += need;
-    return p;
+    if (need > a->chunk_bytes / 2) {
+        /* A big one-off block: kept aside, so the current chunk's free space stays usable. */
+        struct arena_chunk *c = new_chunk(a, need);
+        c->next = a->big;
+        a->big = c;
+        return c->data;
+    }
+    /* Move to the next retained chunk, or append a fresh one after the current. */
+    if (a->current && a->current->next) {
+        a->current = a->current->next;
+    } else {
+        struct arena_chunk *c = new_chunk(a, a->chunk_bytes);
+        if (a->current) a->current->next = c;
+        else a->first = c;
+        a->current = c;
+    }
+    a->cursor = a->current->data + need;
+    a->end = a->current->data + a->current->bytes;
+    return a->current->data;
 }
 
 char *arena_strndup(arena *a, const char *s, size_t len)

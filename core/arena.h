@@ -8,19 +8,25 @@
 struct arena_chunk;
 
 typedef struct arena {
-    struct arena_chunk *chunks; /* newest first */
+    struct arena_chunk *first;   /* standard-size chunks, in allocation order */
+    struct arena_chunk *current; /* the chunk the cursor is in */
+    struct arena_chunk *big;     /* oversize one-off blocks; freed by arena_reset */
     char *cursor;
     char *end;
-    size_t chunk_bytes;   /* default size of a new chunk */
-    size_t bytes_reserved; /* total bytes of all chunks, for memory budgets */
+    size_t chunk_bytes;    /* size of a standard chunk */
+    size_t retain_bytes;   /* standard chunks arena_reset keeps for reuse (at least one) */
+    size_t bytes_reserved; /* total bytes of all chunks and blocks, for memory budgets */
 } arena;
 
 /* Initializes an empty arena in caller memory; no allocation until first use. */
 void arena_init(arena *a, size_t chunk_bytes);
 /* Frees every chunk. */
 void arena_fini(arena *a);
-/* Drops everything allocated but keeps the first (oldest) chunk for reuse. */
+/* Drops everything allocated but keeps standard chunks up to retain_bytes (by default
+ * one) for reuse, so a recycled arena allocates and page-faults nothing in steady state. */
 void arena_reset(arena *a);
+/* How much arena_reset keeps (rounded down to whole chunks, at least one chunk). */
+static inline void arena_set_retain(arena *a, size_t bytes) { a->retain_bytes = bytes; }
 /* Returns `bytes` of 16-byte aligned memory owned by the arena. Never NULL. */
 void *arena_alloc(arena *a, size_t bytes);
 /* Copies `len` bytes and appends a NUL; owned by the arena. */
