@@ -1,5 +1,5 @@
 /* api/api.h — the HTTPS + JSON API of DESIGN §7: tenant-scoped API keys, search, events,
- * process trees, agents, keys, metrics and health. libevent's evhttp over OpenSSL
+ * process trees, agents, alerts, keys, metrics and health. libevent's evhttp over OpenSSL
  * bufferevents; several threads, each with its own event loop, accept on one listening
  * socket, and a request (its query included) runs on the thread that accepted it.
  * libevent and OpenSSL types never leave api/. */
@@ -7,6 +7,7 @@
 #define MAMORI_API_H
 
 #include "core/base.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "store/store.h"
 
@@ -20,6 +21,10 @@ typedef struct api_options {
     store *db;                /* borrowed */
     struct ingest *ingest;    /* borrowed, may be NULL: metrics only */
     struct bus *bus;          /* borrowed, may be NULL: metrics only */
+    /* Appends more Prometheus text to GET /metrics (live detection's counters); may be NULL.
+     * Called on an API thread; must be thread-safe. */
+    void (*metrics_extra)(void *ctx, buf *out);
+    void *metrics_extra_ctx;
 } api_options;
 
 /* Loads the certificate and binds the socket (so the port is known and errors surface

@@ -20,7 +20,7 @@ struct ssl_ctx_st;
 
 enum api_endpoint {
     EP_OTHER = 0, EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_OPENAPI, EP_SEARCH, EP_EVENT, EP_TREE, EP_AGENTS, EP_AGENT,
-    EP_KEYS, EP_KEY, EP_COUNT
+    EP_KEYS, EP_KEY, EP_ALERTS, EP_ALERT, EP_COUNT
 };
 
 #define API_STATUS_SLOTS 16
@@ -75,6 +75,8 @@ struct api {
     } *names;
     uint32_t name_count, name_cap;
     int64_t started_us;
+    void (*metrics_extra)(void *ctx, buf *out);
+    void *metrics_extra_ctx;
 };
 
 /* What the handlers know about a request. */
@@ -119,6 +121,10 @@ void handle_agent(api_req *r, const char *id);
 void handle_keys(api_req *r, int method);
 void handle_key_delete(api_req *r, const char *id);
 void handle_metrics(api_req *r);
+/* alerts.c */
+void handle_alerts(api_req *r);
+void handle_alert_get(api_req *r, const char *id);
+void handle_alert_patch(api_req *r, const char *id);
 
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);

@@ -203,6 +203,8 @@ static void route(api_req *r, int method, const char *path)
     else if (path_tail(path, "/v1/agents/")) r->ep = EP_AGENT;
     else if (path_is(path, "/v1/keys")) r->ep = EP_KEYS;
     else if (path_tail(path, "/v1/keys/")) r->ep = EP_KEY;
+    else if (path_is(path, "/v1/alerts")) r->ep = EP_ALERTS;
+    else if (path_tail(path, "/v1/alerts/")) r->ep = EP_ALERT;
     if (!auth_request(r)) return;
     if (!rate_allow(r)) return;
     switch (r->ep) {
@@ -243,6 +245,22 @@ static void route(api_req *r, int method, const char *path)
         if (method != EVHTTP_REQ_DELETE) goto bad_method;
         if (!require_role(r, API_ROLE_ADMIN)) return;
         handle_key_delete(r, path_tail(path, "/v1/keys/"));
+        return;
+    case EP_ALERTS:
+        if (method != EVHTTP_REQ_GET) goto bad_method;
+        if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
+        handle_alerts(r);
+        heavy_leave(r);
+        return;
+    case EP_ALERT:
+        if (method == EVHTTP_REQ_GET) {
+            if (!require_role(r, API_ROLE_VIEWER)) return;
+            handle_alert_get(r, path_tail(path, "/v1/alerts/"));
+            return;
+        }
+        if (method != EVHTTP_REQ_PATCH) goto bad_method;
+        if (!require_role(r, API_ROLE_ANALYST)) return;
+        handle_alert_patch(r, path_tail(path, "/v1/alerts/"));
         return;
     default:
         reply_error(r, 404, "not_found", "no such endpoint: %.200s", path);
@@ -372,6 +390,8 @@ int api_create(const api_options *opt, api **out, char *err, size_t err_len)
     a->db = opt->db;
     a->ingest = opt->ingest;
     a->bus = opt->bus;
+    a->metrics_extra = opt->metrics_extra;
+    a->metrics_extra_ctx = opt->metrics_extra_ctx;
     a->fd = -1;
     a->started_us = clock_wall_us();
     pthread_mutex_init(&a->rate_mu, NULL);

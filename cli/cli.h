@@ -10,6 +10,7 @@ int cmd_search(int argc, char **argv);
 int cmd_agents(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
 
 /* Shared by the commands that load Sigma rules (defined in cmd_rules.c). */
 #include <stdbool.h>

@@ -20,6 +20,7 @@ static void usage(FILE *out)
             "  search        search events through the API (EQL subset, docs/search.md)\n"
             "  agents        list agents, or show one\n"
             "  tree          process tree of a process entity id\n"
+            "  alerts        list alerts; get, ack, close, reopen or assign one\n"
             "  keys          create (also offline, --data DIR), list and delete API keys\n"
             "\n"
             "Run 'mamorictl <command> --help' for a command's options.\n");
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "agents")) return cmd_agents(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tree")) return cmd_tree(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keys")) return cmd_keys(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "alerts")) return cmd_alerts(argc - 1, argv + 1);
     fprintf(stderr, "mamorictl: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

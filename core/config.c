@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { KEY_STRING, KEY_BOOL, KEY_U32, KEY_U64, KEY_ENUM };
+enum key_type { KEY_STRING, KEY_BOOL, KEY_U32, KEY_U64, KEY_ENUM, KEY_LIST };
 
 typedef struct config_key {
     const char *name; /* dotted path */
     enum key_type type;
     size_t offset;
     const char *default_value;
-    uint64_t min, max;      /* integers */
+    uint64_t min, max;      /* integers; KEY_LIST: max = most items */
     const char *choices;    /* KEY_ENUM: "|a|b|" */
     const char *help;
 } config_key;
@@ -70,7 +70,7 @@ static const config_key keys[] = {
     {"bus.type", KEY_ENUM, OFF(bus.type), "embedded", 0, 0, "|embedded|", "embedded (in-process queues)"},
     {"bus.queue_batches", KEY_U32, OFF(bus.queue_batches), "4096", 16, 1000000, NULL,
      "batches queued per consumer partition before publishers get backpressure"},
-    {"bus.max_inflight_bytes", KEY_U64, OFF(bus.max_inflight_bytes), "1073741824", 1 * MiB, 1024 * GiB, NULL,
+    {"bus.max_inflight_bytes", KEY_U64, OFF(bus.max_inflight_bytes), "268435456", 1 * MiB, 1024 * GiB, NULL,
      "memory held by batches between ingest and the last consumer"},
 
     {"store.path", KEY_STRING, OFF(store.path), "/var/lib/mamori", 0, 0, NULL, "data directory (RocksDB)"},
@@ -125,6 +125,27 @@ static const config_key keys[] = {
      "a connection idle (or sending slowly) this long is closed"},
     {"api.default_range_hours", KEY_U32, OFF(api.default_range_hours), "24", 1, 876000, NULL,
      "time range of a search that names no 'from'"},
+
+    {"detect.rules", KEY_LIST, OFF(detect.rules), "", 0, 256, NULL,
+     "Sigma rule files or directories (*.yml/*.yaml, recursively); empty: no rules. SIGHUP reloads them"},
+    {"detect.placeholders", KEY_LIST, OFF(detect.placeholders), "", 0, 4096, NULL,
+     "values for the expand modifier as NAME=VALUE, one value per item (rules needing an unset one are rejected)"},
+    {"detect.threads", KEY_U32, OFF(detect.threads), "1", 1, 64, NULL,
+     "detection threads (one bus partition each; an agent's batches stay on one)"},
+    {"detect.compile_threads", KEY_U32, OFF(detect.compile_threads), "0", 0, 16, NULL,
+     "threads compiling a rule set (0: online CPUs); compilation never runs on a detection thread"},
+    {"detect.include_deprecated", KEY_BOOL, OFF(detect.include_deprecated), "false", 0, 0, NULL,
+     "load rules with status: deprecated"},
+    {"detect.include_unsupported", KEY_BOOL, OFF(detect.include_unsupported), "false", 0, 0, NULL,
+     "load rules with status: unsupported"},
+    {"detect.max_rules", KEY_U32, OFF(detect.max_rules), "100000", 1, 10000000, NULL,
+     "rules in one rule set (further rules are rejected with reason 'limit')"},
+    {"detect.max_alerts_per_batch", KEY_U32, OFF(detect.max_alerts_per_batch), "10000", 1, 10000000, NULL,
+     "alerts kept from one batch; beyond it they are counted as dropped and logged"},
+    {"detect.checkpoint_interval_ms", KEY_U32, OFF(detect.checkpoint_interval_ms), "200", 1, 600000, NULL,
+     "how often the detected-up-to watermark is written when no alert forces a write"},
+    {"detect.recovery_lookback_s", KEY_U32, OFF(detect.recovery_lookback_s), "900", 0, 31536000, NULL,
+     "after a crash, re-detection scans events stamped from this long before detection stopped"},
 };
 
 #define TENANTS_KEY "store.tenants"
@@ -176,11 +197,69 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+#define LIST_ITEM_MAX_BYTES 4096u
+
+void config_list_clear(config_list *l)
+{
+    for (uint32_t i = 0; i < l->count; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void config_list_append(config_list *l, const char *item, size_t len)
+{
+    l->items = mamori_xrealloc(l->items, (l->count + 1) * sizeof *l->items);
+    l->items[l->count++] = mamori_xstrndup(item, len);
+}
+
+static int list_add_checked(config_list *l, const config_key *k, const char *item, size_t len, const char *where,
+                            char *err, size_t err_len)
+{
+    if (l->count >= k->max)
+        return errorf(err, err_len, "%s: '%s' has more than %llu items", where, k->name, (unsigned long long)k->max);
+    if (len == 0 || len > LIST_ITEM_MAX_BYTES || memchr(item, '\0', len))
+        return errorf(err, err_len, "%s: '%s' items must be non-empty strings of at most %u bytes", where, k->name,
+                      LIST_ITEM_MAX_BYTES);
+    config_list_append(l, item, len);
+    return 0;
+}
+
+/* A list from one scalar (defaults, --set): "" is empty, "[a, b]" a YAML flow sequence,
+ * anything else one item. */
+static int set_list_text(config_list *l, const config_key *k, const char *s, size_t len, const char *where,
+                         char *err, size_t err_len)
+{
+    config_list_clear(l);
+    if (len == 0) return 0;
+    if (s[0] != '[') return list_add_checked(l, k, s, len, where, err, err_len);
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET};
+    struct fy_document *doc = fy_document_build_from_string(&pcfg, s, len);
+    struct fy_node *root = doc ? fy_document_root(doc) : NULL;
+    int rc = 0;
+    if (!root || !fy_node_is_sequence(root)) {
+        rc = errorf(err, err_len, "%s: '%s' must be a list such as [a, b], not '%.*s'", where, k->name, (int)len, s);
+    } else {
+        void *it = NULL;
+        struct fy_node *item;
+        while (rc == 0 && (item = fy_node_sequence_iterate(root, &it))) {
+            size_t ilen = 0;
+            const char *v = fy_node_is_scalar(item) ? fy_node_get_scalar(item, &ilen) : NULL;
+            rc = v ? list_add_checked(l, k, v, ilen, where, err, err_len)
+                   : errorf(err, err_len, "%s: '%s' items must be strings", where, k->name);
+        }
+    }
+    fy_document_destroy(doc);
+    if (rc) config_list_clear(l);
+    return rc;
+}
+
 static int set_value(mamori_config *cfg, const config_key *k, const char *s, size_t len, const char *where,
                      char *err, size_t err_len)
 {
     void *p = field_ptr(cfg, k);
     switch (k->type) {
+    case KEY_LIST: return set_list_text(p, k, s, len, where, err, err_len);
     case KEY_STRING: {
         char **sp = p;
         free(*sp);
@@ -246,6 +325,8 @@ void config_free(mamori_config *cfg)
             char **sp = field_ptr(cfg, &keys[i]);
             free(*sp);
             *sp = NULL;
+        } else if (keys[i].type == KEY_LIST) {
+            config_list_clear(field_ptr(cfg, &keys[i]));
         }
     }
     for (uint32_t i = 0; i < cfg->store.tenant_count; i++) free(cfg->store.tenants[i].name);
@@ -334,6 +415,36 @@ static int load_tenants(load_ctx *c, struct fy_node *map, int line)
     return 0;
 }
 
+/* A list key: a sequence of scalars (each error names the item's line), a single scalar as
+ * a one-item list, or an empty value / null as the empty list. */
+static int load_list(load_ctx *c, const config_key *k, struct fy_node *vn, const char *where)
+{
+    config_list *l = field_ptr(c->cfg, k);
+    config_list_clear(l);
+    if (!vn) return 0;
+    if (fy_node_is_scalar(vn)) {
+        size_t len = 0;
+        const char *v = fy_node_get_scalar(vn, &len);
+        bool null = !v || len == 0 ||
+                    (fy_node_get_style(vn) == FYNS_PLAIN && ((len == 1 && v[0] == '~') || (len == 4 && !memcmp(v, "null", 4))));
+        return null ? 0 : list_add_checked(l, k, v, len, where, c->err, c->err_len);
+    }
+    if (!fy_node_is_sequence(vn))
+        return errorf(c->err, c->err_len, "%s: '%s' must be a list of strings", where, k->name);
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(vn, &it))) {
+        char iwhere[300];
+        snprintf(iwhere, sizeof iwhere, "%s line %d", c->name, node_line(item));
+        size_t len = 0;
+        const char *v = fy_node_is_scalar(item) ? fy_node_get_scalar(item, &len) : NULL;
+        if (!v) return errorf(c->err, c->err_len, "%s: '%s' items must be strings, not collections", iwhere, k->name);
+        int rc = list_add_checked(l, k, v, len, iwhere, c->err, c->err_len);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int load_mapping(load_ctx *c, struct fy_node *map, const char *prefix)
 {
     void *it = NULL;
@@ -364,6 +475,11 @@ static int load_mapping(load_ctx *c, struct fy_node *map, const char *prefix)
             if (!vn || !fy_node_is_mapping(vn))
                 return errorf(c->err, c->err_len, "%s: '%s' must be a mapping", where, path);
             int rc = load_mapping(c, vn, path);
+            if (rc) return rc;
+            continue;
+        }
+        if (k->type == KEY_LIST) {
+            int rc = load_list(c, k, vn, where);
             if (rc) return rc;
             continue;
         }
@@ -454,7 +570,26 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
         for (uint32_t j = 0; j < i; j++)
             if (!strcmp(cfg->store.tenants[i].name, cfg->store.tenants[j].name))
                 return errorf(err, err_len, "'store.tenants': tenant '%s' listed twice", cfg->store.tenants[i].name);
+    for (uint32_t i = 0; i < cfg->detect.placeholders.count; i++) {
+        const char *item = cfg->detect.placeholders.items[i];
+        size_t name_len = strspn(item, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+        if (name_len == 0 || item[name_len] != '=')
+            return errorf(err, err_len, "'detect.placeholders' item '%s' must be NAME=VALUE (NAME of letters, digits, _)",
+                          item);
+    }
     return 0;
+}
+
+/* A YAML double-quoted scalar. */
+static void dump_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
+        else if (*p < 0x20) fprintf(out, "\\x%02x", *p);
+        else fputc(*p, out);
+    }
+    fputc('"', out);
 }
 
 void config_dump(const mamori_config *cfg, FILE *out)
@@ -476,11 +611,23 @@ void config_dump(const mamori_config *cfg, FILE *out)
         case KEY_BOOL: fprintf(out, "%s", *(const bool *)p ? "true" : "false"); break;
         case KEY_U32: fprintf(out, "%u", *(const uint32_t *)p); break;
         case KEY_U64: fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+        case KEY_LIST: {
+            const config_list *l = p;
+            fputc('[', out);
+            for (uint32_t j = 0; j < l->count; j++) {
+                if (j) fputs(", ", out);
+                dump_quoted(out, l->items[j]);
+            }
+            fputc(']', out);
+            break;
+        }
         }
         if (k->type == KEY_U32 || k->type == KEY_U64)
             fprintf(out, "  # %s [%llu..%llu]\n", k->help, (unsigned long long)k->min, (unsigned long long)k->max);
         else if (k->type == KEY_ENUM)
             fprintf(out, "  # %s (%s)\n", k->help, k->choices);
+        else if (k->type == KEY_LIST)
+            fprintf(out, "  # %s [at most %llu items]\n", k->help, (unsigned long long)k->max);
         else
             fprintf(out, "  # %s\n", k->help);
         if (!strcmp(k->name, "store.group_commit_max_bytes") && cfg->store.tenant_count) {

@@ -16,6 +16,13 @@ typedef struct config_tenant {
     uint32_t retention_days; /* 0: inherit store.retention_days */
 } config_tenant;
 
+/* A list of strings (a YAML sequence of scalars), e.g. detect.rules. Items are heap copies
+ * owned by the config. */
+typedef struct config_list {
+    char **items;
+    uint32_t count;
+} config_list;
+
 typedef struct mamori_config {
     struct {
         char *level; /* debug | info | warn | error */
@@ -81,6 +88,18 @@ typedef struct mamori_config {
         uint32_t idle_timeout_s;
         uint32_t default_range_hours;
     } api;
+    struct {
+        config_list rules;        /* rule files or directories (YAML files found recursively) */
+        config_list placeholders; /* "NAME=VALUE" for the `expand` modifier, one value each */
+        uint32_t threads;         /* detect consumers: one bus partition and worker each */
+        uint32_t compile_threads; /* Hyperscan compile threads (0: online CPUs, max 16) */
+        bool include_deprecated;
+        bool include_unsupported;
+        uint32_t max_rules;
+        uint32_t max_alerts_per_batch;
+        uint32_t checkpoint_interval_ms; /* detected-up-to watermark write interval when no alert */
+        uint32_t recovery_lookback_s;    /* start-up re-detection window before the watermark */
+    } detect;
 } mamori_config;
 
 /* Fills every key with its default. Strings are heap copies owned by the config. */
@@ -97,6 +116,9 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len) MAMORI_
  * overrides. Same checks as the file. */
 int config_set(mamori_config *cfg, const char *key, const char *value, char *err, size_t err_len) MAMORI_WUR;
 void config_free(mamori_config *cfg);
+/* List keys (detect.rules…): append a copy of item[0..len), or empty the list. */
+void config_list_append(config_list *l, const char *item, size_t len);
+void config_list_clear(config_list *l);
 /* Writes the effective configuration as YAML (every key, with its range as a comment). */
 void config_dump(const mamori_config *cfg, FILE *out);
 

@@ -25,6 +25,42 @@ int store_worker_start(store_worker *w, store *db, bus *b, const mamori_config *
 /* Returns after the bus is shut down and every queued batch was written. */
 void store_worker_join(store_worker *w);
 
+/* ---- live detection (server/detect_*.c, alert_record.c; docs/detection.md "Live detection") ----
+ *
+ * A detect runtime owns the current rule set (a detect_slot), a loader thread that builds
+ * rule sets off the hot path (start-up, SIGHUP, rulesync later), and `detect.threads`
+ * consumer threads of the bus group "detect" (one partition each). A thread evaluates each
+ * batch with the rule set current when it takes the batch — the batch is the swap point —
+ * and writes the batch's alerts and its "detected up to" watermark once the batch itself is
+ * durable in the store, so an alert never points at an event the store might lose. */
+typedef struct detect_rt detect_rt;
+
+/* Builds nothing yet: checks that every configured rule path exists (err names it). */
+int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **out, char *err,
+                     size_t err_len) MAMORI_WUR;
+/* Starts the loader (initial rule set, then re-detection of what a crash left undetected)
+ * and the detection threads (which wait for both). */
+int detect_rt_start(detect_rt *rt) MAMORI_WUR;
+/* Asks the loader thread to rebuild the rule set from the configured paths (SIGHUP);
+ * returns at once. */
+void detect_rt_request_reload(detect_rt *rt);
+/* Builds a rule set from the configured paths on the calling thread and swaps it in; on any
+ * failure the running set stays, err says why and a negative errno is returned. Serialized
+ * with other reloads. What rulesync calls. */
+int detect_rt_reload(detect_rt *rt, char *err, size_t err_len) MAMORI_WUR;
+/* After bus_shutdown and the store writer's join: drains the detect queues, writes the last
+ * alerts and watermarks, joins every thread. */
+void detect_rt_join(detect_rt *rt);
+void detect_rt_destroy(detect_rt *rt);
+/* Appends the detect metrics (Prometheus text) to out; ctx is the detect_rt. */
+void detect_rt_write_metrics(void *ctx, buf *out);
+/* For the stats line. */
+typedef struct detect_rt_summary {
+    uint64_t generation, rules;
+    uint64_t events, alerts, pending_batches;
+} detect_rt_summary;
+void detect_rt_get_summary(detect_rt *rt, detect_rt_summary *out);
+
 /* Development mode (DESIGN §13): prepares DIR (PKI, admin key, data dir) and the config. */
 typedef struct dev_setup {
     char dir[1024];

@@ -1,7 +1,8 @@
 /* server/main.c — mamorid: loads the configuration (or prepares a development node), opens
- * the store, starts the embedded bus, the store writer and ingest, logs a stats line every
- * 10 s, and shuts down in order on SIGINT/SIGTERM: stop ingest (no new batches), drain the
- * bus into the store, close the store. */
+ * the store, starts the embedded bus, the store writer, live detection and ingest, logs a
+ * stats line every 10 s, reloads the rules on SIGHUP, and shuts down in order on
+ * SIGINT/SIGTERM: stop ingest (no new batches), drain the bus into the store and through
+ * detection, close the store. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,13 +22,14 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: mamorid [--config FILE] [--set KEY=VALUE]...\n"
-            "       mamorid --dev DIR [--ingest-port P] [--api-port Q] [--config FILE] [--set KEY=VALUE]...\n"
+            "usage: mamorid [--config FILE] [--set KEY=VALUE]... [--rules PATH]...\n"
+            "       mamorid --dev DIR [--ingest-port P] [--api-port Q] [--config FILE] [--set KEY=VALUE]... [--rules PATH]...\n"
             "       mamorid --check-config FILE\n"
             "       mamorid --print-config [--config FILE]\n"
             "\n"
             "  --config FILE      YAML configuration (docs/configuration.md; example deploy/mamorid.yaml)\n"
             "  --set KEY=VALUE    override one key, e.g. --set store.sync=false\n"
+            "  --rules PATH       add a Sigma rule file or directory to detect.rules (repeatable)\n"
             "  --dev DIR          development node on loopback: PKI, data and admin key in DIR\n"
             "  --ingest-port P    with --dev: agent port (default 7443; 0 picks a free one)\n"
             "  --api-port Q       with --dev: API port written to dev.json (default 8443)\n"
@@ -45,7 +47,8 @@ static void raise_fd_limit(void)
     }
 }
 
-static void log_stats(ingest *in, bus *b, store_worker *w, store *db, ingest_stats *prev, double seconds)
+static void log_stats(ingest *in, bus *b, store_worker *w, store *db, detect_rt *rt, ingest_stats *prev,
+                      double seconds)
 {
     ingest_stats s;
     ingest_get_stats(in, &s);
@@ -57,18 +60,23 @@ static void log_stats(ingest *in, bus *b, store_worker *w, store *db, ingest_sta
     uint64_t acks = s.ack_latency_count - prev->ack_latency_count;
     double ack_ms = acks ? (double)(s.ack_latency_us_sum - prev->ack_latency_us_sum) / (double)acks / 1000.0 : 0;
     uint64_t groups = atomic_load(&w->groups);
+    detect_rt_summary ds;
+    detect_rt_get_summary(rt, &ds);
     LOG_INFO(MOD,
              "stats agents=%llu connections=%llu events_per_s=%.0f events_total=%llu rejected_total=%llu "
              "batches_acked=%llu ack_ms_avg=%.2f violations=%llu handshake_failures=%llu backpressure_pauses=%llu "
              "bus_queued=%llu bus_inflight_mib=%.1f store_groups=%llu store_events=%llu store_sst_mib=%.1f "
-             "index_pending=%llu",
+             "index_pending=%llu detect_generation=%llu detect_rules=%llu detect_events=%llu alerts=%llu "
+             "detect_pending=%llu",
              (unsigned long long)s.agents_connected, (unsigned long long)s.connections_active,
              (double)events / seconds, (unsigned long long)s.events_accepted, (unsigned long long)s.events_rejected,
              (unsigned long long)s.batches_acked, ack_ms, (unsigned long long)s.protocol_violations,
              (unsigned long long)s.handshakes_failed, (unsigned long long)s.backpressure_pauses,
              (unsigned long long)bs.queued_batches, (double)bs.inflight_bytes / 1048576.0,
              (unsigned long long)groups, (unsigned long long)atomic_load(&w->events),
-             (double)ss.total_sst_bytes / 1048576.0, (unsigned long long)ss.index_entries_pending);
+             (double)ss.total_sst_bytes / 1048576.0, (unsigned long long)ss.index_entries_pending,
+             (unsigned long long)ds.generation, (unsigned long long)ds.rules, (unsigned long long)ds.events,
+             (unsigned long long)ds.alerts, (unsigned long long)ds.pending_batches);
     *prev = s;
 }
 
@@ -105,11 +113,12 @@ int main(int argc, char **argv)
         {"dev", required_argument, NULL, 'd'},         {"ingest-port", required_argument, NULL, 'i'},
         {"api-port", required_argument, NULL, 'a'},    {"check-config", required_argument, NULL, 'k'},
         {"print-config", no_argument, NULL, 'p'},      {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+        {"rules", required_argument, NULL, 'r'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *dev_dir = NULL, *check_path = NULL;
-    const char *sets[64];
-    int set_count = 0;
+    const char *sets[64], *rules[256];
+    int set_count = 0, rule_count = 0;
     bool print_config = false;
     long ingest_port_arg = 7443, api_port = 8443;
     int opt;
@@ -122,6 +131,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             sets[set_count++] = optarg;
+            break;
+        case 'r':
+            if (rule_count == 256) {
+                fprintf(stderr, "mamorid: too many --rules options\n");
+                return 2;
+            }
+            rules[rule_count++] = optarg;
             break;
         case 'd': dev_dir = optarg; break;
         case 'i': ingest_port_arg = strtol(optarg, NULL, 10); break;
@@ -174,6 +190,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    for (int i = 0; i < rule_count; i++) {
+        if (cfg.detect.rules.count >= 256) {
+            fprintf(stderr, "mamorid: detect.rules: more than 256 paths\n");
+            return 2;
+        }
+        config_list_append(&cfg.detect.rules, rules[i], strlen(rules[i]));
+    }
     dev_setup dev = {0};
     if (dev_dir) {
         snprintf(dev.dir, sizeof dev.dir, "%s", dev_dir);
@@ -202,6 +225,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this; main waits for them */
 
     int exit_code = 1;
@@ -211,6 +235,7 @@ int main(int argc, char **argv)
     api *api_srv = NULL;
     store_worker worker;
     bool worker_started = false;
+    detect_rt *drt = NULL;
     store_tenant_retention retention[CONFIG_MAX_TENANT_OVERRIDES];
     store_options so;
     fill_store_options(&cfg, &so, retention);
@@ -224,7 +249,8 @@ int main(int argc, char **argv)
     }
     bus_options bo = {.durable_group = "store", .queue_batches = cfg.bus.queue_batches,
                       .max_inflight_bytes = cfg.bus.max_inflight_bytes};
-    if (bus_embedded_create(&bo, &b) || bus_add_group(b, "store", 1)) {
+    if (bus_embedded_create(&bo, &b) || bus_add_group(b, "store", 1) ||
+        bus_add_group(b, "detect", cfg.detect.threads)) {
         LOG_ERROR(MOD, "cannot create the embedded bus");
         goto out;
     }
@@ -233,6 +259,12 @@ int main(int argc, char **argv)
         goto out;
     }
     worker_started = true;
+    /* rules compile on the detect loader thread while ingest already runs: batches wait in
+     * the detect queues (acks do not), and are evaluated as soon as the rule set is in */
+    if (detect_rt_create(&cfg, db, b, &drt, err, sizeof err) || detect_rt_start(drt)) {
+        LOG_ERROR(MOD, "cannot start detection: %s", err);
+        goto out;
+    }
     ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db};
     if (ingest_create(&io, &in, err, sizeof err)) {
         LOG_ERROR(MOD, "cannot start ingest: %s", err);
@@ -243,7 +275,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.api.enabled) {
-        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b};
+        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b,
+                          .metrics_extra = detect_rt_write_metrics, .metrics_extra_ctx = drt};
         if (api_create(&ao, &api_srv, err, sizeof err) || api_start(api_srv)) {
             LOG_ERROR(MOD, "cannot start the API: %s", err);
             goto out;
@@ -280,7 +313,12 @@ int main(int argc, char **argv)
             LOG_INFO(MOD, "signal %d: shutting down", sig);
             break;
         }
-        log_stats(in, b, &worker, db, &prev, (double)(now_us - last_us) / 1e6);
+        if (sig == SIGHUP) {
+            LOG_INFO(MOD, "SIGHUP: reloading detection rules");
+            detect_rt_request_reload(drt);
+            continue;
+        }
+        log_stats(in, b, &worker, db, drt, &prev, (double)(now_us - last_us) / 1e6);
         last_us = now_us;
     }
     exit_code = 0;
@@ -289,6 +327,7 @@ out:
     if (in) ingest_stop(in);
     if (b) bus_shutdown(b);
     if (worker_started) store_worker_join(&worker);
+    detect_rt_destroy(drt); /* drains the detect queues: every batch is durable by now */
     if (db) store_close(db);
     api_destroy(api_srv);
     ingest_destroy(in);

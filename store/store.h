@@ -186,4 +186,135 @@ int store_meta_scan(store *s, const char *prefix, store_meta_fn fn, void *ctx) M
 /* Removes one meta entry (absent is not an error). */
 int store_meta_delete(store *s, const char *key) MAMORI_WUR;
 
+/* ---- alerts (store/alerts.c; layouts in docs/storage.md "alerts") ----
+ *
+ * One record per (rule, event), keyed by a deterministic id, plus index entries by time,
+ * host, rule, level and status whose keys sort newest first inside a tenant; an outbox entry
+ * per new alert (for webhook delivery); and the detection watermarks ("detected up to seq"
+ * per agent) in the state column family, written in the same RocksDB write as the alerts. */
+
+#define STORE_ALERT_ID_BYTES 16u
+#define STORE_ALERT_ID_HEX_CHARS 32u
+#define STORE_ALERT_ASSIGNEE_MAX 256u
+
+enum store_alert_status { STORE_ALERT_NEW = 0, STORE_ALERT_ACKNOWLEDGED, STORE_ALERT_CLOSED, STORE_ALERT_STATUS_COUNT };
+/* "new", "acknowledged", "closed". */
+const char *store_alert_status_name(enum store_alert_status st);
+int store_alert_status_parse(const char *s, size_t len, enum store_alert_status *out) MAMORI_WUR;
+
+/* The id of the alert a rule raises on an event: XXH3-128 of tenant, agent, batch seq,
+ * index in the batch and the rule's key (its Sigma id, or its title when it has none). The
+ * event's position in its agent's stream, not its time, so an identical resend or a
+ * re-detection after a crash gives the same id. */
+void store_alert_id(uint8_t out[STORE_ALERT_ID_BYTES], uint64_t tenant_hash, uint64_t agent_hash, uint64_t seq,
+                    uint32_t index, const char *rule_key, size_t rule_key_len);
+/* Lowercase hex (32 characters, NUL-terminated). */
+void store_alert_id_format(const uint8_t id[STORE_ALERT_ID_BYTES], char out[STORE_ALERT_ID_HEX_CHARS + 1]);
+int store_alert_id_parse(const char *s, size_t len, uint8_t out[STORE_ALERT_ID_BYTES]) MAMORI_WUR;
+/* Hash of a filter term (host id or name, rule id) as indexed: ASCII-lowercased, XXH3.
+ * 0 is reserved for "absent" (a term hashing to 0 is mapped to 1). */
+uint64_t store_alert_term_hash(const char *s, size_t len);
+
+/* An alert. The body is the immutable part as one JSON object ({"time":…,"rule":{…},…});
+ * status, assignee, created and updated live beside it so an update never parses JSON. */
+typedef struct store_alert {
+    uint64_t tenant_hash;
+    const char *tenant;           /* name (outbox entries); may be NULL when reading */
+    uint8_t id[STORE_ALERT_ID_BYTES];
+    int64_t ts_us;                /* the triggering event's time: the listing order */
+    int64_t created_us, updated_us;
+    uint8_t level;                /* enum detect_level (0 none … 5 critical) */
+    uint8_t status;               /* enum store_alert_status */
+    uint64_t rule_hash;           /* store_alert_term_hash(rule id) */
+    uint64_t host_id_hash;        /* store_alert_term_hash(host.id), 0 if absent */
+    uint64_t host_name_hash;      /* store_alert_term_hash(host.name), 0 if absent */
+    const char *assignee;         /* "" when none */
+    uint32_t assignee_len;
+    const char *body;             /* a JSON object */
+    uint32_t body_len;
+} store_alert;
+
+/* "Detected up to": the highest batch seq of an agent whose detection is complete and whose
+ * alerts are durable, and when that batch was received. */
+typedef struct store_detect_mark {
+    uint64_t tenant_hash, agent_hash;
+    uint64_t seq;
+    int64_t received_us;
+} store_detect_mark;
+
+/* Writes, in ONE RocksDB write, every alert whose id is not stored yet (record, index
+ * entries, outbox entry) and the watermarks (a mark never lowers a stored one). Alerts that
+ * exist already — a re-run, a resend — are skipped and keep their status; written[i] (may be
+ * NULL) says which were new. Synced per store options when an alert is written; a
+ * marks-only write is not synced (losing it only means re-detecting). Borrows everything. */
+int store_alerts_commit(store *s, const store_alert *alerts, size_t count, const store_detect_mark *marks,
+                        size_t mark_count, bool *written, uint32_t *written_count) MAMORI_WUR;
+
+/* Reads one alert of a tenant into *out; the strings point into storage (replaced).
+ * -ENOENT if absent (also when it belongs to another tenant). */
+int store_alert_get(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ALERT_ID_BYTES], store_alert *out,
+                    buf *storage) MAMORI_WUR;
+
+/* Changes status and/or assignee (set_* false keeps it), sets updated_us, and rewrites the
+ * index entries, atomically with respect to other updates. *out as for store_alert_get.
+ * -ENOENT if absent, -EINVAL for an assignee over STORE_ALERT_ASSIGNEE_MAX bytes. */
+int store_alert_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ALERT_ID_BYTES], bool set_status,
+                       enum store_alert_status status, bool set_assignee, const char *assignee, size_t assignee_len,
+                       int64_t updated_us, store_alert *out, buf *storage) MAMORI_WUR;
+
+/* A listing: newest first (ts descending, then id ascending), filters ANDed. The store walks
+ * the most selective index named (rule, host, status, level, else time) and checks the other
+ * filters on the index entries, reading only the records it returns. */
+typedef struct store_alert_query {
+    uint64_t tenant_hash;
+    int64_t from_us, to_us;     /* from_us <= ts < to_us */
+    uint64_t rule_hash;         /* 0: any */
+    uint64_t host_hash;         /* 0: any; matches host.id or host.name */
+    int level;                  /* -1: any */
+    int status;                 /* -1: any */
+    bool after;                 /* continue after (after_ts_us, after_id) in listing order */
+    int64_t after_ts_us;
+    uint8_t after_id[STORE_ALERT_ID_BYTES];
+    uint32_t limit;             /* alerts returned at most (>= 1) */
+    uint64_t max_examined;      /* index entries looked at, at most (0: no bound) */
+} store_alert_query;
+
+typedef struct store_alert_page {
+    uint32_t returned;
+    uint64_t examined;
+    bool more;                  /* another page exists (or the bound stopped the walk) */
+    int64_t next_ts_us;         /* cursor for the next page when more */
+    uint8_t next_id[STORE_ALERT_ID_BYTES];
+} store_alert_page;
+
+/* Calls fn for each alert of the page (borrowed for the call; fn returns non-zero to
+ * stop, which ends the page there). */
+typedef int (*store_alert_fn)(void *ctx, const store_alert *a);
+int store_alerts_list(store *s, const store_alert_query *q, store_alert_fn fn, void *ctx,
+                      store_alert_page *page) MAMORI_WUR;
+
+/* The index key of an alert entry, for tests and tools: kind 'T' (time), 'H' (host, term =
+ * host hash), 'R' (rule, term = rule hash), 'L' (level, term = level), 'S' (status, term =
+ * status). Returns the key length (at most STORE_ALERT_INDEX_KEY_MAX). */
+#define STORE_ALERT_INDEX_KEY_MAX 41u
+size_t store_alert_index_key(uint8_t out[STORE_ALERT_INDEX_KEY_MAX], char kind, uint64_t tenant_hash, uint64_t term,
+                             int64_t ts_us, const uint8_t id[STORE_ALERT_ID_BYTES]);
+
+/* Every stored watermark (fn returns non-zero to stop). */
+typedef int (*store_detect_mark_fn)(void *ctx, const store_detect_mark *m);
+int store_detect_marks_scan(store *s, store_detect_mark_fn fn, void *ctx) MAMORI_WUR;
+/* When detection first ran on this store (0 if never), and the latest receive time a
+ * watermark write recorded (0 if none). */
+int store_detect_state_get(store *s, int64_t *since_us, int64_t *checkpoint_us) MAMORI_WUR;
+/* Records since_us (first run) together with marks (e.g. every agent's current durable seq). */
+int store_detect_start(store *s, int64_t since_us, const store_detect_mark *marks, size_t mark_count) MAMORI_WUR;
+
+/* Every agent of every tenant with a stored batch: (tenant hash, agent hash, durable seq),
+ * from the in-memory registry. fn returns non-zero to stop. Returns 0, or 1 when stopped. */
+typedef int (*store_any_agent_fn)(void *ctx, uint64_t tenant_hash, uint64_t agent_hash, uint64_t durable_seq);
+int store_list_all_agents(store *s, store_any_agent_fn fn, void *ctx);
+/* The name of a registered tenant into out (NUL-terminated); -ENOENT if unknown, -ENOSPC if
+ * it does not fit. */
+int store_tenant_name(store *s, uint64_t tenant_hash, char *out, size_t out_len) MAMORI_WUR;
+
 #endif

@@ -117,12 +117,74 @@ static void test_dump_reloads(void **state)
     config_free(&again);
 }
 
+static void test_lists(void **state)
+{
+    (void)state;
+    mamori_config cfg;
+    char err[256] = "";
+    /* a sequence, a single scalar, null and an empty flow sequence */
+    assert_int_equal(load(&cfg, "detect:\n  rules:\n    - /r/one\n    - \"/r/two words\"\n  threads: 3\n", err, sizeof err),
+                     0);
+    assert_int_equal(cfg.detect.rules.count, 2);
+    assert_string_equal(cfg.detect.rules.items[0], "/r/one");
+    assert_string_equal(cfg.detect.rules.items[1], "/r/two words");
+    assert_int_equal(cfg.detect.threads, 3);
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, "detect:\n  rules: /only\n", err, sizeof err), 0);
+    assert_int_equal(cfg.detect.rules.count, 1);
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, "detect:\n  rules:\n", err, sizeof err), 0);
+    assert_int_equal(cfg.detect.rules.count, 0);
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, "detect:\n  rules: []\n  placeholders: [known_cdcs=dc1, known_cdcs=dc2]\n", err,
+                          sizeof err),
+                     0);
+    assert_int_equal(cfg.detect.rules.count, 0);
+    assert_int_equal(cfg.detect.placeholders.count, 2);
+    /* --set: one item, or a flow sequence; dump and reload keep the items */
+    assert_int_equal(config_set(&cfg, "detect.rules", "[/a, \"/b,c\"]", err, sizeof err), 0);
+    assert_int_equal(cfg.detect.rules.count, 2);
+    assert_string_equal(cfg.detect.rules.items[1], "/b,c");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_dump(&cfg, f);
+    fclose(f);
+    mamori_config again;
+    config_defaults(&again);
+    assert_int_equal(config_load_string(&again, text, len, "dump", err, sizeof err), 0);
+    assert_int_equal(again.detect.rules.count, 2);
+    assert_string_equal(again.detect.rules.items[1], "/b,c");
+    assert_int_equal(again.detect.placeholders.count, 2);
+    free(text);
+    config_free(&again);
+    assert_int_equal(config_set(&cfg, "detect.rules", "/x", err, sizeof err), 0);
+    assert_int_equal(cfg.detect.rules.count, 1);
+    assert_int_equal(config_set(&cfg, "detect.rules", "", err, sizeof err), 0);
+    assert_int_equal(cfg.detect.rules.count, 0);
+    assert_int_equal(config_set(&cfg, "detect.rules", "[a, [b]]", err, sizeof err), -EINVAL);
+    config_list_append(&cfg.detect.rules, "/appended", 9);
+    assert_int_equal(cfg.detect.rules.count, 1);
+    config_free(&cfg);
+    /* errors name the key and the item's line */
+    expect_error("detect:\n  rules:\n    - /a\n    - {x: 1}\n", "test.yaml line 4: 'detect.rules' items must be strings");
+    expect_error("detect:\n  rules: {a: 1}\n", "line 2: 'detect.rules' must be a list of strings");
+    expect_error("detect:\n  rules:\n    - ''\n", "line 3: 'detect.rules' items must be non-empty");
+    expect_error("detect:\n  placeholders: [novalue]\n", "'detect.placeholders' item 'novalue' must be NAME=VALUE");
+    expect_error("detect:\n  threads: 0\n", "'detect.threads' = 0 out of range [1, 64]");
+    /* at most 256 rule paths */
+    char big[256 * 8 + 64] = "detect:\n  rules: [";
+    for (int i = 0; i < 257; i++) strcat(big, i ? ",/r" : "/r");
+    strcat(big, "]\n");
+    expect_error(big, "'detect.rules' has more than 256 items");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_valid),      cmocka_unit_test(test_load_values_and_sizes),
         cmocka_unit_test(test_errors_name_key_and_line), cmocka_unit_test(test_set_override),
-        cmocka_unit_test(test_dump_reloads),
+        cmocka_unit_test(test_dump_reloads),            cmocka_unit_test(test_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

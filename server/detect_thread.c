@@ -1,0 +1,433 @@
+/* server/detect_thread.c — one detection thread per partition of the bus group "detect".
+ * Per batch: take the current rule set from the slot (the batch boundary is the swap
+ * point: a batch is evaluated whole with one rule set, never twice, never skipped), evaluate
+ * it with this thread's worker, and keep the alerts until the store has made the batch
+ * durable; then write them, with the agents' "detected up to" watermarks, in one RocksDB
+ * write, and release the batch. Batches without alerts only move the watermarks, which are
+ * written every detect.checkpoint_interval_ms. Acks never wait for any of this. */
+#include "detect_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define MOD "detect"
+
+struct detect_thread {
+    detect_rt *rt;
+    uint32_t no;
+    pthread_t thread;
+    bool started;
+    bus_consumer *consumer;
+    detect_counters counters;
+};
+
+/* A batch evaluated and waiting for its durability; its alerts are alerts[first..+count). */
+typedef struct pending {
+    bus_batch *batch;
+    detect_ruleset *rs; /* keeps the alerts' rules alive */
+    uint32_t first_alert, alert_count;
+} pending;
+
+/* Watermarks not yet written: one per agent, the highest seq. */
+typedef struct mark_set {
+    store_detect_mark *v;
+    uint32_t count, cap;
+    uint32_t *table; /* index + 1, 0 = empty */
+    uint32_t mask;
+} mark_set;
+
+typedef struct thread_state {
+    detect_thread *t;
+    detect_rt *rt;
+    detect_worker *worker;
+    uint64_t bound_generation;
+    detect_worker_stats last_stats;
+    pending *pending;
+    uint32_t pending_count, pending_cap;
+    store_alert *alerts;
+    const detect_rule **alert_rules;
+    uint32_t *body_offsets;
+    bool *written;
+    uint32_t alert_count, alert_cap;
+    buf bodies;
+    mark_set marks;
+    int64_t last_marks_flush_ms;
+    /* the batch being evaluated */
+    bus_batch *batch;
+    uint32_t batch_alerts;
+    int64_t now_us;
+} thread_state;
+
+/* ---- watermarks ---- */
+
+static void marks_init(mark_set *m)
+{
+    memset(m, 0, sizeof *m);
+    m->mask = 255;
+    m->table = mamori_xcalloc(m->mask + 1, sizeof *m->table);
+}
+
+static void marks_fini(mark_set *m)
+{
+    free(m->v);
+    free(m->table);
+}
+
+static uint32_t mark_slot(const mark_set *m, uint64_t th, uint64_t ah)
+{
+    return (uint32_t)((ah ^ (th * 0x9E3779B97F4A7C15ull)) >> 17) & m->mask;
+}
+
+static void marks_rehash(mark_set *m)
+{
+    memset(m->table, 0, (m->mask + 1) * sizeof *m->table);
+    for (uint32_t i = 0; i < m->count; i++) {
+        uint32_t s = mark_slot(m, m->v[i].tenant_hash, m->v[i].agent_hash);
+        while (m->table[s]) s = (s + 1) & m->mask;
+        m->table[s] = i + 1;
+    }
+}
+
+static void marks_note(mark_set *m, const bus_batch *b)
+{
+    uint32_t s = mark_slot(m, b->tenant_hash, b->agent_hash);
+    for (; m->table[s]; s = (s + 1) & m->mask) {
+        store_detect_mark *e = &m->v[m->table[s] - 1];
+        if (e->tenant_hash == b->tenant_hash && e->agent_hash == b->agent_hash) {
+            if (b->seq > e->seq) {
+                e->seq = b->seq;
+                e->received_us = b->received_us;
+            }
+            return;
+        }
+    }
+    if (m->count == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 64;
+        m->v = mamori_xrealloc(m->v, m->cap * sizeof *m->v);
+    }
+    m->v[m->count] = (store_detect_mark){b->tenant_hash, b->agent_hash, b->seq, b->received_us};
+    m->table[s] = ++m->count;
+    if (m->count * 2 > m->mask) {
+        m->mask = m->mask * 2 + 1;
+        m->table = mamori_xrealloc(m->table, (m->mask + 1) * sizeof *m->table);
+        marks_rehash(m);
+    }
+}
+
+static void marks_clear(mark_set *m)
+{
+    if (!m->count) return;
+    m->count = 0;
+    memset(m->table, 0, (m->mask + 1) * sizeof *m->table);
+}
+
+/* ---- evaluation ---- */
+
+static void reserve_alerts(thread_state *s, uint32_t more)
+{
+    if (s->alert_count + more <= s->alert_cap) return;
+    uint32_t cap = s->alert_cap ? s->alert_cap : 64;
+    while (cap < s->alert_count + more) cap *= 2;
+    s->alerts = mamori_xrealloc(s->alerts, cap * sizeof *s->alerts);
+    s->alert_rules = mamori_xrealloc(s->alert_rules, cap * sizeof *s->alert_rules);
+    s->body_offsets = mamori_xrealloc(s->body_offsets, cap * sizeof *s->body_offsets);
+    s->written = mamori_xrealloc(s->written, cap * sizeof *s->written);
+    s->alert_cap = cap;
+}
+
+static void on_match(void *ctx, size_t event_index, const detect_rule *rule)
+{
+    thread_state *s = ctx;
+    bus_batch *b = s->batch;
+    if (s->batch_alerts == s->rt->cfg->detect.max_alerts_per_batch) {
+        atomic_fetch_add_explicit(&s->t->counters.alerts_dropped, 1, memory_order_relaxed);
+        LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 1,
+                        "agent %s batch %llu: over detect.max_alerts_per_batch (%u): rule %s hit dropped", b->agent_id,
+                        (unsigned long long)b->seq, s->rt->cfg->detect.max_alerts_per_batch, rule->id);
+        return;
+    }
+    reserve_alerts(s, 1);
+    const mamori_event *ev = &b->events[event_index];
+    alert_source src = {.tenant = b->tenant, .tenant_hash = b->tenant_hash, .agent_id = b->agent_id,
+                        .agent_hash = b->agent_hash, .seq = b->seq, .received_us = b->received_us, .ev = ev,
+                        .ts_us = ev->ts_us, .rule = rule, .now_us = s->now_us};
+    uint32_t i = s->alert_count++;
+    alert_record_build(&src, &s->alerts[i], &s->body_offsets[i], &s->bodies);
+    s->alert_rules[i] = rule;
+    s->batch_alerts++;
+}
+
+static void add_worker_stats(thread_state *s)
+{
+    detect_worker_stats now;
+    detect_worker_stats_get(s->worker, &now);
+    detect_counters *c = &s->t->counters;
+    atomic_fetch_add_explicit(&c->events, now.events - s->last_stats.events, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->scans, now.scans - s->last_stats.scans, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->candidates, now.candidates - s->last_stats.candidates, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->matches, now.matches - s->last_stats.matches, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->scan_errors, now.scan_errors - s->last_stats.scan_errors, memory_order_relaxed);
+    s->last_stats = now;
+}
+
+/* Binds the worker to the slot's current rule set (retrying while Hyperscan cannot allocate
+ * scratch: the batch waits, it is not skipped). Returns a reference the caller keeps. */
+static detect_ruleset *current_ruleset(thread_state *s)
+{
+    uint32_t backoff_ms = 50;
+    for (;;) {
+        detect_ruleset *rs = detect_slot_get(s->rt->slot);
+        MAMORI_ASSERT(rs); /* the loader put one in before releasing the threads */
+        uint64_t gen = detect_ruleset_generation(rs);
+        if (gen == s->bound_generation) return rs;
+        if (detect_worker_bind(s->worker, rs) == 0) {
+            s->bound_generation = gen;
+            /* bind does not reset the worker's counters */
+            return rs;
+        }
+        detect_ruleset_unref(rs);
+        LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "thread %u: cannot bind rule set generation %llu; retrying",
+                        s->t->no, (unsigned long long)gen);
+        struct timespec ts = {0, (long)backoff_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (backoff_ms < 1000) backoff_ms *= 2;
+    }
+}
+
+static void evaluate(thread_state *s, bus_batch *b)
+{
+    if (s->pending_count == s->pending_cap) {
+        s->pending_cap = s->pending_cap ? s->pending_cap * 2 : 64;
+        s->pending = mamori_xrealloc(s->pending, s->pending_cap * sizeof *s->pending);
+    }
+    detect_ruleset *rs = current_ruleset(s);
+    s->batch = b;
+    s->batch_alerts = 0;
+    s->now_us = clock_wall_us();
+    uint32_t first = s->alert_count;
+    int64_t t0 = clock_mono_us();
+    if (b->event_count) detect_eval_batch(s->worker, b->events, b->event_count, on_match, s);
+    detect_counters *c = &s->t->counters;
+    atomic_fetch_add_explicit(&c->eval_us_sum, (uint64_t)(clock_mono_us() - t0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
+    add_worker_stats(s);
+    s->pending[s->pending_count++] = (pending){.batch = b, .rs = rs, .first_alert = first, .alert_count = s->alert_count - first};
+    atomic_fetch_add_explicit(&c->pending, 1, memory_order_relaxed);
+    s->batch = NULL;
+}
+
+/* ---- commit ---- */
+
+static bool is_durable(thread_state *s, const bus_batch *b)
+{
+    uint64_t durable = 0;
+    if (store_agent_durable_seq(s->rt->db, b->tenant_hash, b->agent_hash, &durable) != 0) return false;
+    return durable >= b->seq;
+}
+
+/* Drops pending[0..k) and their alerts (their memory moves down). */
+static void release(thread_state *s, uint32_t k)
+{
+    if (k == 0) return;
+    uint32_t alerts = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        bus_batch *b = s->pending[i].batch;
+        bus_done(s->t->consumer, &b, 1);
+        detect_ruleset_unref(s->pending[i].rs);
+        alerts += s->pending[i].alert_count;
+    }
+    atomic_fetch_sub_explicit(&s->t->counters.pending, k, memory_order_relaxed);
+    memmove(s->pending, s->pending + k, (s->pending_count - k) * sizeof *s->pending);
+    s->pending_count -= k;
+    if (alerts) {
+        uint32_t body_cut = alerts < s->alert_count ? s->body_offsets[alerts] : (uint32_t)s->bodies.len;
+        memmove(s->bodies.data, s->bodies.data + body_cut, s->bodies.len - body_cut);
+        s->bodies.len -= body_cut;
+        uint32_t rest = s->alert_count - alerts;
+        memmove(s->alerts, s->alerts + alerts, rest * sizeof *s->alerts);
+        memmove(s->alert_rules, s->alert_rules + alerts, rest * sizeof *s->alert_rules);
+        memmove(s->body_offsets, s->body_offsets + alerts, rest * sizeof *s->body_offsets);
+        for (uint32_t i = 0; i < rest; i++) s->body_offsets[i] -= body_cut;
+        s->alert_count = rest;
+        for (uint32_t i = 0; i < s->pending_count; i++) s->pending[i].first_alert -= alerts;
+    }
+}
+
+static void record_written(thread_state *s, uint32_t alerts, int64_t now_us)
+{
+    detect_counters *c = &s->t->counters;
+    uint32_t written = 0;
+    for (uint32_t p = 0, a = 0; a < alerts; a++) {
+        while (a >= s->pending[p].first_alert + s->pending[p].alert_count) p++;
+        if (!s->written[a]) continue;
+        written++;
+        detect_rule_count(s->rt, s->alert_rules[a], 1);
+        int64_t lat = now_us - s->pending[p].batch->received_us;
+        uint64_t us = lat > 0 ? (uint64_t)lat : 0;
+        unsigned b = 0;
+        while (b < DETECT_LATENCY_BUCKETS - 1 && us > detect_latency_bucket_us[b]) b++;
+        atomic_fetch_add_explicit(&c->latency_buckets[b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->latency_us_sum, us, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->latency_count, 1, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&c->alerts_written, written, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->alerts_existing, alerts - written, memory_order_relaxed);
+}
+
+/* Writes what is ready. Returns false after a failed write (the caller backs off). */
+static bool commit_ready(thread_state *s, bool force_marks)
+{
+    uint32_t k = 0, alerts = 0;
+    while (k < s->pending_count && is_durable(s, s->pending[k].batch)) {
+        alerts += s->pending[k].alert_count;
+        k++;
+    }
+    for (uint32_t i = 0; i < k; i++) marks_note(&s->marks, s->pending[i].batch);
+    int64_t now_ms = clock_mono_ms();
+    bool marks_due = s->marks.count &&
+                     (force_marks || now_ms - s->last_marks_flush_ms >= (int64_t)s->rt->cfg->detect.checkpoint_interval_ms);
+    if (alerts == 0 && !marks_due) {
+        release(s, k);
+        return true;
+    }
+    /* created = when the alert is written (its batch is durable by now) */
+    int64_t created_us = clock_wall_us();
+    for (uint32_t i = 0; i < alerts; i++) {
+        s->alerts[i].body = s->bodies.data + s->body_offsets[i];
+        s->alerts[i].created_us = s->alerts[i].updated_us = created_us;
+    }
+    uint32_t written = 0;
+    int rc = store_alerts_commit(s->rt->db, s->alerts, alerts, s->marks.v, s->marks.count, s->written, &written);
+    detect_counters *c = &s->t->counters;
+    if (rc) {
+        atomic_fetch_add_explicit(&c->commit_errors, 1, memory_order_relaxed);
+        LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "thread %u: writing %u alerts failed, retrying: %s", s->t->no, alerts,
+                        strerror(-rc));
+        return false;
+    }
+    atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->marks_written, s->marks.count, memory_order_relaxed);
+    record_written(s, alerts, clock_wall_us());
+    marks_clear(&s->marks);
+    s->last_marks_flush_ms = now_ms;
+    release(s, k);
+    return true;
+}
+
+/* ---- the thread ---- */
+
+/* Waits for the first rule set and the start-up re-detection; false if the runtime stops
+ * before (only when starting it failed half-way). */
+static bool wait_ready(detect_rt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    while (!rt->ready && !rt->stopping) pthread_cond_wait(&rt->cv, &rt->mu);
+    bool ready = rt->ready;
+    pthread_mutex_unlock(&rt->mu);
+    return ready;
+}
+
+static void *thread_main(void *arg)
+{
+    detect_thread *t = arg;
+    char name[16];
+    snprintf(name, sizeof name, "detect-%u", t->no);
+    pthread_setname_np(pthread_self(), name);
+    if (!wait_ready(t->rt)) return NULL;
+    thread_state s = {.t = t, .rt = t->rt, .worker = detect_worker_create(), .last_marks_flush_ms = clock_mono_ms()};
+    buf_init(&s.bodies);
+    marks_init(&s.marks);
+    bus_batch *polled[DETECT_POLL_BATCHES];
+    bool draining = false;
+    int64_t deadline_ms = 0;
+    uint32_t backoff_ms = 0;
+    for (;;) {
+        int n = 0;
+        if (!draining) {
+            n = bus_poll(t->consumer, polled, DETECT_POLL_BATCHES, s.pending_count ? 2 : 100);
+            if (n == -ESHUTDOWN) {
+                draining = true;
+                deadline_ms = clock_mono_ms() + DETECT_SHUTDOWN_WAIT_MS;
+            }
+            if (n < 0) n = 0;
+        }
+        for (int i = 0; i < n; i++) evaluate(&s, polled[i]);
+        if (backoff_ms) {
+            struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        bool ok = commit_ready(&s, draining && s.pending_count == 0);
+        backoff_ms = ok ? 0 : (backoff_ms ? MAMORI_MIN(backoff_ms * 2, 5000u) : 50u);
+        if (!draining) continue;
+        if (s.pending_count == 0 && s.marks.count == 0) break;
+        if (clock_mono_ms() > deadline_ms) {
+            /* never durable (the store kept failing): not marked detected, so the next
+             * start-up re-detects whatever the store did keep */
+            LOG_ERROR(MOD, "thread %u: %u batches never became durable; their alerts are not written", t->no,
+                      s.pending_count);
+            release(&s, s.pending_count);
+            break;
+        }
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    marks_fini(&s.marks);
+    buf_fini(&s.bodies);
+    free(s.pending);
+    free(s.alerts);
+    free(s.alert_rules);
+    free(s.body_offsets);
+    free(s.written);
+    detect_worker_destroy(s.worker);
+    return NULL;
+}
+
+int detect_threads_start(detect_rt *rt)
+{
+    rt->threads = mamori_xcalloc(rt->thread_count, sizeof *rt->threads);
+    for (uint32_t i = 0; i < rt->thread_count; i++) {
+        detect_thread *t = &rt->threads[i];
+        t->rt = rt;
+        t->no = i;
+        int rc = bus_consumer_open(rt->bus, "detect", i, &t->consumer);
+        if (rc == 0) {
+            rc = -pthread_create(&t->thread, NULL, thread_main, t);
+            if (rc) bus_consumer_close(t->consumer);
+        }
+        if (rc) {
+            LOG_ERROR(MOD, "cannot start detection thread %u: %s", i, strerror(-rc));
+            return rc;
+        }
+        t->started = true;
+    }
+    return 0;
+}
+
+void detect_threads_join(detect_rt *rt)
+{
+    for (uint32_t i = 0; rt->threads && i < rt->thread_count; i++) {
+        detect_thread *t = &rt->threads[i];
+        if (!t->started) continue;
+        pthread_join(t->thread, NULL);
+        bus_consumer_close(t->consumer);
+        t->started = false;
+    }
+}
+
+void detect_threads_sum(detect_rt *rt, detect_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    for (uint32_t i = 0; rt->threads && i < rt->thread_count; i++) {
+        const _Atomic uint64_t *src = (const _Atomic uint64_t *)&rt->threads[i].counters;
+        _Atomic uint64_t *dst = (_Atomic uint64_t *)out;
+        for (size_t k = 0; k < sizeof *out / sizeof(uint64_t); k++)
+            atomic_store_explicit(&dst[k], atomic_load_explicit(&dst[k], memory_order_relaxed) +
+                                               atomic_load_explicit(&src[k], memory_order_relaxed),
+                                  memory_order_relaxed);
+    }
+}
