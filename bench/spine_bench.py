@@ -42,6 +42,22 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds per thread role: the thread name without its trailing number
+    ("ingest-0", "ingest-1" → "ingest"). Threads that ended are not counted."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        name = head.split("(", 1)[1].rstrip("0123456789").rstrip("-_") or "?"
+        fields = rest.split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def proc_rss_bytes(pid):
     with open("/proc/%d/statm" % pid) as f:
         return int(f.read().split()[1]) * PAGE
@@ -84,14 +100,19 @@ def throughput(build, agents, events_per_agent, sets):
     node = Node(build, sets)
     try:
         cpu0, t0 = proc_cpu_seconds(node.proc.pid), time.time()
+        th0 = thread_cpu_seconds(node.proc.pid)
         s = sim(build, node, "--agents", agents, "--events-per-agent", events_per_agent, "--threads", 1)
         cpu = proc_cpu_seconds(node.proc.pid) - cpu0
+        th1 = thread_cpu_seconds(node.proc.pid)
+        by_thread = {k: round((v - th0.get(k, 0.0)) * 1e6 / s["acked"], 2) for k, v in sorted(th1.items())
+                     if v - th0.get(k, 0.0) > 0}
         rss = proc_rss_bytes(node.proc.pid)
         node.stop()
         return {"events": s["acked"], "seconds": s["seconds"], "events_per_second": s["acked"] / s["seconds"],
                 "server_cpu_us_per_event": cpu * 1e6 / s["acked"], "server_cpu_cores": cpu / (time.time() - t0),
                 "ack_p50_ms": s["ack_latency_us"]["p50"] / 1000, "ack_p99_ms": s["ack_latency_us"]["p99"] / 1000,
-                "sim_cpu_seconds": s.get("cpu_seconds"), "server_rss_mib": rss / 2**20}
+                "sim_cpu_seconds": s.get("cpu_seconds"), "server_rss_mib": rss / 2**20,
+                "server_cpu_us_per_event_by_thread": by_thread}
     finally:
         node.cleanup()
 

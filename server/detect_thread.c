@@ -211,7 +211,8 @@ static void evaluate(thread_state *s, bus_batch *b)
     s->now_us = clock_wall_us();
     uint32_t first = s->alert_count;
     int64_t t0 = clock_mono_us();
-    if (b->event_count) detect_eval_batch(s->worker, b->events, b->event_count, on_match, s);
+    /* an empty rule set (no rules configured) costs nothing per event: not even routing */
+    if (b->event_count && detect_ruleset_rule_count(rs)) detect_eval_batch(s->worker, b->events, b->event_count, on_match, s);
     detect_counters *c = &s->t->counters;
     atomic_fetch_add_explicit(&c->eval_us_sum, (uint64_t)(clock_mono_us() - t0), memory_order_relaxed);
     atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
