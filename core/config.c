@@ -139,7 +139,7 @@ static const config_key keys[] = {
     {"detect.include_unsupported", KEY_BOOL, OFF(detect.include_unsupported), "false", 0, 0, NULL,
      "load rules with status: unsupported"},
     {"detect.max_rules", KEY_U32, OFF(detect.max_rules), "100000", 1, 10000000, NULL,
-     "rules in one rule set (further rules are rejected with reason 'limit')"},
+     "rules in one rule set (further rules are rejected with reason 'limit exceeded')"},
     {"detect.max_alerts_per_batch", KEY_U32, OFF(detect.max_alerts_per_batch), "10000", 1, 10000000, NULL,
      "alerts kept from one batch; beyond it they are counted as dropped and logged"},
     {"detect.checkpoint_interval_ms", KEY_U32, OFF(detect.checkpoint_interval_ms), "200", 1, 600000, NULL,
