@@ -9,6 +9,8 @@ PACKAGES=(
   libfyaml-dev libxxhash-dev libzip-dev libcmocka-dev librdkafka-dev libevent-dev
   libcurl4-openssl-dev libjson-c-dev libpcre2-dev
   python3 python3-pytest zstd unzip kcat iproute2 nftables openssl ca-certificates
+  # the development Kafka broker (tests/kafka/broker.sh): Java 17+, Maven resolves it once
+  openjdk-17-jdk-headless maven procps
 )
 
 missing=()
