@@ -82,8 +82,7 @@ static int list(cli_client *c, const char *filters[][2], size_t nfilters, long l
     char cursor[128] = "";
     long printed = 0;
     int rc = 0;
-    if (!as_json)
-        printf("%-27s %-13s %-12s %-20s %-32s %s\n", "time", "level", "status", "host", "id", "rule");
+    bool header = !as_json; /* printed with the first answer, so an error is not under it */
     while (printed < limit) {
         buf_clear(&path);
         buf_puts(&path, "/v1/alerts");
@@ -110,6 +109,10 @@ static int list(cli_client *c, const char *filters[][2], size_t nfilters, long l
             break;
         }
         const json_value *alerts = json_object_get(&v, "alerts", 6);
+        if (header) {
+            printf("%-27s %-13s %-12s %-20s %-32s %s\n", "time", "level", "status", "host", "id", "rule");
+            header = false;
+        }
         for (uint32_t i = 0; alerts && alerts->type == JSON_ARRAY && i < alerts->len && printed < limit; i++) {
             const json_value *al = &alerts->items[i];
             if (as_json) {
@@ -206,6 +209,10 @@ int cmd_alerts(int argc, char **argv)
     }
     int rest = argc - optind;
     const char *verb = rest > 0 ? argv[optind] : NULL;
+    if (!verb && assignee) {
+        fprintf(stderr, "mamorictl alerts: --assignee is for ack, close and reopen, not for listing\n");
+        return 2;
+    }
     if (client_resolve(&c)) return 2;
     if (!verb) return list(&c, filters, MAMORI_ARRAY_LEN(filters), limit, as_json);
     const char *id = rest > 1 ? argv[optind + 1] : NULL;
