@@ -75,3 +75,11 @@ void bus_destroy(bus *b)
     if (b) b->ops->destroy(b);
 }
 void bus_get_stats(bus *b, bus_stats *out) { b->ops->get_stats(b, out); }
+int bus_wait_caught_up(bus *b, const char *group, int timeout_ms)
+{
+    return b->ops->wait_caught_up ? b->ops->wait_caught_up(b, group, timeout_ms) : 0;
+}
+void bus_write_metrics(bus *b, buf *out)
+{
+    if (b->ops->write_metrics) b->ops->write_metrics(b, out);
+}

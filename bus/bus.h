@@ -11,6 +11,7 @@
 
 #include "core/arena.h"
 #include "core/base.h"
+#include "core/buf.h"
 #include "core/event.h"
 
 #include <stdatomic.h>
@@ -49,6 +50,11 @@ struct bus_batch {
     atomic_int refs;
     uint32_t partition;
     size_t accounted_bytes;
+    /* Kafka bus: where a consumed batch came from (offset, assignment generation of its
+     * partition) and, for a published one, its encoded message (kept across -EAGAIN) */
+    int64_t offset;
+    uint32_t assignment;
+    void *encoded;
 };
 
 /* Creates an empty batch with its own arena (chunk size hint). Owned by the caller until
@@ -64,6 +70,34 @@ typedef struct bus_options {
 
 /* Embedded bus: bounded in-process queues. */
 int bus_embedded_create(const bus_options *opt, bus **out) MAMORI_WUR;
+
+/* Kafka bus (bus/kafka.c, docs/kafka.md): one topic, one message per batch, consumer groups
+ * "<group_prefix><group>". A batch is durable when the broker acknowledged it (acks=all);
+ * consumers commit a partition's offset only up to the first batch not yet bus_done. The
+ * bus_add_group partition count is the number of consumers (rdkafka instances) of the group
+ * in this process; Kafka assigns the topic's partitions among all members of the group. */
+typedef struct bus_kafka_options {
+    const char *bootstrap;     /* "host:port[,host:port]" */
+    const char *topic;         /* "mamori.events" */
+    const char *group_prefix;  /* "mamori-": groups mamori-store, mamori-detect */
+    const char *client_id;     /* prefix of the rdkafka client.id, e.g. "mamorid" */
+    const char *compression;   /* none | lz4 | zstd | snappy | gzip */
+    uint32_t partitions;       /* when this process creates the topic */
+    uint32_t replication_factor; /* when this process creates the topic; 0: broker default */
+    uint32_t linger_ms;
+    uint32_t max_inflight_batches; /* published, not yet acknowledged by the broker */
+    uint64_t max_inflight_bytes;   /* their memory; also each consumer's budget of undone batches */
+    uint32_t max_batch_events;     /* refuse consumed messages beyond these (ingest limits) */
+    uint32_t max_batch_bytes;
+    int64_t max_past_us;       /* event time bounds for messages without event keys (0: none) */
+    int64_t max_future_us;
+    uint32_t drain_timeout_ms; /* after bus_shutdown: producer flush, then consumers catch up */
+} bus_kafka_options;
+
+/* Creates the producer (idempotent, acks=all) and makes sure the topic exists (creating it
+ * with `partitions` when it does not; a broker that is down is logged, not an error: it is
+ * waited for like any other outage). */
+int bus_kafka_create(const bus_kafka_options *opt, bus **out) MAMORI_WUR;
 
 /* Declares a consumer group with `partitions` partitions before publishing starts; each
  * partition is then consumed by exactly one bus_consumer. */
@@ -89,6 +123,15 @@ int bus_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms) MAMOR
  * Drops the consumer's references. */
 void bus_done(bus_consumer *c, bus_batch **batches, size_t n);
 void bus_consumer_close(bus_consumer *c);
+
+/* Waits up to timeout_ms until `group` has finished (committed) everything the bus held when
+ * the call began: 0 when caught up, -ETIMEDOUT if not yet (call again), another negative errno
+ * on error. The embedded bus is always caught up at start-up. mamorid calls this for the
+ * store group before ingest starts, so WELCOME's resume point covers every batch Kafka has. */
+int bus_wait_caught_up(bus *b, const char *group, int timeout_ms) MAMORI_WUR;
+
+/* Appends the bus's own metrics (Prometheus text; nothing for the embedded bus). */
+void bus_write_metrics(bus *b, buf *out);
 
 /* Stops accepting publishes; consumers drain what is queued and then see -ESHUTDOWN. */
 void bus_shutdown(bus *b);

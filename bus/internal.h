@@ -1,4 +1,4 @@
-/* bus/internal.h — the implementation table behind bus.h (embedded now, Kafka later). */
+/* bus/internal.h — the implementation table behind bus.h (embedded.c, kafka.c). */
 #ifndef MAMORI_BUS_INTERNAL_H
 #define MAMORI_BUS_INTERNAL_H
 
@@ -15,6 +15,8 @@ struct bus_ops {
     void (*shutdown)(bus *b);
     void (*destroy)(bus *b);
     void (*get_stats)(bus *b, bus_stats *out);
+    int (*wait_caught_up)(bus *b, const char *group, int timeout_ms); /* NULL: always caught up */
+    void (*write_metrics)(bus *b, buf *out);                          /* NULL: none */
 };
 
 struct bus {

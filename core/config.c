@@ -67,11 +67,28 @@ static const config_key keys[] = {
     {"ingest.recv_buffers", KEY_U32, OFF(ingest.recv_buffers), "1024", 16, 32768, NULL,
      "provided receive buffers per thread (power of two)"},
 
-    {"bus.type", KEY_ENUM, OFF(bus.type), "embedded", 0, 0, "|embedded|", "embedded (in-process queues)"},
+    {"bus.type", KEY_ENUM, OFF(bus.type), "embedded", 0, 0, "|embedded|kafka|",
+     "embedded (in-process queues) or kafka (bus.kafka.*, docs/kafka.md)"},
     {"bus.queue_batches", KEY_U32, OFF(bus.queue_batches), "4096", 16, 1000000, NULL,
      "batches queued per consumer partition before publishers get backpressure"},
     {"bus.max_inflight_bytes", KEY_U64, OFF(bus.max_inflight_bytes), "268435456", 1 * MiB, 1024 * GiB, NULL,
      "memory held by batches between ingest and the last consumer"},
+    {"bus.kafka.bootstrap", KEY_STRING, OFF(bus.kafka.bootstrap), "127.0.0.1:9092", 0, 0, NULL,
+     "Kafka brokers to start from, host:port[,host:port]"},
+    {"bus.kafka.topic", KEY_STRING, OFF(bus.kafka.topic), "mamori.events", 0, 0, NULL,
+     "topic of event batches (one message per agent batch)"},
+    {"bus.kafka.group_prefix", KEY_STRING, OFF(bus.kafka.group_prefix), "mamori-", 0, 0, NULL,
+     "consumer groups are <prefix>store and <prefix>detect"},
+    {"bus.kafka.partitions", KEY_U32, OFF(bus.kafka.partitions), "12", 1, 10000, NULL,
+     "partitions of the topic when mamorid creates it (never change them while agents send)"},
+    {"bus.kafka.replication_factor", KEY_U32, OFF(bus.kafka.replication_factor), "0", 0, 16, NULL,
+     "replicas of the topic when mamorid creates it (0: the broker's default)"},
+    {"bus.kafka.compression", KEY_ENUM, OFF(bus.kafka.compression), "lz4", 0, 0, "|none|lz4|zstd|snappy|gzip|",
+     "producer compression"},
+    {"bus.kafka.linger_ms", KEY_U32, OFF(bus.kafka.linger_ms), "5", 0, 10000, NULL,
+     "producer batching delay (adds to ack latency)"},
+    {"bus.kafka.drain_timeout_ms", KEY_U32, OFF(bus.kafka.drain_timeout_ms), "10000", 100, 600000, NULL,
+     "at shutdown: wait this long for the broker's acks and for the consumers to catch up"},
 
     {"store.path", KEY_STRING, OFF(store.path), "/var/lib/mamori", 0, 0, NULL, "data directory (RocksDB)"},
     {"store.sync", KEY_BOOL, OFF(store.sync), "true", 0, 0, NULL,
@@ -566,6 +583,8 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
     if (n & (n - 1)) return errorf(err, err_len, "'ingest.recv_buffers' must be a power of two, not %u", n);
     if (cfg->ingest.threads > cfg->ingest.max_connections)
         return errorf(err, err_len, "'ingest.threads' exceeds 'ingest.max_connections'");
+    if (!strcmp(cfg->bus.type, "kafka") && (!cfg->bus.kafka.bootstrap[0] || !cfg->bus.kafka.topic[0]))
+        return errorf(err, err_len, "'bus.type' kafka needs 'bus.kafka.bootstrap' and 'bus.kafka.topic'");
     for (uint32_t i = 0; i < cfg->store.tenant_count; i++)
         for (uint32_t j = 0; j < i; j++)
             if (!strcmp(cfg->store.tenants[i].name, cfg->store.tenants[j].name))

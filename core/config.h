@@ -52,6 +52,16 @@ typedef struct mamori_config {
         char *type; /* embedded | kafka */
         uint32_t queue_batches;     /* per consumer partition */
         uint64_t max_inflight_bytes; /* memory of batches published but not yet released */
+        struct {                     /* bus.type kafka (docs/kafka.md) */
+            char *bootstrap;         /* "host:port[,host:port]" */
+            char *topic;
+            char *group_prefix;      /* consumer groups <prefix>store, <prefix>detect */
+            uint32_t partitions;     /* when mamorid creates the topic */
+            uint32_t replication_factor; /* when mamorid creates the topic; 0: broker default */
+            char *compression;
+            uint32_t linger_ms;
+            uint32_t drain_timeout_ms; /* shutdown: flush to the broker, consumers catch up */
+        } kafka;
     } bus;
     struct {
         char *path;

@@ -4,6 +4,7 @@
 #define MAMORI_SERVER_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "bus/bus.h"
@@ -24,6 +25,18 @@ typedef struct store_worker {
 int store_worker_start(store_worker *w, store *db, bus *b, const mamori_config *cfg) MAMORI_WUR;
 /* Returns after the bus is shut down and every queued batch was written. */
 void store_worker_join(store_worker *w);
+
+/* ---- the bus (server/bus_setup.c): embedded or Kafka, by bus.type ---- */
+bool server_bus_is_kafka(const mamori_config *cfg);
+/* Creates the bus with the groups "store" (1 consumer) and "detect" (detect.threads). */
+int server_bus_create(const mamori_config *cfg, bus **out) MAMORI_WUR;
+/* Kafka only (0 at once otherwise): waits until the store group has done everything in the
+ * topic, so the durable seqs ingest hands out in WELCOME cover every batch Kafka has. Returns
+ * -EINTR when SIGINT/SIGTERM (blocked, in stop_signals) arrived meanwhile. */
+int server_bus_catch_up(bus *b, const mamori_config *cfg, const sigset_t *stop_signals) MAMORI_WUR;
+/* The API's metrics_extra hook: detect's metrics, then the bus's. */
+void server_metrics_extra(bus *b, void (*detect_fn)(void *ctx, buf *out), void *detect_ctx,
+                          void (**fn)(void *ctx, buf *out), void **ctx);
 
 /* ---- live detection (server/detect_*.c, alert_record.c; docs/detection.md "Live detection") ----
  *

@@ -1,5 +1,5 @@
 /* server/main.c — mamorid: loads the configuration (or prepares a development node), opens
- * the store, starts the embedded bus, the store writer, live detection and ingest, logs a
+ * the store, starts the bus (embedded or Kafka), the store writer, live detection and ingest, logs a
  * stats line every 10 s, reloads the rules on SIGHUP, and shuts down in order on
  * SIGINT/SIGTERM: stop ingest (no new batches), drain the bus into the store and through
  * detection, close the store. */
@@ -24,6 +24,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mamorid [--config FILE] [--set KEY=VALUE]... [--rules PATH]...\n"
             "       mamorid --dev DIR [--ingest-port P] [--api-port Q] [--config FILE] [--set KEY=VALUE]... [--rules PATH]...\n"
+            "       (either form) [--bus embedded|kafka] [--kafka-bootstrap HOST:PORT]\n"
             "       mamorid --check-config FILE\n"
             "       mamorid --print-config [--config FILE]\n"
             "\n"
@@ -33,6 +34,8 @@ static void usage(FILE *out)
             "  --dev DIR          development node on loopback: PKI, data and admin key in DIR\n"
             "  --ingest-port P    with --dev: agent port (default 7443; 0 picks a free one)\n"
             "  --api-port Q       with --dev: API port written to dev.json (default 8443)\n"
+            "  --bus KIND         embedded (default) or kafka: shortcut for --set bus.type=KIND\n"
+            "  --kafka-bootstrap A  Kafka brokers: shortcut for --set bus.kafka.bootstrap=A (docs/kafka.md)\n"
             "  --check-config F   validate F and exit (0 valid, 2 invalid)\n"
             "  --print-config     print the effective configuration and exit\n"
             "  --version          print the version\n");
@@ -114,9 +117,10 @@ int main(int argc, char **argv)
         {"api-port", required_argument, NULL, 'a'},    {"check-config", required_argument, NULL, 'k'},
         {"print-config", no_argument, NULL, 'p'},      {"version", no_argument, NULL, 'v'},
         {"rules", required_argument, NULL, 'r'},       {"help", no_argument, NULL, 'h'},
+        {"bus", required_argument, NULL, 'B'},         {"kafka-bootstrap", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *dev_dir = NULL, *check_path = NULL;
+    const char *config_path = NULL, *dev_dir = NULL, *check_path = NULL, *bus_arg = NULL, *kafka_arg = NULL;
     const char *sets[64], *rules[256];
     int set_count = 0, rule_count = 0;
     bool print_config = false;
@@ -140,6 +144,8 @@ int main(int argc, char **argv)
             rules[rule_count++] = optarg;
             break;
         case 'd': dev_dir = optarg; break;
+        case 'B': bus_arg = optarg; break;
+        case 'K': kafka_arg = optarg; break;
         case 'i': ingest_port_arg = strtol(optarg, NULL, 10); break;
         case 'a': api_port = strtol(optarg, NULL, 10); break;
         case 'k': check_path = optarg; break;
@@ -189,6 +195,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "mamorid: --set %s\n", err);
             return 2;
         }
+    }
+    if ((bus_arg && config_set(&cfg, "bus.type", bus_arg, err, sizeof err)) ||
+        (kafka_arg && config_set(&cfg, "bus.kafka.bootstrap", kafka_arg, err, sizeof err))) {
+        fprintf(stderr, "mamorid: %s\n", err);
+        return 2;
     }
     for (int i = 0; i < rule_count; i++) {
         if (cfg.detect.rules.count >= 256) {
@@ -247,11 +258,8 @@ int main(int argc, char **argv)
         LOG_ERROR(MOD, "%s", err);
         goto out;
     }
-    bus_options bo = {.durable_group = "store", .queue_batches = cfg.bus.queue_batches,
-                      .max_inflight_bytes = cfg.bus.max_inflight_bytes};
-    if (bus_embedded_create(&bo, &b) || bus_add_group(b, "store", 1) ||
-        bus_add_group(b, "detect", cfg.detect.threads)) {
-        LOG_ERROR(MOD, "cannot create the embedded bus");
+    if (server_bus_create(&cfg, &b)) {
+        LOG_ERROR(MOD, "cannot create the %s bus", cfg.bus.type);
         goto out;
     }
     if (store_worker_start(&worker, db, b, &cfg)) {
@@ -265,6 +273,12 @@ int main(int argc, char **argv)
         LOG_ERROR(MOD, "cannot start detection: %s", err);
         goto out;
     }
+    int caught_up = server_bus_catch_up(b, &cfg, &sigs); /* Kafka: resume points must cover the topic */
+    if (caught_up) {
+        if (caught_up == -EINTR) exit_code = 0; /* stopped while waiting for the broker */
+        else LOG_ERROR(MOD, "cannot catch up with the bus: %s", strerror(-caught_up));
+        goto out;
+    }
     ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db};
     if (ingest_create(&io, &in, err, sizeof err)) {
         LOG_ERROR(MOD, "cannot start ingest: %s", err);
@@ -275,8 +289,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.api.enabled) {
-        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b,
-                          .metrics_extra = detect_rt_write_metrics, .metrics_extra_ctx = drt};
+        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b};
+        server_metrics_extra(b, detect_rt_write_metrics, drt, &ao.metrics_extra, &ao.metrics_extra_ctx);
         if (api_create(&ao, &api_srv, err, sizeof err) || api_start(api_srv)) {
             LOG_ERROR(MOD, "cannot start the API: %s", err);
             goto out;
@@ -289,7 +303,7 @@ int main(int argc, char **argv)
             goto out;
         }
         fprintf(stderr,
-                "\nmamorid development node (embedded bus, single process)\n"
+                "\nmamorid development node (%s bus, single process)\n"
                 "  directory   %s\n"
                 "  data        %s\n"
                 "  ingest      127.0.0.1:%u  (TLS 1.3, agents need a certificate from %s/ca.pem)\n"
@@ -297,7 +311,7 @@ int main(int argc, char **argv)
                 "  dev.json    %s\n"
                 "  next        mamori-agent-sim --dev %s --agents 50 --duration 60\n"
                 "              then watch the 'stats' lines below; stop with Ctrl-C\n\n",
-                dev.dir, cfg.store.path, ingest_port(in), dev.dir, dev.api_port, dev.admin_key_path, dev.dir,
+                server_bus_is_kafka(&cfg) ? "kafka" : "embedded", dev.dir, cfg.store.path, ingest_port(in), dev.dir, dev.api_port, dev.admin_key_path, dev.dir,
                 dev.dev_json_path, dev.dir);
     }
     LOG_INFO(MOD, "ready ingest_port=%u api_port=%u store=%s sync=%s", ingest_port(in),
