@@ -1,0 +1,110 @@
+/* bus/kafka_internal.h — private to bus/kafka*.c: the Kafka bus object, its consumers and what
+ * the producer side (kafka.c) and the consumer side (kafka_consumer.c) share. */
+#ifndef MAMORI_BUS_KAFKA_INTERNAL_H
+#define MAMORI_BUS_KAFKA_INTERNAL_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+
+#include "internal.h"
+#include "kafka_codec.h"
+
+#define KAFKA_MAX_GROUPS 8
+#define KAFKA_MAX_WAKEUPS 16
+#define KAFKA_MAX_CONSUMERS 128
+#define KAFKA_MAX_PARTITIONS 100000
+#define KAFKA_COMMIT_INTERVAL_MS 100
+#define KAFKA_CONSUMER_ARENA_CHUNK (256u * 1024)
+#define KAFKA_ADMIN_TIMEOUT_MS 15000
+#define KAFKA_SESSION_TIMEOUT_MS "10000"
+#define KAFKA_CONSUMER_PREFETCH_KIB "16384"
+
+typedef struct kgroup {
+    char name[32];
+    char kafka_id[160];
+    uint32_t consumers;
+} kgroup;
+
+/* One partition as one consumer sees it: the offsets handed out and not yet done, in order. */
+typedef struct part_track {
+    bool assigned;
+    bool dirty;            /* commit_next not yet committed */
+    uint32_t generation;   /* bumped on every assign/revoke: late bus_done of old batches is ignored */
+    int64_t commit_next;   /* everything below is done; -1 = nothing done since the assignment */
+    int64_t next_offset;   /* after the last message handed out; -1 = none yet */
+    int64_t drain_target;  /* high watermark when shutdown began */
+    int64_t *offsets;      /* ring of outstanding offsets */
+    bool *done;
+    uint32_t head, count, cap;
+} part_track;
+
+typedef struct kafka_bus kafka_bus;
+
+typedef struct kafka_consumer {
+    bus_consumer base;
+    kafka_bus *k;
+    kgroup *group;
+    uint32_t index;
+    char name[176];
+    rd_kafka_t *rk;
+    kafka_decoder dec;
+    pthread_mutex_t lock; /* parts: the consumer thread writes, a metrics scrape reads */
+    part_track *parts;
+    uint32_t part_count;
+    _Atomic uint64_t outstanding_batches, outstanding_bytes;
+    int64_t last_commit_ms;
+    bool draining, drained;
+    int64_t drain_deadline_ms;
+    _Atomic uint64_t consumed, invalid, commits, commit_errors, rebalances;
+} kafka_consumer;
+
+struct kafka_bus {
+    bus base;
+    bus_kafka_options opt;
+    char *bootstrap, *topic, *group_prefix, *client_id, *compression;
+    char max_message_bytes[24];
+    rd_kafka_t *producer;
+    rd_kafka_topic_t *rkt;
+    pthread_t poller;
+    bool poller_started;
+    atomic_bool stop_poller;
+    atomic_bool shutting_down;
+    atomic_bool publisher_blocked;
+    atomic_bool fatal;
+    _Atomic uint64_t inflight_bytes, inflight_batches, published, refused, delivered, delivery_errors,
+        broker_errors;
+    struct {
+        void (*fn)(void *ctx);
+        void *ctx;
+    } wakeups[KAFKA_MAX_WAKEUPS];
+    atomic_uint wakeup_count;
+    kgroup groups[KAFKA_MAX_GROUPS];
+    uint32_t group_count;
+    pthread_mutex_t consumers_lock;
+    kafka_consumer *consumers[KAFKA_MAX_CONSUMERS];
+    uint32_t consumer_count;
+    _Atomic int64_t drain_deadline_ms; /* 0 until bus_shutdown */
+};
+
+static inline kafka_bus *kafka_of(bus *b) { return (kafka_bus *)b; }
+
+/* kafka.c: configuration shared by every client of the bus; error_cb's opaque is the bus
+ * (kafka_on_error) or a consumer (kafka_on_consumer_error). */
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, const char *who);
+rd_kafka_conf_t *kafka_conf_new(kafka_bus *k, const char *client_id, void *opaque,
+                                void (*error_cb)(rd_kafka_t *, int, const char *, void *));
+void kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+void kafka_on_consumer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+void kafka_report_error(kafka_bus *k, rd_kafka_t *rk, int err, const char *reason);
+
+/* kafka_consumer.c: the consumer side of the bus ops */
+int kafka_add_group(bus *b, const char *group, uint32_t consumers);
+int kafka_consumer_open(bus *b, const char *group, uint32_t index, bus_consumer **out);
+int kafka_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms);
+void kafka_done(bus_consumer *c, bus_batch **batches, size_t n);
+void kafka_consumer_close(bus_consumer *c);
+int kafka_wait_caught_up(bus *b, const char *group, int timeout_ms);
+/* Messages of the consumer's assigned partitions not yet done (cached watermarks). */
+uint64_t kafka_consumer_lag(kafka_consumer *c);
+
+#endif
