@@ -80,6 +80,7 @@ typedef struct detect_options {
     uint32_t values_per_item_max;  /* values of one field (after expansion) */
     uint32_t pattern_bytes_max;    /* bytes of one compiled expression */
     uint32_t file_bytes_max;       /* bytes of one rule file */
+    bool correlations; /* load correlation documents (detect/correlate.h); false: skip them */
 } detect_options;
 
 /* Defaults: skip deprecated/unsupported, no placeholders, 100000 rules, 65536 values per
@@ -105,10 +106,11 @@ enum detect_reason {
     DETECT_REASON_COLLECTION,        /* Sigma 1.x rule collections (`action:` documents) */
     DETECT_REASON_FILTER,            /* a Sigma filter document that cannot be applied */
     DETECT_REASON_FILE,              /* file unreadable or too large */
+    DETECT_REASON_CORRELATION,       /* a correlation rule we cannot run (detect/correlate.h) */
     /* skips: counted apart from rejections */
     DETECT_REASON_SKIP_DEPRECATED,   /* status: deprecated */
     DETECT_REASON_SKIP_UNSUPPORTED,  /* status: unsupported */
-    DETECT_REASON_SKIP_CORRELATION,  /* correlation rules not supported yet */
+    DETECT_REASON_SKIP_CORRELATION,  /* correlation rules not supported yet (detect_options.correlations off) */
     DETECT_REASON_COUNT
 };
 const char *detect_reason_name(enum detect_reason reason);
@@ -145,6 +147,7 @@ typedef struct detect_report {
     uint32_t predicates;
     uint64_t database_bytes; /* sum of hs_database_size */
     uint64_t scratch_bytes;  /* per worker */
+    uint32_t correlations;   /* correlation rules loaded (correlate_set_build) */
 } detect_report;
 
 typedef struct detect_loader detect_loader;

@@ -1,8 +1,10 @@
 /* detect/load.c — the rule loader: walks files and directories, splits YAML streams into
  * documents (libfyaml), reads each rule's attributes and logsource, hands the detection
  * section to detection.c, and keeps the report (counts by reason, every problem with file
- * and line). Correlation documents are skipped under their own reason (their evaluator is
- * a separate piece of work); Sigma filter documents are kept and applied at build. */
+ * and line). Correlation documents go to correlate_load.c when detect_options.correlations
+ * is set and are skipped under their own reason otherwise; Sigma filter documents are kept
+ * and applied at build. */
+#include "correlate_internal.h"
 #include "internal.h"
 
 #include "core/clock.h"
@@ -49,6 +51,7 @@ struct detect_loader {
     struct verdict *verdicts;
     uint32_t verdict_count, verdict_cap;
     bool built;
+    struct correlate_defs *correlations; /* correlation documents (correlate_load.c) */
 };
 
 /* ---- options and reasons -------------------------------------------------------------------- */
@@ -79,6 +82,7 @@ static const char *const reason_names[DETECT_REASON_COUNT] = {
     [DETECT_REASON_COLLECTION] = "rule collection (Sigma 1.x action)",
     [DETECT_REASON_FILTER] = "invalid filter",
     [DETECT_REASON_FILE] = "unreadable file",
+    [DETECT_REASON_CORRELATION] = "invalid correlation",
     [DETECT_REASON_SKIP_DEPRECATED] = "status deprecated (skipped)",
     [DETECT_REASON_SKIP_UNSUPPORTED] = "status unsupported (skipped)",
     [DETECT_REASON_SKIP_CORRELATION] = "correlation rules not supported yet",
@@ -122,6 +126,7 @@ detect_loader *detect_loader_create(const detect_options *opt)
 void detect_loader_destroy(detect_loader *l)
 {
     if (!l) return;
+    correlate_defs_free(l->correlations);
     strmap_fini(&l->ids);
     strmap_fini(&l->pattern_cache);
     free(l->verdicts);
@@ -381,7 +386,8 @@ static void load_document(detect_loader *l, const char *file, struct fy_node *ro
     }
     if (attr_string(&c, root, "id", &id) || attr_string(&c, root, "title", &title)) goto fail;
     if (map_has(root, "correlation")) {
-        add_problem(l, file, line, DETECT_REASON_SKIP_CORRELATION, "correlation rules not supported yet", id, title);
+        if (l->opt.correlations) correlate_load_document(l, file, root, id, title); /* correlate_load.c */
+        else add_problem(l, file, line, DETECT_REASON_SKIP_CORRELATION, "correlation rules not supported yet", id, title);
         return;
     }
     if (map_has(root, "action")) {
@@ -700,3 +706,15 @@ arena *loader_take_memory(detect_loader *l)
     l->mem = NULL;
     return mem;
 }
+
+/* ---- hooks for the correlation loader (correlate_load.c) ---------------------------------------- */
+
+struct correlate_defs **loader_correlations(detect_loader *l) { return &l->correlations; }
+
+void loader_add_problem(detect_loader *l, const char *file, uint32_t line, enum detect_reason reason,
+                        const char *message, const char *rule_id, const char *title)
+{
+    add_problem(l, file, line, reason, message, rule_id, title);
+}
+
+detect_report *loader_report_mutable(detect_loader *l) { return &l->report; }

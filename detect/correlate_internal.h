@@ -1,0 +1,162 @@
+/* detect/correlate_internal.h — private to the correlation files of detect/: the parsed
+ * correlation documents (correlate_load.c), the resolved set, matches and the engine state
+ * (correlate.c, correlate_state.c), and the two hooks load.c offers them. */
+#ifndef MAMORI_DETECT_CORRELATE_INTERNAL_H
+#define MAMORI_DETECT_CORRELATE_INTERNAL_H
+
+#include "correlate.h"
+#include "internal.h"
+
+/* ---- hooks in load.c -------------------------------------------------------------------------- */
+
+struct correlate_defs;
+/* The loader's slot for collected correlation documents (NULL until the first one). */
+struct correlate_defs **loader_correlations(struct detect_loader *l);
+/* Records a rejection or skip in the loader's report (copies every string). */
+void loader_add_problem(struct detect_loader *l, const char *file, uint32_t line, enum detect_reason reason,
+                        const char *message, const char *rule_id, const char *title);
+detect_report *loader_report_mutable(struct detect_loader *l);
+
+/* load.c calls this for every document holding `correlation:` when
+ * detect_options.correlations is set. id and title are already read (copied). */
+void correlate_load_document(struct detect_loader *l, const char *file, struct fy_node *root, const char *id,
+                             const char *title);
+void correlate_defs_free(struct correlate_defs *defs);
+
+/* ---- parsed documents ------------------------------------------------------------------------- */
+
+enum ccond_op { CC_GT = 0, CC_GTE, CC_LT, CC_LTE, CC_EQ, CC_NEQ, CC_OP_COUNT };
+
+struct ccond {
+    uint8_t has; /* bit per enum ccond_op */
+    double value[CC_OP_COUNT];
+};
+
+struct cref {
+    const char *text; /* id or name as written */
+    uint32_t line;
+    bool is_correlation; /* resolved: a correlation (target = its index in defs) or a rule */
+    uint32_t target;
+};
+
+struct calias {
+    const char *alias;
+    const char *rule; /* rule name (or id) the mapping applies to */
+    const char *field;
+    uint32_t line;
+};
+
+struct cdef {
+    correlate_rule pub;
+    struct cref *refs;
+    struct calias *aliases;
+    uint32_t alias_count;
+    struct ccond cond;
+    uint32_t depth; /* 0: references base rules only */
+    bool dead;
+    bool visiting; /* cycle search */
+    bool done;
+};
+
+struct correlate_defs {
+    arena mem;
+    struct cdef **defs;
+    uint32_t count, cap;
+    bool taken; /* a set was built from them */
+};
+
+bool ccond_holds(const struct ccond *c, double value);
+
+/* ---- the resolved set ------------------------------------------------------------------------- */
+
+/* A correlation using a rule or a correlation at position pos of its `rules`, with the
+ * field names to read from that source (aliases applied). */
+struct consumer {
+    uint32_t corr;
+    uint32_t pos;
+    const char *const *group_fields; /* corr's group_count of them */
+    const char *const *value_fields; /* corr's field_count of them */
+};
+
+struct correlate_set {
+    detect_ruleset *rs;
+    struct correlate_defs *defs;
+    struct cdef **corrs; /* live correlations, in load order; corrs[i]->pub.info.index == i */
+    uint32_t count;
+    uint32_t rule_count;
+    uint32_t *rule_first; /* base rule index → consumers[rule_first[r] .. rule_first[r+1]) */
+    struct consumer *rule_consumers;
+    uint32_t *corr_first; /* correlation index → corr_consumers[…] */
+    struct consumer *corr_consumers;
+    bool *rule_standalone;
+    bool *corr_emit;
+};
+
+/* ---- matches ---------------------------------------------------------------------------------- */
+
+struct mtarget {
+    uint32_t corr, pos;
+    bool missing;  /* a group-by or value field is absent */
+    bool numeric;  /* value parses as a number */
+    double number;
+    uint64_t value_hash;
+    uint32_t key_off, key_len;     /* in blob */
+    uint32_t value_off, value_len; /* in blob; value_len 0 and value_off UINT32_MAX: none */
+};
+
+struct correlate_match {
+    int64_t time_us;
+    uint32_t id_count;
+    uint32_t target_count;
+    struct mtarget *targets;
+    buf blob;      /* ids (each NUL-terminated) first, then keys and values */
+    bool chained;  /* an alert of a correlation: never late */
+};
+
+/* ---- engine state ----------------------------------------------------------------------------- */
+
+struct centry {
+    int64_t time_us;
+    uint64_t seq; /* arrival order: ties in time keep it */
+    uint32_t pos;
+    uint32_t id_count;
+    double number;
+    uint64_t value_hash;
+    char *data; /* ids, each NUL-terminated, then the value (NUL-terminated) if has_value */
+    uint32_t data_len;
+    bool has_value;
+};
+
+struct ckey {
+    char *key;
+    uint32_t key_len;
+    uint64_t hash;
+    struct ckey *hash_next;
+    struct ckey *newer, *older; /* LRU by last update (arrival) */
+    struct centry *entries;     /* sorted by (time_us, seq) */
+    uint32_t count, cap;
+};
+
+struct cstate {
+    struct ckey **buckets;
+    uint32_t bucket_count; /* power of two */
+    struct ckey *newest, *oldest;
+    correlate_stats stats;
+};
+
+struct correlate_engine {
+    const correlate_set *set;
+    correlate_options opt;
+    struct cstate *states;
+    int64_t watermark_us;
+    uint64_t seq;
+    uint64_t late; /* late matches (once per match, whatever number of correlations) */
+};
+
+/* correlate.c, for correlate_state.c */
+struct ckey *cstate_key(correlate_engine *e, uint32_t corr, const char *key, uint32_t key_len, bool create);
+void cstate_clear(correlate_engine *e, uint32_t corr);
+/* Inserts an entry (taking its data) in time order, evicting the oldest past the limit. */
+uint32_t ckey_insert(correlate_engine *e, uint32_t corr, struct ckey *k, const struct centry *ent);
+
+#endif

@@ -1,0 +1,167 @@
+/* detect/correlate_state.c — one correlation's state as bytes, for checkpoints (the server
+ * will keep them in the `state` column family). Little-endian, versioned, self-delimiting:
+ *
+ *   "MCST" u32 version  str rule-key  u32 type  u32 rule-count  i64 watermark  u64 seq
+ *   u32 key-count, keys from least to most recently updated:
+ *     str key  u32 entry-count, entries in event-time order:
+ *       i64 time  u64 seq  u32 pos  u32 id-count  f64 number  u64 value-hash  u8 has-value
+ *       str data (the ids, each NUL-terminated, then the value NUL-terminated)
+ *   where str = u32 length + bytes.
+ *
+ * Decoding checks every length and invariant; anything off rejects the whole state. */
+#include "correlate_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char MAGIC[4] = {'M', 'C', 'S', 'T'};
+
+static void put_u8(buf *b, uint8_t v) { buf_append(b, &v, 1); }
+static void put_u32(buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, 4);
+}
+static void put_u64(buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, 8);
+}
+static void put_str(buf *b, const char *s, size_t len)
+{
+    put_u32(b, (uint32_t)len);
+    buf_append(b, s, len);
+}
+
+static const char *rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
+
+void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    const correlate_rule *r = &e->set->corrs[index]->pub;
+    const struct cstate *st = &e->states[index];
+    buf_append(out, MAGIC, 4);
+    put_u32(out, CORRELATE_STATE_VERSION);
+    put_str(out, rule_key(r), strlen(rule_key(r)));
+    put_u32(out, (uint32_t)r->type);
+    put_u32(out, r->rule_count);
+    put_u64(out, (uint64_t)e->watermark_us);
+    put_u64(out, e->seq);
+    put_u32(out, (uint32_t)st->stats.keys);
+    for (const struct ckey *k = st->oldest; k; k = k->newer) {
+        put_str(out, k->key, k->key_len);
+        put_u32(out, k->count);
+        for (uint32_t i = 0; i < k->count; i++) {
+            const struct centry *ent = &k->entries[i];
+            uint64_t bits;
+            memcpy(&bits, &ent->number, sizeof bits);
+            put_u64(out, (uint64_t)ent->time_us);
+            put_u64(out, ent->seq);
+            put_u32(out, ent->pos);
+            put_u32(out, ent->id_count);
+            put_u64(out, bits);
+            put_u64(out, ent->value_hash);
+            put_u8(out, ent->has_value);
+            put_str(out, ent->data, ent->data_len);
+        }
+    }
+}
+
+struct reader {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static uint64_t get_n(struct reader *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return v;
+}
+
+static const char *get_str(struct reader *r, uint32_t *len)
+{
+    *len = (uint32_t)get_n(r, 4);
+    if (r->bad || (size_t)(r->end - r->p) < *len) {
+        r->bad = true;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += *len;
+    return s;
+}
+
+int correlate_state_decode(correlate_engine *e, size_t index, const void *data, size_t len)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    const correlate_rule *rule = &e->set->corrs[index]->pub;
+    struct reader r = {.p = data, .end = (const uint8_t *)data + len};
+    cstate_clear(e, (uint32_t)index);
+    if (len < 8 || memcmp(data, MAGIC, 4) != 0) return -EINVAL;
+    r.p += 4;
+    if (get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
+    uint32_t klen;
+    const char *key = get_str(&r, &klen);
+    if (!key || klen != strlen(rule_key(rule)) || memcmp(key, rule_key(rule), klen) != 0) return -EINVAL;
+    if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
+    int64_t watermark = (int64_t)get_n(&r, 8);
+    uint64_t seq = get_n(&r, 8);
+    uint32_t keys = (uint32_t)get_n(&r, 4);
+    for (uint32_t i = 0; i < keys && !r.bad; i++) {
+        const char *kb = get_str(&r, &klen);
+        uint32_t count = (uint32_t)get_n(&r, 4);
+        if (r.bad) break;
+        if (cstate_key(e, (uint32_t)index, kb, klen, false)) { /* a key twice */
+            r.bad = true;
+            break;
+        }
+        struct ckey *k = cstate_key(e, (uint32_t)index, kb, klen, true);
+        int64_t prev = INT64_MIN;
+        for (uint32_t n = 0; n < count && !r.bad; n++) {
+            struct centry ent = {0};
+            ent.time_us = (int64_t)get_n(&r, 8);
+            ent.seq = get_n(&r, 8);
+            ent.pos = (uint32_t)get_n(&r, 4);
+            ent.id_count = (uint32_t)get_n(&r, 4);
+            uint64_t bits = get_n(&r, 8);
+            memcpy(&ent.number, &bits, sizeof bits);
+            ent.value_hash = get_n(&r, 8);
+            uint64_t has_value = get_n(&r, 1);
+            uint32_t dlen;
+            const char *d = get_str(&r, &dlen);
+            if (r.bad || has_value > 1 || ent.pos >= rule->rule_count || ent.time_us < prev || ent.seq > seq || !dlen ||
+                d[dlen - 1] != '\0' || !ent.id_count) {
+                r.bad = true;
+                break;
+            }
+            uint32_t nuls = 0;
+            for (uint32_t x = 0; x < dlen; x++) nuls += d[x] == '\0';
+            if (nuls != ent.id_count + (uint32_t)has_value) {
+                r.bad = true;
+                break;
+            }
+            prev = ent.time_us;
+            ent.has_value = has_value == 1;
+            ent.data_len = dlen;
+            ent.data = mamori_xmalloc(dlen);
+            memcpy(ent.data, d, dlen);
+            ckey_insert(e, (uint32_t)index, k, &ent);
+        }
+        if (!r.bad && !k->count) r.bad = true; /* encoders never write empty keys */
+    }
+    if (r.bad || r.p != r.end) {
+        cstate_clear(e, (uint32_t)index);
+        return -EINVAL;
+    }
+    if (watermark > e->watermark_us) e->watermark_us = watermark;
+    if (seq > e->seq) e->seq = seq;
+    return 0;
+}
