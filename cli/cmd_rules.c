@@ -4,6 +4,7 @@
  * both rule-loading commands share (placeholder options, the load report). */
 #include "cli.h"
 
+#include "detect/correlate.h"
 #include "detect/detect.h"
 
 #include <errno.h>
@@ -70,10 +71,12 @@ void cli_print_rule_report(FILE *out, const detect_report *r, bool list_rejectio
             fprintf(out, "%s:%u: %s: %s\n", p->file, p->line, detect_reason_name(p->reason), p->message);
         }
     }
+    char correlations[48] = "";
+    if (r->correlations) snprintf(correlations, sizeof correlations, ", %u correlations", r->correlations);
     fprintf(out,
             "rules: %u loaded (%u for logsources no event classification reaches), %u rejected, %u skipped, "
-            "%u filters; %u files, %u documents\n",
-            r->loaded, r->unroutable, r->rejected, r->skipped, r->filters, r->files, r->documents);
+            "%u filters%s; %u files, %u documents\n",
+            r->loaded, r->unroutable, r->rejected, r->skipped, r->filters, correlations, r->files, r->documents);
     for (int k = 0; k < DETECT_REASON_COUNT; k++)
         if (r->by_reason[k])
             fprintf(out, "  %-5u %s%s\n", r->by_reason[k], detect_reason_name((enum detect_reason)k),
@@ -144,6 +147,7 @@ static int cmd_rules_lint(int argc, char **argv)
         return 2;
     }
     cli_placeholders_apply(ph, &opt);
+    opt.correlations = true; /* checked as mamorictl scan loads them */
     detect_loader *loader = detect_loader_create(&opt);
     int rc = 0;
     char err[512];
@@ -158,6 +162,9 @@ static int cmd_rules_lint(int argc, char **argv)
         fprintf(stderr, "mamorictl rules lint: %s\n", err);
         rc = 1;
     }
+    correlate_set *corr = NULL;
+    if (rs && correlate_set_build(loader, rs, &corr)) rc = 1;
+    correlate_set_destroy(corr);
     const detect_report *report = detect_loader_report(loader);
     cli_print_rule_report(stdout, report, true, list_skips);
     if (report->rejected) rc = 1;

@@ -4,7 +4,9 @@
  * server does (tenant "offline", agent "scan"), evaluates every rule, writes one NDJSON
  * alert per match to stdout and a summary to stderr. One worker, one thread; events are
  * normalized and detected in batches of 256 and the arena is reset after each batch, so
- * memory stays flat however large the input. */
+ * memory stays flat however large the input. Correlation rules (detect/correlate.h) see the
+ * matches of their base rules after the whole input was read, sorted by event time, so
+ * they fire as on a stream where nothing arrives late; only those matches are kept. */
 #include "cli.h"
 
 #include "core/arena.h"
@@ -12,6 +14,7 @@
 #include "core/clock.h"
 #include "core/event.h"
 #include "core/json.h"
+#include "detect/correlate.h"
 #include "detect/detect.h"
 
 #include <errno.h>
@@ -40,6 +43,10 @@ static void usage(FILE *out)
             "array of objects. Writes one NDJSON alert per match to stdout:\n"
             "  {\"rule\":{\"id\",\"title\",\"level\",\"status\",\"tags\",\"attack\",\"file\",\"line\"},\n"
             "   \"event\":{…normalized ECS event…},\"source\":{\"file\",\"index\"}}\n"
+            "Correlation rules in the rule files run over the matches of their base rules in\n"
+            "event-time order once the input is read; each correlation alert is one line:\n"
+            "  {\"rule\":{…the correlation…},\"correlation\":{\"id\",\"type\",\"timespan\",\"group\",\n"
+            "   \"window\":{\"first\",\"last\"},\"value\",\"event_count\",\"events\":[\"FILE#INDEX\"…]}}\n"
             "and a summary to stderr. Exit status 0 on success, 1 on bad input or rules that cannot\n"
             "be compiled, 2 on usage errors.\n"
             "\n"
@@ -71,7 +78,20 @@ typedef struct scan {
     uint32_t batch_index[SCAN_BATCH_EVENTS]; /* position of each event in its file */
     size_t batch_count;
     const char *batch_file;
+    /* correlations: matches of their base rules, fed in event-time order at the end */
+    correlate_set *corr;
+    struct scan_match *matches;
+    size_t match_count, match_cap;
+    uint64_t corr_alerts, held_back; /* correlation alerts; base matches not alerting alone */
+    size_t corr_matches;
+    correlate_stats corr_stats;
 } scan;
+
+struct scan_match {
+    correlate_match *m;
+    int64_t time_us;
+    uint64_t order; /* input order: ties in time keep it */
+};
 
 static void flush_out(scan *s, bool force)
 {
@@ -97,10 +117,33 @@ static void progress(scan *s, bool final)
     fflush(stderr);
 }
 
+/* A match of a rule some correlation uses: kept (self-contained) for the end. Offline
+ * events have no stored id: a correlation alert names them FILE#INDEX, as the single-event
+ * alerts' "source" does. */
+static void keep_match(scan *s, const mamori_event *ev, uint32_t index, const detect_rule *r)
+{
+    char id[4096];
+    snprintf(id, sizeof id, "%s#%u", s->batch_file, index);
+    if (s->match_count == s->match_cap) {
+        s->match_cap = s->match_cap ? s->match_cap * 2 : 1024;
+        s->matches = mamori_xrealloc(s->matches, s->match_cap * sizeof *s->matches);
+    }
+    s->matches[s->match_count] = (struct scan_match){
+        .m = correlate_match_create(s->corr, r, ev, ev->ts_us, id), .time_us = ev->ts_us, .order = s->match_count};
+    s->match_count++;
+}
+
 static void write_alert(void *ctx, size_t event_index, const detect_rule *r)
 {
     scan *s = ctx;
     const mamori_event *ev = &s->batch[event_index];
+    if (s->corr && correlate_set_uses_rule(s->corr, r)) {
+        keep_match(s, ev, s->batch_index[event_index], r);
+        if (!correlate_set_rule_standalone(s->corr, r)) {
+            s->held_back++;
+            return;
+        }
+    }
     buf_puts(&s->out, "{\"rule\":");
     detect_rule_write_json(&s->out, r);
     buf_puts(&s->out, ",\"event\":");
@@ -224,6 +267,46 @@ static int scan_file(scan *s, const char *path, uint64_t seq)
     return status;
 }
 
+static void write_correlation_alert(void *ctx, const correlate_alert *a)
+{
+    scan *s = ctx;
+    if (!a->emit) return; /* only feeds a chain */
+    buf_puts(&s->out, "{\"rule\":");
+    detect_rule_write_json(&s->out, &a->rule->info);
+    buf_puts(&s->out, ",\"correlation\":");
+    correlate_alert_write_json(&s->out, a);
+    buf_puts(&s->out, "}\n");
+    s->corr_alerts++;
+    flush_out(s, false);
+}
+
+static int by_time(const void *a, const void *b)
+{
+    const struct scan_match *x = a, *y = b;
+    if (x->time_us != y->time_us) return x->time_us < y->time_us ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Feeds the kept matches in event-time order. */
+static void run_correlations(scan *s)
+{
+    qsort(s->matches, s->match_count, sizeof *s->matches, by_time);
+    correlate_options opt;
+    correlate_options_default(&opt);
+    correlate_engine *e = correlate_engine_create(s->corr, &opt);
+    for (size_t i = 0; i < s->match_count; i++) {
+        correlate_engine_feed(e, s->matches[i].m, write_correlation_alert, s);
+        correlate_match_destroy(s->matches[i].m);
+    }
+    flush_out(s, true);
+    correlate_engine_stats(e, SIZE_MAX, &s->corr_stats);
+    s->corr_matches = s->match_count;
+    correlate_engine_destroy(e);
+    free(s->matches);
+    s->matches = NULL;
+    s->match_count = 0;
+}
+
 struct rule_count {
     const detect_rule *rule;
     uint64_t alerts;
@@ -303,6 +386,7 @@ int cmd_scan(int argc, char **argv)
     }
     status = 1;
     cli_placeholders_apply(ph, &opt);
+    opt.correlations = true;
     detect_loader *loader = detect_loader_create(&opt);
     char err[512];
     for (size_t i = 0; i < rule_path_count; i++) {
@@ -318,10 +402,18 @@ int cmd_scan(int argc, char **argv)
         detect_loader_destroy(loader);
         goto out;
     }
+    correlate_set *corr = NULL;
+    if (correlate_set_build(loader, rs, &corr)) {
+        fprintf(stderr, "mamorictl scan: cannot resolve correlation rules\n");
+        detect_ruleset_unref(rs);
+        detect_loader_destroy(loader);
+        goto out;
+    }
     /* inputs must exist before any work: a typo should not cost a long run */
     for (size_t i = 0; i < file_count; i++) {
         if (strcmp(files[i], "-") != 0 && access(files[i], R_OK) != 0) {
             fprintf(stderr, "mamorictl scan: %s: %s\n", files[i], strerror(errno));
+            correlate_set_destroy(corr);
             detect_ruleset_unref(rs);
             detect_loader_destroy(loader);
             goto out;
@@ -333,6 +425,7 @@ int cmd_scan(int argc, char **argv)
     s.worker = detect_worker_create();
     if (detect_worker_bind(s.worker, rs)) {
         fprintf(stderr, "mamorictl scan: cannot allocate Hyperscan scratch\n");
+        correlate_set_destroy(corr);
         detect_worker_destroy(s.worker);
         detect_ruleset_unref(rs);
         detect_loader_destroy(loader);
@@ -343,6 +436,7 @@ int cmd_scan(int argc, char **argv)
     arena_init(&s.mem, 256 * 1024);
     buf_init(&s.out);
     s.format = format;
+    s.corr = correlate_set_count(corr) ? corr : NULL;
     s.stamp.tenant = SCAN_TENANT;
     s.stamp.agent_id = SCAN_AGENT;
     s.stamp.agent_hash = event_agent_hash(SCAN_TENANT, SCAN_AGENT);
@@ -355,6 +449,7 @@ int cmd_scan(int argc, char **argv)
     status = 0;
     for (size_t i = 0; i < file_count && status == 0; i++) status = scan_file(&s, files[i], i + 1);
     flush_out(&s, true);
+    if (s.corr) run_correlations(&s);
     progress(&s, true);
     double secs = (double)(clock_mono_us() - s.started_us) / 1e6;
 
@@ -363,6 +458,16 @@ int cmd_scan(int argc, char **argv)
     fprintf(stderr, "scan: %llu events (%llu rejected) from %zu files, %llu alerts, %.3f s, %.0f events/s\n",
             (unsigned long long)s.events, (unsigned long long)s.rejected, file_count, (unsigned long long)s.alerts, secs,
             secs > 0 ? (double)s.events / secs : 0.0);
+    if (s.corr) {
+        const correlate_stats *cs = &s.corr_stats;
+        fprintf(stderr,
+                "correlations: %zu loaded, %llu alerts; %zu base matches (%llu not alerting alone), %llu late, "
+                "%llu missing a group-by or value field, %llu not numeric, %llu keys and %llu matches evicted\n",
+                correlate_set_count(corr), (unsigned long long)s.corr_alerts, s.corr_matches,
+                (unsigned long long)s.held_back, (unsigned long long)cs->late, (unsigned long long)cs->missing_field,
+                (unsigned long long)cs->not_numeric, (unsigned long long)cs->evicted_keys,
+                (unsigned long long)cs->evicted_events);
+    }
     if (rule_stats) print_rule_stats(&s, rs);
 
     free(s.alerts_by_rule);
@@ -371,6 +476,7 @@ int cmd_scan(int argc, char **argv)
     json_parser_destroy(s.parser);
     normalizer_destroy(s.norm);
     detect_worker_destroy(s.worker);
+    correlate_set_destroy(corr);
     detect_ruleset_unref(rs);
     detect_loader_destroy(loader);
 out:
