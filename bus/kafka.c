@@ -231,7 +231,10 @@ static void kb_get_stats(bus *bb, bus_stats *out)
     out->inflight_bytes = atomic_load(&k->inflight_bytes);
     out->inflight_batches = atomic_load(&k->inflight_batches);
     pthread_mutex_lock(&k->consumers_lock);
-    for (uint32_t i = 0; i < k->consumer_count; i++) out->queued_batches += kafka_consumer_lag(k->consumers[i]);
+    for (uint32_t i = 0; i < k->consumer_count; i++) {
+        uint32_t assigned;
+        out->queued_batches += kafka_consumer_lag(k->consumers[i], &assigned);
+    }
     pthread_mutex_unlock(&k->consumers_lock);
 }
 
@@ -259,24 +262,30 @@ static void kb_write_metrics(bus *bb, buf *out)
                (unsigned long long)atomic_load(&k->delivered), (unsigned long long)atomic_load(&k->delivery_errors),
                (unsigned long long)atomic_load(&k->broker_errors), (unsigned long long)atomic_load(&k->inflight_batches),
                (unsigned long long)atomic_load(&k->inflight_bytes), atomic_load(&k->fatal) ? 1 : 0);
-    static const char *const names[] = {"consumer_lag_messages", "consumed_total", "invalid_messages_total",
+    static const char *const names[] = {"consumer_lag_messages", "assigned_partitions", "consumed_total",
+                                        "invalid_messages_total",
                                         "commits_total", "commit_errors_total", "rebalances_total"};
     static const char *const help[] = {
         "Messages of the assigned partitions not yet done (from cached high watermarks).",
+        "Partitions of the topic assigned to this consumer (0: none, e.g. while the group rebalances).",
         "Batches taken from Kafka.", "Messages that were not a valid batch (skipped, logged).",
         "Offset commits.", "Failed offset commits (retried; a crash meanwhile only redelivers).",
         "Partition assignments and revocations."};
+    _Static_assert(MAMORI_ARRAY_LEN(names) == MAMORI_ARRAY_LEN(help), "one help text per metric");
     pthread_mutex_lock(&k->consumers_lock);
     for (size_t m = 0; m < MAMORI_ARRAY_LEN(names); m++) {
         buf_printf(out, "# HELP mamori_bus_kafka_%s %s\n# TYPE mamori_bus_kafka_%s %s\n", names[m], help[m], names[m],
-                   m == 0 ? "gauge" : "counter");
+                   m <= 1 ? "gauge" : "counter");
         for (uint32_t i = 0; i < k->consumer_count; i++) {
             kafka_consumer *c = k->consumers[i];
-            uint64_t v = m == 0   ? kafka_consumer_lag(c)
-                         : m == 1 ? atomic_load(&c->consumed)
-                         : m == 2 ? atomic_load(&c->invalid)
-                         : m == 3 ? atomic_load(&c->commits)
-                         : m == 4 ? atomic_load(&c->commit_errors)
+            uint32_t assigned = 0;
+            uint64_t lag = m <= 1 ? kafka_consumer_lag(c, &assigned) : 0;
+            uint64_t v = m == 0   ? lag
+                         : m == 1 ? assigned
+                         : m == 2 ? atomic_load(&c->consumed)
+                         : m == 3 ? atomic_load(&c->invalid)
+                         : m == 4 ? atomic_load(&c->commits)
+                         : m == 5 ? atomic_load(&c->commit_errors)
                                   : atomic_load(&c->rebalances);
             buf_printf(out, "mamori_bus_kafka_%s{group=\"%s\",consumer=\"%u\"} %llu\n", names[m], c->group->kafka_id,
                        c->index, (unsigned long long)v);

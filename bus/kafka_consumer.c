@@ -41,6 +41,7 @@ static void track_reset(part_track *t, bool assigned)
     t->generation++;
     t->commit_next = t->next_offset = -1;
     t->drain_target = -1;
+    t->start_offset = -1;
     t->head = t->count = 0;
 }
 
@@ -160,12 +161,18 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     atomic_fetch_add_explicit(&c->rebalances, 1, memory_order_relaxed);
     rd_kafka_error_t *error = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* where the group stands, for the lag until the first message arrives (one round trip) */
+        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+        bool known = rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
         pthread_mutex_lock(&c->lock);
         for (int i = 0; i < parts->cnt; i++) {
             part_track *t = track_of(c, parts->elems[i].partition);
-            if (t) track_reset(t, true);
+            if (!t) continue;
+            track_reset(t, true);
+            if (known && !committed->elems[i].err) t->start_offset = committed->elems[i].offset >= 0 ? committed->elems[i].offset : -1;
         }
         pthread_mutex_unlock(&c->lock);
+        rd_kafka_topic_partition_list_destroy(committed);
         LOG_INFO(MOD, "kafka consumer %s: assigned partitions [%s]", c->name, which);
         if (cooperative) error = rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
@@ -370,7 +377,8 @@ static void drain_begin(kafka_consumer *c, int64_t deadline_ms)
         t->drain_target = assigned->elems[i].offset;
         if (t->next_offset < 0) /* nothing consumed yet: it starts at the committed offset */
             t->next_offset = have_committed && committed->elems[i].offset >= 0 ? committed->elems[i].offset
-                                                                                  : low->elems[i].offset;
+                             : t->start_offset >= 0                              ? t->start_offset
+                                                                                 : low->elems[i].offset;
     }
     pthread_mutex_unlock(&c->lock);
     rd_kafka_topic_partition_list_destroy(low);
@@ -561,16 +569,22 @@ out:
 
 /* Messages in the topic not yet done by this consumer's assigned partitions (from the cached
  * high watermarks: no broker round trip). */
-uint64_t kafka_consumer_lag(kafka_consumer *c)
+uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned)
 {
     uint64_t lag = 0;
+    *assigned = 0;
     pthread_mutex_lock(&c->lock);
     for (uint32_t p = 0; p < c->part_count; p++) {
         part_track *t = &c->parts[p];
         if (!t->assigned) continue;
+        (*assigned)++;
         int64_t lo, hi;
         if (rd_kafka_get_watermark_offsets(c->rk, c->k->topic, (int32_t)p, &lo, &hi) || hi < 0) continue;
-        int64_t at = t->commit_next >= 0 ? t->commit_next : t->count ? t->offsets[t->head] : t->next_offset;
+        int64_t at = t->commit_next >= 0 ? t->commit_next
+                     : t->count          ? t->offsets[t->head]
+                     : t->next_offset >= 0 ? t->next_offset
+                     : t->start_offset >= 0 ? t->start_offset
+                                            : lo;
         if (at >= 0 && hi > at) lag += (uint64_t)(hi - at);
     }
     pthread_mutex_unlock(&c->lock);

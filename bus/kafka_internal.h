@@ -33,6 +33,7 @@ typedef struct part_track {
     int64_t commit_next;   /* everything below is done; -1 = nothing done since the assignment */
     int64_t next_offset;   /* after the last message handed out; -1 = none yet */
     int64_t drain_target;  /* high watermark when shutdown began */
+    int64_t start_offset;  /* the group's committed offset at assignment; -1 none (from the beginning) */
     int64_t *offsets;      /* ring of outstanding offsets */
     bool *done;
     uint32_t head, count, cap;
@@ -104,7 +105,8 @@ int kafka_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms);
 void kafka_done(bus_consumer *c, bus_batch **batches, size_t n);
 void kafka_consumer_close(bus_consumer *c);
 int kafka_wait_caught_up(bus *b, const char *group, int timeout_ms);
-/* Messages of the consumer's assigned partitions not yet done (cached watermarks). */
-uint64_t kafka_consumer_lag(kafka_consumer *c);
+/* Messages of the consumer's assigned partitions not yet done (cached watermarks), and how
+ * many partitions are assigned to it. */
+uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned);
 
 #endif

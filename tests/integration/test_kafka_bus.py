@@ -3,7 +3,8 @@ ADDR): simulated agents over mutual TLS, each batch one Kafka message, acked aft
 delivery report, stored by the consumer group mamori-store exactly once — also when some lines
 are rejected (gaps in the event indexes travel through Kafka) and across kill -9 of mamorid in
 mid-run (redelivered batches overwrite nothing twice; WELCOME never goes below an ACK the agents
-already got). The broker is started by the test (deploy/kafka-dev.sh) and always stopped."""
+already got); and across a broker outage in mid-run, which is backpressure on the agents,
+never loss. The broker is started by the test (deploy/kafka-dev.sh) and always stopped."""
 import os
 import shutil
 import ssl
@@ -20,21 +21,38 @@ SOURCE = os.environ.get("MAMORI_SOURCE_DIR", os.path.join(os.path.dirname(__file
 KAFKA_DEV = os.path.join(SOURCE, "deploy/kafka-dev.sh")
 AGENTS = 20
 EVENTS = 5000
+PARTITIONS = 12  # bus.kafka.partitions default: mamorid creates each test's topic
 
 
-@pytest.fixture(scope="module")
-def broker():
-    d = os.path.realpath(temp_dir("mamori-kafka-bus-"))
-    try:
-        p = subprocess.run([KAFKA_DEV, "start", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+class Broker:
+    def __init__(self, d):
+        self.dir = d
+        self.bootstrap = None
+
+    def start(self):
+        p = subprocess.run([KAFKA_DEV, "start", self.dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=900)  # the first start on a machine downloads the broker
         assert p.returncode == 0, p.stdout + p.stderr
         line = p.stdout.strip().splitlines()[-1]
         assert line.startswith("bootstrap="), p.stdout
-        yield line.split("=", 1)[1]
+        addr = line.split("=", 1)[1]
+        assert self.bootstrap in (None, addr), "a restarted broker keeps its address"
+        self.bootstrap = addr
+        return self
+
+    def stop(self):
+        subprocess.run([KAFKA_DEV, "stop", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120, check=True)
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Broker(os.path.realpath(temp_dir("mamori-kafka-bus-")))
+    try:
+        yield b.start()
     finally:
-        subprocess.run([KAFKA_DEV, "stop", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-        shutil.rmtree(d, ignore_errors=True)
+        b.stop()
+        shutil.rmtree(b.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -59,12 +77,15 @@ def metrics(server):
 
 
 def wait_consumed(server, timeout=90):
-    """Until both groups have done everything in the topic (lag 0 and everything acked delivered)."""
+    """Until both groups have done everything in the topic: every partition assigned in each
+    group, lag 0, and nothing waiting for the broker."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         m = metrics(server)
         lags = [v for k, v in m.items() if k.startswith("mamori_bus_kafka_consumer_lag_messages")]
-        if len(lags) == 2 and sum(lags) == 0 and m["mamori_bus_kafka_inflight_batches"] == 0:
+        assigned = [v for k, v in m.items() if k.startswith("mamori_bus_kafka_assigned_partitions")]
+        if len(lags) == 2 and sum(lags) == 0 and assigned == [PARTITIONS, PARTITIONS] and \
+                m["mamori_bus_kafka_inflight_batches"] == 0:
             return m
         time.sleep(0.5)
     raise AssertionError("consumers did not catch up: %r" % metrics(server))
@@ -77,12 +98,38 @@ def host_counts(dev_dir, prefix):
     return ctl(*args)
 
 
-def kafka_server(dev_dir, bootstrap):
-    return Server(dev_dir, extra=["--bus", "kafka", "--kafka-bootstrap", bootstrap])
+def kafka_server(dev_dir, bootstrap, name):
+    """A node on its own topic and groups: each test starts from an empty topic."""
+    return Server(dev_dir, extra=["--bus", "kafka", "--kafka-bootstrap", bootstrap,
+                                  "--set", "bus.kafka.topic=%s.events" % name,
+                                  "--set", "bus.kafka.group_prefix=%s-" % name])
+
+
+def background_sim(dev_dir, *args):
+    """The simulator in the background; returns (process, stderr lines, acked-so-far function)."""
+    run = sim(dev_dir, *args, "--progress-ms", 200, "--timeout", 300, background=True)
+    err_lines = []
+    reader = threading.Thread(target=lambda: err_lines.extend(run.stderr), daemon=True)
+    reader.start()
+
+    def acked():
+        n = 0
+        for line in list(err_lines)[-5:]:
+            if " acked=" in line:
+                n = max(n, int(line.split(" acked=")[1].split()[0]))
+        return n
+    return run, err_lines, reader, acked
+
+
+def wait_acked(acked, at_least, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and acked() < at_least:
+        time.sleep(0.1)
+    return acked()
 
 
 def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
-    server = kafka_server(dev_dir, broker).start(timeout=120)
+    server = kafka_server(dev_dir, broker.bootstrap, "kill").start(timeout=120)
     try:
         assert "development node (kafka bus" in server.log()
         # 1. every line but the malformed ones, stored once; rejected lines leave index gaps
@@ -95,7 +142,8 @@ def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
         m = wait_consumed(server)
         assert m["mamori_bus_kafka_delivered_total"] >= s["batches"]
         assert m["mamori_bus_kafka_delivery_errors_total"] == 0
-        assert m['mamori_bus_kafka_invalid_messages_total{group="mamori-store",consumer="0"}'] == 0
+        assert m['mamori_bus_kafka_invalid_messages_total{group="kill-store",consumer="0"}'] == 0
+        assert m['mamori_bus_kafka_consumed_total{group="kill-detect",consumer="0"}'] >= s["batches"]
     finally:
         assert server.stop() == 0
     first = AGENTS * EVENTS - rejected
@@ -104,20 +152,11 @@ def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
 
     # 2. kill -9 in mid-run: nothing acked is lost, nothing is stored twice
     server.start(timeout=120)
-    run = sim(dev_dir, "--agents", AGENTS, "--events-per-agent", EVENTS, "--agent-prefix", "kb", "--rate", 20000,
-              "--progress-ms", 200, "--timeout", 300, background=True)
-    err_lines = []
-    reader = threading.Thread(target=lambda: err_lines.extend(run.stderr), daemon=True)
-    reader.start()
+    run, err_lines, reader, acked_now = background_sim(dev_dir, "--agents", AGENTS, "--events-per-agent", EVENTS,
+                                                      "--agent-prefix", "kb", "--rate", 20000)
     total = AGENTS * EVENTS
     try:
-        deadline = time.time() + 120
-        acked = 0
-        while time.time() < deadline and acked < total // 4:
-            for line in list(err_lines)[-5:]:
-                if " acked=" in line:
-                    acked = max(acked, int(line.split(" acked=")[1].split()[0]))
-            time.sleep(0.1)
+        acked = wait_acked(acked_now, total // 4)
         assert acked >= total // 4, "the simulator made no progress:\n" + "".join(err_lines[-20:])
         assert acked < total, "the run ended before the kill; lower --rate"
         server.kill9()
@@ -141,3 +180,39 @@ def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
     counts = host_counts(dev_dir, "kb")
     assert counts["events"] == total, "events lost or duplicated across the crash"
     assert set(counts["by_value"].values()) == {EVENTS}
+
+
+def test_broker_outage_is_backpressure_not_loss(broker, dev_dir):
+    """The broker stops in mid-run: nothing is acked while it is away (the agents keep their
+    spools, ingest stops reading them); once it is back everything arrives exactly once."""
+    server = kafka_server(dev_dir, broker.bootstrap, "outage").start(timeout=120)
+    total = AGENTS * 2500
+    run, err_lines, reader, acked_now = background_sim(dev_dir, "--agents", AGENTS, "--events-per-agent", 2500,
+                                                      "--agent-prefix", "ko", "--rate", 5000)
+    try:
+        assert wait_acked(acked_now, total // 5) >= total // 5, "no progress:\n" + "".join(err_lines[-20:])
+        broker.stop()
+        time.sleep(2)  # acks already on their way arrive
+        during = acked_now()
+        assert during < total, "the run ended before the outage; lower --rate"
+        time.sleep(10)
+        assert acked_now() == during, "acked while the broker was down"
+        m = metrics(server)
+        assert m["mamori_bus_kafka_inflight_batches"] > 0  # held, not dropped
+        assert m["mamori_bus_kafka_delivery_errors_total"] == 0
+        broker.start()  # same address: the client reconnects by itself
+        out = run.stdout.read()
+        run.wait(timeout=300)
+        reader.join(timeout=10)
+        wait_consumed(server)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        server.stop()
+    s = parse_sim(run.returncode, out, "".join(err_lines))
+    assert s["_rc"] == 0, s["_stderr"][-3000:]
+    assert s["sent"] == total and s["acked"] == total
+    assert ctl("store", "count", "--dev", dev_dir)["events"] == total
+    counts = host_counts(dev_dir, "ko")
+    assert counts["events"] == total
+    assert set(counts["by_value"].values()) == {2500}
