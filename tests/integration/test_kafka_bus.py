@@ -216,3 +216,34 @@ def test_broker_outage_is_backpressure_not_loss(broker, dev_dir):
     counts = host_counts(dev_dir, "ko")
     assert counts["events"] == total
     assert set(counts["by_value"].values()) == {2500}
+
+
+def test_kcat_producer_is_ingested(broker, dev_dir):
+    """An external producer (kcat: one message per line, keyed tenant/agent, no mamori.* headers
+    but the format) is stored like agent data; a line that is not JSON is rejected alone."""
+    server = kafka_server(dev_dir, broker.bootstrap, "kcat").start(timeout=120)
+    try:
+        ecs = ('{"@timestamp":"2026-11-26T01:00:00Z","event":{"category":"process"},"process":{"name":"cmd.exe"}}\n'
+               '{"process":{"name":"b.exe"}}\nnot json\n')
+        subprocess.run(["kcat", "-P", "-b", broker.bootstrap, "-t", "kcat.events", "-k", "acme/host-7"],
+                       input=ecs, text=True, check=True, timeout=60)
+        sysmon = ('{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Image":"C:\\\\w\\\\x.exe",'
+                  '"UtcTime":"2026-11-26 01:00:00.000"}\n')
+        subprocess.run(["kcat", "-P", "-b", broker.bootstrap, "-t", "kcat.events", "-k", "acme/host-8",
+                        "-H", "mamori.format=winlog"], input=sysmon, text=True, check=True, timeout=60)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            m = metrics(server)
+            if m['mamori_bus_kafka_consumed_total{group="kcat-store",consumer="0"}'] >= 4:
+                break
+            time.sleep(0.2)
+        wait_consumed(server)
+    finally:
+        server.stop()
+    assert ctl("store", "count", "--dev", dev_dir, "--tenant", "acme")["events"] == 3
+    by_host = ctl("store", "lookup", "--dev", dev_dir, "--tenant", "acme", "--field", "host.id",
+                  "--value", "host-7", "--value", "host-8")["by_value"]
+    assert by_host == {"host-7": 2, "host-8": 1}
+    by_name = ctl("store", "lookup", "--dev", dev_dir, "--tenant", "acme", "--field", "process.name",
+                  "--value", "x.exe", "--value", "cmd.exe", "--value", "b.exe")["by_value"]
+    assert by_name == {"x.exe": 1, "cmd.exe": 1, "b.exe": 1}
