@@ -119,7 +119,9 @@ static void add_target(correlate_match *m, const correlate_set *s, const struct 
 static correlate_match *match_new(int64_t time_us, uint32_t targets)
 {
     correlate_match *m = mamori_xcalloc(1, sizeof *m);
-    m->time_us = time_us;
+    /* ±2^62 µs (±146,000 years): window arithmetic stays far from overflow */
+    const int64_t bound = (int64_t)1 << 62;
+    m->time_us = time_us < -bound ? -bound : time_us > bound ? bound : time_us;
     m->targets = mamori_xcalloc(targets ? targets : 1, sizeof *m->targets);
     buf_init(&m->blob);
     return m;
@@ -561,6 +563,7 @@ correlate_engine *correlate_engine_create(const correlate_set *set, const correl
     if (!e->opt.keys_max) e->opt.keys_max = 1;
     if (!e->opt.events_per_key_max) e->opt.events_per_key_max = 1;
     if (e->opt.lateness_us < 0) e->opt.lateness_us = 0;
+    if (e->opt.lateness_us > CORRELATE_LATENESS_MAX_US) e->opt.lateness_us = CORRELATE_LATENESS_MAX_US;
     e->states = mamori_xcalloc(set->count ? set->count : 1, sizeof *e->states);
     e->watermark_us = INT64_MIN;
     return e;

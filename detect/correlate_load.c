@@ -529,6 +529,21 @@ int correlate_set_build(detect_loader *l, detect_ruleset *rs, correlate_set **ou
                 reject(l, d, 0, "id %s already loaded from %s line %u", id, defs->defs[j]->pub.info.file,
                        defs->defs[j]->pub.info.line);
     }
+    /* names are references too: unique among correlations and rules */
+    for (uint32_t i = 0; i < defs->count; i++) {
+        struct cdef *d = defs->defs[i];
+        const char *name = d->pub.info.name;
+        if (!name[0] || d->dead) continue;
+        for (uint32_t r = 0; r < s->rule_count && !d->dead; r++) {
+            const detect_rule *o = detect_ruleset_rule(rs, r);
+            if (!strcmp(o->name, name))
+                reject(l, d, 0, "name %s is already the name of rule '%s' (%s line %u)", name, o->title, o->file, o->line);
+        }
+        for (uint32_t j = 0; j < i && !d->dead; j++)
+            if (!defs->defs[j]->dead && !strcmp(defs->defs[j]->pub.info.name, name))
+                reject(l, d, 0, "name %s already used by the correlation in %s line %u", name,
+                       defs->defs[j]->pub.info.file, defs->defs[j]->pub.info.line);
+    }
     /* references: correlations first (by id, then name), then rules */
     for (uint32_t i = 0; i < defs->count; i++) {
         struct cdef *d = defs->defs[i];

@@ -17,6 +17,11 @@
 
 static const char MAGIC[4] = {'M', 'C', 'S', 'T'};
 
+/* Event times a state may hold: ±2^62 µs (±146,000 years) keeps every window computation
+ * (time - timespan - lateness) far from overflow. */
+#define TIME_ABS_MAX ((int64_t)1 << 62)
+static bool time_ok(int64_t t) { return t >= -TIME_ABS_MAX && t <= TIME_ABS_MAX; }
+
 static void put_u8(buf *b, uint8_t v) { buf_append(b, &v, 1); }
 static void put_u32(buf *b, uint32_t v)
 {
@@ -113,6 +118,7 @@ int correlate_state_decode(correlate_engine *e, size_t index, const void *data, 
     if (!key || klen != strlen(rule_key(rule)) || memcmp(key, rule_key(rule), klen) != 0) return -EINVAL;
     if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
     int64_t watermark = (int64_t)get_n(&r, 8);
+    if (watermark != INT64_MIN && !time_ok(watermark)) return -EINVAL;
     uint64_t seq = get_n(&r, 8);
     uint32_t keys = (uint32_t)get_n(&r, 4);
     for (uint32_t i = 0; i < keys && !r.bad; i++) {
@@ -137,7 +143,8 @@ int correlate_state_decode(correlate_engine *e, size_t index, const void *data, 
             uint64_t has_value = get_n(&r, 1);
             uint32_t dlen;
             const char *d = get_str(&r, &dlen);
-            if (r.bad || has_value > 1 || ent.pos >= rule->rule_count || ent.time_us < prev || ent.seq > seq || !dlen ||
+            if (r.bad || has_value > 1 || ent.pos >= rule->rule_count || ent.time_us < prev || !time_ok(ent.time_us) ||
+                ent.seq > seq || !dlen ||
                 d[dlen - 1] != '\0' || !ent.id_count) {
                 r.bad = true;
                 break;

@@ -606,6 +606,27 @@ static void test_generate_keeps_base_alerts(void **state)
     ch_fini(&h);
 }
 
+/* No group-by: every match is in one group (and the alert's group is empty). */
+static void test_no_group_by(void **state)
+{
+    (void)state;
+    ch h;
+    ch_init(&h, "title: any three\nid: c1\ncorrelation:\n    type: event_count\n    rules: [failed_login]\n"
+                "    timespan: 1m\n    condition:\n        gte: 3\n---\n" FAILED_LOGIN);
+    sec(&h, "a", 0, 4625, "\"User\":\"u1\"");
+    sec(&h, "b", 1, 4625, "");
+    sec(&h, "c", 2, 4625, "\"User\":\"u3\"");
+    assert_int_equal(h.count, 1);
+    assert_string_equal(h.alerts[0].group, "");
+    assert_string_equal(h.alerts[0].ids, "a,b,c");
+    correlate_stats s;
+    correlate_engine_stats(h.eng, 0, &s);
+    assert_int_equal(s.matches, 3);
+    assert_int_equal(s.alerts, 1);
+    assert_int_equal(s.keys, 0); /* consumed: nothing held */
+    ch_fini(&h);
+}
+
 /* The aliases example: the same address as destination in one rule's events and as source
  * in the other's. */
 static void test_spec_aliases(void **state)
@@ -810,6 +831,9 @@ static void test_loader_rejections(void **state)
     expect_rejection("title: c\nid: 5638f7c0-ac70-491d-8465-2a65075e0d86\ncorrelation:\n    type: temporal\n"
                      "    rules: [failed_login]\n    timespan: 5m\n---\n" FAILED_LOGIN,
                      1, "already the id of rule");
+    expect_rejection("title: c\nname: failed_login\ncorrelation:\n    type: temporal\n    rules: [5638f7c0-ac70-491d-8465-2a65075e0d86]\n"
+                     "    timespan: 5m\n---\n" FAILED_LOGIN,
+                     1, "already the name of rule");
     expect_rejection(CORR_HEAD "    type: temporal\n    rules: [failed_login]\n    timespan: 5m\ngenerate: maybe\n---\n" FAILED_LOGIN,
                      7, "'generate' must be true or false");
     /* a loop: both members rejected, each naming where */
@@ -1020,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_spec_value_percentile),
         cmocka_unit_test(test_spec_chain_failed_then_success),
         cmocka_unit_test(test_generate_keeps_base_alerts),
+        cmocka_unit_test(test_no_group_by),
         cmocka_unit_test(test_spec_aliases),
         cmocka_unit_test(test_out_of_order_within_allowance),
         cmocka_unit_test(test_late_beyond_allowance),
