@@ -82,7 +82,7 @@ typedef struct bus_kafka_options {
     const char *group_prefix;  /* "mamori-": groups mamori-store, mamori-detect */
     const char *client_id;     /* prefix of the rdkafka client.id, e.g. "mamorid" */
     const char *compression;   /* none | lz4 | zstd | snappy | gzip */
-    uint32_t partitions;       /* when this process creates the topic */
+    uint32_t partitions;       /* when this process creates the topic; 0: never create it */
     uint32_t replication_factor; /* when this process creates the topic; 0: broker default */
     uint32_t linger_ms;
     uint32_t max_inflight_batches; /* published, not yet acknowledged by the broker */

@@ -36,21 +36,31 @@ static void on_log(const rd_kafka_t *rk, int level, const char *facility, const 
 
 void kafka_report_error(kafka_bus *k, rd_kafka_t *rk, int err, const char *reason)
 {
-    if (err == RD_KAFKA_RESP_ERR__FATAL && rk == k->producer) {
-        char why[512];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
-        atomic_store(&k->fatal, true);
-        LOG_ERROR(MOD, "kafka %s: fatal error %s: %s; publishing stops (backpressure on every agent) until mamorid "
-                  "is restarted", rd_kafka_name(rk), rd_kafka_err2name(orig), why);
-        return;
-    }
     atomic_fetch_add_explicit(&k->broker_errors, 1, memory_order_relaxed);
     LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 1, "kafka %s: %s: %s", rd_kafka_name(rk),
                     rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-/* error callbacks: the producer's (and the monitor's) opaque is the bus, a consumer's is itself */
-void kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) { kafka_report_error(opaque, rk, err, reason); }
+void kafka_on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_report_error(opaque, rk, err, reason);
+}
+
+/* A fatal producer error (e.g. the broker fenced the idempotent producer, or a failure that
+ * could leave a gap): the poller thread replaces the producer (recover_producer). */
+static void on_producer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_bus *k = opaque;
+    if (err != RD_KAFKA_RESP_ERR__FATAL) {
+        kafka_report_error(k, rk, err, reason);
+        return;
+    }
+    char why[512];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
+    atomic_store(&k->fatal, true);
+    LOG_ERROR(MOD, "kafka %s: fatal error %s: %s; what it holds is failed (agents resend) and a new producer "
+              "replaces it", rd_kafka_name(rk), rd_kafka_err2name(orig), why);
+}
 
 
 rd_kafka_conf_t *kafka_conf_new(kafka_bus *k, const char *client_id, void *opaque,
@@ -112,12 +122,83 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (atomic_exchange(&k->publisher_blocked, false)) fire_wakeups(k);
 }
 
+static rd_kafka_t *new_producer(kafka_bus *k)
+{
+    char client_id[200];
+    snprintf(client_id, sizeof client_id, "%s-producer", k->client_id);
+    rd_kafka_conf_t *conf = kafka_conf_new(k, client_id, k, on_producer_error);
+    if (!conf || kafka_conf_set(conf, "enable.idempotence", "true", client_id) ||
+        kafka_conf_set(conf, "acks", "all", client_id) ||
+        kafka_conf_set(conf, "enable.gapless.guarantee", "true", client_id) ||
+        kafka_conf_set(conf, "message.timeout.ms", "0", client_id) || /* never give up: backpressure instead */
+        kafka_conf_set(conf, "compression.codec", k->compression, client_id) ||
+        kafka_conf_set(conf, "linger.ms", k->conf_linger_ms, client_id) ||
+        kafka_conf_set(conf, "partitioner", "murmur2_random", client_id) || /* what Java producers do with a key */
+        kafka_conf_set(conf, "message.max.bytes", k->max_message_bytes, client_id) ||
+        kafka_conf_set(conf, "queue.buffering.max.messages", k->conf_queue_messages, client_id) ||
+        kafka_conf_set(conf, "queue.buffering.max.kbytes", k->conf_queue_kib, client_id)) {
+        if (conf) rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        LOG_ERROR(MOD, "kafka producer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+/* After a fatal error: every message the old producer holds is failed (its agents get
+ * CLOSE and resend it), then a new producer takes its place. Publishers wait meanwhile
+ * (-EAGAIN), and are woken when it is in. */
+static void recover_producer(kafka_bus *k)
+{
+    rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    int64_t deadline = clock_mono_ms() + 10000;
+    while (atomic_load(&k->inflight_batches) > 0 && clock_mono_ms() < deadline) rd_kafka_poll(k->producer, 100);
+    rd_kafka_t *fresh = new_producer(k);
+    if (!fresh) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL); /* try again on the next pass */
+        return;
+    }
+    pthread_rwlock_wrlock(&k->producer_lock);
+    rd_kafka_t *old = k->producer;
+    rd_kafka_topic_t *old_rkt = k->rkt;
+    k->producer = fresh;
+    k->rkt = rd_kafka_topic_new(fresh, k->topic, NULL);
+    atomic_store(&k->fatal, false);
+    pthread_rwlock_unlock(&k->producer_lock);
+    rd_kafka_topic_destroy(old_rkt);
+    rd_kafka_destroy(old);
+    atomic_fetch_add(&k->producer_restarts, 1);
+    LOG_WARN(MOD, "kafka: producer replaced after a fatal error (%llu so far)",
+             (unsigned long long)atomic_load(&k->producer_restarts));
+    atomic_store(&k->publisher_blocked, false);
+    fire_wakeups(k);
+}
+
 static void *poller_main(void *arg)
 {
     kafka_bus *k = arg;
     pthread_setname_np(pthread_self(), "kafka-producer");
-    while (!atomic_load(&k->stop_poller)) rd_kafka_poll(k->producer, 100);
+    while (!atomic_load(&k->stop_poller)) {
+        rd_kafka_poll(k->producer, 100); /* only this thread replaces the producer */
+        if (atomic_load(&k->fatal) && !atomic_load(&k->shutting_down)) recover_producer(k);
+    }
     return NULL;
+}
+
+int kafka_test_fatal_error(bus *b)
+{
+    kafka_bus *k = kafka_of(b);
+    pthread_rwlock_rdlock(&k->producer_lock);
+    rd_kafka_resp_err_t err = rd_kafka_test_fatal_error(k->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                                        "test");
+    pthread_rwlock_unlock(&k->producer_lock);
+    return err ? -EALREADY : 0;
 }
 
 static int kb_publish(bus *bb, bus_batch *batch)
@@ -151,10 +232,12 @@ static int kb_publish(bus *bb, bus_batch *batch)
     for (uint32_t i = 0; i < msg->header_count; i++)
         rd_kafka_header_add(hdrs, msg->headers[i].name, -1, msg->headers[i].value, (ssize_t)msg->headers[i].value_len);
     /* no copy: key and value live in the batch arena until the delivery report frees it */
+    pthread_rwlock_rdlock(&k->producer_lock);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         k->producer, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_MSGFLAGS(0),
         RD_KAFKA_V_KEY((void *)msg->key, msg->key_len), RD_KAFKA_V_VALUE((void *)msg->value, msg->value_len),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
+    pthread_rwlock_unlock(&k->producer_lock);
     if (err) {
         rd_kafka_headers_destroy(hdrs); /* not taken on failure */
         atomic_fetch_sub(&k->inflight_bytes, bytes);
@@ -188,9 +271,11 @@ static void kb_shutdown(bus *bb)
     if (atomic_exchange(&k->shutting_down, true)) return;
     int64_t start = clock_mono_ms();
     /* what ingest published is flushed to the broker (or reported failed: never acked) */
+    pthread_rwlock_rdlock(&k->producer_lock);
     if (rd_kafka_flush(k->producer, (int)k->opt.drain_timeout_ms) == RD_KAFKA_RESP_ERR__TIMED_OUT)
         LOG_WARN(MOD, "kafka: %d messages still unacknowledged by the broker after %u ms; their agents resend them",
                  rd_kafka_outq_len(k->producer), k->opt.drain_timeout_ms);
+    pthread_rwlock_unlock(&k->producer_lock);
     int64_t left = (int64_t)k->opt.drain_timeout_ms - (clock_mono_ms() - start);
     atomic_store(&k->drain_deadline_ms, clock_mono_ms() + MAMORI_MAX(left, 1000));
 }
@@ -213,6 +298,7 @@ static void kb_destroy(bus *bb)
         rd_kafka_destroy(k->producer);
     }
     pthread_mutex_destroy(&k->consumers_lock);
+    pthread_rwlock_destroy(&k->producer_lock);
     free(k->bootstrap);
     free(k->topic);
     free(k->group_prefix);
@@ -256,12 +342,15 @@ static void kb_write_metrics(bus *bb, buf *out)
                "# TYPE mamori_bus_kafka_inflight_batches gauge\nmamori_bus_kafka_inflight_batches %llu\n"
                "# HELP mamori_bus_kafka_inflight_bytes Memory of those batches.\n"
                "# TYPE mamori_bus_kafka_inflight_bytes gauge\nmamori_bus_kafka_inflight_bytes %llu\n"
-               "# HELP mamori_bus_kafka_fatal 1 after a fatal producer error (publishing stopped).\n"
-               "# TYPE mamori_bus_kafka_fatal gauge\nmamori_bus_kafka_fatal %d\n",
+               "# HELP mamori_bus_kafka_fatal 1 while a fatal producer error is being recovered from.\n"
+               "# TYPE mamori_bus_kafka_fatal gauge\nmamori_bus_kafka_fatal %d\n"
+               "# HELP mamori_bus_kafka_producer_restarts_total Producers replaced after a fatal error.\n"
+               "# TYPE mamori_bus_kafka_producer_restarts_total counter\nmamori_bus_kafka_producer_restarts_total %llu\n",
                (unsigned long long)atomic_load(&k->published), (unsigned long long)atomic_load(&k->refused),
                (unsigned long long)atomic_load(&k->delivered), (unsigned long long)atomic_load(&k->delivery_errors),
                (unsigned long long)atomic_load(&k->broker_errors), (unsigned long long)atomic_load(&k->inflight_batches),
-               (unsigned long long)atomic_load(&k->inflight_bytes), atomic_load(&k->fatal) ? 1 : 0);
+               (unsigned long long)atomic_load(&k->inflight_bytes), atomic_load(&k->fatal) ? 1 : 0,
+               (unsigned long long)atomic_load(&k->producer_restarts));
     static const char *const names[] = {"consumer_lag_messages", "assigned_partitions", "consumed_total",
                                         "invalid_messages_total",
                                         "commits_total", "commit_errors_total", "rebalances_total"};
@@ -350,7 +439,7 @@ static void ensure_topic(kafka_bus *k)
 int bus_kafka_create(const bus_kafka_options *opt, bus **out)
 {
     if (!opt->bootstrap || !*opt->bootstrap || !opt->topic || !*opt->topic || !opt->max_inflight_batches ||
-        !opt->max_inflight_bytes || !opt->partitions || !opt->max_batch_events || !opt->max_batch_bytes)
+        !opt->max_inflight_bytes || !opt->max_batch_events || !opt->max_batch_bytes)
         return -EINVAL;
     kafka_bus *k = mamori_xcalloc(1, sizeof *k);
     k->base.ops = &kafka_ops;
@@ -361,40 +450,21 @@ int bus_kafka_create(const bus_kafka_options *opt, bus **out)
     k->client_id = mamori_xstrdup(opt->client_id ? opt->client_id : "mamorid");
     k->compression = mamori_xstrdup(opt->compression ? opt->compression : "lz4");
     pthread_mutex_init(&k->consumers_lock, NULL);
+    pthread_rwlock_init(&k->producer_lock, NULL);
     /* a message is at most one batch's NDJSON plus headers; the value can be a little larger
      * than the agent's payload (normalization adds the mamori.* fields) */
     uint64_t max_message = MAMORI_MIN((uint64_t)opt->max_batch_bytes * 2 + 1024 * 1024, 1000000000ull);
     snprintf(k->max_message_bytes, sizeof k->max_message_bytes, "%llu", (unsigned long long)max_message);
-    char queue_messages[24], queue_kib[24], linger[24], client_id[200];
-    snprintf(queue_messages, sizeof queue_messages, "%u", opt->max_inflight_batches + 16);
-    snprintf(queue_kib, sizeof queue_kib, "%llu",
+    snprintf(k->conf_queue_messages, sizeof k->conf_queue_messages, "%u", opt->max_inflight_batches + 16);
+    snprintf(k->conf_queue_kib, sizeof k->conf_queue_kib, "%llu",
              (unsigned long long)MAMORI_MIN(opt->max_inflight_bytes / 1024 * 2 + max_message / 1024, 2097151ull));
-    snprintf(linger, sizeof linger, "%u", opt->linger_ms);
-    snprintf(client_id, sizeof client_id, "%s-producer", k->client_id);
-    rd_kafka_conf_t *conf = kafka_conf_new(k, client_id, k, kafka_on_error);
-    if (!conf || kafka_conf_set(conf, "enable.idempotence", "true", client_id) || kafka_conf_set(conf, "acks", "all", client_id) ||
-        kafka_conf_set(conf, "enable.gapless.guarantee", "true", client_id) ||
-        kafka_conf_set(conf, "message.timeout.ms", "0", client_id) || /* never give up: backpressure instead */
-        kafka_conf_set(conf, "compression.codec", k->compression, client_id) ||
-        kafka_conf_set(conf, "linger.ms", linger, client_id) ||
-        kafka_conf_set(conf, "partitioner", "murmur2_random", client_id) || /* what Java producers do with a key */
-        kafka_conf_set(conf, "message.max.bytes", k->max_message_bytes, client_id) ||
-        kafka_conf_set(conf, "queue.buffering.max.messages", queue_messages, client_id) ||
-        kafka_conf_set(conf, "queue.buffering.max.kbytes", queue_kib, client_id)) {
-        if (conf) rd_kafka_conf_destroy(conf);
-        kb_destroy(&k->base);
-        return -EINVAL;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    char errstr[512];
-    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    snprintf(k->conf_linger_ms, sizeof k->conf_linger_ms, "%u", opt->linger_ms);
+    k->producer = new_producer(k);
     if (!k->producer) {
-        LOG_ERROR(MOD, "kafka producer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
         kb_destroy(&k->base);
         return -EINVAL;
     }
-    ensure_topic(k);
+    if (opt->partitions) ensure_topic(k);
     k->rkt = rd_kafka_topic_new(k->producer, k->topic, NULL);
     int rc = pthread_create(&k->poller, NULL, poller_main, k);
     if (rc) {

@@ -496,7 +496,7 @@ int kafka_wait_caught_up(bus *bb, const char *name, int timeout_ms)
     int64_t deadline = clock_mono_ms() + timeout_ms;
     char client_id[200];
     snprintf(client_id, sizeof client_id, "%s-%s-monitor", k->client_id, g->name);
-    rd_kafka_conf_t *conf = kafka_conf_new(k, client_id, k, kafka_on_error);
+    rd_kafka_conf_t *conf = kafka_conf_new(k, client_id, k, kafka_on_client_error);
     if (!conf || kafka_conf_set(conf, "group.id", g->kafka_id, client_id)) {
         if (conf) rd_kafka_conf_destroy(conf);
         return -EINVAL;

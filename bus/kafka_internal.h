@@ -64,8 +64,11 @@ struct kafka_bus {
     bus_kafka_options opt;
     char *bootstrap, *topic, *group_prefix, *client_id, *compression;
     char max_message_bytes[24];
+    pthread_rwlock_t producer_lock; /* publishers read; the poller swaps in a new producer after a fatal error */
     rd_kafka_t *producer;
     rd_kafka_topic_t *rkt;
+    char conf_queue_messages[24], conf_queue_kib[24], conf_linger_ms[24];
+    _Atomic uint64_t producer_restarts;
     pthread_t poller;
     bool poller_started;
     atomic_bool stop_poller;
@@ -90,13 +93,16 @@ struct kafka_bus {
 static inline kafka_bus *kafka_of(bus *b) { return (kafka_bus *)b; }
 
 /* kafka.c: configuration shared by every client of the bus; error_cb's opaque is the bus
- * (kafka_on_error) or a consumer (kafka_on_consumer_error). */
+ * (kafka_on_client_error: any client but the producer) or a consumer
+ * (kafka_on_consumer_error). A fatal error only matters for the producer (its own callback). */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, const char *who);
 rd_kafka_conf_t *kafka_conf_new(kafka_bus *k, const char *client_id, void *opaque,
                                 void (*error_cb)(rd_kafka_t *, int, const char *, void *));
-void kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+void kafka_on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void kafka_on_consumer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void kafka_report_error(kafka_bus *k, rd_kafka_t *rk, int err, const char *reason);
+/* Tests: raises a fabricated fatal error in the current producer (rd_kafka_test_fatal_error). */
+int kafka_test_fatal_error(bus *b);
 
 /* kafka_consumer.c: the consumer side of the bus ops */
 int kafka_add_group(bus *b, const char *group, uint32_t consumers);
