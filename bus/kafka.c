@@ -156,8 +156,18 @@ static rd_kafka_t *new_producer(kafka_bus *k)
 static void recover_producer(kafka_bus *k)
 {
     rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    int64_t deadline = clock_mono_ms() + 10000;
-    while (atomic_load(&k->inflight_batches) > 0 && clock_mono_ms() < deadline) rd_kafka_poll(k->producer, 100);
+    /* Every failure must be reported before a new producer publishes anything: a later batch
+     * of an agent acked while an earlier one is unaccounted for would ack the earlier one. */
+    int64_t next_log_ms = clock_mono_ms() + 10000;
+    while (atomic_load(&k->inflight_batches) > 0) {
+        rd_kafka_poll(k->producer, 100);
+        if (atomic_load(&k->stop_poller)) return;
+        if (clock_mono_ms() >= next_log_ms) {
+            LOG_ERROR(MOD, "kafka: %llu batches of the failed producer not reported yet; publishing waits",
+                      (unsigned long long)atomic_load(&k->inflight_batches));
+            next_log_ms += 10000;
+        }
+    }
     rd_kafka_t *fresh = new_producer(k);
     if (!fresh) {
         struct timespec ts = {1, 0};
