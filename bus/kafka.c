@@ -461,10 +461,15 @@ int bus_kafka_create(const bus_kafka_options *opt, bus **out)
     k->compression = mamori_xstrdup(opt->compression ? opt->compression : "lz4");
     pthread_mutex_init(&k->consumers_lock, NULL);
     pthread_rwlock_init(&k->producer_lock, NULL);
-    /* a message is at most one batch's NDJSON plus headers; the value can be a little larger
-     * than the agent's payload (normalization adds the mamori.* fields) */
-    uint64_t max_message = MAMORI_MIN((uint64_t)opt->max_batch_bytes * 2 + 1024 * 1024, 1000000000ull);
+    /* A message is one batch's NDJSON plus headers. Normalized events can be larger than what
+     * the agent sent: canonical form, and the mamori.* stamps (tenant, agent id, receive time,
+     * host.id: under 512 bytes per event, plus 12 bytes of event keys). A message above this
+     * could never be sent (its agent would wait forever), so the bound is generous. */
+    uint64_t max_message = MAMORI_MIN((uint64_t)opt->max_batch_bytes * 2 + (uint64_t)opt->max_batch_events * 1024 +
+                                          1024 * 1024,
+                                      1000000000ull);
     snprintf(k->max_message_bytes, sizeof k->max_message_bytes, "%llu", (unsigned long long)max_message);
+    k->max_message_value_bytes = (size_t)max_message;
     snprintf(k->conf_queue_messages, sizeof k->conf_queue_messages, "%u", opt->max_inflight_batches + 16);
     snprintf(k->conf_queue_kib, sizeof k->conf_queue_kib, "%llu",
              (unsigned long long)MAMORI_MIN(opt->max_inflight_bytes / 1024 * 2 + max_message / 1024, 2097151ull));

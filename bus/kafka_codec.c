@@ -204,7 +204,7 @@ int kafka_decode_batch(kafka_decoder *d, const kafka_message *m, bus_batch *b, c
         name[h->value_len] = '\0';
         if (event_format_parse(name, &format)) return fail(err, err_len, "mamori.format must be ecs, winlog or auto");
     }
-    if (m->value_len > d->max_value_bytes) return fail(err, err_len, "value larger than ingest.max_batch_bytes");
+    if (m->value_len > d->max_value_bytes) return fail(err, err_len, "value larger than the largest message allowed");
 
     /* the DOM borrows the text: it must live in the batch arena */
     char *text = arena_alloc(&b->arena, m->value_len + 1);

@@ -282,7 +282,11 @@ int kafka_consumer_open(bus *bb, const char *name, uint32_t index, bus_consumer 
         free(c);
         return -EIO;
     }
-    kafka_decoder_init(&c->dec, k->opt.max_batch_events, k->opt.max_batch_bytes, k->opt.max_past_us, k->opt.max_future_us);
+    /* the value limit is the message limit, not ingest.max_batch_bytes: normalized events
+     * (mamori.* stamps, canonical form) can be larger than what the agent sent, and a
+     * message our producer could send must never be refused here */
+    kafka_decoder_init(&c->dec, k->opt.max_batch_events, k->max_message_value_bytes, k->opt.max_past_us,
+                       k->opt.max_future_us);
     c->last_commit_ms = clock_mono_ms();
     pthread_mutex_lock(&k->consumers_lock);
     k->consumers[k->consumer_count++] = c;

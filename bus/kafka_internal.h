@@ -64,6 +64,7 @@ struct kafka_bus {
     bus_kafka_options opt;
     char *bootstrap, *topic, *group_prefix, *client_id, *compression;
     char max_message_bytes[24];
+    size_t max_message_value_bytes; /* the same, as a number */
     pthread_rwlock_t producer_lock; /* publishers read; the poller swaps in a new producer after a fatal error */
     rd_kafka_t *producer;
     rd_kafka_topic_t *rkt;
