@@ -3,7 +3,10 @@
  * memory, and how long a checkpoint of a correlation's state takes to encode and decode.
  * Not a test: it prints numbers (docs/detection.md §11.3 records them).
  *
- *   bench_correlate_bench [--keys N] [--per-key M] [--runs R]
+ *   bench_correlate_bench [--keys N] [--per-key M] [--runs R] [--keys-max K]
+ *
+ * --keys-max below --keys shows the memory bound: keys past it evict the least recently
+ * updated ones (counted) and the peak RSS stays flat.
  *
  * Three correlations share the base rule failed_login: an event_count that never fires (pure
  * state: every key stays), a value_count and a temporal_ordered failed → successful login
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +78,13 @@ static void make_event(bev *b, uint64_t user, uint32_t ip, int64_t ts_us)
     b->ev.fields = b->fields;
 }
 
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -84,12 +95,13 @@ static void count_alert(void *ctx, const correlate_alert *a) { *(uint64_t *)ctx 
 
 int main(int argc, char **argv)
 {
-    uint64_t keys = 1000000, per_key = 1;
+    uint64_t keys = 1000000, per_key = 1, keys_max = 0;
     int runs = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--keys")) keys = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--per-key")) per_key = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--keys-max")) keys_max = strtoull(argv[i + 1], NULL, 10);
     }
     if (!keys || !per_key || runs < 1) return 2;
     detect_options opt;
@@ -113,7 +125,7 @@ int main(int argc, char **argv)
     }
     correlate_options copt;
     correlate_options_default(&copt);
-    copt.keys_max = (uint32_t)(keys + 1);
+    copt.keys_max = (uint32_t)(keys_max ? keys_max : keys + 1);
     const int64_t t0 = 1714564800000000LL;
     double *create_us = calloc((size_t)runs, sizeof *create_us), *feed_us = calloc((size_t)runs, sizeof *feed_us);
     double *bytes_key = calloc((size_t)runs, sizeof *bytes_key), *enc_ms = calloc((size_t)runs, sizeof *enc_ms);
@@ -181,10 +193,12 @@ int main(int argc, char **argv)
     printf("{\"keys\":%llu,\"per_key\":%llu,\"runs\":%d,\"correlations_per_match\":3,"
            "\"match_create_us\":%.3f,\"feed_us\":%.3f,\"keys_held\":%llu,\"matches_held\":%llu,"
            "\"rss_bytes_per_key\":%.0f,\"encode_ms\":%.1f,\"decode_ms\":%.1f,\"state_bytes\":%zu,"
-           "\"sequence_feed_us\":%.3f,\"sequence_alerts\":%llu}\n",
+           "\"sequence_feed_us\":%.3f,\"sequence_alerts\":%llu,\"keys_max\":%u,\"evicted_keys\":%llu,"
+           "\"peak_rss_mib\":%.0f}\n",
            (unsigned long long)keys, (unsigned long long)per_key, runs, create_us[mid], feed_us[mid],
            (unsigned long long)st.keys, (unsigned long long)st.events, bytes_key[mid], enc_ms[mid], dec_ms[mid], enc_bytes,
-           seq_us[mid], (unsigned long long)alerts);
+           seq_us[mid], (unsigned long long)alerts, copt.keys_max, (unsigned long long)st.evicted_keys,
+           peak_rss_mib());
     free(create_us);
     free(feed_us);
     free(bytes_key);
