@@ -362,12 +362,13 @@ static void kb_write_metrics(bus *bb, buf *out)
                (unsigned long long)atomic_load(&k->inflight_bytes), atomic_load(&k->fatal) ? 1 : 0,
                (unsigned long long)atomic_load(&k->producer_restarts));
     static const char *const names[] = {"consumer_lag_messages", "assigned_partitions", "consumed_total",
-                                        "invalid_messages_total",
-                                        "commits_total", "commit_errors_total", "rebalances_total"};
+                                        "invalid_messages_total", "reread_failures_total", "commits_total",
+                                        "commit_errors_total", "rebalances_total"};
     static const char *const help[] = {
         "Messages of the assigned partitions not yet done (from cached high watermarks).",
         "Partitions of the topic assigned to this consumer (0: none, e.g. while the group rebalances).",
         "Batches taken from Kafka.", "Messages that were not a valid batch (skipped, logged).",
+        "Events written by Mamori that did not normalize again (acked but not stored: a bug).",
         "Offset commits.", "Failed offset commits (retried; a crash meanwhile only redelivers).",
         "Partition assignments and revocations."};
     _Static_assert(MAMORI_ARRAY_LEN(names) == MAMORI_ARRAY_LEN(help), "one help text per metric");
@@ -383,8 +384,9 @@ static void kb_write_metrics(bus *bb, buf *out)
                          : m == 1 ? assigned
                          : m == 2 ? atomic_load(&c->consumed)
                          : m == 3 ? atomic_load(&c->invalid)
-                         : m == 4 ? atomic_load(&c->commits)
-                         : m == 5 ? atomic_load(&c->commit_errors)
+                         : m == 4 ? atomic_load(&c->reread_failures)
+                         : m == 5 ? atomic_load(&c->commits)
+                         : m == 6 ? atomic_load(&c->commit_errors)
                                   : atomic_load(&c->rebalances);
             buf_printf(out, "mamori_bus_kafka_%s{group=\"%s\",consumer=\"%u\"} %llu\n", names[m], c->group->kafka_id,
                        c->index, (unsigned long long)v);

@@ -88,6 +88,7 @@ void kafka_decoder_init(kafka_decoder *d, uint32_t max_events, size_t max_value_
     d->max_value_bytes = max_value_bytes;
     d->max_past_us = max_past_us;
     d->max_future_us = max_future_us;
+    d->reread_failures = 0;
 }
 
 void kafka_decoder_fini(kafka_decoder *d)
@@ -255,6 +256,7 @@ int kafka_decode_batch(kafka_decoder *d, const kafka_message *m, bus_batch *b, c
         if (json_parse(d->parser, &b->arena, line, n, &root, &jerr) != 0 ||
             normalize_event(d->norm, &b->arena, format, &root, &stamp, index, ev, why, sizeof why) != 0) {
             b->rejected_count++;
+            if (keys) d->reread_failures++;
             continue;
         }
         if (keys) ev->ts_us = ts_us;

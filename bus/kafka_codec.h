@@ -47,6 +47,9 @@ typedef struct kafka_decoder {
     size_t max_value_bytes;
     int64_t max_past_us;     /* time bounds for messages without event keys (0: none) */
     int64_t max_future_us;
+    /* events of messages WITH event keys (written by Mamori, normalized once already) that did
+     * not read back: never expected; counted because such an event was acked but not stored */
+    uint64_t reread_failures;
 } kafka_decoder;
 
 void kafka_decoder_init(kafka_decoder *d, uint32_t max_events, size_t max_value_bytes, int64_t max_past_us,

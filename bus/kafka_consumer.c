@@ -323,7 +323,14 @@ static bus_batch *take_message(kafka_consumer *c, rd_kafka_message_t *m)
     bus_batch *b = NULL;
     if (rc == 0) {
         b = bus_batch_create(KAFKA_CONSUMER_ARENA_CHUNK);
+        uint64_t reread_before = c->dec.reread_failures;
         rc = kafka_decode_batch(&c->dec, &view, b, why, sizeof why);
+        if (c->dec.reread_failures != reread_before) {
+            atomic_fetch_add_explicit(&c->reread_failures, c->dec.reread_failures - reread_before, memory_order_relaxed);
+            LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "kafka consumer %s: partition %d offset %lld: %llu normalized events "
+                            "did not read back (acked, not stored): a bug, please report", c->name, m->partition,
+                            (long long)m->offset, (unsigned long long)(c->dec.reread_failures - reread_before));
+        }
     }
     pthread_mutex_lock(&c->lock);
     part_track *t = track_of(c, m->partition);

@@ -56,7 +56,7 @@ typedef struct kafka_consumer {
     int64_t last_commit_ms;
     bool draining, drained;
     int64_t drain_deadline_ms;
-    _Atomic uint64_t consumed, invalid, commits, commit_errors, rebalances;
+    _Atomic uint64_t consumed, invalid, reread_failures, commits, commit_errors, rebalances;
 } kafka_consumer;
 
 struct kafka_bus {

@@ -143,6 +143,7 @@ def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
         assert m["mamori_bus_kafka_delivered_total"] >= s["batches"]
         assert m["mamori_bus_kafka_delivery_errors_total"] == 0
         assert m['mamori_bus_kafka_invalid_messages_total{group="kill-store",consumer="0"}'] == 0
+        assert m['mamori_bus_kafka_reread_failures_total{group="kill-store",consumer="0"}'] == 0
         assert m['mamori_bus_kafka_consumed_total{group="kill-detect",consumer="0"}'] >= s["batches"]
     finally:
         assert server.stop() == 0

@@ -128,6 +128,7 @@ static void test_round_trip_keeps_storage_positions(void **state)
     assert_int_equal(got->received_us, RECEIVED_US);
     assert_int_equal(got->rejected_count, 3);
     assert_int_equal(got->event_count, 3);
+    assert_int_equal(d.reread_failures, 0);
     for (uint32_t i = 0; i < 3; i++) {
         const mamori_event *x = &b->events[i], *y = &got->events[i];
         assert_int_equal(y->index, x->index);
@@ -172,6 +173,7 @@ static void test_external_producer_fallbacks(void **state)
     assert_int_equal(b->received_us, RECEIVED_US);
     assert_int_equal(b->event_count, 2);
     assert_int_equal(b->rejected_count, 1);
+    assert_int_equal(d.reread_failures, 0); /* a bad line from outside is a rejection, not a bug */
     assert_int_equal(b->events[0].index, 0);
     assert_int_equal(b->events[1].index, 3); /* line positions, blank and bad lines counted */
     assert_true(b->events[0].ts_us == RECEIVED_US - 3600LL * 1000000);
