@@ -152,6 +152,64 @@ static void test_round_trip_keeps_storage_positions(void **state)
     kafka_decoder_fini(&d);
 }
 
+/* Events normalized from Windows logs (ingest's winlog path) read back as ECS unchanged. */
+static void test_winlog_events_read_back_unchanged(void **state)
+{
+    (void)state;
+    static const char *const raw[] = {
+        "{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Hostname\":\"WS1\","
+        "\"UtcTime\":\"2025-11-25 23:00:00.123\",\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\","
+        "\"CommandLine\":\"cmd.exe /c whoami\",\"ParentImage\":\"C:\\\\x\\\\p.exe\",\"User\":\"CORP\\\\bob\","
+        "\"Hashes\":\"SHA256=AB12,MD5=CD34\",\"ProcessGuid\":\"{1}\",\"ProcessId\":42}",
+        "{\"Event\":{\"System\":{\"EventID\":3,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\","
+        "\"TimeCreated\":{\"#attributes\":{\"SystemTime\":\"2025-11-25T23:00:01Z\"}}},"
+        "\"EventData\":{\"Image\":\"C:\\\\a.exe\",\"DestinationIp\":\"10.1.2.3\",\"DestinationPort\":443}}}",
+    };
+    bus_batch *b = bus_batch_create(64 * 1024);
+    b->tenant = arena_strndup(&b->arena, "acme", 4);
+    b->agent_id = arena_strndup(&b->arena, "ws-1", 4);
+    b->tenant_hash = event_tenant_hash(b->tenant);
+    b->agent_hash = event_agent_hash(b->tenant, b->agent_id);
+    b->seq = 9;
+    b->received_us = RECEIVED_US;
+    json_parser *p = json_parser_create();
+    normalizer *n = normalizer_create();
+    event_stamp stamp = {.tenant = b->tenant, .agent_id = b->agent_id, .agent_hash = b->agent_hash, .seq = b->seq,
+                         .received_us = b->received_us};
+    b->events = arena_alloc(&b->arena, 2 * sizeof *b->events);
+    for (uint32_t i = 0; i < 2; i++) {
+        json_value v;
+        json_error jerr;
+        char why[128];
+        assert_int_equal(json_parse(p, &b->arena, raw[i], strlen(raw[i]), &v, &jerr), 0);
+        assert_int_equal(normalize_event(n, &b->arena, EVENT_FORMAT_WINLOG, &v, &stamp, i, &b->events[i], why,
+                                         sizeof why),
+                         0);
+    }
+    b->event_count = 2;
+    kafka_message m;
+    kafka_encode_batch(b, &m);
+    kafka_decoder d;
+    kafka_decoder_init(&d, 100, 1 << 20, 0, 0);
+    bus_batch *got = bus_batch_create(64 * 1024);
+    char err[160];
+    assert_int_equal(kafka_decode_batch(&d, &m, got, err, sizeof err), 0);
+    assert_int_equal(got->event_count, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        assert_int_equal(got->events[i].json_len, b->events[i].json_len);
+        assert_memory_equal(got->events[i].json, b->events[i].json, b->events[i].json_len);
+        assert_int_equal(got->events[i].field_count, b->events[i].field_count);
+        assert_true(got->events[i].ts_us == b->events[i].ts_us);
+    }
+    assert_non_null(event_get_cstr(&got->events[0], "process.command_line"));
+    assert_non_null(event_get_cstr(&got->events[1], "destination.ip"));
+    bus_batch_destroy(got);
+    bus_batch_destroy(b);
+    kafka_decoder_fini(&d);
+    json_parser_destroy(p);
+    normalizer_destroy(n);
+}
+
 static void test_external_producer_fallbacks(void **state)
 {
     (void)state;
@@ -237,6 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_format),
         cmocka_unit_test(test_round_trip_keeps_storage_positions),
+        cmocka_unit_test(test_winlog_events_read_back_unchanged),
         cmocka_unit_test(test_external_producer_fallbacks),
         cmocka_unit_test(test_malformed_messages_refused),
     };
