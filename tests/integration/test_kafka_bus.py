@@ -5,6 +5,7 @@ are rejected (gaps in the event indexes travel through Kafka) and across kill -9
 mid-run (redelivered batches overwrite nothing twice; WELCOME never goes below an ACK the agents
 already got); and across a broker outage in mid-run, which is backpressure on the agents,
 never loss. The broker is started by the test (deploy/kafka-dev.sh) and always stopped."""
+import json
 import os
 import shutil
 import ssl
@@ -15,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from harness import Server, ctl, parse_sim, sim, temp_dir
+from harness import MAMORICTL, Server, ctl, parse_sim, sim, temp_dir
 
 SOURCE = os.environ.get("MAMORI_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 KAFKA_DEV = os.path.join(SOURCE, "deploy/kafka-dev.sh")
@@ -196,7 +197,7 @@ def test_broker_outage_is_backpressure_not_loss(broker, dev_dir):
         time.sleep(2)  # acks already on their way arrive
         during = acked_now()
         assert during < total, "the run ended before the outage; lower --rate"
-        time.sleep(10)
+        time.sleep(6)
         assert acked_now() == during, "acked while the broker was down"
         m = metrics(server)
         assert m["mamori_bus_kafka_inflight_batches"] > 0  # held, not dropped
@@ -219,10 +220,31 @@ def test_broker_outage_is_backpressure_not_loss(broker, dev_dir):
     assert set(counts["by_value"].values()) == {2500}
 
 
+RULE = """title: cmd.exe started
+id: 7b0d6f3e-2a4c-4f7e-9c11-0c2b5e1d9a01
+status: test
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  sel:
+    Image|endswith: '\\cmd.exe'
+  condition: sel
+level: high
+"""
+
+
 def test_kcat_producer_is_ingested(broker, dev_dir):
     """An external producer (kcat: one message per line, keyed tenant/agent, no mamori.* headers
-    but the format) is stored like agent data; a line that is not JSON is rejected alone."""
-    server = kafka_server(dev_dir, broker.bootstrap, "kcat").start(timeout=120)
+    but the format) is stored like agent data and detected; a line that is not JSON is rejected
+    alone."""
+    rules = os.path.join(dev_dir, "rules")
+    os.makedirs(rules)
+    with open(os.path.join(rules, "cmd.yml"), "w") as f:
+        f.write(RULE)
+    server = kafka_server(dev_dir, broker.bootstrap, "kcat")
+    server.extra += ["--rules", rules]
+    server.start(timeout=120)
     try:
         ecs = ('{"@timestamp":"2026-11-26T01:00:00Z","event":{"category":"process"},"process":{"name":"cmd.exe"}}\n'
                '{"process":{"name":"b.exe"}}\nnot json\n')
@@ -232,13 +254,27 @@ def test_kcat_producer_is_ingested(broker, dev_dir):
                   '"UtcTime":"2026-11-26 01:00:00.000"}\n')
         subprocess.run(["kcat", "-P", "-b", broker.bootstrap, "-t", "kcat.events", "-k", "acme/host-8",
                         "-H", "mamori.format=winlog"], input=sysmon, text=True, check=True, timeout=60)
+        # the admin key of the development node is tenant default's: its alert is readable
+        subprocess.run(["kcat", "-P", "-b", broker.bootstrap, "-t", "kcat.events", "-k", "default/host-9",
+                        "-H", "mamori.format=winlog"], input=sysmon.replace("x.exe", "cmd.exe"), text=True,
+                       check=True, timeout=60)
         deadline = time.time() + 60
         while time.time() < deadline:
             m = metrics(server)
-            if m['mamori_bus_kafka_consumed_total{group="kcat-store",consumer="0"}'] >= 4:
+            if m['mamori_bus_kafka_consumed_total{group="kcat-store",consumer="0"}'] >= 5:
                 break
             time.sleep(0.2)
         wait_consumed(server)
+        deadline = time.time() + 30
+        alerts = []
+        while time.time() < deadline and not alerts:
+            p = subprocess.run([MAMORICTL, "alerts", "--dev", dev_dir, "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            alerts = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+            time.sleep(0.2)
+        assert len(alerts) == 1, alerts
+        assert "host-9" in json.dumps(alerts[0])
     finally:
         server.stop()
     assert ctl("store", "count", "--dev", dev_dir, "--tenant", "acme")["events"] == 3
