@@ -137,6 +137,14 @@ int ix_cursor_open(ix_cursor *c, const uint8_t *value, size_t len, int64_t min_t
 /* Next entry into c->cur: 1 if one was decoded, 0 at the end, -EBADMSG if corrupt. */
 int ix_cursor_next(ix_cursor *c) MAMORI_WUR;
 void ix_cursor_close(ix_cursor *c);
+/* A posting's header, read without decoding entries. */
+typedef struct ix_posting_info {
+    uint32_t count;
+    int64_t max_ts;
+    const uint8_t *agents; /* agent_count x be64, inside the value */
+    uint32_t agent_count;
+} ix_posting_info;
+int ix_posting_header(const uint8_t *value, size_t len, int64_t min_ts, ix_posting_info *out) MAMORI_WUR;
 /* max_ts from a posting header without opening a cursor. */
 int ix_posting_max_ts(const uint8_t *value, size_t len, int64_t min_ts, int64_t *max_ts) MAMORI_WUR;
 

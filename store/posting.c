@@ -157,6 +157,18 @@ int ix_posting_max_ts(const uint8_t *value, size_t len, int64_t min_ts, int64_t 
     return 0;
 }
 
+int ix_posting_header(const uint8_t *value, size_t len, int64_t min_ts, ix_posting_info *out)
+{
+    const uint8_t *p = value;
+    uint64_t count, span, agents;
+    if (read_header(&p, value + len, &count, &span, &agents)) return -EBADMSG;
+    out->count = (uint32_t)count;
+    out->max_ts = (int64_t)((uint64_t)min_ts + span);
+    out->agents = p;
+    out->agent_count = (uint32_t)agents;
+    return 0;
+}
+
 int ix_cursor_open(ix_cursor *c, const uint8_t *value, size_t len, int64_t min_ts)
 {
     memset(c, 0, sizeof *c);

@@ -103,6 +103,51 @@ int store_count_events(store *s, const char *tenant, int64_t from_us, int64_t to
     return rc < 0 ? rc : 0;
 }
 
+int store_event_bounds(store *s, const char *tenant, int64_t from_us, int64_t to_us, int64_t *first_us,
+                       int64_t *last_us)
+{
+    MAMORI_ASSERT(s && tenant && first_us && last_us);
+    *first_us = *last_us = -1;
+    if (from_us < 0) from_us = 0;
+    if (from_us >= to_us) return 0;
+    uint64_t tenant_hash = event_tenant_hash(tenant);
+    store_event_ref lo = {.ts_us = from_us}, hi = {.ts_us = to_us};
+    uint8_t start[STORE_EVENT_KEY_BYTES], end[STORE_EVENT_KEY_BYTES];
+    store_event_key_full(start, tenant_hash, &lo);
+    store_event_key_full(end, tenant_hash, &hi); /* the first key at to_us: everything before is < to */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_EVENTS]);
+    size_t klen;
+    rocksdb_iter_seek(it, (const char *)start, sizeof start);
+    if (rocksdb_iter_valid(it)) {
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        store_event_ref ref;
+        if (klen == STORE_EVENT_KEY_BYTES && mamori_get_be64(k) == tenant_hash) {
+            store_event_key_decode(k, NULL, NULL, &ref);
+            if (ref.ts_us < to_us) *first_us = ref.ts_us;
+        }
+    }
+    if (*first_us >= 0) {
+        rocksdb_iter_seek_for_prev(it, (const char *)end, sizeof end);
+        if (rocksdb_iter_valid(it)) {
+            const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+            store_event_ref ref;
+            if (klen == STORE_EVENT_KEY_BYTES && mamori_get_be64(k) == tenant_hash) {
+                store_event_key_decode(k, NULL, NULL, &ref);
+                if (ref.ts_us >= to_us) ref.ts_us = to_us - 1; /* the key at exactly `end` */
+                *last_us = ref.ts_us;
+            }
+        }
+        if (*last_us < *first_us) *last_us = *first_us;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (err) return store_rocks_error(err, "event bounds");
+    return 0;
+}
+
 typedef struct scan_ctx {
     store_event_fn fn;
     void *ctx;

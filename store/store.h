@@ -138,11 +138,33 @@ int store_index_lookup(store *s, const char *tenant, enum store_index_field fiel
                        size_t value_len, bool prefix, int64_t from_us, int64_t to_us, store_ref_fn fn,
                        void *ctx) MAMORI_WUR;
 
+/* An upper bound of the refs store_index_lookup would emit, read from posting headers
+ * (entries never decoded): the entry counts of the postings overlapping [from_us, to_us)
+ * plus the matching refs still in memory. Stops adding once over cap (*count > cap then
+ * means "more than cap"). For planners choosing the most selective predicate. */
+int store_index_estimate(store *s, const char *tenant, enum store_index_field field, const char *value,
+                         size_t value_len, bool prefix, int64_t from_us, int64_t to_us, uint64_t cap,
+                         uint64_t *count) MAMORI_WUR;
+
+/* Intersection without a merge: for set[0..n) (ascending, unique; borrowed), sets hit[i] =
+ * true for every set[i] that store_index_lookup(field, value, prefix, from_us, to_us) would
+ * emit, and leaves the others unchanged. Decodes only postings overlapping the set in time
+ * and in agents, each only up to the set's last ref inside it. -ENOTSUP for a prefix longer
+ * than index keys keep (intersect a lookup instead). */
+int store_index_mark(store *s, const char *tenant, enum store_index_field field, const char *value, size_t value_len,
+                     bool prefix, int64_t from_us, int64_t to_us, const store_event_ref *set, size_t n,
+                     bool *hit) MAMORI_WUR;
+
 /* Iterates stored events of a tenant in key order within [from_us, to_us). fn gets the
  * reference and the JSON (borrowed for the call); returns non-zero to stop. */
 typedef int (*store_event_fn)(void *ctx, const store_event_ref *ref, const char *json, size_t json_len);
 int store_scan_events(store *s, const char *tenant, int64_t from_us, int64_t to_us, store_event_fn fn,
                       void *ctx) MAMORI_WUR;
+
+/* The first and last event times of a tenant in [from_us, to_us) (-1 and -1 when there is
+ * none): two seeks, for splitting a range scan into parts that hold data. */
+int store_event_bounds(store *s, const char *tenant, int64_t from_us, int64_t to_us, int64_t *first_us,
+                       int64_t *last_us) MAMORI_WUR;
 
 typedef struct store_stats {
     uint64_t events_written;       /* since open */
