@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SAMPLE_CAP 65536u
 #define MAX_NEEDLES 8u
@@ -28,6 +29,7 @@ typedef struct matcher {
     buf json;
     needle needles[MAX_NEEDLES];
     size_t needle_count;
+    field_set fs; /* what the condition and the consumer read: all an event is parsed for */
     store_event_ref after;
     bool has_after;
     match_fn fn;
@@ -38,6 +40,10 @@ typedef struct matcher {
     bool count_refs_only;
     uint64_t ref_count;
     int error;
+    /* range scans on several threads: what the consumer allows (see scan_parallel) */
+    enum { PAR_NONE = 0, PAR_PAGE, PAR_COUNT, PAR_GROUPS } parallel;
+    size_t keep_max; /* PAR_PAGE: rows the page can still take */
+    bool matched;    /* a worker's last event matched */
 } matcher;
 
 static void matcher_init(matcher *m, exec_env *env, const event_query *eq, match_fn fn, void *ctx)
@@ -53,6 +59,7 @@ static void matcher_init(matcher *m, exec_env *env, const event_query *eq, match
     arena_init(&m->needle_arena, 4096);
     buf_init(&m->json);
     m->needle_count = collect_needles(eq, &m->needle_arena, m->needles, MAX_NEEDLES);
+    field_set_add_query(&m->fs, eq);
 }
 
 static void matcher_fini(matcher *m)
@@ -82,7 +89,7 @@ static int check_event(matcher *m, const store_event_ref *ref, const char *json,
     json_value root;
     json_error jerr;
     m->env->st->events_parsed++;
-    if (json_parse(m->jp, &m->a, json, len, &root, &jerr) != 0) {
+    if (extract_event(m->jp, &m->a, &m->fs, json, len, &root, &jerr) != 0) {
         LOG_RATELIMITED(LOG_LEVEL_WARN, "search", 1, "stored event does not parse: %s", jerr.msg);
         return 0;
     }
@@ -136,6 +143,8 @@ static int scan_event(void *ctx, const store_event_ref *ref, const char *json, s
     return check_event(m, ref, json, len);
 }
 
+static int scan_parallel(matcher *m, int64_t from_us, int64_t to_us);
+
 /* Walks every match in [from, to) after m->after. Returns 0 (also when stopped or past
  * the deadline: see m->stopped, env->deadline_hit) or a negative errno. */
 static int matcher_run(matcher *m, int64_t from_us, int64_t to_us, plan *p_out)
@@ -144,7 +153,7 @@ static int matcher_run(matcher *m, int64_t from_us, int64_t to_us, plan *p_out)
     if (m->has_after && m->after.ts_us > from_us) from_us = m->after.ts_us;
     if (from_us >= to_us) return 0;
     plan p;
-    int rc = plan_build(env, m->eq, from_us, to_us, SAMPLE_CAP, &p);
+    int rc = plan_build(env, m->eq, from_us, to_us, SAMPLE_CAP, false, &p);
     if (rc) {
         plan_fini(&p);
         return rc;
@@ -163,8 +172,12 @@ static int matcher_run(matcher *m, int64_t from_us, int64_t to_us, plan *p_out)
         break;
     case PLAN_INDEX_STREAM: rc = cand_stream(env, &p.cands[p.stream_cand], from_us, to_us, stream_ref, m); break;
     case PLAN_SCAN: {
-        rc = store_scan_events(env->s, env->tenant, from_us, to_us, scan_event, m);
-        if (rc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "event scan failed: %d", rc);
+        if (m->parallel && env->lim->scan_threads > 1) {
+            rc = scan_parallel(m, from_us, to_us);
+        } else {
+            rc = store_scan_events(env->s, env->tenant, from_us, to_us, scan_event, m);
+            if (rc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "event scan failed: %d", rc);
+        }
         break;
     }
     }
@@ -257,24 +270,32 @@ static void group_rehash(group_ctx *g)
     }
 }
 
-static int group_emit(void *ctx, const store_event_ref *ref, const char *json, size_t len, const json_value *root)
+static void group_init(group_ctx *g, const pipe_op *po, uint32_t max)
 {
-    (void)ref;
-    (void)json;
-    (void)len;
-    group_ctx *g = ctx;
-    buf_clear(&g->key);
-    for (uint32_t i = 0; i < g->po->by_count; i++) {
-        const json_value *v = field_get(root, &g->po->by[i]);
-        if (i) buf_putc(&g->key, '\x1f');
-        if (v) json_write_value(&g->key, v);
-        else buf_puts(&g->key, "null");
-    }
-    uint32_t h = (uint32_t)mamori_hash64(g->key.data, g->key.len) & g->mask;
+    memset(g, 0, sizeof *g);
+    g->po = po;
+    g->max = max;
+    g->mask = 255;
+    g->table = mamori_xcalloc(256, sizeof *g->table);
+    buf_init(&g->key);
+}
+
+static void group_fini(group_ctx *g)
+{
+    for (uint32_t i = 0; i < g->count; i++) free(g->groups[i].key);
+    free(g->groups);
+    free(g->table);
+    buf_fini(&g->key);
+}
+
+/* Adds n to the group of key; 1 (and over) when a new group would pass the limit. */
+static int group_add(group_ctx *g, const char *key, size_t key_len, uint64_t n)
+{
+    uint32_t h = (uint32_t)mamori_hash64(key, key_len) & g->mask;
     while (g->table[h]) {
         group *gr = &g->groups[g->table[h] - 1];
-        if (gr->key_len == g->key.len && memcmp(gr->key, g->key.data, g->key.len) == 0) {
-            gr->count++;
+        if (gr->key_len == key_len && memcmp(gr->key, key, key_len) == 0) {
+            gr->count += n;
             return 0;
         }
         h = (h + 1) & g->mask;
@@ -288,13 +309,29 @@ static int group_emit(void *ctx, const store_event_ref *ref, const char *json, s
         g->groups = mamori_xrealloc(g->groups, g->cap * sizeof *g->groups);
     }
     group *gr = &g->groups[g->count];
-    gr->key = mamori_xmalloc(g->key.len ? g->key.len : 1);
-    memcpy(gr->key, g->key.data, g->key.len);
-    gr->key_len = (uint32_t)g->key.len;
-    gr->count = 1;
+    gr->key = mamori_xmalloc(key_len ? key_len : 1);
+    memcpy(gr->key, key, key_len);
+    gr->key_len = (uint32_t)key_len;
+    gr->count = n;
     g->table[h] = ++g->count;
     if (g->count * 2 > g->mask) group_rehash(g);
     return 0;
+}
+
+static int group_emit(void *ctx, const store_event_ref *ref, const char *json, size_t len, const json_value *root)
+{
+    (void)ref;
+    (void)json;
+    (void)len;
+    group_ctx *g = ctx;
+    buf_clear(&g->key);
+    for (uint32_t i = 0; i < g->po->by_count; i++) {
+        const json_value *v = field_get(root, &g->po->by[i]);
+        if (i) buf_putc(&g->key, '\x1f');
+        if (v) json_write_value(&g->key, v);
+        else buf_puts(&g->key, "null");
+    }
+    return group_add(g, g->key.data, g->key.len, 1);
 }
 
 static int group_order(const void *x, const void *y)
@@ -315,6 +352,106 @@ static int count_emit(void *ctx, const store_event_ref *ref, const char *json, s
     uint64_t *c = ctx;
     (*c)++;
     return 0;
+}
+
+/* ---- range scans on several threads ---- */
+
+static int keep_emit(void *ctx, const store_event_ref *ref, const char *json, size_t len, const json_value *root)
+{
+    (void)ref;
+    (void)json;
+    (void)len;
+    (void)root;
+    ((matcher *)ctx)->matched = true;
+    return 0;
+}
+
+static int par_check(void *worker, const store_event_ref *ref, const char *json, size_t len)
+{
+    matcher *w = worker;
+    w->env->st->events_scanned++;
+    if (env_deadline(w->env)) return PSCAN_DEADLINE;
+    if (!after_cursor(w, ref)) return PSCAN_NO;
+    w->matched = false;
+    if (check_event(w, ref, json, len)) return PSCAN_STOP;
+    return w->matched ? PSCAN_MATCH : PSCAN_NO;
+}
+
+/* A worker's match, handed over in time order: checked again here (it matches) so the
+ * consumer gets its parsed root on this thread. */
+static int par_take(void *ctx, const store_event_ref *ref, const char *json, size_t len)
+{
+    matcher *m = ctx;
+    return check_event(m, ref, json, len);
+}
+
+/* The PLAN_SCAN walk of matcher_run on lim->scan_threads threads: workers are matchers of
+ * their own (parser, arena, environment copy); pages keep matches per part and are fed to
+ * m's consumer in order, counts and groups are summed at the end. */
+static int scan_parallel(matcher *m, int64_t from_us, int64_t to_us)
+{
+    exec_env *env = m->env;
+    uint32_t n = env->lim->scan_threads;
+    matcher *w = mamori_xcalloc(n, sizeof *w);
+    exec_env *envs = mamori_xcalloc(n, sizeof *envs);
+    search_stats *sts = mamori_xcalloc(n, sizeof *sts);
+    uint64_t *counts = mamori_xcalloc(n, sizeof *counts);
+    group_ctx *groups = m->parallel == PAR_GROUPS ? mamori_xcalloc(n, sizeof *groups) : NULL;
+    void **workers = mamori_xcalloc(n, sizeof *workers);
+    const group_ctx *mg = m->parallel == PAR_GROUPS ? m->ctx : NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        envs[i] = *env;
+        envs[i].st = &sts[i];
+        envs[i].deadline_hit = false;
+        envs[i].tick = 0;
+        if (m->parallel == PAR_GROUPS) {
+            group_init(&groups[i], mg->po, mg->max);
+            matcher_init(&w[i], &envs[i], m->eq, group_emit, &groups[i]);
+        } else if (m->parallel == PAR_COUNT) {
+            matcher_init(&w[i], &envs[i], m->eq, count_emit, &counts[i]);
+        } else {
+            matcher_init(&w[i], &envs[i], m->eq, keep_emit, &w[i]);
+        }
+        w[i].fs = m->fs;
+        w[i].after = m->after;
+        w[i].has_after = m->has_after;
+        workers[i] = &w[i];
+    }
+    pscan ps = {.s = env->s, .tenant = env->tenant, .from_us = from_us, .to_us = to_us, .workers = workers,
+                .worker_count = n, .check = par_check};
+    if (m->parallel == PAR_PAGE) {
+        ps.take = par_take;
+        ps.take_ctx = m;
+        ps.keep_max = m->keep_max;
+    }
+    int rc = pscan_run(&ps);
+    if (rc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "event scan failed: %d", rc);
+    for (uint32_t i = 0; i < n; i++) {
+        env->st->events_scanned += sts[i].events_scanned;
+        env->st->events_parsed += sts[i].events_parsed;
+        if (m->parallel == PAR_COUNT) *(uint64_t *)m->ctx += counts[i];
+        if (m->parallel == PAR_GROUPS) {
+            group_ctx *g = m->ctx;
+            if (groups[i].over) g->over = true;
+            for (uint32_t k = 0; k < groups[i].count && !g->over; k++)
+                (void)group_add(g, groups[i].groups[k].key, groups[i].groups[k].key_len, groups[i].groups[k].count);
+            group_fini(&groups[i]);
+        }
+        matcher_fini(&w[i]);
+    }
+    if (ps.deadline_hit) env->deadline_hit = true;
+    if (ps.stopped && m->parallel == PAR_PAGE) m->stopped = true;
+    if (ps.has_examined && !m->stopped) {
+        m->examined = ps.examined;
+        m->has_examined = true;
+    }
+    free(w);
+    free(envs);
+    free(sts);
+    free(counts);
+    free(groups);
+    free(workers);
+    return rc;
 }
 
 static int deadline_error(exec_env *env, const search_request *req, const matcher *m, uint64_t remaining,
@@ -358,9 +495,9 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
         }
         plan p;
         int64_t from = req->from_us, to = req->to_us;
-        rc = plan_build(env, eq, from, to, SAMPLE_CAP, &p);
+        rc = plan_build(env, eq, from, to, SAMPLE_CAP, true, &p);
         if (!rc && !env->deadline_hit && p.all_exact &&
-            (p.kind == PLAN_INDEX_SET || (p.kind == PLAN_INDEX_STREAM && p.cand_count == 1))) {
+            ((p.kind == PLAN_INDEX_SET && p.all_applied) || (p.kind == PLAN_INDEX_STREAM && p.cand_count == 1))) {
             env->st->plan = "index_count";
             if (p.kind == PLAN_INDEX_SET) n = p.set_count;
             else {
@@ -371,6 +508,7 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
             plan_fini(&p);
         } else {
             plan_fini(&p);
+            m.parallel = PAR_COUNT;
             if (!rc) rc = matcher_run(&m, from, to, NULL);
         }
         matcher_fini(&m);
@@ -387,10 +525,11 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
         if (head || tail)
             return set_error(env->err, SEARCH_ERR_BAD_QUERY, (int32_t)count->pos,
                              "'count by' after head/tail is not supported, at offset %u", count->pos);
-        group_ctx g = {.po = count, .max = env->lim->max_groups, .mask = 255};
-        g.table = mamori_xcalloc(256, sizeof *g.table);
-        buf_init(&g.key);
+        group_ctx g;
+        group_init(&g, count, env->lim->max_groups);
         matcher_init(&m, env, eq, group_emit, &g);
+        m.parallel = PAR_GROUPS;
+        for (uint32_t i = 0; i < count->by_count; i++) field_set_add(&m.fs, &count->by[i]);
         rc = matcher_run(&m, req->from_us, req->to_us, NULL);
         matcher_fini(&m);
         if (!rc && g.over)
@@ -419,10 +558,7 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
             buf_putc(out, '}');
             env->st->rows = shown;
         }
-        for (uint32_t i = 0; i < g.count; i++) free(g.groups[i].key);
-        free(g.groups);
-        free(g.table);
-        buf_fini(&g.key);
+        group_fini(&g);
         return rc;
     }
 
@@ -488,6 +624,8 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
     buf_puts(out, "{\"events\":[");
     if (pc.want > 0) {
         matcher_init(&m, env, eq, page_emit, &pc);
+        m.parallel = PAR_PAGE;
+        m.keep_max = pc.want;
         if (cur) {
             m.after = cur->after;
             m.has_after = true;
@@ -515,10 +653,13 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
     return rc;
 }
 
-int search_each_match(exec_env *env, const event_query *eq, int64_t from_us, int64_t to_us, match_fn fn, void *ctx)
+int search_each_match(exec_env *env, const event_query *eq, int64_t from_us, int64_t to_us, const field_set *reads,
+                      match_fn fn, void *ctx)
 {
     matcher m;
     matcher_init(&m, env, eq, fn, ctx);
+    if (reads && reads->all) m.fs.all = true;
+    for (uint32_t i = 0; reads && i < reads->n; i++) field_set_add(&m.fs, reads->v[i]);
     int rc = matcher_run(&m, from_us, to_us, NULL);
     matcher_fini(&m);
     return rc;
@@ -545,6 +686,8 @@ void search_limits_default(search_limits *lim)
     lim->max_groups = 100000;
     lim->max_sequence_keys = 1000000;
     lim->max_candidates = 4000000;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    lim->scan_threads = cpus < 1 ? 1u : cpus > 4 ? 4u : (uint32_t)cpus;
 }
 
 int search_compile(const char *text, size_t len, search_query **out, search_error *err)
@@ -600,7 +743,7 @@ static void explain_query(exec_env *env, const event_query *eq, const char *name
 {
     plan p;
     buf_printf(out, "{\"query\":\"%s\",\"offset\":%u,\"plan\":", name, eq->pos);
-    if (plan_build(env, eq, req->from_us, req->to_us, SAMPLE_CAP, &p) == 0) plan_explain(&p, out);
+    if (plan_build(env, eq, req->from_us, req->to_us, SAMPLE_CAP, false, &p) == 0) plan_explain(&p, out);
     else buf_puts(out, "null");
     plan_fini(&p);
     buf_putc(out, '}');

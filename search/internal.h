@@ -179,6 +179,48 @@ typedef struct needle {
 size_t collect_needles(const event_query *q, arena *a, needle *out, size_t max);
 bool raw_contains(const char *hay, size_t hlen, const needle *n);
 
+/* ---- the lazy field extractor (extract.c) ---- */
+#define FIELD_SET_MAX 64u
+typedef struct field_set {
+    const field_ref *v[FIELD_SET_MAX]; /* borrowed from the query */
+    uint32_t n;
+    bool all; /* too many: parse whole events */
+} field_set;
+void field_set_add(field_set *fs, const field_ref *f);
+/* Every field the query's condition, category and stage-level join fields read. */
+void field_set_add_query(field_set *fs, const event_query *q);
+/* Parses the stored event json into root (allocated in a), keeping only the members on the
+ * paths of fs: field_get answers every path of fs exactly as on the full DOM. Falls back to
+ * the full parse when the text is unusual (escaped keys, deep nesting). json_parse's
+ * contract otherwise (json borrowed, must outlive root). */
+int extract_event(json_parser *jp, arena *a, const field_set *fs, const char *json, size_t len, json_value *root,
+                  json_error *err) MAMORI_WUR;
+
+/* ---- parallel range scans (pscan.c) ---- */
+enum pscan_verdict { PSCAN_NO = 0, PSCAN_MATCH, PSCAN_STOP, PSCAN_DEADLINE };
+/* Checks one event on a worker's own state: a verdict, or a negative errno. */
+typedef int (*pscan_check_fn)(void *worker, const store_event_ref *ref, const char *json, size_t len);
+/* The ordered consumer, on the calling thread: non-zero to stop. */
+typedef int (*pscan_take_fn)(void *ctx, const store_event_ref *ref, const char *json, size_t len);
+typedef struct pscan {
+    store *s;
+    const char *tenant;
+    int64_t from_us, to_us;
+    void **workers; /* one per thread; workers[0] runs on the calling thread */
+    uint32_t worker_count;
+    pscan_check_fn check;
+    pscan_take_fn take; /* NULL: workers consume into their own state, in no order */
+    void *take_ctx;
+    size_t keep_max;    /* take: the consumer stops after at most this many matches */
+    /* results */
+    bool stopped;       /* take (or a worker's PSCAN_STOP) ended the scan */
+    bool deadline_hit;
+    bool has_examined;
+    store_event_ref examined; /* everything up to here, in order, was examined */
+} pscan;
+/* Scans [from, to) on worker_count threads. 0 or a negative errno (store failure). */
+int pscan_run(pscan *ps) MAMORI_WUR;
+
 /* ---- planning (plan.c) ---- */
 typedef struct ix_lookup {
     uint8_t field;
@@ -197,11 +239,12 @@ typedef struct ix_candidate {
     store_event_ref *refs;
     size_t ref_count;
     bool complete;      /* refs holds every match in the range (under the cap) */
+    uint64_t estimate;  /* refs per the posting headers: an upper bound (cap + 1 when over) */
+    bool applied;       /* the set was narrowed to the refs this candidate's index holds */
 } ix_candidate;
 
 #define PLAN_MAX_CANDIDATES 16u
-#define PLAN_FETCH_CHEAP 64u    /* below this many events, fetching beats more index reads */
-#define PLAN_REF_PER_FETCH 50u  /* index references read for the cost of one event fetch */
+#define PLAN_MARK_PER_FETCH 1000u /* references decoded for a mark, for the cost of one event fetch */
 
 /* (ts, agent, seq, index) order: the order of event keys inside a tenant. */
 static inline int search_ref_cmp(const store_event_ref *a, const store_event_ref *b)
@@ -223,7 +266,8 @@ typedef struct plan {
     int stream_cand;          /* PLAN_INDEX_STREAM */
     store_event_ref *set;     /* PLAN_INDEX_SET: sorted, unique (malloc) */
     size_t set_count;
-    uint32_t intersected;     /* candidates intersected into set */
+    uint32_t intersected;     /* candidates intersected into set (the first one included) */
+    bool all_applied;         /* set holds exactly the refs every candidate's index holds */
 } plan;
 
 typedef struct exec_env {
@@ -239,10 +283,17 @@ typedef struct exec_env {
 } exec_env;
 
 bool env_deadline(exec_env *env);
-/* Finds index candidates of q over [from, to), samples them (up to sample_cap refs each)
- * and decides. The plan owns its memory: plan_fini. */
+/* Finds index candidates of q over [from, to), sizes them from posting headers, reads the
+ * smallest whole when it has at most sample_cap refs and narrows that set by the others
+ * whose lists are cheap to decode next to the fetches they spare (every one with
+ * apply_all), and decides. The plan owns its memory: plan_fini. */
 int plan_build(exec_env *env, const event_query *q, int64_t from_us, int64_t to_us, size_t sample_cap,
-               plan *p) MAMORI_WUR;
+               bool apply_all, plan *p) MAMORI_WUR;
+/* Clears keep[i] for refs of set[0..n) (sorted, unique) that an index candidate of q rules
+ * out; what stays is a superset of q's matches in the set. Candidates whose lists are much
+ * larger than the set are skipped (keep is a superset either way). */
+int plan_mark_set(exec_env *env, const event_query *q, int64_t from_us, int64_t to_us, const store_event_ref *set,
+                  size_t n, bool *keep) MAMORI_WUR;
 void plan_fini(plan *p);
 void plan_explain(const plan *p, buf *out);
 /* Streams the refs of one candidate (union of its lookups, in order, deduplicated). */
@@ -264,6 +315,10 @@ void seq_machine_reset(seq_machine *m);
 /* One event: stage_mask has bit i when it matches stage i (with key_i its join key for
  * that stage; all stages of one event share the same key bytes here), until_match when it
  * matches the until query. Returns 0, 1 when fn asked to stop, -E2BIG over max_keys. */
+/* Stages s >= 1 with a partial sequence of key waiting for them (bit s), 0 when none: an
+ * event that can match only stages outside this mask (and not stage 0), nor `until` while
+ * the mask is 0, would change nothing if fed. */
+uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len);
 int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, const char *key, size_t key_len,
                      const seq_event *ev) MAMORI_WUR;
 
@@ -286,9 +341,10 @@ uint64_t request_hash(const search_query *q, int64_t from_us, int64_t to_us);
 
 /* ---- executors ---- */
 typedef int (*match_fn)(void *ctx, const store_event_ref *ref, const char *json, size_t len, const json_value *root);
-/* Every match of eq in [from, to), in time order, through its plan. */
-int search_each_match(exec_env *env, const event_query *eq, int64_t from_us, int64_t to_us, match_fn fn,
-                      void *ctx) MAMORI_WUR;
+/* Every match of eq in [from, to), in time order, through its plan. fn's root holds the
+ * fields eq reads and those of reads (may be NULL). */
+int search_each_match(exec_env *env, const event_query *eq, int64_t from_us, int64_t to_us, const field_set *reads,
+                      match_fn fn, void *ctx) MAMORI_WUR;
 int exec_filter(exec_env *env, const search_query *q, const search_request *req, const cursor_state *cur,
                 buf *out) MAMORI_WUR;
 int exec_sequence(exec_env *env, const search_query *q, const search_request *req, const cursor_state *cur,

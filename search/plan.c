@@ -243,17 +243,49 @@ static size_t intersect(store_event_ref *a, size_t na, const store_event_ref *b,
     return w;
 }
 
+/* The candidate's size from posting headers (an upper bound; cap + 1 when over cap). */
+static int cand_estimate(exec_env *env, ix_candidate *c, int64_t from_us, int64_t to_us, uint64_t cap)
+{
+    c->estimate = 0;
+    for (uint32_t i = 0; i < c->lookup_count && c->estimate <= cap; i++) {
+        const ix_lookup *l = &c->lookups[i];
+        uint64_t n = 0;
+        int rc = store_index_estimate(env->s, env->tenant, (enum store_index_field)l->field, l->value, l->len,
+                                      l->prefix, from_us, to_us, cap - c->estimate, &n);
+        if (rc) return set_error(env->err, SEARCH_ERR_INTERNAL, -1, "index estimate failed: %d", rc);
+        c->estimate += n;
+    }
+    if (c->estimate > cap) c->estimate = cap + 1;
+    return 0;
+}
+
+/* Narrows keep[] (set[0..n), sorted) to the refs the candidate's index lookups hold.
+ * Returns 1 when the index cannot decide (a prefix longer than keys keep): keep untouched. */
+static int cand_mark(exec_env *env, const ix_candidate *c, int64_t from_us, int64_t to_us, const store_event_ref *set,
+                     size_t n, bool *keep, bool *hit)
+{
+    memset(hit, 0, n * sizeof *hit);
+    for (uint32_t i = 0; i < c->lookup_count; i++) {
+        const ix_lookup *l = &c->lookups[i];
+        int rc = store_index_mark(env->s, env->tenant, (enum store_index_field)l->field, l->value, l->len, l->prefix,
+                                  from_us, to_us, set, n, hit);
+        if (rc == -ENOTSUP) return 1;
+        if (rc) return set_error(env->err, SEARCH_ERR_INTERNAL, -1, "index lookup failed: %d", rc);
+    }
+    env->st->refs_read += n;
+    for (size_t k = 0; k < n; k++) keep[k] = keep[k] && hit[k];
+    return 0;
+}
+
 static int cand_order(const void *x, const void *y)
 {
     const ix_candidate *a = x, *b = y;
-    if (a->complete != b->complete) return a->complete ? -1 : 1;
-    if (a->complete && a->ref_count != b->ref_count) return a->ref_count < b->ref_count ? -1 : 1;
+    if (a->estimate != b->estimate) return a->estimate < b->estimate ? -1 : 1;
     return a->rank - b->rank;
 }
 
-int plan_build(exec_env *env, const event_query *q, int64_t from_us, int64_t to_us, size_t sample_cap, plan *p)
+static void plan_candidates(const event_query *q, plan *p)
 {
-    memset(p, 0, sizeof *p);
     const node *conj[64];
     uint32_t nconj = 0;
     if (q->category_node) conj[nconj++] = q->category_node;
@@ -271,49 +303,81 @@ int plan_build(exec_env *env, const event_query *q, int64_t from_us, int64_t to_
         }
     }
     p->all_exact = all_exact && p->cand_count > 0;
+}
+
+int plan_build(exec_env *env, const event_query *q, int64_t from_us, int64_t to_us, size_t sample_cap,
+               bool apply_all, plan *p)
+{
+    memset(p, 0, sizeof *p);
+    plan_candidates(q, p);
     if (p->cand_count == 0) {
         p->kind = PLAN_SCAN;
         return 0;
     }
+    /* sizes from posting headers: no list is read before the smallest is known */
+    uint64_t cap = env->lim->max_candidates;
     for (uint32_t i = 0; i < p->cand_count; i++) {
-        /* category postings are large: sample them only when nothing better exists */
-        if (p->cands[i].rank >= 9 && p->cand_count > 1) continue;
-        int rc = cand_sample(env, &p->cands[i], from_us, to_us, sample_cap);
-        if (rc) return rc;
-        if (env->deadline_hit) break;
-    }
-    if (p->cand_count == 1 && p->cands[0].rank >= 9 && !p->cands[0].complete && !p->cands[0].refs) {
-        int rc = cand_sample(env, &p->cands[0], from_us, to_us, sample_cap);
+        int rc = cand_estimate(env, &p->cands[i], from_us, to_us, cap);
         if (rc) return rc;
     }
     qsort(p->cands, p->cand_count, sizeof p->cands[0], cand_order);
-    if (p->cands[0].complete) {
-        ix_candidate *best = &p->cands[0];
+    ix_candidate *best = &p->cands[0];
+    if (best->estimate <= sample_cap) {
+        int rc = cand_sample(env, best, from_us, to_us, cap);
+        if (rc) return rc;
+    }
+    if (env->deadline_hit) return 0;
+    if (best->complete) {
         p->kind = PLAN_INDEX_SET;
         p->set = best->refs;
         p->set_count = best->ref_count;
         best->refs = NULL;
         p->intersected = 1;
+        bool *keep = NULL, *hit = NULL;
         for (uint32_t i = 1; i < p->cand_count && p->set_count > 0; i++) {
             ix_candidate *c = &p->cands[i];
-            if (!c->complete && p->set_count > PLAN_FETCH_CHEAP) {
-                /* Reading references costs ~1/50 of fetching an event: read up to 50x the
-                 * set's size of this candidate if that may spare the fetches. */
-                size_t cap = MAMORI_MIN(p->set_count * PLAN_REF_PER_FETCH, (size_t)env->lim->max_candidates);
-                if (cap <= c->ref_count) continue;
-                free(c->refs);
-                c->refs = NULL;
-                int rc = cand_sample(env, c, from_us, to_us, cap);
-                if (rc) return rc;
+            /* decoding PLAN_MARK_PER_FETCH references costs about one event fetch */
+            if (!apply_all && c->estimate / PLAN_MARK_PER_FETCH >= p->set_count) continue;
+            if (!keep) {
+                keep = mamori_xmalloc(p->set_count * sizeof *keep);
+                hit = mamori_xmalloc(p->set_count * sizeof *hit);
             }
-            if (!c->complete) continue;
-            p->set_count = intersect(p->set, p->set_count, c->refs, c->ref_count);
+            for (size_t k = 0; k < p->set_count; k++) keep[k] = true;
+            int rc = cand_mark(env, c, from_us, to_us, p->set, p->set_count, keep, hit);
+            if (rc < 0) {
+                free(keep);
+                free(hit);
+                return rc;
+            }
+            if (rc == 1) {
+                /* the index cannot decide this one without reading it: intersect a full read */
+                if (c->estimate > cap) continue;
+                rc = cand_sample(env, c, from_us, to_us, cap);
+                if (rc) {
+                    free(keep);
+                    free(hit);
+                    return rc;
+                }
+                if (!c->complete) continue;
+                p->set_count = intersect(p->set, p->set_count, c->refs, c->ref_count);
+            } else {
+                size_t w = 0;
+                for (size_t k = 0; k < p->set_count; k++)
+                    if (keep[k]) p->set[w++] = p->set[k];
+                p->set_count = w;
+            }
+            c->applied = true;
             p->intersected++;
         }
+        /* an empty set holds every test vacuously */
+        p->all_applied = p->intersected == p->cand_count || p->set_count == 0;
+        free(keep);
+        free(hit);
         return 0;
     }
-    /* nothing read in full: stream the most selective single-lookup candidate, unless the
-     * best is the category (a scan with the prefilter reads those events faster) */
+    /* nothing small enough to read whole: stream the most selective single-lookup
+     * candidate, unless the best is the category (a scan with the prefilter reads those
+     * events faster) */
     for (uint32_t i = 0; i < p->cand_count; i++) {
         if (p->cands[i].lookup_count == 1 && p->cands[i].rank < 9) {
             p->kind = PLAN_INDEX_STREAM;
@@ -323,6 +387,28 @@ int plan_build(exec_env *env, const event_query *q, int64_t from_us, int64_t to_
     }
     p->kind = PLAN_SCAN;
     return 0;
+}
+
+int plan_mark_set(exec_env *env, const event_query *q, int64_t from_us, int64_t to_us, const store_event_ref *set,
+                  size_t n, bool *keep)
+{
+    plan p;
+    memset(&p, 0, sizeof p);
+    plan_candidates(q, &p);
+    bool *hit = mamori_xmalloc((n ? n : 1) * sizeof *hit);
+    int rc = 0;
+    for (uint32_t i = 0; i < p.cand_count && rc >= 0; i++) {
+        rc = cand_estimate(env, &p.cands[i], from_us, to_us, env->lim->max_candidates);
+        if (rc) break;
+        /* a list far larger than the set costs more to decode than the fetches it spares */
+        if (p.cands[i].estimate / PLAN_MARK_PER_FETCH >= n && p.cands[i].estimate > env->lim->max_candidates)
+            continue;
+        rc = cand_mark(env, &p.cands[i], from_us, to_us, set, n, keep, hit);
+        if (rc == 1) rc = 0;
+    }
+    free(hit);
+    plan_fini(&p);
+    return rc;
 }
 
 static const char *field_name(uint8_t f)
@@ -348,8 +434,10 @@ void plan_explain(const plan *p, buf *out)
             json_write_string(out, c->lookups[k].value, c->lookups[k].len);
             buf_printf(out, ",\"prefix\":%s}", c->lookups[k].prefix ? "true" : "false");
         }
-        buf_printf(out, "],\"offset\":%u,\"exact\":%s,\"rank\":%d,\"sampled\":%zu,\"complete\":%s", c->pred->pos,
-                   c->exact ? "true" : "false", c->rank, c->ref_count, c->complete ? "true" : "false");
+        buf_printf(out, "],\"offset\":%u,\"exact\":%s,\"rank\":%d,\"estimate\":%llu,\"sampled\":%zu,\"complete\":%s",
+                   c->pred->pos, c->exact ? "true" : "false", c->rank, (unsigned long long)c->estimate, c->ref_count,
+                   c->complete ? "true" : "false");
+        if (c->applied) buf_puts(out, ",\"marked\":true");
         if (p->kind == PLAN_INDEX_STREAM && (int)i == p->stream_cand) buf_puts(out, ",\"streamed\":true");
         buf_putc(out, '}');
     }

@@ -46,6 +46,7 @@ typedef struct search_limits {
     uint32_t max_groups;          /* count by: distinct groups */
     uint32_t max_sequence_keys;   /* join keys with a partial sequence at once */
     uint32_t max_candidates;      /* refs materialized for one plan (intersection, sequences) */
+    uint32_t scan_threads;        /* threads of one range scan (count, count by, pages), >= 1 */
 } search_limits;
 void search_limits_default(search_limits *lim);
 

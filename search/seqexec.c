@@ -32,6 +32,7 @@ typedef struct seq_run {
     json_parser *jp;
     arena a;
     buf json, key, stage_key;
+    field_set fs; /* every field the stages, until and join keys read */
     /* the answer: the `want` earliest completions after the cursor (max-heap on the last event) */
     found_seq *heap;
     size_t heap_n, want;
@@ -125,7 +126,7 @@ static int feed_event(seq_run *r, const store_event_ref *ref, const char *json, 
     json_value root;
     json_error jerr;
     r->env->st->events_parsed++;
-    if (json_parse(r->jp, &r->a, json, len, &root, &jerr) != 0) return 0;
+    if (extract_event(r->jp, &r->a, &r->fs, json, len, &root, &jerr) != 0) return 0;
     seq_event sev = {.ref = *ref, .ts_us = ref->ts_us};
     uint32_t n = q->stage_count;
     /* group the matching stages by their join key (per-stage `by` fields may differ) */
@@ -186,13 +187,44 @@ typedef struct window {
     int64_t from, to;
 } window;
 
+/* A match of the seed stage, with what feeding it does (so it is never fetched again). */
+typedef struct seed_rec {
+    uint64_t key_hash;
+    char *key;
+    uint32_t key_len;
+    uint32_t mask; /* stages it matches under its key */
+    bool until;
+    store_event_ref ref;
+} seed_rec;
+
 typedef struct seed_ctx {
     seq_run *r;
     const event_query *st;
     window *w;
     size_t n, cap;
+    seed_rec *seeds; /* one per window before merging */
+    size_t seed_count;
     int64_t from, to;
 } seed_ctx;
+
+/* The stages (and until) the event matches under join key `key` — what feed_event feeds
+ * for that key. */
+static void classify_for_key(seq_run *r, const json_value *root, const char *key, size_t key_len, uint32_t *mask,
+                             bool *until)
+{
+    const search_query *q = r->q;
+    uint32_t n = q->stage_count;
+    *mask = 0;
+    *until = false;
+    for (uint32_t j = 0; j <= n; j++) {
+        const event_query *sj = j < n ? &q->stages[j] : (q->has_until ? &q->until : NULL);
+        if (!sj || !eval_query(&r->ev, sj, root)) continue;
+        if (!key_build(root, q->seq_by, q->seq_by_count, sj->by, sj->by_count, &r->stage_key)) continue;
+        if (r->stage_key.len != key_len || memcmp(r->stage_key.data, key, key_len) != 0) continue;
+        if (j < n) *mask |= 1u << j;
+        else *until = true;
+    }
+}
 
 static int seed_emit(void *ctx, const store_event_ref *ref, const char *json, size_t len, const json_value *root)
 {
@@ -205,12 +237,20 @@ static int seed_emit(void *ctx, const store_event_ref *ref, const char *json, si
     if (sc->n == sc->cap) {
         sc->cap = sc->cap ? sc->cap * 2 : 256;
         sc->w = mamori_xrealloc(sc->w, sc->cap * sizeof *sc->w);
+        sc->seeds = mamori_xrealloc(sc->seeds, sc->cap * sizeof *sc->seeds);
     }
+    seed_rec *sr = &sc->seeds[sc->seed_count++];
     window *w = &sc->w[sc->n++];
     w->key_len = (uint32_t)sc->r->key.len;
     w->key = mamori_xmalloc(w->key_len ? w->key_len : 1);
     memcpy(w->key, sc->r->key.data, w->key_len);
     w->key_hash = mamori_hash64(w->key, w->key_len);
+    sr->key_hash = w->key_hash;
+    sr->key_len = w->key_len;
+    sr->key = mamori_xmalloc(w->key_len ? w->key_len : 1);
+    memcpy(sr->key, w->key, w->key_len);
+    sr->ref = *ref;
+    classify_for_key(sc->r, root, w->key, w->key_len, &sr->mask, &sr->until);
     int64_t span = q->maxspan_us;
     w->from = ref->ts_us - span < sc->from ? sc->from : ref->ts_us - span;
     w->to = ref->ts_us > sc->to - span - 1 ? sc->to : ref->ts_us + span + 1;
@@ -285,12 +325,163 @@ static int run_key_windows(seq_run *r, const window *w, size_t n, const field_re
     return 0;
 }
 
+static int seed_order(const void *x, const void *y)
+{
+    const seed_rec *a = x, *b = y;
+    if (a->key_hash != b->key_hash) return a->key_hash < b->key_hash ? -1 : 1;
+    int c = memcmp(a->key, b->key, MAMORI_MIN(a->key_len, b->key_len));
+    if (c) return c;
+    if (a->key_len != b->key_len) return a->key_len < b->key_len ? -1 : 1;
+    return search_ref_cmp(&a->ref, &b->ref);
+}
+
+static bool same_key(uint64_t ha, const char *a, uint32_t la, uint64_t hb, const char *b, uint32_t lb)
+{
+    return ha == hb && la == lb && memcmp(a, b, la) == 0;
+}
+
+/* The key's value as the index holds it: a JSON string without escapes, else the text. */
+static bool key_index_value(const window *w, const char **v, size_t *len)
+{
+    *v = w->key;
+    *len = w->key_len;
+    if (*len >= 2 && (*v)[0] == '"') {
+        (*v)++;
+        *len -= 2;
+        if (memchr(*v, '\\', *len)) return false;
+    }
+    return true;
+}
+
+/* The seeded windows of every key through the key's index, fetching lazily: each key's refs
+ * in its windows are read from the key's index, the other stages' (and until's) index
+ * candidates are marked on them, and the state machine is walked per key in time order,
+ * fetching an event only when feeding it could change something — it may start a sequence
+ * (stage 0), a partial waits for a stage it may match, or it may match `until` while a
+ * partial exists. Seeds are fed from their recorded match without a fetch. Returns 1 (with
+ * nothing fed) when this cannot apply: a key the index cannot look up, too many refs. */
+static int run_key_lazy(seq_run *r, const window *w, size_t nw, seed_rec *seeds, size_t ns, const field_ref *kf,
+                        int seed_stage, int64_t from, int64_t to)
+{
+    exec_env *env = r->env;
+    const search_query *q = r->q;
+    uint32_t n = q->stage_count;
+    size_t ngroups = 0;
+    for (size_t i = 0; i < nw; i++)
+        if (i == 0 || !same_key(w[i].key_hash, w[i].key, w[i].key_len, w[i - 1].key_hash, w[i - 1].key,
+                                w[i - 1].key_len))
+            ngroups++;
+    size_t *gstart = mamori_xcalloc(ngroups + 1, sizeof *gstart); /* into all.v */
+    size_t *gwin = mamori_xcalloc(ngroups + 1, sizeof *gwin);     /* into w */
+    ref_list all = {.env = env};
+    store_event_ref *u = NULL;
+    uint32_t *cand = NULL;
+    bool *keep = NULL;
+    int rc = 0;
+    /* 1. every key's refs inside its windows */
+    size_t g = 0;
+    for (size_t i = 0; i < nw && rc == 0;) {
+        size_t j = i + 1;
+        while (j < nw && same_key(w[j].key_hash, w[j].key, w[j].key_len, w[i].key_hash, w[i].key, w[i].key_len)) j++;
+        const char *v;
+        size_t vlen;
+        if (!key_index_value(&w[i], &v, &vlen)) {
+            rc = 1;
+            break;
+        }
+        gstart[g] = all.n;
+        gwin[g] = i;
+        for (size_t k = i; k < j && rc == 0; k++) {
+            int lrc = store_index_lookup(env->s, env->tenant, (enum store_index_field)kf->index_field, v, vlen, false,
+                                         w[k].from, w[k].to, collect, &all);
+            if (lrc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "index lookup failed: %d", lrc);
+            else if (all.n > env->lim->max_candidates) rc = 1;
+        }
+        if (env->deadline_hit) break;
+        g++;
+        i = j;
+    }
+    gstart[ngroups] = all.n;
+    gwin[ngroups] = nw;
+    if (rc || env->deadline_hit) goto out;
+    /* 2. which stages each ref may match, from the other stages' indexes */
+    size_t nu = all.n;
+    u = mamori_xmalloc((nu ? nu : 1) * sizeof *u);
+    if (nu) memcpy(u, all.v, nu * sizeof *u);
+    qsort(u, nu, sizeof *u, ref_order);
+    size_t m = 0;
+    for (size_t k = 0; k < nu; k++)
+        if (m == 0 || search_ref_cmp(&u[k], &u[m - 1]) != 0) u[m++] = u[k];
+    nu = m;
+    cand = mamori_xcalloc(nu ? nu : 1, sizeof *cand);
+    keep = mamori_xmalloc((nu ? nu : 1) * sizeof *keep);
+    for (uint32_t st = 0; st <= n && rc == 0; st++) {
+        const event_query *eq = st < n ? &q->stages[st] : (q->has_until ? &q->until : NULL);
+        if (!eq || (int)st == seed_stage) continue; /* the seed stage's matches are the seeds */
+        for (size_t k = 0; k < nu; k++) keep[k] = true;
+        rc = plan_mark_set(env, eq, from, to, u, nu, keep);
+        for (size_t k = 0; k < nu && rc == 0; k++)
+            if (keep[k]) cand[k] |= 1u << st;
+    }
+    if (rc || env->deadline_hit) goto out;
+    /* 3. the walk, key by key */
+    qsort(seeds, ns, sizeof *seeds, seed_order);
+    size_t sp = 0;
+    for (g = 0; g < ngroups && !r->error && !env->deadline_hit; g++) {
+        const window *kw = &w[gwin[g]];
+        while (sp < ns && seed_order(&seeds[sp], &(seed_rec){.key_hash = kw->key_hash, .key = kw->key,
+                                                              .key_len = kw->key_len, .ref = {.ts_us = INT64_MIN}}) < 0)
+            sp++;
+        seq_machine_reset(r->m);
+        uint64_t only = kw->key_hash;
+        r->key_hashes = &only; /* the index is caseless: feed only this exact key */
+        r->key_hash_count = 1;
+        for (size_t k = gstart[g]; k < gstart[g + 1] && !r->error; k++) {
+            const store_event_ref *ref = &all.v[k];
+            while (sp < ns && same_key(seeds[sp].key_hash, seeds[sp].key, seeds[sp].key_len, kw->key_hash, kw->key,
+                                       kw->key_len) &&
+                   search_ref_cmp(&seeds[sp].ref, ref) < 0)
+                sp++;
+            if (sp < ns && same_key(seeds[sp].key_hash, seeds[sp].key, seeds[sp].key_len, kw->key_hash, kw->key,
+                                    kw->key_len) &&
+                search_ref_cmp(&seeds[sp].ref, ref) == 0) {
+                seq_event sev = {.ref = *ref, .ts_us = ref->ts_us};
+                int frc = seq_machine_feed(r->m, seeds[sp].mask, seeds[sp].until, kw->key, kw->key_len, &sev);
+                if (frc == -E2BIG)
+                    r->error = set_error(env->err, SEARCH_ERR_TOO_LARGE, -1,
+                                         "sequence: more than %u join keys in progress; narrow the range or the queries",
+                                         env->lim->max_sequence_keys);
+                if (frc) break;
+                continue;
+            }
+            const store_event_ref *at = bsearch(ref, u, nu, sizeof *u, ref_order);
+            MAMORI_ASSERT(at);
+            uint32_t c = cand[at - u];
+            if (!c) continue;
+            uint32_t waiting = seq_machine_waiting(r->m, kw->key, kw->key_len);
+            bool need = (c & 1u) || (c & waiting) || ((c >> n) & 1u && waiting);
+            if (!need) continue;
+            if (fetch_feed(r, ref)) break;
+        }
+        r->key_hashes = NULL;
+        r->key_hash_count = 0;
+    }
+out:
+    free(gstart);
+    free(gwin);
+    free(all.v);
+    free(u);
+    free(cand);
+    free(keep);
+    return rc;
+}
+
 static int run_seeded(seq_run *r, int seed_stage, int64_t from, int64_t to)
 {
     const search_query *q = r->q;
     exec_env *env = r->env;
     seed_ctx sc = {.r = r, .st = &q->stages[seed_stage], .from = from, .to = to};
-    int rc = search_each_match(env, sc.st, from, to, seed_emit, &sc);
+    int rc = search_each_match(env, sc.st, from, to, &r->fs, seed_emit, &sc);
     if (!rc && sc.n == SEQ_MAX_SEEDS)
         rc = set_error(env->err, SEARCH_ERR_TOO_LARGE, (int32_t)sc.st->pos,
                        "sequence: over %u matches of the query at offset %u; make it more selective", SEQ_MAX_SEEDS,
@@ -318,6 +509,9 @@ static int run_seeded(seq_run *r, int seed_stage, int64_t from, int64_t to)
     if (key_fields == 1 && same_field && q->seq_by[0].index_field) kf = &q->seq_by[0];
     if (kf) {
         env->st->plan = "sequence_seeded_key_index";
+        rc = run_key_lazy(r, sc.w, sc.n, sc.seeds, sc.seed_count, kf, seed_stage, from, to);
+        if (rc != 1) goto out;
+        rc = 0;
         for (size_t i = 0; i < sc.n && !r->error && !env->deadline_hit;) {
             size_t j = i + 1;
             while (j < sc.n && sc.w[j].key_hash == sc.w[i].key_hash && sc.w[j].key_len == sc.w[i].key_len &&
@@ -367,6 +561,8 @@ static int run_seeded(seq_run *r, int seed_stage, int64_t from, int64_t to)
 out:
     for (size_t i = 0; i < sc.n; i++) free(sc.w[i].key);
     free(sc.w);
+    for (size_t i = 0; i < sc.seed_count; i++) free(sc.seeds[i].key);
+    free(sc.seeds);
     return rc;
 }
 
@@ -381,7 +577,7 @@ static int run_full(seq_run *r, int64_t from, int64_t to)
     for (uint32_t i = 0; i < n && use_index; i++) {
         const event_query *st = i < q->stage_count ? &q->stages[i] : &q->until;
         plan p;
-        int rc = plan_build(env, st, from, to, SEQ_SAMPLE_CAP, &p);
+        int rc = plan_build(env, st, from, to, SEQ_SAMPLE_CAP, false, &p);
         if (rc) {
             plan_fini(&p);
             free(all.v);
@@ -428,7 +624,7 @@ static int pick_seed(exec_env *env, const search_query *q, int64_t from, int64_t
     size_t best = SIZE_MAX;
     for (uint32_t i = 0; i < q->stage_count; i++) {
         plan p;
-        int rc = plan_build(env, &q->stages[i], from, to, SEQ_SAMPLE_CAP, &p);
+        int rc = plan_build(env, &q->stages[i], from, to, SEQ_SAMPLE_CAP, false, &p);
         if (!rc && p.kind == PLAN_INDEX_SET && p.set_count < best) {
             best = p.set_count;
             *seed = (int)i;
@@ -467,6 +663,9 @@ int exec_sequence(exec_env *env, const search_query *q, const search_request *re
     buf_init(&r.json);
     buf_init(&r.key);
     buf_init(&r.stage_key);
+    for (uint32_t i = 0; i < q->stage_count; i++) field_set_add_query(&r.fs, &q->stages[i]);
+    if (q->has_until) field_set_add_query(&r.fs, &q->until);
+    for (uint32_t i = 0; i < q->seq_by_count; i++) field_set_add(&r.fs, &q->seq_by[i]);
     int64_t from = req->from_us;
     if (cur) {
         r.after = cur->after;

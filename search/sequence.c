@@ -126,6 +126,17 @@ static key_state *find(seq_machine *m, const char *key, size_t len, bool create,
     return &m->keys[m->count - 1];
 }
 
+uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len)
+{
+    int err = 0;
+    key_state *k = find(m, key, key_len, false, &err);
+    if (!k) return 0;
+    uint32_t mask = 0;
+    for (uint32_t s = 1; s < m->stages; s++)
+        if (k->lens[s - 1]) mask |= 1u << s;
+    return mask;
+}
+
 int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, const char *key, size_t key_len,
                      const seq_event *ev)
 {
