@@ -304,24 +304,18 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-struct scratch {
-    uint32_t *sel;
-    uint64_t *hashes;
-    uint32_t cap;
-};
-
-static void scratch_fit(struct scratch *s, uint32_t n)
+static void scratch_fit(correlate_engine *e, uint32_t n)
 {
-    if (n <= s->cap) return;
-    s->cap = n;
-    s->sel = mamori_xrealloc(s->sel, n * sizeof *s->sel);
-    s->hashes = mamori_xrealloc(s->hashes, n * sizeof *s->hashes);
+    if (n <= e->scratch_cap) return;
+    e->scratch_cap = n;
+    e->sel = mamori_xrealloc(e->sel, n * sizeof *e->sel);
+    e->hashes = mamori_xrealloc(e->hashes, n * sizeof *e->hashes);
 }
 
 /* Does the window entries[lo..j] hold the correlation (the new match p inside it)? Fills
  * the contributing entries into sc->sel. */
 static bool window_holds(const struct cdef *d, const struct ckey *k, uint32_t lo, uint32_t j, uint32_t p,
-                         struct scratch *sc, uint32_t *nsel, double *value)
+                         correlate_engine *sc, uint32_t *nsel, double *value)
 {
     const struct centry *E = k->entries;
     uint32_t n = j - lo + 1, s = 0;
@@ -392,7 +386,6 @@ struct feed_ctx {
     correlate_engine *e;
     correlate_alert_fn fn;
     void *ctx;
-    struct scratch sc;
 };
 
 static void process_target(struct feed_ctx *f, const correlate_match *m, const struct mtarget *t, uint32_t depth);
@@ -433,11 +426,11 @@ static void fire(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t nse
     }
     /* contributing event ids, in event-time order, each once in a row */
     size_t id_total = 0;
-    for (uint32_t i = 0; i < nsel; i++) id_total += k->entries[f->sc.sel[i]].id_count;
+    for (uint32_t i = 0; i < nsel; i++) id_total += k->entries[e->sel[i]].id_count;
     const char **ids = mamori_xmalloc((id_total ? id_total : 1) * sizeof *ids);
     size_t nid = 0;
     for (uint32_t i = 0; i < nsel; i++) {
-        const struct centry *ent = &k->entries[f->sc.sel[i]];
+        const struct centry *ent = &k->entries[e->sel[i]];
         const char *p = ent->data;
         for (uint32_t x = 0; x < ent->id_count; x++) {
             bool dup = false;
@@ -454,8 +447,8 @@ static void fire(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t nse
         .group_values = values,
         .event_ids = ids,
         .event_count = nid,
-        .first_us = k->entries[f->sc.sel[0]].time_us,
-        .last_us = k->entries[f->sc.sel[nsel - 1]].time_us,
+        .first_us = k->entries[e->sel[0]].time_us,
+        .last_us = k->entries[e->sel[nsel - 1]].time_us,
         .value = value,
         .group_key = k->key,
         .group_key_len = k->key_len,
@@ -469,7 +462,7 @@ static void fire(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t nse
     /* consume the contributing matches: the next alert needs fresh ones */
     uint32_t w = 0, x = 0;
     for (uint32_t i = 0; i < k->count; i++) {
-        if (x < nsel && f->sc.sel[x] == i) {
+        if (x < nsel && e->sel[x] == i) {
             entry_free(&k->entries[i]);
             x++;
             continue;
@@ -492,7 +485,7 @@ static void evaluate(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t
 {
     const struct cdef *d = f->e->set->corrs[corr];
     int64_t span = d->pub.timespan_us, tp = k->entries[p].time_us;
-    scratch_fit(&f->sc, k->count);
+    scratch_fit(f->e, k->count);
     uint32_t last = d->pub.type == CORRELATE_VALUE_PERCENTILE ? p : k->count - 1;
     uint32_t lo = 0;
     for (uint32_t j = p; j <= last && k->entries[j].time_us - tp <= span; j++) {
@@ -500,7 +493,7 @@ static void evaluate(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t
         while (k->entries[lo].time_us < start) lo++;
         uint32_t nsel;
         double value;
-        if (window_holds(d, k, lo, j, p, &f->sc, &nsel, &value) && nsel) {
+        if (window_holds(d, k, lo, j, p, f->e, &nsel, &value) && nsel) {
             fire(f, corr, k, nsel, value, depth);
             return;
         }
@@ -577,6 +570,8 @@ void correlate_engine_destroy(correlate_engine *e)
         free(e->states[c].buckets);
     }
     free(e->states);
+    free(e->sel);
+    free(e->hashes);
     free(e);
 }
 
@@ -596,8 +591,6 @@ void correlate_engine_feed(correlate_engine *e, const correlate_match *m, correl
     }
     struct feed_ctx f = {.e = e, .fn = fn, .ctx = ctx};
     for (uint32_t i = 0; i < m->target_count; i++) process_target(&f, m, &m->targets[i], 0);
-    free(f.sc.sel);
-    free(f.sc.hashes);
 }
 
 void correlate_engine_feed_event(correlate_engine *e, const detect_rule *rule, const mamori_event *ev, int64_t time_us,

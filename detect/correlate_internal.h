@@ -151,6 +151,11 @@ struct correlate_engine {
     int64_t watermark_us;
     uint64_t seq;
     uint64_t late; /* late matches (once per match, whatever number of correlations) */
+    /* window scratch (contributing entries, value hashes), grown to the largest key; a
+     * chained evaluation may reuse it: fire() is done with it before feeding the chain */
+    uint32_t *sel;
+    uint64_t *hashes;
+    uint32_t scratch_cap;
 };
 
 /* correlate.c, for correlate_state.c */
