@@ -92,6 +92,7 @@ typedef struct bus_kafka_options {
     int64_t max_past_us;       /* event time bounds for messages without event keys (0: none) */
     int64_t max_future_us;
     uint32_t drain_timeout_ms; /* after bus_shutdown: producer flush, then consumers catch up */
+    const char *instance_id;   /* non-empty: static membership, group.instance.id "<id>-<group>-<n>" */
 } bus_kafka_options;
 
 /* Creates the producer (idempotent, acks=all) and makes sure the topic exists (creating it

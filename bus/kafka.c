@@ -314,6 +314,7 @@ static void kb_destroy(bus *bb)
     free(k->group_prefix);
     free(k->client_id);
     free(k->compression);
+    free(k->instance_id);
     free(k);
 }
 
@@ -461,6 +462,7 @@ int bus_kafka_create(const bus_kafka_options *opt, bus **out)
     k->group_prefix = mamori_xstrdup(opt->group_prefix ? opt->group_prefix : "");
     k->client_id = mamori_xstrdup(opt->client_id ? opt->client_id : "mamorid");
     k->compression = mamori_xstrdup(opt->compression ? opt->compression : "lz4");
+    k->instance_id = mamori_xstrdup(opt->instance_id ? opt->instance_id : "");
     pthread_mutex_init(&k->consumers_lock, NULL);
     pthread_rwlock_init(&k->producer_lock, NULL);
     /* A message is one batch's NDJSON plus headers. Normalized events can be larger than what

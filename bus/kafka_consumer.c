@@ -259,6 +259,18 @@ int kafka_consumer_open(bus *bb, const char *name, uint32_t index, bus_consumer 
         free(c);
         return -EINVAL;
     }
+    if (k->instance_id[0]) {
+        /* a restarted process takes its members' places at once (no rebalance, no waiting for
+         * the dead members' sessions); two processes with one id fence each other */
+        char instance[300];
+        snprintf(instance, sizeof instance, "%s-%s-%u", k->instance_id, g->name, index);
+        if (kafka_conf_set(conf, "group.instance.id", instance, client_id)) {
+            rd_kafka_conf_destroy(conf);
+            pthread_mutex_destroy(&c->lock);
+            free(c);
+            return -EINVAL;
+        }
+    }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     char errstr[512];

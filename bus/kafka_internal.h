@@ -62,7 +62,7 @@ typedef struct kafka_consumer {
 struct kafka_bus {
     bus base;
     bus_kafka_options opt;
-    char *bootstrap, *topic, *group_prefix, *client_id, *compression;
+    char *bootstrap, *topic, *group_prefix, *client_id, *compression, *instance_id;
     char max_message_bytes[24];
     size_t max_message_value_bytes; /* the same, as a number */
     pthread_rwlock_t producer_lock; /* publishers read; the poller swaps in a new producer after a fatal error */

@@ -89,6 +89,9 @@ static const config_key keys[] = {
      "producer batching delay (adds to ack latency)"},
     {"bus.kafka.drain_timeout_ms", KEY_U32, OFF(bus.kafka.drain_timeout_ms), "10000", 100, 600000, NULL,
      "at shutdown: wait this long for the broker's acks and for the consumers to catch up"},
+    {"bus.kafka.instance_id", KEY_STRING, OFF(bus.kafka.instance_id), "", 0, 0, NULL,
+     "static group membership: a name unique to this process and stable across restarts (a restart then keeps "
+     "its partitions at once); empty: dynamic membership"},
 
     {"store.path", KEY_STRING, OFF(store.path), "/var/lib/mamori", 0, 0, NULL, "data directory (RocksDB)"},
     {"store.sync", KEY_BOOL, OFF(store.sync), "true", 0, 0, NULL,

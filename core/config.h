@@ -61,6 +61,7 @@ typedef struct mamori_config {
             char *compression;
             uint32_t linger_ms;
             uint32_t drain_timeout_ms; /* shutdown: flush to the broker, consumers catch up */
+            char *instance_id;       /* static group membership when set ("" : dynamic) */
         } kafka;
     } bus;
     struct {

@@ -35,6 +35,7 @@ int server_bus_create(const mamori_config *cfg, bus **out)
             .max_past_us = (int64_t)cfg->ingest.max_event_age_days * 86400 * 1000000,
             .max_future_us = (int64_t)cfg->ingest.max_clock_skew_s * 1000000,
             .drain_timeout_ms = cfg->bus.kafka.drain_timeout_ms,
+            .instance_id = cfg->bus.kafka.instance_id,
         };
         rc = bus_kafka_create(&ko, out);
     } else {
