@@ -85,6 +85,7 @@ typedef struct scan {
     uint64_t corr_alerts, held_back; /* correlation alerts; base matches not alerting alone */
     size_t corr_matches;
     correlate_stats corr_stats;
+    uint64_t *corr_alerts_by_rule; /* emitted alerts per correlation */
 } scan;
 
 struct scan_match {
@@ -271,6 +272,7 @@ static void write_correlation_alert(void *ctx, const correlate_alert *a)
 {
     scan *s = ctx;
     if (!a->emit) return; /* only feeds a chain */
+    s->corr_alerts_by_rule[a->rule->info.index]++;
     buf_puts(&s->out, "{\"rule\":");
     detect_rule_write_json(&s->out, &a->rule->info);
     buf_puts(&s->out, ",\"correlation\":");
@@ -291,6 +293,7 @@ static int by_time(const void *a, const void *b)
 static void run_correlations(scan *s)
 {
     qsort(s->matches, s->match_count, sizeof *s->matches, by_time);
+    s->corr_alerts_by_rule = mamori_xcalloc(correlate_set_count(s->corr), sizeof *s->corr_alerts_by_rule);
     correlate_options opt;
     correlate_options_default(&opt);
     correlate_engine *e = correlate_engine_create(s->corr, &opt);
@@ -469,6 +472,15 @@ int cmd_scan(int argc, char **argv)
                 (unsigned long long)cs->evicted_events);
     }
     if (rule_stats) print_rule_stats(&s, rs);
+    if (rule_stats && s.corr) {
+        fprintf(stderr, "alerts per correlation:\n");
+        for (size_t i = 0; i < correlate_set_count(corr); i++) {
+            const correlate_rule *c = correlate_set_rule(corr, i);
+            fprintf(stderr, "  %8llu  %-8s %-16s %s  %s\n", (unsigned long long)s.corr_alerts_by_rule[i],
+                    c->info.level_name, correlate_type_name(c->type), c->info.id, c->info.title);
+        }
+    }
+    free(s.corr_alerts_by_rule);
 
     free(s.alerts_by_rule);
     buf_fini(&s.out);

@@ -184,6 +184,9 @@ def test_value_count_and_near_misses(workdir):
     assert got[0]["rule"]["title"] == "Password spraying"
     assert c["type"] == "value_count" and c["group"] == {"IpAddress": "10.0.0.1"} and c["value"] == 4
     assert c["event_count"] == 4
+    rc, out, err = run("scan", "--rule-stats", "--rules", rules, os.path.join(workdir, "e.json"))
+    assert rc == 0
+    assert re.search(r"alerts per correlation:\n(.*\n)*\s+1\s+medium\s+value_count\s+2a0b8d0e-\S+\s+Password spraying", err), err
 
 
 def test_generate_keeps_single_alerts(workdir):

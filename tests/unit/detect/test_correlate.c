@@ -1031,6 +1031,40 @@ static void test_state_round_trip(void **state)
     ch_fini(&h);
 }
 
+/* A restart: the state written by one process is read by a new one that loaded the same
+ * rules again (another set, another engine), and the half-seen sequence completes once. */
+static void test_state_survives_reload(void **state)
+{
+    (void)state;
+    ch before, after;
+    ch_init(&before, TEMPORAL_ORDERED_YAML);
+    const double t[] = {0, 10};
+    recon(&before, "ab", t, NULL);
+    assert_int_equal(before.count, 0);
+    buf enc;
+    buf_init(&enc);
+    correlate_state_encode(before.eng, 0, &enc);
+    ch_fini(&before);
+
+    ch_init(&after, TEMPORAL_ORDERED_YAML);
+    assert_int_equal(correlate_state_decode(after.eng, 0, enc.data, enc.len), 0);
+    const double t2[] = {20};
+    recon(&after, "c", t2, NULL);
+    assert_int_equal(after.count, 1);
+    assert_string_equal(after.alerts[0].ids, "a0,b1,c0");
+    recon(&after, "c", t2, NULL); /* consumed: no second alert */
+    assert_int_equal(after.count, 1);
+    /* the state does not fit a correlation of another type under the same title */
+    ch other;
+    ch_init(&other, "title: Recon ordered\ncorrelation:\n    type: temporal\n    rules:\n        - recon_cmd_a\n"
+                    "        - recon_cmd_b\n        - recon_cmd_c\n    group-by:\n        - ComputerName\n"
+                    "        - User\n    timespan: 5m\n---\n" RECON_RULES);
+    assert_int_equal(correlate_state_decode(other.eng, 0, enc.data, enc.len), -EINVAL);
+    ch_fini(&other);
+    buf_fini(&enc);
+    ch_fini(&after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1053,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_loader_attributes),
         cmocka_unit_test(test_alert_identity_and_json),
         cmocka_unit_test(test_state_round_trip),
+        cmocka_unit_test(test_state_survives_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
