@@ -452,10 +452,24 @@ int kafka_poll(bus_consumer *bc, bus_batch **out, size_t max, int timeout_ms)
         wait_ms = 0;
         if (!m) break;
         if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            /* an error event: report it and return what we have, so a client that keeps
+             * answering with errors can never spin this loop (the caller polls again) */
+            rd_kafka_resp_err_t err = m->err;
+            if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char why[512];
+                rd_kafka_fatal_error(c->rk, why, sizeof why);
+                LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "kafka consumer %s: fatal error: %s (e.g. fenced by another "
+                                "process with the same bus.kafka.instance_id); it consumes nothing until mamorid "
+                                "restarts", c->name, why);
+            } else if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 1, "kafka consumer %s: %s", c->name, rd_kafka_message_errstr(m));
+            }
             rd_kafka_message_destroy(m);
-            continue;
+            if (n == 0 && err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            break;
         }
         bus_batch *b = take_message(c, m);
         rd_kafka_message_destroy(m);
