@@ -411,9 +411,9 @@ static const struct bus_ops kafka_ops = {
     .write_metrics = kb_write_metrics,
 };
 
-/* Creates the topic unless it exists. A broker that does not answer is only logged. */
-static void ensure_topic(kafka_bus *k)
+void kafka_ensure_topic(kafka_bus *k)
 {
+    if (!k->opt.partitions) return;
     char errstr[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(k->topic, (int)k->opt.partitions,
                                                     k->opt.replication_factor ? (int)k->opt.replication_factor : -1,
@@ -423,6 +423,7 @@ static void ensure_topic(kafka_bus *k)
         return;
     }
     (void)rd_kafka_NewTopic_set_config(nt, "max.message.bytes", k->max_message_bytes);
+    pthread_rwlock_rdlock(&k->producer_lock);
     rd_kafka_queue_t *q = rd_kafka_queue_new(k->producer);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(k->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     (void)rd_kafka_AdminOptions_set_request_timeout(ao, KAFKA_ADMIN_TIMEOUT_MS, errstr, sizeof errstr);
@@ -446,6 +447,7 @@ static void ensure_topic(kafka_bus *k)
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_queue_destroy(q);
+    pthread_rwlock_unlock(&k->producer_lock);
     rd_kafka_NewTopic_destroy(nt);
 }
 
@@ -483,7 +485,7 @@ int bus_kafka_create(const bus_kafka_options *opt, bus **out)
         kb_destroy(&k->base);
         return -EINVAL;
     }
-    if (opt->partitions) ensure_topic(k);
+    if (opt->partitions) kafka_ensure_topic(k);
     k->rkt = rd_kafka_topic_new(k->producer, k->topic, NULL);
     int rc = pthread_create(&k->poller, NULL, poller_main, k);
     if (rc) {

@@ -550,9 +550,17 @@ int kafka_wait_caught_up(bus *bb, const char *name, int timeout_ms)
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, k->topic, NULL);
     rd_kafka_topic_partition_list_t *list = NULL;
     int64_t *hi = NULL, *lo = NULL;
-    if (rd_kafka_metadata(rk, 0, rkt, &md, MAMORI_MAX(timeout_ms, 1)) || md->topic_cnt != 1 || md->topics[0].err ||
-        md->topics[0].partition_cnt == 0)
+    if (rd_kafka_metadata(rk, 0, rkt, &md, MAMORI_MAX(timeout_ms, 1))) {
+        md = NULL;
         goto out;
+    }
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        /* no topic, nothing to catch up with; make it now (the broker was down at start-up) */
+        kafka_ensure_topic(k);
+        rc = 0;
+        goto out;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) goto out;
     int n = md->topics[0].partition_cnt;
     list = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(list, k->topic, md->topics[0].partitions[i].id);

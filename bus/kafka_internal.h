@@ -102,6 +102,9 @@ rd_kafka_conf_t *kafka_conf_new(kafka_bus *k, const char *client_id, void *opaqu
 void kafka_on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void kafka_on_consumer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void kafka_report_error(kafka_bus *k, rd_kafka_t *rk, int err, const char *reason);
+/* Creates the topic unless it exists or opt.partitions is 0. A broker that does not answer is
+ * only logged. */
+void kafka_ensure_topic(kafka_bus *k);
 /* Tests: raises a fabricated fatal error in the current producer (rd_kafka_test_fatal_error). */
 int kafka_test_fatal_error(bus *b);
 
