@@ -71,7 +71,7 @@ typedef struct bus_options {
 /* Embedded bus: bounded in-process queues. */
 int bus_embedded_create(const bus_options *opt, bus **out) MAMORI_WUR;
 
-/* Kafka bus (bus/kafka.c, docs/kafka.md): one topic, one message per batch, consumer groups
+/* Kafka bus (bus/kafka*.c, docs/kafka.md): one topic, one message per batch, consumer groups
  * "<group_prefix><group>". A batch is durable when the broker acknowledged it (acks=all);
  * consumers commit a partition's offset only up to the first batch not yet bus_done. The
  * bus_add_group partition count is the number of consumers (rdkafka instances) of the group
@@ -87,8 +87,8 @@ typedef struct bus_kafka_options {
     uint32_t linger_ms;
     uint32_t max_inflight_batches; /* published, not yet acknowledged by the broker */
     uint64_t max_inflight_bytes;   /* their memory; also each consumer's budget of undone batches */
-    uint32_t max_batch_events;     /* refuse consumed messages beyond these (ingest limits) */
-    uint32_t max_batch_bytes;
+    uint32_t max_batch_events;     /* ingest's limits: consumed messages with more lines are refused; */
+    uint32_t max_batch_bytes;      /* messages are sized 2x this + 1 KiB per event + 1 MiB at most */
     int64_t max_past_us;       /* event time bounds for messages without event keys (0: none) */
     int64_t max_future_us;
     uint32_t drain_timeout_ms; /* after bus_shutdown: producer flush, then consumers catch up */
