@@ -1,6 +1,6 @@
 /* server/main.c — mamorid: loads the configuration (or prepares a development node), opens
- * the store, starts the bus (embedded or Kafka), the store writer, live detection and ingest, logs a
- * stats line every 10 s, reloads the rules on SIGHUP, and shuts down in order on
+ * the store, starts the bus (embedded or Kafka), the store writer, live detection and
+ * ingest, logs a stats line every 10 s, reloads the rules on SIGHUP, and shuts down in order on
  * SIGINT/SIGTERM: stop ingest (no new batches), drain the bus into the store and through
  * detection, close the store. */
 #include <errno.h>
