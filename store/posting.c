@@ -193,13 +193,30 @@ int ix_cursor_open(ix_cursor *c, const uint8_t *value, size_t len, int64_t min_t
     return 0;
 }
 
+/* varint_get with the one- and two-byte cases inline: dense postings are mostly those */
+static inline int varint_fast(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    if (q < end && q[0] < 0x80) {
+        *v = q[0];
+        *p = q + 1;
+        return 0;
+    }
+    if (end - q >= 2 && q[1] < 0x80) {
+        *v = (uint64_t)(q[0] & 0x7f) | (uint64_t)q[1] << 7;
+        *p = q + 2;
+        return 0;
+    }
+    return varint_get(p, end, v);
+}
+
 int ix_cursor_next(ix_cursor *c)
 {
     if (c->remaining == 0) return 0;
     uint64_t ts_delta, sel, slot = c->prev_slot, seq_delta = 0;
-    if (varint_get(&c->p, c->end, &ts_delta) || varint_get(&c->p, c->end, &sel)) return -EBADMSG;
-    if ((sel & 1) && varint_get(&c->p, c->end, &slot)) return -EBADMSG;
-    if ((sel & 2) && varint_get(&c->p, c->end, &seq_delta)) return -EBADMSG;
+    if (varint_fast(&c->p, c->end, &ts_delta) || varint_fast(&c->p, c->end, &sel)) return -EBADMSG;
+    if ((sel & 1) && varint_fast(&c->p, c->end, &slot)) return -EBADMSG;
+    if ((sel & 2) && varint_fast(&c->p, c->end, &seq_delta)) return -EBADMSG;
     if (slot >= c->agent_count) return -EBADMSG;
     uint32_t s = (uint32_t)slot;
     store_event_ref *r = &c->cur;

@@ -234,6 +234,16 @@ static bool agents_overlap(const mark_ctx *m, const ix_posting_info *h, size_t l
     return false;
 }
 
+/* store_ref_cmp, inlined for the decode loop */
+static inline int ref_cmp_inline(const store_event_ref *a, const store_event_ref *b)
+{
+    if (a->ts_us != b->ts_us) return a->ts_us < b->ts_us ? -1 : 1;
+    if (a->agent_hash != b->agent_hash) return a->agent_hash < b->agent_hash ? -1 : 1;
+    if (a->seq != b->seq) return a->seq < b->seq ? -1 : 1;
+    if (a->index != b->index) return a->index < b->index ? -1 : 1;
+    return 0;
+}
+
 static int mark_posting(void *arg, int64_t min_ts, const uint8_t *value, size_t len)
 {
     mark_ctx *m = arg;
@@ -250,7 +260,9 @@ static int mark_posting(void *arg, int64_t min_ts, const uint8_t *value, size_t 
     int rc = 0;
     size_t j = lo;
     while (j < hi && (rc = ix_cursor_next(&c)) > 0) {
-        while (j < hi && store_ref_cmp(&m->set[j], &c.cur) < 0) j++;
+        /* most entries are before the next set ref: one ts compare rejects them */
+        if (c.cur.ts_us < m->set[j].ts_us) continue;
+        while (j < hi && ref_cmp_inline(&m->set[j], &c.cur) < 0) j++;
         if (j < hi && store_ref_eq(&m->set[j], &c.cur)) m->hit[j++] = true;
     }
     ix_cursor_close(&c);

@@ -51,6 +51,8 @@ static int scan_range(store *s, uint64_t tenant_hash, int64_t from_us, int64_t t
     }
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     if (has_bound) rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)bound, sizeof bound);
+    /* a scan reads each block once: caching them would only evict what point reads reuse */
+    rocksdb_readoptions_set_fill_cache(ro, 0);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_EVENTS]);
     int rc = 0;
     for (rocksdb_iter_seek(it, (const char *)start, sizeof start); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
