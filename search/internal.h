@@ -315,10 +315,11 @@ void seq_machine_reset(seq_machine *m);
 /* One event: stage_mask has bit i when it matches stage i (with key_i its join key for
  * that stage; all stages of one event share the same key bytes here), until_match when it
  * matches the until query. Returns 0, 1 when fn asked to stop, -E2BIG over max_keys. */
-/* Stages s >= 1 with a partial sequence of key waiting for them (bit s), 0 when none: an
- * event that can match only stages outside this mask (and not stage 0), nor `until` while
- * the mask is 0, would change nothing if fed. */
-uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len);
+/* Stages s >= 1 with a partial sequence of key waiting for them that an event at ts_us may
+ * still advance (bit s; partials past maxspan are dead: feeding drops them unused), 0 when
+ * none. An event at ts_us that can match only stages outside this mask (and not stage 0),
+ * nor `until` while the mask is 0, changes no answer if fed. */
+uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len, int64_t ts_us);
 int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, const char *key, size_t key_len,
                      const seq_event *ev) MAMORI_WUR;
 

@@ -353,125 +353,201 @@ static bool key_index_value(const window *w, const char **v, size_t *len)
     return true;
 }
 
-/* The seeded windows of every key through the key's index, fetching lazily: each key's refs
- * in its windows are read from the key's index, the other stages' (and until's) index
- * candidates are marked on them, and the state machine is walked per key in time order,
- * fetching an event only when feeding it could change something — it may start a sequence
- * (stage 0), a partial waits for a stage it may match, or it may match `until` while a
- * partial exists. Seeds are fed from their recorded match without a fetch. Returns 1 (with
- * nothing fed) when this cannot apply: a key the index cannot look up, too many refs. */
+#define SEQ_LAZY_BATCH_REFS (1u << 21) /* refs of several keys marked together */
+
+static int run_key_windows(seq_run *r, const window *w, size_t n, const field_ref *kf);
+
+/* Marks, for each ref of u[0..nu) (sorted, unique), the stages (bit s) and until (bit
+ * stage_count) it may match per their index candidates; the seed stage is left out (its
+ * matches are the seeds). */
+static int mark_stages(seq_run *r, int seed_stage, int64_t from, int64_t to, const store_event_ref *u, size_t nu,
+                       uint32_t *cand, bool *keep)
+{
+    const search_query *q = r->q;
+    uint32_t n = q->stage_count;
+    memset(cand, 0, nu * sizeof *cand);
+    for (uint32_t st = 0; st <= n; st++) {
+        const event_query *eq = st < n ? &q->stages[st] : (q->has_until ? &q->until : NULL);
+        if (!eq || (int)st == seed_stage) continue;
+        for (size_t k = 0; k < nu; k++) keep[k] = true;
+        int rc = plan_mark_set(r->env, eq, from, to, u, nu, keep);
+        if (rc) return rc;
+        for (size_t k = 0; k < nu; k++)
+            if (keep[k]) cand[k] |= 1u << st;
+    }
+    return 0;
+}
+
+/* The sorted union u of a batch's per-key lists v[gstart[g], gstart[g + 1]) (each sorted)
+ * by a heap merge, and map[k] = the index in u of v[k]. Returns the size of u. */
+static size_t merge_keys(const store_event_ref *v, const size_t *gstart, size_t ng, store_event_ref *u, uint32_t *map)
+{
+    size_t *pos = mamori_xmalloc((ng ? ng : 1) * sizeof *pos);
+    size_t *heap = mamori_xmalloc((ng ? ng : 1) * sizeof *heap);
+    size_t hn = 0;
+    for (size_t g = 0; g < ng; g++) {
+        pos[g] = gstart[g];
+        if (pos[g] == gstart[g + 1]) continue;
+        size_t i = hn++;
+        while (i > 0 && search_ref_cmp(&v[pos[g]], &v[pos[heap[(i - 1) / 2]]]) < 0) {
+            heap[i] = heap[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        heap[i] = g;
+    }
+    size_t nu = 0;
+    while (hn) {
+        size_t g = heap[0];
+        const store_event_ref *x = &v[pos[g]];
+        if (nu == 0 || search_ref_cmp(x, &u[nu - 1]) != 0) u[nu++] = *x;
+        map[pos[g]] = (uint32_t)(nu - 1);
+        pos[g]++;
+        size_t top = g;
+        if (pos[g] == gstart[g + 1]) top = heap[--hn];
+        if (!hn) break;
+        /* sift top down from the root */
+        size_t i = 0;
+        for (;;) {
+            size_t c = 2 * i + 1;
+            if (c >= hn) break;
+            if (c + 1 < hn && search_ref_cmp(&v[pos[heap[c + 1]]], &v[pos[heap[c]]]) < 0) c++;
+            if (search_ref_cmp(&v[pos[heap[c]]], &v[pos[top]]) >= 0) break;
+            heap[i] = heap[c];
+            i = c;
+        }
+        heap[i] = top;
+    }
+    free(pos);
+    free(heap);
+    return nu;
+}
+
+/* Walks one key's refs (time order) through the machine, fetching only what could matter. */
+static void walk_key(seq_run *r, const window *kw, const store_event_ref *refs, const uint32_t *map, size_t nrefs,
+                     const seed_rec *seeds, size_t ns, size_t *sp, const uint32_t *cand)
+{
+    exec_env *env = r->env;
+    uint32_t n = r->q->stage_count;
+    while (*sp < ns && seed_order(&seeds[*sp], &(seed_rec){.key_hash = kw->key_hash, .key = kw->key,
+                                                            .key_len = kw->key_len, .ref = {.ts_us = INT64_MIN}}) < 0)
+        (*sp)++;
+    seq_machine_reset(r->m);
+    uint64_t only = kw->key_hash;
+    r->key_hashes = &only; /* the index is caseless: feed only this exact key */
+    r->key_hash_count = 1;
+    for (size_t k = 0; k < nrefs && !r->error && !env->deadline_hit; k++) {
+        const store_event_ref *ref = &refs[k];
+        while (*sp < ns && same_key(seeds[*sp].key_hash, seeds[*sp].key, seeds[*sp].key_len, kw->key_hash, kw->key,
+                                    kw->key_len) &&
+               search_ref_cmp(&seeds[*sp].ref, ref) < 0)
+            (*sp)++;
+        if (*sp < ns &&
+            same_key(seeds[*sp].key_hash, seeds[*sp].key, seeds[*sp].key_len, kw->key_hash, kw->key, kw->key_len) &&
+            search_ref_cmp(&seeds[*sp].ref, ref) == 0) {
+            seq_event sev = {.ref = *ref, .ts_us = ref->ts_us};
+            int frc = seq_machine_feed(r->m, seeds[*sp].mask, seeds[*sp].until, kw->key, kw->key_len, &sev);
+            if (frc == -E2BIG)
+                r->error = set_error(env->err, SEARCH_ERR_TOO_LARGE, -1,
+                                     "sequence: more than %u join keys in progress; narrow the range or the queries",
+                                     env->lim->max_sequence_keys);
+            if (frc) break;
+            continue;
+        }
+        uint32_t c = cand[map[k]];
+        if (!c) continue;
+        uint32_t waiting = seq_machine_waiting(r->m, kw->key, kw->key_len, ref->ts_us);
+        bool need = (c & 1u) || (c & waiting) || ((c >> n) & 1u && waiting);
+        if (!need) continue;
+        if (fetch_feed(r, ref)) break;
+    }
+    r->key_hashes = NULL;
+    r->key_hash_count = 0;
+}
+
+/* The seeded windows of every key through the key's index, fetching lazily: keys are taken
+ * in batches; each key's refs in its windows are read from the key's index, the other
+ * stages' (and until's) index candidates are marked on a batch's refs, and the state
+ * machine is walked per key in time order, fetching an event only when feeding it could
+ * change something — it may start a sequence (stage 0), a live partial waits for a stage it
+ * may match, or it may match `until` while a live partial exists. Seeds are fed from their
+ * recorded match without a fetch. A key with more refs than max_candidates is read whole
+ * (run_key_windows). Returns 1 (with nothing fed) when a key cannot be looked up. */
 static int run_key_lazy(seq_run *r, const window *w, size_t nw, seed_rec *seeds, size_t ns, const field_ref *kf,
                         int seed_stage, int64_t from, int64_t to)
 {
     exec_env *env = r->env;
-    const search_query *q = r->q;
-    uint32_t n = q->stage_count;
-    size_t ngroups = 0;
-    for (size_t i = 0; i < nw; i++)
-        if (i == 0 || !same_key(w[i].key_hash, w[i].key, w[i].key_len, w[i - 1].key_hash, w[i - 1].key,
-                                w[i - 1].key_len))
-            ngroups++;
-    size_t *gstart = mamori_xcalloc(ngroups + 1, sizeof *gstart); /* into all.v */
-    size_t *gwin = mamori_xcalloc(ngroups + 1, sizeof *gwin);     /* into w */
-    ref_list all = {.env = env};
-    store_event_ref *u = NULL;
-    uint32_t *cand = NULL;
-    bool *keep = NULL;
-    int rc = 0;
-    /* 1. every key's refs inside its windows */
-    size_t g = 0;
-    for (size_t i = 0; i < nw && rc == 0;) {
-        size_t j = i + 1;
-        while (j < nw && same_key(w[j].key_hash, w[j].key, w[j].key_len, w[i].key_hash, w[i].key, w[i].key_len)) j++;
+    for (size_t i = 0; i < nw; i++) {
         const char *v;
         size_t vlen;
-        if (!key_index_value(&w[i], &v, &vlen)) {
-            rc = 1;
-            break;
-        }
-        gstart[g] = all.n;
-        gwin[g] = i;
-        for (size_t k = i; k < j && rc == 0; k++) {
-            int lrc = store_index_lookup(env->s, env->tenant, (enum store_index_field)kf->index_field, v, vlen, false,
-                                         w[k].from, w[k].to, collect, &all);
-            if (lrc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "index lookup failed: %d", lrc);
-            else if (all.n > env->lim->max_candidates) rc = 1;
-        }
-        if (env->deadline_hit) break;
-        g++;
-        i = j;
+        if (!key_index_value(&w[i], &v, &vlen)) return 1;
     }
-    gstart[ngroups] = all.n;
-    gwin[ngroups] = nw;
-    if (rc || env->deadline_hit) goto out;
-    /* 2. which stages each ref may match, from the other stages' indexes */
-    size_t nu = all.n;
-    u = mamori_xmalloc((nu ? nu : 1) * sizeof *u);
-    if (nu) memcpy(u, all.v, nu * sizeof *u);
-    qsort(u, nu, sizeof *u, ref_order);
-    size_t m = 0;
-    for (size_t k = 0; k < nu; k++)
-        if (m == 0 || search_ref_cmp(&u[k], &u[m - 1]) != 0) u[m++] = u[k];
-    nu = m;
-    cand = mamori_xcalloc(nu ? nu : 1, sizeof *cand);
-    keep = mamori_xmalloc((nu ? nu : 1) * sizeof *keep);
-    for (uint32_t st = 0; st <= n && rc == 0; st++) {
-        const event_query *eq = st < n ? &q->stages[st] : (q->has_until ? &q->until : NULL);
-        if (!eq || (int)st == seed_stage) continue; /* the seed stage's matches are the seeds */
-        for (size_t k = 0; k < nu; k++) keep[k] = true;
-        rc = plan_mark_set(env, eq, from, to, u, nu, keep);
-        for (size_t k = 0; k < nu && rc == 0; k++)
-            if (keep[k]) cand[k] |= 1u << st;
-    }
-    if (rc || env->deadline_hit) goto out;
-    /* 3. the walk, key by key */
     qsort(seeds, ns, sizeof *seeds, seed_order);
-    size_t sp = 0;
-    for (g = 0; g < ngroups && !r->error && !env->deadline_hit; g++) {
-        const window *kw = &w[gwin[g]];
-        while (sp < ns && seed_order(&seeds[sp], &(seed_rec){.key_hash = kw->key_hash, .key = kw->key,
-                                                              .key_len = kw->key_len, .ref = {.ts_us = INT64_MIN}}) < 0)
-            sp++;
-        seq_machine_reset(r->m);
-        uint64_t only = kw->key_hash;
-        r->key_hashes = &only; /* the index is caseless: feed only this exact key */
-        r->key_hash_count = 1;
-        for (size_t k = gstart[g]; k < gstart[g + 1] && !r->error; k++) {
-            const store_event_ref *ref = &all.v[k];
-            while (sp < ns && same_key(seeds[sp].key_hash, seeds[sp].key, seeds[sp].key_len, kw->key_hash, kw->key,
-                                       kw->key_len) &&
-                   search_ref_cmp(&seeds[sp].ref, ref) < 0)
-                sp++;
-            if (sp < ns && same_key(seeds[sp].key_hash, seeds[sp].key, seeds[sp].key_len, kw->key_hash, kw->key,
-                                    kw->key_len) &&
-                search_ref_cmp(&seeds[sp].ref, ref) == 0) {
-                seq_event sev = {.ref = *ref, .ts_us = ref->ts_us};
-                int frc = seq_machine_feed(r->m, seeds[sp].mask, seeds[sp].until, kw->key, kw->key_len, &sev);
-                if (frc == -E2BIG)
-                    r->error = set_error(env->err, SEARCH_ERR_TOO_LARGE, -1,
-                                         "sequence: more than %u join keys in progress; narrow the range or the queries",
-                                         env->lim->max_sequence_keys);
-                if (frc) break;
-                continue;
+    size_t batch_cap = MAMORI_MIN((size_t)SEQ_LAZY_BATCH_REFS, (size_t)env->lim->max_candidates);
+    ref_list all = {.env = env};
+    size_t *gstart = NULL, *gwin = NULL, gcap = 0;
+    store_event_ref *u = NULL;
+    uint32_t *cand = NULL, *map = NULL;
+    bool *keep = NULL;
+    size_t ucap = 0, sp = 0;
+    int rc = 0;
+    for (size_t i = 0; i < nw && rc == 0 && !r->error && !env->deadline_hit;) {
+        /* 1. a batch of keys: their refs inside their windows */
+        all.n = 0;
+        size_t ng = 0;
+        while (i < nw && all.n < batch_cap && rc == 0 && !env->deadline_hit) {
+            size_t j = i + 1;
+            while (j < nw && same_key(w[j].key_hash, w[j].key, w[j].key_len, w[i].key_hash, w[i].key, w[i].key_len))
+                j++;
+            const char *v;
+            size_t vlen;
+            (void)key_index_value(&w[i], &v, &vlen);
+            size_t before = all.n;
+            for (size_t k = i; k < j && rc == 0; k++) {
+                int lrc = store_index_lookup(env->s, env->tenant, (enum store_index_field)kf->index_field, v, vlen,
+                                             false, w[k].from, w[k].to, collect, &all);
+                if (lrc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "index lookup failed: %d", lrc);
             }
-            const store_event_ref *at = bsearch(ref, u, nu, sizeof *u, ref_order);
-            MAMORI_ASSERT(at);
-            uint32_t c = cand[at - u];
-            if (!c) continue;
-            uint32_t waiting = seq_machine_waiting(r->m, kw->key, kw->key_len);
-            bool need = (c & 1u) || (c & waiting) || ((c >> n) & 1u && waiting);
-            if (!need) continue;
-            if (fetch_feed(r, ref)) break;
+            if (rc == 0 && all.n - before > env->lim->max_candidates) {
+                /* one key too large to mark: read its windows whole */
+                all.n = before;
+                rc = run_key_windows(r, &w[i], j - i, kf);
+                if (rc == 1) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "sequence key lookup failed");
+            } else if (rc == 0) {
+                if (ng + 1 >= gcap) {
+                    gcap = gcap ? gcap * 2 : 64;
+                    gstart = mamori_xrealloc(gstart, gcap * sizeof *gstart);
+                    gwin = mamori_xrealloc(gwin, gcap * sizeof *gwin);
+                }
+                gstart[ng] = before;
+                gwin[ng] = i;
+                ng++;
+            }
+            i = j;
         }
-        r->key_hashes = NULL;
-        r->key_hash_count = 0;
+        if (rc || env->deadline_hit || ng == 0) break;
+        gstart[ng] = all.n;
+        /* 2. which stages each ref may match, from the other stages' indexes */
+        if (all.n > ucap) {
+            ucap = all.n;
+            u = mamori_xrealloc(u, ucap * sizeof *u);
+            cand = mamori_xrealloc(cand, ucap * sizeof *cand);
+            map = mamori_xrealloc(map, ucap * sizeof *map);
+            keep = mamori_xrealloc(keep, ucap * sizeof *keep);
+        }
+        size_t nu = merge_keys(all.v, gstart, ng, u, map);
+        rc = mark_stages(r, seed_stage, from, to, u, nu, cand, keep);
+        if (rc || env->deadline_hit) break;
+        /* 3. the walk, key by key */
+        for (size_t g = 0; g < ng && !r->error && !env->deadline_hit; g++)
+            walk_key(r, &w[gwin[g]], all.v + gstart[g], map + gstart[g], gstart[g + 1] - gstart[g], seeds, ns, &sp,
+                     cand);
     }
-out:
     free(gstart);
     free(gwin);
     free(all.v);
     free(u);
     free(cand);
+    free(map);
     free(keep);
     return rc;
 }

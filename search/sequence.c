@@ -126,14 +126,18 @@ static key_state *find(seq_machine *m, const char *key, size_t len, bool create,
     return &m->keys[m->count - 1];
 }
 
-uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len)
+uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len, int64_t ts_us)
 {
     int err = 0;
     key_state *k = find(m, key, key_len, false, &err);
     if (!k) return 0;
     uint32_t mask = 0;
-    for (uint32_t s = 1; s < m->stages; s++)
-        if (k->lens[s - 1]) mask |= 1u << s;
+    for (uint32_t s = 1; s < m->stages; s++) {
+        if (!k->lens[s - 1]) continue;
+        /* a partial older than maxspan at ts can never advance (feed drops it unused) */
+        if (m->maxspan_us && ts_us - k->evs[(size_t)(s - 1) * m->stages].ts_us > m->maxspan_us) continue;
+        mask |= 1u << s;
+    }
     return mask;
 }
 
