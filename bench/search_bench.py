@@ -56,7 +56,10 @@ def main():
     # hosts from the agents list; process names from one host's day (an index query)
     conn.request("GET", "/v1/agents", headers={"Authorization": "Bearer " + key})
     agents = json.loads(conn.getresponse().read())["agents"]
-    host_names = sorted(a["id"] for a in agents if a["id"] and a["id"].startswith("sim-"))[:100]
+    # the simulator's agents are sim-00000, sim-00001, ...; /v1/agents learns ids from recent events
+    # and may leave some null, so take the first 100 names rather than whatever the listing holds
+    sim = sorted(a["id"] for a in agents if a["id"] and a["id"].startswith("sim-"))
+    host_names = ["sim-%05d" % i for i in range(100)] if sim else []
     st, names, _ = post('process where host.name == "%s" | count by process.name' % host_names[0], limit=400)
     proc_names = [g["by"]["process.name"] for g in names["counts"]]
     rare = proc_names[len(proc_names) // 2:] or proc_names
