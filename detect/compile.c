@@ -2,7 +2,8 @@
  * becomes a small evaluation program (enodes) over predicates; every string predicate gets
  * one "alternative" per ECS path its field may live at (fields.c) and each alternative's
  * expressions go into the Hyperscan database of that path — one block-mode database per
- * path holding every rule's expressions, identical expressions shared. Databases compile
+ * path and routing class holding every rule's expressions, identical expressions shared;
+ * anchored plain literals go to a literal set of the path instead (literal.c). Databases compile
  * on a small thread pool; an expression Hyperscan still refuses there rejects the rules
  * using it (named in the report) and its database is rebuilt without them. */
 #include "internal.h"
@@ -45,6 +46,7 @@ struct db_build {
     bool joined;   /* the joined-values keyword database */
     bool regex;    /* the regular-expression database of its path and class */
     bool lazy;     /* non-trigger patterns of its path and class */
+    bool literal;  /* anchored plain literals: a literal set, not a Hyperscan database */
     struct db_class cls;
     struct entry *entries;
     uint32_t count, cap;
@@ -55,6 +57,7 @@ struct db_build {
     uint32_t *alts;
     uint32_t id_count;
     hs_database_t *hs;
+    struct litset *lit;
     int failed_expression; /* -1: none; -2: whole database */
     char error[256];
 };
@@ -116,21 +119,24 @@ static uint32_t intern_field(builder *b, const char *name, size_t len)
 
 static struct db_class class_of(const struct route *r)
 {
-    struct db_class c = {0, 0};
+    struct db_class c = {0, r->product, 0};
     if (r->categories) c.category = (uint8_t)__builtin_ctzll(r->categories);
     else c.service = r->service;
     return c;
 }
 
-static uint64_t build_key(uint32_t path, struct db_class c, bool joined, bool regex, bool lazy)
+static uint64_t build_key(uint32_t path, struct db_class c, bool joined, bool regex, bool lazy, bool literal)
 {
-    return ((uint64_t)path << 32) | ((uint64_t)c.category << 24) | ((uint64_t)c.service << 8) | (joined ? 1u : 0u) |
-           (regex ? 2u : 0u) | (lazy ? 4u : 0u);
+    _Static_assert(LOGSOURCE_CATEGORY_COUNT <= 256 && LOGSOURCE_PRODUCT_COUNT <= 16 && LOGSOURCE_SERVICE_COUNT <= 4096,
+                   "build keys pack the class in 24 bits");
+    return ((uint64_t)path << 32) | ((uint64_t)c.category << 24) | ((uint64_t)c.product << 20) |
+           ((uint64_t)c.service << 8) | (joined ? 1u : 0u) | (regex ? 2u : 0u) | (lazy ? 4u : 0u) | (literal ? 8u : 0u);
 }
 
-static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls, bool joined, bool regex, bool lazy)
+static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls, bool joined, bool regex, bool lazy,
+                                  bool literal)
 {
-    uint64_t key = build_key(path, cls, joined, regex, lazy);
+    uint64_t key = build_key(path, cls, joined, regex, lazy, literal);
     if ((b->build_count + 1) * 2 > b->build_slot_cap) { /* grow and rehash */
         uint32_t cap = b->build_slot_cap ? b->build_slot_cap * 2 : 1024;
         free(b->build_keys);
@@ -140,7 +146,7 @@ static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls
         b->build_slot_cap = cap;
         for (uint32_t i = 0; i < b->build_count; i++) {
             const struct db_build *d = &b->builds[i];
-            uint64_t k = build_key(d->path, d->cls, d->joined, d->regex, d->lazy);
+            uint64_t k = build_key(d->path, d->cls, d->joined, d->regex, d->lazy, d->literal);
             uint32_t slot = (uint32_t)(mamori_hash64(&k, sizeof k) & (cap - 1));
             while (b->build_slots[slot]) slot = (slot + 1) & (cap - 1);
             b->build_keys[slot] = k;
@@ -153,8 +159,8 @@ static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls
         if (b->build_keys[slot] == key) return &b->builds[b->build_slots[slot] - 1];
         slot = (slot + 1) & mask;
     }
-    struct db_build nb = {.path = path, .joined = joined, .regex = regex, .lazy = lazy, .cls = cls,
-                          .failed_expression = -1};
+    struct db_build nb = {.path = path, .joined = joined, .regex = regex, .lazy = lazy, .literal = literal,
+                          .cls = cls, .failed_expression = -1};
     VEC_PUSH(b->builds, b->build_count, b->build_cap, nb);
     b->build_keys[slot] = key;
     b->build_slots[slot] = b->build_count;
@@ -213,8 +219,13 @@ static void distribute_entries(builder *b)
         /* only trigger patterns are scanned for every event; the others wait for a candidate
          * rule to need them (keywords are always scanned: their text is joined once) */
         bool lazy = path != DETECT_NONE && !p->trigger;
+        /* anchored plain literals (most endswith/startswith/exact values) are looked up, not
+         * scanned: a literal set of their own (literal.c) */
+        uint32_t lit_len;
+        bool literal = path != DETECT_NONE && !e->regex && literal_parse(e->expr, e->flags, NULL, &lit_len) >= 0;
         struct db_build *db = build_for(b, path == DETECT_NONE ? DETECT_NONE : target[path], class_of(&r->route),
-                                        path == DETECT_NONE && e->joined, e->regex && path != DETECT_NONE && !lazy, lazy);
+                                        path == DETECT_NONE && e->joined, e->regex && path != DETECT_NONE && !lazy, lazy,
+                                        literal);
         VEC_PUSH(db->entries, db->count, db->cap, *e);
     }
     free(b->pending);
@@ -473,6 +484,10 @@ static void compile_db(struct db_build *db)
 {
     db->failed_expression = -1;
     if (db->id_count == 0) return;
+    if (db->literal) {
+        db->lit = literal_set_build(db->exprs, db->flags, db->id_count);
+        return;
+    }
     unsigned *ids = mamori_xmalloc(db->id_count * sizeof *ids);
     for (uint32_t i = 0; i < db->id_count; i++) ids[i] = i;
     hs_compile_error_t *cerr = NULL;
@@ -553,7 +568,9 @@ void ruleset_free(detect_ruleset *rs)
 {
     if (!rs) return;
     for (uint32_t i = 0; i < rs->db_count; i++) {
-        hs_free_database(rs->dbs[i].hs);
+        if (rs->dbs[i].hs) hs_free_database(rs->dbs[i].hs);
+        literal_set_free(rs->dbs[i].lit);
+        free(rs->dbs[i].exprs);
         free(rs->dbs[i].alt_first);
         free(rs->dbs[i].alts);
     }
@@ -656,10 +673,12 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     uint64_t db_bytes = 0, patterns = 0;
     for (uint32_t i = 0; i < b.build_count; i++) {
         struct db_build *bd = &b.builds[i];
-        if (rc == 0 && bd->hs) {
+        if (rc == 0 && (bd->hs || bd->lit)) {
             struct db *d = &rs->dbs[rs->db_count++];
             d->hs = bd->hs;
+            d->lit = bd->lit;
             bd->hs = NULL;
+            bd->lit = NULL;
             d->path = bd->path;
             d->cls = bd->cls;
             d->joined = bd->joined;
@@ -668,13 +687,18 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             d->id_count = bd->id_count;
             d->alt_first = bd->alt_first;
             d->alts = bd->alts;
+            d->exprs = bd->exprs;
+            bd->exprs = NULL;
             bd->alt_first = NULL;
             bd->alts = NULL;
-            hs_database_size(d->hs, &d->bytes);
+            if (d->hs) hs_database_size(d->hs, &d->bytes);
+            else d->bytes = literal_set_bytes(d->lit);
+            d->defer = d->hs && !d->joined && d->bytes >= DETECT_DEFER_BYTES;
             db_bytes += d->bytes;
             patterns += d->id_count;
         }
         if (bd->hs) hs_free_database(bd->hs);
+        literal_set_free(bd->lit);
         free(bd->entries);
         free(bd->exprs);
         free(bd->flags);
@@ -721,7 +745,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
 
     if (rc == 0) {
         for (uint32_t i = 0; i < rs->db_count && rc == 0; i++) {
-            if (hs_alloc_scratch(rs->dbs[i].hs, &rs->scratch_proto) != HS_SUCCESS) {
+            if (rs->dbs[i].hs && hs_alloc_scratch(rs->dbs[i].hs, &rs->scratch_proto) != HS_SUCCESS) {
                 snprintf(err, err_len, "Hyperscan could not allocate scratch space");
                 rc = -EIO;
             }

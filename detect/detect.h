@@ -208,7 +208,7 @@ typedef struct detect_match {
 
 typedef struct detect_worker_stats {
     uint64_t events;     /* events evaluated */
-    uint64_t scans;      /* hs_scan calls */
+    uint64_t scans;      /* hs_scan calls and literal-set lookups */
     uint64_t candidates; /* rules whose condition was evaluated */
     uint64_t matches;
     uint64_t scan_errors; /* hs_scan failures (logged, rate-limited): should stay 0 */
@@ -240,5 +240,12 @@ typedef void (*detect_match_fn)(void *ctx, size_t event_index, const detect_rule
 size_t detect_eval_batch(detect_worker *w, const mamori_event *events, size_t count, detect_match_fn fn, void *ctx);
 
 void detect_worker_stats_get(const detect_worker *w, detect_worker_stats *out);
+
+#ifdef DETECT_PROFILE
+#include <stdio.h>
+/* Tuning builds only (-DDETECT_PROFILE): cycles spent per database since the last call,
+ * the costliest first. Not thread-safe: one worker at a time. */
+void detect_profile_print(const detect_ruleset *rs, FILE *out);
+#endif
 
 #endif

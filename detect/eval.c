@@ -32,6 +32,7 @@ void detect_worker_destroy(detect_worker *w)
     free(w->lazy_mark);
     free(w->lazy_path);
     free(w->text);
+    free(w->join);
     free(w);
 }
 

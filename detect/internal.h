@@ -28,6 +28,9 @@
 #define DETECT_NONE UINT32_MAX
 #define DETECT_KEYWORD_SEPARATOR 0xFF /* never in UTF-8 text: joins values for one keyword scan */
 #define DETECT_BATCH_MAX 256          /* events scanned together (detect_eval_batch chunks) */
+#ifndef DETECT_DEFER_BYTES
+#define DETECT_DEFER_BYTES (64 * 1024) /* Hyperscan databases this large are scanned batch-wise */
+#endif
 
 /* ---- small string → u32 map (open addressing; keys borrowed) --------------------------- */
 typedef struct strmap {
@@ -305,23 +308,47 @@ struct sfield {
  * belongs to only. */
 struct db_class {
     uint8_t category; /* enum logsource_category, 0 = none */
+    uint8_t product;  /* enum logsource_product, 0 = any */
     uint16_t service; /* enum logsource_service (only when category is 0), 0 = none */
 };
 
+/* Necessary for route_applies of every rule of the class (product as there: an event that
+ * does not say its OS is not held against it). */
 static inline bool db_class_applies(const struct db_class *c, const struct logsource_set *ls)
 {
+    if (c->product && ls->product && c->product != ls->product) return false;
     if (c->category) return (ls->categories & ((uint64_t)1 << c->category)) != 0;
     return !c->service || c->service == ls->service;
 }
 
+/* ---- literal sets (literal.c): exact, prefix and suffix literals without Hyperscan ------ */
+
+enum lit_kind { LIT_EXACT = 0, LIT_PREFIX, LIT_SUFFIX };
+struct litset;
+/* The kind of a Hyperscan expression that is a plain anchored literal in byte mode (`^lit\z`,
+ * `^lit`, `lit\z` with literal bytes spelled as sigstr_expression does), its bytes in out
+ * (NULL: not wanted; else at least strlen(expr) bytes) and their count in *len; -1 for
+ * anything else (unanchored, wildcards, classes, UTF-8 mode). */
+int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len);
+/* A set of expressions literal_parse accepts, expression i reported as id i. Owned. */
+struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags, uint32_t count);
+void literal_set_free(struct litset *set);
+size_t literal_set_bytes(const struct litset *set);
+typedef void (*literal_match_fn)(uint32_t id, void *ctx);
+/* Calls fn once for every expression of the set matching text[0..len) (in no particular order). */
+void literal_set_scan(const struct litset *set, const char *text, size_t len, literal_match_fn fn, void *ctx);
+
 struct db {
-    hs_database_t *hs;
+    hs_database_t *hs;      /* NULL for a literal set */
+    struct litset *lit;     /* exact/prefix/suffix literals matched without Hyperscan */
     uint32_t path;         /* DETECT_NONE for the keyword databases */
     struct db_class cls;
     bool joined;           /* keyword database scanned over all values joined */
     bool regex;            /* holds the `re` expressions of its path and class */
     bool lazy;             /* non-trigger patterns: scanned only when a candidate asks */
+    bool defer;            /* large: scanned database by database over the batch, not per value */
     uint32_t id_count;     /* distinct expressions */
+    const char **exprs;    /* id → expression (borrowed from the rule memory) */
     uint32_t *alt_first;   /* id → alts[alt_first[id] .. alt_first[id+1]) */
     uint32_t *alts;
     size_t bytes;
@@ -420,8 +447,10 @@ struct detect_worker {
     uint32_t *db_start;                          /* counting sort by database */
     uint32_t *lazy_mark;                         /* == mark: lazy database scanned for lazy_path */
     uint32_t *lazy_path;
-    char *text; /* joined keyword values and rendered numbers of the batch */
+    char *text; /* rendered numbers of the batch's deferred scans */
     size_t text_len, text_cap;
+    char *join; /* the current event's keyword values joined by 0xFF */
+    size_t join_len, join_cap;
     const struct db *scan_db;
     uint32_t scan_path, scan_event;
     detect_worker_stats stats;

@@ -1,12 +1,12 @@
-/* detect/scan.c — Hyperscan scanning for a batch of events. Instead of scanning each event's
- * fields against their databases event by event (which walks a dozen multi-hundred-KiB
- * databases per event and misses cache on every one), the batch is scanned database by
- * database: first every (database, event, value) to scan is listed, then the list is
- * counting-sorted by database and scanned in that order, and every match is recorded as an
- * (event, pattern alternative) hit. eval.c then evaluates the events one by one from their
- * hits. Keyword values of an event are joined by 0xFF and scanned in one call per keyword
- * database. The lists grow to their high-water mark once and are reused: the steady state
- * allocates nothing. */
+/* detect/scan.c — scanning a batch of events. Each event's fields are walked once; a value
+ * is scanned at once (while it is in cache) by the literal sets and small Hyperscan databases
+ * of its path, while for the large databases (`defer`: scanning them event by event would
+ * walk a dozen multi-hundred-KiB databases per event and miss cache on every one) the
+ * (database, event, value) is listed, the list counting-sorted by database and scanned in that
+ * order. Every match is recorded as an (event, pattern alternative) hit; eval.c then evaluates
+ * the events one by one from their hits. Keyword values of an event are joined by 0xFF and
+ * scanned right away, one call per keyword database. The lists grow to their high-water mark
+ * once and are reused: the steady state allocates nothing. */
 #include "internal.h"
 
 #include "core/log.h"
@@ -44,13 +44,20 @@ static void text_append(detect_worker *w, const char *s, size_t len)
     w->text_len += len;
 }
 
-/* One scalar (text as it is; numbers rendered into the batch text). */
+static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len);
+
+/* One scalar: scanned now, or listed for its deferred database (numbers rendered into the
+ * batch text). */
 static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
 {
     char tmp[32];
     const char *text;
     size_t len;
-    if (!direct_scalar_text(v, tmp, &text, &len)) return;
+    if (!direct_scalar_text(v, tmp, &text, &len) || len > UINT32_MAX) return;
+    if (!w->rs->dbs[db].defer) {
+        scan_now(w, db, path, event, text, len);
+        return;
+    }
     if (text != tmp) {
         push_item(w, db, path, event, text, len, 0);
         return;
@@ -69,18 +76,69 @@ static void push_value(detect_worker *w, uint32_t db, uint32_t path, uint32_t ev
     for (uint32_t i = 0; i < v->len; i++) push_scalar(w, db, path, event, &v->items[i]);
 }
 
-static void join_scalar(detect_worker *w, const json_value *v, size_t start)
+/* Appends a value to the event's joined keyword text (its own buffer: nothing else may land
+ * between two values). */
+static void join_scalar(detect_worker *w, const json_value *v)
 {
     char tmp[32];
     const char *text;
     size_t len;
     if (!direct_scalar_text(v, tmp, &text, &len)) return;
-    if (w->text_len > start) {
-        char sep = (char)DETECT_KEYWORD_SEPARATOR;
-        text_append(w, &sep, 1);
-    }
-    text_append(w, text, len);
+    GROW(w->join, w->join_cap, w->join_len + len + 2);
+    if (w->join_len) w->join[w->join_len++] = (char)DETECT_KEYWORD_SEPARATOR;
+    memcpy(w->join + w->join_len, text, len);
+    w->join_len += len;
 }
+
+#ifdef DETECT_PROFILE /* per-database cost, for tuning (see docs/detection.md §9) */
+#include <stdio.h>
+#include <stdlib.h>
+#define PROFILE_DBS 4096
+static uint64_t profile_scans[PROFILE_DBS], profile_bytes[PROFILE_DBS], profile_cycles[PROFILE_DBS];
+#define PROFILE_BEGIN() uint64_t profile_c0_ = __builtin_ia32_rdtsc()
+#define PROFILE_END(db, len)                                                                  \
+    do {                                                                                      \
+        profile_scans[(db) % PROFILE_DBS]++;                                                  \
+        profile_bytes[(db) % PROFILE_DBS] += (len);                                           \
+        profile_cycles[(db) % PROFILE_DBS] += __builtin_ia32_rdtsc() - profile_c0_;           \
+    } while (0)
+
+static int profile_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return profile_cycles[x] < profile_cycles[y] ? 1 : profile_cycles[x] > profile_cycles[y] ? -1 : 0;
+}
+
+void detect_profile_print(const detect_ruleset *rs, FILE *out)
+{
+    uint32_t n = MAMORI_MIN(rs->db_count, (uint32_t)PROFILE_DBS);
+    uint32_t *order = mamori_xmalloc((n ? n : 1) * sizeof *order);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) order[i] = i, total += profile_cycles[i];
+    qsort(order, n, sizeof *order, profile_cmp);
+    fprintf(out, "profile: %.3g Gcycles in scans\n", (double)total / 1e9);
+    for (uint32_t k = 0; k < n && k < 40; k++) {
+        uint32_t i = order[k];
+        const struct db *d = &rs->dbs[i];
+        if (!profile_scans[i]) break;
+        fprintf(out, "%5.1f%% %10.3g cyc %9llu scans %7.0f cyc/scan %6.0f B/scan ids %5u %6zu KiB cat %2u svc %3u os %u %s%s%s%s%s%s\n",
+                100.0 * (double)profile_cycles[i] / (double)(total ? total : 1), (double)profile_cycles[i],
+                (unsigned long long)profile_scans[i], (double)profile_cycles[i] / (double)profile_scans[i],
+                (double)profile_bytes[i] / (double)profile_scans[i], d->id_count, d->bytes / 1024, d->cls.category, d->cls.service, d->cls.product,
+                d->path == DETECT_NONE ? "(keywords)" : rs->paths[d->path].str, d->regex ? " regex" : "",
+                d->lazy ? " lazy" : "", d->joined ? " joined" : "", d->lit ? " literal" : "", d->defer ? " deferred" : "");
+        if (k < 8 && getenv("DETECT_PROFILE_EXPRS"))
+            for (uint32_t x = 0; x < d->id_count && x < 400; x++) fprintf(out, "        %s\n", d->exprs[x]);
+    }
+    free(order);
+    memset(profile_scans, 0, sizeof profile_scans);
+    memset(profile_bytes, 0, sizeof profile_bytes);
+    memset(profile_cycles, 0, sizeof profile_cycles);
+}
+#else
+#define PROFILE_BEGIN() ((void)0)
+#define PROFILE_END(db, len) ((void)0)
+#endif
 
 #define KEYWORD_DBS_MAX 64
 
@@ -98,7 +156,7 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
     bool keywords = njoined || nper_value;
     /* keyword searches cover the record, not what the normalizer adds to winlog events */
     bool winlog = keywords && event_get(ev, "winlog.channel", 14) != NULL;
-    size_t join_start = w->text_len;
+    w->join_len = 0;
     for (uint32_t i = 0; i < ev->field_count; i++) {
         const event_field *f = &ev->fields[i];
         if (f->path[0] == 'm' && f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
@@ -114,20 +172,18 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
         for (uint32_t k = 0; k < nper_value; k++) push_value(w, per_value[k], DETECT_NONE, e, f->value);
         if (!njoined) continue;
         const json_value *v = f->value;
-        if (v->type != JSON_ARRAY) join_scalar(w, v, join_start);
+        if (v->type != JSON_ARRAY) join_scalar(w, v);
         else
-            for (uint32_t k = 0; k < v->len; k++) join_scalar(w, &v->items[k], join_start);
+            for (uint32_t k = 0; k < v->len; k++) join_scalar(w, &v->items[k]);
     }
-    if (w->text_len > join_start)
-        for (uint32_t k = 0; k < njoined; k++)
-            push_item(w, joined[k], DETECT_NONE, e, NULL, w->text_len - join_start, join_start);
+    if (w->join_len && w->join_len <= UINT32_MAX)
+        for (uint32_t k = 0; k < njoined; k++) scan_now(w, joined[k], DETECT_NONE, e, w->join, w->join_len);
 }
 
-static int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
+/* A match of expression `id` of the database being scanned: one hit per alternative of the
+ * path being scanned. */
+static void hit(uint32_t id, void *ctx)
 {
-    (void)from;
-    (void)to;
-    (void)flags;
     detect_worker *w = ctx;
     const struct db *db = w->scan_db;
     const uint32_t *alt_path = w->rs->alt_path;
@@ -137,6 +193,14 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
         GROW(w->hits, w->hit_cap, (size_t)w->hit_count + 1);
         w->hits[w->hit_count++] = (struct hit){w->scan_event, alt};
     }
+}
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
+{
+    (void)from;
+    (void)to;
+    (void)flags;
+    hit(id, ctx);
     return 0;
 }
 
@@ -148,6 +212,23 @@ static void scan_failed(detect_worker *w, hs_error_t rc)
     w->stats.scan_errors++;
     LOG_RATELIMITED(LOG_LEVEL_ERROR, "detect", 1, "hs_scan failed rc=%d (%llu so far)", (int)rc,
                     (unsigned long long)w->stats.scan_errors);
+}
+
+static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len)
+{
+    const struct db *d = &w->rs->dbs[db];
+    w->scan_db = d;
+    w->scan_path = path;
+    w->scan_event = event;
+    w->stats.scans++;
+    PROFILE_BEGIN();
+    if (d->lit) {
+        literal_set_scan(d->lit, text, len, hit, w);
+    } else {
+        hs_error_t rc = hs_scan(d->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match, w);
+        if (MAMORI_UNLIKELY(rc != HS_SUCCESS)) scan_failed(w, rc);
+    }
+    PROFILE_END(db, len);
 }
 
 void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
@@ -169,23 +250,8 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
 
     for (uint32_t i = 0; i < w->item_count; i++) {
         const struct scan_item *it = &w->items_sorted[i];
-        w->scan_db = &rs->dbs[it->db];
-        w->scan_path = it->path;
-        w->scan_event = it->event;
-        const char *text = it->text ? it->text : w->text + it->off;
-#ifdef DETECT_PROFILE /* per-database cost, for tuning (see docs/detection.md) */
-        uint64_t c0 = __builtin_ia32_rdtsc();
-#endif
-        hs_error_t rc = hs_scan(w->scan_db->hs, it->len ? text : "", it->len, 0, w->scratch, on_match, w);
-        if (MAMORI_UNLIKELY(rc != HS_SUCCESS)) scan_failed(w, rc);
-#ifdef DETECT_PROFILE
-        extern uint64_t detect_profile_scans[4096], detect_profile_bytes[4096], detect_profile_cycles[4096];
-        detect_profile_scans[it->db & 4095]++;
-        detect_profile_bytes[it->db & 4095] += it->len;
-        detect_profile_cycles[it->db & 4095] += __builtin_ia32_rdtsc() - c0;
-#endif
+        scan_now(w, it->db, it->path, it->event, it->text ? it->text : w->text + it->off, it->len);
     }
-    w->stats.scans += w->item_count;
 
     /* hits by event */
     memset(w->event_start, 0, ((size_t)n + 1) * sizeof *w->event_start);
@@ -199,11 +265,8 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
 
 /* ---- lazy scans, during evaluation ---------------------------------------------------------- */
 
-static int on_match_now(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
+static void hit_now(uint32_t id, void *ctx)
 {
-    (void)from;
-    (void)to;
-    (void)flags;
     detect_worker *w = ctx;
     const struct db *db = w->scan_db;
     for (uint32_t k = db->alt_first[id]; k < db->alt_first[id + 1]; k++) {
@@ -214,6 +277,14 @@ static int on_match_now(unsigned int id, unsigned long long from, unsigned long 
         w->alt_bits[alt >> 6] |= bit;
         w->touched[w->touched_count++] = alt; /* cleared with the event's other bits */
     }
+}
+
+static int on_match_now(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
+{
+    (void)from;
+    (void)to;
+    (void)flags;
+    hit_now(id, ctx);
     return 0;
 }
 
@@ -223,9 +294,15 @@ static void lazy_scalar(detect_worker *w, const json_value *v)
     const char *text;
     size_t len;
     if (!direct_scalar_text(v, tmp, &text, &len) || len > UINT32_MAX) return;
-    hs_error_t rc = hs_scan(w->scan_db->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match_now, w);
+    PROFILE_BEGIN();
+    if (w->scan_db->lit) {
+        literal_set_scan(w->scan_db->lit, text, len, hit_now, w);
+    } else {
+        hs_error_t rc = hs_scan(w->scan_db->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match_now, w);
+        if (MAMORI_UNLIKELY(rc != HS_SUCCESS)) scan_failed(w, rc);
+    }
+    PROFILE_END((uint32_t)(w->scan_db - w->rs->dbs), len);
     w->stats.scans++;
-    if (MAMORI_UNLIKELY(rc != HS_SUCCESS)) scan_failed(w, rc);
 }
 
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path)

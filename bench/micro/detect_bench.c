@@ -5,7 +5,8 @@
  * normalized (events warm, as a consumer sees them), (b) synthetic ECS process events,
  * (c) parse + normalize + detect end to end on the OTRF lines. Prints the rule-set compile
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
- * time. Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|warm|ecs|e2e] [--rules DIR]… */
+ * time. Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e] [--rules DIR]…
+ * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf). */
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
@@ -314,7 +315,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) RUNS = atoi(argv[++i]) > 0 && atoi(argv[i]) <= RUNS_MAX ? atoi(argv[i]) : 5;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc && rule_dir_count < 16) rule_dirs[rule_dir_count++] = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|warm|ecs|e2e] [--rules DIR]…\n", argv[0]);
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e] [--rules DIR]…\n", argv[0]);
             return 2;
         }
     }
@@ -343,6 +344,8 @@ int main(int argc, char **argv)
            rep->loaded, rep->rejected, rep->skipped, rep->load_ms, rep->compile_ms, (wall_s() - t0) * 1000,
            rep->databases, rep->patterns, (double)rep->database_bytes / 1048576.0, (double)rep->scratch_bytes / 1024.0);
 
+    bool batch_only = only && !strcmp(only, "batch");
+    if (batch_only) only = "otrf";
     if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm")) {
         struct lines otrf = {0};
         char dir[1024];
@@ -356,8 +359,11 @@ int main(int argc, char **argv)
             struct events e = {0};
             normalize_all(&otrf, &a, &e);
             printf("OTRF normalized: %zu events (%zu rejected)\n", e.count, e.rejected);
-            bench_detect("detect_eval        otrf (all rules)", rs, &e, false);
+            if (!batch_only) bench_detect("detect_eval        otrf (all rules)", rs, &e, false);
             bench_detect("detect_eval_batch  otrf (all rules)", rs, &e, true);
+#ifdef DETECT_PROFILE
+            detect_profile_print(rs, stdout); /* all runs of the lines above */
+#endif
             free(e.ev);
             arena_fini(&a);
         }

@@ -350,6 +350,12 @@ static void test_keywords(void **state)
                               "\"CommandLine\":\"mimikatz\""));
     /* a single plain keyword */
     assert_true(sysmon1_fires("    keywords: 'ntds.dit'\n    condition: keywords\n", "\"CommandLine\":\"copy NTDS.DIT x\""));
+    /* nor a value and a number rendered as text for another field's database (process.pid is
+     * an integer after normalization; ProcessId gives it a database) */
+    const char *glued = "    keywords:\n        - 'x.exe1234'\n    pid:\n        ProcessId: 999\n"
+                        "    condition: keywords or pid\n";
+    assert_false(sysmon1_fires(glued, "\"ParentImage\":\"C:\\\\x.exe\",\"ProcessId\":1234"));
+    assert_true(sysmon1_fires(glued, "\"ParentImage\":\"C:\\\\x.exe1234\",\"ProcessId\":1234"));
 }
 
 static void test_rejections(void **state)

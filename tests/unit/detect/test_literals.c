@@ -1,0 +1,175 @@
+/* tests/unit/detect/test_literals.c — whole-value, startswith and endswith literals are
+ * looked up without Hyperscan (detect/literal.c). These tests hold that path to the
+ * specification: hundreds of random rules (exact, startswith, endswith, each also `cased`,
+ * plus contains, which stays on Hyperscan) over random values built from characters at the
+ * edges of ASCII case folding ('@', 'Z', '[', '`', 'z', '{'), a backslash, a dot and a
+ * non-ASCII character without case ('€'), checked against a plain reference implementation. */
+#include "helpers.h"
+
+#include <stdint.h>
+
+enum { MOD_EXACT = 0, MOD_STARTS, MOD_ENDS, MOD_CONTAINS, MOD_COUNT };
+
+#define RULES 240
+#define EVENTS 400
+#define VALUE_MAX 24
+
+static const char *const tokens[] = {"a", "A", "z", "Z", "@", "[", "`", "{", "\\", ".", "0", "€", "exe", "EXE"};
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+/* A random value of up to max tokens; no two backslashes in a row and none last (so the
+ * Sigma text means exactly these bytes). */
+static void random_value(char *out, size_t cap, uint32_t max)
+{
+    size_t len = 0;
+    uint32_t n = rnd(max + 1);
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        const char *t = tokens[rnd(MAMORI_ARRAY_LEN(tokens))];
+        if (t[0] == '\\' && (len == 0 || out[len - 1] == '\\' || i + 1 == n)) continue;
+        size_t tl = strlen(t);
+        if (len + tl + 1 > cap) break;
+        memcpy(out + len, t, tl + 1);
+        len += tl;
+    }
+}
+
+static bool same(const char *a, const char *b, size_t n, bool cased)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (!cased) {
+            if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+            if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+        }
+        if (x != y) return false;
+    }
+    return true;
+}
+
+static bool reference(int mod, bool cased, const char *pattern, const char *value)
+{
+    size_t p = strlen(pattern), v = strlen(value);
+    switch (mod) {
+    case MOD_EXACT: return p == v && same(pattern, value, p, cased);
+    case MOD_STARTS: return p <= v && same(pattern, value, p, cased);
+    case MOD_ENDS: return p <= v && same(pattern, value + v - p, p, cased);
+    default:
+        for (size_t i = 0; i + p <= v; i++)
+            if (same(pattern, value + i, p, cased)) return true;
+        return false;
+    }
+}
+
+struct rule {
+    int mod;
+    bool cased;
+    char value[VALUE_MAX * 4];
+};
+
+static void test_literals_match_reference(void **state)
+{
+    (void)state;
+    static struct rule rules[RULES];
+    static char yaml[RULES * 256];
+    size_t off = 0;
+    static const char *const mods[] = {"", "|startswith", "|endswith", "|contains"};
+    for (uint32_t r = 0; r < RULES; r++) {
+        rules[r].mod = (int)(r % MOD_COUNT);
+        rules[r].cased = (r / MOD_COUNT) % 3 == 1;
+        do random_value(rules[r].value, sizeof rules[r].value, 6);
+        while (rules[r].mod != MOD_EXACT && rules[r].value[0] == '\0'); /* '' with a modifier: any value */
+        off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n    product: windows\n"
+                                "detection:\n    selection:\n        CommandLine%s%s: '%s'\n    condition: selection\n",
+                                r ? "---\n" : "", r, r, mods[rules[r].mod], rules[r].cased ? "|cased" : "", rules[r].value);
+        assert_true(off < sizeof yaml);
+    }
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, RULES);
+
+    uint32_t matched = 0;
+    for (uint32_t e = 0; e < EVENTS; e++) {
+        /* values around the rules' own: their text, case changed, with something before/after */
+        char value[VALUE_MAX * 16], pre[VALUE_MAX * 4], post[VALUE_MAX * 4];
+        const struct rule *base = &rules[rnd(RULES)];
+        random_value(pre, sizeof pre, rnd(3) ? 0 : 3);
+        random_value(post, sizeof post, rnd(3) ? 0 : 3);
+        snprintf(value, sizeof value, "%s%s%s", pre, rnd(4) ? base->value : "", post);
+        for (char *c = value; *c; c++)
+            if (rnd(2) && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z'))) *c ^= 0x20;
+        if (rnd(10) == 0) random_value(value, sizeof value, 8);
+        char escaped[sizeof value * 2], json[sizeof escaped + 512];
+        size_t k = 0;
+        for (const char *c = value; *c; c++) {
+            if (*c == '\\') escaped[k++] = '\\';
+            escaped[k++] = *c;
+        }
+        escaped[k] = '\0';
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"
+                 "\"Computer\":\"ws1\",\"TimeCreated\":{\"#attributes\":{\"SystemTime\":\"2024-05-01T12:00:00Z\"}}},"
+                 "\"EventData\":{\"CommandLine\":\"%s\"}}}",
+                 escaped);
+        static const char *ids[RULES];
+        size_t n = harness_eval(&h, json, ids, RULES);
+        bool fired[RULES] = {0};
+        for (size_t i = 0; i < n; i++) fired[strtoul(ids[i] + 1, NULL, 10)] = true;
+        for (uint32_t r = 0; r < RULES; r++) {
+            bool want = reference(rules[r].mod, rules[r].cased, rules[r].value, value);
+            if (want != fired[r])
+                fprintf(stderr, "rule r%u (%s%s '%s') on '%s': engine %d, reference %d\n", r, mods[rules[r].mod],
+                        rules[r].cased ? "|cased" : "", rules[r].value, value, fired[r], want);
+            assert_int_equal(want, fired[r]);
+            matched += want;
+        }
+    }
+    assert_true(matched > EVENTS); /* the values do hit the rules */
+    harness_fini(&h);
+}
+
+/* Lengths around the 8-byte key: prefixes/suffixes of 1..7, exactly 8 and longer, several
+ * literals sharing their first or last 8 bytes, a value shorter than the literal. */
+static void test_literal_key_lengths(void **state)
+{
+    (void)state;
+    assert_true(sysmon1_fires("    selection:\n        Image|endswith:\n            - 'e'\n            - 'xyz'\n"
+                              "    condition: selection\n",
+                              "\"Image\":\"C:\\\\a.EXE\""));
+    assert_true(sysmon1_fires("    selection:\n        Image|endswith:\n            - '\\rundll32.exe'\n"
+                              "            - 'rundll32.exe'\n    condition: selection\n",
+                              "\"Image\":\"C:\\\\x\\\\RUNDLL32.exe\""));
+    assert_true(sysmon1_fires("    selection:\n        Image|endswith:\n            - '\\rundll32.exe'\n"
+                              "            - 'xrundll32.exe'\n    condition: selection\n",
+                              "\"Image\":\"rundll32.exe\"") == false);
+    assert_true(sysmon1_fires("    selection:\n        Image|startswith: 'C:\\Windows\\System32\\'\n"
+                              "    condition: selection\n",
+                              "\"Image\":\"c:\\\\windows\\\\system32\\\\cmd.exe\""));
+    assert_false(sysmon1_fires("    selection:\n        Image|startswith: 'C:\\Windows\\System32\\'\n"
+                               "    condition: selection\n",
+                               "\"Image\":\"C:\\\\Windows\\\\System3\""));
+    assert_true(sysmon1_fires("    selection:\n        Image: 'C:\\Windows\\explorer.exe'\n    condition: selection\n",
+                              "\"Image\":\"C:\\\\WINDOWS\\\\Explorer.EXE\""));
+    assert_false(sysmon1_fires("    selection:\n        Image: 'C:\\Windows\\explorer.exe'\n    condition: selection\n",
+                               "\"Image\":\"C:\\\\WINDOWS\\\\Explorer.EXEx\""));
+    assert_true(sysmon1_fires("    selection:\n        Image: ''\n    condition: selection\n", "\"Image\":\"\""));
+    assert_false(sysmon1_fires("    selection:\n        Image: ''\n    condition: selection\n", "\"Image\":\"x\""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_literals_match_reference),
+        cmocka_unit_test(test_literal_key_lengths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
