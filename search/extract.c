@@ -10,6 +10,9 @@
 #include "internal.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define EXTRACT_DEPTH_MAX 32u
 #define EXTRACT_MEMBERS_MAX 64u /* kept members per object before falling back */
@@ -66,19 +69,40 @@ static inline size_t skip_ws(const char *s, size_t len, size_t p)
     return p;
 }
 
+/* The closing quote of the string whose content starts at p (len if none). Stored strings
+ * are short and escapes rare: 16 bytes at a time, stopping at a quote or a backslash. */
+static inline size_t string_end(const char *s, size_t len, size_t p)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    while (p + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        if (!m) {
+            p += 16;
+            continue;
+        }
+        size_t at = p + (unsigned)__builtin_ctz(m);
+        if (s[at] == '"') return at;
+        p = at + 2; /* an escape: skip the escaped byte */
+    }
+#endif
+    while (p < len) {
+        if (s[p] == '\\') {
+            p += 2;
+            continue;
+        }
+        if (s[p] == '"') return p;
+        p++;
+    }
+    return len;
+}
+
 /* p at the opening quote; returns the position after the closing quote (len if none). */
 static inline size_t skip_string(const char *s, size_t len, size_t p)
 {
-    p++;
-    for (;;) {
-        const char *q = memchr(s + p, '"', len - p);
-        if (!q) return len;
-        size_t at = (size_t)(q - s);
-        size_t bs = 0;
-        while (at - bs > p && s[at - bs - 1] == '\\') bs++;
-        if (bs % 2 == 0) return at + 1;
-        p = at + 1;
-    }
+    size_t q = string_end(s, len, p + 1);
+    return q < len ? q + 1 : len;
 }
 
 static size_t skip_value(const char *s, size_t len, size_t p)

@@ -13,6 +13,7 @@
 
 #include "../store/test_helpers.h"
 #include "core/clock.h"
+#include "search/internal.h" /* the extractor is checked against the full parser directly */
 #include "search/search.h"
 
 #define SEC 1000000LL
@@ -136,7 +137,7 @@ static void unindexed(buf *out, const char *category, const char *cond)
     else buf_printf(out, "any where not (not (event.category in~ (\"%s\") and (%s)))", category, cond);
 }
 
-static void check_filter(const char *category, const char *cond, const char *pipe, const char *plan)
+static void check_filter(const char *category, const char *cond, const char *pipe, const char *want_plan)
 {
     buf q1, q2, a, b;
     buf_init(&q1);
@@ -148,7 +149,7 @@ static void check_filter(const char *category, const char *cond, const char *pip
     buf_puts(&q2, pipe);
     search_stats st;
     run(buf_cstr(&q1), 10000, &a, &st);
-    if (plan) assert_string_equal(st.plan, plan);
+    if (want_plan) assert_string_equal(st.plan, want_plan);
     run(buf_cstr(&q2), 10000, &b, &st);
     assert_string_equal(st.plan, "scan");
     if (strcmp(buf_cstr(&a), buf_cstr(&b)) != 0) fail_msg("%s\nindex: %.300s\nscan:  %.300s", buf_cstr(&q1), buf_cstr(&a), buf_cstr(&b));
@@ -238,10 +239,10 @@ static void test_sequences_agree_with_full_pass(void **state)
     check_sequence("sequence by host.id with maxspan=5m", c4, p4, 2, NULL, NULL, "");
 }
 
-static size_t count_of(const char *text, const char *needle)
+static size_t count_of(const char *text, const char *what)
 {
     size_t n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
+    for (const char *p = text; (p = strstr(p, what)); p++) n++;
     return n;
 }
 
@@ -309,12 +310,76 @@ static void test_parallel_scans_agree(void **state)
     buf_fini(&all);
 }
 
+/* The lazy extractor answers field_get exactly as the full DOM does (on valid JSON: stored
+ * events were parsed at ingest). */
+static void test_extractor_agrees_with_full_parse(void **state)
+{
+    (void)state;
+    static const char *docs[] = {
+        "{\"a\":{\"b\":1,\"c\":\"x\"},\"d\":[1,{\"e\":2}],\"f\":\"q\\\"uo\\\\te\"}",
+        "{ \"a\" : { \"b\" : \"sp ace\" } , \"a.b\" : 7 , \"z\" : null }",
+        "{\"a.b\":\"dotted first\",\"a\":{\"b\":\"nested second\"}}",
+        "{\"a\":{\"x\":1},\"a\":{\"b\":\"duplicate\"}}",
+        "{\"a\":\"not an object\",\"a.b\":[\"arr\",2,true]}",
+        "{\"k\\u0041\":1,\"a\":{\"b\":3}}",
+        "{\"s\":\"\\\\\",\"a\":{\"b\":\"after backslash-ended string\"},\"t\":\"\\u00e9\\n\"}",
+        "{\"long\":\"0123456789abcdef0123456789abcdef\\\"0123456789abcdef\",\"a\":{\"b\":{\"c\":[{\"d\":1}]}}}",
+        "{\"a\":{\"b\":\"bad utf8 \xff\"},\"p\":{}}",
+        "[1,2]",
+    };
+    static const char *paths[] = {"a", "a.b", "a.b.c", "d", "f", "z", "a.x", "kA", "s", "t", "long", "p", "q.r"};
+    json_parser *jp = json_parser_create();
+    arena a;
+    arena_init(&a, 1 << 16);
+    search_query *q = NULL;
+    search_error err;
+    /* field_refs come from a compiled query */
+    const char *text = "any where a == 1 and a.b == 1 and a.b.c == 1 and d == 1 and f == 1 and z == 1 and a.x == 1 "
+                       "and kA == 1 and s == 1 and t == 1 and long == 1 and p == 1 and q.r == 1";
+    assert_int_equal(search_compile(text, strlen(text), &q, &err), 0);
+    const node *and = q->filter.cond;
+    assert_int_equal(and->kind, NODE_AND);
+    assert_int_equal(and->kid_count, MAMORI_ARRAY_LEN(paths));
+    for (size_t d = 0; d < MAMORI_ARRAY_LEN(docs); d++) {
+        for (size_t mask = 1; mask < 8; mask++) {
+            /* subsets of the paths: a few at a time, then all */
+            field_set fs = {0};
+            for (size_t i = 0; i < MAMORI_ARRAY_LEN(paths); i++)
+                if (mask == 7 || i % 3 == mask % 3) field_set_add(&fs, &and->kids[i]->field);
+            json_value full, lazy;
+            json_error je;
+            arena_reset(&a);
+            int rf = json_parse(jp, &a, docs[d], strlen(docs[d]), &full, &je);
+            int rl = extract_event(jp, &a, &fs, docs[d], strlen(docs[d]), &lazy, &je);
+            assert_int_equal(rf == 0, rl == 0);
+            if (rf) continue;
+            for (uint32_t i = 0; i < fs.n; i++) {
+                const json_value *x = field_get(&full, fs.v[i]), *y = field_get(&lazy, fs.v[i]);
+                buf bx, by;
+                buf_init(&bx);
+                buf_init(&by);
+                if (x) json_write_value(&bx, x);
+                if (y) json_write_value(&by, y);
+                if ((x == NULL) != (y == NULL) || strcmp(buf_cstr(&bx), buf_cstr(&by)) != 0)
+                    fail_msg("doc %zu path %s: full %s lazy %s", d, fs.v[i]->path, buf_cstr(&bx), buf_cstr(&by));
+                if (x) assert_int_equal(x->flags, y->flags);
+                buf_fini(&bx);
+                buf_fini(&by);
+            }
+        }
+    }
+    search_query_destroy(q);
+    arena_fini(&a);
+    json_parser_destroy(jp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filters_agree_with_scans),
         cmocka_unit_test(test_sequences_agree_with_full_pass),
         cmocka_unit_test(test_parallel_scans_agree),
+        cmocka_unit_test(test_extractor_agrees_with_full_parse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
