@@ -105,24 +105,73 @@ static inline size_t skip_string(const char *s, size_t len, size_t p)
     return q < len ? q + 1 : len;
 }
 
+/* Past the object or array at p (its closing bracket + 1; len if unterminated). With SSE2,
+ * 16 bytes at a time: quotes give the in-string mask (prefix XOR, carried across blocks),
+ * brackets outside strings update the depth. A quote preceded by an odd run of backslashes
+ * is escaped (brackets are never escaped in JSON). */
+static size_t skip_container(const char *s, size_t len, size_t p)
+{
+    size_t depth = 0;
+    bool in_str = false, esc = false;
+#if defined(__SSE2__)
+    const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
+    const __m128i vo1 = _mm_set1_epi8('{'), vo2 = _mm_set1_epi8('['), vc1 = _mm_set1_epi8('}'), vc2 = _mm_set1_epi8(']');
+    while (p + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vq));
+        if (q && _mm_movemask_epi8(_mm_cmpeq_epi8(v, vb))) {
+            /* a quote after an odd run of backslashes is escaped: not a string boundary
+             * (Windows paths make backslashes common, escaped quotes stay rare) */
+            for (unsigned qq = q; qq; qq &= qq - 1) {
+                unsigned bit = (unsigned)__builtin_ctz(qq);
+                size_t i = p + bit, run = 0;
+                while (run < i && s[i - 1 - run] == '\\') run++;
+                if (run & 1u) q &= ~(1u << bit);
+            }
+        }
+        unsigned x = q;
+        x ^= x << 1;
+        x ^= x << 2;
+        x ^= x << 4;
+        x ^= x << 8;
+        x &= 0xFFFFu;
+        if (in_str) x ^= 0xFFFFu; /* bit i: inside a string at byte i */
+        unsigned o = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vo1), _mm_cmpeq_epi8(v, vo2))) & ~x;
+        unsigned c = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vc1), _mm_cmpeq_epi8(v, vc2))) & ~x;
+        for (unsigned oc = o | c; oc; oc &= oc - 1) {
+            unsigned bit = (unsigned)__builtin_ctz(oc);
+            if (o >> bit & 1u) depth++;
+            else if (--depth == 0) return p + bit + 1;
+        }
+        in_str = (x >> 15) & 1u;
+        p += 16;
+    }
+    if (in_str) { /* the byte loop starts inside a string: is its first byte escaped? */
+        size_t run = 0;
+        while (run < p && s[p - 1 - run] == '\\') run++;
+        esc = run & 1u;
+    }
+#endif
+    for (; p < len; p++) {
+        char ch = s[p];
+        if (in_str) {
+            if (esc) esc = false;
+            else if (ch == '\\') esc = true;
+            else if (ch == '"') in_str = false;
+            continue;
+        }
+        if (ch == '"') in_str = true;
+        else if (ch == '{' || ch == '[') depth++;
+        else if ((ch == '}' || ch == ']') && --depth == 0) return p + 1;
+    }
+    return len;
+}
+
 static size_t skip_value(const char *s, size_t len, size_t p)
 {
     if (p >= len) return len;
     if (s[p] == '"') return skip_string(s, len, p);
-    if (s[p] == '{' || s[p] == '[') {
-        size_t depth = 0;
-        while (p < len) {
-            char c = s[p];
-            if (c == '"') {
-                p = skip_string(s, len, p);
-                continue;
-            }
-            if (c == '{' || c == '[') depth++;
-            else if ((c == '}' || c == ']') && --depth == 0) return p + 1;
-            p++;
-        }
-        return len;
-    }
+    if (s[p] == '{' || s[p] == '[') return skip_container(s, len, p);
     while (p < len && s[p] != ',' && s[p] != '}' && s[p] != ']' && s[p] != ' ' && s[p] != '\n' && s[p] != '\r' &&
            s[p] != '\t')
         p++;

@@ -326,6 +326,47 @@ static void test_extractor_agrees_with_full_parse(void **state)
         "{\"long\":\"0123456789abcdef0123456789abcdef\\\"0123456789abcdef\",\"a\":{\"b\":{\"c\":[{\"d\":1}]}}}",
         "{\"a\":{\"b\":\"bad utf8 \xff\"},\"p\":{}}",
         "[1,2]",
+        /* skipped containers with brackets and escapes inside strings, across 16-byte blocks */
+        "{\"x\":{\"s\":\"br{ack]ets \\\" and \\\\\",\"t\":[\"[{\",{\"u\":\"}}\"}],\"v\":\"0123456789abcdef\\\\\"},\"y\":[[[\"]]]\"]],{\"z\":\"\\\\\\\"\"}],\"a\":{\"b\":\"found\"}}",
+        "{\"x\":{\"aaaaaaaaaaaaaaa\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb{\",\"c\":{\"d\":\"e\\\\\"}},\"a\":{\"b\":2}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w0\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\a\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w1\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w2\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w3\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w4\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w5\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w6\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w7\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w8\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w9\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w10\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w11\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w12\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w13\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w14\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w15\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w16\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w17\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w18\"}}",
+        "{\"x\":{\"p\":\"C:\\\\Windows\\\\aaaaaaaaaaaaaaaaaaa\\\"q\\\\\",\"r\":\"]}\"},\"a\":{\"b\":\"w19\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"z\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzzzzzzz\\\"\\\\\"}}",
+        "{\"a\":{\"b\":1},\"x\":{\"p\":\"zzzzzzzzzzzzzzzzz\\\"\\\\\"}}",
     };
     static const char *paths[] = {"a", "a.b", "a.b.c", "d", "f", "z", "a.x", "kA", "s", "t", "long", "p", "q.r"};
     json_parser *jp = json_parser_create();
@@ -351,7 +392,8 @@ static void test_extractor_agrees_with_full_parse(void **state)
             arena_reset(&a);
             int rf = json_parse(jp, &a, docs[d], strlen(docs[d]), &full, &je);
             int rl = extract_event(jp, &a, &fs, docs[d], strlen(docs[d]), &lazy, &je);
-            assert_int_equal(rf == 0, rl == 0);
+            if (rf) fail_msg("doc %zu is not JSON: %s at %zu", d, je.msg, je.offset); /* all must be valid */
+            assert_int_equal(rl, 0);
             if (rf) continue;
             for (uint32_t i = 0; i < fs.n; i++) {
                 const json_value *x = field_get(&full, fs.v[i]), *y = field_get(&lazy, fs.v[i]);
