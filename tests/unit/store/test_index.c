@@ -1,7 +1,8 @@
 /* tests/unit/store/test_index.c — index lookups: every indexed field, caseless, prefix,
  * arrays, time ranges, the in-memory slice visible before it is written and identical
  * results after, K-way merging of overlapping slices, de-duplication, long values, and
- * the write path and the recovery path extracting the same values. */
+ * the write path and the recovery path extracting the same values; the probes (estimate,
+ * mark) agreeing with lookups. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,87 @@ static void test_merge_overlapping_slices_and_dedup(void **state)
     assert_same(&R1, &R2);
 }
 
+static th_refs R3;
+
+/* store_index_estimate bounds what a lookup returns (exactly, when every posting lies inside
+ * the range); store_index_mark marks exactly the refs of a set a lookup of the term returns,
+ * with postings stored and in memory, several agents per posting, time ranges, prefixes. */
+static void test_estimate_and_mark_agree_with_lookups(void **state)
+{
+    fixture *f = *state;
+    enum { BATCHES = 6, PER = 150 };
+    static const char *hosts[] = {"h1", "h2", "H2", "h3"};
+    for (uint32_t b = 0; b < BATCHES; b++) {
+        for (uint32_t a = 0; a < 4; a++) {
+            mamori_event *ev = arena_alloc(&f->a, PER * sizeof *ev);
+            for (uint32_t i = 0; i < PER; i++) {
+                char json[160];
+                snprintf(json, sizeof json, "{\"event\":{\"category\":\"%s\"},\"host\":{\"id\":\"%s\"}}",
+                         (i + a) % 3 ? "file" : "process", hosts[(a + (i % 7 == 0)) % 4]);
+                th_event(&f->a, f->p, json, T_BASE_US + (int64_t)(b * PER + i) * 1000 + a, i, &ev[i]);
+            }
+            char agent[16];
+            snprintf(agent, sizeof agent, "agent-%u", a);
+            store_batch bt = th_batch("acme", agent, b + 1, ev, PER);
+            store_write_result r;
+            assert_int_equal(store_write_group(f->s, &bt, 1, &r), 0);
+        }
+        if (b % 3 != 2 && b < BATCHES - 2) assert_int_equal(store_flush_index(f->s), 0); /* some stay in memory */
+        arena_reset(&f->a);
+    }
+    int64_t span = (int64_t)BATCHES * PER * 1000;
+    const int64_t ranges[][2] = {{0, INT64_MAX}, {T_BASE_US + span / 5, T_BASE_US + span / 2},
+                                 {T_BASE_US + span * 3 / 4, T_BASE_US + span * 3 / 4 + 7000}};
+    static const struct {
+        enum store_index_field field;
+        const char *value;
+        bool prefix;
+    } terms[] = {{STORE_IX_HOST_ID, "h2", false}, {STORE_IX_HOST_ID, "h1", false}, {STORE_IX_HOST_ID, "h", true},
+                 {STORE_IX_HOST_ID, "nobody", false}, {STORE_IX_EVENT_CATEGORY, "process", false}};
+    for (size_t ri = 0; ri < MAMORI_ARRAY_LEN(ranges); ri++) {
+        int64_t from = ranges[ri][0], to = ranges[ri][1];
+        /* the set: every file event in the range */
+        size_t ns = lookup(f, &R1, "acme", STORE_IX_EVENT_CATEGORY, "file", false, from, to);
+        assert_true(ns > 0 && ns < 4096);
+        for (size_t ti = 0; ti < MAMORI_ARRAY_LEN(terms); ti++) {
+            size_t nt = lookup(f, &R2, "acme", terms[ti].field, terms[ti].value, terms[ti].prefix, from, to);
+            uint64_t est = 0;
+            assert_int_equal(store_index_estimate(f->s, "acme", terms[ti].field, terms[ti].value,
+                                                  strlen(terms[ti].value), terms[ti].prefix, from, to, UINT64_MAX, &est),
+                             0);
+            assert_true(est >= nt);
+            if (ri == 0) assert_int_equal(est, nt);
+            bool hit[4096];
+            memset(hit, 0, sizeof hit);
+            assert_int_equal(store_index_mark(f->s, "acme", terms[ti].field, terms[ti].value, strlen(terms[ti].value),
+                                              terms[ti].prefix, from, to, R1.v, ns, hit),
+                             0);
+            /* expected: the set intersected with the lookup */
+            size_t j = 0, both = 0;
+            for (size_t i = 0; i < ns; i++) {
+                while (j < nt && store_ref_cmp(&R2.v[j], &R1.v[i]) < 0) j++;
+                bool want = j < nt && store_ref_eq(&R2.v[j], &R1.v[i]);
+                assert_int_equal(hit[i], want);
+                both += want;
+            }
+            if (ri == 0 && terms[ti].value[0] == 'h' && strcmp(terms[ti].value, "nobody") != 0) assert_true(both > 0);
+        }
+    }
+    /* a set of one agent's refs skips other agents' postings and still marks exactly */
+    size_t n1 = lookup(f, &R3, "acme", STORE_IX_HOST_ID, "h3", false, 0, INT64_MAX);
+    assert_true(n1 > 0 && n1 < 4096);
+    bool hit[4096];
+    memset(hit, 0, sizeof hit);
+    assert_int_equal(store_index_mark(f->s, "acme", STORE_IX_EVENT_CATEGORY, "process", 7, false, 0, INT64_MAX, R3.v, n1,
+                                      hit),
+                     0);
+    size_t np = lookup(f, &R2, "acme", STORE_IX_EVENT_CATEGORY, "process", false, 0, INT64_MAX);
+    for (size_t i = 0, j = 0; i < n1; i++) {
+        while (j < np && store_ref_cmp(&R2.v[j], &R3.v[i]) < 0) j++;
+        assert_int_equal(hit[i], j < np && store_ref_eq(&R2.v[j], &R3.v[i]));
+    }
+}
+
 static void test_long_values(void **state)
 {
     fixture *f = *state;
@@ -368,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_field_before_and_after_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_time_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_overlapping_slices_and_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_estimate_and_mark_agree_with_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_path_and_recovery_extract_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookups_while_writing, setup, teardown),
