@@ -1,8 +1,9 @@
 /* search/exec.c — running a one-event query: the matcher walks the plan's events (an
  * intersected index set, one streamed posting list, or a range scan behind a raw-text
- * prefilter), checks each against the whole condition, and hands matches to the pipe
- * being answered: a page of events, head, tail (searched backwards in growing windows),
- * count, or count by. Pages continue after a cursor holding the last position examined. */
+ * prefilter, on several threads for pages and counts), checks each against the whole
+ * condition (parsing only the fields it reads), and hands matches to the pipe being
+ * answered: a page of events, head, tail (searched backwards in growing windows), count, or
+ * count by. Pages continue after a cursor holding the last position examined. */
 #include "internal.h"
 
 #include "core/clock.h"

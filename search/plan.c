@@ -1,8 +1,9 @@
 /* search/plan.c — choosing how to find the events of one event query: every top-level
  * conjunct on an indexed field with an equality, prefix or octet-aligned CIDR test is a
- * candidate; each is sampled (its references read up to a cap), candidates read in full
- * are intersected, and the events of the smallest set are fetched and filtered. Without a
- * usable candidate the plan streams the most selective one, or scans the time range. */
+ * candidate; each is sized from its posting headers, the smallest is read whole, the others
+ * narrow that set by marking (store_index_mark) when cheaper than the fetches they spare,
+ * and the set's events are fetched and filtered. Without a small enough candidate the plan
+ * streams the most selective one, or scans the time range. */
 #include "internal.h"
 
 #include "core/clock.h"

@@ -1,10 +1,12 @@
 /* search/seqexec.c — running `sequence by … with maxspan=D [q1] [q2] … [until [q]]` over
  * stored events. With maxspan and one stage the index narrows to a small set (the seed),
  * only the windows [t - D, t + D] around that stage's matches can hold a sequence: those
- * windows are read per join key (through the key's index when it has one) or as merged
- * time intervals, and fed to the state machine (sequence.c). Otherwise every candidate of
- * every stage (or the whole range) is fed in time order. Completed sequences are ordered
- * by their last event; pages continue after it (state rebuilt from cursor - maxspan). */
+ * windows are read per join key through the key's index when it has one (the other stages'
+ * candidates marked on them, events fetched only when feeding them could change the state
+ * machine), else as merged time intervals, and fed to the state machine (sequence.c).
+ * Otherwise every candidate of every stage (or the whole range) is fed in time order.
+ * Completed sequences are ordered by their last event; pages continue after it (state
+ * rebuilt from cursor - maxspan). */
 #include "internal.h"
 
 #include "core/clock.h"
