@@ -548,7 +548,7 @@ int store_list_all_agents(store *s, store_any_agent_fn fn, void *ctx)
     pthread_mutex_lock(&s->agents_mu);
     uint32_t n = s->agent_count;
     agent_entry *copy = mamori_xmalloc((n ? n : 1) * sizeof *copy);
-    memcpy(copy, s->agents, n * sizeof *copy);
+    if (n) memcpy(copy, s->agents, n * sizeof *copy); /* s->agents is NULL on a fresh store */
     pthread_mutex_unlock(&s->agents_mu);
     int rc = 0;
     for (uint32_t i = 0; i < n; i++)
