@@ -246,8 +246,7 @@ static size_t eval_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 
 static void classify_and_scan(detect_worker *w, const mamori_event *events, uint32_t n)
 {
-    for (uint32_t e = 0; e < n; e++) logsource_classify(&events[e], &w->batch_ls[e]);
-    scan_batch(w, events, n);
+    scan_batch(w, events, n); /* classifies each event into w->batch_ls as it goes */
 }
 
 size_t detect_eval(detect_worker *w, const mamori_event *ev, const detect_match **matches)

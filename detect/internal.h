@@ -456,8 +456,8 @@ struct detect_worker {
     detect_worker_stats stats;
 };
 
-/* scan.c: scans events[0..n) (n <= DETECT_BATCH_MAX, w->batch_ls filled) and leaves every
- * event's matched alternatives in w->hits_sorted / w->event_start. */
+/* scan.c: classifies events[0..n) (n <= DETECT_BATCH_MAX) into w->batch_ls, scans them and
+ * leaves every event's matched alternatives in w->hits_sorted / w->event_start. */
 void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n);
 /* Scans the current event's value at `path` with lazy database `db`, setting alternative
  * bits directly (the event is being evaluated). */

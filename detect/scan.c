@@ -142,6 +142,36 @@ void detect_profile_print(const detect_ruleset *rs, FILE *out)
 
 #define KEYWORD_DBS_MAX 64
 
+/* Events usually come cold from memory (a consumer's batch is larger than the caches) and
+ * every field is a chain of pointers: field array → value → string. Prefetching them a few
+ * events ahead, one link per event, overlaps those misses instead of taking them in turn. */
+#ifndef PREFETCH_FIELDS_AHEAD
+#define PREFETCH_FIELDS_AHEAD 3
+#define PREFETCH_VALUES_AHEAD 2
+#define PREFETCH_STRINGS_AHEAD 1
+#endif
+static void prefetch_fields(const mamori_event *ev)
+{
+    const char *p = (const char *)ev->fields, *end = p + (size_t)ev->field_count * sizeof *ev->fields;
+    for (; p < end; p += 64) __builtin_prefetch(p);
+}
+
+static void prefetch_values(const mamori_event *ev)
+{
+    for (uint32_t i = 0; i < ev->field_count; i++) {
+        __builtin_prefetch(ev->fields[i].value);
+        __builtin_prefetch(ev->fields[i].path);
+    }
+}
+
+static void prefetch_strings(const mamori_event *ev)
+{
+    for (uint32_t i = 0; i < ev->field_count; i++) {
+        const json_value *v = ev->fields[i].value;
+        if (v->type == JSON_STRING) __builtin_prefetch(v->str);
+    }
+}
+
 /* Lists what one event needs scanned. */
 static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
@@ -238,7 +268,16 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
     w->item_count = 0;
     w->hit_count = 0;
     w->text_len = 0;
-    for (uint32_t e = 0; e < n; e++) list_event(w, &events[e], e);
+    for (uint32_t e = 0; e < n && e < PREFETCH_FIELDS_AHEAD; e++) prefetch_fields(&events[e]);
+    for (uint32_t e = 0; e < n && e < PREFETCH_VALUES_AHEAD; e++) prefetch_values(&events[e]);
+    for (uint32_t e = 0; e < n && e < PREFETCH_STRINGS_AHEAD; e++) prefetch_strings(&events[e]);
+    for (uint32_t e = 0; e < n; e++) {
+        if (e + PREFETCH_FIELDS_AHEAD < n) prefetch_fields(&events[e + PREFETCH_FIELDS_AHEAD]);
+        if (e + PREFETCH_VALUES_AHEAD < n) prefetch_values(&events[e + PREFETCH_VALUES_AHEAD]);
+        if (e + PREFETCH_STRINGS_AHEAD < n) prefetch_strings(&events[e + PREFETCH_STRINGS_AHEAD]);
+        logsource_classify(&events[e], &w->batch_ls[e]);
+        list_event(w, &events[e], e);
+    }
 
     /* counting sort by database: each database scanned back to back while it is in cache */
     uint32_t *start = w->db_start;
