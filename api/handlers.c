@@ -7,6 +7,7 @@
 #include "core/event.h"
 #include "core/log.h"
 #include "core/pki.h"
+#include "ingest/ingest.h"
 
 #include <errno.h>
 #include <event2/http.h>
@@ -340,55 +341,17 @@ void handle_key_delete(api_req *r, const char *id)
     reply_json(r, 200);
 }
 
-/* ---- agents ---- */
-
-#define NAME_SCAN_EVENTS 200000u
-#define NAME_SCAN_US 300000
-
-static const char *name_lookup(api *a, uint64_t th, uint64_t ah)
-{
-    for (uint32_t i = 0; i < a->name_count; i++)
-        if (a->names[i].tenant_hash == th && a->names[i].agent_hash == ah) return a->names[i].id;
-    return NULL;
-}
-
-typedef struct name_scan {
-    api *a;
-    const char *tenant;
-    uint64_t th;
-    uint32_t missing, seen;
-    int64_t deadline;
-    json_parser *p;
-    arena ar;
-} name_scan;
-
-static int learn_name(void *ctx, const store_event_ref *ref, const char *json, size_t len)
-{
-    name_scan *ns = ctx;
-    if (++ns->seen > NAME_SCAN_EVENTS || (ns->seen % 1024 == 0 && clock_mono_us() > ns->deadline)) return 1;
-    if (name_lookup(ns->a, ns->th, ref->agent_hash)) return 0;
-    arena_reset(&ns->ar);
-    json_value v;
-    json_error jerr;
-    if (json_parse(ns->p, &ns->ar, json, len, &v, &jerr) != 0) return 0;
-    const json_value *m = json_object_get(&v, "mamori", 6);
-    const json_value *id = m ? json_object_get(m, "agent_id", 8) : NULL;
-    if (!json_is_string(id) || id->len == 0 || id->len > PKI_AGENT_ID_MAX) return 0;
-    char tmp[PKI_AGENT_ID_MAX + 1];
-    memcpy(tmp, id->str, id->len);
-    tmp[id->len] = '\0';
-    if (event_agent_hash(ns->tenant, tmp) != ref->agent_hash) return 0;
-    if (ns->a->name_count == ns->a->name_cap) {
-        ns->a->name_cap = ns->a->name_cap ? ns->a->name_cap * 2 : 256;
-        ns->a->names = mamori_xrealloc(ns->a->names, ns->a->name_cap * sizeof *ns->a->names);
-    }
-    ns->a->names[ns->a->name_count++] =
-        (struct agent_name){.tenant_hash = ns->th, .agent_hash = ref->agent_hash, .id = mamori_xstrdup(tmp)};
-    return --ns->missing == 0;
-}
+/* ---- agents ----
+ *
+ * An agent is listed when the store holds a durable batch of it (its id, recorded with its
+ * first batch, and its last acknowledged seq survive restarts) or when ingest has seen it
+ * since start-up (connected, nothing durable yet). Ingest's registry adds what only a live
+ * connection knows: online, last seen, address, version, events received since start-up. */
 
 typedef struct agent_row {
     uint64_t hash, seq;
+    const char *id; /* store-owned (valid while the store is open) or NULL */
+    bool stored;
 } agent_row;
 
 typedef struct agent_rows {
@@ -396,66 +359,103 @@ typedef struct agent_rows {
     uint32_t n, cap;
 } agent_rows;
 
-static int add_row(void *ctx, uint64_t agent_hash, uint64_t durable_seq)
+static agent_row *row_push(agent_rows *rows)
 {
-    agent_rows *rows = ctx;
     if (rows->n == rows->cap) {
         rows->cap = rows->cap ? rows->cap * 2 : 256;
         rows->v = mamori_xrealloc(rows->v, rows->cap * sizeof *rows->v);
     }
-    rows->v[rows->n++] = (agent_row){agent_hash, durable_seq};
+    return &rows->v[rows->n++];
+}
+
+static int add_row(void *ctx, uint64_t agent_hash, uint64_t durable_seq, const char *agent_id)
+{
+    *row_push(ctx) = (agent_row){agent_hash, durable_seq, agent_id, true};
     return 0;
 }
 
-static void write_agent(api_req *r, const char *id, uint64_t hash, uint64_t seq)
+/* Ingest's agents that the store does not know yet (ids copied into the arena). */
+typedef struct live_scan {
+    agent_rows *rows;
+    uint32_t stored;
+    arena *a;
+} live_scan;
+
+static int add_live(void *ctx, const ingest_agent_info *ag)
 {
-    buf_puts(&r->body, "{\"id\":");
-    if (id) json_write_string(&r->body, id, strlen(id));
-    else buf_puts(&r->body, "null");
-    buf_printf(&r->body, ",\"agent_hash\":\"%016llx\",\"tenant\":", (unsigned long long)hash);
-    json_write_string(&r->body, r->tenant, strlen(r->tenant));
-    /* online, last_seen, address, version and events_received live in ingest's registry
-     * (not exposed yet): null until ingest_list_agents exists */
-    buf_printf(&r->body,
-               ",\"last_acked_seq\":%llu,\"online\":null,\"last_seen\":null,\"address\":null,\"version\":null,"
-               "\"events_received\":null}",
-               (unsigned long long)seq);
+    live_scan *ls = ctx;
+    uint64_t ah = event_agent_hash(ag->tenant, ag->agent_id);
+    for (uint32_t i = 0; i < ls->stored; i++)
+        if (ls->rows->v[i].hash == ah) return 0;
+    *row_push(ls->rows) = (agent_row){ah, ag->durable_seq, arena_strndup(ls->a, ag->agent_id, strlen(ag->agent_id)), false};
+    return 0;
+}
+
+static void time_or_null(buf *out, int64_t us)
+{
+    if (us <= 0) {
+        buf_puts(out, "null");
+        return;
+    }
+    char t[40];
+    clock_format_rfc3339(us, t);
+    json_write_string(out, t, strlen(t));
+}
+
+static void write_agent(api_req *r, const agent_row *row)
+{
+    buf *o = &r->body;
+    buf_puts(o, "{\"id\":");
+    if (row->id) json_write_string(o, row->id, strlen(row->id));
+    else buf_puts(o, "null");
+    buf_printf(o, ",\"agent_hash\":\"%016llx\",\"tenant\":", (unsigned long long)row->hash);
+    json_write_string(o, r->tenant, strlen(r->tenant));
+    ingest_agent_info info;
+    bool live = r->a->ingest && row->id && ingest_get_agent(r->a->ingest, r->tenant, row->id, &info) == 0;
+    uint64_t seq = row->seq;
+    if (live && info.durable_seq > seq) seq = info.durable_seq;
+    buf_printf(o, ",\"last_acked_seq\":%llu,\"online\":%s", (unsigned long long)seq,
+               live ? (info.online ? "true" : "false") : (r->a->ingest ? "false" : "null"));
+    buf_puts(o, ",\"last_seen\":");
+    time_or_null(o, live ? info.last_seen_us : 0);
+    buf_puts(o, ",\"connected_since\":");
+    time_or_null(o, live ? info.connected_since_us : 0);
+    buf_puts(o, ",\"address\":");
+    if (live && info.address[0]) json_write_string(o, info.address, strlen(info.address));
+    else buf_puts(o, "null");
+    buf_puts(o, ",\"version\":");
+    if (live && info.version[0]) json_write_string(o, info.version, strlen(info.version));
+    else buf_puts(o, "null");
+    if (live)
+        buf_printf(o, ",\"events_received\":%llu,\"batches_received\":%llu}",
+                   (unsigned long long)info.events_received, (unsigned long long)info.batches_received);
+    else buf_puts(o, ",\"events_received\":null,\"batches_received\":null}");
+}
+
+static void collect_agents(api_req *r, agent_rows *rows, arena *a)
+{
+    (void)store_list_agents(r->a->db, event_tenant_hash(r->tenant), add_row, rows);
+    if (r->a->ingest) {
+        live_scan ls = {.rows = rows, .stored = rows->n, .a = a};
+        ingest_list_agents(r->a->ingest, r->tenant, add_live, &ls);
+    }
 }
 
 void handle_agents(api_req *r)
 {
-    api *a = r->a;
-    uint64_t th = event_tenant_hash(r->tenant);
     agent_rows rows = {0};
-    (void)store_list_agents(a->db, th, add_row, &rows);
-    pthread_mutex_lock(&a->names_mu);
-    uint32_t missing = 0;
-    for (uint32_t i = 0; i < rows.n; i++)
-        if (!name_lookup(a, th, rows.v[i].hash)) missing++;
-    if (missing) {
-        /* agent ids are only in the events: learn them from the most recent day, bounded */
-        name_scan ns = {.a = a, .tenant = r->tenant, .th = th, .missing = missing,
-                        .deadline = clock_mono_us() + NAME_SCAN_US, .p = json_parser_create()};
-        arena_init(&ns.ar, 16 * 1024);
-        int64_t now = clock_wall_us();
-        int rc = store_scan_events(a->db, r->tenant, now - 3600LL * 1000000, default_to(a), learn_name, &ns);
-        if (rc == 0 && ns.missing && ns.seen < NAME_SCAN_EVENTS) {
-            ns.seen = 0;
-            rc = store_scan_events(a->db, r->tenant, now - 86400LL * 1000000, now - 3600LL * 1000000, learn_name, &ns);
-        }
-        (void)rc;
-        arena_fini(&ns.ar);
-        json_parser_destroy(ns.p);
-    }
+    arena a;
+    arena_init(&a, 4096);
+    collect_agents(r, &rows, &a);
     buf_puts(&r->body, "{\"agents\":[");
     for (uint32_t i = 0; i < rows.n; i++) {
         if (i) buf_putc(&r->body, ',');
-        write_agent(r, name_lookup(a, th, rows.v[i].hash), rows.v[i].hash, rows.v[i].seq);
+        write_agent(r, &rows.v[i]);
     }
-    pthread_mutex_unlock(&a->names_mu);
     buf_puts(&r->body, "]}");
     r->rows = rows.n;
     free(rows.v);
+    arena_fini(&a);
     reply_json(r, 200);
 }
 
@@ -465,22 +465,22 @@ void handle_agent(api_req *r, const char *id)
         reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
         return;
     }
-    uint64_t th = event_tenant_hash(r->tenant), ah = event_agent_hash(r->tenant, id);
+    uint64_t ah = event_agent_hash(r->tenant, id);
     agent_rows rows = {0};
-    (void)store_list_agents(r->a->db, th, add_row, &rows);
-    bool found = false;
-    uint64_t seq = 0;
-    for (uint32_t i = 0; i < rows.n; i++)
-        if (rows.v[i].hash == ah) {
-            found = true;
-            seq = rows.v[i].seq;
-        }
-    free(rows.v);
-    if (!found) {
-        reply_error(r, 404, "not_found", "no agent '%s' in this tenant", id);
-        return;
+    arena a;
+    arena_init(&a, 4096);
+    collect_agents(r, &rows, &a);
+    const agent_row *found = NULL;
+    for (uint32_t i = 0; i < rows.n && !found; i++)
+        if (rows.v[i].hash == ah) found = &rows.v[i];
+    if (!found) reply_error(r, 404, "not_found", "no agent '%s' in this tenant", id);
+    else {
+        agent_row row = *found;
+        row.id = id; /* known by its hash even when stored before ids were recorded */
+        write_agent(r, &row);
+        r->rows = 1;
+        reply_json(r, 200);
     }
-    write_agent(r, id, ah, seq);
-    r->rows = 1;
-    reply_json(r, 200);
+    free(rows.v);
+    arena_fini(&a);
 }

@@ -68,12 +68,6 @@ struct api {
     rate_bucket *buckets;
     uint32_t bucket_mask, bucket_count;
     /* agent id cache: agent hash -> id, learned from stored events */
-    pthread_mutex_t names_mu;
-    struct agent_name {
-        uint64_t tenant_hash, agent_hash;
-        char *id;
-    } *names;
-    uint32_t name_count, name_cap;
     int64_t started_us;
     void (*metrics_extra)(void *ctx, buf *out);
     void *metrics_extra_ctx;

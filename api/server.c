@@ -409,7 +409,6 @@ int api_create(const api_options *opt, api **out, char *err, size_t err_len)
     a->fd = -1;
     a->started_us = clock_wall_us();
     pthread_mutex_init(&a->rate_mu, NULL);
-    pthread_mutex_init(&a->names_mu, NULL);
     a->bucket_mask = 1023;
     a->buckets = mamori_xcalloc(a->bucket_mask + 1, sizeof *a->buckets);
     search_limits_default(&a->limits);
@@ -522,9 +521,6 @@ void api_destroy(api *a)
     if (a->fd >= 0) close(a->fd);
     if (a->ssl) SSL_CTX_free(a->ssl);
     free(a->buckets);
-    for (uint32_t i = 0; i < a->name_count; i++) free(a->names[i].id);
-    free(a->names);
     pthread_mutex_destroy(&a->rate_mu);
-    pthread_mutex_destroy(&a->names_mu);
     free(a);
 }

@@ -84,6 +84,12 @@ void store_agent_key(uint8_t out[STORE_AGENT_KEY_BYTES], uint64_t tenant_hash, u
     out[16] = STORE_AGENT_TAG_DURABLE_SEQ;
 }
 
+void store_agent_key_tag(uint8_t out[STORE_AGENT_KEY_BYTES], uint64_t tenant_hash, uint64_t agent_hash, uint8_t tag)
+{
+    store_agent_key(out, tenant_hash, agent_hash);
+    out[16] = tag;
+}
+
 void store_ixlog_key(uint8_t out[STORE_IXLOG_KEY_BYTES], uint64_t group_no)
 {
     memcpy(out, STORE_IXLOG_PREFIX, STORE_IXLOG_PREFIX_LEN);

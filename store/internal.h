@@ -39,6 +39,7 @@ enum store_cf {
 #define IX_LOOKUP_PREFIX_DAY_BYTES_MAX ((size_t)512 << 20) /* postings held per day in prefix mode */
 #define STORE_AGENT_KEY_BYTES 17u       /* tenant_hash | agent_hash | tag */
 #define STORE_AGENT_TAG_DURABLE_SEQ 0x01u
+#define STORE_AGENT_TAG_ID 0x02u          /* value: the agent id (its certificate CN) */
 #define STORE_IXLOG_PREFIX "ixlog/"
 #define STORE_IXLOG_PREFIX_LEN 6u
 #define STORE_IXLOG_KEY_BYTES (STORE_IXLOG_PREFIX_LEN + 8u)
@@ -67,6 +68,7 @@ void store_event_key_full(uint8_t out[STORE_EVENT_KEY_BYTES], uint64_t tenant_ha
 void store_event_key_decode(const uint8_t key[STORE_EVENT_KEY_BYTES], uint64_t *tenant_hash, uint32_t *day,
                             store_event_ref *ref);
 void store_agent_key(uint8_t out[STORE_AGENT_KEY_BYTES], uint64_t tenant_hash, uint64_t agent_hash);
+void store_agent_key_tag(uint8_t out[STORE_AGENT_KEY_BYTES], uint64_t tenant_hash, uint64_t agent_hash, uint8_t tag);
 void store_ixlog_key(uint8_t out[STORE_IXLOG_KEY_BYTES], uint64_t group_no);
 int store_ref_cmp(const store_event_ref *a, const store_event_ref *b);
 static inline bool store_ref_eq(const store_event_ref *a, const store_event_ref *b)
@@ -237,6 +239,8 @@ typedef struct agent_entry {
     uint64_t durable_seq;
     uint64_t pending_seq;
     uint64_t pending_gen;
+    char *id; /* agent id; NULL for agents stored before ids were recorded. Set once, freed at
+               * close: a pointer read under agents_mu stays valid while the store is open */
 } agent_entry;
 
 typedef struct tenant_entry {

@@ -10,27 +10,29 @@
 int store_list_agents(store *s, uint64_t tenant_hash, store_agent_fn fn, void *ctx)
 {
     MAMORI_ASSERT(s && fn);
-    /* copy under the lock, call back outside it */
+    /* copy under the lock, call back outside it (ids are set once and live until close) */
+    typedef struct {
+        uint64_t hash, seq;
+        const char *id;
+    } row;
     pthread_mutex_lock(&s->agents_mu);
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->agent_count; i++)
         if (s->agents[i].tenant_hash == tenant_hash) n++;
-    uint64_t *pairs = mamori_xmalloc((n ? n : 1) * 2 * sizeof *pairs);
+    row *rows = mamori_xmalloc((n ? n : 1) * sizeof *rows);
     uint32_t w = 0;
     for (uint32_t i = 0; i < s->agent_count; i++) {
         if (s->agents[i].tenant_hash != tenant_hash) continue;
-        pairs[2 * w] = s->agents[i].agent_hash;
-        pairs[2 * w + 1] = s->agents[i].durable_seq;
-        w++;
+        rows[w++] = (row){s->agents[i].agent_hash, s->agents[i].durable_seq, s->agents[i].id};
     }
     pthread_mutex_unlock(&s->agents_mu);
     int rc = 0;
     for (uint32_t i = 0; i < w; i++)
-        if (fn(ctx, pairs[2 * i], pairs[2 * i + 1])) {
+        if (fn(ctx, rows[i].hash, rows[i].seq, rows[i].id)) {
             rc = 1;
             break;
         }
-    free(pairs);
+    free(rows);
     return rc;
 }
 

@@ -199,7 +199,9 @@ int store_meta_get(store *s, const char *key, buf *value_out) MAMORI_WUR; /* rep
 /* Calls fn(ctx, agent_hash, durable_seq) for every agent of the tenant that has stored a
  * batch (from the in-memory registry; no I/O). fn returns non-zero to stop. Returns 0, or 1
  * when stopped. */
-typedef int (*store_agent_fn)(void *ctx, uint64_t agent_hash, uint64_t durable_seq);
+/* agent_id: as recorded with the agent's first batch; NULL for agents stored before ids were
+ * recorded (until their next batch). Store-owned, valid while the store is open. */
+typedef int (*store_agent_fn)(void *ctx, uint64_t agent_hash, uint64_t durable_seq, const char *agent_id);
 int store_list_agents(store *s, uint64_t tenant_hash, store_agent_fn fn, void *ctx);
 /* Calls fn for every meta entry whose key starts with prefix, in key order (key and value
  * borrowed for the call). Returns 0, 1 when stopped, or a negative errno. */

@@ -71,7 +71,15 @@ int store_load_agents(store *s)
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vlen);
-        if (klen != STORE_AGENT_KEY_BYTES || k[16] != STORE_AGENT_TAG_DURABLE_SEQ) continue;
+        if (klen != STORE_AGENT_KEY_BYTES) continue;
+        if (k[16] == STORE_AGENT_TAG_ID) {
+            /* sorts after the agent's durable seq (tag 0x01), so the entry exists */
+            uint32_t i = agent_find(s, mamori_get_be64(k), mamori_get_be64(k + 8));
+            if (i != UINT32_MAX && !s->agents[i].id && vlen > 0 && vlen <= 256)
+                s->agents[i].id = mamori_xstrndup((const char *)v, vlen);
+            continue;
+        }
+        if (k[16] != STORE_AGENT_TAG_DURABLE_SEQ) continue;
         if (vlen != 8) {
             LOG_WARN("store", "agents: durable seq value of %zu bytes (want 8); skipped", vlen);
             continue;
@@ -215,6 +223,17 @@ int store_write_group(store *s, const store_batch *batches, size_t count, store_
         rocksdb_writebatch_put_cf(s->wb, s->cf[CF_AGENTS], (const char *)akey, sizeof akey, (const char *)aval,
                                   sizeof aval);
         bytes += sizeof akey + sizeof aval;
+        if (!a->id) {
+            /* first batch of this agent (or first since ids were recorded): its id, once */
+            size_t idlen = strlen(b->agent_id);
+            store_agent_key_tag(akey, b->tenant_hash, b->agent_hash, STORE_AGENT_TAG_ID);
+            rocksdb_writebatch_put_cf(s->wb, s->cf[CF_AGENTS], (const char *)akey, sizeof akey, b->agent_id, idlen);
+            bytes += sizeof akey + idlen;
+            char *id = mamori_xstrdup(b->agent_id);
+            pthread_mutex_lock(&s->agents_mu);
+            a->id = id;
+            pthread_mutex_unlock(&s->agents_mu);
+        }
         written++;
         events += b->event_count;
     }
@@ -273,6 +292,7 @@ void store_free_writer_state(store *s)
     free(s->touched_agents);
     free(s->sorted);
     s->sorted = NULL;
+    for (uint32_t i = 0; i < s->agent_count; i++) free(s->agents[i].id);
     free(s->agents);
     free(s->agent_table);
     s->touched_agents = NULL;

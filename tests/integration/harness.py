@@ -47,13 +47,15 @@ class Server:
     def start(self, timeout=30):
         os.makedirs(self.dir, exist_ok=True)
         log = open(self.log_path, "a")
+        # the log is appended across restarts: only this start's lines count
+        offset = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen([MAMORID, "--dev", self.dir, "--ingest-port", str(self.port)] + self.extra,
                                      stdout=log, stderr=log)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("mamorid exited with %s:\n%s" % (self.proc.returncode, self.log()))
-            if "ready ingest_port" in self.log():
+            if "ready ingest_port" in self.log()[offset:]:
                 return self
             time.sleep(0.05)
         raise RuntimeError("mamorid did not become ready:\n" + self.log())

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from harness import BUILD, DATA, MAMORICTL, Server, free_port, sim, temp_dir
+from harness import BUILD, DATA, MAMORICTL, Agent, Server, free_port, make_agent_cert, sim, temp_dir
 
 OTRF_ZIP = os.path.join(DATA, "otrf/windows/defense_evasion/host/psh_register_cimprovider_execute_dll.zip")
 
@@ -203,6 +203,11 @@ def test_agents_metrics_openapi(node):
     assert "sim-00000" in ids and not any(i and i.startswith("acme") for i in ids)
     st, a = api.call("GET", "/v1/agents/sim-00003")
     assert st == 200 and a["last_acked_seq"] > 0
+    # what ingest knows of the (now disconnected) agent
+    assert a["id"] == "sim-00003" and a["online"] is False, a
+    assert a["address"].startswith("127.0.0.1:") and a["version"], a
+    assert a["events_received"] == 2500 and a["batches_received"] >= a["last_acked_seq"], a
+    assert a["last_seen"] and a["connected_since"] and a["last_seen"] >= a["connected_since"], a
     st, _ = api.call("GET", "/v1/agents/acme-00000")
     assert st == 404
     st, m = api.call("GET", "/metrics", key=False)
@@ -313,5 +318,39 @@ def test_deadline_and_rate_limit():
         assert st == 504 and r["error"]["code"] == "deadline_exceeded", r
         codes = [api.search("any where true | count")[0] for _ in range(10)]
         assert 429 in codes
+    finally:
+        srv.stop()
+
+
+def test_agents_survive_restart():
+    """Agent ids and last acked seqs come from the store after a restart (online false, nothing
+    live known yet); an agent that reconnects is online with its address while connected."""
+    d = temp_dir("mamori-agents-")
+    api_port = free_port()
+    srv = Server(d, extra=["--api-port", str(api_port), "--set", "store.sync=false"]).start()
+    try:
+        assert sim(d, "--agents", 3, "--events-per-agent", 300)["_rc"] == 0
+    finally:
+        srv.stop()
+    srv = Server(d, extra=["--api-port", str(api_port), "--set", "store.sync=false"]).start()
+    try:
+        api = Api(d, api_port)
+        st, r = api.call("GET", "/v1/agents")
+        assert st == 200
+        by_id = {a["id"]: a for a in r["agents"]}
+        assert set(by_id) == {"sim-00000", "sim-00001", "sim-00002"}, r
+        for a in by_id.values():
+            assert a["last_acked_seq"] > 0 and a["online"] is False and a["last_seen"] is None, a
+        st, a = api.call("GET", "/v1/agents/sim-00001")
+        assert st == 200 and a["last_acked_seq"] == by_id["sim-00001"]["last_acked_seq"]
+        # a live agent: online while its connection is open
+        crt, key = make_agent_cert(os.path.join(d, "ca.pem"), os.path.join(d, "ca.key"), "sim-00000", "default", d)
+        agent = Agent(srv.port, os.path.join(d, "ca.pem"), crt, key)
+        try:
+            assert agent.hello(last_acked=by_id["sim-00000"]["last_acked_seq"])["resume_seq"] >= 0
+            st, a = api.call("GET", "/v1/agents/sim-00000")
+            assert st == 200 and a["online"] is True and a["address"].startswith("127.0.0.1:"), a
+        finally:
+            agent.close()
     finally:
         srv.stop()
