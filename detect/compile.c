@@ -261,12 +261,14 @@ static double expression_strength(const char *e)
 }
 
 /* Fields whose values repeat across most events of a kind (the image of a common binary,
- * an event id): a match there says little, prefer the other side of an AND. */
+ * an event id; a CallTrace lists ntdll.dll and kernelbase.dll frame after frame, so
+ * `CallTrace|contains: ntdll.dll` holds on nearly every process access): a match there says
+ * little, prefer the other side of an AND. */
 static bool common_field(const char *field)
 {
     static const char *const common[] = {"Image", "ParentImage", "OriginalFileName", "EventID", "Provider_Name",
                                          "Channel", "Product", "Company", "Description", "Signed", "Initiated",
-                                         "SourceImage", "TargetImage", "User", "IntegrityLevel"};
+                                         "SourceImage", "TargetImage", "User", "IntegrityLevel", "CallTrace"};
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(common); i++)
         if (field && !strcmp(field, common[i])) return true;
     return false;
