@@ -31,6 +31,7 @@
 #define OUTPUT_FLUSH_BYTES (256 * 1024)
 #define REJECT_WARNINGS_MAX 10
 #define SCAN_BATCH_EVENTS 256 /* normalized together, then detected together */
+#define SCAN_INVALID_REPORTED 10 /* invalid JSON values named on stderr; the rest are counted */
 #define PROGRESS_INTERVAL_US 500000
 
 static void usage(FILE *out)
@@ -68,6 +69,7 @@ typedef struct scan {
     event_stamp stamp;
     buf out;
     uint64_t events, rejected, alerts;
+    uint64_t invalid; /* JSON values that did not parse (also in rejected) */
     uint64_t *alerts_by_rule;
     size_t rule_count;
     bool progress;
@@ -243,10 +245,25 @@ static int scan_file(scan *s, const char *path, uint64_t seq)
         rc = json_parse_next(s->parser, &s->mem, data, len, &pos, v, &jerr);
         if (rc == -ENODATA) break;
         if (rc) {
-            flush_batch(s);
-            fprintf(stderr, "mamorictl scan: %s: invalid JSON at byte offset %zu: %s\n", path, jerr.offset, jerr.msg);
+            /* one broken value loses nothing else: skip to the next line (JSON lines resync
+             * there; in one big document the rest is unreadable anyway) and go on */
+            const char *nl = jerr.offset < len ? memchr(data + jerr.offset, '\n', len - jerr.offset) : NULL;
+            s->invalid++;
+            s->events++;
+            s->rejected++;
+            index++;
             status = 1;
-            break;
+            if (s->invalid <= SCAN_INVALID_REPORTED) {
+                size_t line = 1;
+                for (const char *c = data; (c = memchr(c, '\n', (size_t)(data + jerr.offset - c))) != NULL; c++) line++;
+                fprintf(stderr, "mamorictl scan: %s: invalid JSON at line %zu (byte offset %zu): %s%s\n", path, line,
+                        jerr.offset, jerr.msg, nl ? "; skipped to the next line" : "");
+            } else if (s->invalid == SCAN_INVALID_REPORTED + 1) {
+                fprintf(stderr, "mamorictl scan: more invalid JSON; counted in the summary only\n");
+            }
+            if (!nl) break;
+            pos = (size_t)(nl - data) + 1;
+            continue;
         }
         if (v->type == JSON_ARRAY) {
             for (uint32_t i = 0; i < v->len; i++) {

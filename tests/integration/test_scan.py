@@ -176,13 +176,15 @@ def test_bad_inputs(workdir):
     rule = os.path.join(workdir, "rule.yml")
     rc, out, err = run("scan", "--rules", rule, os.path.join(workdir, "missing.json"))
     assert rc == 1 and "missing.json" in err and "No such file" in err
-    bad = write(os.path.join(workdir, "bad.json"), json.dumps(EVENT) + "\n{\"Event\": {\"System\": ,}}\n")
+    bad = write(os.path.join(workdir, "bad.json"),
+                json.dumps(EVENT) + "\n{\"Event\": {\"System\": ,}}\n" + json.dumps(EVENT) + "\n")
     rc, out, err = run("scan", "--rules", rule, bad)
-    assert rc == 1
-    m = re.search(r"bad\.json: invalid JSON at byte offset (\d+)", err)
+    assert rc == 1  # bad input: non-zero, named …
+    m = re.search(r"bad\.json: invalid JSON at line 2 \(byte offset (\d+)\): .*skipped to the next line", err)
     assert m, err
     assert int(m.group(1)) > len(json.dumps(EVENT))
-    assert len(alerts(out)) == 1  # what came before the broken value was scanned
+    assert len(alerts(out)) == 2  # … and it loses nothing else: the lines before and after were scanned
+    assert "scan: 3 events (1 rejected)" in err, err
     rc, out, err = run("scan", "--rules", os.path.join(workdir, "nope"), bad)
     assert rc == 1 and "nope" in err
     rc, out, err = run("scan", bad)
