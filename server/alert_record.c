@@ -118,7 +118,7 @@ void alert_record_build(const alert_source *src, store_alert *a, uint32_t *body_
     a->created_us = a->updated_us = src->now_us;
     a->level = (uint8_t)rule->level;
     a->status = STORE_ALERT_NEW;
-    a->rule_hash = store_alert_term_hash(rule->id, strlen(rule->id));
+    a->rule_hash = store_alert_term_hash(rule_key, strlen(rule_key)); /* its id, or its title when it has none */
     const json_value *host_id = event_get_cstr(ev, "host.id"), *host_name = event_get_cstr(ev, "host.name");
     a->host_id_hash = hash_of(host_id);
     a->host_name_hash = hash_of(host_name);

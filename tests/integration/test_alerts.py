@@ -572,3 +572,28 @@ def test_config_rules_and_check():
                         "--api-port", "0", "--rules", "/nonexistent/rules"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=60)
     assert p.returncode != 0 and "/nonexistent/rules" in p.stderr
+
+
+def test_rule_without_id_is_selected_by_title():
+    """A rule without `id` keys its alerts by title: `?rule=<title>` selects them."""
+    d = temp_dir("mamori-alerts-noid-")
+    rules = os.path.join(d, "rules")
+    os.makedirs(rules)
+    with open(os.path.join(rules, "noid.yml"), "w") as f:
+        f.write("\n".join(l for l in RULE_A.splitlines() if not l.startswith("id:")).replace("Whoami run",
+                                                                                           "Whoami run, no id"))
+    api_port = free_port()
+    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "store.sync=false"]).start()
+    api = Api(d, api_port)
+    try:
+        wait_log(srv, r"rule set loaded generation=(\d+) rules=1 ")
+        s = Sender(srv, "noid-01")
+        s.send([ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami")], fmt=FORMAT_ECS)
+        api.wait_detected(1)
+        s.close()
+        got = api.alerts(rule="Whoami run, no id", limit=10)[0]
+        assert len(got) == 1 and got[0]["rule"]["title"] == "Whoami run, no id", got
+        assert api.alerts(rule="whoami run, NO ID", limit=10)[0] == got  # ASCII-caseless like ids
+        assert api.alerts(rule="5b0c7b58-0a6e-4b0e-9d7e-aaaaaaaaaaaa", limit=10)[0] == []
+    finally:
+        srv.stop()
