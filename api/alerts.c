@@ -27,6 +27,7 @@ static const char *const level_names[] = {
 
 static int level_parse(const char *s)
 {
+    if (!strcmp(s, "none")) return DETECT_LEVEL_NONE; /* rules without a (known) level */
     for (int i = DETECT_LEVEL_INFORMATIONAL; i <= DETECT_LEVEL_CRITICAL; i++)
         if (!strcmp(s, level_names[i])) return i;
     return -1;
@@ -135,7 +136,7 @@ void handle_alerts(api_req *r)
         q.rule_hash = store_alert_term_hash(v, strlen(v));
     }
     if ((v = query_param(r, &params, "level")) && (q.level = level_parse(v)) < 0) {
-        reply_error(r, 400, "bad_request", "'level' must be informational, low, medium, high or critical");
+        reply_error(r, 400, "bad_request", "'level' must be informational, low, medium, high, critical or none");
         goto out;
     }
     enum store_alert_status st;

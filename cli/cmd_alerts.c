@@ -19,9 +19,9 @@ static void usage(FILE *out)
             "       mamorictl alerts ack|close|reopen ID [--assignee NAME]\n"
             "       mamorictl alerts assign ID NAME\n"
             "  --status S    new, acknowledged or closed\n"
-            "  --rule ID     a Sigma rule id\n"
+            "  --rule ID     a Sigma rule id (its title for a rule without id)\n"
             "  --host H      host.id or host.name (caseless)\n"
-            "  --level L     informational, low, medium, high or critical\n"
+            "  --level L     informational, low, medium, high, critical or none (no level)\n"
             "  --from/--to   RFC 3339 times (the triggering event's time)\n"
             "  --limit N     alerts to print in all (default 100; pages are followed)\n"
             "  --json        NDJSON: one alert per line\n" CLIENT_OPTIONS_HELP);

@@ -575,12 +575,13 @@ def test_config_rules_and_check():
 
 
 def test_rule_without_id_is_selected_by_title():
-    """A rule without `id` keys its alerts by title: `?rule=<title>` selects them."""
+    """A rule without `id` keys its alerts by title: `?rule=<title>` selects them; one without
+    `level` is selected by `?level=none`."""
     d = temp_dir("mamori-alerts-noid-")
     rules = os.path.join(d, "rules")
     os.makedirs(rules)
     with open(os.path.join(rules, "noid.yml"), "w") as f:
-        f.write("\n".join(l for l in RULE_A.splitlines() if not l.startswith("id:")).replace("Whoami run",
+        f.write("\n".join(l for l in RULE_A.splitlines() if not l.startswith(("id:", "level:"))).replace("Whoami run",
                                                                                            "Whoami run, no id"))
     api_port = free_port()
     srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "store.sync=false"]).start()
@@ -595,5 +596,7 @@ def test_rule_without_id_is_selected_by_title():
         assert len(got) == 1 and got[0]["rule"]["title"] == "Whoami run, no id", got
         assert api.alerts(rule="whoami run, NO ID", limit=10)[0] == got  # ASCII-caseless like ids
         assert api.alerts(rule="5b0c7b58-0a6e-4b0e-9d7e-aaaaaaaaaaaa", limit=10)[0] == []
+        assert api.alerts(level="none", limit=10)[0] == got
+        assert api.alerts(level="medium", limit=10)[0] == []
     finally:
         srv.stop()
