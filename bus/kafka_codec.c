@@ -193,7 +193,10 @@ int kafka_decode_batch(kafka_decoder *d, const kafka_message *m, bus_batch *b, c
     }
     h = find_header(m, KAFKA_HEADER_REJECTED);
     if (h) {
-        if (parse_decimal(h, false, &v) || v > UINT32_MAX) return fail(err, err_len, "mamori.rejected must be a decimal");
+        /* lines that do not normalize are added to it: leave room for a whole batch of them,
+         * so the count cannot wrap around to a small number */
+        if (parse_decimal(h, false, &v) || v > (int64_t)(UINT32_MAX - d->max_events))
+            return fail(err, err_len, "mamori.rejected must be a decimal <= 2^32 - 1 - ingest.max_batch_events");
         b->rejected_count = (uint32_t)v;
     }
     enum event_format format = EVENT_FORMAT_ECS;

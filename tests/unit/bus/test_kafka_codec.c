@@ -266,6 +266,10 @@ static void test_malformed_messages_refused(void **state)
         {{.key = "t/a", .key_len = 3, .value = value, .value_len = 8, .offset = 1,
           .headers = {{KAFKA_HEADER_FORMAT, "xml", 3}}, .header_count = 1},
          "mamori.format"},
+        /* rejected near 2^32 plus a line that does not parse would wrap the count to 0 */
+        {{.key = "t/a", .key_len = 3, .value = "not json\n", .value_len = 9, .offset = 1,
+          .headers = {{KAFKA_HEADER_REJECTED, "4294967295", 10}}, .header_count = 1},
+         "mamori.rejected"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bus_batch *b = bus_batch_create(4096);
