@@ -350,6 +350,50 @@ int exec_filter(exec_env *env, const search_query *q, const search_request *req,
                 buf *out) MAMORI_WUR;
 int exec_sequence(exec_env *env, const search_query *q, const search_request *req, const cursor_state *cur,
                   buf *out) MAMORI_WUR;
+/* ---- the sequence run (seqexec.c: context, feeding, the unseeded run; seqseed.c: the
+ * seeded run). Shared between those two files only. ---- */
+typedef struct found_seq {
+    char *key;
+    uint32_t key_len;
+    uint32_t n;
+    seq_event evs[SEARCH_MAX_STAGES];
+} found_seq;
+
+typedef struct seq_run {
+    exec_env *env;
+    const search_query *q;
+    seq_machine *m;
+    eval_ctx ev;
+    json_parser *jp;
+    arena a;
+    buf json, key, stage_key;
+    field_set fs; /* every field the stages, until and join keys read */
+    /* the answer: the `want` earliest completions after the cursor (max-heap on the last event) */
+    found_seq *heap;
+    size_t heap_n, want;
+    uint64_t total;   /* completions after the cursor */
+    bool count_only;
+    store_event_ref after;
+    bool has_after;
+    /* key filter for interval scans: sorted hashes of seed keys (NULL = all) */
+    uint64_t *key_hashes;
+    size_t key_hash_count;
+    int error;
+} seq_run;
+typedef struct ref_list {
+    store_event_ref *v;
+    size_t n, cap;
+    exec_env *env;
+} ref_list;
+/* Appends ref to the ref_list ctx; 1 when the deadline has passed. */
+int seq_collect_ref(void *ctx, const store_event_ref *ref);
+int seq_hash_cmp(const void *a, const void *b);
+/* Feed one event (scanned, or fetched by its ref) to the run's machine; nonzero stops. */
+int seq_scan_feed(void *ctx, const store_event_ref *ref, const char *json, size_t len);
+int seq_fetch_feed(seq_run *r, const store_event_ref *ref);
+/* The seeded run: stage seed_stage's matches bound the windows read (seqseed.c). */
+int seq_run_seeded(seq_run *r, int seed_stage, int64_t from, int64_t to) MAMORI_WUR;
+
 /* Writes a serialized join key (values separated by 0x1f, each its compact JSON) for
  * fields of root; false when any field is missing or null. */
 bool key_build(const json_value *root, const field_ref *a, uint32_t na, const field_ref *b, uint32_t nb, buf *out);
