@@ -1,8 +1,8 @@
 /* core/pki.c — development PKI with OpenSSL 3 libcrypto: CA, server and agent
  * certificates (EC P-256, SHA-256) built field by field (no config-string parsing, so
- * minting thousands of agent certificates stays cheap), and the careful file writing
- * that keeps a half-written key or an overwritten CA from ever happening. */
-#include "pki.h"
+ * minting thousands of agent certificates stays cheap), verified against the CA, and the
+ * development directory. Encoding and the careful file writing are core/pki_files.c. */
+#include "pki_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +25,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define PKI_FILE_BYTES_MAX (1024 * 1024) /* a PEM certificate or key is a few KiB */
 #define PKI_NOT_BEFORE_SKEW_S 3600       /* tolerate agents whose clock is a bit behind */
 #define PKI_DEV_SERVER_MIN_REMAINING_S (30 * 86400)
 #define PKI_DEV_CA_NAME "Mamori development CA"
@@ -41,248 +40,7 @@ struct pki_key {
     size_t point_len;
 };
 
-/* ---- errors ---- */
 
-static int fail(pki_error *err, int code, const char *fmt, ...) MAMORI_PRINTF(3, 4);
-static int fail(pki_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-/* The earliest error on OpenSSL's queue (usually the root cause), as "library: reason";
- * clears the queue so the next failure starts clean. */
-static const char *openssl_reason(char *out, size_t n)
-{
-    unsigned long e = ERR_peek_error();
-    if (!e) {
-        snprintf(out, n, "unknown OpenSSL error");
-    } else {
-        const char *lib = ERR_lib_error_string(e);
-        const char *reason = ERR_reason_error_string(e);
-        if (reason)
-            snprintf(out, n, "%s: %s", lib ? lib : "OpenSSL", reason);
-        else
-            ERR_error_string_n(e, out, n);
-    }
-    ERR_clear_error();
-    return out;
-}
-
-#define FAIL_SSL(err, code, fmt, ...)                                                             \
-    do {                                                                                          \
-        char reason_[160];                                                                        \
-        return fail((err), (code), fmt ": %s", __VA_ARGS__, openssl_reason(reason_, sizeof reason_)); \
-    } while (0)
-
-void pki_blob_free(pki_blob *b)
-{
-    if (!b) return;
-    free(b->data);
-    b->data = NULL;
-    b->len = 0;
-}
-
-/* ---- files ---- */
-
-static int read_file(const char *path, const char *what, uint8_t **data_out, size_t *len_out, pki_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, -errno, "%s: cannot open %s: %s", path, what, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return fail(err, -e, "%s: cannot stat %s: %s", path, what, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > PKI_FILE_BYTES_MAX) {
-        close(fd);
-        return fail(err, -EINVAL, "%s: %s is not a regular file of at most %d bytes", path, what,
-                    PKI_FILE_BYTES_MAX);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *data = mamori_xmalloc(size + 1);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, data + got, size - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            free(data);
-            close(fd);
-            return fail(err, -e, "%s: cannot read %s: %s", path, what, n < 0 ? strerror(e) : "file shrank");
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    data[size] = '\0';
-    *data_out = data;
-    *len_out = size;
-    return 0;
-}
-
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0 || errno != ENOENT;
-}
-
-/* fsync of the directory holding `path`, so a new name survives a crash. Best effort. */
-static void sync_parent_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        snprintf(dir, sizeof dir, ".");
-    } else if (slash == path) {
-        snprintf(dir, sizeof dir, "/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
-/* Writes a new file with exactly `mode`: a temporary file next to it is written and
- * fsynced, then hard-linked to `path`, which fails with EEXIST instead of replacing
- * anything. A crash leaves either no file or the whole file (plus maybe a stray .tmp). */
-static int write_new_file(const char *path, const void *data, size_t len, mode_t mode, pki_error *err)
-{
-    static _Atomic unsigned counter;
-    char tmp[PATH_MAX];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(), counter++);
-    if (n < 0 || (size_t)n >= sizeof tmp) return fail(err, -ENAMETOOLONG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) return fail(err, -errno, "%s: cannot create: %s", path, strerror(errno));
-    int rc = 0;
-    if (fchmod(fd, mode) != 0) { /* the umask may have cleared bits we want */
-        rc = fail(err, -errno, "%s: cannot set mode %o: %s", path, (unsigned)mode, strerror(errno));
-        goto fail;
-    }
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-            rc = fail(err, -errno, "%s: cannot write: %s", path, strerror(errno));
-            goto fail;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = fail(err, -errno, "%s: cannot fsync: %s", path, strerror(errno));
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-    if (link(tmp, path) != 0) {
-        rc = errno == EEXIST ? fail(err, -EEXIST, "%s: already exists; refusing to overwrite it", path)
-                             : fail(err, -errno, "%s: cannot create: %s", path, strerror(errno));
-        goto fail;
-    }
-    unlink(tmp);
-    sync_parent_dir(path);
-    return 0;
-fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    return rc;
-}
-
-static int refuse_existing(const char *a, const char *b, pki_error *err)
-{
-    if (path_exists(a)) return fail(err, -EEXIST, "%s: already exists; refusing to overwrite it", a);
-    if (b && path_exists(b)) return fail(err, -EEXIST, "%s: already exists; refusing to overwrite it", b);
-    return 0;
-}
-
-/* ---- encoding ---- */
-
-static int bio_to_blob(BIO *bio, pki_blob *out)
-{
-    char *mem = NULL;
-    long n = BIO_get_mem_data(bio, &mem);
-    if (n <= 0 || !mem) return -EIO;
-    out->data = mamori_xmalloc((size_t)n + 1);
-    memcpy(out->data, mem, (size_t)n);
-    out->data[n] = '\0';
-    out->len = (size_t)n;
-    return 0;
-}
-
-/* Encodes a certificate or (cert == NULL) a private key, PKCS#8, as PEM or DER. */
-static int encode(X509 *cert, EVP_PKEY *pkey, enum pki_encoding enc, pki_blob *out, const char *what, pki_error *err)
-{
-    out->data = NULL;
-    out->len = 0;
-    BIO *bio = BIO_new(BIO_s_mem());
-    int ok = 0;
-    if (!bio) ok = 0; /* reported below */
-    else if (cert) ok = enc == PKI_DER ? i2d_X509_bio(bio, cert) : PEM_write_bio_X509(bio, cert);
-    else if (enc == PKI_DER) ok = i2d_PKCS8PrivateKey_bio(bio, pkey, NULL, NULL, 0, NULL, NULL);
-    else ok = PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL);
-    if (!bio || !ok || bio_to_blob(bio, out) != 0) {
-        BIO_free(bio);
-        FAIL_SSL(err, -EIO, "%s: cannot encode the %s", what, cert ? "certificate" : "private key");
-    }
-    BIO_free(bio);
-    return 0;
-}
-
-/* Writes a certificate (0644) or, when cert is NULL, a private key (0600) as PEM. */
-static int write_pem(X509 *cert, EVP_PKEY *pkey, const char *path, pki_error *err)
-{
-    pki_blob pem;
-    int rc = encode(cert, pkey, PKI_PEM, &pem, path, err);
-    if (rc) return rc;
-    rc = write_new_file(path, pem.data, pem.len, cert ? 0644 : 0600, err);
-    OPENSSL_cleanse(pem.data, pem.len);
-    pki_blob_free(&pem);
-    return rc;
-}
-
-/* Key first, then certificate; a failed certificate write removes the key it just made. */
-static int write_pair(X509 *cert, EVP_PKEY *pkey, const char *cert_path, const char *key_path, pki_error *err)
-{
-    int rc = write_pem(NULL, pkey, key_path, err);
-    if (rc) return rc;
-    rc = write_pem(cert, NULL, cert_path, err);
-    if (rc) unlink(key_path);
-    return rc;
-}
-
-/* Reads a PEM certificate (key_out NULL) or unencrypted private key (cert_out NULL). */
-static int load_pem(const char *path, X509 **cert_out, EVP_PKEY **key_out, pki_error *err)
-{
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = read_file(path, cert_out ? "certificate" : "private key", &data, &len, err);
-    if (rc) return rc;
-    BIO *bio = BIO_new_mem_buf(data, (int)len);
-    bool ok;
-    if (cert_out) ok = bio && (*cert_out = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL;
-    else ok = bio && (*key_out = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) != NULL;
-    BIO_free(bio);
-    OPENSSL_cleanse(data, len);
-    free(data);
-    if (!ok) FAIL_SSL(err, -EINVAL, "%s: not a PEM %s", path, cert_out ? "certificate" : "unencrypted private key");
-    return 0;
-}
-
-static int load_cert(const char *path, X509 **out, pki_error *err) { return load_pem(path, out, NULL, err); }
-static int load_key(const char *path, EVP_PKEY **out, pki_error *err) { return load_pem(path, NULL, out, err); }
 
 /* ---- keys ---- */
 
@@ -308,7 +66,7 @@ static pki_key *key_new(EVP_PKEY *pkey)
 int pki_key_generate(pki_key **out, pki_error *err)
 {
     EVP_PKEY *pkey = generate_p256();
-    if (!pkey) FAIL_SSL(err, -EIO, "%s", "cannot generate a P-256 key");
+    if (!pkey) PKI_FAIL_SSL(err, -EIO, "%s", "cannot generate a P-256 key");
     *out = key_new(pkey);
     return 0;
 }
@@ -316,7 +74,7 @@ int pki_key_generate(pki_key **out, pki_error *err)
 int pki_key_load(const char *path, pki_key **out, pki_error *err)
 {
     EVP_PKEY *pkey;
-    int rc = load_key(path, &pkey, err);
+    int rc = pki_file_load_key(path, &pkey, err);
     if (rc) return rc;
     *out = key_new(pkey);
     return 0;
@@ -324,12 +82,12 @@ int pki_key_load(const char *path, pki_key **out, pki_error *err)
 
 int pki_key_write(const pki_key *key, const char *path, pki_error *err)
 {
-    return write_pem(NULL, key->pkey, path, err);
+    return pki_file_write_pem(NULL, key->pkey, path, err);
 }
 
 int pki_key_encode(const pki_key *key, enum pki_encoding enc, pki_blob *out, pki_error *err)
 {
-    return encode(NULL, key->pkey, enc, out, "key", err);
+    return pki_encode(NULL, key->pkey, enc, out, "key", err);
 }
 
 void pki_key_destroy(pki_key *key)
@@ -516,10 +274,10 @@ static X509 *build_cert(const cert_spec *s)
 int pki_ca_create(const char *cert_path, const char *key_path, const char *common_name, pki_ca **out,
                   pki_error *err)
 {
-    int rc = refuse_existing(cert_path, key_path, err);
+    int rc = pki_file_refuse_existing(cert_path, key_path, err);
     if (rc) return rc;
     EVP_PKEY *key = generate_p256();
-    if (!key) FAIL_SSL(err, -EIO, "%s: cannot generate the CA key", key_path);
+    if (!key) PKI_FAIL_SSL(err, -EIO, "%s: cannot generate the CA key", key_path);
     cert_spec spec = {.kind = CERT_CA,
                       .common_name = common_name && *common_name ? common_name : PKI_DEV_CA_NAME,
                       .subject_key = key,
@@ -528,9 +286,9 @@ int pki_ca_create(const char *cert_path, const char *key_path, const char *commo
     X509 *cert = build_cert(&spec);
     if (!cert) {
         EVP_PKEY_free(key);
-        FAIL_SSL(err, -EIO, "%s: cannot build the CA certificate", cert_path);
+        PKI_FAIL_SSL(err, -EIO, "%s: cannot build the CA certificate", cert_path);
     }
-    rc = write_pair(cert, key, cert_path, key_path, err);
+    rc = pki_file_write_pair(cert, key, cert_path, key_path, err);
     if (rc || !out) {
         X509_free(cert);
         EVP_PKEY_free(key);
@@ -547,17 +305,17 @@ int pki_ca_load(const char *cert_path, const char *key_path, pki_ca **out, pki_e
 {
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
-    int rc = load_cert(cert_path, &cert, err);
+    int rc = pki_file_load_cert(cert_path, &cert, err);
     if (rc) return rc;
-    rc = load_key(key_path, &key, err);
+    rc = pki_file_load_key(key_path, &key, err);
     if (rc) goto fail;
     if (X509_check_private_key(cert, key) != 1) {
         ERR_clear_error();
-        rc = fail(err, -EINVAL, "%s: key does not belong to the certificate %s", key_path, cert_path);
+        rc = pki_fail(err, -EINVAL, "%s: key does not belong to the certificate %s", key_path, cert_path);
         goto fail;
     }
     if (X509_check_ca(cert) < 1) {
-        rc = fail(err, -EINVAL, "%s: not a CA certificate (basicConstraints CA:TRUE missing)", cert_path);
+        rc = pki_fail(err, -EINVAL, "%s: not a CA certificate (basicConstraints CA:TRUE missing)", cert_path);
         goto fail;
     }
     pki_ca *ca = mamori_xcalloc(1, sizeof *ca);
@@ -581,7 +339,7 @@ void pki_ca_destroy(pki_ca *ca)
 
 int pki_ca_cert_encode(const pki_ca *ca, enum pki_encoding enc, pki_blob *out, pki_error *err)
 {
-    return encode(ca->cert, NULL, enc, out, "CA", err);
+    return pki_encode(ca->cert, NULL, enc, out, "CA", err);
 }
 
 /* ---- server ---- */
@@ -603,16 +361,16 @@ int pki_issue_server(const pki_ca *ca, const char *const *names, size_t name_cou
                      const char *key_path, pki_error *err)
 {
     if (name_count == 0 || name_count > PKI_SERVER_NAMES_MAX)
-        return fail(err, -EINVAL, "%s: a server certificate needs 1 to %d names, got %zu", cert_path,
+        return pki_fail(err, -EINVAL, "%s: a server certificate needs 1 to %d names, got %zu", cert_path,
                     PKI_SERVER_NAMES_MAX, name_count);
     for (size_t i = 0; i < name_count; i++)
         if (!server_name_valid(names[i]))
-            return fail(err, -EINVAL, "%s: server name '%s' is neither a host name nor an IP address", cert_path,
+            return pki_fail(err, -EINVAL, "%s: server name '%s' is neither a host name nor an IP address", cert_path,
                         names[i]);
-    int rc = refuse_existing(cert_path, key_path, err);
+    int rc = pki_file_refuse_existing(cert_path, key_path, err);
     if (rc) return rc;
     EVP_PKEY *key = generate_p256();
-    if (!key) FAIL_SSL(err, -EIO, "%s: cannot generate the server key", key_path);
+    if (!key) PKI_FAIL_SSL(err, -EIO, "%s: cannot generate the server key", key_path);
     cert_spec spec = {.kind = CERT_SERVER,
                       .common_name = names[0],
                       .subject_key = key,
@@ -624,9 +382,9 @@ int pki_issue_server(const pki_ca *ca, const char *const *names, size_t name_cou
     X509 *cert = build_cert(&spec);
     if (!cert) {
         EVP_PKEY_free(key);
-        FAIL_SSL(err, -EIO, "%s: cannot build the server certificate", cert_path);
+        PKI_FAIL_SSL(err, -EIO, "%s: cannot build the server certificate", cert_path);
     }
-    rc = write_pair(cert, key, cert_path, key_path, err);
+    rc = pki_file_write_pair(cert, key, cert_path, key_path, err);
     X509_free(cert);
     EVP_PKEY_free(key);
     return rc;
@@ -653,10 +411,10 @@ bool pki_tenant_valid(const char *tenant) { return identity_valid(tenant, PKI_TE
 static int check_identity(const char *agent_id, const char *tenant, pki_error *err)
 {
     if (!pki_agent_id_valid(agent_id))
-        return fail(err, -EINVAL, "agent id '%.140s': must be 1-%d bytes of [A-Za-z0-9._:@-]", agent_id,
+        return pki_fail(err, -EINVAL, "agent id '%.140s': must be 1-%d bytes of [A-Za-z0-9._:@-]", agent_id,
                     PKI_AGENT_ID_MAX);
     if (!pki_tenant_valid(tenant))
-        return fail(err, -EINVAL, "agent %s: tenant '%.80s' must be 1-%d bytes of [A-Za-z0-9._-]", agent_id, tenant,
+        return pki_fail(err, -EINVAL, "agent %s: tenant '%.80s' must be 1-%d bytes of [A-Za-z0-9._-]", agent_id, tenant,
                     PKI_TENANT_MAX);
     return 0;
 }
@@ -681,8 +439,8 @@ int pki_issue_agent_cert(const pki_ca *ca, const pki_key *key, const char *agent
     int rc = check_identity(agent_id, tenant, err);
     if (rc) return rc;
     X509 *cert = build_agent_cert(ca, key->pkey, key, agent_id, tenant, days);
-    if (!cert) FAIL_SSL(err, -EIO, "agent %s: cannot build the certificate", agent_id);
-    rc = encode(cert, NULL, enc, cert_out, agent_id, err);
+    if (!cert) PKI_FAIL_SSL(err, -EIO, "agent %s: cannot build the certificate", agent_id);
+    rc = pki_encode(cert, NULL, enc, cert_out, agent_id, err);
     X509_free(cert);
     return rc;
 }
@@ -692,16 +450,16 @@ int pki_issue_agent(const pki_ca *ca, const char *agent_id, const char *tenant, 
 {
     int rc = check_identity(agent_id, tenant, err);
     if (rc) return rc;
-    rc = refuse_existing(cert_path, key_path, err);
+    rc = pki_file_refuse_existing(cert_path, key_path, err);
     if (rc) return rc;
     EVP_PKEY *key = generate_p256();
-    if (!key) FAIL_SSL(err, -EIO, "%s: cannot generate the agent key", key_path);
+    if (!key) PKI_FAIL_SSL(err, -EIO, "%s: cannot generate the agent key", key_path);
     X509 *cert = build_agent_cert(ca, key, NULL, agent_id, tenant, 0);
     if (!cert) {
         EVP_PKEY_free(key);
-        FAIL_SSL(err, -EIO, "%s: cannot build the agent certificate", cert_path);
+        PKI_FAIL_SSL(err, -EIO, "%s: cannot build the agent certificate", cert_path);
     }
-    rc = write_pair(cert, key, cert_path, key_path, err);
+    rc = pki_file_write_pair(cert, key, cert_path, key_path, err);
     X509_free(cert);
     EVP_PKEY_free(key);
     return rc;
@@ -719,12 +477,12 @@ static int verify_cert(const pki_ca *ca, X509 *cert, int purpose, long min_remai
     int rc = 0;
     if (!store || !ctx || !X509_STORE_add_cert(store, ca->cert) || !X509_STORE_CTX_init(ctx, store, cert, NULL)) {
         char reason[160];
-        rc = fail(err, -EIO, "%s: cannot set up verification: %s", what, openssl_reason(reason, sizeof reason));
+        rc = pki_fail(err, -EIO, "%s: cannot set up verification: %s", what, pki_openssl_reason(reason, sizeof reason));
         goto done;
     }
     X509_STORE_CTX_set_purpose(ctx, purpose);
     if (X509_verify_cert(ctx) != 1) {
-        rc = fail(err, -EKEYREJECTED, "%s: does not verify against the CA: %s", what,
+        rc = pki_fail(err, -EKEYREJECTED, "%s: does not verify against the CA: %s", what,
                   X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
         ERR_clear_error();
         goto done;
@@ -732,7 +490,7 @@ static int verify_cert(const pki_ca *ca, X509 *cert, int purpose, long min_remai
     if (min_remaining_s > 0) {
         time_t horizon = time(NULL) + min_remaining_s;
         if (X509_cmp_time(X509_get0_notAfter(cert), &horizon) < 0)
-            rc = fail(err, -EKEYEXPIRED, "%s: expires within %ld days", what, min_remaining_s / 86400);
+            rc = pki_fail(err, -EKEYEXPIRED, "%s: expires within %ld days", what, min_remaining_s / 86400);
     }
 done:
     X509_STORE_CTX_free(ctx);
@@ -748,9 +506,9 @@ int pki_verify_file(const pki_ca *ca, const char *cert_path, const char *purpose
     else if (strcmp(purpose, "client") == 0)
         purpose_id = X509_PURPOSE_SSL_CLIENT;
     else
-        return fail(err, -EINVAL, "%s: unknown purpose '%s' (server or client)", cert_path, purpose);
+        return pki_fail(err, -EINVAL, "%s: unknown purpose '%s' (server or client)", cert_path, purpose);
     X509 *cert;
-    int rc = load_cert(cert_path, &cert, err);
+    int rc = pki_file_load_cert(cert_path, &cert, err);
     if (rc) return rc;
     rc = verify_cert(ca, cert, purpose_id, 0, cert_path, err);
     X509_free(cert);
@@ -763,25 +521,25 @@ static int make_dirs(const char *dir, pki_error *err)
 {
     char path[PATH_MAX];
     size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof path) return fail(err, -ENAMETOOLONG, "%s: bad directory name", dir);
+    if (n == 0 || n >= sizeof path) return pki_fail(err, -ENAMETOOLONG, "%s: bad directory name", dir);
     memcpy(path, dir, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (path[i] != '/' && path[i] != '\0') continue;
         char saved = path[i];
         path[i] = '\0';
         if (mkdir(path, 0700) != 0 && errno != EEXIST)
-            return fail(err, -errno, "%s: cannot create directory: %s", path, strerror(errno));
+            return pki_fail(err, -errno, "%s: cannot create directory: %s", path, strerror(errno));
         path[i] = saved;
     }
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return fail(err, -ENOTDIR, "%s: not a directory", dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return pki_fail(err, -ENOTDIR, "%s: not a directory", dir);
     return 0;
 }
 
 static int join_path(char *out, size_t cap, const char *dir, const char *name, pki_error *err)
 {
     int n = snprintf(out, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) return fail(err, -ENAMETOOLONG, "%s/%s: path too long", dir, name);
+    if (n < 0 || (size_t)n >= cap) return pki_fail(err, -ENAMETOOLONG, "%s/%s: path too long", dir, name);
     return 0;
 }
 
@@ -791,7 +549,7 @@ static bool dev_server_usable(const pki_ca *ca, const char *cert_path, const cha
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
     pki_error ignored;
-    bool ok = load_cert(cert_path, &cert, &ignored) == 0 && load_key(key_path, &key, &ignored) == 0 &&
+    bool ok = pki_file_load_cert(cert_path, &cert, &ignored) == 0 && pki_file_load_key(key_path, &key, &ignored) == 0 &&
               X509_check_private_key(cert, key) == 1 &&
               verify_cert(ca, cert, X509_PURPOSE_SSL_SERVER, PKI_DEV_SERVER_MIN_REMAINING_S, cert_path, &ignored) == 0;
     ERR_clear_error();
@@ -813,14 +571,14 @@ int pki_dev_ensure(const char *dir, pki_dev_result *out, pki_error *err)
         return rc;
 
     pki_ca *ca = NULL;
-    bool have_cert = path_exists(ca_cert), have_key = path_exists(ca_key);
+    bool have_cert = pki_file_exists(ca_cert), have_key = pki_file_exists(ca_key);
     if (have_cert && have_key) {
         rc = pki_ca_load(ca_cert, ca_key, &ca, err);
     } else if (!have_cert && !have_key) {
         rc = pki_ca_create(ca_cert, ca_key, PKI_DEV_CA_NAME, &ca, err);
         result.ca_created = rc == 0;
     } else {
-        rc = fail(err, -ENOENT, "%s exists but %s does not: restore it, or remove %s to make a new CA", 
+        rc = pki_fail(err, -ENOENT, "%s exists but %s does not: restore it, or remove %s to make a new CA", 
                   have_cert ? ca_cert : ca_key, have_cert ? ca_key : ca_cert, have_cert ? ca_cert : ca_key);
     }
     if (rc) return rc;
@@ -828,7 +586,7 @@ int pki_dev_ensure(const char *dir, pki_dev_result *out, pki_error *err)
     if (!dev_server_usable(ca, server_cert, server_key)) {
         /* The server key is disposable: a missing, stale or foreign pair is replaced. */
         if ((unlink(server_cert) != 0 && errno != ENOENT) || (unlink(server_key) != 0 && errno != ENOENT)) {
-            rc = fail(err, -errno, "%s: cannot replace the server certificate: %s", dir, strerror(errno));
+            rc = pki_fail(err, -errno, "%s: cannot replace the server certificate: %s", dir, strerror(errno));
             goto done;
         }
         static const char *const names[] = {"localhost", "127.0.0.1", "::1"};
