@@ -119,8 +119,9 @@ static int run_key_windows(seq_run *r, const window *w, size_t n, const field_re
     uint64_t only = w[0].key_hash;
     r->key_hashes = &only;
     r->key_hash_count = 1;
+    ref_list l = {.env = r->env}; /* reused by every window of the key */
     for (size_t i = 0; i < n && !r->error && !r->env->deadline_hit; i++) {
-        ref_list l = {.env = r->env};
+        l.n = 0;
         int rc = store_index_lookup(r->env->s, r->env->tenant, (enum store_index_field)kf->index_field, v, vlen, false,
                                     w[i].from, w[i].to, seq_collect_ref, &l);
         if (rc < 0) {
@@ -130,8 +131,8 @@ static int run_key_windows(seq_run *r, const window *w, size_t n, const field_re
         }
         for (size_t k = 0; k < l.n && !r->error; k++)
             if (seq_fetch_feed(r, &l.v[k])) break;
-        free(l.v);
     }
+    free(l.v);
     r->key_hashes = NULL;
     r->key_hash_count = 0;
     return 0;
