@@ -182,3 +182,39 @@ int client_report_error(const char *what, long status, const buf *body)
     json_parser_destroy(p);
     return 1;
 }
+
+void client_url_encode(buf *out, const char *s)
+{
+    for (; *s; s++) {
+        char ch = *s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-._~", ch))
+            buf_putc(out, ch);
+        else buf_printf(out, "%%%02X", (unsigned char)ch);
+    }
+}
+
+const json_value *client_json_path(const json_value *root, const char *path)
+{
+    const json_value *v = root;
+    const char *p = path;
+    while (v && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        v = v->type == JSON_OBJECT ? json_object_get(v, p, n) : NULL;
+        p += n + (dot ? 1 : 0);
+    }
+    return v;
+}
+
+void client_print_cell(buf *tmp, const json_value *root, const char *path, int width)
+{
+    const json_value *v = client_json_path(root, path);
+    buf_clear(tmp);
+    if (v && v->type == JSON_STRING) buf_append(tmp, v->str, v->len);
+    else if (v && v->type == JSON_ARRAY && v->len && v->items[0].type == JSON_STRING)
+        buf_append(tmp, v->items[0].str, v->items[0].len);
+    else if (v && v->type != JSON_NULL) json_write_value(tmp, v);
+    else buf_puts(tmp, "-");
+    if (width > 0) printf("%-*.*s ", width, width, buf_cstr(tmp));
+    else printf("%s", buf_cstr(tmp));
+}

@@ -40,4 +40,14 @@ int client_request(const cli_client *c, const char *method, const char *path, co
 /* Prints the API error of a non-2xx answer to stderr; returns the exit code (1). */
 int client_report_error(const char *what, long status, const buf *body);
 
+/* Appends s percent-encoded for a URL path segment or query value (RFC 3986 unreserved
+ * characters kept). */
+void client_url_encode(buf *out, const char *s);
+/* The value at a dotted path ("rule.level") of a JSON object; NULL when absent. */
+struct json_value;
+const struct json_value *client_json_path(const struct json_value *root, const char *path);
+/* Prints the value at path as a table cell padded/cut to width (width 0: as is): a string
+ * as is, an array of strings as its first item, anything else as JSON, "-" when absent. */
+void client_print_cell(buf *tmp, const struct json_value *root, const char *path, int width);
+
 #endif

@@ -46,11 +46,7 @@ int cmd_agents(int argc, char **argv)
     buf id_enc;
     buf_init(&id_enc);
     if (optind < argc) {
-        for (const char *s = argv[optind]; *s; s++) {
-            if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._~", *s))
-                buf_putc(&id_enc, *s);
-            else buf_printf(&id_enc, "%%%02X", (unsigned char)*s);
-        }
+        client_url_encode(&id_enc, argv[optind]);
         snprintf(path, sizeof path, "/v1/agents/%.400s", buf_cstr(&id_enc));
     } else {
         snprintf(path, sizeof path, "/v1/agents");

@@ -27,15 +27,6 @@ static void usage(FILE *out)
             "  --json        NDJSON: one alert per line\n" CLIENT_OPTIONS_HELP);
 }
 
-static void url_encode(buf *out, const char *s)
-{
-    for (; *s; s++) {
-        char c = *s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c))
-            buf_putc(out, c);
-        else buf_printf(out, "%%%02X", (unsigned char)c);
-    }
-}
 
 static void add_param(buf *path, const char *name, const char *value)
 {
@@ -43,32 +34,10 @@ static void add_param(buf *path, const char *name, const char *value)
     buf_putc(path, strchr(buf_cstr(path), '?') ? '&' : '?');
     buf_puts(path, name);
     buf_putc(path, '=');
-    url_encode(path, value);
+    client_url_encode(path, value);
 }
 
-static const json_value *path_get(const json_value *root, const char *path)
-{
-    const json_value *v = root;
-    const char *p = path;
-    while (v && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        v = v->type == JSON_OBJECT ? json_object_get(v, p, n) : NULL;
-        p += n + (dot ? 1 : 0);
-    }
-    return v;
-}
 
-static void cell(buf *tmp, const json_value *root, const char *path, int width)
-{
-    const json_value *v = path_get(root, path);
-    buf_clear(tmp);
-    if (v && v->type == JSON_STRING) buf_append(tmp, v->str, v->len);
-    else if (v && v->type != JSON_NULL) json_write_value(tmp, v);
-    else buf_puts(tmp, "-");
-    if (width > 0) printf("%-*.*s ", width, width, buf_cstr(tmp));
-    else printf("%s", buf_cstr(tmp));
-}
 
 static int list(cli_client *c, const char *filters[][2], size_t nfilters, long limit, bool as_json)
 {
@@ -120,14 +89,14 @@ static int list(cli_client *c, const char *filters[][2], size_t nfilters, long l
                 json_write_value(&tmp, al);
                 printf("%s\n", buf_cstr(&tmp));
             } else {
-                cell(&tmp, al, "time", 27);
-                cell(&tmp, al, "rule.level", 13);
-                cell(&tmp, al, "status", 12);
-                cell(&tmp, al, path_get(al, "host.name") && path_get(al, "host.name")->type == JSON_STRING ? "host.name"
+                client_print_cell(&tmp, al, "time", 27);
+                client_print_cell(&tmp, al, "rule.level", 13);
+                client_print_cell(&tmp, al, "status", 12);
+                client_print_cell(&tmp, al, client_json_path(al, "host.name") && client_json_path(al, "host.name")->type == JSON_STRING ? "host.name"
                                                                                                        : "host.id",
                      20);
-                cell(&tmp, al, "id", 32);
-                cell(&tmp, al, "rule.title", 0);
+                client_print_cell(&tmp, al, "id", 32);
+                client_print_cell(&tmp, al, "rule.title", 0);
                 putchar('\n');
             }
             printed++;
@@ -151,7 +120,7 @@ static int one(cli_client *c, const char *method, const char *id, const char *bo
     buf_init(&path);
     buf_init(&out);
     buf_puts(&path, "/v1/alerts/");
-    url_encode(&path, id);
+    client_url_encode(&path, id);
     long status = 0;
     int rc = 0;
     if (client_request(c, method, buf_cstr(&path), body, &out, &status)) rc = 1;

@@ -20,45 +20,21 @@ static void usage(FILE *out)
                  "  --explain    print the plan instead of running the query\n" CLIENT_OPTIONS_HELP);
 }
 
-static const json_value *path_get(const json_value *root, const char *path)
-{
-    const json_value *v = root;
-    const char *p = path;
-    while (v && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        v = v->type == JSON_OBJECT ? json_object_get(v, p, n) : NULL;
-        p += n + (dot ? 1 : 0);
-    }
-    return v;
-}
 
-static void cell(buf *tmp, const json_value *root, const char *path, int width)
-{
-    const json_value *v = path_get(root, path);
-    buf_clear(tmp);
-    if (v && v->type == JSON_STRING) buf_append(tmp, v->str, v->len);
-    else if (v && v->type == JSON_ARRAY && v->len && v->items[0].type == JSON_STRING)
-        buf_append(tmp, v->items[0].str, v->items[0].len);
-    else if (v) json_write_value(tmp, v);
-    else buf_puts(tmp, "-");
-    if (width > 0) printf("%-*.*s ", width, width, buf_cstr(tmp));
-    else printf("%s", buf_cstr(tmp));
-}
 
 static void print_event_row(const json_value *ev, buf *tmp)
 {
-    cell(tmp, ev, "@timestamp", 27);
-    cell(tmp, ev, "host.name", 16);
-    cell(tmp, ev, "event.category", 9);
-    cell(tmp, ev, "process.name", 20);
-    const char *detail = path_get(ev, "process.command_line") ? "process.command_line"
-                         : path_get(ev, "destination.ip")     ? "destination.ip"
-                         : path_get(ev, "dns.question.name")  ? "dns.question.name"
-                         : path_get(ev, "file.path")          ? "file.path"
-                         : path_get(ev, "registry.path")      ? "registry.path"
+    client_print_cell(tmp, ev, "@timestamp", 27);
+    client_print_cell(tmp, ev, "host.name", 16);
+    client_print_cell(tmp, ev, "event.category", 9);
+    client_print_cell(tmp, ev, "process.name", 20);
+    const char *detail = client_json_path(ev, "process.command_line") ? "process.command_line"
+                         : client_json_path(ev, "destination.ip")     ? "destination.ip"
+                         : client_json_path(ev, "dns.question.name")  ? "dns.question.name"
+                         : client_json_path(ev, "file.path")          ? "file.path"
+                         : client_json_path(ev, "registry.path")      ? "registry.path"
                                                               : "event.action";
-    cell(tmp, ev, detail, 0);
+    client_print_cell(tmp, ev, detail, 0);
     putchar('\n');
 }
 

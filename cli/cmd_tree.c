@@ -38,14 +38,6 @@ static void children(const json_value *n, int indent, buf *tmp)
     }
 }
 
-static void enc(buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("-._~", *s))
-            buf_putc(b, *s);
-        else buf_printf(b, "%%%02X", (unsigned char)*s);
-    }
-}
 
 int cmd_tree(int argc, char **argv)
 {
@@ -82,10 +74,10 @@ int cmd_tree(int argc, char **argv)
     buf_init(&out);
     buf_init(&tmp);
     buf_puts(&path, "/v1/process-tree?entity_id=");
-    enc(&path, argv[optind]);
-    if (depth) buf_puts(&path, "&depth="), enc(&path, depth);
-    if (from) buf_puts(&path, "&from="), enc(&path, from);
-    if (to) buf_puts(&path, "&to="), enc(&path, to);
+    client_url_encode(&path, argv[optind]);
+    if (depth) buf_puts(&path, "&depth="), client_url_encode(&path, depth);
+    if (from) buf_puts(&path, "&from="), client_url_encode(&path, from);
+    if (to) buf_puts(&path, "&to="), client_url_encode(&path, to);
     long status = 0;
     int rc = 0;
     if (client_request(&c, "GET", buf_cstr(&path), NULL, &out, &status)) rc = 1;
