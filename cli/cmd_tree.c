@@ -38,7 +38,6 @@ static void children(const json_value *n, int indent, buf *tmp)
     }
 }
 
-
 int cmd_tree(int argc, char **argv)
 {
     static const struct option opts[] = {{"depth", required_argument, NULL, 'd'}, {"from", required_argument, NULL, 'f'},
