@@ -383,9 +383,10 @@ typedef struct seq_run {
 typedef struct ref_list {
     store_event_ref *v;
     size_t n, cap;
+    size_t stop_at; /* stop collecting once n reaches it (0 = no limit) */
     exec_env *env;
 } ref_list;
-/* Appends ref to the ref_list ctx; 1 when the deadline has passed. */
+/* Appends ref to the ref_list ctx; 1 when the deadline has passed or stop_at is reached. */
 int seq_collect_ref(void *ctx, const store_event_ref *ref);
 int seq_hash_cmp(const void *a, const void *b);
 /* Feed one event (scanned, or fetched by its ref) to the run's machine; nonzero stops. */

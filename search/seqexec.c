@@ -156,6 +156,7 @@ int seq_collect_ref(void *ctx, const store_event_ref *ref)
     ref_list *l = ctx;
     l->env->st->refs_read++;
     if (env_deadline(l->env)) return 1;
+    if (l->stop_at && l->n >= l->stop_at) return 1;
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 1024;
         l->v = mamori_xrealloc(l->v, l->cap * sizeof *l->v);
@@ -185,7 +186,10 @@ static int run_full(seq_run *r, int64_t from, int64_t to)
             for (size_t k = 0; k < p.set_count; k++) seq_collect_ref(&all, &p.set[k]);
         } else if (p.kind == PLAN_INDEX_STREAM) {
             size_t before = all.n;
+            /* one ref over the limit is enough to know the index is not used: stop there */
+            all.stop_at = before + env->lim->max_candidates + 1;
             rc = cand_stream(env, &p.cands[p.stream_cand], from, to, seq_collect_ref, &all);
+            all.stop_at = 0;
             if (rc) {
                 plan_fini(&p);
                 free(all.v);
