@@ -314,11 +314,14 @@ static int run_key_lazy(seq_run *r, const window *w, size_t nw, seed_rec *seeds,
             size_t vlen;
             (void)key_index_value(&w[i], &v, &vlen);
             size_t before = all.n;
+            /* one ref over max_candidates is enough to read the key whole: stop there */
+            all.stop_at = before + env->lim->max_candidates + 1;
             for (size_t k = i; k < j && rc == 0; k++) {
                 int lrc = store_index_lookup(env->s, env->tenant, (enum store_index_field)kf->index_field, v, vlen,
                                              false, w[k].from, w[k].to, seq_collect_ref, &all);
                 if (lrc < 0) rc = set_error(env->err, SEARCH_ERR_INTERNAL, -1, "index lookup failed: %d", lrc);
             }
+            all.stop_at = 0;
             if (rc == 0 && all.n - before > env->lim->max_candidates) {
                 /* one key too large to mark: read its windows whole */
                 all.n = before;
