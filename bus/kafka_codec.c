@@ -79,6 +79,11 @@ void kafka_encode_batch(bus_batch *b, kafka_message *out)
     add_header(out, KAFKA_HEADER_EVENT_KEYS, keys, (size_t)b->event_count * KAFKA_EVENT_KEY_BYTES);
 }
 
+int64_t kafka_timestamp_us(int64_t timestamp_ms)
+{
+    return timestamp_ms > 0 && timestamp_ms <= INT64_MAX / 1000 ? timestamp_ms * 1000 : 0;
+}
+
 void kafka_decoder_init(kafka_decoder *d, uint32_t max_events, size_t max_value_bytes, int64_t max_past_us,
                         int64_t max_future_us)
 {

@@ -52,6 +52,10 @@ typedef struct kafka_decoder {
     uint64_t reread_failures;
 } kafka_decoder;
 
+/* A message timestamp (ms since the epoch, as librdkafka gives it: any int64 an external
+ * producer chose) in microseconds; 0 (unknown) when absent, negative or too large to scale. */
+int64_t kafka_timestamp_us(int64_t timestamp_ms);
+
 void kafka_decoder_init(kafka_decoder *d, uint32_t max_events, size_t max_value_bytes, int64_t max_past_us,
                         int64_t max_future_us);
 void kafka_decoder_fini(kafka_decoder *d);

@@ -314,7 +314,7 @@ static bus_batch *take_message(kafka_consumer *c, rd_kafka_message_t *m)
                           .offset = m->offset};
     rd_kafka_timestamp_type_t tstype;
     int64_t ts_ms = rd_kafka_message_timestamp(m, &tstype);
-    view.timestamp_us = ts_ms > 0 ? ts_ms * 1000 : 0;
+    view.timestamp_us = kafka_timestamp_us(ts_ms); /* the producer chose it: may not scale */
     char why[256] = "";
     int rc = 0;
     rd_kafka_headers_t *hdrs = NULL;

@@ -294,6 +294,17 @@ static void test_malformed_messages_refused(void **state)
     kafka_decoder_fini(&d);
 }
 
+/* The message timestamp is the producer's choice: a huge one must not overflow to µs. */
+static void test_message_timestamp_scaled_safely(void **state)
+{
+    (void)state;
+    assert_int_equal(kafka_timestamp_us(1764115200000LL), RECEIVED_US);
+    assert_int_equal(kafka_timestamp_us(0), 0);
+    assert_int_equal(kafka_timestamp_us(-1), 0);
+    assert_int_equal(kafka_timestamp_us(INT64_MAX), 0);
+    assert_int_equal(kafka_timestamp_us(INT64_MAX / 1000 + 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_winlog_events_read_back_unchanged),
         cmocka_unit_test(test_external_producer_fallbacks),
         cmocka_unit_test(test_malformed_messages_refused),
+        cmocka_unit_test(test_message_timestamp_scaled_safely),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
