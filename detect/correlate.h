@@ -37,6 +37,7 @@ const char *correlate_type_name(enum correlate_type type);
 #define CORRELATE_RULES_MAX 64    /* rules one correlation references */
 #define CORRELATE_GROUP_BY_MAX 16 /* group-by fields */
 #define CORRELATE_CHAIN_DEPTH_MAX 16
+#define CORRELATE_COUNT_MAX 10000 /* correlations in one rule set (SigmaHQ holds a few dozen) */
 #define CORRELATE_LATENESS_MAX_US ((int64_t)366 * 86400 * 1000000) /* larger allowances are clamped */
 
 /* One loaded correlation. Owned by its set; strings NUL-terminated. */

@@ -381,6 +381,10 @@ void correlate_load_document(struct detect_loader *l, const char *file, struct f
         fail(&c, root, "correlation has no 'title'");
         return;
     }
+    if (defs->count >= CORRELATE_COUNT_MAX) { /* bounds the set's memory and resolution time */
+        fail(&c, root, "more than %d correlations in one rule set", CORRELATE_COUNT_MAX);
+        return;
+    }
     struct cdef *d = arena_alloc(&defs->mem, sizeof *d);
     memset(d, 0, sizeof *d);
     detect_rule *info = &d->pub.info;
