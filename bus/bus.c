@@ -65,6 +65,12 @@ int bus_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms)
     return c->owner->ops->poll(c, out, max, timeout_ms);
 }
 void bus_done(bus_consumer *c, bus_batch **batches, size_t n) { c->owner->ops->done(c, batches, n); }
+void bus_abandon(bus_consumer *c, bus_batch **batches, size_t n)
+{
+    if (c->owner->ops->abandon) c->owner->ops->abandon(c, batches, n);
+    else c->owner->ops->done(c, batches, n);
+}
+bool bus_durable_on_publish(const bus *b) { return b->ops->durable_on_publish; }
 void bus_consumer_close(bus_consumer *c)
 {
     if (c) c->owner->ops->consumer_close(c);

@@ -22,7 +22,9 @@ typedef struct bus_batch bus_batch;
 
 /* Called once per published batch, from a bus thread, when it is durable (status 0) or
  * can never become durable (negative errno: e.g. the bus shut down first). Must be quick
- * and must not call back into the bus. */
+ * and must not call back into the bus. It may be given a copy of the batch that carries its
+ * identity and ack fields only (no events): mamorid's ingest ledger (server/ingest_ledger.c)
+ * calls it after recording the seq. */
 typedef void (*bus_durable_fn)(bus_batch *batch, int status, void *ctx);
 
 struct bus_batch {
@@ -93,6 +95,10 @@ typedef struct bus_kafka_options {
     int64_t max_future_us;
     uint32_t drain_timeout_ms; /* after bus_shutdown: producer flush, then consumers catch up */
     const char *instance_id;   /* non-empty: static membership, group.instance.id "<id>-<group>-<n>" */
+    /* store_shards > 0: the group "store" is not balanced by Kafka; this process's store
+     * consumer owns exactly the partitions p with p % store_shards == store_shard (a store
+     * shard's data stays where it was written: docs/scaling.md). 0: group subscription. */
+    uint32_t store_shard, store_shards;
 } bus_kafka_options;
 
 /* Creates the producer (idempotent, acks=all) and makes sure the topic exists (creating it
@@ -123,6 +129,14 @@ int bus_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms) MAMOR
 /* The consumer's work on these batches is complete (for the durable group: durable).
  * Drops the consumer's references. */
 void bus_done(bus_consumer *c, bus_batch **batches, size_t n);
+/* Drops the consumer's references without marking the batches done, for work that could not
+ * be completed (e.g. detection at shutdown with the store failing): the Kafka bus never
+ * commits past them, so they are delivered again after a restart or a rebalance; the embedded
+ * bus cannot redeliver and treats this as bus_done (start-up re-detection covers the gap). */
+void bus_abandon(bus_consumer *c, bus_batch **batches, size_t n);
+/* True when a published batch is durable before any consumer sees it (Kafka: the broker
+ * acknowledged it, acks=all), so consumers need not wait for the durable group. */
+bool bus_durable_on_publish(const bus *b);
 void bus_consumer_close(bus_consumer *c);
 
 /* Waits up to timeout_ms until `group` has finished (committed) everything the bus held when

@@ -17,6 +17,8 @@ struct bus_ops {
     void (*get_stats)(bus *b, bus_stats *out);
     int (*wait_caught_up)(bus *b, const char *group, int timeout_ms); /* NULL: always caught up */
     void (*write_metrics)(bus *b, buf *out);                          /* NULL: none */
+    void (*abandon)(bus_consumer *c, bus_batch **batches, size_t n);  /* NULL: done */
+    bool durable_on_publish;
 };
 
 struct bus {

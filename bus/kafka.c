@@ -329,8 +329,8 @@ static void kb_get_stats(bus *bb, bus_stats *out)
     out->inflight_batches = atomic_load(&k->inflight_batches);
     pthread_mutex_lock(&k->consumers_lock);
     for (uint32_t i = 0; i < k->consumer_count; i++) {
-        uint32_t assigned;
-        out->queued_batches += kafka_consumer_lag(k->consumers[i], &assigned);
+        uint32_t assigned, unknown;
+        out->queued_batches += kafka_consumer_lag(k->consumers[i], &assigned, &unknown);
     }
     pthread_mutex_unlock(&k->consumers_lock);
 }
@@ -362,12 +362,14 @@ static void kb_write_metrics(bus *bb, buf *out)
                (unsigned long long)atomic_load(&k->broker_errors), (unsigned long long)atomic_load(&k->inflight_batches),
                (unsigned long long)atomic_load(&k->inflight_bytes), atomic_load(&k->fatal) ? 1 : 0,
                (unsigned long long)atomic_load(&k->producer_restarts));
-    static const char *const names[] = {"consumer_lag_messages", "assigned_partitions", "consumed_total",
+    static const char *const names[] = {"consumer_lag_messages", "assigned_partitions",
+                                        "consumer_lag_unknown_partitions", "consumed_total",
                                         "invalid_messages_total", "reread_failures_total", "commits_total",
                                         "commit_errors_total", "rebalances_total"};
     static const char *const help[] = {
         "Messages of the assigned partitions not yet done (from cached high watermarks).",
         "Partitions of the topic assigned to this consumer (0: none, e.g. while the group rebalances).",
+        "Assigned partitions whose end offset is not known yet (their lag is not in the lag gauge).",
         "Batches taken from Kafka.", "Messages that were not a valid batch (skipped, logged).",
         "Events written by Mamori that did not normalize again (acked but not stored: a bug).",
         "Offset commits.", "Failed offset commits (retried; a crash meanwhile only redelivers).",
@@ -376,18 +378,19 @@ static void kb_write_metrics(bus *bb, buf *out)
     pthread_mutex_lock(&k->consumers_lock);
     for (size_t m = 0; m < MAMORI_ARRAY_LEN(names); m++) {
         buf_printf(out, "# HELP mamori_bus_kafka_%s %s\n# TYPE mamori_bus_kafka_%s %s\n", names[m], help[m], names[m],
-                   m <= 1 ? "gauge" : "counter");
+                   m <= 2 ? "gauge" : "counter");
         for (uint32_t i = 0; i < k->consumer_count; i++) {
             kafka_consumer *c = k->consumers[i];
-            uint32_t assigned = 0;
-            uint64_t lag = m <= 1 ? kafka_consumer_lag(c, &assigned) : 0;
+            uint32_t assigned = 0, unknown = 0;
+            uint64_t lag = m <= 2 ? kafka_consumer_lag(c, &assigned, &unknown) : 0;
             uint64_t v = m == 0   ? lag
                          : m == 1 ? assigned
-                         : m == 2 ? atomic_load(&c->consumed)
-                         : m == 3 ? atomic_load(&c->invalid)
-                         : m == 4 ? atomic_load(&c->reread_failures)
-                         : m == 5 ? atomic_load(&c->commits)
-                         : m == 6 ? atomic_load(&c->commit_errors)
+                         : m == 2 ? unknown
+                         : m == 3 ? atomic_load(&c->consumed)
+                         : m == 4 ? atomic_load(&c->invalid)
+                         : m == 5 ? atomic_load(&c->reread_failures)
+                         : m == 6 ? atomic_load(&c->commits)
+                         : m == 7 ? atomic_load(&c->commit_errors)
                                   : atomic_load(&c->rebalances);
             buf_printf(out, "mamori_bus_kafka_%s{group=\"%s\",consumer=\"%u\"} %llu\n", names[m], c->group->kafka_id,
                        c->index, (unsigned long long)v);
@@ -403,6 +406,8 @@ static const struct bus_ops kafka_ops = {
     .consumer_open = kafka_consumer_open,
     .poll = kafka_poll,
     .done = kafka_done,
+    .abandon = kafka_abandon,
+    .durable_on_publish = true,
     .consumer_close = kafka_consumer_close,
     .shutdown = kb_shutdown,
     .destroy = kb_destroy,

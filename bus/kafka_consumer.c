@@ -28,7 +28,8 @@ static part_track *track_of(kafka_consumer *c, int32_t partition)
         while (n <= p) n *= 2;
         c->parts = mamori_xrealloc(c->parts, n * sizeof *c->parts);
         memset(c->parts + c->part_count, 0, (n - c->part_count) * sizeof *c->parts);
-        for (uint32_t i = c->part_count; i < n; i++) c->parts[i].commit_next = c->parts[i].next_offset = -1;
+        for (uint32_t i = c->part_count; i < n; i++)
+            c->parts[i].commit_next = c->parts[i].next_offset = c->parts[i].end_at_assign = -1;
         c->part_count = n;
     }
     return &c->parts[p];
@@ -42,6 +43,7 @@ static void track_reset(part_track *t, bool assigned)
     t->commit_next = t->next_offset = -1;
     t->drain_target = -1;
     t->start_offset = -1;
+    t->end_at_assign = -1;
     t->head = t->count = 0;
 }
 
@@ -144,6 +146,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
     pthread_mutex_unlock(&c->lock);
 }
 
+static int list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, int64_t which, int timeout_ms);
+
 static void describe(const rd_kafka_topic_partition_list_t *parts, char *out, size_t len)
 {
     size_t pos = 0;
@@ -164,14 +168,20 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         /* where the group stands, for the lag until the first message arrives (one round trip) */
         rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
         bool known = rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        /* and where each partition ends now: until the first fetch response librdkafka does not
+         * know the high watermark, and a lag of "unknown" must not read as 0 (caught up) */
+        rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
+        (void)list_offsets(rk, ends, RD_KAFKA_OFFSET_END, 5000);
         pthread_mutex_lock(&c->lock);
         for (int i = 0; i < parts->cnt; i++) {
             part_track *t = track_of(c, parts->elems[i].partition);
             if (!t) continue;
             track_reset(t, true);
             if (known && !committed->elems[i].err) t->start_offset = committed->elems[i].offset >= 0 ? committed->elems[i].offset : -1;
+            t->end_at_assign = ends->elems[i].offset;
         }
         pthread_mutex_unlock(&c->lock);
+        rd_kafka_topic_partition_list_destroy(ends);
         rd_kafka_topic_partition_list_destroy(committed);
         LOG_INFO(MOD, "kafka consumer %s: assigned partitions [%s]", c->name, which);
         if (cooperative) error = rd_kafka_incremental_assign(rk, parts);
@@ -271,7 +281,8 @@ int kafka_consumer_open(bus *bb, const char *name, uint32_t index, bus_consumer 
             return -EINVAL;
         }
     }
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    c->static_shard = k->opt.store_shards > 0 && !strcmp(g->name, "store");
+    if (!c->static_shard) rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     char errstr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
@@ -283,10 +294,13 @@ int kafka_consumer_open(bus *bb, const char *name, uint32_t index, bus_consumer 
         return -EINVAL;
     }
     rd_kafka_poll_set_consumer(c->rk);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, k->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!c->static_shard) { /* a static shard assigns its partitions in its first polls (static_assign) */
+        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(topics, k->topic, RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(c->rk, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+    }
     if (err) {
         LOG_ERROR(MOD, "kafka consumer %s: subscribe %s: %s", c->name, k->topic, rd_kafka_err2str(err));
         rd_kafka_destroy(c->rk);
@@ -422,11 +436,67 @@ static bool drain_complete(kafka_consumer *c)
     return done;
 }
 
+/* A static store shard takes its partitions itself, once the topic exists: p % shards ==
+ * shard, each from the group's committed offset (the group has no members, only offsets). */
+static void static_assign(kafka_consumer *c)
+{
+    kafka_bus *k = c->k;
+    int64_t now = clock_mono_ms();
+    if (now < c->next_assign_try_ms) return;
+    c->next_assign_try_ms = now + 1000;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, k->topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, rkt, &md, 2000);
+    rd_kafka_topic_destroy(rkt);
+    if (err || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+        if (!err) rd_kafka_metadata_destroy(md);
+        LOG_RATELIMITED(LOG_LEVEL_INFO, MOD, 5, "kafka consumer %s: waiting for topic %s to exist", c->name, k->topic);
+        return;
+    }
+    int n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    if ((uint32_t)n < k->opt.store_shards)
+        LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 60, "kafka consumer %s: topic %s has %d partitions for %u store shards: "
+                        "some shards own none", c->name, k->topic, n, k->opt.store_shards);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        if ((uint32_t)p % k->opt.store_shards == k->opt.store_shard)
+            rd_kafka_topic_partition_list_add(parts, k->topic, p)->offset = RD_KAFKA_OFFSET_STORED;
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    bool known = parts->cnt && rd_kafka_committed(c->rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
+    if (parts->cnt) (void)list_offsets(c->rk, ends, RD_KAFKA_OFFSET_END, 5000);
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < parts->cnt; i++) {
+        part_track *t = track_of(c, parts->elems[i].partition);
+        if (!t) continue;
+        track_reset(t, true);
+        if (known && !committed->elems[i].err && committed->elems[i].offset >= 0) t->start_offset = committed->elems[i].offset;
+        t->end_at_assign = ends->elems[i].offset;
+    }
+    pthread_mutex_unlock(&c->lock);
+    char which[256];
+    describe(parts, which, sizeof which);
+    err = parts->cnt ? rd_kafka_assign(c->rk, parts) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err) {
+        LOG_ERROR(MOD, "kafka consumer %s: assign [%s]: %s", c->name, which, rd_kafka_err2str(err));
+    } else {
+        c->static_assigned = true;
+        atomic_fetch_add_explicit(&c->rebalances, 1, memory_order_relaxed);
+        LOG_INFO(MOD, "kafka consumer %s: store shard %u of %u owns partitions [%s]", c->name, k->opt.store_shard,
+                 k->opt.store_shards, which);
+    }
+    rd_kafka_topic_partition_list_destroy(ends);
+    rd_kafka_topic_partition_list_destroy(committed);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 int kafka_poll(bus_consumer *bc, bus_batch **out, size_t max, int timeout_ms)
 {
     kafka_consumer *c = (kafka_consumer *)bc;
     kafka_bus *k = c->k;
     if (c->drained) return -ESHUTDOWN;
+    if (c->static_shard && !c->static_assigned) static_assign(c);
     int64_t drain_deadline_ms = atomic_load(&k->drain_deadline_ms); /* set once the producer flushed */
     if (drain_deadline_ms) {
         if (!c->draining) drain_begin(c, drain_deadline_ms);
@@ -480,6 +550,15 @@ int kafka_poll(bus_consumer *bc, bus_batch **out, size_t max, int timeout_ms)
     return (int)n;
 }
 
+static void forget(kafka_consumer *c, bus_batch **batches, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        atomic_fetch_sub(&c->outstanding_batches, 1);
+        atomic_fetch_sub(&c->outstanding_bytes, batches[i]->accounted_bytes);
+        bus_batch_destroy(batches[i]);
+    }
+}
+
 void kafka_done(bus_consumer *bc, bus_batch **batches, size_t n)
 {
     kafka_consumer *c = (kafka_consumer *)bc;
@@ -490,12 +569,15 @@ void kafka_done(bus_consumer *bc, bus_batch **batches, size_t n)
         if (t && t->assigned && t->generation == b->assignment) track_done(t, b->offset);
     }
     pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < n; i++) {
-        atomic_fetch_sub(&c->outstanding_batches, 1);
-        atomic_fetch_sub(&c->outstanding_bytes, batches[i]->accounted_bytes);
-        bus_batch_destroy(batches[i]);
-    }
+    forget(c, batches, n);
     maybe_commit(c);
+}
+
+/* Not done: the offset stays in the ring, so the commit point never passes it (it is
+ * redelivered after a restart or to the partition's next owner). */
+void kafka_abandon(bus_consumer *bc, bus_batch **batches, size_t n)
+{
+    forget((kafka_consumer *)bc, batches, n);
 }
 
 void kafka_consumer_close(bus_consumer *bc)
@@ -614,22 +696,28 @@ out:
 
 /* Messages in the topic not yet done by this consumer's assigned partitions (from the cached
  * high watermarks: no broker round trip). */
-uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned)
+uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned, uint32_t *unknown)
 {
     uint64_t lag = 0;
     *assigned = 0;
+    *unknown = 0;
     pthread_mutex_lock(&c->lock);
     for (uint32_t p = 0; p < c->part_count; p++) {
         part_track *t = &c->parts[p];
         if (!t->assigned) continue;
         (*assigned)++;
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(c->rk, c->k->topic, (int32_t)p, &lo, &hi) || hi < 0) continue;
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(c->rk, c->k->topic, (int32_t)p, &lo, &hi)) lo = hi = -1;
+        hi = MAMORI_MAX(hi, t->end_at_assign); /* not fetched yet: the end when it was assigned */
+        if (hi < 0) {
+            (*unknown)++;
+            continue;
+        }
         int64_t at = t->commit_next >= 0 ? t->commit_next
                      : t->count          ? t->offsets[t->head]
                      : t->next_offset >= 0 ? t->next_offset
                      : t->start_offset >= 0 ? t->start_offset
-                                            : lo;
+                                            : MAMORI_MAX(lo, 0);
         if (at >= 0 && hi > at) lag += (uint64_t)(hi - at);
     }
     pthread_mutex_unlock(&c->lock);

@@ -34,6 +34,8 @@ typedef struct part_track {
     int64_t next_offset;   /* after the last message handed out; -1 = none yet */
     int64_t drain_target;  /* high watermark when shutdown began */
     int64_t start_offset;  /* the group's committed offset at assignment; -1 none (from the beginning) */
+    int64_t end_at_assign; /* the partition's end offset when it was assigned; -1 unknown. The lag
+                            * uses it until the first fetch tells librdkafka the high watermark */
     int64_t *offsets;      /* ring of outstanding offsets */
     bool *done;
     uint32_t head, count, cap;
@@ -55,6 +57,8 @@ typedef struct kafka_consumer {
     _Atomic uint64_t outstanding_batches, outstanding_bytes;
     int64_t last_commit_ms;
     bool draining, drained;
+    bool static_shard, static_assigned; /* partitions p % shards == shard, assigned by us */
+    int64_t next_assign_try_ms;
     int64_t drain_deadline_ms;
     _Atomic uint64_t consumed, invalid, reread_failures, commits, commit_errors, rebalances;
 } kafka_consumer;
@@ -113,10 +117,13 @@ int kafka_add_group(bus *b, const char *group, uint32_t consumers);
 int kafka_consumer_open(bus *b, const char *group, uint32_t index, bus_consumer **out);
 int kafka_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms);
 void kafka_done(bus_consumer *c, bus_batch **batches, size_t n);
+void kafka_abandon(bus_consumer *c, bus_batch **batches, size_t n);
 void kafka_consumer_close(bus_consumer *c);
 int kafka_wait_caught_up(bus *b, const char *group, int timeout_ms);
 /* Messages of the consumer's assigned partitions not yet done (cached watermarks), and how
  * many partitions are assigned to it. */
-uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned);
+/* Messages of the assigned partitions not yet done; *unknown counts assigned partitions whose
+ * end is not known yet (their lag is not in the sum: "0" with unknown > 0 is not caught up). */
+uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned, uint32_t *unknown);
 
 #endif

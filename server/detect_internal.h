@@ -55,6 +55,9 @@ struct detect_rt {
     const mamori_config *cfg;
     store *db;
     bus *bus;
+    /* Kafka: a consumed batch is durable already (the broker has it), and the detect group's
+     * committed offsets are the detection watermark (docs/kafka.md §4) */
+    bool durable_on_publish;
     detect_slot *slot;
     /* the loader thread: initial load, recovery, then reloads on request */
     pthread_t loader;

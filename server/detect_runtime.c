@@ -210,6 +210,7 @@ int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **ou
     rt->cfg = cfg;
     rt->db = db;
     rt->bus = b;
+    rt->durable_on_publish = bus_durable_on_publish(b);
     rt->slot = detect_slot_create();
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->cv, NULL);

@@ -4,7 +4,9 @@
  * it with this thread's worker, and keep the alerts until the store has made the batch
  * durable; then write them, with the agents' "detected up to" watermarks, in one RocksDB
  * write, and release the batch. Batches without alerts only move the watermarks, which are
- * written every detect.checkpoint_interval_ms. Acks never wait for any of this. */
+ * written every detect.checkpoint_interval_ms. Acks never wait for any of this. On Kafka a
+ * consumed batch is durable already: its alerts are written at once, and releasing it (the
+ * offset commit) is what marks it detected — never before its alerts are written. */
 #include "detect_internal.h"
 
 #include <errno.h>
@@ -226,19 +228,22 @@ static void evaluate(thread_state *s, bus_batch *b)
 
 static bool is_durable(thread_state *s, const bus_batch *b)
 {
+    if (s->rt->durable_on_publish) return true; /* in Kafka (acks=all) before we saw it */
     uint64_t durable = 0;
     if (store_agent_durable_seq(s->rt->db, b->tenant_hash, b->agent_hash, &durable) != 0) return false;
     return durable >= b->seq;
 }
 
-/* Drops pending[0..k) and their alerts (their memory moves down). */
-static void release(thread_state *s, uint32_t k)
+/* Drops pending[0..k) and their alerts (their memory moves down); done: their work is complete
+ * (else they are abandoned: Kafka delivers them again). */
+static void release(thread_state *s, uint32_t k, bool done)
 {
     if (k == 0) return;
     uint32_t alerts = 0;
     for (uint32_t i = 0; i < k; i++) {
         bus_batch *b = s->pending[i].batch;
-        bus_done(s->t->consumer, &b, 1);
+        if (done) bus_done(s->t->consumer, &b, 1);
+        else bus_abandon(s->t->consumer, &b, 1);
         detect_ruleset_unref(s->pending[i].rs);
         alerts += s->pending[i].alert_count;
     }
@@ -293,7 +298,7 @@ static bool commit_ready(thread_state *s, bool force_marks)
     bool marks_due = s->marks.count &&
                      (force_marks || now_ms - s->last_marks_flush_ms >= (int64_t)s->rt->cfg->detect.checkpoint_interval_ms);
     if (alerts == 0 && !marks_due) {
-        release(s, k);
+        release(s, k, true);
         return true;
     }
     /* created = when the alert is written (its batch is durable by now) */
@@ -316,7 +321,7 @@ static bool commit_ready(thread_state *s, bool force_marks)
     record_written(s, alerts, clock_wall_us());
     marks_clear(&s->marks);
     s->last_marks_flush_ms = now_ms;
-    release(s, k);
+    release(s, k, true);
     return true;
 }
 
@@ -368,10 +373,11 @@ static void *thread_main(void *arg)
         if (s.pending_count == 0 && s.marks.count == 0) break;
         if (clock_mono_ms() > deadline_ms) {
             /* never durable (the store kept failing): not marked detected, so the next
-             * start-up re-detects whatever the store did keep */
+             * start-up re-detects whatever the store did keep (Kafka: they are not committed,
+             * so the group delivers them again) */
             LOG_ERROR(MOD, "thread %u: %u batches never became durable; their alerts are not written", t->no,
                       s.pending_count);
-            release(&s, s.pending_count);
+            release(&s, s.pending_count, false);
             break;
         }
         struct timespec ts = {0, 1000000L};
