@@ -67,6 +67,9 @@ static const config_key keys[] = {
     {"ingest.recv_buffers", KEY_U32, OFF(ingest.recv_buffers), "1024", 16, 32768, NULL,
      "provided receive buffers per thread (power of two)"},
 
+    {"node.roles", KEY_STRING, OFF(node.roles), "ingest,detect,store,api,rulesync", 0, 0, NULL,
+     "what this process runs, comma-separated: ingest, detect, store, api, rulesync (split roles need bus.type kafka; "
+     "docs/scaling.md)"},
     {"bus.type", KEY_ENUM, OFF(bus.type), "embedded", 0, 0, "|embedded|kafka|",
      "embedded (in-process queues) or kafka (bus.kafka.*, docs/kafka.md)"},
     {"bus.queue_batches", KEY_U32, OFF(bus.queue_batches), "4096", 16, 1000000, NULL,
@@ -89,6 +92,11 @@ static const config_key keys[] = {
      "producer batching delay (adds to ack latency)"},
     {"bus.kafka.drain_timeout_ms", KEY_U32, OFF(bus.kafka.drain_timeout_ms), "10000", 100, 600000, NULL,
      "at shutdown: wait this long for the broker's acks and for the consumers to catch up"},
+    {"bus.kafka.store_shards", KEY_U32, OFF(bus.kafka.store_shards), "0", 0, 10000, NULL,
+     "store shards (processes with the store role), each owning the partitions p with p % store_shards == "
+     "store_shard (docs/scaling.md); 0: the store group is balanced by Kafka (one store process)"},
+    {"bus.kafka.store_shard", KEY_U32, OFF(bus.kafka.store_shard), "0", 0, 9999, NULL,
+     "this process's store shard number, below bus.kafka.store_shards"},
     {"bus.kafka.instance_id", KEY_STRING, OFF(bus.kafka.instance_id), "", 0, 0, NULL,
      "static group membership: a name unique to this process and stable across restarts (a restart then keeps "
      "its partitions at once); empty: dynamic membership"},
@@ -570,8 +578,40 @@ int config_load_file(mamori_config *cfg, const char *path, char *err, size_t err
     return rc;
 }
 
+static const char *const role_names[CONFIG_ROLE_COUNT] = {"ingest", "detect", "store", "api", "rulesync"};
+
+int config_roles(const mamori_config *cfg, uint32_t *roles, char *err, size_t err_len)
+{
+    *roles = 0;
+    const char *p = cfg->node.roles;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        size_t lead = 0;
+        while (lead < n && p[lead] == ' ') lead++;
+        size_t len = n - lead;
+        while (len && p[lead + len - 1] == ' ') len--;
+        int found = -1;
+        for (int i = 0; i < CONFIG_ROLE_COUNT; i++)
+            if (len == strlen(role_names[i]) && !memcmp(p + lead, role_names[i], len)) found = i;
+        if (found < 0)
+            return errorf(err, err_len, "'node.roles': unknown role '%.*s' in '%s' (ingest, detect, store, api, rulesync)",
+                          (int)MAMORI_MIN(len, 64), p + lead, cfg->node.roles);
+        *roles |= 1u << found;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    return 0;
+}
+
 int config_validate(const mamori_config *cfg, char *err, size_t err_len)
 {
+    uint32_t roles;
+    int rrc = config_roles(cfg, &roles, err, err_len);
+    if (rrc) return rrc;
+    const uint32_t pipeline = CONFIG_ROLE_INGEST | CONFIG_ROLE_DETECT | CONFIG_ROLE_STORE;
+    if (strcmp(cfg->bus.type, "kafka") && (roles & pipeline) != pipeline)
+        return errorf(err, err_len, "'node.roles' %s: ingest, detect and store share the embedded bus in one process; "
+                      "running them apart needs 'bus.type' kafka", cfg->node.roles);
     const char *colon = strrchr(cfg->ingest.listen, ':');
     if (!colon || colon == cfg->ingest.listen || !colon[1])
         return errorf(err, err_len, "'ingest.listen' must be ADDR:PORT, not '%s'", cfg->ingest.listen);
@@ -586,6 +626,9 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
     if (n & (n - 1)) return errorf(err, err_len, "'ingest.recv_buffers' must be a power of two, not %u", n);
     if (cfg->ingest.threads > cfg->ingest.max_connections)
         return errorf(err, err_len, "'ingest.threads' exceeds 'ingest.max_connections'");
+    if (cfg->bus.kafka.store_shards && cfg->bus.kafka.store_shard >= cfg->bus.kafka.store_shards)
+        return errorf(err, err_len, "'bus.kafka.store_shard' (%u) must be below 'bus.kafka.store_shards' (%u)",
+                      cfg->bus.kafka.store_shard, cfg->bus.kafka.store_shards);
     if (!strcmp(cfg->bus.type, "kafka") && (!cfg->bus.kafka.bootstrap[0] || !cfg->bus.kafka.topic[0]))
         return errorf(err, err_len, "'bus.type' kafka needs 'bus.kafka.bootstrap' and 'bus.kafka.topic'");
     for (uint32_t i = 0; i < cfg->store.tenant_count; i++)

@@ -23,10 +23,23 @@ typedef struct config_list {
     uint32_t count;
 } config_list;
 
+/* The roles one mamorid process runs (config key node.roles, --roles). */
+enum {
+    CONFIG_ROLE_INGEST = 1u << 0,
+    CONFIG_ROLE_DETECT = 1u << 1,
+    CONFIG_ROLE_STORE = 1u << 2,
+    CONFIG_ROLE_API = 1u << 3,
+    CONFIG_ROLE_RULESYNC = 1u << 4,
+    CONFIG_ROLE_COUNT = 5,
+};
+
 typedef struct mamori_config {
     struct {
         char *level; /* debug | info | warn | error */
     } log;
+    struct {
+        char *roles; /* comma-separated role names; config_roles parses them */
+    } node;
     struct {
         char *listen;      /* "ADDR:PORT" */
         uint32_t threads;  /* io_uring threads, each with its own ring */
@@ -62,6 +75,8 @@ typedef struct mamori_config {
             uint32_t linger_ms;
             uint32_t drain_timeout_ms; /* shutdown: flush to the broker, consumers catch up */
             char *instance_id;       /* static group membership when set ("" : dynamic) */
+            uint32_t store_shards;   /* > 0: store shards own partitions p % store_shards == store_shard */
+            uint32_t store_shard;
         } kafka;
     } bus;
     struct {
@@ -123,6 +138,8 @@ int config_load_string(mamori_config *cfg, const char *yaml, size_t len, const c
                        size_t err_len) MAMORI_WUR;
 /* Cross-key checks (e.g. max_batch_bytes >= max_frame_bytes). */
 int config_validate(const mamori_config *cfg, char *err, size_t err_len) MAMORI_WUR;
+/* The roles of cfg->roles as CONFIG_ROLE_* bits; -EINVAL with err naming an unknown role. */
+int config_roles(const mamori_config *cfg, uint32_t *roles, char *err, size_t err_len) MAMORI_WUR;
 /* Sets one key from a dotted name and text ("ingest.threads", "4"); for command-line
  * overrides. Same checks as the file. */
 int config_set(mamori_config *cfg, const char *key, const char *value, char *err, size_t err_len) MAMORI_WUR;

@@ -36,6 +36,8 @@ int server_bus_create(const mamori_config *cfg, bus **out)
             .max_future_us = (int64_t)cfg->ingest.max_clock_skew_s * 1000000,
             .drain_timeout_ms = cfg->bus.kafka.drain_timeout_ms,
             .instance_id = cfg->bus.kafka.instance_id,
+            .store_shard = cfg->bus.kafka.store_shard,
+            .store_shards = cfg->bus.kafka.store_shards,
         };
         rc = bus_kafka_create(&ko, out);
     } else {

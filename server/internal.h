@@ -34,6 +34,10 @@ int server_bus_create(const mamori_config *cfg, bus **out) MAMORI_WUR;
  * topic, so the durable seqs ingest hands out in WELCOME cover every batch Kafka has. Returns
  * -EINTR when SIGINT/SIGTERM (blocked, in stop_signals) arrived meanwhile. */
 int server_bus_catch_up(bus *b, const mamori_config *cfg, const sigset_t *stop_signals) MAMORI_WUR;
+/* Ingest without the store role (Kafka): wraps the bus so that every batch the broker
+ * acknowledged is recorded in db (agent durable seqs, no events) before ingest hears it is
+ * durable; db then gives the resume points. Takes inner (destroyed with the wrapper). */
+int server_ingest_ledger_wrap(bus *inner, store *db, bus **out) MAMORI_WUR;
 /* The API's metrics_extra hook: detect's metrics, then the bus's. */
 void server_metrics_extra(bus *b, void (*detect_fn)(void *ctx, buf *out), void *detect_ctx,
                           void (**fn)(void *ctx, buf *out), void **ctx);

@@ -24,7 +24,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mamorid [--config FILE] [--set KEY=VALUE]... [--rules PATH]...\n"
             "       mamorid --dev DIR [--ingest-port P] [--api-port Q] [--config FILE] [--set KEY=VALUE]... [--rules PATH]...\n"
-            "       (either form) [--bus embedded|kafka] [--kafka-bootstrap HOST:PORT]\n"
+            "       (either form) [--bus embedded|kafka] [--kafka-bootstrap HOST:PORT] [--roles LIST]\n"
             "       mamorid --check-config FILE\n"
             "       mamorid --print-config [--config FILE]\n"
             "\n"
@@ -36,6 +36,8 @@ static void usage(FILE *out)
             "  --api-port Q       with --dev: API port written to dev.json (default 8443)\n"
             "  --bus KIND         embedded (default) or kafka: shortcut for --set bus.type=KIND\n"
             "  --kafka-bootstrap A  Kafka brokers: shortcut for --set bus.kafka.bootstrap=A (docs/kafka.md)\n"
+            "  --roles LIST       what this process runs: ingest,detect,store,api,rulesync (default all;\n"
+            "                     split roles need --bus kafka; docs/scaling.md): shortcut for --set node.roles=LIST\n"
             "  --check-config F   validate F and exit (0 valid, 2 invalid)\n"
             "  --print-config     print the effective configuration and exit\n"
             "  --version          print the version\n");
@@ -53,8 +55,8 @@ static void raise_fd_limit(void)
 static void log_stats(ingest *in, bus *b, store_worker *w, store *db, detect_rt *rt, ingest_stats *prev,
                       double seconds)
 {
-    ingest_stats s;
-    ingest_get_stats(in, &s);
+    ingest_stats s = {0};
+    if (in) ingest_get_stats(in, &s);
     bus_stats bs;
     bus_get_stats(b, &bs);
     store_stats ss;
@@ -62,9 +64,9 @@ static void log_stats(ingest *in, bus *b, store_worker *w, store *db, detect_rt 
     uint64_t events = s.events_accepted - prev->events_accepted;
     uint64_t acks = s.ack_latency_count - prev->ack_latency_count;
     double ack_ms = acks ? (double)(s.ack_latency_us_sum - prev->ack_latency_us_sum) / (double)acks / 1000.0 : 0;
-    uint64_t groups = atomic_load(&w->groups);
-    detect_rt_summary ds;
-    detect_rt_get_summary(rt, &ds);
+    uint64_t groups = w ? atomic_load(&w->groups) : 0;
+    detect_rt_summary ds = {0};
+    if (rt) detect_rt_get_summary(rt, &ds);
     LOG_INFO(MOD,
              "stats agents=%llu connections=%llu events_per_s=%.0f events_total=%llu rejected_total=%llu "
              "batches_acked=%llu ack_ms_avg=%.2f violations=%llu handshake_failures=%llu backpressure_pauses=%llu "
@@ -76,7 +78,7 @@ static void log_stats(ingest *in, bus *b, store_worker *w, store *db, detect_rt 
              (unsigned long long)s.batches_acked, ack_ms, (unsigned long long)s.protocol_violations,
              (unsigned long long)s.handshakes_failed, (unsigned long long)s.backpressure_pauses,
              (unsigned long long)bs.queued_batches, (double)bs.inflight_bytes / 1048576.0,
-             (unsigned long long)groups, (unsigned long long)atomic_load(&w->events),
+             (unsigned long long)groups, (unsigned long long)(w ? atomic_load(&w->events) : 0),
              (double)ss.total_sst_bytes / 1048576.0, (unsigned long long)ss.index_entries_pending,
              (unsigned long long)ds.generation, (unsigned long long)ds.rules, (unsigned long long)ds.events,
              (unsigned long long)ds.alerts, (unsigned long long)ds.pending_batches);
@@ -118,9 +120,11 @@ int main(int argc, char **argv)
         {"print-config", no_argument, NULL, 'p'},      {"version", no_argument, NULL, 'v'},
         {"rules", required_argument, NULL, 'r'},       {"help", no_argument, NULL, 'h'},
         {"bus", required_argument, NULL, 'B'},         {"kafka-bootstrap", required_argument, NULL, 'K'},
+        {"roles", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *dev_dir = NULL, *check_path = NULL, *bus_arg = NULL, *kafka_arg = NULL;
+    const char *config_path = NULL, *dev_dir = NULL, *check_path = NULL, *bus_arg = NULL, *kafka_arg = NULL,
+               *roles_arg = NULL;
     const char *sets[64], *rules[256];
     int set_count = 0, rule_count = 0;
     bool print_config = false;
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
         case 'd': dev_dir = optarg; break;
         case 'B': bus_arg = optarg; break;
         case 'K': kafka_arg = optarg; break;
+        case 'R': roles_arg = optarg; break;
         case 'i': ingest_port_arg = strtol(optarg, NULL, 10); break;
         case 'a': api_port = strtol(optarg, NULL, 10); break;
         case 'k': check_path = optarg; break;
@@ -197,7 +202,8 @@ int main(int argc, char **argv)
         }
     }
     if ((bus_arg && config_set(&cfg, "bus.type", bus_arg, err, sizeof err)) ||
-        (kafka_arg && config_set(&cfg, "bus.kafka.bootstrap", kafka_arg, err, sizeof err))) {
+        (kafka_arg && config_set(&cfg, "bus.kafka.bootstrap", kafka_arg, err, sizeof err)) ||
+        (roles_arg && config_set(&cfg, "node.roles", roles_arg, err, sizeof err))) {
         fprintf(stderr, "mamorid: %s\n", err);
         return 2;
     }
@@ -227,6 +233,14 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 0;
     }
+    uint32_t roles = 0;
+    if (config_roles(&cfg, &roles, err, sizeof err)) { /* validated above: cannot fail */
+        fprintf(stderr, "mamorid: %s\n", err);
+        return 2;
+    }
+    const bool has_ingest = roles & CONFIG_ROLE_INGEST, has_store = roles & CONFIG_ROLE_STORE,
+               has_detect = roles & CONFIG_ROLE_DETECT;
+    const bool all_roles = roles == (1u << CONFIG_ROLE_COUNT) - 1;
     enum log_level level;
     if (log_level_parse(cfg.log.level, &level) == 0) log_set_level(level);
 
@@ -262,35 +276,55 @@ int main(int argc, char **argv)
         LOG_ERROR(MOD, "cannot create the %s bus", cfg.bus.type);
         goto out;
     }
-    if (store_worker_start(&worker, db, b, &cfg)) {
-        LOG_ERROR(MOD, "cannot start the store writer");
-        goto out;
+    /* Every role keeps something in this process's store (store.path): the events (store),
+     * alerts and detection state (detect), the agents' resume points (ingest without the
+     * store role: the ledger), what the API answers from. Split roles: docs/scaling.md. */
+    if (has_ingest && !has_store) {
+        bus *wrapped;
+        if (server_ingest_ledger_wrap(b, db, &wrapped)) {
+            LOG_ERROR(MOD, "cannot start the ingest ledger");
+            goto out;
+        }
+        b = wrapped;
     }
-    worker_started = true;
+    if (has_store) {
+        if (store_worker_start(&worker, db, b, &cfg)) {
+            LOG_ERROR(MOD, "cannot start the store writer");
+            goto out;
+        }
+        worker_started = true;
+    }
     /* rules compile on the detect loader thread while ingest already runs: batches wait in
      * the detect queues (acks do not), and are evaluated as soon as the rule set is in */
-    if (detect_rt_create(&cfg, db, b, &drt, err, sizeof err) || detect_rt_start(drt)) {
+    if (has_detect && (detect_rt_create(&cfg, db, b, &drt, err, sizeof err) || detect_rt_start(drt))) {
         LOG_ERROR(MOD, "cannot start detection: %s", err);
         goto out;
     }
-    int caught_up = server_bus_catch_up(b, &cfg, &sigs); /* Kafka: resume points must cover the topic */
-    if (caught_up) {
-        if (caught_up == -EINTR) exit_code = 0; /* stopped while waiting for the broker */
-        else LOG_ERROR(MOD, "cannot catch up with the bus: %s", strerror(-caught_up));
-        goto out;
+    if (has_ingest && has_store) {
+        int caught_up = server_bus_catch_up(b, &cfg, &sigs); /* Kafka: resume points must cover the topic */
+        if (caught_up) {
+            if (caught_up == -EINTR) exit_code = 0; /* stopped while waiting for the broker */
+            else LOG_ERROR(MOD, "cannot catch up with the bus: %s", strerror(-caught_up));
+            goto out;
+        }
     }
-    ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db};
-    if (ingest_create(&io, &in, err, sizeof err)) {
-        LOG_ERROR(MOD, "cannot start ingest: %s", err);
-        goto out;
-    }
-    if (ingest_start(in)) {
-        LOG_ERROR(MOD, "cannot start ingest threads");
-        goto out;
+    if (has_ingest) {
+        ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db};
+        if (ingest_create(&io, &in, err, sizeof err)) {
+            LOG_ERROR(MOD, "cannot start ingest: %s", err);
+            goto out;
+        }
+        if (ingest_start(in)) {
+            LOG_ERROR(MOD, "cannot start ingest threads");
+            goto out;
+        }
     }
     if (cfg.api.enabled) {
+        /* every process serves the API on its own store: the api role's process is where
+         * clients go; a worker's port serves /metrics (every worker is scraped) and its
+         * shard's data (docs/scaling.md); api.enabled: false closes it */
         api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b};
-        server_metrics_extra(b, detect_rt_write_metrics, drt, &ao.metrics_extra, &ao.metrics_extra_ctx);
+        server_metrics_extra(b, drt ? detect_rt_write_metrics : NULL, drt, &ao.metrics_extra, &ao.metrics_extra_ctx);
         if (api_create(&ao, &api_srv, err, sizeof err) || api_start(api_srv)) {
             LOG_ERROR(MOD, "cannot start the API: %s", err);
             goto out;
@@ -298,12 +332,12 @@ int main(int argc, char **argv)
         if (dev_dir) dev.api_port = api_bound_port(api_srv);
     }
     if (dev_dir) {
-        if (dev_write_json(&dev, ingest_port(in), err, sizeof err)) {
+        if (dev_write_json(&dev, in ? ingest_port(in) : 0, err, sizeof err)) {
             LOG_ERROR(MOD, "%s", err);
             goto out;
         }
         fprintf(stderr,
-                "\nmamorid development node (%s bus, single process)\n"
+                "\nmamorid development node (%s bus, %s)\n"
                 "  directory   %s\n"
                 "  data        %s\n"
                 "  ingest      127.0.0.1:%u  (TLS 1.3, agents need a certificate from %s/ca.pem)\n"
@@ -311,11 +345,12 @@ int main(int argc, char **argv)
                 "  dev.json    %s\n"
                 "  next        mamori-agent-sim --dev %s --agents 50 --duration 60\n"
                 "              then watch the 'stats' lines below; stop with Ctrl-C\n\n",
-                server_bus_is_kafka(&cfg) ? "kafka" : "embedded", dev.dir, cfg.store.path, ingest_port(in), dev.dir, dev.api_port, dev.admin_key_path, dev.dir,
+                server_bus_is_kafka(&cfg) ? "kafka" : "embedded", all_roles ? "single process" : cfg.node.roles, dev.dir,
+                cfg.store.path, in ? ingest_port(in) : 0, dev.dir, dev.api_port, dev.admin_key_path, dev.dir,
                 dev.dev_json_path, dev.dir);
     }
-    LOG_INFO(MOD, "ready ingest_port=%u api_port=%u store=%s sync=%s", ingest_port(in),
-             api_srv ? api_bound_port(api_srv) : 0, cfg.store.path, cfg.store.sync ? "true" : "false");
+    LOG_INFO(MOD, "ready ingest_port=%u api_port=%u store=%s sync=%s roles=%s", in ? ingest_port(in) : 0,
+             api_srv ? api_bound_port(api_srv) : 0, cfg.store.path, cfg.store.sync ? "true" : "false", cfg.node.roles);
 
     ingest_stats prev = {0};
     int64_t last_us = clock_mono_us();
@@ -329,10 +364,10 @@ int main(int argc, char **argv)
         }
         if (sig == SIGHUP) {
             LOG_INFO(MOD, "SIGHUP: reloading detection rules");
-            detect_rt_request_reload(drt);
+            if (drt) detect_rt_request_reload(drt);
             continue;
         }
-        log_stats(in, b, &worker, db, drt, &prev, (double)(now_us - last_us) / 1e6);
+        log_stats(in, b, worker_started ? &worker : NULL, db, drt, &prev, (double)(now_us - last_us) / 1e6);
         last_us = now_us;
     }
     exit_code = 0;
@@ -342,10 +377,10 @@ out:
     if (b) bus_shutdown(b);
     if (worker_started) store_worker_join(&worker);
     detect_rt_destroy(drt); /* drains the detect queues: every batch is durable by now */
+    bus_destroy(b);         /* all consumers are closed; the ingest ledger records its last acks */
     if (db) store_close(db);
     api_destroy(api_srv);
     ingest_destroy(in);
-    bus_destroy(b);
     config_free(&cfg);
     if (exit_code == 0) LOG_INFO(MOD, "stopped");
     return exit_code;

@@ -205,3 +205,44 @@ def zstd_compress(data, content_size=True):
 
 def temp_dir(prefix):
     return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("MAMORI_TEST_TMP", "/tmp"))
+
+
+KAFKA_DEV = os.path.join(os.environ.get("MAMORI_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../..")),
+                         "deploy/kafka-dev.sh")
+
+
+class KafkaBroker:
+    """A single-node Apache Kafka broker on loopback (deploy/kafka-dev.sh), data in d."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.bootstrap = None
+
+    def start(self):
+        p = subprocess.run([KAFKA_DEV, "start", self.dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=900)  # the first start on a machine downloads the broker
+        assert p.returncode == 0, p.stdout + p.stderr
+        line = p.stdout.strip().splitlines()[-1]
+        assert line.startswith("bootstrap="), p.stdout
+        self.bootstrap = line.split("=", 1)[1]
+        return self
+
+    def stop(self):
+        subprocess.run([KAFKA_DEV, "stop", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120, check=True)
+
+
+def metrics(api_port, prefix="mamori_"):
+    """The process's /metrics as {name{labels}: value} for names starting with prefix."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    import urllib.request
+    with urllib.request.urlopen("https://127.0.0.1:%d/metrics" % api_port, context=ctx, timeout=10) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values

@@ -179,12 +179,43 @@ static void test_lists(void **state)
     expect_error(big, "'detect.rules' has more than 256 items");
 }
 
+/* node.roles: every combination of known names; unknown names and split roles on the
+ * embedded bus are errors that say why; store shards must be numbered below their count. */
+static void test_roles(void **state)
+{
+    (void)state;
+    mamori_config cfg;
+    char err[256] = "";
+    uint32_t roles = 0;
+    config_defaults(&cfg);
+    assert_int_equal(config_roles(&cfg, &roles, err, sizeof err), 0);
+    assert_int_equal(roles, (1u << CONFIG_ROLE_COUNT) - 1);
+    assert_int_equal(load(&cfg, "bus:\n  type: kafka\nnode:\n  roles: detect, store\n", err, sizeof err), 0);
+    assert_int_equal(config_roles(&cfg, &roles, err, sizeof err), 0);
+    assert_int_equal(roles, CONFIG_ROLE_DETECT | CONFIG_ROLE_STORE);
+    config_free(&cfg);
+    assert_int_not_equal(load(&cfg, "bus:\n  type: kafka\nnode:\n  roles: ingest,storage\n", err, sizeof err), 0);
+    assert_non_null(strstr(err, "unknown role 'storage'"));
+    config_free(&cfg);
+    assert_int_not_equal(load(&cfg, "bus:\n  type: kafka\nnode:\n  roles: ingest,,api\n", err, sizeof err), 0);
+    config_free(&cfg);
+    assert_int_not_equal(load(&cfg, "node:\n  roles: ingest\n", err, sizeof err), 0);
+    assert_non_null(strstr(err, "needs 'bus.type' kafka"));
+    config_free(&cfg);
+    assert_int_not_equal(load(&cfg, "bus:\n  type: kafka\n  kafka:\n    store_shards: 2\n    store_shard: 2\n", err,
+                              sizeof err),
+                         0);
+    assert_non_null(strstr(err, "store_shard"));
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_valid),      cmocka_unit_test(test_load_values_and_sizes),
         cmocka_unit_test(test_errors_name_key_and_line), cmocka_unit_test(test_set_override),
         cmocka_unit_test(test_dump_reloads),            cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
