@@ -1,6 +1,7 @@
 /* bus/bus.c — batch lifetime and dispatch to the configured bus implementation. */
 #include "internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,14 @@ void bus_abandon(bus_consumer *c, bus_batch **batches, size_t n)
     else c->owner->ops->done(c, batches, n);
 }
 bool bus_durable_on_publish(const bus *b) { return b->ops->durable_on_publish; }
+int bus_send_records(bus *b, const bus_record *recs, size_t n, int timeout_ms)
+{
+    return b->ops->send_records ? b->ops->send_records(b, recs, n, timeout_ms) : -ENOTSUP;
+}
+int bus_records_open(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out)
+{
+    return b->ops->records_open ? b->ops->records_open(b, group, shard, shards, out) : -ENOTSUP;
+}
 void bus_consumer_close(bus_consumer *c)
 {
     if (c) c->owner->ops->consumer_close(c);

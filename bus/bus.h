@@ -99,6 +99,7 @@ typedef struct bus_kafka_options {
      * consumer owns exactly the partitions p with p % store_shards == store_shard (a store
      * shard's data stays where it was written: docs/scaling.md). 0: group subscription. */
     uint32_t store_shard, store_shards;
+    const char *alerts_topic;  /* records topic of alerts (bus_send_records); NULL or "": none */
 } bus_kafka_options;
 
 /* Creates the producer (idempotent, acks=all) and makes sure the topic exists (creating it
@@ -144,6 +145,31 @@ void bus_consumer_close(bus_consumer *c);
  * on error. The embedded bus is always caught up at start-up. mamorid calls this for the
  * store group before ingest starts, so WELCOME's resume point covers every batch Kafka has. */
 int bus_wait_caught_up(bus *b, const char *group, int timeout_ms) MAMORI_WUR;
+
+/* ---- records: keyed messages other than event batches (Kafka only; alerts of detect
+ * workers that run without the store role, docs/scaling.md) ---- */
+typedef struct bus_record {
+    const char *key;    /* "tenant/agent": the same key, the same partition as the agent's events */
+    size_t key_len;
+    const void *meta;   /* binary header "mamori.meta" (may be NULL) */
+    size_t meta_len;
+    const void *value;
+    size_t value_len;
+} bus_record;
+typedef struct bus_records bus_records;
+
+/* Produces n records to the alerts topic and waits up to timeout_ms until the broker has
+ * every one (acks=all, idempotent): 0, or a negative errno (some may have been written:
+ * records must be idempotent downstream). -ENOTSUP without an alerts topic. Thread-safe. */
+int bus_send_records(bus *b, const bus_record *recs, size_t n, int timeout_ms) MAMORI_WUR;
+/* Opens a reader of the alerts topic in group "<prefix><group>" that owns the partitions
+ * p % shards == shard (shards 0: all), each from the group's committed offset. */
+int bus_records_open(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out) MAMORI_WUR;
+/* Up to max records (borrowed until bus_records_done); 0 on timeout. */
+int bus_records_poll(bus_records *r, bus_record *out, size_t max, int timeout_ms) MAMORI_WUR;
+/* Everything polled so far is durable downstream: commit it (asynchronously). */
+void bus_records_done(bus_records *r);
+void bus_records_close(bus_records *r);
 
 /* Appends the bus's own metrics (Prometheus text; nothing for the embedded bus). */
 void bus_write_metrics(bus *b, buf *out);

@@ -307,6 +307,11 @@ static void kb_destroy(bus *bb)
         if (k->rkt) rd_kafka_topic_destroy(k->rkt);
         rd_kafka_destroy(k->producer);
     }
+    if (k->records_producer) { /* every send waited for its reports: nothing is in flight */
+        rd_kafka_flush(k->records_producer, 1000);
+        rd_kafka_destroy(k->records_producer);
+    }
+    pthread_mutex_destroy(&k->records_lock);
     pthread_mutex_destroy(&k->consumers_lock);
     pthread_rwlock_destroy(&k->producer_lock);
     free(k->bootstrap);
@@ -407,6 +412,8 @@ static const struct bus_ops kafka_ops = {
     .poll = kafka_poll,
     .done = kafka_done,
     .abandon = kafka_abandon,
+    .send_records = kafka_send_records,
+    .records_open = kafka_records_open,
     .durable_on_publish = true,
     .consumer_close = kafka_consumer_close,
     .shutdown = kb_shutdown,
@@ -418,13 +425,19 @@ static const struct bus_ops kafka_ops = {
 
 void kafka_ensure_topic(kafka_bus *k)
 {
+    kafka_ensure_topic_named(k, k->topic);
+    if (k->alerts_topic[0]) kafka_ensure_topic_named(k, k->alerts_topic);
+}
+
+void kafka_ensure_topic_named(kafka_bus *k, const char *topic)
+{
     if (!k->opt.partitions) return;
     char errstr[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(k->topic, (int)k->opt.partitions,
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, (int)k->opt.partitions,
                                                     k->opt.replication_factor ? (int)k->opt.replication_factor : -1,
                                                     errstr, sizeof errstr);
     if (!nt) {
-        LOG_ERROR(MOD, "kafka: topic %s: %s", k->topic, errstr);
+        LOG_ERROR(MOD, "kafka: topic %s: %s", topic, errstr);
         return;
     }
     (void)rd_kafka_NewTopic_set_config(nt, "max.message.bytes", k->max_message_bytes);
@@ -440,14 +453,14 @@ void kafka_ensure_topic(kafka_bus *k)
     const rd_kafka_topic_result_t **topics = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
     if (!ev || rd_kafka_event_error(ev) || cnt != 1) {
         LOG_WARN(MOD, "kafka: cannot make sure topic %s exists (%s); going on: the broker creates it or it is waited for",
-                 k->topic, ev ? rd_kafka_event_error_string(ev) : "no answer");
+                 topic, ev ? rd_kafka_event_error_string(ev) : "no answer");
     } else {
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(topics[0]);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-            LOG_INFO(MOD, "kafka: created topic %s partitions=%u max.message.bytes=%s", k->topic, k->opt.partitions,
+            LOG_INFO(MOD, "kafka: created topic %s partitions=%u max.message.bytes=%s", topic, k->opt.partitions,
                      k->max_message_bytes);
         else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-            LOG_WARN(MOD, "kafka: creating topic %s: %s", k->topic, rd_kafka_topic_result_error_string(topics[0]));
+            LOG_WARN(MOD, "kafka: creating topic %s: %s", topic, rd_kafka_topic_result_error_string(topics[0]));
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(ao);
@@ -470,7 +483,9 @@ int bus_kafka_create(const bus_kafka_options *opt, bus **out)
     k->client_id = mamori_xstrdup(opt->client_id ? opt->client_id : "mamorid");
     k->compression = mamori_xstrdup(opt->compression ? opt->compression : "lz4");
     k->instance_id = mamori_xstrdup(opt->instance_id ? opt->instance_id : "");
+    snprintf(k->alerts_topic, sizeof k->alerts_topic, "%s", opt->alerts_topic ? opt->alerts_topic : "");
     pthread_mutex_init(&k->consumers_lock, NULL);
+    pthread_mutex_init(&k->records_lock, NULL);
     pthread_rwlock_init(&k->producer_lock, NULL);
     /* A message is one batch's NDJSON plus headers. Normalized events can be larger than what
      * the agent sent: canonical form, and the mamori.* stamps (tenant, agent id, receive time,

@@ -464,6 +464,18 @@ static void static_assign(kafka_consumer *c)
             rd_kafka_topic_partition_list_add(parts, k->topic, p)->offset = RD_KAFKA_OFFSET_STORED;
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
     bool known = parts->cnt && rd_kafka_committed(c->rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; known && i < committed->cnt; i++)
+        if (committed->elems[i].err) known = false;
+    if (!known && parts->cnt) {
+        /* the group's coordinator may not be ready yet (a new group): try again in a second
+         * rather than let the fetch start from a guess */
+        LOG_RATELIMITED(LOG_LEVEL_INFO, MOD, 5, "kafka consumer %s: committed offsets not known yet; retrying", c->name);
+        rd_kafka_topic_partition_list_destroy(committed);
+        rd_kafka_topic_partition_list_destroy(parts);
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        parts->elems[i].offset = committed->elems[i].offset >= 0 ? committed->elems[i].offset : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
     if (parts->cnt) (void)list_offsets(c->rk, ends, RD_KAFKA_OFFSET_END, 5000);
     pthread_mutex_lock(&c->lock);

@@ -67,6 +67,9 @@ struct kafka_bus {
     bus base;
     bus_kafka_options opt;
     char *bootstrap, *topic, *group_prefix, *client_id, *compression, *instance_id;
+    char alerts_topic[256]; /* "" when none */
+    pthread_mutex_t records_lock; /* the records producer, made on first use (kafka_records.c) */
+    rd_kafka_t *records_producer;
     char max_message_bytes[24];
     size_t max_message_value_bytes; /* the same, as a number */
     pthread_rwlock_t producer_lock; /* publishers read; the poller swaps in a new producer after a fatal error */
@@ -108,7 +111,8 @@ void kafka_on_consumer_error(rd_kafka_t *rk, int err, const char *reason, void *
 void kafka_report_error(kafka_bus *k, rd_kafka_t *rk, int err, const char *reason);
 /* Creates the topic unless it exists or opt.partitions is 0. A broker that does not answer is
  * only logged. */
-void kafka_ensure_topic(kafka_bus *k);
+void kafka_ensure_topic(kafka_bus *k); /* the events topic and the alerts topic */
+void kafka_ensure_topic_named(kafka_bus *k, const char *topic);
 /* Tests: raises a fabricated fatal error in the current producer (rd_kafka_test_fatal_error). */
 int kafka_test_fatal_error(bus *b);
 
@@ -118,6 +122,9 @@ int kafka_consumer_open(bus *b, const char *group, uint32_t index, bus_consumer 
 int kafka_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms);
 void kafka_done(bus_consumer *c, bus_batch **batches, size_t n);
 void kafka_abandon(bus_consumer *c, bus_batch **batches, size_t n);
+/* kafka_records.c: the alerts topic (bus_send_records, bus_records_*) */
+int kafka_send_records(bus *b, const bus_record *recs, size_t n, int timeout_ms);
+int kafka_records_open(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out);
 void kafka_consumer_close(bus_consumer *c);
 int kafka_wait_caught_up(bus *b, const char *group, int timeout_ms);
 /* Messages of the consumer's assigned partitions not yet done (cached watermarks), and how

@@ -92,6 +92,9 @@ static const config_key keys[] = {
      "producer batching delay (adds to ack latency)"},
     {"bus.kafka.drain_timeout_ms", KEY_U32, OFF(bus.kafka.drain_timeout_ms), "10000", 100, 600000, NULL,
      "at shutdown: wait this long for the broker's acks and for the consumers to catch up"},
+    {"bus.kafka.alerts_topic", KEY_STRING, OFF(bus.kafka.alerts_topic), "mamori.alerts", 0, 0, NULL,
+     "topic of the alerts detect workers without the store role send to the store shards (created like the "
+     "events topic)"},
     {"bus.kafka.store_shards", KEY_U32, OFF(bus.kafka.store_shards), "0", 0, 10000, NULL,
      "store shards (processes with the store role), each owning the partitions p with p % store_shards == "
      "store_shard (docs/scaling.md); 0: the store group is balanced by Kafka (one store process)"},

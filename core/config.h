@@ -75,6 +75,7 @@ typedef struct mamori_config {
             uint32_t linger_ms;
             uint32_t drain_timeout_ms; /* shutdown: flush to the broker, consumers catch up */
             char *instance_id;       /* static group membership when set ("" : dynamic) */
+            char *alerts_topic;      /* alerts of detect workers without the store role */
             uint32_t store_shards;   /* > 0: store shards own partitions p % store_shards == store_shard */
             uint32_t store_shard;
         } kafka;

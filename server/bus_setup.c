@@ -38,6 +38,7 @@ int server_bus_create(const mamori_config *cfg, bus **out)
             .instance_id = cfg->bus.kafka.instance_id,
             .store_shard = cfg->bus.kafka.store_shard,
             .store_shards = cfg->bus.kafka.store_shards,
+            .alerts_topic = cfg->bus.kafka.alerts_topic,
         };
         rc = bus_kafka_create(&ko, out);
     } else {

@@ -58,6 +58,8 @@ struct detect_rt {
     /* Kafka: a consumed batch is durable already (the broker has it), and the detect group's
      * committed offsets are the detection watermark (docs/kafka.md §4) */
     bool durable_on_publish;
+    /* no store role in this process: alerts go to the store shards through the bus */
+    bool alerts_to_bus;
     detect_slot *slot;
     /* the loader thread: initial load, recovery, then reloads on request */
     pthread_t loader;
@@ -80,6 +82,10 @@ struct detect_rt {
     detect_thread *threads;
     uint32_t thread_count;
 };
+
+/* Alerts on the bus (alert_transport.c): the fixed fields of a record's mamori.meta header. */
+#define ALERT_META_BYTES 67u
+size_t alert_meta_encode(const store_alert *a, uint8_t out[ALERT_META_BYTES]);
 
 /* Thread bodies (detect_thread.c). */
 int detect_threads_start(detect_rt *rt) MAMORI_WUR;

@@ -199,6 +199,8 @@ void detect_rt_request_reload(detect_rt *rt)
 int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **out, char *err, size_t err_len)
 {
     *out = NULL;
+    uint32_t roles = 0;
+    if (config_roles(cfg, &roles, err, err_len)) return -EINVAL; /* validated before: cannot fail */
     for (uint32_t i = 0; i < cfg->detect.rules.count; i++) {
         struct stat st;
         if (stat(cfg->detect.rules.items[i], &st) != 0) {
@@ -211,6 +213,7 @@ int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **ou
     rt->db = db;
     rt->bus = b;
     rt->durable_on_publish = bus_durable_on_publish(b);
+    rt->alerts_to_bus = rt->durable_on_publish && !(roles & CONFIG_ROLE_STORE);
     rt->slot = detect_slot_create();
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->cv, NULL);

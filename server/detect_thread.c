@@ -285,6 +285,39 @@ static void record_written(thread_state *s, uint32_t alerts, int64_t now_us)
     atomic_fetch_add_explicit(&c->alerts_existing, alerts - written, memory_order_relaxed);
 }
 
+/* Split roles: the alerts of pending[..] go to the store shards as records keyed by their
+ * agent (alert_transport.c); returns once the broker has all of them. */
+static int send_alerts(thread_state *s, uint32_t alerts, uint32_t *written)
+{
+    *written = 0;
+    if (alerts == 0) return 0;
+    bus_record *recs = mamori_xcalloc(alerts, sizeof *recs);
+    uint8_t(*meta)[ALERT_META_BYTES] = mamori_xcalloc(alerts, sizeof *meta);
+    buf keys;
+    buf_init(&keys);
+    uint32_t *key_at = mamori_xcalloc(alerts, sizeof *key_at);
+    for (uint32_t p = 0, a = 0; a < alerts; a++) {
+        while (a >= s->pending[p].first_alert + s->pending[p].alert_count) p++;
+        const bus_batch *b = s->pending[p].batch;
+        key_at[a] = (uint32_t)keys.len;
+        buf_printf(&keys, "%s/%s", b->tenant, b->agent_id);
+        recs[a].key_len = keys.len - key_at[a];
+        recs[a].meta_len = alert_meta_encode(&s->alerts[a], meta[a]);
+        recs[a].meta = meta[a];
+        recs[a].value = s->alerts[a].body;
+        recs[a].value_len = s->alerts[a].body_len;
+    }
+    for (uint32_t a = 0; a < alerts; a++) recs[a].key = keys.data + key_at[a]; /* keys.data may have moved */
+    int rc = bus_send_records(s->rt->bus, recs, alerts, 10000);
+    for (uint32_t a = 0; a < alerts; a++) s->written[a] = rc == 0;
+    if (rc == 0) *written = alerts;
+    free(key_at);
+    buf_fini(&keys);
+    free(meta);
+    free(recs);
+    return rc;
+}
+
 /* Writes what is ready. Returns false after a failed write (the caller backs off). */
 static bool commit_ready(thread_state *s, bool force_marks)
 {
@@ -308,7 +341,9 @@ static bool commit_ready(thread_state *s, bool force_marks)
         s->alerts[i].created_us = s->alerts[i].updated_us = created_us;
     }
     uint32_t written = 0;
-    int rc = store_alerts_commit(s->rt->db, s->alerts, alerts, s->marks.v, s->marks.count, s->written, &written);
+    int rc = s->rt->alerts_to_bus
+                 ? send_alerts(s, alerts, &written)
+                 : store_alerts_commit(s->rt->db, s->alerts, alerts, s->marks.v, s->marks.count, s->written, &written);
     detect_counters *c = &s->t->counters;
     if (rc) {
         atomic_fetch_add_explicit(&c->commit_errors, 1, memory_order_relaxed);

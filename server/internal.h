@@ -38,6 +38,12 @@ int server_bus_catch_up(bus *b, const mamori_config *cfg, const sigset_t *stop_s
  * acknowledged is recorded in db (agent durable seqs, no events) before ingest hears it is
  * durable; db then gives the resume points. Takes inner (destroyed with the wrapper). */
 int server_ingest_ledger_wrap(bus *inner, store *db, bus **out) MAMORI_WUR;
+/* Store role on Kafka (server/alert_transport.c): a thread that writes the alerts detect
+ * workers of other processes send on the alerts topic, for the partitions this store shard
+ * owns. */
+typedef struct alert_intake alert_intake;
+int alert_intake_start(bus *b, store *db, const mamori_config *cfg, alert_intake **out) MAMORI_WUR;
+void alert_intake_stop(alert_intake *in); /* NULL: nothing */
 /* The API's metrics_extra hook: detect's metrics, then the bus's. */
 void server_metrics_extra(bus *b, void (*detect_fn)(void *ctx, buf *out), void *detect_ctx,
                           void (**fn)(void *ctx, buf *out), void **ctx);

@@ -260,6 +260,7 @@ int main(int argc, char **argv)
     api *api_srv = NULL;
     store_worker worker;
     bool worker_started = false;
+    alert_intake *intake = NULL;
     detect_rt *drt = NULL;
     store_tenant_retention retention[CONFIG_MAX_TENANT_OVERRIDES];
     store_options so;
@@ -293,6 +294,11 @@ int main(int argc, char **argv)
             goto out;
         }
         worker_started = true;
+        /* alerts of detect workers running without the store role (split roles) */
+        if (server_bus_is_kafka(&cfg) && cfg.bus.kafka.alerts_topic[0] && alert_intake_start(b, db, &cfg, &intake)) {
+            LOG_ERROR(MOD, "cannot start the alert intake");
+            goto out;
+        }
     }
     /* rules compile on the detect loader thread while ingest already runs: batches wait in
      * the detect queues (acks do not), and are evaluated as soon as the rule set is in */
@@ -376,6 +382,7 @@ out:
     if (in) ingest_stop(in);
     if (b) bus_shutdown(b);
     if (worker_started) store_worker_join(&worker);
+    alert_intake_stop(intake);
     detect_rt_destroy(drt); /* drains the detect queues: every batch is durable by now */
     bus_destroy(b);         /* all consumers are closed; the ingest ledger records its last acks */
     if (db) store_close(db);
