@@ -615,6 +615,12 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
     if (strcmp(cfg->bus.type, "kafka") && (roles & pipeline) != pipeline)
         return errorf(err, err_len, "'node.roles' %s: ingest, detect and store share the embedded bus in one process; "
                       "running them apart needs 'bus.type' kafka", cfg->node.roles);
+    /* ingest takes its agents' resume points from a local store only if that store has every
+     * agent; a shard has some of them (and the ledger needs a store of its own) */
+    if ((roles & CONFIG_ROLE_INGEST) && (roles & CONFIG_ROLE_STORE) && cfg->bus.kafka.store_shards > 1)
+        return errorf(err, err_len, "'node.roles' %s with 'bus.kafka.store_shards' %u: a store shard does not hold every "
+                      "agent's resume point; run ingest in a process of its own", cfg->node.roles,
+                      cfg->bus.kafka.store_shards);
     const char *colon = strrchr(cfg->ingest.listen, ':');
     if (!colon || colon == cfg->ingest.listen || !colon[1])
         return errorf(err, err_len, "'ingest.listen' must be ADDR:PORT, not '%s'", cfg->ingest.listen);

@@ -190,6 +190,7 @@ static void test_roles(void **state)
     config_defaults(&cfg);
     assert_int_equal(config_roles(&cfg, &roles, err, sizeof err), 0);
     assert_int_equal(roles, (1u << CONFIG_ROLE_COUNT) - 1);
+    config_free(&cfg);
     assert_int_equal(load(&cfg, "bus:\n  type: kafka\nnode:\n  roles: detect, store\n", err, sizeof err), 0);
     assert_int_equal(config_roles(&cfg, &roles, err, sizeof err), 0);
     assert_int_equal(roles, CONFIG_ROLE_DETECT | CONFIG_ROLE_STORE);
@@ -206,6 +207,11 @@ static void test_roles(void **state)
                               sizeof err),
                          0);
     assert_non_null(strstr(err, "store_shard"));
+    config_free(&cfg);
+    assert_int_not_equal(load(&cfg, "bus:\n  type: kafka\n  kafka:\n    store_shards: 2\nnode:\n  roles: ingest,store\n", err,
+                              sizeof err),
+                         0);
+    assert_non_null(strstr(err, "run ingest in a process of its own"));
     config_free(&cfg);
 }
 
