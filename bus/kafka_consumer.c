@@ -720,17 +720,9 @@ uint64_t kafka_consumer_lag(kafka_consumer *c, uint32_t *assigned, uint32_t *unk
         (*assigned)++;
         int64_t lo = -1, hi = -1;
         if (rd_kafka_get_watermark_offsets(c->rk, c->k->topic, (int32_t)p, &lo, &hi)) lo = hi = -1;
-        hi = MAMORI_MAX(hi, t->end_at_assign); /* not fetched yet: the end when it was assigned */
-        if (hi < 0) {
-            (*unknown)++;
-            continue;
-        }
-        int64_t at = t->commit_next >= 0 ? t->commit_next
-                     : t->count          ? t->offsets[t->head]
-                     : t->next_offset >= 0 ? t->next_offset
-                     : t->start_offset >= 0 ? t->start_offset
-                                            : MAMORI_MAX(lo, 0);
-        if (at >= 0 && hi > at) lag += (uint64_t)(hi - at);
+        int64_t part_lag = kafka_track_lag(t, lo, hi);
+        if (part_lag < 0) (*unknown)++;
+        else lag += (uint64_t)part_lag;
     }
     pthread_mutex_unlock(&c->lock);
     return lag;

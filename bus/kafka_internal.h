@@ -41,6 +41,25 @@ typedef struct part_track {
     uint32_t head, count, cap;
 } part_track;
 
+/* One assigned partition's lag: from where its consumer stands to the partition's end. The
+ * end is the cached high watermark hi, or — before the first fetch, when librdkafka does not
+ * know it (-1) — the end listed at assignment; -1 when neither is known: the caller counts the
+ * partition as unknown, never as caught up (reading it as 0 made a test count alerts before
+ * detection had consumed a partition assigned a moment earlier, docs/kafka.md 4.1). lo is
+ * the cached low watermark (-1 unknown). */
+static inline int64_t kafka_track_lag(const part_track *t, int64_t lo, int64_t hi)
+{
+    hi = hi > t->end_at_assign ? hi : t->end_at_assign;
+    if (hi < 0) return -1;
+    int64_t at = t->commit_next >= 0    ? t->commit_next
+                 : t->count             ? t->offsets[t->head]
+                 : t->next_offset >= 0  ? t->next_offset
+                 : t->start_offset >= 0 ? t->start_offset
+                 : lo > 0               ? lo
+                                        : 0;
+    return hi > at ? hi - at : 0;
+}
+
 typedef struct kafka_bus kafka_bus;
 
 typedef struct kafka_consumer {
