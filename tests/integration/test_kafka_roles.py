@@ -3,8 +3,9 @@ ingest process (its resume points from its own ledger), two store shards (each o
 of the partitions, its own RocksDB) and two detect workers (the group mamori-detect). Agents
 send through ingest; every event is stored exactly once across the shards, each host on one
 shard; every expected alert is raised exactly once, on the shard that holds its event. In mid-run one store shard and one detect worker are
-killed with kill -9: the detect group rebalances onto the survivor, the store shard restarts
-on its own data and partitions; the final counts are still exact.
+killed with kill -9, and the ingest process as well: the detect group rebalances onto the
+survivor, the store shard restarts on its own data and partitions, ingest restarts on its
+ledger (no WELCOME below an ACK); the final counts are still exact.
 
 Size: 200 agents x MAMORI_ROLES_EVENTS events (default 1,000, i.e. 200,000 events, so that the
 test takes about two minutes on a 2-core machine shared with the broker; the issue's
@@ -142,6 +143,9 @@ def test_roles_as_processes_exactly_once_across_kill_9(broker, base):
         assert acked() < total, "the run ended before the kill"
         stores[1].kill9()
         detects[1].kill9()
+        # ingest too: its agents come back to a WELCOME from its ledger, never below an ACK
+        ingest.kill9()
+        ingest.start(timeout=120)
         # the detect group moves the dead worker's partitions to the survivor
         wait_until("the detect group to rebalance", lambda: consumer_state(detects[0], "detect")[0] == PARTITIONS)
         # a store shard owns its partitions: it restarts on its own data and resumes them
@@ -153,7 +157,9 @@ def test_roles_as_processes_exactly_once_across_kill_9(broker, base):
         s = parse_sim(run.returncode, out, "".join(err_lines))
         assert s["_rc"] == 0, s["_stderr"][-3000:]
         assert s["sent"] == total and s["acked"] == total and s["rejected"] == 0
-        assert s["seq_regressions"] == 0
+        assert s["seq_regressions"] == 0, "a WELCOME went below an ACK the agent already had"
+        # agents that had everything acked before the kill are done and do not come back
+        assert s["reconnects"] > 0, "the agents should have reconnected after the ingest kill"
         wait_until("the store shards to catch up", lambda: caught_up(stores, "store"))
         wait_until("the detect group to catch up", lambda: caught_up(detects, "detect"))
         # every alert once: the detect workers send their alerts to the shard that holds the
