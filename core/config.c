@@ -177,6 +177,14 @@ static const config_key keys[] = {
      "how often the detected-up-to watermark is written when no alert forces a write"},
     {"detect.recovery_lookback_s", KEY_U32, OFF(detect.recovery_lookback_s), "900", 0, 31536000, NULL,
      "after a crash, re-detection scans events stamped from this long before detection stopped"},
+    {"detect.correlation_max_keys", KEY_U32, OFF(detect.correlation_max_keys), "100000", 1, 100000000, NULL,
+     "group-by keys held per tenant and correlation rule; a new key beyond it evicts the least recently updated (counted)"},
+    {"detect.correlation_max_events_per_key", KEY_U32, OFF(detect.correlation_max_events_per_key), "1000", 1, 1000000,
+     NULL, "base-rule matches held per correlation group-by key; beyond it the oldest is evicted (counted)"},
+    {"detect.correlation_lateness_s", KEY_U32, OFF(detect.correlation_lateness_s), "60", 0, 31536000, NULL,
+     "event-time lateness allowance: a match older than the newest match seen minus this is counted late and ignored"},
+    {"detect.correlation_checkpoint_interval_ms", KEY_U32, OFF(detect.correlation_checkpoint_interval_ms), "1000", 1,
+     3600000, NULL, "how often correlation state is checkpointed to the state column family (with the watermarks)"},
 };
 
 #define TENANTS_KEY "store.tenants"

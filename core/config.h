@@ -126,6 +126,11 @@ typedef struct mamori_config {
         uint32_t max_alerts_per_batch;
         uint32_t checkpoint_interval_ms; /* detected-up-to watermark write interval when no alert */
         uint32_t recovery_lookback_s;    /* start-up re-detection window before the watermark */
+        /* Sigma correlation rules (docs/detection.md §11.6) */
+        uint32_t correlation_max_keys;          /* group-by keys per (tenant, correlation) */
+        uint32_t correlation_max_events_per_key; /* matches kept per key */
+        uint32_t correlation_lateness_s;        /* event-time lateness allowance */
+        uint32_t correlation_checkpoint_interval_ms; /* correlation state checkpoint interval */
     } detect;
 } mamori_config;
 

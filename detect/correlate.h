@@ -66,6 +66,8 @@ typedef struct correlate_set correlate_set;
 int correlate_set_build(detect_loader *loader, detect_ruleset *rs, correlate_set **out) MAMORI_WUR;
 void correlate_set_destroy(correlate_set *set);
 size_t correlate_set_count(const correlate_set *set);
+/* The rule set the correlations were built against (borrowed; alive while the set is). */
+detect_ruleset *correlate_set_ruleset(const correlate_set *set);
 /* Borrowed; valid while the set lives. */
 const correlate_rule *correlate_set_rule(const correlate_set *set, size_t index);
 /* Does a match of this base rule raise an alert of its own? Not when correlations reference

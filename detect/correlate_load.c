@@ -675,6 +675,7 @@ void correlate_set_destroy(correlate_set *s)
 }
 
 size_t correlate_set_count(const correlate_set *s) { return s->count; }
+detect_ruleset *correlate_set_ruleset(const correlate_set *s) { return s->rs; }
 
 const correlate_rule *correlate_set_rule(const correlate_set *s, size_t index)
 {

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 
+#include "detect/correlate.h"
 #include "detect/detect.h"
 
 /* Event-to-alert latency histogram: upper bounds in microseconds (the last bucket is open). */
@@ -43,7 +44,7 @@ typedef struct recover_plan recover_plan;
 /* What the last successful load reported (for metrics and logs). */
 typedef struct ruleset_info {
     uint64_t generation;
-    uint32_t rules, rejected, skipped, unroutable, files;
+    uint32_t rules, correlations, rejected, skipped, unroutable, files;
     uint32_t by_reason[DETECT_REASON_COUNT];
     uint32_t databases, patterns;
     uint64_t database_bytes, scratch_bytes;
@@ -78,6 +79,8 @@ struct detect_rt {
     pthread_mutex_t rules_mu;
     rule_counter *rule_counters;
     uint32_t rule_counter_count, rule_counter_cap;
+    /* correlation rules: state, feeding, checkpoints (detect_corr.c) */
+    struct corr_rt *corr;
     /* the detection threads */
     detect_thread *threads;
     uint32_t thread_count;
@@ -95,8 +98,11 @@ void detect_threads_sum(detect_rt *rt, detect_counters *out);
 /* Adds n alerts of a rule to its counter (rules_mu). */
 void detect_rule_count(detect_rt *rt, const detect_rule *rule, uint64_t n);
 
-/* Loading (detect_runtime.c): builds a rule set from the configured paths. */
-int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, ruleset_info *info, char *err, size_t err_len) MAMORI_WUR;
+typedef struct corr_gen corr_gen;
+/* Loading (detect_runtime.c): builds a rule set from the configured paths, with its
+ * correlations (*corr: owned, never NULL on success). */
+int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, corr_gen **corr, ruleset_info *info, char *err,
+                         size_t err_len) MAMORI_WUR;
 
 /* Re-detection after a crash (detect_recover.c). prepare runs in detect_rt_create, before
  * ingest starts: it records the gaps — per agent, the batches durable but not detected — or,
@@ -104,7 +110,9 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, ruleset_info *info
  * loader thread, with the first rule set, before the threads consume) re-detects the gaps and
  * frees the plan. Everything received after start-up goes through the threads. */
 recover_plan *detect_recover_prepare(detect_rt *rt);
-void detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs);
+/* False when alerts could not be written (correlation checkpoints then stay off until the
+ * next start, which replays from the last one). */
+bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, corr_gen *corr);
 void detect_recover_free(recover_plan *plan); /* a plan never run (start-up failed) */
 
 /* The alert a rule raises on an event (alert_record.c). The body goes to body_out (the
@@ -124,5 +132,86 @@ typedef struct alert_source {
 /* Fills *a (body appended to bodies at *a's body offset, kept in body_len; body stays NULL
  * until the caller points it into bodies). */
 void alert_record_build(const alert_source *src, store_alert *a, uint32_t *body_offset, buf *bodies);
+
+/* ---- correlation rules on the live stream (detect_corr.c) ----
+ *
+ * A corr_gen is the correlations of one rule set (refcounted; the detection threads keep the
+ * one of each pending batch). The corr_rt holds one engine per tenant for the current
+ * generation, shared by every detection thread under its lock, the "fed up to" seq per agent,
+ * and writes checkpoints (state + those seqs) to the state column family. Batches are fed
+ * when they are durable, in each agent's order, at most once. */
+typedef struct corr_rt corr_rt;
+
+corr_gen *corr_gen_create(uint64_t generation, correlate_set *set); /* takes set (may be NULL) */
+corr_gen *corr_gen_ref(corr_gen *g);
+void corr_gen_unref(corr_gen *g);
+size_t corr_gen_count(const corr_gen *g); /* correlations (0 for NULL) */
+const correlate_set *corr_gen_set(const corr_gen *g);
+bool corr_gen_standalone(const corr_gen *g, const detect_rule *rule); /* does a match alert alone? */
+bool corr_gen_uses(const corr_gen *g, const detect_rule *rule);       /* do correlations use the rule? */
+
+/* Correlation alerts of a feed, as store alerts (bodies in `bodies`; corr_alerts_fix points
+ * them there once the buffer stops moving). */
+typedef struct corr_alerts {
+    store_alert *v;
+    const detect_rule **rules; /* the correlations' rule info, for counters */
+    uint32_t *offsets;
+    int64_t *received_us; /* the triggering batch's, for the latency histogram */
+    uint32_t count, cap;
+    buf bodies;
+} corr_alerts;
+void corr_alerts_init(corr_alerts *a);
+void corr_alerts_fini(corr_alerts *a);
+void corr_alerts_clear(corr_alerts *a);
+void corr_alerts_fix(corr_alerts *a);
+
+/* A checkpoint taken under the lock and written by the caller (its data owned here). */
+typedef struct corr_checkpoint {
+    buf data;
+    store_state_put *puts;
+    size_t *offsets;
+    size_t count, cap;
+    store_state_write write;
+    bool full, taken, versions_dirty;
+    int64_t encode_us;
+} corr_checkpoint;
+void corr_checkpoint_init(corr_checkpoint *k);
+void corr_checkpoint_fini(corr_checkpoint *k);
+
+/* Reads the stored checkpoint's seqs and every agent's durable seq (call before ingest opens). */
+corr_rt *corr_rt_create(const mamori_config *cfg, store *db);
+void corr_rt_destroy(corr_rt *c);
+/* The checkpoint's fed-up-to seq of an agent (0 if it does not know the agent) and its anchor
+ * (newest receive time fed); false when there is no checkpoint (start from the watermarks). */
+bool corr_rt_checkpoint_mark(corr_rt *c, uint64_t tenant_hash, uint64_t agent_hash, uint64_t *seq, int64_t *anchor_us);
+/* Installs g (taking the caller's reference) and rs into slot together, carrying each
+ * tenant's state over to the correlations with the same id (title) and type. */
+void corr_rt_swap(corr_rt *c, corr_gen *g, detect_slot *slot, detect_ruleset *rs);
+/* The slot's rule set and its correlations, as one pair (both referenced). */
+detect_ruleset *corr_rt_acquire(corr_rt *c, detect_slot *slot, corr_gen **g);
+/* Start-up, in order: restore the checkpointed state (with the first rule set), re-detect
+ * (feeding the batches after the checkpoint), then started: every agent fed up to its
+ * durable seq at start-up, a full checkpoint written. */
+void corr_rt_restore(corr_rt *c);
+void corr_rt_started(corr_rt *c, bool recovered);
+
+/* Feeding, with the lock held: batch_begin is false when the batch was fed already (then
+ * skip it); feed one base-rule match (src->rule, found with g's rule set) to the tenant's
+ * engine, appending the alerts to out; batch_end raises the agent's fed-up-to seq. */
+void corr_rt_lock(corr_rt *c);
+void corr_rt_unlock(corr_rt *c);
+bool corr_rt_batch_begin(corr_rt *c, uint64_t tenant_hash, uint64_t agent_hash, uint64_t seq);
+void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_alerts *out);
+void corr_rt_batch_end(corr_rt *c, uint64_t tenant_hash, uint64_t agent_hash, uint64_t seq, int64_t received_us);
+/* A thread holds correlation alerts not written yet (+1), or wrote them (-1). Lock held. */
+void corr_rt_inflight(corr_rt *c, int delta);
+/* Lock held: takes a checkpoint when one is due (or force) and no other thread holds
+ * unwritten correlation alerts; the caller writes k->write in its next alert write, then
+ * calls checkpoint_done (without the lock). */
+bool corr_rt_checkpoint_take(corr_rt *c, bool force, bool self_inflight, corr_checkpoint *k);
+void corr_rt_checkpoint_done(corr_rt *c, corr_checkpoint *k, bool ok, int64_t write_us);
+/* Takes and writes a checkpoint now (start-up, shutdown). */
+int corr_rt_checkpoint_now(corr_rt *c) MAMORI_WUR;
+void corr_rt_write_metrics(corr_rt *c, buf *out);
 
 #endif

@@ -23,6 +23,7 @@
 typedef struct agent_gap {
     uint64_t tenant_hash, agent_hash;
     uint64_t from_seq; /* exclusive: the watermark */
+    uint64_t corr_from; /* exclusive: fed to correlations up to (the checkpoint), <= or > from_seq */
     uint64_t to_seq;   /* inclusive: the durable seq */
     int64_t mark_received_us; /* 0 when the agent has no watermark */
     int64_t last_received_us; /* newest receive time seen while re-detecting */
@@ -51,6 +52,10 @@ typedef struct recover {
     buf bodies;
     uint64_t events, alerts_new, commit_errors;
     int64_t now_us;
+    /* correlations: the batches after the checkpoint are fed again (the state restored) */
+    corr_gen *corr;
+    corr_alerts corr_out;
+    int64_t corr_anchor_us; /* 0: none */
 } recover;
 
 static int collect_mark(void *ctx, const store_detect_mark *m)
@@ -94,12 +99,17 @@ static int collect_gap(void *ctx, uint64_t th, uint64_t ah, uint64_t durable)
     recover *r = ctx;
     const store_detect_mark *m = find_mark(r, th, ah);
     uint64_t detected = m ? m->seq : 0;
-    if (durable <= detected) return 0;
+    uint64_t corr_from = detected;
+    int64_t anchor = 0;
+    if (corr_rt_checkpoint_mark(r->rt->corr, th, ah, &corr_from, &anchor) && corr_from > durable) corr_from = durable;
+    if (durable <= MAMORI_MIN(detected, corr_from)) return 0;
+    if (corr_from < detected && anchor && (!r->corr_anchor_us || anchor < r->corr_anchor_us)) r->corr_anchor_us = anchor;
     if (r->gap_count == r->gap_cap) {
         r->gap_cap = r->gap_cap ? r->gap_cap * 2 : 16;
         r->gaps = mamori_xrealloc(r->gaps, r->gap_cap * sizeof *r->gaps);
     }
-    r->gaps[r->gap_count++] = (agent_gap){.tenant_hash = th, .agent_hash = ah, .from_seq = detected, .to_seq = durable,
+    r->gaps[r->gap_count++] = (agent_gap){.tenant_hash = th, .agent_hash = ah, .from_seq = MAMORI_MIN(detected, durable),
+                                          .corr_from = corr_from, .to_seq = durable,
                                           .mark_received_us = m ? m->received_us : 0};
     return 0;
 }
@@ -138,8 +148,28 @@ static void note_seq(agent_gap *g, uint64_t seq)
     g->seen_seqs[g->seen_count++] = seq;
 }
 
+static void flush_corr_alerts(recover *r)
+{
+    if (!r->corr_out.count) return;
+    corr_alerts_fix(&r->corr_out);
+    bool *written = mamori_xcalloc(r->corr_out.count, sizeof *written);
+    uint32_t n = 0;
+    int rc = store_alerts_commit(r->rt->db, r->corr_out.v, r->corr_out.count, NULL, 0, written, &n);
+    if (rc) {
+        r->commit_errors++;
+        LOG_ERROR(MOD, "re-detection: writing %u correlation alerts failed: %s", r->corr_out.count, strerror(-rc));
+    } else {
+        for (uint32_t i = 0; i < r->corr_out.count; i++)
+            if (written[i]) detect_rule_count(r->rt, r->corr_out.rules[i], 1);
+        r->alerts_new += n;
+    }
+    free(written);
+    corr_alerts_clear(&r->corr_out);
+}
+
 static void flush_alerts(recover *r)
 {
+    flush_corr_alerts(r);
     if (!r->alert_count) return;
     for (uint32_t i = 0; i < r->alert_count; i++) r->alerts[i].body = r->bodies.data + r->offsets[i];
     uint32_t written = 0;
@@ -160,8 +190,10 @@ static int visit_event(void *ctx, const store_event_ref *ref, const char *json, 
 {
     recover *r = ctx;
     agent_gap *g = gap_of(r, ref->agent_hash);
-    if (!g || ref->seq <= g->from_seq || ref->seq > g->to_seq) return 0;
-    note_seq(g, ref->seq);
+    if (!g || ref->seq <= MAMORI_MIN(g->from_seq, g->corr_from) || ref->seq > g->to_seq) return 0;
+    bool detect = ref->seq > g->from_seq;     /* single-event alerts: the watermark's gap */
+    bool correlate = ref->seq > g->corr_from; /* correlations: after the checkpoint */
+    if (detect) note_seq(g, ref->seq);
     arena_reset(&r->arena);
     json_value root;
     json_error jerr;
@@ -190,6 +222,16 @@ static int visit_event(void *ctx, const store_event_ref *ref, const char *json, 
     const detect_match *matches;
     size_t n = detect_eval(r->worker, &ev, &matches);
     for (size_t i = 0; i < n; i++) {
+        if (correlate && corr_gen_uses(r->corr, matches[i].rule)) {
+            alert_source src = {.tenant = r->tenant, .tenant_hash = r->tenant_hash, .agent_id = agent_id,
+                                .agent_hash = ref->agent_hash, .seq = ref->seq, .received_us = received_us,
+                                .ev = &ev, .ts_us = ref->ts_us, .rule = matches[i].rule, .now_us = r->now_us};
+            corr_rt_lock(r->rt->corr);
+            corr_rt_feed(r->rt->corr, r->corr, &src, &r->corr_out);
+            corr_rt_unlock(r->rt->corr);
+            if (!corr_gen_standalone(r->corr, matches[i].rule)) continue;
+        }
+        if (!detect) continue;
         if (r->alert_count % RECOVER_COMMIT_ALERTS == 0) {
             size_t cap = r->alert_count + RECOVER_COMMIT_ALERTS;
             r->alerts = mamori_xrealloc(r->alerts, cap * sizeof *r->alerts);
@@ -204,7 +246,7 @@ static int visit_event(void *ctx, const store_event_ref *ref, const char *json, 
         alert_record_build(&src, &r->alerts[k], &r->offsets[k], &r->bodies);
         r->rules[k] = matches[i].rule;
     }
-    if (r->alert_count >= RECOVER_COMMIT_ALERTS) flush_alerts(r);
+    if (r->alert_count >= RECOVER_COMMIT_ALERTS || r->corr_out.count >= RECOVER_COMMIT_ALERTS) flush_alerts(r);
     return 0;
 }
 
@@ -227,6 +269,8 @@ static void recover_tenant(recover *r, uint64_t tenant_hash, int64_t checkpoint_
      * to when they send them */
     int64_t lookback = (int64_t)r->rt->cfg->detect.recovery_lookback_s * 1000000;
     int64_t anchor = checkpoint_us ? checkpoint_us : since_us;
+    /* the correlation checkpoint may be older than the watermarks: replay from it */
+    if (r->corr_anchor_us && r->corr_anchor_us < anchor) anchor = r->corr_anchor_us;
     int64_t from = anchor - lookback;
     int64_t skew = r->rt->cfg->ingest.max_clock_skew_s ? (int64_t)r->rt->cfg->ingest.max_clock_skew_s * 1000000 + 1
                                                      : INT64_MAX / 4;
@@ -305,19 +349,26 @@ void detect_recover_free(recover_plan *plan)
     free(plan);
 }
 
-void detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs)
+bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, corr_gen *corr)
 {
-    if (!plan) return;
+    if (!plan) return true;
     store *db = rt->db;
     recover r = plan->r;
     int64_t since = plan->since_us, checkpoint = plan->checkpoint_us;
     int64_t now = clock_wall_us();
     r.now_us = now;
     free(plan);
-    uint64_t batches = 0;
-    for (size_t i = 0; i < r.gap_count; i++) batches += r.gaps[i].to_seq - r.gaps[i].from_seq;
-    LOG_WARN(MOD, "%zu agents have %llu batches stored but not detected (a crash): re-detecting them", r.gap_count,
-             (unsigned long long)batches);
+    r.corr = corr;
+    corr_alerts_init(&r.corr_out);
+    uint64_t batches = 0, corr_batches = 0;
+    for (size_t i = 0; i < r.gap_count; i++) {
+        batches += r.gaps[i].to_seq - r.gaps[i].from_seq;
+        corr_batches += r.gaps[i].to_seq - MAMORI_MIN(r.gaps[i].corr_from, r.gaps[i].to_seq);
+    }
+    LOG_WARN(MOD,
+             "%zu agents have %llu batches stored but not detected (a crash): re-detecting them; %llu batches after the "
+             "correlation checkpoint are fed to the correlations again",
+             r.gap_count, (unsigned long long)batches, (unsigned long long)corr_batches);
     r.worker = detect_worker_create();
     bool bound = detect_worker_bind(r.worker, rs) == 0;
     if (!bound) LOG_ERROR(MOD, "re-detection: cannot bind the rule set; the gap is not re-detected");
@@ -378,5 +429,7 @@ void detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs)
     free(r.rules);
     free(r.offsets);
     free(r.written);
+    corr_alerts_fini(&r.corr_out);
     detect_worker_destroy(r.worker);
+    return r.commit_errors == 0;
 }

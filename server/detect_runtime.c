@@ -70,16 +70,21 @@ static void log_report(const detect_report *r)
     }
 }
 
-int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, ruleset_info *info, char *err, size_t err_len)
+int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, corr_gen **corr, ruleset_info *info, char *err,
+                         size_t err_len)
 {
     const mamori_config *cfg = rt->cfg;
     *out = NULL;
+    *corr = NULL;
     detect_options opt;
     detect_options_default(&opt);
     opt.include_deprecated = cfg->detect.include_deprecated;
     opt.include_unsupported = cfg->detect.include_unsupported;
     opt.compile_threads = cfg->detect.compile_threads;
     opt.rules_max = cfg->detect.max_rules;
+    /* evaluated live (detect_corr.c), except in a detect process without the store role: its
+     * alerts go to the store shards through the bus, correlation alerts cannot yet */
+    opt.correlations = !rt->alerts_to_bus;
     placeholders ph = {0};
     for (uint32_t i = 0; i < cfg->detect.placeholders.count; i++) placeholders_add(&ph, cfg->detect.placeholders.items[i]);
     opt.placeholders = ph.items;
@@ -90,7 +95,14 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, ruleset_info *info
     for (uint32_t i = 0; i < cfg->detect.rules.count && rc == 0; i++)
         rc = detect_loader_add_path(loader, cfg->detect.rules.items[i], err, err_len);
     if (rc == 0) rc = detect_loader_build(loader, out, err, err_len);
+    correlate_set *set = NULL;
+    if (rc == 0 && (rc = correlate_set_build(loader, *out, &set)) != 0) {
+        snprintf(err, err_len, "building the correlation rules: %s", strerror(-rc));
+        detect_ruleset_unref(*out);
+        *out = NULL;
+    }
     if (rc == 0) {
+        *corr = corr_gen_create(detect_ruleset_generation(*out), set);
         const detect_report *r = detect_loader_report(loader);
         log_report(r);
         memset(info, 0, sizeof *info);
@@ -100,6 +112,7 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, ruleset_info *info
         info->skipped = r->skipped;
         info->unroutable = r->unroutable;
         info->files = r->files;
+        info->correlations = r->correlations;
         memcpy(info->by_reason, r->by_reason, sizeof info->by_reason);
         info->databases = r->databases;
         info->patterns = r->patterns;
@@ -116,9 +129,10 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, ruleset_info *info
 static void log_loaded(const char *what, const ruleset_info *i)
 {
     LOG_INFO(MOD,
-             "%s generation=%llu rules=%u rejected=%u skipped=%u unroutable=%u files=%u load_ms=%.0f compile_ms=%.0f "
-             "databases=%u patterns=%u database_mib=%.1f",
-             what, (unsigned long long)i->generation, i->rules, i->rejected, i->skipped, i->unroutable, i->files,
+             "%s generation=%llu rules=%u correlations=%u rejected=%u skipped=%u unroutable=%u files=%u load_ms=%.0f "
+             "compile_ms=%.0f databases=%u patterns=%u database_mib=%.1f",
+             what, (unsigned long long)i->generation, i->rules, i->correlations, i->rejected, i->skipped, i->unroutable,
+             i->files,
              i->load_ms, i->compile_ms, i->databases, i->patterns, (double)i->database_bytes / 1048576.0);
 }
 
@@ -126,8 +140,9 @@ int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
 {
     pthread_mutex_lock(&rt->reload_mu);
     detect_ruleset *rs = NULL;
+    corr_gen *corr = NULL;
     ruleset_info info;
-    int rc = detect_build_ruleset(rt, &rs, &info, err, err_len);
+    int rc = detect_build_ruleset(rt, &rs, &corr, &info, err, err_len);
     pthread_mutex_lock(&rt->mu);
     if (rc == 0) {
         rt->info = info;
@@ -140,7 +155,7 @@ int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
     if (rc == 0) {
         /* the swap: threads pick the new set up at their next batch; the old one is freed
          * when the last batch evaluated with it is done */
-        detect_slot_set(rt->slot, rs);
+        corr_rt_swap(rt->corr, corr, rt->slot, rs); /* the set and its correlations together */
         log_loaded("rule set loaded", &info);
     } else {
         LOG_ERROR(MOD, "rule set reload failed, keeping generation %llu: %s", (unsigned long long)kept, err);
@@ -162,12 +177,16 @@ static void *loader_main(void *arg)
         detect_loader *l = detect_loader_create(NULL);
         if (detect_loader_build(l, &empty, err, sizeof err) != 0) mamori_panic(__FILE__, __LINE__, "empty rule set: %s", err);
         detect_loader_destroy(l);
-        detect_slot_set(rt->slot, empty);
+        corr_rt_swap(rt->corr, NULL, rt->slot, empty);
         LOG_ERROR(MOD, "no rule set could be built: detecting nothing until a reload (SIGHUP) succeeds");
     }
-    detect_ruleset *rs = detect_slot_get(rt->slot);
-    detect_recover_run(rt, rt->recovery, rs);
+    corr_gen *corr = NULL;
+    detect_ruleset *rs = corr_rt_acquire(rt->corr, rt->slot, &corr);
+    corr_rt_restore(rt->corr); /* the checkpointed state, before re-detection feeds what followed it */
+    bool recovered = detect_recover_run(rt, rt->recovery, rs, corr);
     rt->recovery = NULL;
+    corr_rt_started(rt->corr, recovered);
+    corr_gen_unref(corr);
     detect_ruleset_unref(rs);
     pthread_mutex_lock(&rt->mu);
     rt->ready = true;
@@ -220,6 +239,7 @@ int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **ou
     pthread_mutex_init(&rt->reload_mu, NULL);
     pthread_mutex_init(&rt->rules_mu, NULL);
     rt->thread_count = cfg->detect.threads;
+    rt->corr = corr_rt_create(cfg, db);
     rt->recovery = detect_recover_prepare(rt);
     *out = rt;
     return 0;
@@ -251,7 +271,11 @@ void detect_rt_join(detect_rt *rt)
     rt->stopping = true;
     pthread_cond_broadcast(&rt->cv);
     pthread_mutex_unlock(&rt->mu);
-    if (rt->loader_started) pthread_join(rt->loader, NULL);
+    if (rt->loader_started) {
+        pthread_join(rt->loader, NULL);
+        /* the threads wrote their last alerts: a final checkpoint resumes exactly here */
+        if (corr_rt_checkpoint_now(rt->corr) != 0) LOG_ERROR(MOD, "final correlation checkpoint not written");
+    }
     rt->loader_started = false;
 }
 
@@ -261,6 +285,7 @@ void detect_rt_destroy(detect_rt *rt)
     detect_rt_join(rt);
     detect_slot_destroy(rt->slot);
     detect_recover_free(rt->recovery);
+    corr_rt_destroy(rt->corr);
     free(rt->threads);
     for (uint32_t i = 0; i < rt->rule_counter_count; i++) {
         free(rt->rule_counters[i].rule_id);
@@ -391,6 +416,7 @@ void detect_rt_write_metrics(void *ctx, buf *o)
     metric(o, "mamori_detect_recovered_alerts_total", "counter", "alerts raised by start-up re-detection", ra);
     metric(o, "mamori_detect_recovery_missing_batches_total", "counter",
            "undetected batches start-up re-detection did not find in its window (empty, or events too old)", rm);
+    corr_rt_write_metrics(rt->corr, o);
 }
 
 void detect_rt_get_summary(detect_rt *rt, detect_rt_summary *out)

@@ -28,12 +28,21 @@ struct detect_thread {
     detect_counters counters;
 };
 
-/* A batch evaluated and waiting for its durability; its alerts are alerts[first..+count). */
+/* A batch evaluated and waiting for its durability; its alerts are alerts[first..+count),
+ * the matches correlations use hits[first_hit..+hit_count) (fed once it is durable). */
 typedef struct pending {
     bus_batch *batch;
     detect_ruleset *rs; /* keeps the alerts' rules alive */
+    corr_gen *corr;     /* the rule set's correlations */
     uint32_t first_alert, alert_count;
+    uint32_t first_hit, hit_count;
+    bool corr_fed;
 } pending;
+
+typedef struct corr_hit {
+    uint32_t event_index;
+    const detect_rule *rule;
+} corr_hit;
 
 /* Watermarks not yet written: one per agent, the highest seq. */
 typedef struct mark_set {
@@ -54,13 +63,22 @@ typedef struct thread_state {
     store_alert *alerts;
     const detect_rule **alert_rules;
     uint32_t *body_offsets;
-    bool *written;
     uint32_t alert_count, alert_cap;
     buf bodies;
     mark_set marks;
     int64_t last_marks_flush_ms;
+    /* correlations: hits of pending batches, alerts of fed ones not written yet */
+    corr_hit *hits;
+    uint32_t hit_count, hit_cap;
+    corr_alerts corr_out;
+    bool corr_inflight;
+    corr_checkpoint ckpt;
+    store_alert *combined; /* single-event then correlation alerts of one write */
+    bool *combined_written;
+    uint32_t combined_cap;
     /* the batch being evaluated */
     bus_batch *batch;
+    corr_gen *batch_corr;
     uint32_t batch_alerts;
     int64_t now_us;
 } thread_state;
@@ -138,7 +156,6 @@ static void reserve_alerts(thread_state *s, uint32_t more)
     s->alerts = mamori_xrealloc(s->alerts, cap * sizeof *s->alerts);
     s->alert_rules = mamori_xrealloc(s->alert_rules, cap * sizeof *s->alert_rules);
     s->body_offsets = mamori_xrealloc(s->body_offsets, cap * sizeof *s->body_offsets);
-    s->written = mamori_xrealloc(s->written, cap * sizeof *s->written);
     s->alert_cap = cap;
 }
 
@@ -146,6 +163,15 @@ static void on_match(void *ctx, size_t event_index, const detect_rule *rule)
 {
     thread_state *s = ctx;
     bus_batch *b = s->batch;
+    if (corr_gen_uses(s->batch_corr, rule)) {
+        if (s->hit_count == s->hit_cap) {
+            s->hit_cap = s->hit_cap ? s->hit_cap * 2 : 256;
+            s->hits = mamori_xrealloc(s->hits, s->hit_cap * sizeof *s->hits);
+        }
+        s->hits[s->hit_count++] = (corr_hit){(uint32_t)event_index, rule};
+        /* a rule correlations use alerts alone only when one of them says generate: true */
+        if (!corr_gen_standalone(s->batch_corr, rule)) return;
+    }
     if (s->batch_alerts == s->rt->cfg->detect.max_alerts_per_batch) {
         atomic_fetch_add_explicit(&s->t->counters.alerts_dropped, 1, memory_order_relaxed);
         LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 1,
@@ -179,11 +205,11 @@ static void add_worker_stats(thread_state *s)
 
 /* Binds the worker to the slot's current rule set (retrying while Hyperscan cannot allocate
  * scratch: the batch waits, it is not skipped). Returns a reference the caller keeps. */
-static detect_ruleset *current_ruleset(thread_state *s)
+static detect_ruleset *current_ruleset(thread_state *s, corr_gen **corr)
 {
     uint32_t backoff_ms = 50;
     for (;;) {
-        detect_ruleset *rs = detect_slot_get(s->rt->slot);
+        detect_ruleset *rs = corr_rt_acquire(s->rt->corr, s->rt->slot, corr);
         MAMORI_ASSERT(rs); /* the loader put one in before releasing the threads */
         uint64_t gen = detect_ruleset_generation(rs);
         if (gen == s->bound_generation) return rs;
@@ -193,6 +219,7 @@ static detect_ruleset *current_ruleset(thread_state *s)
             return rs;
         }
         detect_ruleset_unref(rs);
+        corr_gen_unref(*corr);
         LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "thread %u: cannot bind rule set generation %llu; retrying",
                         s->t->no, (unsigned long long)gen);
         struct timespec ts = {0, (long)backoff_ms * 1000000L};
@@ -207,11 +234,13 @@ static void evaluate(thread_state *s, bus_batch *b)
         s->pending_cap = s->pending_cap ? s->pending_cap * 2 : 64;
         s->pending = mamori_xrealloc(s->pending, s->pending_cap * sizeof *s->pending);
     }
-    detect_ruleset *rs = current_ruleset(s);
+    corr_gen *corr = NULL;
+    detect_ruleset *rs = current_ruleset(s, &corr);
     s->batch = b;
+    s->batch_corr = corr;
     s->batch_alerts = 0;
     s->now_us = clock_wall_us();
-    uint32_t first = s->alert_count;
+    uint32_t first = s->alert_count, first_hit = s->hit_count;
     int64_t t0 = clock_mono_us();
     /* an empty rule set (no rules configured) costs nothing per event: not even routing */
     if (b->event_count && detect_ruleset_rule_count(rs)) detect_eval_batch(s->worker, b->events, b->event_count, on_match, s);
@@ -219,9 +248,12 @@ static void evaluate(thread_state *s, bus_batch *b)
     atomic_fetch_add_explicit(&c->eval_us_sum, (uint64_t)(clock_mono_us() - t0), memory_order_relaxed);
     atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
     add_worker_stats(s);
-    s->pending[s->pending_count++] = (pending){.batch = b, .rs = rs, .first_alert = first, .alert_count = s->alert_count - first};
+    s->pending[s->pending_count++] = (pending){.batch = b, .rs = rs, .corr = corr, .first_alert = first,
+                                               .alert_count = s->alert_count - first, .first_hit = first_hit,
+                                               .hit_count = s->hit_count - first_hit};
     atomic_fetch_add_explicit(&c->pending, 1, memory_order_relaxed);
     s->batch = NULL;
+    s->batch_corr = NULL;
 }
 
 /* ---- commit ---- */
@@ -239,13 +271,20 @@ static bool is_durable(thread_state *s, const bus_batch *b)
 static void release(thread_state *s, uint32_t k, bool done)
 {
     if (k == 0) return;
-    uint32_t alerts = 0;
+    uint32_t alerts = 0, hits = 0;
     for (uint32_t i = 0; i < k; i++) {
         bus_batch *b = s->pending[i].batch;
         if (done) bus_done(s->t->consumer, &b, 1);
         else bus_abandon(s->t->consumer, &b, 1);
         detect_ruleset_unref(s->pending[i].rs);
+        corr_gen_unref(s->pending[i].corr);
         alerts += s->pending[i].alert_count;
+        hits += s->pending[i].hit_count;
+    }
+    if (hits) {
+        memmove(s->hits, s->hits + hits, (s->hit_count - hits) * sizeof *s->hits);
+        s->hit_count -= hits;
+        for (uint32_t i = k; i < s->pending_count; i++) s->pending[i].first_hit -= hits;
     }
     atomic_fetch_sub_explicit(&s->t->counters.pending, k, memory_order_relaxed);
     memmove(s->pending, s->pending + k, (s->pending_count - k) * sizeof *s->pending);
@@ -264,25 +303,72 @@ static void release(thread_state *s, uint32_t k, bool done)
     }
 }
 
+static void note_latency(detect_counters *c, int64_t lat)
+{
+    uint64_t us = lat > 0 ? (uint64_t)lat : 0;
+    unsigned b = 0;
+    while (b < DETECT_LATENCY_BUCKETS - 1 && us > detect_latency_bucket_us[b]) b++;
+    atomic_fetch_add_explicit(&c->latency_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->latency_us_sum, us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->latency_count, 1, memory_order_relaxed);
+}
+
 static void record_written(thread_state *s, uint32_t alerts, int64_t now_us)
 {
     detect_counters *c = &s->t->counters;
     uint32_t written = 0;
     for (uint32_t p = 0, a = 0; a < alerts; a++) {
         while (a >= s->pending[p].first_alert + s->pending[p].alert_count) p++;
-        if (!s->written[a]) continue;
+        if (!s->combined_written[a]) continue;
         written++;
         detect_rule_count(s->rt, s->alert_rules[a], 1);
-        int64_t lat = now_us - s->pending[p].batch->received_us;
-        uint64_t us = lat > 0 ? (uint64_t)lat : 0;
-        unsigned b = 0;
-        while (b < DETECT_LATENCY_BUCKETS - 1 && us > detect_latency_bucket_us[b]) b++;
-        atomic_fetch_add_explicit(&c->latency_buckets[b], 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->latency_us_sum, us, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->latency_count, 1, memory_order_relaxed);
+        note_latency(c, now_us - s->pending[p].batch->received_us);
     }
+    /* correlation alerts: received = the batch whose match completed the correlation */
+    for (uint32_t i = 0; i < s->corr_out.count; i++) {
+        if (!s->combined_written[alerts + i]) continue;
+        written++;
+        detect_rule_count(s->rt, s->corr_out.rules[i], 1);
+        note_latency(c, now_us - s->corr_out.received_us[i]);
+    }
+    uint32_t total = alerts + s->corr_out.count;
     atomic_fetch_add_explicit(&c->alerts_written, written, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->alerts_existing, alerts - written, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->alerts_existing, total - written, memory_order_relaxed);
+}
+
+/* Feeds the durable batches [0, k) not fed yet to the correlations (each agent's batches in
+ * order, each batch once) and takes a checkpoint when one is due. */
+static void feed_correlations(thread_state *s, uint32_t k)
+{
+    corr_rt *cr = s->rt->corr;
+    bool fed = false;
+    corr_rt_lock(cr);
+    for (uint32_t i = 0; i < k; i++) {
+        pending *p = &s->pending[i];
+        if (p->corr_fed) continue;
+        p->corr_fed = true;
+        fed = true;
+        const bus_batch *b = p->batch;
+        if (!corr_rt_batch_begin(cr, b->tenant_hash, b->agent_hash, b->seq)) continue;
+        int64_t now_us = clock_wall_us();
+        for (uint32_t h = p->first_hit; h < p->first_hit + p->hit_count; h++) {
+            const mamori_event *ev = &b->events[s->hits[h].event_index];
+            alert_source src = {.tenant = b->tenant, .tenant_hash = b->tenant_hash, .agent_id = b->agent_id,
+                                .agent_hash = b->agent_hash, .seq = b->seq, .received_us = b->received_us,
+                                .ev = ev, .ts_us = ev->ts_us, .rule = s->hits[h].rule, .now_us = now_us};
+            corr_rt_feed(cr, p->corr, &src, &s->corr_out);
+        }
+        corr_rt_batch_end(cr, b->tenant_hash, b->agent_hash, b->seq, b->received_us);
+    }
+    if (s->corr_out.count && !s->corr_inflight) {
+        corr_rt_inflight(cr, 1);
+        s->corr_inflight = true;
+    }
+    /* Kafka: releasing these batches commits their offsets and a crash does not deliver them
+     * again, so the checkpoint must cover them first: one with every write that fed */
+    bool force = fed && s->rt->durable_on_publish;
+    if (!s->ckpt.taken) (void)corr_rt_checkpoint_take(cr, force, s->corr_inflight, &s->ckpt);
+    corr_rt_unlock(cr);
 }
 
 /* Split roles: the alerts of pending[..] go to the store shards as records keyed by their
@@ -309,7 +395,7 @@ static int send_alerts(thread_state *s, uint32_t alerts, uint32_t *written)
     }
     for (uint32_t a = 0; a < alerts; a++) recs[a].key = keys.data + key_at[a]; /* keys.data may have moved */
     int rc = bus_send_records(s->rt->bus, recs, alerts, 10000);
-    for (uint32_t a = 0; a < alerts; a++) s->written[a] = rc == 0;
+    for (uint32_t a = 0; a < alerts; a++) s->combined_written[a] = rc == 0;
     if (rc == 0) *written = alerts;
     free(key_at);
     buf_fini(&keys);
@@ -326,34 +412,60 @@ static bool commit_ready(thread_state *s, bool force_marks)
         alerts += s->pending[k].alert_count;
         k++;
     }
+    if (!s->rt->alerts_to_bus) feed_correlations(s, k);
     for (uint32_t i = 0; i < k; i++) marks_note(&s->marks, s->pending[i].batch);
     int64_t now_ms = clock_mono_ms();
     bool marks_due = s->marks.count &&
                      (force_marks || now_ms - s->last_marks_flush_ms >= (int64_t)s->rt->cfg->detect.checkpoint_interval_ms);
-    if (alerts == 0 && !marks_due) {
+    uint32_t corr_n = s->corr_out.count;
+    bool ckpt = s->ckpt.taken;
+    if (alerts == 0 && corr_n == 0 && !marks_due && !ckpt) {
         release(s, k, true);
         return true;
     }
     /* created = when the alert is written (its batch is durable by now) */
     int64_t created_us = clock_wall_us();
+    uint32_t total = alerts + corr_n;
+    if (total > s->combined_cap) {
+        s->combined_cap = MAMORI_MAX(total, s->combined_cap * 2);
+        s->combined = mamori_xrealloc(s->combined, s->combined_cap * sizeof *s->combined);
+        s->combined_written = mamori_xrealloc(s->combined_written, s->combined_cap * sizeof *s->combined_written);
+    }
     for (uint32_t i = 0; i < alerts; i++) {
         s->alerts[i].body = s->bodies.data + s->body_offsets[i];
         s->alerts[i].created_us = s->alerts[i].updated_us = created_us;
+        s->combined[i] = s->alerts[i];
+    }
+    corr_alerts_fix(&s->corr_out);
+    for (uint32_t i = 0; i < corr_n; i++) {
+        s->corr_out.v[i].created_us = s->corr_out.v[i].updated_us = created_us;
+        s->combined[alerts + i] = s->corr_out.v[i];
     }
     uint32_t written = 0;
-    int rc = s->rt->alerts_to_bus
-                 ? send_alerts(s, alerts, &written)
-                 : store_alerts_commit(s->rt->db, s->alerts, alerts, s->marks.v, s->marks.count, s->written, &written);
+    int64_t t0 = clock_mono_us();
+    /* split roles (no correlations there, detect_corr.c): alerts go to the store shards */
+    int rc = s->rt->alerts_to_bus ? send_alerts(s, alerts, &written)
+                                  : store_alerts_commit_state(s->rt->db, s->combined, total, s->marks.v, s->marks.count,
+                                                              ckpt ? &s->ckpt.write : NULL, s->combined_written,
+                                                              &written);
     detect_counters *c = &s->t->counters;
+    if (ckpt) corr_rt_checkpoint_done(s->rt->corr, &s->ckpt, rc == 0, clock_mono_us() - t0);
     if (rc) {
         atomic_fetch_add_explicit(&c->commit_errors, 1, memory_order_relaxed);
-        LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "thread %u: writing %u alerts failed, retrying: %s", s->t->no, alerts,
+        LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "thread %u: writing %u alerts failed, retrying: %s", s->t->no, total,
                         strerror(-rc));
         return false;
     }
     atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->marks_written, s->marks.count, memory_order_relaxed);
     record_written(s, alerts, clock_wall_us());
+    if (s->corr_inflight) {
+        corr_rt_lock(s->rt->corr);
+        corr_rt_inflight(s->rt->corr, -1);
+        corr_rt_unlock(s->rt->corr);
+        s->corr_inflight = false;
+    }
+    corr_alerts_clear(&s->corr_out);
     marks_clear(&s->marks);
     s->last_marks_flush_ms = now_ms;
     release(s, k, true);
@@ -382,6 +494,8 @@ static void *thread_main(void *arg)
     if (!wait_ready(t->rt)) return NULL;
     thread_state s = {.t = t, .rt = t->rt, .worker = detect_worker_create(), .last_marks_flush_ms = clock_mono_ms()};
     buf_init(&s.bodies);
+    corr_alerts_init(&s.corr_out);
+    corr_checkpoint_init(&s.ckpt);
     marks_init(&s.marks);
     bus_batch *polled[DETECT_POLL_BATCHES];
     bool draining = false;
@@ -405,13 +519,15 @@ static void *thread_main(void *arg)
         bool ok = commit_ready(&s, draining && s.pending_count == 0);
         backoff_ms = ok ? 0 : (backoff_ms ? MAMORI_MIN(backoff_ms * 2, 5000u) : 50u);
         if (!draining) continue;
-        if (s.pending_count == 0 && s.marks.count == 0) break;
+        if (s.pending_count == 0 && s.marks.count == 0 && s.corr_out.count == 0) break;
         if (clock_mono_ms() > deadline_ms) {
             /* never durable (the store kept failing): not marked detected, so the next
              * start-up re-detects whatever the store did keep (Kafka: they are not committed,
              * so the group delivers them again) */
             LOG_ERROR(MOD, "thread %u: %u batches never became durable; their alerts are not written", t->no,
                       s.pending_count);
+            /* correlation alerts still held stay "in flight": no later checkpoint may cover
+             * the state that consumed their matches, so the next start replays them */
             release(&s, s.pending_count, false);
             break;
         }
@@ -424,7 +540,11 @@ static void *thread_main(void *arg)
     free(s.alerts);
     free(s.alert_rules);
     free(s.body_offsets);
-    free(s.written);
+    free(s.hits);
+    free(s.combined);
+    free(s.combined_written);
+    corr_alerts_fini(&s.corr_out);
+    corr_checkpoint_fini(&s.ckpt);
     detect_worker_destroy(s.worker);
     return NULL;
 }

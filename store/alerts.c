@@ -355,10 +355,33 @@ static int alert_exists(store *s, const store_alert *a, bool *exists)
 int store_alerts_commit(store *s, const store_alert *alerts, size_t count, const store_detect_mark *marks,
                         size_t mark_count, bool *written, uint32_t *written_count)
 {
+    return store_alerts_commit_state(s, alerts, count, marks, mark_count, NULL, written, written_count);
+}
+
+static void put_state(store *s, rocksdb_writebatch_t *wb, const store_state_write *st)
+{
+    if (st->delete_prefix) {
+        size_t n = strlen(st->delete_prefix);
+        char end[256];
+        MAMORI_ASSERT(n > 0 && n < sizeof end);
+        memcpy(end, st->delete_prefix, n);
+        end[n - 1] = (char)(end[n - 1] + 1); /* prefixes are ASCII: the next key after them all */
+        rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_STATE], st->delete_prefix, n, end, n);
+    }
+    for (size_t i = 0; i < st->put_count; i++)
+        rocksdb_writebatch_put_cf(wb, s->cf[CF_STATE], st->puts[i].key, st->puts[i].key_len, st->puts[i].value,
+                                  st->puts[i].value_len);
+}
+
+int store_alerts_commit_state(store *s, const store_alert *alerts, size_t count, const store_detect_mark *marks,
+                              size_t mark_count, const store_state_write *state, bool *written,
+                              uint32_t *written_count)
+{
     MAMORI_ASSERT(s && (alerts || count == 0) && (marks || mark_count == 0));
     uint32_t n_written = 0;
     if (written_count) *written_count = 0;
-    if (count == 0 && mark_count == 0) return 0;
+    bool has_state = state && (state->delete_prefix || state->put_count);
+    if (count == 0 && mark_count == 0 && !has_state) return 0;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     buf value, scratch;
     buf_init(&value);
@@ -385,10 +408,12 @@ int store_alerts_commit(store *s, const store_alert *alerts, size_t count, const
         n_written++;
     }
     if ((rc = put_marks(s, wb, marks, mark_count, true))) goto out;
+    if (has_state) put_state(s, wb, state);
     if (rocksdb_writebatch_count(wb) > 0) {
         char *err = NULL;
-        /* new alerts are as durable as events (store.sync); a marks-only write need not be */
-        rocksdb_write(s->db, n_written ? s->write_options : s->ix_write_options, wb, &err);
+        /* new alerts are as durable as events (store.sync); a marks-only write need not be;
+         * a checkpoint is: it consumed matches whose alerts are written */
+        rocksdb_write(s->db, n_written || has_state ? s->write_options : s->ix_write_options, wb, &err);
         if (err) rc = store_rocks_error(err, "alert commit");
     }
     if (rc == 0 && written_count) *written_count = n_written;
@@ -506,6 +531,28 @@ int store_detect_marks_scan(store *s, store_detect_mark_fn fn, void *ctx)
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     if (err) rc = store_rocks_error(err, "scanning detection watermarks");
+    return rc;
+}
+
+int store_state_scan(store *s, const void *prefix, size_t prefix_len, store_state_fn fn, void *ctx)
+{
+    MAMORI_ASSERT(s && prefix && fn);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_options, s->cf[CF_STATE]);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, prefix, prefix_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < prefix_len || memcmp(k, prefix, prefix_len) != 0) break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (fn(ctx, k, klen, v, vlen)) {
+            rc = 1;
+            break;
+        }
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (err) rc = store_rocks_error(err, "scanning state");
     return rc;
 }
 

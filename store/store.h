@@ -274,6 +274,30 @@ typedef struct store_detect_mark {
 int store_alerts_commit(store *s, const store_alert *alerts, size_t count, const store_detect_mark *marks,
                         size_t mark_count, bool *written, uint32_t *written_count) MAMORI_WUR;
 
+/* Other state written in the same RocksDB write as alerts and watermarks (state column
+ * family): correlation checkpoints (server/detect_corr.c). delete_prefix, when not NULL,
+ * removes every state key starting with it before the puts are applied (same write). */
+typedef struct store_state_put {
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} store_state_put;
+typedef struct store_state_write {
+    const char *delete_prefix;
+    const store_state_put *puts;
+    size_t put_count;
+} store_state_write;
+/* store_alerts_commit plus state (may be NULL). The write is synced when it holds a new
+ * alert or state. Borrows everything. */
+int store_alerts_commit_state(store *s, const store_alert *alerts, size_t count, const store_detect_mark *marks,
+                              size_t mark_count, const store_state_write *state, bool *written,
+                              uint32_t *written_count) MAMORI_WUR;
+/* Calls fn for every state key starting with prefix, in key order (borrowed for the call;
+ * fn returns non-zero to stop). Returns 0, 1 when stopped, or a negative errno. */
+typedef int (*store_state_fn)(void *ctx, const void *key, size_t key_len, const void *value, size_t value_len);
+int store_state_scan(store *s, const void *prefix, size_t prefix_len, store_state_fn fn, void *ctx) MAMORI_WUR;
+
 /* Reads one alert of a tenant into *out; the strings point into storage (replaced).
  * -ENOENT if absent (also when it belongs to another tenant). */
 int store_alert_get(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ALERT_ID_BYTES], store_alert *out,
