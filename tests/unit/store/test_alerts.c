@@ -414,6 +414,54 @@ static void test_watermarks(void **state)
     assert_true(checkpoint >= 900);
 }
 
+typedef struct state_seen {
+    uint32_t n;
+    char keys[8][32];
+    char values[8][32];
+} state_seen;
+
+static int collect_state(void *ctx, const void *key, size_t key_len, const void *value, size_t value_len)
+{
+    state_seen *s = ctx;
+    assert_true(s->n < 8 && key_len < 32 && value_len < 32);
+    memcpy(s->keys[s->n], key, key_len);
+    s->keys[s->n][key_len] = '\0';
+    memcpy(s->values[s->n], value, value_len);
+    s->values[s->n][value_len] = '\0';
+    s->n++;
+    return 0;
+}
+
+/* Correlation checkpoints: puts in the alerts' write, a prefix removed before the puts of the
+ * same write, a scan that stays inside its prefix, across a reopen. */
+static void test_state_with_commit(void **state)
+{
+    fixture *f = *state;
+    store_state_put puts[] = {{"corr/st/a", 9, "1", 1}, {"corr/st/b", 9, "2", 1}, {"corr/marks", 10, "m1", 2}};
+    store_state_write w = {.puts = puts, .put_count = 3};
+    store_detect_mark m = {1, 7, 3, 500};
+    assert_int_equal(store_alerts_commit_state(f->s, NULL, 0, &m, 1, &w, NULL, NULL), 0);
+    /* a full rewrite: corr/st/ cleared, then only b written */
+    store_state_put again[] = {{"corr/st/b", 9, "22", 2}, {"corr/marks", 10, "m2", 2}};
+    store_state_write full = {.delete_prefix = "corr/st/", .puts = again, .put_count = 2};
+    assert_int_equal(store_alerts_commit_state(f->s, NULL, 0, NULL, 0, &full, NULL, NULL), 0);
+    store_close(f->s);
+    f->s = th_open(&f->opt);
+    state_seen seen = {0};
+    assert_int_equal(store_state_scan(f->s, "corr/st/", 8, collect_state, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.keys[0], "corr/st/b");
+    assert_string_equal(seen.values[0], "22");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(store_state_scan(f->s, "corr/marks", 10, collect_state, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.values[0], "m2");
+    /* the watermarks beside them are untouched */
+    store_detect_mark got = {0};
+    assert_int_equal(store_detect_marks_scan(f->s, collect_mark, &got), 0);
+    assert_int_equal(got.seq, 3);
+}
+
 typedef struct agents_seen {
     uint32_t n;
     uint64_t seq_sum;
@@ -462,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_moves_the_status_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watermarks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_with_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
