@@ -20,7 +20,7 @@ struct ssl_ctx_st;
 
 enum api_endpoint {
     EP_OTHER = 0, EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_OPENAPI, EP_SEARCH, EP_EVENT, EP_TREE, EP_AGENTS, EP_AGENT,
-    EP_KEYS, EP_KEY, EP_ALERTS, EP_ALERT, EP_COUNT
+    EP_KEYS, EP_KEY, EP_ALERTS, EP_ALERT, EP_RULES_TEST, EP_COUNT
 };
 
 #define API_STATUS_SLOTS 16
@@ -119,6 +119,8 @@ void handle_metrics(api_req *r);
 void handle_alerts(api_req *r);
 void handle_alert_get(api_req *r, const char *id);
 void handle_alert_patch(api_req *r, const char *id);
+/* rules_test.c */
+void handle_rules_test(api_req *r);
 
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);

@@ -14,7 +14,7 @@
 
 static const char *const ep_names[EP_COUNT] = {"other", "healthz", "readyz", "metrics", "openapi", "search",
                                                "event", "process_tree", "agents", "agent", "keys", "key",
-                                               "alerts", "alert"};
+                                               "alerts", "alert", "rules_test"};
 static const int status_codes[API_STATUS_SLOTS] = {200, 201, 204, 400, 401, 403, 404, 405,
                                                    408, 413, 429, 500, 503, 504, 0, 0};
 static const char *const bounds[API_LATENCY_BUCKETS] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",

@@ -206,6 +206,7 @@ static void route(api_req *r, int method, const char *path)
     else if (path_tail(path, "/v1/keys/")) r->ep = EP_KEY;
     else if (path_is(path, "/v1/alerts")) r->ep = EP_ALERTS;
     else if (path_tail(path, "/v1/alerts/")) r->ep = EP_ALERT;
+    else if (path_is(path, "/v1/rules/test")) r->ep = EP_RULES_TEST;
     if (!auth_request(r)) return;
     if (!rate_allow(r)) return;
     switch (r->ep) {
@@ -262,6 +263,13 @@ static void route(api_req *r, int method, const char *path)
         if (method != EVHTTP_REQ_PATCH) goto bad_method;
         if (!require_role(r, API_ROLE_ANALYST)) return;
         handle_alert_patch(r, path_tail(path, "/v1/alerts/"));
+        return;
+    case EP_RULES_TEST:
+        if (method != EVHTTP_REQ_POST) goto bad_method;
+        /* a retro-hunt reads like a search (and alerts nothing): analysts write rules */
+        if (!require_role(r, API_ROLE_ANALYST) || !heavy_enter(r)) return;
+        handle_rules_test(r);
+        heavy_leave(r);
         return;
     default:
         reply_error(r, 404, "not_found", "no such endpoint: %.200s", path);

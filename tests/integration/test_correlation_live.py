@@ -230,3 +230,62 @@ def test_lateness_and_key_bound(node_factory):
     m = wait_metric(api, "mamori_detect_correlation_evicted_keys_total", 15)
     assert m["mamori_detect_correlation_evicted_keys_total"] == 15
     assert m["mamori_detect_correlation_keys"] <= 10 + 3
+
+
+SINGLE = """title: Any failed logon
+id: 7b4f1b42-2d8c-4a0f-8b6e-0fbc5a6b7c85
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+level: low
+"""
+
+
+def test_rules_test_runs_over_history_without_alerting(node_factory):
+    srv, api = node_factory()
+    s = Sender(srv, "ws-04")
+    s.send([sec(4625, 0, "gina"), sec(4625, 5, "hank"), sec(4624, 9, "gina")])
+    s.send([sec(4624, 20, "hank"), sec(4624, 30, "ivan")])
+    s.close()
+    wait_metric(api, "mamori_detect_correlation_batches_total", 2)
+    live = api.alerts(limit=1000)[0]
+    assert sorted(a["correlation"]["group"]["TargetUserName"] for a in live) == ["gina", "hank"]
+    window = {"from": stamp(-60), "to": stamp(120)}
+    # the correlation file as a whole: the same alerts (same ids) as live, nothing stored
+    st, r = api.call("POST", "/v1/rules/test", dict(window, rule=RULES))
+    assert st == 200, r
+    assert r["complete"] and r["events_scanned"] == 5
+    assert r["rules"] == {"loaded": 3, "correlations": 2, "skipped": 0}
+    assert r["matches_total"] == 0  # base rules of a correlation do not alert alone
+    got = sorted((c["correlation"]["group"]["TargetUserName"], c["correlation"]["id"]) for c in r["correlation_alerts"])
+    assert [g[0] for g in got] == ["gina", "hank"] and r["correlation_alerts_total"] == 2
+    assert {c["correlation"]["id"] for c in r["correlation_alerts"]} == {a["id"] for a in live}
+    assert all(c["rule"]["id"] == SEQUENCE_ID for c in r["correlation_alerts"])
+    # a single-event rule: every match, listed up to limit
+    st, r = api.call("POST", "/v1/rules/test", dict(window, rule=SINGLE, limit=1))
+    assert st == 200, r
+    assert r["matches_total"] == 2 and len(r["matches"]) == 1 and r["correlation_alerts"] == []
+    assert r["matches"][0]["rule"]["title"] == "Any failed logon" and r["matches"][0]["agent_id"] == "ws-04"
+    assert api.call("GET", "/v1/events/" + r["matches"][0]["event"]["id"])[0] == 200
+    # a window without the events
+    st, r = api.call("POST", "/v1/rules/test", {"rule": SINGLE, "from": stamp(60), "to": stamp(120)})
+    assert st == 200 and r["events_scanned"] == 0 and r["matches_total"] == 0
+    # nothing was alerted by any of it
+    assert sorted(a["id"] for a in api.alerts(limit=1000)[0]) == sorted(a["id"] for a in live)
+    # bad input: named, 400
+    broken = "title: x\ncorrelation:\n    type: event_count\n    rules: [nowhere]\n    timespan: 5m\n" \
+             "    condition: {gte: 2}\n"
+    st, r = api.call("POST", "/v1/rules/test", dict(window, rule=broken))
+    assert st == 400 and r["error"]["code"] == "bad_rule", r
+    assert r["error"]["problems"][0]["reason"] == "invalid correlation" and "nowhere" in \
+        r["error"]["problems"][0]["message"]
+    assert r["error"]["problems"][0]["line"] >= 1
+    st, r = api.call("POST", "/v1/rules/test", {"rule": SINGLE, "from": stamp(60)})
+    assert st == 400 and "'from' and 'to'" in r["error"]["message"]
+    st, r = api.call("POST", "/v1/rules/test", dict(window, rule=SINGLE, extra=1))
+    assert st == 400 and "unknown field 'extra'" in r["error"]["message"]
+    assert api.call("GET", "/v1/rules/test")[0] == 405
