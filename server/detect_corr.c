@@ -523,7 +523,20 @@ bool corr_rt_checkpoint_take(corr_rt *c, bool force, bool self_inflight, corr_ch
 {
     k->taken = false;
     if (!c->current) return false; /* no rule set yet, or the first build failed: keep what is stored */
-    if (!corr_gen_count(c->current) && !c->full_due) return false;
+    if (!corr_gen_count(c->current)) {
+        /* no correlations, no state to keep: the stored checkpoint goes once, and the next
+         * start re-detects from the detection watermarks alone */
+        if (!c->full_due) return false;
+        buf_clear(&k->data);
+        k->count = 0;
+        k->full = true;
+        k->write = (store_state_write){.delete_prefix = "corr/"};
+        k->taken = true;
+        k->encode_us = 0;
+        c->full_due = false;
+        c->dirty = false;
+        return true;
+    }
     if (!force && !c->dirty && !c->full_due) return false;
     int64_t now_ms = clock_mono_ms();
     if (!force && now_ms - c->last_checkpoint_ms < (int64_t)c->cfg->detect.correlation_checkpoint_interval_ms)
