@@ -13,7 +13,12 @@ alert, the time from the server receiving the batch to the alert being written:
              batch's receive time), exact to the microsecond, p50/p99/max
 
   bench/alert_latency.py [--build build/release] [--agents 20] [--rate 5000] [--seconds 60]
-                         [--runs 1] [--no-sync]
+                         [--runs 1] [--no-sync] [--correlations N]
+
+--correlations N adds N Sigma correlation rules (docs/detection.md §11.6) over base rules that
+fire on OTRF, grouped by host.name, with `generate: true` (the base rules keep alerting, so the
+single-event workload is unchanged), and reports the latency of the correlation alerts apart:
+created minus the receive time of the batch whose match completed the correlation.
 
 The latency includes the store's group commit of the batch (alerts wait until the events
 they point at are durable), so store.sync (fsync per commit, the default) is part of it.
@@ -127,6 +132,38 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q * len(v)))] if v else None
 
 
+# SigmaHQ rules that fire most on the OTRF recordings (mamorictl scan --rule-stats)
+OTRF_FIRING = ["64e8e417-c19a-475a-8d19-98ea705394cc", "0f920ebe-7aea-4c54-b202-9aa0c609cfe5",
+               "93ff0ceb-e0ef-4586-8cd8-a6c277d738e3", "0badd08f-c6a3-4630-90d3-6875cca440be",
+               "12ba6a38-adb3-4d6b-91ba-a7fb248e3199", "250ae82f-736e-4844-a68b-0b5e8cc887da",
+               "1f21ec3f-810d-4b0e-8045-322202e22b4b", "166e9c50-8cd9-44af-815d-d1f0c0e90dde",
+               "16a4c7b3-4681-49d0-8d58-3e9b796dcb43", "c3e5c1b1-45e9-4632-b242-27939c170239",
+               "7d0d0329-0ef1-4e84-a9f5-49500f9d7c6c", "a1a144b7-5c9b-4853-a559-2172be8d4a03",
+               "eeb2e3dc-c1f4-40dd-9bd5-149ee465ad50", "69aeb277-f15f-4d2d-b32a-55e883609563"]
+
+
+def correlation_rules(n):
+    docs = []
+    for i in range(n):
+        a, b, c = (OTRF_FIRING[(i + k) % len(OTRF_FIRING)] for k in range(3))
+        head = "title: bench correlation %d\nlevel: medium\ngenerate: true\ncorrelation:\n" % i
+        kind = i % 4
+        if kind == 0:
+            body = "    type: event_count\n    rules: ['%s']\n    group-by: [host.name]\n    timespan: 10m\n" \
+                   "    condition: {gte: 5}\n" % a
+        elif kind == 1:
+            body = "    type: value_count\n    rules: ['%s']\n    group-by: [host.name]\n    timespan: 1h\n" \
+                   "    condition: {field: Image, gte: 3}\n" % a
+        elif kind == 2:
+            body = "    type: temporal_ordered\n    rules: ['%s', '%s']\n    group-by: [host.name]\n" \
+                   "    timespan: 5m\n" % (a, b)
+        else:
+            body = "    type: temporal\n    rules: ['%s', '%s', '%s']\n    group-by: [host.name]\n" \
+                   "    timespan: 30m\n" % (a, b, c)
+        docs.append(head + body)
+    return "---\n".join(docs)
+
+
 def run_once(args, data):
     d = tempfile.mkdtemp(prefix="mamori-alert-bench-")
     ingest_port, api_port = free_port(), free_port()
@@ -134,6 +171,12 @@ def run_once(args, data):
     rules = []
     for sub in ("rules", "rules-emerging-threats", "rules-threat-hunting"):
         rules += ["--rules", os.path.join(data, "sigma", sub)]
+    if args.correlations:
+        cdir = os.path.join(d, "correlations")
+        os.makedirs(cdir)
+        with open(os.path.join(cdir, "bench_correlations.yml"), "w") as f:
+            f.write(correlation_rules(args.correlations))
+        rules += ["--rules", cdir]
     cmd = [os.path.join(args.build, "server/mamorid"), "--dev", d, "--ingest-port", str(ingest_port), "--api-port",
            str(api_port), "--set", "api.rate_limit_per_key=0"] + rules
     if args.no_sync:
@@ -144,7 +187,7 @@ def run_once(args, data):
         wait_log(log_path, r"ready ingest_port")
         time.sleep(0.3)
         rss_before = proc_status(srv.pid, "VmRSS")
-        m = wait_log(log_path, r"rule set loaded generation=\d+ rules=(\d+) rejected=(\d+) .*load_ms=(\d+) "
+        m = wait_log(log_path, r"rule set loaded generation=\d+ rules=(\d+) correlations=\d+ rejected=(\d+) .*load_ms=(\d+) "
                                r"compile_ms=(\d+) databases=(\d+) patterns=(\d+) database_mib=([0-9.]+)")
         time.sleep(0.5)
         build = {"rules": int(m.group(1)), "rejected": int(m.group(2)), "load_ms": int(m.group(3)),
@@ -169,6 +212,7 @@ def run_once(args, data):
             time.sleep(0.2)
         alerts = api.alerts()
         lat = [(rfc3339_us(a["created"]) - rfc3339_us(a["received"])) / 1000.0 for a in alerts]
+        corr_lat = [(rfc3339_us(a["created"]) - rfc3339_us(a["received"])) / 1000.0 for a in alerts if "correlation" in a]
         events = mt["mamori_detect_events_evaluated_total"]
         result = {
             "build": build,
@@ -179,6 +223,10 @@ def run_once(args, data):
                              "mean": mt["mamori_detect_alert_latency_seconds_sum"] /
                              max(mt["mamori_detect_alert_latency_seconds_count"], 1) * 1000},
             "records_ms": {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "max": max(lat) if lat else None},
+            "correlation_alerts": len(corr_lat),
+            "correlation_records_ms": {"p50": pct(corr_lat, 0.5), "p99": pct(corr_lat, 0.99),
+                                       "max": max(corr_lat) if corr_lat else None},
+            "correlation_metrics": {k: v for k, v in mt.items() if k.startswith("mamori_detect_correlation")},
             "ack_ms_mean": mt["mamori_ingest_ack_latency_seconds_sum"] / max(mt["mamori_ingest_ack_latency_seconds_count"], 1)
             * 1000,
         }
@@ -201,6 +249,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--no-sync", action="store_true", help="store.sync=false (no fsync per group commit)")
+    ap.add_argument("--correlations", type=int, default=0, help="add N correlation rules (generate: true)")
     args = ap.parse_args()
     runs = [run_once(args, args.data) for _ in range(args.runs)]
 
@@ -216,6 +265,9 @@ def main():
         "latency_hist_p99_ms": med(lambda r: r["histogram_ms"]["p99"]),
         "latency_records_p50_ms": med(lambda r: r["records_ms"]["p50"]),
         "latency_records_p99_ms": med(lambda r: r["records_ms"]["p99"]),
+        "latency_correlation_p50_ms": med(lambda r: r["correlation_records_ms"]["p50"]),
+        "latency_correlation_p99_ms": med(lambda r: r["correlation_records_ms"]["p99"]),
+        "correlation_alerts": med(lambda r: r["correlation_alerts"]),
         "alerts": med(lambda r: r["alerts"]), "events": med(lambda r: r["events"])}}
     print(json.dumps(out))
     m = out["median"]
@@ -226,6 +278,10 @@ def main():
           "write); %d alerts from %d events" % (m["latency_hist_p50_ms"], m["latency_hist_p99_ms"],
                                                 m["latency_records_p50_ms"], m["latency_records_p99_ms"],
                                                 m["alerts"], m["events"]), file=sys.stderr)
+    if args.correlations:
+        print("correlation alerts: %s, event-to-alert p50 %s ms, p99 %s ms (records)"
+              % (m["correlation_alerts"], m["latency_correlation_p50_ms"], m["latency_correlation_p99_ms"]),
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

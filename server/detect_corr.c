@@ -398,8 +398,11 @@ static void migrate(corr_rt *c, corr_gen *g)
         t->versions = mamori_xcalloc(corr_gen_count(g) + 1, sizeof *t->versions);
     }
     buf_fini(&tmp);
-    if (!corr_gen_count(g)) {
-        for (uint32_t i = 0; i < c->tenant_count; i++) free(c->tenants[i].tenant);
+    if (!corr_gen_count(g)) { /* no correlations: no engines */
+        for (uint32_t i = 0; i < c->tenant_count; i++) {
+            free(c->tenants[i].tenant);
+            free(c->tenants[i].versions);
+        }
         c->tenant_count = 0;
     }
     if (c->tenant_count) LOG_INFO(MOD, "correlation state carried to the new rule set: %u (tenant, correlation) states", kept);

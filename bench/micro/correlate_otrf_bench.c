@@ -8,7 +8,9 @@
  * event-time order); the "with
  * correlations" runs also keep the matches of rules correlations use and feed them to one
  * engine after each batch (correlate_engine_feed_event, event ids formatted as the server
- * does). Runs alternate (base, with) so both see the same machine; thread CPU time, medians.
+ * does). Runs alternate (base, with; with, base) so both see the same machine; thread CPU
+ * time, medians. overhead_pct compares whole runs (noisy: a few % either way on a shared VM);
+ * feed_overhead_pct is the CPU time inside the correlation feeding alone over the base run's.
  * Then the state: keys held, checkpoint encode time and bytes for all correlations.
  *
  *   bench_correlate_otrf_bench [--correlations N] [--runs R] [--events N]
@@ -304,38 +306,47 @@ int main(int argc, char **argv)
     const detect_report *rep = detect_loader_report(l1);
     fprintf(stderr, "rules: %u loaded, %u correlations, %u rejected\n", rep->loaded, rep->correlations, rep->rejected);
 
-    double base[RUNS_MAX], with[RUNS_MAX], ckpt_ms = 0;
+    double base[RUNS_MAX], with[RUNS_MAX], feed[RUNS_MAX], ckpt_ms = 0;
     uint64_t alerts = 0, matches = 0, fed = 0;
     size_t state_bytes = 0;
     correlate_stats st = {0};
     for (int r = -1; r < runs; r++) { /* r = -1: warm-up */
         detect_worker *w = detect_worker_create();
         if (detect_worker_bind(w, rs1)) return 1;
-        struct feed fb = {.set = set};
-        double t0 = cpu_s();
-        for (size_t i = 0; i < nev; i += BATCH) {
-            fb.n = 0;
-            detect_eval_batch(w, ev + i, MAMORI_MIN((size_t)BATCH, nev - i), keep_hit, &fb);
-        }
-        double tb = cpu_s() - t0;
+        struct feed fb = {.set = set}, fw = {.set = set};
         correlate_options copt;
         correlate_options_default(&copt);
         correlate_engine *e = correlate_engine_create(set, &copt);
-        struct feed fw = {.set = set};
         uint64_t al = 0, nfed = 0;
-        t0 = cpu_s();
-        for (size_t i = 0; i < nev; i += BATCH) {
-            fw.n = 0;
-            detect_eval_batch(w, ev + i, MAMORI_MIN((size_t)BATCH, nev - i), keep_hit, &fw);
-            for (size_t h = 0; h < fw.n; h++) {
-                const mamori_event *x = &ev[i + fw.hits[h].index];
-                char eid[EVENT_ID_HEX_CHARS + 1];
-                event_id_format(x->ts_us, 1, i / BATCH + 1, x->index, eid);
-                correlate_engine_feed_event(e, fw.hits[h].rule, x, x->ts_us, eid, count_alert, &al);
-                nfed++;
+        double tb = 0, tw = 0, tf = 0;
+        for (int order = 0; order < 2; order++) { /* odd runs: with correlations first */
+            bool with_corr = (order == 0) == ((r & 1) != 0);
+            double t0 = cpu_s();
+            if (!with_corr) {
+                for (size_t i = 0; i < nev; i += BATCH) {
+                    fb.n = 0;
+                    detect_eval_batch(w, ev + i, MAMORI_MIN((size_t)BATCH, nev - i), keep_hit, &fb);
+                }
+                tb = cpu_s() - t0;
+                continue;
             }
+            for (size_t i = 0; i < nev; i += BATCH) {
+                fw.n = 0;
+                detect_eval_batch(w, ev + i, MAMORI_MIN((size_t)BATCH, nev - i), keep_hit, &fw);
+                if (!fw.n) continue;
+                double f0 = cpu_s();
+                for (size_t h = 0; h < fw.n; h++) {
+                    const mamori_event *x = &ev[i + fw.hits[h].index];
+                    char eid[EVENT_ID_HEX_CHARS + 1];
+                    event_id_format(x->ts_us, 1, i / BATCH + 1, x->index, eid);
+                    correlate_engine_feed_event(e, fw.hits[h].rule, x, x->ts_us, eid, count_alert, &al);
+                    nfed++;
+                }
+                tf += cpu_s() - f0;
+            }
+            tw = cpu_s() - t0;
         }
-        double tw = cpu_s() - t0;
+        if (r >= 0) feed[r] = tf;
         if (r >= 0) {
             base[r] = tb;
             with[r] = tw;
@@ -358,18 +369,23 @@ int main(int argc, char **argv)
         free(fw.hits);
         detect_worker_destroy(w);
     }
-    double ratios[RUNS_MAX];
-    for (int r = 0; r < runs; r++) ratios[r] = with[r] / base[r];
+    double ratios[RUNS_MAX], direct[RUNS_MAX];
+    for (int r = 0; r < runs; r++) {
+        ratios[r] = with[r] / base[r];
+        direct[r] = feed[r] / base[r];
+    }
+    qsort(direct, (size_t)runs, sizeof *direct, cmp_double);
+    qsort(feed, (size_t)runs, sizeof *feed, cmp_double);
     qsort(base, (size_t)runs, sizeof *base, cmp_double);
     qsort(with, (size_t)runs, sizeof *with, cmp_double);
     qsort(ratios, (size_t)runs, sizeof *ratios, cmp_double);
     int mid = runs / 2;
     printf("{\"events\":%zu,\"rules\":%u,\"correlations\":%u,\"runs\":%d,\"base_ns_per_event\":%.0f,"
-           "\"with_ns_per_event\":%.0f,\"overhead_pct\":%.1f,\"base_matches\":%llu,\"matches_fed\":%llu,"
+           "\"with_ns_per_event\":%.0f,\"overhead_pct\":%.1f,\"feed_ns_per_event\":%.1f,\"feed_overhead_pct\":%.2f,\"base_matches\":%llu,\"matches_fed\":%llu,"
            "\"correlation_alerts\":%llu,\"keys_held\":%llu,\"matches_held\":%llu,\"late\":%llu,\"missing_field\":%llu,"
            "\"checkpoint_encode_ms\":%.2f,\"checkpoint_bytes\":%zu}\n",
            nev, rep->loaded, rep->correlations, runs, base[mid] / (double)nev * 1e9, with[mid] / (double)nev * 1e9,
-           (ratios[mid] - 1.0) * 100.0, (unsigned long long)matches, (unsigned long long)fed,
+           (ratios[mid] - 1.0) * 100.0, feed[mid] / (double)nev * 1e9, direct[mid] * 100.0, (unsigned long long)matches, (unsigned long long)fed,
            (unsigned long long)alerts, (unsigned long long)st.keys, (unsigned long long)st.events,
            (unsigned long long)st.late, (unsigned long long)st.missing_field, ckpt_ms, state_bytes);
     correlate_set_destroy(set);

@@ -289,3 +289,26 @@ def test_rules_test_runs_over_history_without_alerting(node_factory):
     st, r = api.call("POST", "/v1/rules/test", dict(window, rule=SINGLE, extra=1))
     assert st == 400 and "unknown field 'extra'" in r["error"]["message"]
     assert api.call("GET", "/v1/rules/test")[0] == 405
+
+
+def test_reload_keeps_half_sequences(node_factory):
+    """SIGHUP rebuilds the rule set: the state moves to the new set's correlation with the same
+    id and type, so a sequence half-seen before the reload completes after it."""
+    import signal
+    srv, api = node_factory()
+    s = Sender(srv, "ws-05")
+    s.send([sec(4625, 0, "judy")])
+    wait_metric(api, "mamori_detect_correlation_batches_total", 1)
+    with open(os.path.join(srv.dir, "rules", "extra.yml"), "w") as f:
+        f.write(SINGLE)
+    mark = len(srv.log())
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_log(srv, r"rule set loaded generation=2 rules=4 correlations=2", start=mark)
+    wait_log(srv, r"correlation state carried to the new rule set: 2 ", start=mark)
+    s.send([sec(4624, 10, "judy")])
+    s.close()
+    deadline = time.time() + 30
+    while not sequence_alerts(api) and time.time() < deadline:
+        time.sleep(0.1)
+    alerts = sequence_alerts(api)
+    assert len(alerts) == 1 and alerts[0]["correlation"]["group"] == {"TargetUserName": "judy"}
