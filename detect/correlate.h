@@ -91,6 +91,24 @@ correlate_match *correlate_match_create(const correlate_set *set, const detect_r
 void correlate_match_destroy(correlate_match *m);
 int64_t correlate_match_time(const correlate_match *m);
 
+/* ---- matches on the wire (scale-out: docs/detection.md §11.8) ---------------------------------- */
+
+/* One entry per correlation using the match's rule. */
+size_t correlate_match_target_count(const correlate_match *m);
+/* The correlation of a target and its group key (the encoded group-by values a worker would
+ * be chosen by; NULL when a group-by field is missing). Borrowed from m and set. */
+const correlate_rule *correlate_match_target(const correlate_set *set, const correlate_match *m, size_t target,
+                                             const char **group_key, size_t *group_key_len);
+/* Appends one target of m as a self-contained message (the correlation named by id — title
+ * when none — and type, so sender and receiver may hold different rule-set generations). */
+void correlate_match_encode(const correlate_set *set, const correlate_match *m, size_t target, buf *out);
+/* A match with that one target, resolved against set (owned in *out): -EINVAL when the bytes
+ * are malformed or of another version, -ENOENT when set has no such correlation. */
+int correlate_match_decode(const correlate_set *set, const void *data, size_t len, correlate_match **out) MAMORI_WUR;
+/* Is the correlation grouped by the host (host.id, host.name, mamori.agent_id, Computer…)?
+ * Then an agent's matches need no re-keying: its detect worker owns the key already. */
+bool correlate_rule_grouped_by_host(const correlate_rule *r);
+
 /* ---- the engine ------------------------------------------------------------------------------ */
 
 typedef struct correlate_options {

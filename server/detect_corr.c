@@ -42,8 +42,9 @@ typedef struct corr_mark {
 struct corr_rt {
     const mamori_config *cfg;
     store *db;
-    pthread_mutex_t mu;
-    corr_gen *current;
+    pthread_mutex_t mu;      /* engines, marks, checkpoints */
+    pthread_mutex_t swap_mu; /* pairs the slot's rule set with current (never held long) */
+    corr_gen *current;       /* written under both locks, read under either */
     correlate_options opt;
     corr_tenant *tenants;
     uint32_t tenant_count, tenant_cap;
@@ -315,6 +316,7 @@ corr_rt *corr_rt_create(const mamori_config *cfg, store *db)
     c->cfg = cfg;
     c->db = db;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->swap_mu, NULL);
     correlate_options_default(&c->opt);
     c->opt.keys_max = cfg->detect.correlation_max_keys;
     c->opt.events_per_key_max = cfg->detect.correlation_max_events_per_key;
@@ -342,6 +344,7 @@ void corr_rt_destroy(corr_rt *c)
     free(c->table);
     free(c->prepared);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->swap_mu);
     free(c);
 }
 
@@ -413,19 +416,22 @@ void corr_rt_swap(corr_rt *c, corr_gen *g, detect_slot *slot, detect_ruleset *rs
     pthread_mutex_lock(&c->mu);
     if (c->current && c->tenant_count) migrate(c, g);
     corr_gen *old = c->current;
+    pthread_mutex_lock(&c->swap_mu);
     c->current = g;
+    detect_slot_set(slot, rs); /* a reader sees the set and its correlations together */
+    pthread_mutex_unlock(&c->swap_mu);
     c->full_due = true; /* states of removed correlations go */
-    detect_slot_set(slot, rs); /* under mu: a reader sees the set and its correlations together */
     pthread_mutex_unlock(&c->mu);
     corr_gen_unref(old);
 }
 
 detect_ruleset *corr_rt_acquire(corr_rt *c, detect_slot *slot, corr_gen **g)
 {
-    pthread_mutex_lock(&c->mu);
+    /* not mu: evaluation never waits for feeding or a checkpoint */
+    pthread_mutex_lock(&c->swap_mu);
     detect_ruleset *rs = detect_slot_get(slot);
     *g = corr_gen_ref(c->current);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->swap_mu);
     return rs;
 }
 

@@ -431,5 +431,6 @@ bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, c
     free(r.written);
     corr_alerts_fini(&r.corr_out);
     detect_worker_destroy(r.worker);
-    return r.commit_errors == 0;
+    /* unbound: nothing was re-fed to the correlations either (the next start retries) */
+    return bound && r.commit_errors == 0;
 }

@@ -1,0 +1,194 @@
+/* detect/correlate_wire.c — a base match for one correlation as bytes: what a detect worker
+ * would publish to `mamori.matches`, keyed by tenant and group-by value, so that the worker
+ * owning that key feeds it to its engine (docs/detection.md §11.8). One message per target
+ * (a match of a rule several correlations use may go to several workers). The correlation is
+ * named by its id (title when none) and type, not by its position, so sender and receiver
+ * may run different generations of the rule set. Little-endian, versioned:
+ *
+ *   "MCMT" u32 version  i64 time  u8 chained  str correlation-key  u32 type  u32 pos
+ *   u8 missing  u8 numeric  u64 number-bits  u64 value-hash  str group-key
+ *   u8 has-value [str value]  u32 id-count  str ids (each NUL-terminated)
+ *   where str = u32 length + bytes. */
+#include "correlate_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char MAGIC[4] = {'M', 'C', 'M', 'T'};
+#define WIRE_VERSION 1u
+#define WIRE_STR_MAX (16u << 20)
+
+static void put_u8(buf *b, uint8_t v) { buf_append(b, &v, 1); }
+static void put_u32(buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, 4);
+}
+static void put_u64(buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, 8);
+}
+static void put_str(buf *b, const char *s, size_t len)
+{
+    put_u32(b, (uint32_t)len);
+    buf_append(b, s, len);
+}
+
+static const char *rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
+
+size_t correlate_match_target_count(const correlate_match *m) { return m ? m->target_count : 0; }
+
+const correlate_rule *correlate_match_target(const correlate_set *set, const correlate_match *m, size_t target,
+                                             const char **group_key, size_t *group_key_len)
+{
+    MAMORI_ASSERT(target < m->target_count);
+    const struct mtarget *t = &m->targets[target];
+    *group_key = t->missing ? NULL : m->blob.data + t->key_off;
+    *group_key_len = t->missing ? 0 : t->key_len;
+    return &set->corrs[t->corr]->pub;
+}
+
+static size_t ids_len(const correlate_match *m)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->id_count; i++) n += strlen(m->blob.data + n) + 1;
+    return n;
+}
+
+void correlate_match_encode(const correlate_set *set, const correlate_match *m, size_t target, buf *out)
+{
+    MAMORI_ASSERT(target < m->target_count);
+    const struct mtarget *t = &m->targets[target];
+    const correlate_rule *r = &set->corrs[t->corr]->pub;
+    buf_append(out, MAGIC, 4);
+    put_u32(out, WIRE_VERSION);
+    put_u64(out, (uint64_t)m->time_us);
+    put_u8(out, m->chained);
+    put_str(out, rule_key(r), strlen(rule_key(r)));
+    put_u32(out, (uint32_t)r->type);
+    put_u32(out, t->pos);
+    put_u8(out, t->missing);
+    put_u8(out, t->numeric);
+    uint64_t bits;
+    memcpy(&bits, &t->number, sizeof bits);
+    put_u64(out, bits);
+    put_u64(out, t->value_hash);
+    put_str(out, t->missing ? "" : m->blob.data + t->key_off, t->missing ? 0 : t->key_len);
+    bool has_value = !t->missing && t->value_off != UINT32_MAX;
+    put_u8(out, has_value);
+    if (has_value) put_str(out, m->blob.data + t->value_off, t->value_len);
+    put_u32(out, m->id_count);
+    put_str(out, m->blob.data, ids_len(m));
+}
+
+struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static uint64_t get_n(struct rd *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return v;
+}
+
+static const char *get_str(struct rd *r, uint32_t *len)
+{
+    *len = (uint32_t)get_n(r, 4);
+    if (r->bad || *len > WIRE_STR_MAX || (size_t)(r->end - r->p) < *len) {
+        r->bad = true;
+        *len = 0;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += *len;
+    return s;
+}
+
+int correlate_match_decode(const correlate_set *set, const void *data, size_t len, correlate_match **out)
+{
+    *out = NULL;
+    struct rd r = {.p = data, .end = (const uint8_t *)data + len};
+    if (len < 8 || memcmp(data, MAGIC, 4) != 0) return -EINVAL;
+    r.p += 4;
+    if (get_n(&r, 4) != WIRE_VERSION) return -EINVAL;
+    int64_t time_us = (int64_t)get_n(&r, 8);
+    uint8_t chained = (uint8_t)get_n(&r, 1);
+    uint32_t key_len;
+    const char *key = get_str(&r, &key_len);
+    uint32_t type = (uint32_t)get_n(&r, 4), pos = (uint32_t)get_n(&r, 4);
+    uint8_t missing = (uint8_t)get_n(&r, 1), numeric = (uint8_t)get_n(&r, 1);
+    uint64_t bits = get_n(&r, 8), value_hash = get_n(&r, 8);
+    uint32_t group_len, value_len = 0, ids_bytes;
+    const char *group = get_str(&r, &group_len);
+    uint8_t has_value = (uint8_t)get_n(&r, 1);
+    const char *value = has_value ? get_str(&r, &value_len) : NULL;
+    uint32_t id_count = (uint32_t)get_n(&r, 4);
+    const char *ids = get_str(&r, &ids_bytes);
+    if (r.bad || r.p != r.end || chained > 1 || missing > 1 || numeric > 1 || has_value > 1) return -EINVAL;
+    /* the ids: id_count NUL-terminated strings filling ids_bytes exactly */
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < ids_bytes; i++) seen += ids[i] == '\0';
+    if (id_count == 0 || seen != id_count || ids[ids_bytes - 1] != '\0') return -EINVAL;
+    if (time_us < -((int64_t)1 << 62) || time_us > ((int64_t)1 << 62)) return -EINVAL;
+    double number;
+    memcpy(&number, &bits, sizeof number);
+    if (numeric && !isfinite(number)) return -EINVAL;
+    /* the correlation, by key and type, in this set */
+    uint32_t corr = UINT32_MAX;
+    for (uint32_t c = 0; c < set->count && corr == UINT32_MAX; c++) {
+        const correlate_rule *cr = &set->corrs[c]->pub;
+        const char *k = rule_key(cr);
+        if (strlen(k) == key_len && !memcmp(k, key, key_len) && (uint32_t)cr->type == type) corr = c;
+    }
+    if (corr == UINT32_MAX) return -ENOENT;
+    const correlate_rule *cr = &set->corrs[corr]->pub;
+    if (pos >= cr->rule_count) return -EINVAL;
+    correlate_match *m = mamori_xcalloc(1, sizeof *m);
+    m->time_us = time_us;
+    m->chained = chained;
+    m->targets = mamori_xcalloc(1, sizeof *m->targets);
+    m->target_count = 1;
+    buf_init(&m->blob);
+    buf_append(&m->blob, ids, ids_bytes);
+    m->id_count = id_count;
+    struct mtarget *t = &m->targets[0];
+    t->corr = corr;
+    t->pos = pos;
+    t->missing = missing;
+    t->numeric = numeric;
+    t->number = number;
+    t->value_hash = value_hash;
+    t->key_off = (uint32_t)m->blob.len;
+    buf_append(&m->blob, group, group_len);
+    t->key_len = group_len;
+    t->value_off = UINT32_MAX;
+    if (has_value) {
+        t->value_off = (uint32_t)m->blob.len;
+        buf_append(&m->blob, value, value_len);
+        t->value_len = value_len;
+    }
+    *out = m;
+    return 0;
+}
+
+bool correlate_rule_grouped_by_host(const correlate_rule *r)
+{
+    static const char *const host_fields[] = {"host.id", "host.name", "mamori.agent_id", "Computer", "Hostname",
+                                              "ComputerName"};
+    for (uint32_t g = 0; g < r->group_count; g++)
+        for (size_t i = 0; i < MAMORI_ARRAY_LEN(host_fields); i++)
+            if (!strcmp(r->group_by[g], host_fields[i])) return true;
+    return false;
+}
