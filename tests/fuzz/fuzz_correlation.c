@@ -107,6 +107,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (correlate_state_decode(eng, c, data, size) == 0) { /* a valid state by chance: fine */
         }
     }
+    /* the same bytes as a match on the wire (mamori.matches): rejected, or fed like any match */
+    correlate_match *wm = NULL;
+    if (correlate_match_decode(set, data, size, &wm) == 0) {
+        correlate_engine_feed(eng, wm, NULL, NULL);
+        correlate_match_destroy(wm);
+    }
     buf_fini(&out);
     detect_worker_destroy(w);
     correlate_engine_destroy(eng);
