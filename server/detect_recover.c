@@ -390,7 +390,7 @@ bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, c
     store_detect_mark *marks = mamori_xcalloc(r.gap_count, sizeof *marks);
     for (size_t i = 0; i < r.gap_count; i++) {
         agent_gap *g = &r.gaps[i];
-        qsort(g->seen_seqs, g->seen_count, sizeof *g->seen_seqs, cmp_u64);
+        if (g->seen_count) qsort(g->seen_seqs, g->seen_count, sizeof *g->seen_seqs, cmp_u64);
         size_t distinct = 0;
         for (size_t k = 0; k < g->seen_count; k++)
             if (k == 0 || g->seen_seqs[k] != g->seen_seqs[k - 1]) distinct++;
