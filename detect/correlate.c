@@ -172,9 +172,23 @@ static void lru_push(struct cstate *st, struct ckey *k)
 
 static void entry_free(struct centry *ent) { free(ent->data); }
 
+/* Removed keys listed for the next incremental checkpoint, at most this many bytes; past it
+ * the next checkpoint of the correlation is a full one. */
+#define REMOVED_LIST_MAX (4u << 20)
+
 /* Removes a key; its matches are counted as expired or evicted by the caller. */
 static void key_remove(struct cstate *st, struct ckey *k)
 {
+    if (!st->delta_full) {
+        if (st->removed.len + k->key_len + 4 > REMOVED_LIST_MAX) {
+            st->delta_full = true;
+            buf_clear(&st->removed);
+        } else {
+            uint32_t len = k->key_len;
+            buf_append(&st->removed, &len, sizeof len);
+            buf_append(&st->removed, k->key, k->key_len);
+        }
+    }
     struct ckey **p = &st->buckets[k->hash & (st->bucket_count - 1)];
     while (*p != k) p = &(*p)->hash_next;
     *p = k->hash_next;
@@ -231,9 +245,13 @@ struct ckey *cstate_key(correlate_engine *e, uint32_t corr, const char *key, uin
     return k;
 }
 
+void ckey_remove(correlate_engine *e, uint32_t corr, struct ckey *k) { key_remove(&e->states[corr], k); }
+
 void cstate_clear(correlate_engine *e, uint32_t corr)
 {
     struct cstate *st = &e->states[corr];
+    st->delta_full = true; /* whatever was checkpointed is replaced */
+    buf_clear(&st->removed);
     while (st->oldest) key_remove(st, st->oldest);
 }
 
@@ -543,6 +561,7 @@ static void process_target(struct feed_ctx *f, const correlate_match *m, const s
     uint32_t p = ckey_insert(e, t->corr, k, &ent);
     if (p != UINT32_MAX) evaluate(f, t->corr, k, p, depth);
     if (!k->count) key_remove(st, k);
+    else k->version = ++e->version;
 }
 
 /* ---- engine ------------------------------------------------------------------------------------------ */
@@ -568,6 +587,7 @@ void correlate_engine_destroy(correlate_engine *e)
     for (uint32_t c = 0; c < e->set->count; c++) {
         cstate_clear(e, c);
         free(e->states[c].buckets);
+        buf_fini(&e->states[c].removed);
     }
     free(e->states);
     free(e->sel);

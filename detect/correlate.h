@@ -191,4 +191,21 @@ void correlate_state_encode(const correlate_engine *e, size_t index, buf *out);
  * encoded one. */
 int correlate_state_decode(correlate_engine *e, size_t index, const void *data, size_t len) MAMORI_WUR;
 
+/* Incremental checkpoints: per correlation a header (id, type, watermark, arrival counter)
+ * and one record per key, so a checkpoint writes what changed. */
+void correlate_state_header_encode(const correlate_engine *e, size_t index, buf *out);
+/* Checks the header is of this correlation (-EINVAL otherwise) and raises the watermark and
+ * counter to it. Decode it before the correlation's keys. */
+int correlate_state_header_decode(correlate_engine *e, size_t index, const void *data, size_t len) MAMORI_WUR;
+/* Adds one key record (as correlate_state_delta gave it): -EINVAL when malformed or a key
+ * already held (nothing added). Limits apply as if the matches had arrived. */
+int correlate_state_key_decode(correlate_engine *e, size_t index, const void *data, size_t len) MAMORI_WUR;
+/* value NULL: the key was removed. key and value are borrowed for the call. */
+typedef void (*correlate_key_fn)(void *ctx, const char *key, size_t key_len, const void *value, size_t value_len);
+/* Calls fn for the keys of correlation index changed since the previous delta (removed ones
+ * first), or for every key when `all` or when the engine cannot list the changes (too many
+ * removals since, a state replaced by decode) — returned true then: the caller replaces
+ * every stored key of the correlation. Starts the next delta. scratch: the records' memory. */
+bool correlate_state_delta(correlate_engine *e, size_t index, bool all, buf *scratch, correlate_key_fn fn, void *ctx);
+
 #endif

@@ -135,6 +135,7 @@ struct ckey {
     struct ckey *newer, *older; /* LRU by last update (arrival) */
     struct centry *entries;     /* sorted by (time_us, seq) */
     uint32_t count, cap;
+    uint64_t version; /* engine version of its last change (incremental checkpoints) */
 };
 
 struct cstate {
@@ -142,6 +143,10 @@ struct cstate {
     uint32_t bucket_count; /* power of two */
     struct ckey *newest, *oldest;
     correlate_stats stats;
+    /* incremental checkpoints (correlate_state_delta) */
+    uint64_t delta_version; /* keys changed after it go into the next delta */
+    buf removed;            /* keys removed since the last delta: u32 length + bytes each */
+    bool delta_full;        /* the next delta must be everything (too many removals, a reload) */
 };
 
 struct correlate_engine {
@@ -150,6 +155,7 @@ struct correlate_engine {
     struct cstate *states;
     int64_t watermark_us;
     uint64_t seq;
+    uint64_t version; /* counts key changes, for incremental checkpoints */
     uint64_t late; /* late matches (once per match, whatever number of correlations) */
     /* window scratch (contributing entries, value hashes), grown to the largest key; a
      * chained evaluation may reuse it: fire() is done with it before feeding the chain */
@@ -161,6 +167,7 @@ struct correlate_engine {
 /* correlate.c, for correlate_state.c */
 struct ckey *cstate_key(correlate_engine *e, uint32_t corr, const char *key, uint32_t key_len, bool create);
 void cstate_clear(correlate_engine *e, uint32_t corr);
+void ckey_remove(correlate_engine *e, uint32_t corr, struct ckey *k);
 /* Inserts an entry (taking its data) in time order, evicting the oldest past the limit. */
 uint32_t ckey_insert(correlate_engine *e, uint32_t corr, struct ckey *k, const struct centry *ent);
 

@@ -43,6 +43,27 @@ static void put_str(buf *b, const char *s, size_t len)
 
 static const char *rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
 
+/* One key: str key  u32 entry-count  entries (the state's key record, also a record alone in
+ * incremental checkpoints). */
+static void put_key(buf *out, const struct ckey *k)
+{
+    put_str(out, k->key, k->key_len);
+    put_u32(out, k->count);
+    for (uint32_t i = 0; i < k->count; i++) {
+        const struct centry *ent = &k->entries[i];
+        uint64_t bits;
+        memcpy(&bits, &ent->number, sizeof bits);
+        put_u64(out, (uint64_t)ent->time_us);
+        put_u64(out, ent->seq);
+        put_u32(out, ent->pos);
+        put_u32(out, ent->id_count);
+        put_u64(out, bits);
+        put_u64(out, ent->value_hash);
+        put_u8(out, ent->has_value);
+        put_str(out, ent->data, ent->data_len);
+    }
+}
+
 void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
 {
     MAMORI_ASSERT(index < e->set->count);
@@ -56,23 +77,7 @@ void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
     put_u64(out, (uint64_t)e->watermark_us);
     put_u64(out, e->seq);
     put_u32(out, (uint32_t)st->stats.keys);
-    for (const struct ckey *k = st->oldest; k; k = k->newer) {
-        put_str(out, k->key, k->key_len);
-        put_u32(out, k->count);
-        for (uint32_t i = 0; i < k->count; i++) {
-            const struct centry *ent = &k->entries[i];
-            uint64_t bits;
-            memcpy(&bits, &ent->number, sizeof bits);
-            put_u64(out, (uint64_t)ent->time_us);
-            put_u64(out, ent->seq);
-            put_u32(out, ent->pos);
-            put_u32(out, ent->id_count);
-            put_u64(out, bits);
-            put_u64(out, ent->value_hash);
-            put_u8(out, ent->has_value);
-            put_str(out, ent->data, ent->data_len);
-        }
-    }
+    for (const struct ckey *k = st->oldest; k; k = k->newer) put_key(out, k);
 }
 
 struct reader {
@@ -104,6 +109,55 @@ static const char *get_str(struct reader *r, uint32_t *len)
     return s;
 }
 
+/* Reads one key record into correlation index (a key already held is malformed). Returns
+ * the key it created (half filled when r->bad), or NULL. */
+static struct ckey *read_key(correlate_engine *e, uint32_t index, struct reader *r, uint64_t seq)
+{
+    const correlate_rule *rule = &e->set->corrs[index]->pub;
+    uint32_t klen;
+    const char *kb = get_str(r, &klen);
+    uint32_t count = (uint32_t)get_n(r, 4);
+    if (r->bad) return NULL;
+    if (cstate_key(e, index, kb, klen, false)) { /* a key twice */
+        r->bad = true;
+        return NULL;
+    }
+    struct ckey *k = cstate_key(e, index, kb, klen, true);
+    int64_t prev = INT64_MIN;
+    for (uint32_t n = 0; n < count && !r->bad; n++) {
+        struct centry ent = {0};
+        ent.time_us = (int64_t)get_n(r, 8);
+        ent.seq = get_n(r, 8);
+        ent.pos = (uint32_t)get_n(r, 4);
+        ent.id_count = (uint32_t)get_n(r, 4);
+        uint64_t bits = get_n(r, 8);
+        memcpy(&ent.number, &bits, sizeof bits);
+        ent.value_hash = get_n(r, 8);
+        uint64_t has_value = get_n(r, 1);
+        uint32_t dlen;
+        const char *d = get_str(r, &dlen);
+        if (r->bad || has_value > 1 || ent.pos >= rule->rule_count || ent.time_us < prev || !time_ok(ent.time_us) ||
+            ent.seq > seq || !dlen || d[dlen - 1] != '\0' || !ent.id_count) {
+            r->bad = true;
+            break;
+        }
+        uint32_t nuls = 0;
+        for (uint32_t x = 0; x < dlen; x++) nuls += d[x] == '\0';
+        if (nuls != ent.id_count + (uint32_t)has_value) {
+            r->bad = true;
+            break;
+        }
+        prev = ent.time_us;
+        ent.has_value = has_value == 1;
+        ent.data_len = dlen;
+        ent.data = mamori_xmalloc(dlen);
+        memcpy(ent.data, d, dlen);
+        ckey_insert(e, index, k, &ent);
+    }
+    if (!r->bad && !k->count) r->bad = true; /* encoders never write empty keys */
+    return k;
+}
+
 int correlate_state_decode(correlate_engine *e, size_t index, const void *data, size_t len)
 {
     MAMORI_ASSERT(index < e->set->count);
@@ -121,49 +175,7 @@ int correlate_state_decode(correlate_engine *e, size_t index, const void *data, 
     if (watermark != INT64_MIN && !time_ok(watermark)) return -EINVAL;
     uint64_t seq = get_n(&r, 8);
     uint32_t keys = (uint32_t)get_n(&r, 4);
-    for (uint32_t i = 0; i < keys && !r.bad; i++) {
-        const char *kb = get_str(&r, &klen);
-        uint32_t count = (uint32_t)get_n(&r, 4);
-        if (r.bad) break;
-        if (cstate_key(e, (uint32_t)index, kb, klen, false)) { /* a key twice */
-            r.bad = true;
-            break;
-        }
-        struct ckey *k = cstate_key(e, (uint32_t)index, kb, klen, true);
-        int64_t prev = INT64_MIN;
-        for (uint32_t n = 0; n < count && !r.bad; n++) {
-            struct centry ent = {0};
-            ent.time_us = (int64_t)get_n(&r, 8);
-            ent.seq = get_n(&r, 8);
-            ent.pos = (uint32_t)get_n(&r, 4);
-            ent.id_count = (uint32_t)get_n(&r, 4);
-            uint64_t bits = get_n(&r, 8);
-            memcpy(&ent.number, &bits, sizeof bits);
-            ent.value_hash = get_n(&r, 8);
-            uint64_t has_value = get_n(&r, 1);
-            uint32_t dlen;
-            const char *d = get_str(&r, &dlen);
-            if (r.bad || has_value > 1 || ent.pos >= rule->rule_count || ent.time_us < prev || !time_ok(ent.time_us) ||
-                ent.seq > seq || !dlen ||
-                d[dlen - 1] != '\0' || !ent.id_count) {
-                r.bad = true;
-                break;
-            }
-            uint32_t nuls = 0;
-            for (uint32_t x = 0; x < dlen; x++) nuls += d[x] == '\0';
-            if (nuls != ent.id_count + (uint32_t)has_value) {
-                r.bad = true;
-                break;
-            }
-            prev = ent.time_us;
-            ent.has_value = has_value == 1;
-            ent.data_len = dlen;
-            ent.data = mamori_xmalloc(dlen);
-            memcpy(ent.data, d, dlen);
-            ckey_insert(e, (uint32_t)index, k, &ent);
-        }
-        if (!r.bad && !k->count) r.bad = true; /* encoders never write empty keys */
-    }
+    for (uint32_t i = 0; i < keys && !r.bad; i++) (void)read_key(e, (uint32_t)index, &r, seq);
     if (r.bad || r.p != r.end) {
         cstate_clear(e, (uint32_t)index);
         return -EINVAL;
@@ -171,4 +183,78 @@ int correlate_state_decode(correlate_engine *e, size_t index, const void *data, 
     if (watermark > e->watermark_us) e->watermark_us = watermark;
     if (seq > e->seq) e->seq = seq;
     return 0;
+}
+
+/* ---- incremental checkpoints ---------------------------------------------------------------- */
+
+static const char HEADER_MAGIC[4] = {'M', 'C', 'S', 'H'};
+
+void correlate_state_header_encode(const correlate_engine *e, size_t index, buf *out)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    const correlate_rule *r = &e->set->corrs[index]->pub;
+    buf_append(out, HEADER_MAGIC, 4);
+    put_u32(out, CORRELATE_STATE_VERSION);
+    put_str(out, rule_key(r), strlen(rule_key(r)));
+    put_u32(out, (uint32_t)r->type);
+    put_u32(out, r->rule_count);
+    put_u64(out, (uint64_t)e->watermark_us);
+    put_u64(out, e->seq);
+}
+
+int correlate_state_header_decode(correlate_engine *e, size_t index, const void *data, size_t len)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    const correlate_rule *rule = &e->set->corrs[index]->pub;
+    struct reader r = {.p = data, .end = (const uint8_t *)data + len};
+    if (len < 8 || memcmp(data, HEADER_MAGIC, 4) != 0) return -EINVAL;
+    r.p += 4;
+    if (get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
+    uint32_t klen;
+    const char *key = get_str(&r, &klen);
+    if (!key || klen != strlen(rule_key(rule)) || memcmp(key, rule_key(rule), klen) != 0) return -EINVAL;
+    if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
+    int64_t watermark = (int64_t)get_n(&r, 8);
+    uint64_t seq = get_n(&r, 8);
+    if (r.bad || r.p != r.end || (watermark != INT64_MIN && !time_ok(watermark))) return -EINVAL;
+    if (watermark > e->watermark_us) e->watermark_us = watermark;
+    if (seq > e->seq) e->seq = seq;
+    return 0;
+}
+
+int correlate_state_key_decode(correlate_engine *e, size_t index, const void *data, size_t len)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    struct reader r = {.p = data, .end = (const uint8_t *)data + len};
+    struct ckey *k = read_key(e, (uint32_t)index, &r, e->seq);
+    if (r.bad || r.p != r.end) {
+        if (k) ckey_remove(e, (uint32_t)index, k);
+        return -EINVAL;
+    }
+    k->version = ++e->version;
+    return 0;
+}
+
+bool correlate_state_delta(correlate_engine *e, size_t index, bool all, buf *scratch, correlate_key_fn fn, void *ctx)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    struct cstate *st = &e->states[index];
+    bool full = all || st->delta_full;
+    if (!full) /* removals first: a key removed then made again is put after its delete */
+        for (size_t at = 0; at + 4 <= st->removed.len;) {
+            uint32_t len;
+            memcpy(&len, st->removed.data + at, sizeof len);
+            fn(ctx, st->removed.data + at + 4, len, NULL, 0);
+            at += 4 + len;
+        }
+    for (const struct ckey *k = st->oldest; k; k = k->newer) {
+        if (!full && k->version <= st->delta_version) continue;
+        buf_clear(scratch);
+        put_key(scratch, k);
+        fn(ctx, k->key, k->key_len, scratch->data, scratch->len);
+    }
+    st->delta_version = e->version;
+    buf_clear(&st->removed);
+    st->delta_full = false;
+    return full;
 }
