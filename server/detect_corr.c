@@ -64,7 +64,7 @@ struct corr_rt {
     size_t prepared_count;
     correlate_stats retired; /* counters of engines a reload replaced */
     uint64_t fed_batches, refed_batches, checkpoints, checkpoint_errors, checkpoint_bytes, checkpoint_us_sum;
-    uint64_t checkpoint_us_last, alerts_raised, restored_keys, restore_errors;
+    uint64_t checkpoint_us_last, checkpoint_keys, alerts_raised, restored_keys, restore_errors;
 };
 
 /* ---- generations ---------------------------------------------------------------------------- */
@@ -506,26 +506,57 @@ void corr_checkpoint_init(corr_checkpoint *k)
 {
     memset(k, 0, sizeof *k);
     buf_init(&k->data);
+    buf_init(&k->scratch);
 }
 
 void corr_checkpoint_fini(corr_checkpoint *k)
 {
     buf_fini(&k->data);
+    buf_fini(&k->scratch);
+    free(k->ops);
     free(k->puts);
-    free(k->offsets);
 }
 
-static void ck_put(corr_checkpoint *k, size_t key_off, size_t key_len, size_t val_off)
+enum { CK_PUT, CK_DELETE, CK_RANGE };
+
+/* One write operation; key and value are offsets in k->data (it moves while growing). */
+static void ck_op(corr_checkpoint *k, uint8_t kind, size_t key_off, size_t key_len, size_t val_off, size_t val_len)
 {
     if (k->count == k->cap) {
-        k->cap = k->cap ? k->cap * 2 : 16;
-        k->puts = mamori_xrealloc(k->puts, k->cap * sizeof *k->puts);
-        k->offsets = mamori_xrealloc(k->offsets, k->cap * 3 * sizeof *k->offsets);
+        k->cap = k->cap ? k->cap * 2 : 64;
+        k->ops = mamori_xrealloc(k->ops, k->cap * sizeof *k->ops);
     }
-    k->offsets[k->count * 3] = key_off;
-    k->offsets[k->count * 3 + 1] = key_len;
-    k->offsets[k->count * 3 + 2] = val_off;
-    k->count++;
+    k->ops[k->count++] = (corr_ck_op){kind, key_off, key_len, val_off, val_len};
+}
+
+/* Appends prefix + tail as a key; returns its offset. */
+static size_t ck_key(corr_checkpoint *k, const char *prefix, size_t prefix_len, const char *tail, size_t tail_len)
+{
+    size_t off = k->data.len;
+    buf_append(&k->data, prefix, prefix_len);
+    buf_append(&k->data, tail, tail_len);
+    return off;
+}
+
+typedef struct delta_ctx {
+    corr_checkpoint *k;
+    const char *prefix; /* corr/st/<tenant>/<correlation>\x01k */
+    size_t prefix_len;
+    uint64_t keys;
+} delta_ctx;
+
+static void on_delta(void *ctx, const char *key, size_t key_len, const void *value, size_t value_len)
+{
+    delta_ctx *d = ctx;
+    size_t off = ck_key(d->k, d->prefix, d->prefix_len, key, key_len);
+    if (!value) {
+        ck_op(d->k, CK_DELETE, off, d->prefix_len + key_len, 0, 0);
+        return;
+    }
+    size_t val_off = d->k->data.len;
+    buf_append(&d->k->data, value, value_len);
+    ck_op(d->k, CK_PUT, off, d->prefix_len + key_len, val_off, value_len);
+    d->keys++;
 }
 
 bool corr_rt_checkpoint_take(corr_rt *c, bool force, bool self_inflight, corr_checkpoint *k)
@@ -556,24 +587,35 @@ bool corr_rt_checkpoint_take(corr_rt *c, bool force, bool self_inflight, corr_ch
     buf_clear(&k->data);
     k->count = 0;
     k->full = c->full_due;
-    /* the states that changed (all of them after a reload or a restore) */
+    k->keys_written = 0;
+    /* per changed (tenant, correlation): its header, and the keys changed or removed since the
+     * last checkpoint (every key after a start or a reload: corr/st/ is cleared first) */
+    char prefix[1200];
     for (uint32_t i = 0; i < c->tenant_count; i++) {
         corr_tenant *t = &c->tenants[i];
         for (size_t n = 0; n < corr_gen_count(c->current); n++) {
             uint64_t v = version_of(t->engine, n);
             if (!k->full && t->versions[n] == v) continue;
-            k->versions_dirty = true;
-            const char *key = corr_key(correlate_set_rule(c->current->set, n));
-            size_t key_off = k->data.len;
-            buf_printf(&k->data, "%s%016llx/%s", CORR_STATE_PREFIX, (unsigned long long)t->tenant_hash, key);
-            size_t key_len = k->data.len - key_off, val_off = k->data.len;
-            correlate_state_encode(t->engine, n, &k->data);
-            ck_put(k, key_off, key_len, val_off);
+            const char *ck = corr_key(correlate_set_rule(c->current->set, n));
+            int plen = snprintf(prefix, sizeof prefix, "%s%016llx/%.1000s\x01", CORR_STATE_PREFIX,
+                                (unsigned long long)t->tenant_hash, ck);
+            size_t pl = (size_t)plen;
+            size_t off = ck_key(k, prefix, pl, "h", 1);
+            size_t val_off = k->data.len;
+            correlate_state_header_encode(t->engine, n, &k->data);
+            ck_op(k, CK_PUT, off, pl + 1, val_off, k->data.len - val_off);
+            prefix[pl] = 'k';
+            delta_ctx d = {.k = k, .prefix = prefix, .prefix_len = pl + 1};
+            bool full = correlate_state_delta(t->engine, n, k->full, &k->scratch, on_delta, &d);
+            /* a full delta of this correlation alone: its stored keys go first (ranges apply
+             * before puts in the write) */
+            if (full && !k->full) ck_op(k, CK_RANGE, ck_key(k, prefix, pl + 1, "", 0), pl + 1, 0, 0);
+            k->keys_written += d.keys;
+            t->versions[n] = v;
         }
     }
     /* the fed-up-to seqs, one value */
-    size_t key_off = k->data.len;
-    buf_puts(&k->data, CORR_MARKS_KEY);
+    size_t key_off = ck_key(k, CORR_MARKS_KEY, strlen(CORR_MARKS_KEY), "", 0);
     size_t val_off = k->data.len;
     uint8_t h[20];
     mamori_put_be64(h, ((uint64_t)CORR_MARKS_MAGIC << 32) | CORR_MARKS_VERSION);
@@ -590,22 +632,28 @@ bool corr_rt_checkpoint_take(corr_rt *c, bool force, bool self_inflight, corr_ch
         mamori_put_be64(m + 16, c->marks[i].seq);
         buf_append(&k->data, m, sizeof m);
     }
-    ck_put(k, key_off, strlen(CORR_MARKS_KEY), val_off);
-    /* the values end where the next key starts */
+    ck_op(k, CK_PUT, key_off, strlen(CORR_MARKS_KEY), val_off, k->data.len - val_off);
+    /* pointers, now that the data stopped moving: puts, then deletes, then ranges */
+    free(k->puts);
+    k->puts = mamori_xmalloc((k->count ? k->count : 1) * sizeof *k->puts);
+    size_t np = 0, nd = 0, nr = 0;
+    for (size_t i = 0; i < k->count; i++) np += k->ops[i].kind == CK_PUT, nd += k->ops[i].kind == CK_DELETE;
+    size_t at_p = 0, at_d = np, at_r = np + nd;
     for (size_t i = 0; i < k->count; i++) {
-        size_t end = i + 1 < k->count ? k->offsets[(i + 1) * 3] : k->data.len;
-        k->puts[i] = (store_state_put){.key = k->data.data + k->offsets[i * 3],
-                                       .key_len = k->offsets[i * 3 + 1],
-                                       .value = k->data.data + k->offsets[i * 3 + 2],
-                                       .value_len = end - k->offsets[i * 3 + 2]};
+        const corr_ck_op *o = &k->ops[i];
+        store_state_put x = {.key = k->data.data + o->key_off, .key_len = o->key_len,
+                             .value = k->data.data + o->val_off, .value_len = o->val_len};
+        if (o->kind == CK_PUT) k->puts[at_p++] = x;
+        else if (o->kind == CK_DELETE) k->puts[at_d++] = x;
+        else k->puts[at_r++] = x, nr++;
     }
-    k->write = (store_state_write){.delete_prefix = k->full ? CORR_STATE_PREFIX : NULL, .puts = k->puts,
-                                   .put_count = k->count};
+    k->write = (store_state_write){.delete_prefix = k->full ? CORR_STATE_PREFIX : NULL,
+                                   .delete_ranges = k->puts + np + nd, .delete_range_count = nr,
+                                   .deletes = k->puts + np, .delete_count = nd,
+                                   .puts = k->puts, .put_count = np};
     k->taken = true;
     k->encode_us = clock_mono_us() - t0;
     /* assume success; a failed write sets full_due again (corr_rt_checkpoint_done) */
-    for (uint32_t i = 0; i < c->tenant_count; i++)
-        for (size_t n = 0; n < corr_gen_count(c->current); n++) c->tenants[i].versions[n] = version_of(c->tenants[i].engine, n);
     c->full_due = false;
     c->dirty = false;
     c->last_checkpoint_ms = now_ms;
@@ -619,6 +667,7 @@ void corr_rt_checkpoint_done(corr_rt *c, corr_checkpoint *k, bool ok, int64_t wr
     pthread_mutex_lock(&c->mu);
     if (ok) {
         c->checkpoints++;
+        c->checkpoint_keys += k->keys_written;
         c->checkpoint_bytes = k->data.len;
         c->checkpoint_us_last = (uint64_t)(k->encode_us + write_us);
         c->checkpoint_us_sum += c->checkpoint_us_last;
@@ -649,18 +698,41 @@ int corr_rt_checkpoint_now(corr_rt *c)
 
 /* ---- start-up ---------------------------------------------------------------------------------- */
 
+typedef struct restore_ctx {
+    corr_rt *c;
+    corr_tenant *t; /* of the last header read */
+    size_t index;
+    bool header_ok;
+} restore_ctx;
+
+/* corr/st/<16 hex tenant>/<correlation id or title>\x01h (header) and \x01k<group key> (one
+ * key); the header sorts before its keys. */
 static int restore_one(void *ctx, const void *key, size_t key_len, const void *value, size_t len)
 {
-    corr_rt *c = ctx;
+    restore_ctx *r = ctx;
+    corr_rt *c = r->c;
     const char *k = key;
-    /* corr/st/<16 hex tenant>/<correlation key> */
-    if (key_len < CORR_STATE_PREFIX_LEN + 18 || k[CORR_STATE_PREFIX_LEN + 16] != '/') return 0;
+    size_t head = CORR_STATE_PREFIX_LEN + 17;
+    if (key_len < head + 2 || k[CORR_STATE_PREFIX_LEN + 16] != '/') return 0;
+    const char *sep = memchr(k + head, '\x01', key_len - head);
+    if (!sep || sep + 1 >= k + key_len) return 0; /* another layout: dropped by the next full checkpoint */
+    const char *ck = k + head;
+    size_t ck_len = (size_t)(sep - ck);
+    if (sep[1] == 'k') {
+        if (!r->header_ok) return 0;
+        if (correlate_state_key_decode(r->t->engine, r->index, value, len) != 0) {
+            c->restore_errors++;
+            LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "correlation state of %.*s: a key unreadable, dropped",
+                            (int)MAMORI_MIN(ck_len, 200u), ck);
+        }
+        return 0;
+    }
+    r->header_ok = false;
+    if (sep[1] != 'h') return 0;
     char hex[17];
     memcpy(hex, k + CORR_STATE_PREFIX_LEN, 16);
     hex[16] = '\0';
     uint64_t th = strtoull(hex, NULL, 16);
-    const char *ck = k + CORR_STATE_PREFIX_LEN + 17;
-    size_t ck_len = key_len - CORR_STATE_PREFIX_LEN - 17;
     size_t idx = SIZE_MAX;
     for (size_t n = 0; n < corr_gen_count(c->current); n++) {
         const char *name = corr_key(correlate_set_rule(c->current->set, n));
@@ -670,15 +742,15 @@ static int restore_one(void *ctx, const void *key, size_t key_len, const void *v
     char tenant[260];
     if (store_tenant_name(c->db, th, tenant, sizeof tenant) != 0) return 0;
     corr_tenant *t = tenant_get(c, th, tenant);
-    if (correlate_state_decode(t->engine, idx, value, len) != 0) {
+    if (correlate_state_header_decode(t->engine, idx, value, len) != 0) {
         c->restore_errors++;
-        LOG_ERROR(MOD, "correlation state of %.*s (tenant %s) unreadable or of another rule version: starting it empty",
-                  (int)ck_len, ck, tenant);
+        LOG_ERROR(MOD, "correlation state of %.*s (tenant %s) of another rule version or unreadable: starting it empty",
+                  (int)MAMORI_MIN(ck_len, 200u), ck, tenant);
         return 0;
     }
-    correlate_stats st;
-    correlate_engine_stats(t->engine, idx, &st);
-    c->restored_keys += st.keys;
+    r->t = t;
+    r->index = idx;
+    r->header_ok = true;
     return 0;
 }
 
@@ -686,10 +758,17 @@ void corr_rt_restore(corr_rt *c)
 {
     pthread_mutex_lock(&c->mu);
     if (c->have_checkpoint && corr_gen_count(c->current)) {
-        if (store_state_scan(c->db, CORR_STATE_PREFIX, CORR_STATE_PREFIX_LEN, restore_one, c) < 0)
+        restore_ctx r = {.c = c};
+        int64_t t0 = clock_mono_us();
+        if (store_state_scan(c->db, CORR_STATE_PREFIX, CORR_STATE_PREFIX_LEN, restore_one, &r) < 0)
             LOG_ERROR(MOD, "reading the correlation state failed: correlations start empty");
-        LOG_INFO(MOD, "correlation state restored: keys=%llu errors=%llu", (unsigned long long)c->restored_keys,
-                 (unsigned long long)c->restore_errors);
+        for (uint32_t i = 0; i < c->tenant_count; i++) {
+            correlate_stats st;
+            correlate_engine_stats(c->tenants[i].engine, SIZE_MAX, &st);
+            c->restored_keys += st.keys;
+        }
+        LOG_INFO(MOD, "correlation state restored: keys=%llu errors=%llu ms=%.1f", (unsigned long long)c->restored_keys,
+                 (unsigned long long)c->restore_errors, (double)(clock_mono_us() - t0) / 1000.0);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -735,6 +814,7 @@ void corr_rt_write_metrics(corr_rt *c, buf *o)
     uint64_t loaded = corr_gen_count(c->current);
     uint64_t fed = c->fed_batches, refed = c->refed_batches, ck = c->checkpoints, ckerr = c->checkpoint_errors;
     uint64_t ckbytes = c->checkpoint_bytes, ckus = c->checkpoint_us_sum, cklast = c->checkpoint_us_last;
+    uint64_t ckkeys = c->checkpoint_keys;
     uint64_t raised = c->alerts_raised;
     pthread_mutex_unlock(&c->mu);
 #define M(name, type, help, v)                                                                                          \
@@ -762,6 +842,8 @@ void corr_rt_write_metrics(corr_rt *c, buf *o)
     M("mamori_detect_correlation_checkpoints_total", "counter", "correlation state checkpoints written", ck);
     M("mamori_detect_correlation_checkpoint_errors_total", "counter", "correlation checkpoint writes that failed", ckerr);
     M("mamori_detect_correlation_checkpoint_bytes", "gauge", "bytes of the last checkpoint write", ckbytes);
+    M("mamori_detect_correlation_checkpoint_keys_total", "counter",
+      "group-by keys written by checkpoints (only the keys changed since the previous one)", ckkeys);
     buf_printf(o,
                "# HELP mamori_detect_correlation_checkpoint_seconds time encoding and writing checkpoints\n"
                "# TYPE mamori_detect_correlation_checkpoint_seconds summary\n"

@@ -166,13 +166,18 @@ void corr_alerts_clear(corr_alerts *a);
 void corr_alerts_fix(corr_alerts *a);
 
 /* A checkpoint taken under the lock and written by the caller (its data owned here). */
+typedef struct corr_ck_op {
+    uint8_t kind;
+    size_t key_off, key_len, val_off, val_len;
+} corr_ck_op;
 typedef struct corr_checkpoint {
-    buf data;
-    store_state_put *puts;
-    size_t *offsets;
+    buf data, scratch;
+    corr_ck_op *ops;
     size_t count, cap;
+    store_state_put *puts; /* puts, then deletes, then ranges */
     store_state_write write;
-    bool full, taken, versions_dirty;
+    bool full, taken;
+    uint64_t keys_written;
     int64_t encode_us;
 } corr_checkpoint;
 void corr_checkpoint_init(corr_checkpoint *k);

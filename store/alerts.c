@@ -358,16 +358,26 @@ int store_alerts_commit(store *s, const store_alert *alerts, size_t count, const
     return store_alerts_commit_state(s, alerts, count, marks, mark_count, NULL, written, written_count);
 }
 
+/* Removes every key starting with prefix: [prefix, prefix with its last byte + 1). State
+ * prefixes end in an ASCII byte. */
+static void delete_prefix(store *s, rocksdb_writebatch_t *wb, const char *prefix, size_t n)
+{
+    MAMORI_ASSERT(n > 0 && (unsigned char)prefix[n - 1] < 0x7f);
+    char local[256];
+    char *end = n <= sizeof local ? local : mamori_xmalloc(n);
+    memcpy(end, prefix, n);
+    end[n - 1] = (char)(end[n - 1] + 1);
+    rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_STATE], prefix, n, end, n);
+    if (end != local) free(end);
+}
+
 static void put_state(store *s, rocksdb_writebatch_t *wb, const store_state_write *st)
 {
-    if (st->delete_prefix) {
-        size_t n = strlen(st->delete_prefix);
-        char end[256];
-        MAMORI_ASSERT(n > 0 && n < sizeof end);
-        memcpy(end, st->delete_prefix, n);
-        end[n - 1] = (char)(end[n - 1] + 1); /* prefixes are ASCII: the next key after them all */
-        rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_STATE], st->delete_prefix, n, end, n);
-    }
+    if (st->delete_prefix) delete_prefix(s, wb, st->delete_prefix, strlen(st->delete_prefix));
+    for (size_t i = 0; i < st->delete_range_count; i++)
+        delete_prefix(s, wb, st->delete_ranges[i].key, st->delete_ranges[i].key_len);
+    for (size_t i = 0; i < st->delete_count; i++)
+        rocksdb_writebatch_delete_cf(wb, s->cf[CF_STATE], st->deletes[i].key, st->deletes[i].key_len);
     for (size_t i = 0; i < st->put_count; i++)
         rocksdb_writebatch_put_cf(wb, s->cf[CF_STATE], st->puts[i].key, st->puts[i].key_len, st->puts[i].value,
                                   st->puts[i].value_len);
@@ -380,7 +390,8 @@ int store_alerts_commit_state(store *s, const store_alert *alerts, size_t count,
     MAMORI_ASSERT(s && (alerts || count == 0) && (marks || mark_count == 0));
     uint32_t n_written = 0;
     if (written_count) *written_count = 0;
-    bool has_state = state && (state->delete_prefix || state->put_count);
+    bool has_state = state && (state->delete_prefix || state->delete_range_count || state->delete_count ||
+                               state->put_count);
     if (count == 0 && mark_count == 0 && !has_state) return 0;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     buf value, scratch;

@@ -275,8 +275,8 @@ int store_alerts_commit(store *s, const store_alert *alerts, size_t count, const
                         size_t mark_count, bool *written, uint32_t *written_count) MAMORI_WUR;
 
 /* Other state written in the same RocksDB write as alerts and watermarks (state column
- * family): correlation checkpoints (server/detect_corr.c). delete_prefix, when not NULL,
- * removes every state key starting with it before the puts are applied (same write). */
+ * family): correlation checkpoints (server/detect_corr.c). Applied in this order, in the same
+ * write: delete_prefix and delete_ranges (every key starting with them), deletes, puts. */
 typedef struct store_state_put {
     const void *key;
     size_t key_len;
@@ -284,7 +284,11 @@ typedef struct store_state_put {
     size_t value_len;
 } store_state_put;
 typedef struct store_state_write {
-    const char *delete_prefix;
+    const char *delete_prefix;           /* a C-string prefix, or NULL */
+    const store_state_put *delete_ranges; /* .key: a prefix removed (value unused) */
+    size_t delete_range_count;
+    const store_state_put *deletes; /* .key: one key removed */
+    size_t delete_count;
     const store_state_put *puts;
     size_t put_count;
 } store_state_write;

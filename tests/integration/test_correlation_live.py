@@ -150,7 +150,9 @@ def test_half_sequence_survives_kill9(node_factory, checkpointed):
     m = wait_metric(api, "mamori_detect_correlation_batches_total", 1)
     assert m["mamori_detect_correlation_keys"] == 2
     if checkpointed:
-        wait_metric(api, "mamori_detect_correlation_checkpoints_total", 2)  # start-up + this batch
+        m = wait_metric(api, "mamori_detect_correlation_checkpoints_total", 2)  # start-up + this batch
+        # incremental: the start-up checkpoint had no key, this one the two touched
+        assert m["mamori_detect_correlation_checkpoint_keys_total"] == 2
     mark = restart(srv, kill=True)
     wait_log(srv, r"correlation state restored: keys=%d" % (2 if checkpointed else 0), start=mark)
     if not checkpointed:
