@@ -456,6 +456,21 @@ static void test_state_with_commit(void **state)
     assert_int_equal(store_state_scan(f->s, "corr/marks", 10, collect_state, &seen), 0);
     assert_int_equal(seen.n, 1);
     assert_string_equal(seen.values[0], "m2");
+    /* one key deleted, a binary-keyed range cleared, a put: in one write */
+    store_state_put more[] = {{"corr/st/c\x01k1", 11, "3", 1}, {"corr/st/c\x01k2", 11, "4", 1},
+                              {"corr/st/d", 9, "5", 1}};
+    store_state_write w3 = {.puts = more, .put_count = 3};
+    assert_int_equal(store_alerts_commit_state(f->s, NULL, 0, NULL, 0, &w3, NULL, NULL), 0);
+    store_state_put range = {"corr/st/c\x01k", 10, NULL, 0}, del = {"corr/st/d", 9, NULL, 0};
+    store_state_put after = {"corr/st/c\x01k3", 11, "6", 1};
+    store_state_write w4 = {.delete_ranges = &range, .delete_range_count = 1, .deletes = &del, .delete_count = 1,
+                            .puts = &after, .put_count = 1};
+    assert_int_equal(store_alerts_commit_state(f->s, NULL, 0, NULL, 0, &w4, NULL, NULL), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(store_state_scan(f->s, "corr/st/", 8, collect_state, &seen), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.keys[0], "corr/st/b");
+    assert_memory_equal(seen.keys[1], "corr/st/c\x01k3", 11);
     /* the watermarks beside them are untouched */
     store_detect_mark got = {0};
     assert_int_equal(store_detect_marks_scan(f->s, collect_mark, &got), 0);
