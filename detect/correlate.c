@@ -560,6 +560,8 @@ static void process_target(struct feed_ctx *f, const correlate_match *m, const s
     }
     uint32_t p = ckey_insert(e, t->corr, k, &ent);
     if (p != UINT32_MAX) evaluate(f, t->corr, k, p, depth);
+    /* k is the newest of its LRU list (pushed above; chained alerts touch other correlations
+     * only), so versions decrease from the newest key: correlate_state_delta relies on it */
     if (!k->count) key_remove(st, k);
     else k->version = ++e->version;
 }

@@ -247,8 +247,10 @@ bool correlate_state_delta(correlate_engine *e, size_t index, bool all, buf *scr
             fn(ctx, st->removed.data + at + 4, len, NULL, 0);
             at += 4 + len;
         }
-    for (const struct ckey *k = st->oldest; k; k = k->newer) {
-        if (!full && k->version <= st->delta_version) continue;
+    /* a change moves its key to the newest end of the LRU list (process_target), so the keys
+     * changed since the last delta are the newest ones: stop at the first older version */
+    for (const struct ckey *k = st->newest; k; k = k->older) {
+        if (!full && k->version <= st->delta_version) break;
         buf_clear(scratch);
         put_key(scratch, k);
         fn(ctx, k->key, k->key_len, scratch->data, scratch->len);

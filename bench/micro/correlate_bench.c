@@ -5,6 +5,9 @@
  *
  *   bench_correlate_bench [--keys N] [--per-key M] [--runs R] [--keys-max K]
  *
+ * It also times incremental checkpoints (correlate_state_delta): every key of the event_count
+ * once, then again after 1,000 of its keys changed.
+ *
  * --keys-max below --keys shows the memory bound: keys past it evict the least recently
  * updated ones (counted) and the peak RSS stays flat.
  *
@@ -93,6 +96,18 @@ static int cmp_double(const void *a, const void *b)
 
 static void count_alert(void *ctx, const correlate_alert *a) { *(uint64_t *)ctx += a->emit; }
 
+typedef struct delta_count {
+    uint64_t keys, bytes;
+} delta_count;
+
+static void count_delta(void *ctx, const char *key, size_t key_len, const void *value, size_t value_len)
+{
+    delta_count *d = ctx;
+    (void)key;
+    d->keys += value != NULL;
+    d->bytes += key_len + value_len;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t keys = 1000000, per_key = 1, keys_max = 0;
@@ -131,6 +146,8 @@ int main(int argc, char **argv)
     double *bytes_key = calloc((size_t)runs, sizeof *bytes_key), *enc_ms = calloc((size_t)runs, sizeof *enc_ms);
     double *dec_ms = calloc((size_t)runs, sizeof *dec_ms), *seq_us = calloc((size_t)runs, sizeof *seq_us);
     size_t enc_bytes = 0;
+    double *delta_all_ms = calloc((size_t)runs, sizeof(double)), *delta_1k_ms = calloc((size_t)runs, sizeof(double));
+    uint64_t delta_all_keys = 0, delta_1k_keys = 0, delta_1k_bytes = 0;
     uint64_t alerts = 0;
     correlate_stats st = {0};
     for (int run = 0; run < runs; run++) {
@@ -172,6 +189,31 @@ int main(int argc, char **argv)
         enc_bytes = out.len;
         buf_fini(&out);
         correlate_engine_destroy(e2);
+        /* 2b. incremental checkpoints: every key once, then after 1,000 keys changed */
+        {
+            buf scratch;
+            buf_init(&scratch);
+            delta_count dc = {0};
+            int64_t d0 = clock_mono_ns();
+            (void)correlate_state_delta(e, 0, false, &scratch, count_delta, &dc);
+            int64_t d1 = clock_mono_ns();
+            delta_all_ms[run] = (double)(d1 - d0) / 1e6;
+            delta_all_keys = dc.keys;
+            uint64_t touched = keys < 1000 ? keys : 1000;
+            for (uint64_t k = 0; k < touched; k++) {
+                bev b;
+                make_event(&b, k, 7, t0 + (int64_t)(n + k));
+                correlate_engine_feed_event(e, failed, &b.ev, b.ev.ts_us, "0123456789abcdef0123456789abcdef0123456789abcdef01234567", NULL, NULL);
+            }
+            n += touched;
+            dc = (delta_count){0};
+            int64_t d2 = clock_mono_ns();
+            (void)correlate_state_delta(e, 0, false, &scratch, count_delta, &dc);
+            delta_1k_ms[run] = (double)(clock_mono_ns() - d2) / 1e6;
+            delta_1k_keys = dc.keys;
+            delta_1k_bytes = dc.bytes;
+            buf_fini(&scratch);
+        }
         /* 3. sequences: a successful login per key completes the temporal_ordered */
         alerts = 0;
         int64_t s0 = clock_mono_ns();
@@ -189,16 +231,22 @@ int main(int argc, char **argv)
     qsort(enc_ms, (size_t)runs, sizeof *enc_ms, cmp_double);
     qsort(dec_ms, (size_t)runs, sizeof *dec_ms, cmp_double);
     qsort(seq_us, (size_t)runs, sizeof *seq_us, cmp_double);
+    qsort(delta_all_ms, (size_t)runs, sizeof(double), cmp_double);
+    qsort(delta_1k_ms, (size_t)runs, sizeof(double), cmp_double);
     int mid = runs / 2;
     printf("{\"keys\":%llu,\"per_key\":%llu,\"runs\":%d,\"correlations_per_match\":3,"
            "\"match_create_us\":%.3f,\"feed_us\":%.3f,\"keys_held\":%llu,\"matches_held\":%llu,"
            "\"rss_bytes_per_key\":%.0f,\"encode_ms\":%.1f,\"decode_ms\":%.1f,\"state_bytes\":%zu,"
            "\"sequence_feed_us\":%.3f,\"sequence_alerts\":%llu,\"keys_max\":%u,\"evicted_keys\":%llu,"
-           "\"peak_rss_mib\":%.0f}\n",
+           "\"delta_all_ms\":%.1f,\"delta_all_keys\":%llu,\"delta_after_1000_ms\":%.2f,\"delta_after_1000_keys\":%llu,"
+           "\"delta_after_1000_bytes\":%llu,\"peak_rss_mib\":%.0f}\n",
            (unsigned long long)keys, (unsigned long long)per_key, runs, create_us[mid], feed_us[mid],
            (unsigned long long)st.keys, (unsigned long long)st.events, bytes_key[mid], enc_ms[mid], dec_ms[mid], enc_bytes,
            seq_us[mid], (unsigned long long)alerts, copt.keys_max, (unsigned long long)st.evicted_keys,
-           peak_rss_mib());
+           delta_all_ms[mid], (unsigned long long)delta_all_keys, delta_1k_ms[mid], (unsigned long long)delta_1k_keys,
+           (unsigned long long)delta_1k_bytes, peak_rss_mib());
+    free(delta_all_ms);
+    free(delta_1k_ms);
     free(create_us);
     free(feed_us);
     free(bytes_key);
