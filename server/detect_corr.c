@@ -305,7 +305,9 @@ static int read_marks(void *ctx, const void *key, size_t key_len, const void *va
 static int add_prepared(void *ctx, uint64_t th, uint64_t ah, uint64_t durable)
 {
     corr_rt *c = ctx;
-    c->prepared = mamori_xrealloc(c->prepared, (c->prepared_count + 1) * sizeof *c->prepared);
+    size_t n = c->prepared_count;
+    if ((n & (n - 1)) == 0) /* 0, 1, 2, 4…: doubling */
+        c->prepared = mamori_xrealloc(c->prepared, (n ? n * 2 : 1) * sizeof *c->prepared);
     c->prepared[c->prepared_count++] = (corr_mark){th, ah, durable};
     return 0;
 }
