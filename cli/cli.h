@@ -6,6 +6,7 @@
 int cmd_store(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_rules(int argc, char **argv);
+int cmd_rules_test(int argc, char **argv); /* cmd_rules_test.c */
 int cmd_search(int argc, char **argv);
 int cmd_agents(int argc, char **argv);
 int cmd_tree(int argc, char **argv);

@@ -103,7 +103,10 @@ static void lint_usage(FILE *out)
             "  --placeholder NAME=VALUE  value for the expand modifier's %%NAME%% (repeat to add)\n"
             "  --include-deprecated      load status: deprecated rules instead of skipping them\n"
             "  --include-unsupported     load status: unsupported rules instead of skipping them\n"
-            "  --list-skipped            also list skipped rules (deprecated, correlation…)\n");
+            "  --list-skipped            also list skipped rules (deprecated, correlation…)\n"
+            "\n"
+            "mamorictl rules test FILE… --from TIME --to TIME: run rules over stored events through the\n"
+            "API, nothing alerted (mamorictl rules test --help).\n");
 }
 
 static int cmd_rules_lint(int argc, char **argv)
@@ -181,6 +184,7 @@ int cmd_rules(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "lint")) return cmd_rules_lint(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "test")) return cmd_rules_test(argc - 1, argv + 1);
     fprintf(stderr, "mamorictl rules: unknown subcommand '%s'\n", argv[1]);
     lint_usage(stderr);
     return 2;

@@ -6,14 +6,14 @@ after further crashes; the alert carries every contributing event id, the group-
 the window and is served by GET /v1/alerts like any other; base rules a correlation uses do
 not alert alone; out-of-order arrival within the lateness allowance fires, beyond it is
 counted late; the key bound evicts and counts."""
-import calendar
 import os
 import shutil
+import subprocess
 import time
 
 import pytest
 
-from harness import FORMAT_WINLOG, Server, free_port, temp_dir
+from harness import MAMORICTL, Server, free_port, temp_dir
 from test_alerts import Api, Sender, restart, wait_log
 
 RULES = """title: Failed logon then success
@@ -254,6 +254,9 @@ def test_rules_test_runs_over_history_without_alerting(node_factory):
     s.send([sec(4624, 20, "hank"), sec(4624, 30, "ivan")])
     s.close()
     wait_metric(api, "mamori_detect_correlation_batches_total", 2)
+    deadline = time.time() + 30  # fed, then written: wait for the write
+    while len(sequence_alerts(api)) < 2 and time.time() < deadline:
+        time.sleep(0.1)
     live = api.alerts(limit=1000)[0]
     assert sorted(a["correlation"]["group"]["TargetUserName"] for a in live) == ["gina", "hank"]
     window = {"from": stamp(-60), "to": stamp(120)}
@@ -291,6 +294,17 @@ def test_rules_test_runs_over_history_without_alerting(node_factory):
     st, r = api.call("POST", "/v1/rules/test", dict(window, rule=SINGLE, extra=1))
     assert st == 400 and "unknown field 'extra'" in r["error"]["message"]
     assert api.call("GET", "/v1/rules/test")[0] == 405
+    # the same through mamorictl rules test
+    rules_file = os.path.join(srv.dir, "rules", "corr.yml")
+    p = subprocess.run([MAMORICTL, "rules", "test", "--dev", srv.dir, rules_file, "--from", window["from"],
+                        "--to", window["to"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 2 and all(l.startswith("correlation ") and "Failed logon then success" in l for l in lines)
+    assert "5 events scanned, 0 matches, 2 correlation alerts" in p.stderr
+    p = subprocess.run([MAMORICTL, "rules", "test", "--dev", srv.dir, rules_file, "--from", window["to"],
+                        "--to", window["from"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 1 and "'from' must be before 'to'" in p.stderr
 
 
 def test_reload_keeps_half_sequences(node_factory):
