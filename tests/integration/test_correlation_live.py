@@ -138,12 +138,13 @@ def wait_metric(api, name, value, timeout=60):
                                                                    if "correlation" in k}))
 
 
-@pytest.mark.parametrize("checkpointed", [True, False])
-def test_half_sequence_survives_kill9(node_factory, checkpointed):
+@pytest.mark.parametrize("checkpointed,threads", [(True, 1), (False, 1), (True, 2)])
+def test_half_sequence_survives_kill9(node_factory, checkpointed, threads):
     # checkpointed: the half is in a checkpoint; else no checkpoint covers it and the restart
-    # feeds it again from the store (re-detection after the correlation checkpoint)
+    # feeds it again from the store (re-detection after the correlation checkpoint); with two
+    # detection threads both feed the one engine of the tenant
     interval = "50" if checkpointed else "3600000"
-    srv, api = node_factory("detect.correlation_checkpoint_interval_ms=" + interval)
+    srv, api = node_factory("detect.correlation_checkpoint_interval_ms=" + interval, "detect.threads=%d" % threads)
     s = Sender(srv, "ws-01")
     s.send([sec(4625, 0, "bob"), sec(4625, 1, "carol")])
     s.close()
@@ -158,7 +159,9 @@ def test_half_sequence_survives_kill9(node_factory, checkpointed):
     if not checkpointed:
         wait_log(srv, r"1 batches after the correlation checkpoint are fed to the correlations again", start=mark)
     assert sequence_alerts(api) == []
-    s = Sender(srv, "ws-01")
+    # with two threads the second half comes from another host: the sequence is the user's
+    second_agent = "ws-02" if threads == 2 else "ws-01"
+    s = Sender(srv, second_agent)
     second = s.send([sec(4624, 30, "bob")])
     s.close()
     deadline = time.time() + 60
@@ -172,7 +175,7 @@ def test_half_sequence_survives_kill9(node_factory, checkpointed):
     assert corr["event_count"] == 2 and len(corr["events"]) == 2
     assert corr["window"] == {"first": stamp(0), "last": stamp(30)}
     assert a["time"] == stamp(30) and a["rule"]["level"] == "high"
-    assert a["event"]["seq"] == second and a["agent_id"] == "ws-01"
+    assert a["event"]["seq"] == second and a["agent_id"] == second_agent
     # the contributing events are the stored ones
     users = []
     for eid in corr["events"]:
