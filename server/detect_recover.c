@@ -329,7 +329,7 @@ recover_plan *detect_recover_prepare(detect_rt *rt)
         free(plan);
         return NULL;
     }
-    qsort(r->marks, r->mark_count, sizeof *r->marks, cmp_mark);
+    if (r->mark_count) qsort(r->marks, r->mark_count, sizeof *r->marks, cmp_mark); /* none: NULL, UB for qsort */
     (void)store_list_all_agents(db, collect_gap, r);
     free(r->marks);
     r->marks = NULL;
