@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool get_time(api_req *r, const json_value *obj, const char *name, int64_t *out, bool *present)
+bool api_get_time(api_req *r, const json_value *obj, const char *name, int64_t *out, bool *present)
 {
     const json_value *v = json_object_get(obj, name, strlen(name));
     *present = false;
@@ -28,7 +28,7 @@ static bool get_time(api_req *r, const json_value *obj, const char *name, int64_
     return true;
 }
 
-static int64_t default_to(const api *a)
+int64_t api_default_to(const api *a)
 {
     int64_t skew = a->cfg->ingest.max_clock_skew_s ? (int64_t)a->cfg->ingest.max_clock_skew_s : 86400;
     return clock_wall_us() + skew * 1000000;
@@ -78,8 +78,8 @@ void handle_search(api_req *r)
     }
     search_request req = {.tenant = r->tenant, .limit = 100};
     bool has_from, has_to;
-    req.to_us = default_to(a);
-    if (!get_time(r, body, "from", &req.from_us, &has_from) || !get_time(r, body, "to", &req.to_us, &has_to)) goto out;
+    req.to_us = api_default_to(a);
+    if (!api_get_time(r, body, "from", &req.from_us, &has_from) || !api_get_time(r, body, "to", &req.to_us, &has_to)) goto out;
     if (!has_from) req.from_us = req.to_us - (int64_t)a->cfg->api.default_range_hours * 3600 * 1000000;
     /* later pages keep the range of the first, which the cursor carries */
     const json_value *cv0 = json_object_get(body, "cursor", 6);

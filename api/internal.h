@@ -122,6 +122,15 @@ void handle_alert_patch(api_req *r, const char *id);
 /* rules_test.c */
 void handle_rules_test(api_req *r);
 
+/* handlers.c: an optional RFC 3339 time member of a request body (false after replying 400),
+ * and the default end of a search's range (now + the clock skew ingest accepts). */
+bool api_get_time(api_req *r, const json_value *obj, const char *name, int64_t *out, bool *present);
+int64_t api_default_to(const api *a);
+/* fanout.c: an API with api.shards answers these from the store shards (docs/scaling.md 6). */
+void fanout_search(api_req *r);
+void fanout_event(api_req *r, const char *id);
+void fanout_alerts(api_req *r);
+
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);
 /* Query-string parameter (decoded, owned by the caller's evkeyvalq). */

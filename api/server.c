@@ -213,13 +213,15 @@ static void route(api_req *r, int method, const char *path)
     case EP_SEARCH:
         if (method != EVHTTP_REQ_POST) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        handle_search(r);
+        if (r->a->cfg->api.shards.count) fanout_search(r);
+        else handle_search(r);
         heavy_leave(r);
         return;
     case EP_EVENT:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER)) return;
-        handle_event(r, path_tail(path, "/v1/events/"));
+        if (r->a->cfg->api.shards.count) fanout_event(r, path_tail(path, "/v1/events/"));
+        else handle_event(r, path_tail(path, "/v1/events/"));
         return;
     case EP_TREE:
         if (method != EVHTTP_REQ_GET) goto bad_method;
@@ -251,7 +253,8 @@ static void route(api_req *r, int method, const char *path)
     case EP_ALERTS:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        handle_alerts(r);
+        if (r->a->cfg->api.shards.count) fanout_alerts(r);
+        else handle_alerts(r);
         heavy_leave(r);
         return;
     case EP_ALERT:

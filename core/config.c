@@ -156,6 +156,13 @@ static const config_key keys[] = {
      "a connection idle (or sending slowly) this long is closed"},
     {"api.default_range_hours", KEY_U32, OFF(api.default_range_hours), "24", 1, 876000, NULL,
      "time range of a search that names no 'from'"},
+    {"api.shards", KEY_LIST, OFF(api.shards), "", 0, 256, NULL,
+     "store shards' API URLs (https://HOST:PORT) this API answers for by fan-out (docs/scaling.md 6); empty: "
+     "this process's own store"},
+    {"api.shards_ca", KEY_STRING, OFF(api.shards_ca), "", 0, 0, NULL,
+     "CA (PEM) that verifies the shards' API certificates; empty: ingest.tls_ca"},
+    {"api.shard_timeout_ms", KEY_U32, OFF(api.shard_timeout_ms), "15000", 100, 600000, NULL,
+     "one request to one shard (connect, query, answer) may take this long; then the search fails naming the shard"},
 
     {"detect.rules", KEY_LIST, OFF(detect.rules), "", 0, 256, NULL,
      "Sigma rule files or directories (*.yml/*.yaml, recursively); empty: no rules. SIGHUP reloads them"},
@@ -652,6 +659,20 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
         for (uint32_t j = 0; j < i; j++)
             if (!strcmp(cfg->store.tenants[i].name, cfg->store.tenants[j].name))
                 return errorf(err, err_len, "'store.tenants': tenant '%s' listed twice", cfg->store.tenants[i].name);
+    for (uint32_t i = 0; i < cfg->api.shards.count; i++) {
+        const char *u = cfg->api.shards.items[i];
+        const char *host = strncmp(u, "https://", 8) == 0 ? u + 8 : NULL;
+        const char *sc = host ? strrchr(host, ':') : NULL;
+        char *pend = NULL;
+        long sport = sc && sc[1] ? strtol(sc + 1, &pend, 10) : -1;
+        if (!host || !sc || sc == host || (pend && *pend && *pend != '/') || sport < 1 || sport > 65535 ||
+            strpbrk(u, " \t?#"))
+            return errorf(err, err_len, "'api.shards' item %u '%s' must be https://HOST:PORT (a store shard's API)", i,
+                          u);
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(cfg->api.shards.items[j], u))
+                return errorf(err, err_len, "'api.shards': shard '%s' listed twice (items %u and %u)", u, j, i);
+    }
     for (uint32_t i = 0; i < cfg->detect.placeholders.count; i++) {
         const char *item = cfg->detect.placeholders.items[i];
         size_t name_len = strspn(item, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");

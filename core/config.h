@@ -114,6 +114,9 @@ typedef struct mamori_config {
         uint32_t max_candidates;
         uint32_t idle_timeout_s;
         uint32_t default_range_hours;
+        config_list shards;      /* store shards' API URLs: fan-out (api/fanout.c); empty: the local store */
+        char *shards_ca;         /* "" = ingest.tls_ca */
+        uint32_t shard_timeout_ms;
     } api;
     struct {
         config_list rules;        /* rule files or directories (YAML files found recursively) */

@@ -86,6 +86,16 @@ typedef struct search_stats {
 int search_execute(store *s, const search_query *q, const search_request *req, const search_limits *lim,
                    buf *out, search_stats *st, search_error *err) MAMORI_WUR;
 
+/* What a compiled query answers, for merging the answers of several store shards
+ * (api/fanout.c): a sequence or a filter, its head/tail N (0: none), and count / count by. */
+typedef struct search_shape {
+    bool sequence;
+    uint64_t head, tail;
+    bool count;        /* | count or | count by */
+    uint32_t count_by; /* fields of | count by; 0 for | count */
+} search_shape;
+void search_query_shape(const search_query *q, search_shape *out);
+
 /* The time range a cursor was issued for (so later pages need not repeat from/to);
  * -EINVAL if it is not a cursor. */
 int search_cursor_range(const char *cursor, int64_t *from_us, int64_t *to_us) MAMORI_WUR;

@@ -1,0 +1,1149 @@
+/* api/fanout.c — an API process with `api.shards` answers POST /v1/search, GET
+ * /v1/events/{id} and GET /v1/alerts from the store shards (docs/scaling.md §6): it sends
+ * the request to every shard's own API at once (libcurl multi, TLS verified with
+ * api.shards_ca, the caller's bearer key forwarded, api.shard_timeout_ms per shard) and
+ * merges the answers exactly as one store holding all the data would have answered:
+ *   - events and sequences: a k-way merge on the storage key (mamori.event_id: time, agent,
+ *     seq, index; a sequence by its last event), honouring limit, head N and pagination.
+ *     The merged cursor holds each shard's cursor and how many rows of the page fetched at
+ *     that cursor were already returned;
+ *   - | count: the sum (capped by head/tail N); | count by: groups summed by key, then
+ *     ordered (count descending, key) and paged by offset; tail N: each shard's last N,
+ *     merged, the last N kept, paged by offset;
+ *   - alerts: newest first (time descending, id), the merged cursor is the alert position;
+ *   - events/{id}: the shard that has it.
+ * A shard that cannot be reached or fails is an error naming the shard (502), never a
+ * silently partial answer. */
+#include "internal.h"
+
+#include "core/clock.h"
+#include "core/event.h"
+#include "core/log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FANOUT_CURSOR_MAX (64u * 1024u)
+#define FANOUT_CURSOR_PREFIX "m1"
+
+/* ---- parallel calls ---- */
+
+typedef struct shard_call {
+    uint32_t no;
+    const char *base; /* the shard's URL */
+    bool active;
+    buf url, req, out;
+    long status;
+    bool ok; /* transport succeeded (any HTTP status) */
+    char err[CURL_ERROR_SIZE + 1];
+} shard_call;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static size_t on_data(char *p, size_t size, size_t n, void *ctx)
+{
+    buf *out = ctx;
+    if (out->len + size * n > (size_t)512 << 20) return 0; /* a shard answer over 512 MiB: refuse */
+    buf_append(out, p, size * n);
+    return size * n;
+}
+
+static const char *shards_ca(const api *a)
+{
+    const char *ca = a->cfg->api.shards_ca;
+    return ca && ca[0] ? ca : a->cfg->ingest.tls_ca;
+}
+
+/* Runs the active calls in parallel; method "GET" or "POST" (POST sends call->req). */
+static void calls_run(api_req *r, const char *method, shard_call *calls, uint32_t n)
+{
+    pthread_once(&curl_once, curl_init_once);
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    char auth_line[256];
+    snprintf(auth_line, sizeof auth_line, "Authorization: %s", auth ? auth : "");
+    struct curl_slist *hdr = curl_slist_append(NULL, auth_line);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Accept: application/json");
+    CURLM *m = curl_multi_init();
+    CURL **easy = mamori_xcalloc(n ? n : 1, sizeof *easy);
+    for (uint32_t i = 0; i < n; i++) {
+        shard_call *c = &calls[i];
+        if (!c->active) continue;
+        buf_clear(&c->out);
+        c->status = 0;
+        c->ok = false;
+        c->err[0] = '\0';
+        CURL *h = easy[i] = curl_easy_init();
+        buf_putc(&c->url, '\0');
+        c->url.len--;
+        curl_easy_setopt(h, CURLOPT_URL, c->url.data);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        if (!strcmp(method, "POST")) {
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req.data ? c->req.data : "");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)c->req.len);
+        }
+        curl_easy_setopt(h, CURLOPT_CAINFO, shards_ca(r->a));
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->out);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)r->a->cfg->api.shard_timeout_ms);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->err);
+        curl_easy_setopt(h, CURLOPT_PRIVATE, c);
+        curl_multi_add_handle(m, h);
+    }
+    int running = 1;
+    while (running) {
+        if (curl_multi_perform(m, &running) != CURLM_OK) break;
+        if (running) curl_multi_poll(m, NULL, 0, 1000, NULL);
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        shard_call *c = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        if (!c) continue;
+        if (msg->data.result == CURLE_OK) {
+            c->ok = true;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
+        } else if (!c->err[0]) {
+            snprintf(c->err, sizeof c->err, "%s", curl_easy_strerror(msg->data.result));
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!easy[i]) continue;
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    free(easy);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hdr);
+}
+
+static shard_call *calls_new(const api *a)
+{
+    uint32_t n = a->cfg->api.shards.count;
+    shard_call *calls = mamori_xcalloc(n, sizeof *calls);
+    for (uint32_t i = 0; i < n; i++) {
+        calls[i].no = i;
+        calls[i].base = a->cfg->api.shards.items[i];
+        buf_init(&calls[i].url);
+        buf_init(&calls[i].req);
+        buf_init(&calls[i].out);
+    }
+    return calls;
+}
+
+static void calls_free(shard_call *calls, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        buf_fini(&calls[i].url);
+        buf_fini(&calls[i].req);
+        buf_fini(&calls[i].out);
+    }
+    free(calls);
+}
+
+/* A shard's failure as this API's answer, naming the shard; false when the call is a 200. */
+static bool call_failed(api_req *r, const shard_call *c, json_parser *p, arena *ar)
+{
+    if (!c->ok) {
+        reply_error(r, 502, "shard_unavailable", "store shard %u (%s) did not answer: %s", c->no, c->base,
+                    c->err[0] ? c->err : "transport error");
+        return true;
+    }
+    if (c->status == 200) return false;
+    json_value v;
+    json_error jerr;
+    const json_value *e = NULL, *code = NULL, *msg = NULL, *pos = NULL;
+    if (json_parse(p, ar, c->out.data ? c->out.data : "", c->out.len, &v, &jerr) == 0 &&
+        (e = json_object_get(&v, "error", 5)) != NULL) {
+        code = json_object_get(e, "code", 4);
+        msg = json_object_get(e, "message", 7);
+        pos = json_object_get(e, "position", 8);
+    }
+    int mlen = json_is_string(msg) ? (int)MAMORI_MIN(msg->len, 400u) : 0;
+    const char *mtext = json_is_string(msg) ? msg->str : "";
+    if (c->status == 401 || c->status == 403) {
+        reply_error(r, 502, "shard_refused",
+                    "store shard %u (%s) refused the API key (%ld: %.*s); every node needs the same keys "
+                    "(docs/scaling.md 6)",
+                    c->no, c->base, c->status, mlen, mtext);
+    } else if (c->status == 400 && json_is_string(code)) {
+        /* the request is wrong for every shard alike: the shard's error as it is */
+        char ctext[64];
+        snprintf(ctext, sizeof ctext, "%.*s", (int)MAMORI_MIN(code->len, 63u), code->str);
+        char mcopy[512];
+        snprintf(mcopy, sizeof mcopy, "%.*s", mlen, mtext);
+        int32_t position = pos && pos->type == JSON_NUMBER && (pos->flags & JSON_FLAG_INT) ? (int32_t)pos->num.i : -1;
+        reply_error_at(r, 400, ctext, position, NULL, mcopy);
+    } else if (c->status == 504) {
+        reply_error(r, 504, "deadline_exceeded", "store shard %u (%s) passed its deadline: %.*s", c->no, c->base,
+                    mlen, mtext);
+    } else if (c->status == 429 || c->status == 503) {
+        reply_error(r, 503, "overloaded", "store shard %u (%s) is busy (%ld): %.*s", c->no, c->base, c->status, mlen,
+                    mtext);
+    } else {
+        reply_error(r, 502, "shard_error", "store shard %u (%s) answered %ld: %.*s", c->no, c->base, c->status, mlen,
+                    mtext);
+    }
+    return true;
+}
+
+/* ---- search ---- */
+
+typedef struct row_key {
+    int64_t ts;
+    uint64_t agent, seq;
+    uint32_t index;
+} row_key;
+
+static int key_cmp(const row_key *a, const row_key *b)
+{
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    if (a->agent != b->agent) return a->agent < b->agent ? -1 : 1;
+    if (a->seq != b->seq) return a->seq < b->seq ? -1 : 1;
+    if (a->index != b->index) return a->index < b->index ? -1 : 1;
+    return 0;
+}
+
+/* The storage key of an event row, or of a sequence row's last event. */
+static bool row_key_of(const json_value *row, bool sequence, row_key *k)
+{
+    const json_value *ev = row;
+    if (sequence) {
+        const json_value *evs = json_object_get(row, "events", 6);
+        if (!evs || evs->type != JSON_ARRAY || evs->len == 0) return false;
+        ev = &evs->items[evs->len - 1];
+    }
+    const json_value *mm = ev && ev->type == JSON_OBJECT ? json_object_get(ev, "mamori", 6) : NULL;
+    const json_value *id = mm && mm->type == JSON_OBJECT ? json_object_get(mm, "event_id", 8) : NULL;
+    if (!json_is_string(id)) return false;
+    return event_id_parse(id->str, id->len, &k->ts, &k->agent, &k->seq, &k->index) == 0;
+}
+
+typedef struct shard_state {
+    char *cursor; /* the shard cursor the current page was fetched at ("" = the start) */
+    uint64_t skip; /* rows of that page already returned */
+    bool done;     /* nothing more on this shard */
+    /* the fetched page */
+    bool fetched;
+    arena ar;
+    json_value root;
+    const json_value *rows;
+    uint64_t pos;
+    const char *next; /* its cursor, NULL at the end (in ar) */
+} shard_state;
+
+typedef struct fan_req {
+    const char *query;
+    size_t query_len;
+    int64_t from_us, to_us;
+    uint32_t limit;
+    uint64_t hash;
+} fan_req;
+
+static uint64_t fan_hash(const fan_req *f, uint32_t shards)
+{
+    buf b;
+    buf_init(&b);
+    buf_append(&b, f->query, f->query_len);
+    buf_printf(&b, "\x1f%" PRId64 "\x1f%" PRId64 "\x1f%u", f->from_us, f->to_us, shards);
+    uint64_t h = mamori_hash64(b.data, b.len);
+    buf_fini(&b);
+    return h;
+}
+
+static void shard_body(buf *out, const fan_req *f, uint64_t limit, const char *cursor, bool explain)
+{
+    char from[32], to[32];
+    clock_format_rfc3339(f->from_us, from);
+    clock_format_rfc3339(f->to_us, to);
+    buf_clear(out);
+    buf_puts(out, "{\"query\":");
+    json_write_string(out, f->query, f->query_len);
+    buf_printf(out, ",\"from\":\"%s\",\"to\":\"%s\",\"limit\":%" PRIu64, from, to, limit);
+    if (cursor && cursor[0]) buf_printf(out, ",\"cursor\":\"%s\"", cursor);
+    if (explain) buf_puts(out, ",\"explain\":true");
+    buf_putc(out, '}');
+}
+
+static void set_search_url(shard_call *c)
+{
+    buf_clear(&c->url);
+    buf_puts(&c->url, c->base);
+    while (c->url.len && c->url.data[c->url.len - 1] == '/') c->url.len--;
+    buf_puts(&c->url, "/v1/search");
+}
+
+/* Merged cursor: m1:HASH:FROM:TO:MODE:N then per shard :SKIP,STATE (STATE "-" start, "x"
+ * done, else the shard's cursor; shard cursors are hex). MODE s = merge (N = rows still
+ * allowed by head), o = offset (N = rows already returned). */
+typedef struct fan_cursor {
+    uint64_t hash;
+    int64_t from_us, to_us;
+    char mode;
+    uint64_t n;
+    shard_state *st; /* filled for mode s */
+} fan_cursor;
+
+static void cursor_write(buf *out, const fan_cursor *c, const shard_state *st, uint32_t shards)
+{
+    buf_printf(out, FANOUT_CURSOR_PREFIX ":%016" PRIx64 ":%" PRId64 ":%" PRId64 ":%c:%" PRIu64, c->hash, c->from_us,
+               c->to_us, c->mode, c->n);
+    if (c->mode != 's') return;
+    for (uint32_t i = 0; i < shards; i++) {
+        const shard_state *s = &st[i];
+        if (s->done) buf_puts(out, ":0,x");
+        else buf_printf(out, ":%" PRIu64 ",%s", s->skip, s->cursor && s->cursor[0] ? s->cursor : "-");
+    }
+}
+
+static int cursor_read(const char *text, fan_cursor *c, shard_state *st, uint32_t shards)
+{
+    if (strncmp(text, FANOUT_CURSOR_PREFIX ":", 3) != 0) return -EINVAL;
+    const char *p = text + 3;
+    char *end;
+    errno = 0;
+    c->hash = strtoull(p, &end, 16);
+    if (end != p + 16 || *end != ':') return -EINVAL;
+    p = end + 1;
+    c->from_us = strtoll(p, &end, 10);
+    if (end == p || *end != ':') return -EINVAL;
+    p = end + 1;
+    c->to_us = strtoll(p, &end, 10);
+    if (end == p || *end != ':') return -EINVAL;
+    p = end + 1;
+    if ((*p != 's' && *p != 'o') || p[1] != ':') return -EINVAL;
+    c->mode = *p;
+    p += 2;
+    c->n = strtoull(p, &end, 10);
+    if (end == p || errno) return -EINVAL;
+    p = end;
+    if (c->mode == 'o') return *p ? -EINVAL : 0;
+    for (uint32_t i = 0; i < shards; i++) {
+        if (*p != ':') return -EINVAL;
+        p++;
+        st[i].skip = strtoull(p, &end, 10);
+        if (end == p || *end != ',') return -EINVAL;
+        p = end + 1;
+        size_t len = strcspn(p, ":");
+        if (len == 0 || len > SEARCH_CURSOR_MAX_CHARS) return -EINVAL;
+        if (len == 1 && *p == 'x') st[i].done = true;
+        else if (!(len == 1 && *p == '-')) {
+            for (size_t k = 0; k < len; k++)
+                if (!((p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'z'))) return -EINVAL;
+            st[i].cursor = mamori_xcalloc(1, len + 1);
+            memcpy(st[i].cursor, p, len);
+        }
+        p += len;
+    }
+    return *p ? -EINVAL : 0;
+}
+
+typedef struct fan {
+    api_req *r;
+    uint32_t n;
+    shard_call *calls;
+    shard_state *st;
+    json_parser *p;
+    arena ear; /* errors */
+    fan_req f;
+    search_shape shape;
+    int64_t deadline_us;
+} fan;
+
+/* Fetches the page of every shard in need (active), parsed into st; false after replying. */
+static bool fetch_pages(fan *F, const char *rows_name)
+{
+    uint32_t any = 0;
+    for (uint32_t i = 0; i < F->n; i++)
+        if (F->calls[i].active) any++;
+    if (!any) return true;
+    calls_run(F->r, "POST", F->calls, F->n);
+    for (uint32_t i = 0; i < F->n; i++) {
+        shard_call *c = &F->calls[i];
+        if (!c->active) continue;
+        c->active = false;
+        arena_reset(&F->ear);
+        if (call_failed(F->r, c, F->p, &F->ear)) return false;
+        shard_state *s = &F->st[i];
+        arena_reset(&s->ar);
+        json_error jerr;
+        /* keep the text alive as long as the parsed page: copy into the arena */
+        char *text = arena_alloc(&s->ar, c->out.len + 1);
+        memcpy(text, c->out.data ? c->out.data : "", c->out.len);
+        text[c->out.len] = '\0';
+        if (json_parse(F->p, &s->ar, text, c->out.len, &s->root, &jerr) != 0 || s->root.type != JSON_OBJECT) {
+            reply_error(F->r, 502, "shard_error", "store shard %u (%s): its answer is not JSON (%s at byte %zu)", c->no,
+                        c->base, jerr.msg, jerr.offset);
+            return false;
+        }
+        s->rows = rows_name ? json_object_get(&s->root, rows_name, strlen(rows_name)) : NULL;
+        if (rows_name && (!s->rows || s->rows->type != JSON_ARRAY)) {
+            reply_error(F->r, 502, "shard_error", "store shard %u (%s): its answer has no '%s' array", c->no, c->base,
+                        rows_name);
+            return false;
+        }
+        const json_value *cv = json_object_get(&s->root, "cursor", 6);
+        s->next = NULL;
+        if (json_is_string(cv)) {
+            char *t = arena_alloc(&s->ar, cv->len + 1);
+            memcpy(t, cv->str, cv->len);
+            t[cv->len] = '\0';
+            s->next = t;
+        }
+        s->fetched = true;
+        s->pos = 0;
+    }
+    return true;
+}
+
+static void state_set_cursor(shard_state *s, const char *c)
+{
+    char *copy = NULL;
+    if (c) {
+        copy = mamori_xcalloc(1, strlen(c) + 1);
+        memcpy(copy, c, strlen(c));
+    }
+    free(s->cursor);
+    s->cursor = copy;
+}
+
+/* Events or sequences (no tail, no count): the k-way merge. */
+static void search_merge(fan *F, const fan_cursor *in)
+{
+    api_req *r = F->r;
+    const char *rows_name = F->shape.sequence ? "sequences" : "events";
+    uint64_t left = in ? in->n : F->shape.head ? F->shape.head : UINT64_MAX;
+    uint64_t want = MAMORI_MIN((uint64_t)F->f.limit, left);
+    uint64_t emitted = 0;
+    bool out_of_time = false;
+    buf rows;
+    buf_init(&rows);
+    for (;;) {
+        /* shards whose page is used up: the next page (or the end) */
+        for (uint32_t i = 0; i < F->n; i++) {
+            shard_state *s = &F->st[i];
+            if (s->done) continue;
+            if (s->fetched) {
+                if (s->pos < s->rows->len) continue;
+                if (!s->next) {
+                    s->done = true;
+                    continue;
+                }
+                uint64_t had = s->rows->len;
+                state_set_cursor(s, s->next);
+                s->skip = s->skip > had ? s->skip - had : 0; /* a page cut short before the rows to skip */
+                s->fetched = false;
+            }
+            uint64_t lim = MAMORI_MIN((uint64_t)r->a->cfg->api.max_result_rows, s->skip + (want - emitted));
+            shard_body(&F->calls[i].req, &F->f, lim ? lim : 1, s->cursor, false);
+            set_search_url(&F->calls[i]);
+            F->calls[i].active = true;
+        }
+        bool need = false;
+        for (uint32_t i = 0; i < F->n; i++) need |= F->calls[i].active;
+        if (need) {
+            if (clock_mono_us() > F->deadline_us && emitted > 0) {
+                for (uint32_t i = 0; i < F->n; i++) F->calls[i].active = false;
+                out_of_time = true;
+                break;
+            }
+            if (!fetch_pages(F, rows_name)) goto out;
+            for (uint32_t i = 0; i < F->n; i++) {
+                shard_state *s = &F->st[i];
+                if (s->fetched && s->pos == 0) s->pos = MAMORI_MIN(s->skip, (uint64_t)s->rows->len);
+            }
+            continue; /* re-check the pages just fetched */
+        }
+        if (emitted >= want) break;
+        int best = -1;
+        row_key bk = {0};
+        for (uint32_t i = 0; i < F->n; i++) {
+            shard_state *s = &F->st[i];
+            if (s->done || !s->fetched || s->pos >= s->rows->len) continue;
+            row_key k;
+            if (!row_key_of(&s->rows->items[s->pos], F->shape.sequence, &k)) {
+                reply_error(r, 502, "shard_error", "store shard %u (%s): a row without mamori.event_id", i,
+                            F->calls[i].base);
+                goto out;
+            }
+            if (best < 0 || key_cmp(&k, &bk) < 0) best = (int)i, bk = k;
+        }
+        if (best < 0) break; /* every shard is done */
+        shard_state *s = &F->st[best];
+        if (emitted) buf_putc(&rows, ',');
+        json_write_value(&rows, &s->rows->items[s->pos]);
+        s->pos++;
+        s->skip = s->pos;
+        emitted++;
+        /* a shard whose page ended is refetched above only if more rows are wanted */
+        if (emitted >= want) break;
+    }
+    {
+        bool more = false;
+        for (uint32_t i = 0; i < F->n; i++) {
+            shard_state *s = &F->st[i];
+            if (s->done) continue;
+            if (s->fetched && s->pos >= s->rows->len) {
+                if (!s->next) {
+                    s->done = true;
+                    continue;
+                }
+                state_set_cursor(s, s->next);
+                s->skip = 0;
+            }
+            more = true;
+        }
+        (void)out_of_time;
+        buf_printf(&r->body, "{\"%s\":[", rows_name);
+        buf_append(&r->body, rows.data, rows.len);
+        buf_putc(&r->body, ']');
+        uint64_t rest = left == UINT64_MAX ? UINT64_MAX : left - emitted;
+        if (more && rest > 0) {
+            fan_cursor c = {.hash = F->f.hash, .from_us = F->f.from_us, .to_us = F->f.to_us, .mode = 's', .n = rest};
+            buf_puts(&r->body, ",\"cursor\":\"");
+            cursor_write(&r->body, &c, F->st, F->n);
+            buf_putc(&r->body, '"');
+        }
+        buf_putc(&r->body, '}');
+        r->rows = emitted;
+        reply_json(r, 200);
+    }
+out:
+    buf_fini(&rows);
+}
+
+/* Every shard's whole answer, page after page (tail N, count by); fn sees each page. */
+typedef int (*page_fn)(fan *F, uint32_t shard, const json_value *rows, void *ctx);
+
+static bool collect_all(fan *F, const char *rows_name, page_fn fn, void *ctx)
+{
+    for (uint32_t i = 0; i < F->n; i++) {
+        F->st[i].done = false;
+        F->st[i].fetched = false;
+        state_set_cursor(&F->st[i], NULL);
+    }
+    uint64_t lim = F->r->a->cfg->api.max_result_rows;
+    if (F->shape.tail) lim = MAMORI_MIN(lim, F->shape.tail);
+    for (;;) {
+        bool any = false;
+        for (uint32_t i = 0; i < F->n; i++) {
+            shard_state *s = &F->st[i];
+            if (s->done) continue;
+            shard_body(&F->calls[i].req, &F->f, lim, s->cursor, false);
+            set_search_url(&F->calls[i]);
+            F->calls[i].active = any = true;
+        }
+        if (!any) return true;
+        if (!fetch_pages(F, rows_name)) return false;
+        for (uint32_t i = 0; i < F->n; i++) {
+            shard_state *s = &F->st[i];
+            if (s->done || !s->fetched) continue;
+            if (fn(F, i, s->rows, ctx) != 0) return false;
+            if (s->next) state_set_cursor(s, s->next);
+            else s->done = true;
+            s->fetched = false;
+        }
+    }
+}
+
+/* tail N */
+typedef struct kept_row {
+    row_key k;
+    char *json;
+    size_t len;
+} kept_row;
+
+typedef struct tail_acc {
+    kept_row *v;
+    size_t n, cap;
+} tail_acc;
+
+static int tail_page(fan *F, uint32_t shard, const json_value *rows, void *ctx)
+{
+    tail_acc *t = ctx;
+    for (uint32_t i = 0; i < rows->len; i++) {
+        kept_row k;
+        if (!row_key_of(&rows->items[i], false, &k.k)) {
+            reply_error(F->r, 502, "shard_error", "store shard %u (%s): a row without mamori.event_id", shard,
+                        F->calls[shard].base);
+            return -1;
+        }
+        buf b;
+        buf_init(&b);
+        json_write_value(&b, &rows->items[i]);
+        k.json = b.data;
+        k.len = b.len;
+        if (t->n == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 256;
+            t->v = mamori_xrealloc(t->v, t->cap * sizeof *t->v);
+        }
+        t->v[t->n++] = k;
+    }
+    return 0;
+}
+
+static int kept_cmp(const void *a, const void *b) { return key_cmp(&((const kept_row *)a)->k, &((const kept_row *)b)->k); }
+
+/* count by */
+typedef struct group {
+    char *key; /* values joined by 0x1f, as the single node orders them */
+    size_t key_len;
+    char *by; /* the "by" object's JSON */
+    size_t by_len;
+    uint64_t count;
+} group;
+
+typedef struct group_acc {
+    group *v;
+    size_t n, cap;
+    uint32_t *slots; /* index + 1 */
+    size_t mask;
+    uint32_t max;
+    bool over;
+} group_acc;
+
+static void group_rehash(group_acc *g)
+{
+    size_t cap = g->mask ? (g->mask + 1) * 2 : 1024;
+    free(g->slots);
+    g->slots = mamori_xcalloc(cap, sizeof *g->slots);
+    g->mask = cap - 1;
+    for (size_t i = 0; i < g->n; i++) {
+        size_t h = mamori_hash64(g->v[i].key, g->v[i].key_len) & g->mask;
+        while (g->slots[h]) h = (h + 1) & g->mask;
+        g->slots[h] = (uint32_t)i + 1;
+    }
+}
+
+static int groups_page(fan *F, uint32_t shard, const json_value *rows, void *ctx)
+{
+    group_acc *g = ctx;
+    buf key, by;
+    buf_init(&key);
+    buf_init(&by);
+    int rc = 0;
+    for (uint32_t i = 0; i < rows->len && !rc; i++) {
+        const json_value *row = &rows->items[i];
+        const json_value *b = row->type == JSON_OBJECT ? json_object_get(row, "by", 2) : NULL;
+        const json_value *c = row->type == JSON_OBJECT ? json_object_get(row, "count", 5) : NULL;
+        if (!b || b->type != JSON_OBJECT || !c || c->type != JSON_NUMBER || !(c->flags & JSON_FLAG_INT)) {
+            reply_error(F->r, 502, "shard_error", "store shard %u (%s): a count-by row without by and count", shard,
+                        F->calls[shard].base);
+            rc = -1;
+            break;
+        }
+        buf_clear(&key);
+        for (uint32_t m = 0; m < b->len; m++) {
+            if (m) buf_putc(&key, '\x1f');
+            json_write_value(&key, &b->members[m].value);
+        }
+        if (!g->mask || (g->n + 1) * 2 > g->mask + 1) group_rehash(g);
+        size_t h = mamori_hash64(key.data, key.len) & g->mask;
+        while (g->slots[h]) {
+            group *x = &g->v[g->slots[h] - 1];
+            if (x->key_len == key.len && !memcmp(x->key, key.data, key.len)) break;
+            h = (h + 1) & g->mask;
+        }
+        if (g->slots[h]) {
+            g->v[g->slots[h] - 1].count += (uint64_t)c->num.i;
+            continue;
+        }
+        if (g->n >= g->max) {
+            g->over = true;
+            continue;
+        }
+        if (g->n == g->cap) {
+            g->cap = g->cap ? g->cap * 2 : 256;
+            g->v = mamori_xrealloc(g->v, g->cap * sizeof *g->v);
+        }
+        buf_clear(&by);
+        json_write_value(&by, b);
+        group *x = &g->v[g->n];
+        x->key = mamori_xcalloc(1, key.len + 1);
+        memcpy(x->key, key.data, key.len);
+        x->key_len = key.len;
+        x->by = mamori_xcalloc(1, by.len + 1);
+        memcpy(x->by, by.data, by.len);
+        x->by_len = by.len;
+        x->count = (uint64_t)c->num.i;
+        g->slots[h] = (uint32_t)++g->n;
+    }
+    buf_fini(&key);
+    buf_fini(&by);
+    return rc;
+}
+
+static int group_cmp(const void *x, const void *y)
+{
+    const group *a = x, *b = y;
+    if (a->count != b->count) return a->count > b->count ? -1 : 1;
+    int c = memcmp(a->key, b->key, MAMORI_MIN(a->key_len, b->key_len));
+    if (c) return c;
+    return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+}
+
+static void offset_cursor(fan *F, uint64_t next)
+{
+    fan_cursor c = {.hash = F->f.hash, .from_us = F->f.from_us, .to_us = F->f.to_us, .mode = 'o', .n = next};
+    buf_puts(&F->r->body, ",\"cursor\":\"");
+    cursor_write(&F->r->body, &c, NULL, 0);
+    buf_putc(&F->r->body, '"');
+}
+
+static void search_tail(fan *F, uint64_t offset)
+{
+    tail_acc t = {0};
+    if (collect_all(F, "events", tail_page, &t)) {
+        qsort(t.v, t.n, sizeof *t.v, kept_cmp);
+        size_t first = t.n > F->shape.tail ? t.n - F->shape.tail : 0;
+        size_t i = first + (size_t)MAMORI_MIN(offset, (uint64_t)(t.n - first)), shown = 0;
+        buf_puts(&F->r->body, "{\"events\":[");
+        for (; i < t.n && shown < F->f.limit; i++, shown++) {
+            if (shown) buf_putc(&F->r->body, ',');
+            buf_append(&F->r->body, t.v[i].json, t.v[i].len);
+        }
+        buf_putc(&F->r->body, ']');
+        if (i < t.n) offset_cursor(F, offset + shown);
+        buf_putc(&F->r->body, '}');
+        F->r->rows = shown;
+        reply_json(F->r, 200);
+    }
+    for (size_t i = 0; i < t.n; i++) free(t.v[i].json);
+    free(t.v);
+}
+
+static void search_groups(fan *F, uint64_t offset)
+{
+    group_acc g = {.max = F->r->a->cfg->api.max_groups};
+    if (collect_all(F, "counts", groups_page, &g)) {
+        if (g.over) {
+            reply_error(F->r, 400, "too_large", "count by: more than %u groups over the %u shards; add a condition or "
+                                                "narrow the range", g.max, F->n);
+        } else {
+            qsort(g.v, g.n, sizeof *g.v, group_cmp);
+            buf_puts(&F->r->body, "{\"counts\":[");
+            size_t i = (size_t)MAMORI_MIN(offset, (uint64_t)g.n), shown = 0;
+            for (; i < g.n && shown < F->f.limit; i++, shown++) {
+                if (shown) buf_putc(&F->r->body, ',');
+                buf_puts(&F->r->body, "{\"by\":");
+                buf_append(&F->r->body, g.v[i].by, g.v[i].by_len);
+                buf_printf(&F->r->body, ",\"count\":%" PRIu64 "}", g.v[i].count);
+            }
+            buf_putc(&F->r->body, ']');
+            if (i < g.n) offset_cursor(F, offset + shown);
+            buf_putc(&F->r->body, '}');
+            F->r->rows = shown;
+            reply_json(F->r, 200);
+        }
+    }
+    for (size_t i = 0; i < g.n; i++) {
+        free(g.v[i].key);
+        free(g.v[i].by);
+    }
+    free(g.v);
+    free(g.slots);
+}
+
+static void search_count(fan *F)
+{
+    for (uint32_t i = 0; i < F->n; i++) {
+        shard_body(&F->calls[i].req, &F->f, 1, NULL, false);
+        set_search_url(&F->calls[i]);
+        F->calls[i].active = true;
+    }
+    if (!fetch_pages(F, NULL)) return;
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < F->n; i++) {
+        const json_value *c = json_object_get(&F->st[i].root, "count", 5);
+        if (!c || c->type != JSON_NUMBER || !(c->flags & JSON_FLAG_INT) || c->num.i < 0) {
+            reply_error(F->r, 502, "shard_error", "store shard %u (%s): its answer has no count", i, F->calls[i].base);
+            return;
+        }
+        sum += (uint64_t)c->num.i;
+    }
+    uint64_t cap = F->shape.head ? F->shape.head : F->shape.tail ? F->shape.tail : UINT64_MAX;
+    if (sum > cap) sum = cap;
+    buf_printf(&F->r->body, "{\"count\":%" PRIu64 "}", sum);
+    F->r->rows = 1;
+    reply_json(F->r, 200);
+}
+
+static void search_explain(fan *F)
+{
+    for (uint32_t i = 0; i < F->n; i++) {
+        shard_body(&F->calls[i].req, &F->f, F->f.limit, NULL, true);
+        set_search_url(&F->calls[i]);
+        F->calls[i].active = true;
+    }
+    if (!fetch_pages(F, NULL)) return;
+    buf_puts(&F->r->body, "{\"plan\":{\"shards\":[");
+    for (uint32_t i = 0; i < F->n; i++) {
+        if (i) buf_putc(&F->r->body, ',');
+        buf_puts(&F->r->body, "{\"shard\":");
+        json_write_string(&F->r->body, F->calls[i].base, strlen(F->calls[i].base));
+        const json_value *pl = json_object_get(&F->st[i].root, "plan", 4);
+        buf_puts(&F->r->body, ",\"plan\":");
+        if (pl) json_write_value(&F->r->body, pl);
+        else buf_puts(&F->r->body, "null");
+        buf_putc(&F->r->body, '}');
+    }
+    buf_puts(&F->r->body, "]}}");
+    reply_json(F->r, 200);
+}
+
+void fanout_search(api_req *r)
+{
+    api *a = r->a;
+    fan F = {.r = r, .n = a->cfg->api.shards.count};
+    F.p = json_parser_create();
+    arena_init(&F.ear, 4096);
+    arena ar;
+    arena_init(&ar, 16 * 1024);
+    buf text;
+    buf_init(&text);
+    search_query *q = NULL;
+    F.calls = calls_new(a);
+    F.st = mamori_xcalloc(F.n, sizeof *F.st);
+    for (uint32_t i = 0; i < F.n; i++) arena_init(&F.st[i].ar, 16 * 1024);
+    fan_cursor cur = {0};
+    bool has_cursor = false;
+
+    const json_value *body = read_json_body(r, F.p, &ar, &text);
+    if (!body) goto out;
+    static const char *const allowed[] = {"query", "from", "to", "limit", "cursor", "explain"};
+    for (uint32_t i = 0; i < body->len; i++) {
+        const json_member *m = &body->members[i];
+        bool known = false;
+        for (size_t k = 0; k < MAMORI_ARRAY_LEN(allowed); k++)
+            if (m->key_len == strlen(allowed[k]) && memcmp(m->key, allowed[k], m->key_len) == 0) known = true;
+        if (!known) {
+            reply_error(r, 400, "bad_request", "unknown field '%.*s' (query, from, to, limit, cursor, explain)",
+                        (int)MAMORI_MIN(m->key_len, 64u), m->key);
+            goto out;
+        }
+    }
+    const json_value *qv = json_object_get(body, "query", 5);
+    if (!json_is_string(qv)) {
+        reply_error(r, 400, "bad_request", "'query' (a string) is required");
+        goto out;
+    }
+    F.f.query = qv->str;
+    F.f.query_len = qv->len;
+    F.f.limit = 100;
+    bool has_from, has_to;
+    F.f.to_us = api_default_to(a);
+    if (!api_get_time(r, body, "from", &F.f.from_us, &has_from) || !api_get_time(r, body, "to", &F.f.to_us, &has_to))
+        goto out;
+    if (!has_from) F.f.from_us = F.f.to_us - (int64_t)a->cfg->api.default_range_hours * 3600 * 1000000;
+    const json_value *cv = json_object_get(body, "cursor", 6);
+    if (cv && cv->type != JSON_NULL) {
+        char *t = NULL;
+        if (cv->type == JSON_STRING && cv->len <= FANOUT_CURSOR_MAX && !memchr(cv->str, '\0', cv->len)) {
+            t = mamori_xcalloc(1, cv->len + 1);
+            memcpy(t, cv->str, cv->len);
+        }
+        int rc = t ? cursor_read(t, &cur, F.st, F.n) : -EINVAL;
+        free(t);
+        if (rc) {
+            reply_error(r, 400, "bad_request",
+                        "bad cursor: it must be the 'cursor' of a previous page from this API (its %u shards)", F.n);
+            goto out;
+        }
+        has_cursor = true;
+        if (!has_from) F.f.from_us = cur.from_us;
+        if (!has_to) F.f.to_us = cur.to_us;
+    }
+    const json_value *lv = json_object_get(body, "limit", 5);
+    if (lv && lv->type != JSON_NULL) {
+        if (lv->type != JSON_NUMBER || !(lv->flags & JSON_FLAG_INT) || lv->num.i < 1) {
+            reply_error(r, 400, "bad_request", "'limit' must be a positive integer");
+            goto out;
+        }
+        if (lv->num.i > (int64_t)a->cfg->api.max_result_rows) {
+            reply_error(r, 400, "too_large", "'limit' %lld is over the maximum of %u rows", (long long)lv->num.i,
+                        a->cfg->api.max_result_rows);
+            goto out;
+        }
+        F.f.limit = (uint32_t)lv->num.i;
+    }
+    if (F.f.limit > a->cfg->api.max_result_rows) F.f.limit = a->cfg->api.max_result_rows;
+    bool explain = false;
+    const json_value *ev = json_object_get(body, "explain", 7);
+    if (ev && ev->type != JSON_NULL) {
+        if (ev->type != JSON_BOOL) {
+            reply_error(r, 400, "bad_request", "'explain' must be true or false");
+            goto out;
+        }
+        explain = ev->num.b;
+    }
+    if (F.f.from_us >= F.f.to_us) {
+        reply_error(r, 400, "bad_request", "'from' must be before 'to'");
+        goto out;
+    }
+    search_error serr;
+    if (search_compile(qv->str, qv->len, &q, &serr) != 0) {
+        reply_error_at(r, 400, search_error_code_name(serr.code), serr.position, NULL, serr.message);
+        goto out;
+    }
+    search_query_shape(q, &F.shape);
+    F.f.hash = fan_hash(&F.f, F.n);
+    if (has_cursor && cur.hash != F.f.hash) {
+        reply_error(r, 400, "bad_request", "bad cursor: it must come from the previous page of the same query, from and to");
+        goto out;
+    }
+    bool offset_mode = F.shape.count_by > 0 || (F.shape.tail && !F.shape.count && !F.shape.sequence);
+    bool count_mode = F.shape.count && F.shape.count_by == 0;
+    if (has_cursor && (cur.mode == 'o') != offset_mode) {
+        reply_error(r, 400, "bad_request", "bad cursor: it was issued for another kind of query");
+        goto out;
+    }
+    F.deadline_us = clock_mono_us() + (int64_t)a->cfg->api.query_deadline_ms * 1000;
+    buf_clear(&r->body);
+    r->plan = "fanout";
+    if (explain) search_explain(&F);
+    else if (count_mode) search_count(&F);
+    else if (F.shape.count_by) search_groups(&F, has_cursor ? cur.n : 0);
+    else if (offset_mode) search_tail(&F, has_cursor ? cur.n : 0);
+    else search_merge(&F, has_cursor ? &cur : NULL);
+out:
+    for (uint32_t i = 0; i < F.n; i++) {
+        free(F.st[i].cursor);
+        arena_fini(&F.st[i].ar);
+    }
+    free(F.st);
+    calls_free(F.calls, F.n);
+    search_query_destroy(q);
+    buf_fini(&text);
+    arena_fini(&ar);
+    arena_fini(&F.ear);
+    json_parser_destroy(F.p);
+}
+
+/* ---- GET /v1/events/{id}: the shard that has it ---- */
+
+void fanout_event(api_req *r, const char *id)
+{
+    int64_t ts;
+    uint64_t agent, seq;
+    uint32_t index;
+    if (!id || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) {
+        reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "",
+                    EVENT_ID_HEX_CHARS);
+        return;
+    }
+    uint32_t n = r->a->cfg->api.shards.count;
+    shard_call *calls = calls_new(r->a);
+    for (uint32_t i = 0; i < n; i++) {
+        buf_puts(&calls[i].url, calls[i].base);
+        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
+        buf_printf(&calls[i].url, "/v1/events/%s", id);
+        calls[i].active = true;
+    }
+    calls_run(r, "GET", calls, n);
+    int found = -1, failed = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (calls[i].ok && calls[i].status == 200 && found < 0) found = (int)i;
+        else if (!(calls[i].ok && calls[i].status == 404) && failed < 0) failed = (int)i;
+    }
+    if (found >= 0) {
+        buf_append(&r->body, calls[found].out.data, calls[found].out.len);
+        r->rows = 1;
+        reply_json(r, 200);
+    } else if (failed >= 0) {
+        /* not found on the others, unknown on this one: not a 404 */
+        json_parser *p = json_parser_create();
+        arena ar;
+        arena_init(&ar, 4096);
+        (void)call_failed(r, &calls[failed], p, &ar);
+        arena_fini(&ar);
+        json_parser_destroy(p);
+    } else {
+        reply_error(r, 404, "not_found", "no event %s", id);
+    }
+    calls_free(calls, n);
+}
+
+/* ---- GET /v1/alerts: newest first over the shards ---- */
+
+typedef struct alert_pos {
+    int64_t ts;
+    char id[33];
+} alert_pos;
+
+/* order of the listing: time descending, then id ascending; < 0 when a comes first */
+static int alert_cmp(const alert_pos *a, const alert_pos *b)
+{
+    if (a->ts != b->ts) return a->ts > b->ts ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+static bool alert_cursor_parse(const char *s, alert_pos *p)
+{
+    if (strlen(s) != 2 + 16 + 32 || strncmp(s, "a1", 2) != 0) return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[2 + i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    p->ts = (int64_t)(v ^ ((uint64_t)1 << 63));
+    memcpy(p->id, s + 18, 32);
+    p->id[32] = '\0';
+    return true;
+}
+
+static bool alert_pos_of(const json_value *a, alert_pos *p)
+{
+    const json_value *t = a->type == JSON_OBJECT ? json_object_get(a, "time", 4) : NULL;
+    const json_value *id = a->type == JSON_OBJECT ? json_object_get(a, "id", 2) : NULL;
+    if (!json_is_string(t) || !json_is_string(id) || id->len != 32) return false;
+    if (clock_parse_rfc3339(t->str, t->len, &p->ts) != 0) return false;
+    memcpy(p->id, id->str, 32);
+    p->id[32] = '\0';
+    return true;
+}
+
+void fanout_alerts(api_req *r)
+{
+    /* every parameter goes to the shards as given, but limit and cursor: the shards check
+     * them (and answer 400 alike); the cursor is a position (time, id) valid on every shard */
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+    const char *qs = evhttp_uri_get_query(uri);
+    struct evkeyvalq params;
+    params.tqh_first = NULL;
+    params.tqh_last = &params.tqh_first;
+    if (qs && evhttp_parse_query_str(qs, &params) != 0) {
+        reply_error(r, 400, "bad_request", "malformed query string");
+        return;
+    }
+    uint32_t n = r->a->cfg->api.shards.count;
+    shard_call *calls = calls_new(r->a);
+    json_parser *p = json_parser_create();
+    arena *ars = mamori_xcalloc(n, sizeof *ars);
+    json_value *roots = mamori_xcalloc(n, sizeof *roots);
+    for (uint32_t i = 0; i < n; i++) arena_init(&ars[i], 16 * 1024);
+    buf rest;
+    buf_init(&rest);
+    uint64_t limit = 100;
+    const char *lim = evhttp_find_header(&params, "limit");
+    if (lim) {
+        char *end;
+        long v = strtol(lim, &end, 10);
+        if (*end || v < 1 || v > (long)r->a->cfg->api.max_result_rows) {
+            reply_error(r, 400, v > 0 && !*end ? "too_large" : "bad_request",
+                        "'limit' must be a positive integer up to %u", r->a->cfg->api.max_result_rows);
+            goto out;
+        }
+        limit = (uint64_t)v;
+    }
+    for (struct evkeyval *kv = params.tqh_first; kv; kv = kv->next.tqe_next) {
+        if (!strcmp(kv->key, "limit")) continue;
+        buf_putc(&rest, '&');
+        char *k = evhttp_encode_uri(kv->key), *v = evhttp_encode_uri(kv->value);
+        buf_printf(&rest, "%s=%s", k ? k : "", v ? v : "");
+        free(k);
+        free(v);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        buf_puts(&calls[i].url, calls[i].base);
+        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
+        buf_printf(&calls[i].url, "/v1/alerts?limit=%" PRIu64, limit);
+        buf_append(&calls[i].url, rest.data, rest.len);
+        calls[i].active = true;
+    }
+    calls_run(r, "GET", calls, n);
+    const json_value **lists = mamori_xcalloc(n, sizeof *lists);
+    uint32_t *pos = mamori_xcalloc(n, sizeof *pos);
+    bool have_bound = false;
+    alert_pos bound = {0}; /* a shard that stopped early: nothing past its position is known */
+    for (uint32_t i = 0; i < n; i++) {
+        arena ear;
+        arena_init(&ear, 4096);
+        bool bad = call_failed(r, &calls[i], p, &ear);
+        arena_fini(&ear);
+        if (bad) goto out2;
+        json_error jerr;
+        char *t = arena_alloc(&ars[i], calls[i].out.len + 1);
+        memcpy(t, calls[i].out.data ? calls[i].out.data : "", calls[i].out.len);
+        t[calls[i].out.len] = '\0';
+        if (json_parse(p, &ars[i], t, calls[i].out.len, &roots[i], &jerr) != 0 ||
+            !(lists[i] = json_object_get(&roots[i], "alerts", 6)) || lists[i]->type != JSON_ARRAY) {
+            reply_error(r, 502, "shard_error", "store shard %u (%s): its answer has no 'alerts' array", i,
+                        calls[i].base);
+            goto out2;
+        }
+        const json_value *cv = json_object_get(&roots[i], "cursor", 6);
+        char cbuf[64];
+        alert_pos cp;
+        if (json_is_string(cv) && cv->len < sizeof cbuf) {
+            memcpy(cbuf, cv->str, cv->len);
+            cbuf[cv->len] = '\0';
+            if (alert_cursor_parse(cbuf, &cp) && (!have_bound || alert_cmp(&cp, &bound) < 0)) {
+                bound = cp;
+                have_bound = true;
+            }
+        }
+    }
+    {
+        buf_puts(&r->body, "{\"alerts\":[");
+        uint64_t shown = 0;
+        alert_pos last = {0};
+        while (shown < limit) {
+            int best = -1;
+            alert_pos bp = {0};
+            for (uint32_t i = 0; i < n; i++) {
+                if (pos[i] >= lists[i]->len) continue;
+                alert_pos ap;
+                if (!alert_pos_of(&lists[i]->items[pos[i]], &ap)) {
+                    buf_clear(&r->body);
+                    reply_error(r, 502, "shard_error", "store shard %u (%s): an alert without time and id", i,
+                                calls[i].base);
+                    goto out2;
+                }
+                if (best < 0 || alert_cmp(&ap, &bp) < 0) best = (int)i, bp = ap;
+            }
+            if (best < 0 || (have_bound && alert_cmp(&bp, &bound) > 0)) break;
+            if (shown) buf_putc(&r->body, ',');
+            json_write_value(&r->body, &lists[best]->items[pos[best]]);
+            pos[best]++;
+            shown++;
+            last = bp;
+        }
+        bool more = have_bound;
+        for (uint32_t i = 0; i < n; i++) more |= pos[i] < lists[i]->len;
+        buf_putc(&r->body, ']');
+        if (more) {
+            alert_pos c = shown ? last : bound;
+            buf_printf(&r->body, ",\"cursor\":\"a1%016" PRIx64 "%s\"", (uint64_t)c.ts ^ ((uint64_t)1 << 63), c.id);
+        }
+        buf_putc(&r->body, '}');
+        r->rows = shown;
+        reply_json(r, 200);
+    }
+out2:
+    free(lists);
+    free(pos);
+out:
+    for (uint32_t i = 0; i < n; i++) arena_fini(&ars[i]);
+    free(ars);
+    free(roots);
+    buf_fini(&rest);
+    json_parser_destroy(p);
+    calls_free(calls, n);
+    evhttp_clear_headers(&params);
+}

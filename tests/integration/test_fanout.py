@@ -1,0 +1,266 @@
+"""Fan-out search over store shards (docs/scaling.md 6), on a real broker: one ingest
+process, two store shards (bus.kafka.store_shards=2), one detect worker, and next to them a
+single-node store reading the same topic in a consumer group of its own (every partition:
+the same events with the same ids). An API process with api.shards = the two shards must
+answer every search exactly as the single-node store does: the same rows in the same
+order, the same pages, counts, count-by groups and sequences; GET /v1/events/{id} from the
+shard that has it; GET /v1/alerts the shards' alerts merged newest first. A shard that is
+down is a 502 naming it, a bad cursor a 400, a bad api.shards item a refused
+configuration naming it."""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from harness import MAMORID, KafkaBroker, Server, free_port, sim, temp_dir
+from test_api import Api
+
+AGENTS = 16
+EVENTS = 1500
+TOPIC = "fanout.events"
+RULE = """title: cmd.exe started
+id: 5d0a3c1e-77b2-4f0e-8d3e-6b7f2f9e1a42
+status: test
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  sel:
+    Image|endswith: '\\\\cmd.exe'
+  condition: sel
+level: high
+"""
+FROM, TO = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    base = temp_dir("mamori-it-fanout-")
+    broker = KafkaBroker(os.path.realpath(os.path.join(base, "kafka")))
+    procs = []
+    try:
+        boot = broker.start().bootstrap
+    except Exception:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+
+    def node(name, roles, prefix, *extra):
+        s = Server(os.path.join(base, name), extra=["--roles", roles, "--bus", "kafka", "--kafka-bootstrap", boot,
+                                                     "--set", "bus.kafka.topic=" + TOPIC,
+                                                     "--set", "bus.kafka.group_prefix=" + prefix,
+                                                     "--set", "bus.kafka.alerts_topic=fanout.alerts",
+                                                     "--set", "api.rate_limit_per_key=0"] + list(extra))
+        procs.append(s)
+        return s
+
+    try:
+        rules = os.path.join(base, "rules")
+        os.makedirs(rules)
+        with open(os.path.join(rules, "cmd.yml"), "w") as f:
+            f.write(RULE)
+        ingest = node("ingest", "ingest", "fo-")
+        shards = [node("store%d" % i, "store", "fo-", "--set", "bus.kafka.store_shards=2",
+                       "--set", "bus.kafka.store_shard=%d" % i) for i in range(2)]
+        single = node("single", "store", "fo1-")  # every partition, a group of its own
+        detect = node("detect", "detect", "fo-", "--rules", rules)
+        urls = ["https://127.0.0.1:%d" % s.api_port for s in shards]
+        api_node = node("api", "api", "foapi-", "--set", "api.shards=[%s]" % ", ".join(urls))
+        api_node.start(timeout=120)
+        # one deployment CA and the same API keys on every node (docs/scaling.md 6)
+        for s in shards + [single]:
+            os.makedirs(s.dir, mode=0o700, exist_ok=True)
+            for f in ("ca.pem", "ca.key", "admin.key"):
+                shutil.copy(os.path.join(api_node.dir, f), os.path.join(s.dir, f))
+        ingest.start(timeout=120)
+        for s in shards + [single, detect]:
+            s.start(timeout=120)
+        r = sim(ingest.dir, "--agents", AGENTS, "--events-per-agent", EVENTS, "--agent-prefix", "fo", "--timeout", 300)
+        assert r["_rc"] == 0 and r["acked"] == AGENTS * EVENTS, r
+        apis = {"api": Api(api_node.dir, api_node.api_port), "single": Api(single.dir, single.api_port),
+                "shards": [Api(s.dir, s.api_port) for s in shards]}
+        total = AGENTS * EVENTS
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            n = [a.search("any where true | count", **{"from": FROM, "to": TO})[1].get("count", 0)
+                 for a in apis["shards"] + [apis["single"]]]
+            if n[0] + n[1] == total and n[2] == total and n[0] and n[1]:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the stores did not catch up: %r of %d" % (n, total))
+        yield apis, shards, api_node, base
+    finally:
+        for p in procs:
+            if p.alive():
+                p.stop()
+        broker.stop()
+        if not os.environ.get("MAMORI_KEEP_TEST_DIRS"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def ids(rows):
+    return [r["mamori"]["event_id"] for r in rows]
+
+
+def seq_ids(rows):
+    return [(s["by"], ids(s["events"])) for s in rows]
+
+
+def pages(api, query, limit, key="events"):
+    out, cursor, sizes = [], None, []
+    while True:
+        body = {"query": query, "limit": limit, "from": FROM, "to": TO}
+        if cursor:
+            body["cursor"] = cursor
+        st, r = api.call("POST", "/v1/search", body)
+        assert st == 200, (query, r)
+        out += r[key]
+        sizes.append(len(r[key]))
+        cursor = r.get("cursor")
+        if not cursor:
+            return out, sizes
+        assert len(sizes) < 2000
+
+
+def same_pages(a, b):
+    """the same rows page by page (the last page may differ only by an empty page with a cursor)"""
+    while a and a[-1] == 0:
+        a = a[:-1]
+    while b and b[-1] == 0:
+        b = b[:-1]
+    return a == b
+
+
+QUERIES = [
+    'any where event.category : "process"',
+    'any where host.name == "fo-00003" and event.category : "network"',
+    'process where process.name : "cmd.exe"',
+    'any where process.command_line : "*a*"',
+    'any where event.category : "file" | head 230',
+]
+
+
+@pytest.mark.parametrize("q", QUERIES)
+def test_events_same_rows_and_pages(cluster, q):
+    apis = cluster[0]
+    for limit in (97, 1000):
+        got, gp = pages(apis["api"], q, limit)
+        want, wp = pages(apis["single"], q, limit)
+        assert ids(got) == ids(want), (q, limit, len(got), len(want))
+        assert got == want
+        assert same_pages(gp, wp), (gp, wp)
+    assert len(want) > 0
+
+
+def test_tail_count_and_count_by(cluster):
+    apis = cluster[0]
+    q = 'any where event.category : "process"'
+    for tail in (5, 150):
+        got, gp = pages(apis["api"], q + " | tail %d" % tail, 40)
+        want, wp = pages(apis["single"], q + " | tail %d" % tail, 40)
+        assert ids(got) == ids(want) and len(got) == tail and same_pages(gp, wp)
+    for cq in ("any where true | count", q + " | count", q + " | head 10 | count",
+               'sequence by host.id with maxspan=1s [process where event.type : "start"] [network where true] | count'):
+        st, a = apis["api"].search(cq, **{"from": FROM, "to": TO})
+        st2, b = apis["single"].search(cq, **{"from": FROM, "to": TO})
+        assert st == st2 == 200 and a == b, (cq, a, b)
+    for cq in ("any where true | count by host.name", "any where true | count by event.category, event.type",
+               "any where true | count by process.name"):
+        for limit in (7, 10000):
+            got, gp = pages(apis["api"], cq, limit, "counts")
+            want, wp = pages(apis["single"], cq, limit, "counts")
+            assert got == want and gp == wp, cq
+        assert len(got) > 1
+
+
+def test_sequences(cluster):
+    apis = cluster[0]
+    q = 'sequence by host.id with maxspan=1s [process where event.type : "start"] [network where true]'
+    for suffix, limit in (("", 50), (" | head 120", 50), ("", 10000)):
+        got, gp = pages(apis["api"], q + suffix, limit, "sequences")
+        want, wp = pages(apis["single"], q + suffix, limit, "sequences")
+        assert seq_ids(got) == seq_ids(want) and same_pages(gp, wp), suffix
+        assert got
+    # the shards hold each host whole: the fan-out's sequences are the shards' ones
+    per = sum(len(pages(a, q, 10000, "sequences")[0]) for a in apis["shards"])
+    assert per == len(got)
+
+
+def test_event_by_id_and_alerts(cluster):
+    apis = cluster[0]
+    st, r = apis["single"].search('any where true | tail 3', **{"from": FROM, "to": TO})
+    for e in r["events"]:
+        eid = e["mamori"]["event_id"]
+        st, got = apis["api"].call("GET", "/v1/events/" + eid)
+        assert st == 200 and got == e
+    st, nf = apis["api"].call("GET", "/v1/events/" + "0" * 56)
+    assert st == 404 and nf["error"]["code"] == "not_found"
+    st, bad = apis["api"].call("GET", "/v1/events/xyz")
+    assert st == 400
+    # alerts: the shards' alerts merged newest first (time descending, id), paged
+    def shard_alerts(a):
+        rows, cursor = [], None
+        while True:
+            st, r = a.call("GET", "/v1/alerts?limit=1000" + ("&cursor=" + cursor if cursor else ""))
+            assert st == 200, r
+            rows += r["alerts"]
+            cursor = r.get("cursor")
+            if not cursor:
+                return rows
+    deadline = time.time() + 60
+    expected = []
+    while time.time() < deadline:
+        expected = sum((shard_alerts(a) for a in apis["shards"]), [])
+        if expected and all(shard_alerts(a) for a in apis["shards"]):
+            break
+        time.sleep(1)
+    assert expected, "no alerts reached the shards"
+    expected.sort(key=lambda a: a["id"])
+    expected.sort(key=lambda a: a["time"], reverse=True)
+    got, cursor = [], None
+    while True:
+        st, r = apis["api"].call("GET", "/v1/alerts?limit=7" + ("&cursor=" + cursor if cursor else ""))
+        assert st == 200, r
+        got += r["alerts"]
+        cursor = r.get("cursor")
+        if not cursor:
+            break
+    assert [a["id"] for a in got] == [a["id"] for a in expected]
+    st, hi = apis["api"].call("GET", "/v1/alerts?level=high&limit=1000")
+    assert st == 200 and len(hi["alerts"]) == len(expected)
+    st, bad = apis["api"].call("GET", "/v1/alerts?level=nope")
+    assert st == 400, bad
+
+
+def test_bad_cursor_shard_down_and_bad_config(cluster):
+    apis, shards, api_node, base = cluster
+    q = 'any where event.category : "process"'
+    st, r = apis["api"].search(q, limit=10, cursor="c2deadbeef", **{"from": FROM, "to": TO})
+    assert st == 400 and "cursor" in r["error"]["message"], r
+    st, first = apis["api"].search(q, limit=10, **{"from": FROM, "to": TO})
+    st, r = apis["api"].search(q + " and true", limit=10, cursor=first["cursor"], **{"from": FROM, "to": TO})
+    assert st == 400 and r["error"]["code"] == "bad_request"
+    st, r = apis["api"].search("any where (", **{"from": FROM, "to": TO})
+    assert st == 400 and r["error"]["code"] == "bad_query" and "position" in r["error"]
+    # a bad api.shards item is refused, naming it
+    p = subprocess.run([MAMORID, "--dev", os.path.join(base, "bad"), "--ingest-port", "0", "--api-port",
+                        str(free_port()), "--set", "api.shards=[https://127.0.0.1:1, http://x:80]"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode != 0 and "'api.shards' item 1 'http://x:80'" in p.stderr + p.stdout, p.stderr
+    # a shard down: 502 naming it, never a partial answer; the other endpoints too
+    shards[1].stop()
+    try:
+        url = "https://127.0.0.1:%d" % shards[1].api_port
+        st, r = apis["api"].search(q, **{"from": FROM, "to": TO})
+        assert st == 502 and r["error"]["code"] == "shard_unavailable" and url in r["error"]["message"], r
+        st, r = apis["api"].search(q + " | count", **{"from": FROM, "to": TO})
+        assert st == 502 and url in r["error"]["message"]
+        st, r = apis["api"].call("GET", "/v1/alerts")
+        assert st == 502 and url in r["error"]["message"]
+        st, r = apis["api"].call("GET", "/v1/healthz")
+    finally:
+        shards[1].start(timeout=120)
+    st, r = apis["api"].search(q + " | count", **{"from": FROM, "to": TO})
+    assert st == 200 and r["count"] > 0
