@@ -203,13 +203,8 @@ static bool call_failed(api_req *r, const shard_call *c, json_parser *p, arena *
 
 /* ---- search ---- */
 
-typedef struct row_key {
-    int64_t ts;
-    uint64_t agent, seq;
-    uint32_t index;
-} row_key;
 
-static int key_cmp(const row_key *a, const row_key *b)
+int fanout_key_cmp(const fanout_key *a, const fanout_key *b)
 {
     if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
     if (a->agent != b->agent) return a->agent < b->agent ? -1 : 1;
@@ -219,7 +214,7 @@ static int key_cmp(const row_key *a, const row_key *b)
 }
 
 /* The storage key of an event row, or of a sequence row's last event. */
-static bool row_key_of(const json_value *row, bool sequence, row_key *k)
+bool fanout_event_key(const json_value *row, bool sequence, fanout_key *k)
 {
     const json_value *ev = row;
     if (sequence) {
@@ -233,18 +228,6 @@ static bool row_key_of(const json_value *row, bool sequence, row_key *k)
     return event_id_parse(id->str, id->len, &k->ts, &k->agent, &k->seq, &k->index) == 0;
 }
 
-typedef struct shard_state {
-    char *cursor; /* the shard cursor the current page was fetched at ("" = the start) */
-    uint64_t skip; /* rows of that page already returned */
-    bool done;     /* nothing more on this shard */
-    /* the fetched page */
-    bool fetched;
-    arena ar;
-    json_value root;
-    const json_value *rows;
-    uint64_t pos;
-    const char *next; /* its cursor, NULL at the end (in ar) */
-} shard_state;
 
 typedef struct fan_req {
     const char *query;
@@ -290,27 +273,20 @@ static void set_search_url(shard_call *c)
 /* Merged cursor: m1:HASH:FROM:TO:MODE:N then per shard :SKIP,STATE (STATE "-" start, "x"
  * done, else the shard's cursor; shard cursors are hex). MODE s = merge (N = rows still
  * allowed by head), o = offset (N = rows already returned). */
-typedef struct fan_cursor {
-    uint64_t hash;
-    int64_t from_us, to_us;
-    char mode;
-    uint64_t n;
-    shard_state *st; /* filled for mode s */
-} fan_cursor;
 
-static void cursor_write(buf *out, const fan_cursor *c, const shard_state *st, uint32_t shards)
+void fanout_cursor_write(buf *out, const fanout_cursor *c, const fanout_shard *st, uint32_t shards)
 {
     buf_printf(out, FANOUT_CURSOR_PREFIX ":%016" PRIx64 ":%" PRId64 ":%" PRId64 ":%c:%" PRIu64, c->hash, c->from_us,
                c->to_us, c->mode, c->n);
     if (c->mode != 's') return;
     for (uint32_t i = 0; i < shards; i++) {
-        const shard_state *s = &st[i];
+        const fanout_shard *s = &st[i];
         if (s->done) buf_puts(out, ":0,x");
         else buf_printf(out, ":%" PRIu64 ",%s", s->skip, s->cursor && s->cursor[0] ? s->cursor : "-");
     }
 }
 
-static int cursor_read(const char *text, fan_cursor *c, shard_state *st, uint32_t shards)
+int fanout_cursor_read(const char *text, fanout_cursor *c, fanout_shard *st, uint32_t shards)
 {
     if (strncmp(text, FANOUT_CURSOR_PREFIX ":", 3) != 0) return -EINVAL;
     const char *p = text + 3;
@@ -356,7 +332,7 @@ typedef struct fan {
     api_req *r;
     uint32_t n;
     shard_call *calls;
-    shard_state *st;
+    fanout_shard *st;
     json_parser *p;
     arena ear; /* errors */
     fan_req f;
@@ -378,7 +354,7 @@ static bool fetch_pages(fan *F, const char *rows_name)
         c->active = false;
         arena_reset(&F->ear);
         if (call_failed(F->r, c, F->p, &F->ear)) return false;
-        shard_state *s = &F->st[i];
+        fanout_shard *s = &F->st[i];
         arena_reset(&s->ar);
         json_error jerr;
         /* keep the text alive as long as the parsed page: copy into the arena */
@@ -410,7 +386,7 @@ static bool fetch_pages(fan *F, const char *rows_name)
     return true;
 }
 
-static void state_set_cursor(shard_state *s, const char *c)
+static void state_set_cursor(fanout_shard *s, const char *c)
 {
     char *copy = NULL;
     if (c) {
@@ -422,7 +398,7 @@ static void state_set_cursor(shard_state *s, const char *c)
 }
 
 /* Events or sequences (no tail, no count): the k-way merge. */
-static void search_merge(fan *F, const fan_cursor *in)
+static void search_merge(fan *F, const fanout_cursor *in)
 {
     api_req *r = F->r;
     const char *rows_name = F->shape.sequence ? "sequences" : "events";
@@ -435,7 +411,7 @@ static void search_merge(fan *F, const fan_cursor *in)
     for (;;) {
         /* shards whose page is used up: the next page (or the end) */
         for (uint32_t i = 0; i < F->n; i++) {
-            shard_state *s = &F->st[i];
+            fanout_shard *s = &F->st[i];
             if (s->done) continue;
             if (s->fetched) {
                 if (s->pos < s->rows->len) continue;
@@ -463,27 +439,27 @@ static void search_merge(fan *F, const fan_cursor *in)
             }
             if (!fetch_pages(F, rows_name)) goto out;
             for (uint32_t i = 0; i < F->n; i++) {
-                shard_state *s = &F->st[i];
+                fanout_shard *s = &F->st[i];
                 if (s->fetched && s->pos == 0) s->pos = MAMORI_MIN(s->skip, (uint64_t)s->rows->len);
             }
             continue; /* re-check the pages just fetched */
         }
         if (emitted >= want) break;
         int best = -1;
-        row_key bk = {0};
+        fanout_key bk = {0};
         for (uint32_t i = 0; i < F->n; i++) {
-            shard_state *s = &F->st[i];
+            fanout_shard *s = &F->st[i];
             if (s->done || !s->fetched || s->pos >= s->rows->len) continue;
-            row_key k;
-            if (!row_key_of(&s->rows->items[s->pos], F->shape.sequence, &k)) {
+            fanout_key k;
+            if (!fanout_event_key(&s->rows->items[s->pos], F->shape.sequence, &k)) {
                 reply_error(r, 502, "shard_error", "store shard %u (%s): a row without mamori.event_id", i,
                             F->calls[i].base);
                 goto out;
             }
-            if (best < 0 || key_cmp(&k, &bk) < 0) best = (int)i, bk = k;
+            if (best < 0 || fanout_key_cmp(&k, &bk) < 0) best = (int)i, bk = k;
         }
         if (best < 0) break; /* every shard is done */
-        shard_state *s = &F->st[best];
+        fanout_shard *s = &F->st[best];
         if (emitted) buf_putc(&rows, ',');
         json_write_value(&rows, &s->rows->items[s->pos]);
         s->pos++;
@@ -495,7 +471,7 @@ static void search_merge(fan *F, const fan_cursor *in)
     {
         bool more = false;
         for (uint32_t i = 0; i < F->n; i++) {
-            shard_state *s = &F->st[i];
+            fanout_shard *s = &F->st[i];
             if (s->done) continue;
             if (s->fetched && s->pos >= s->rows->len) {
                 if (!s->next) {
@@ -513,9 +489,9 @@ static void search_merge(fan *F, const fan_cursor *in)
         buf_putc(&r->body, ']');
         uint64_t rest = left == UINT64_MAX ? UINT64_MAX : left - emitted;
         if (more && rest > 0) {
-            fan_cursor c = {.hash = F->f.hash, .from_us = F->f.from_us, .to_us = F->f.to_us, .mode = 's', .n = rest};
+            fanout_cursor c = {.hash = F->f.hash, .from_us = F->f.from_us, .to_us = F->f.to_us, .mode = 's', .n = rest};
             buf_puts(&r->body, ",\"cursor\":\"");
-            cursor_write(&r->body, &c, F->st, F->n);
+            fanout_cursor_write(&r->body, &c, F->st, F->n);
             buf_putc(&r->body, '"');
         }
         buf_putc(&r->body, '}');
@@ -541,7 +517,7 @@ static bool collect_all(fan *F, const char *rows_name, page_fn fn, void *ctx)
     for (;;) {
         bool any = false;
         for (uint32_t i = 0; i < F->n; i++) {
-            shard_state *s = &F->st[i];
+            fanout_shard *s = &F->st[i];
             if (s->done) continue;
             shard_body(&F->calls[i].req, &F->f, lim, s->cursor, false);
             set_search_url(&F->calls[i]);
@@ -550,7 +526,7 @@ static bool collect_all(fan *F, const char *rows_name, page_fn fn, void *ctx)
         if (!any) return true;
         if (!fetch_pages(F, rows_name)) return false;
         for (uint32_t i = 0; i < F->n; i++) {
-            shard_state *s = &F->st[i];
+            fanout_shard *s = &F->st[i];
             if (s->done || !s->fetched) continue;
             if (fn(F, i, s->rows, ctx) != 0) return false;
             if (s->next) state_set_cursor(s, s->next);
@@ -562,7 +538,7 @@ static bool collect_all(fan *F, const char *rows_name, page_fn fn, void *ctx)
 
 /* tail N */
 typedef struct kept_row {
-    row_key k;
+    fanout_key k;
     char *json;
     size_t len;
 } kept_row;
@@ -577,7 +553,7 @@ static int tail_page(fan *F, uint32_t shard, const json_value *rows, void *ctx)
     tail_acc *t = ctx;
     for (uint32_t i = 0; i < rows->len; i++) {
         kept_row k;
-        if (!row_key_of(&rows->items[i], false, &k.k)) {
+        if (!fanout_event_key(&rows->items[i], false, &k.k)) {
             reply_error(F->r, 502, "shard_error", "store shard %u (%s): a row without mamori.event_id", shard,
                         F->calls[shard].base);
             return -1;
@@ -596,7 +572,7 @@ static int tail_page(fan *F, uint32_t shard, const json_value *rows, void *ctx)
     return 0;
 }
 
-static int kept_cmp(const void *a, const void *b) { return key_cmp(&((const kept_row *)a)->k, &((const kept_row *)b)->k); }
+static int kept_cmp(const void *a, const void *b) { return fanout_key_cmp(&((const kept_row *)a)->k, &((const kept_row *)b)->k); }
 
 /* count by */
 typedef struct group {
@@ -698,9 +674,9 @@ static int group_cmp(const void *x, const void *y)
 
 static void offset_cursor(fan *F, uint64_t next)
 {
-    fan_cursor c = {.hash = F->f.hash, .from_us = F->f.from_us, .to_us = F->f.to_us, .mode = 'o', .n = next};
+    fanout_cursor c = {.hash = F->f.hash, .from_us = F->f.from_us, .to_us = F->f.to_us, .mode = 'o', .n = next};
     buf_puts(&F->r->body, ",\"cursor\":\"");
-    cursor_write(&F->r->body, &c, NULL, 0);
+    fanout_cursor_write(&F->r->body, &c, NULL, 0);
     buf_putc(&F->r->body, '"');
 }
 
@@ -819,7 +795,7 @@ void fanout_search(api_req *r)
     F.calls = calls_new(a);
     F.st = mamori_xcalloc(F.n, sizeof *F.st);
     for (uint32_t i = 0; i < F.n; i++) arena_init(&F.st[i].ar, 16 * 1024);
-    fan_cursor cur = {0};
+    fanout_cursor cur = {0};
     bool has_cursor = false;
 
     const json_value *body = read_json_body(r, F.p, &ar, &text);
@@ -856,7 +832,7 @@ void fanout_search(api_req *r)
             t = mamori_xcalloc(1, cv->len + 1);
             memcpy(t, cv->str, cv->len);
         }
-        int rc = t ? cursor_read(t, &cur, F.st, F.n) : -EINVAL;
+        int rc = t ? fanout_cursor_read(t, &cur, F.st, F.n) : -EINVAL;
         free(t);
         if (rc) {
             reply_error(r, 400, "bad_request",

@@ -131,6 +131,42 @@ void fanout_search(api_req *r);
 void fanout_event(api_req *r, const char *id);
 void fanout_alerts(api_req *r);
 
+/* fanout.c internals, for tests/unit/api/test_fanout.c. */
+typedef struct fanout_key {
+    int64_t ts;
+    uint64_t agent, seq;
+    uint32_t index;
+} fanout_key;
+
+typedef struct fanout_shard {
+    char *cursor; /* the shard cursor the current page was fetched at ("" = the start) */
+    uint64_t skip; /* rows of that page already returned */
+    bool done;     /* nothing more on this shard */
+    /* the fetched page */
+    bool fetched;
+    arena ar;
+    json_value root;
+    const json_value *rows;
+    uint64_t pos;
+    const char *next; /* its cursor, NULL at the end (in ar) */
+} fanout_shard;
+
+typedef struct fanout_cursor {
+    uint64_t hash;
+    int64_t from_us, to_us;
+    char mode;
+    uint64_t n;
+} fanout_cursor;
+
+/* The storage key of an event row, or of a sequence row's last event (its mamori.event_id). */
+bool fanout_event_key(const json_value *row, bool sequence, fanout_key *k);
+int fanout_key_cmp(const fanout_key *a, const fanout_key *b);
+/* Merged cursor: m1:HASH:FROM:TO:MODE:N, then for mode s per shard :SKIP,STATE (STATE "-"
+ * start, "x" done, else the shard's own cursor). fanout_cursor_read allocates st[i].cursor
+ * (free them); -EINVAL for anything that is not such a cursor for this many shards. */
+void fanout_cursor_write(buf *out, const fanout_cursor *c, const fanout_shard *st, uint32_t shards);
+int fanout_cursor_read(const char *text, fanout_cursor *c, fanout_shard *st, uint32_t shards);
+
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);
 /* Query-string parameter (decoded, owned by the caller's evkeyvalq). */
