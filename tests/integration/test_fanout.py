@@ -264,3 +264,29 @@ def test_bad_cursor_shard_down_and_bad_config(cluster):
         shards[1].start(timeout=120)
     st, r = apis["api"].search(q + " | count", **{"from": FROM, "to": TO})
     assert st == 200 and r["count"] > 0
+
+
+@pytest.mark.skipif(not os.environ.get("MAMORI_FANOUT_BENCH"), reason="figures only: MAMORI_FANOUT_BENCH=1")
+def test_latency_figures(cluster):
+    """Fan-out against the single node, same data: median and p90 wall time of 50 runs each
+    (docs/scaling.md 6)."""
+    apis = cluster[0]
+    queries = {
+        "needle": 'any where host.name == "fo-00003" and process.name : "cmd.exe"',
+        "page of 100": 'any where event.category : "process"',
+        "count": 'any where event.category : "process" | count',
+        "count by host.name": "any where true | count by host.name",
+        "sequence page": 'sequence by host.id with maxspan=1s [process where event.type : "start"] [network where true]',
+    }
+    for name, q in queries.items():
+        line = []
+        for who in ("single", "api"):
+            times = []
+            for _ in range(50):
+                t = time.perf_counter()
+                st, _ = apis[who].search(q, limit=100, **{"from": FROM, "to": TO})
+                times.append((time.perf_counter() - t) * 1000)
+                assert st == 200
+            times.sort()
+            line.append("%s p50 %.1f ms p90 %.1f ms" % (who, times[25], times[45]))
+        print("\n%-20s %s" % (name, " | ".join(line)))
