@@ -45,8 +45,29 @@ typedef struct shard_call {
     char err[CURL_ERROR_SIZE + 1];
 } shard_call;
 
+/* One multi handle per API thread, kept between requests: its connection cache keeps the
+ * TLS connections to the shards open (a new handshake per shard and request costs more
+ * than a needle query). Freed when the thread ends. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static pthread_key_t multi_key;
+static void multi_free(void *m) { curl_multi_cleanup(m); }
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (pthread_key_create(&multi_key, multi_free) != 0) abort();
+}
+
+static CURLM *thread_multi(void)
+{
+    CURLM *m = pthread_getspecific(multi_key);
+    if (!m) {
+        m = curl_multi_init();
+        if (!m) abort();
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 64L);
+        pthread_setspecific(multi_key, m);
+    }
+    return m;
+}
 
 static size_t on_data(char *p, size_t size, size_t n, void *ctx)
 {
@@ -72,7 +93,7 @@ static void calls_run(api_req *r, const char *method, shard_call *calls, uint32_
     struct curl_slist *hdr = curl_slist_append(NULL, auth_line);
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Accept: application/json");
-    CURLM *m = curl_multi_init();
+    CURLM *m = thread_multi();
     CURL **easy = mamori_xcalloc(n ? n : 1, sizeof *easy);
     for (uint32_t i = 0; i < n; i++) {
         shard_call *c = &calls[i];
@@ -127,7 +148,6 @@ static void calls_run(api_req *r, const char *method, shard_call *calls, uint32_
         curl_easy_cleanup(easy[i]);
     }
     free(easy);
-    curl_multi_cleanup(m);
     curl_slist_free_all(hdr);
 }
 
