@@ -22,6 +22,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
@@ -107,8 +108,9 @@ static void calls_run(api_req *r, const char *method, shard_call *calls, uint32_
         c->url.len--;
         curl_easy_setopt(h, CURLOPT_URL, c->url.data);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        if (!strcmp(method, "POST")) {
+        if (!strcmp(method, "POST") || !strcmp(method, "PATCH")) {
             curl_easy_setopt(h, CURLOPT_POST, 1L);
+            if (strcmp(method, "POST")) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req.data ? c->req.data : "");
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)c->req.len);
         }
@@ -929,27 +931,24 @@ out:
     json_parser_destroy(F.p);
 }
 
-/* ---- GET /v1/events/{id}: the shard that has it ---- */
+/* ---- one record by id: the shard that has it ---- */
 
-void fanout_event(api_req *r, const char *id)
+/* Sends method path (and body) to every shard; the first 200 is the answer; 404 only when
+ * every shard says so; otherwise the first other failure, naming its shard. A PATCH reaches
+ * every shard, and changes the one that holds the record (the others answer 404). */
+static void find_one(api_req *r, const char *method, const char *path, const char *body, size_t body_len,
+                     const char *what)
 {
-    int64_t ts;
-    uint64_t agent, seq;
-    uint32_t index;
-    if (!id || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "",
-                    EVENT_ID_HEX_CHARS);
-        return;
-    }
     uint32_t n = r->a->cfg->api.shards.count;
     shard_call *calls = calls_new(r->a);
     for (uint32_t i = 0; i < n; i++) {
         buf_puts(&calls[i].url, calls[i].base);
         while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
-        buf_printf(&calls[i].url, "/v1/events/%s", id);
+        buf_puts(&calls[i].url, path);
+        if (body) buf_append(&calls[i].req, body, body_len);
         calls[i].active = true;
     }
-    calls_run(r, "GET", calls, n);
+    calls_run(r, method, calls, n);
     int found = -1, failed = -1;
     for (uint32_t i = 0; i < n; i++) {
         if (calls[i].ok && calls[i].status == 200 && found < 0) found = (int)i;
@@ -968,9 +967,59 @@ void fanout_event(api_req *r, const char *id)
         arena_fini(&ar);
         json_parser_destroy(p);
     } else {
-        reply_error(r, 404, "not_found", "no event %s", id);
+        reply_error(r, 404, "not_found", "no %s on any of the %u store shards", what, n);
     }
     calls_free(calls, n);
+}
+
+void fanout_event(api_req *r, const char *id)
+{
+    int64_t ts;
+    uint64_t agent, seq;
+    uint32_t index;
+    if (!id || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) {
+        reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "",
+                    EVENT_ID_HEX_CHARS);
+        return;
+    }
+    char path[128], what[96];
+    snprintf(path, sizeof path, "/v1/events/%s", id);
+    snprintf(what, sizeof what, "event %s", id);
+    find_one(r, "GET", path, NULL, 0, what);
+}
+
+static bool alert_id_ok(api_req *r, const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    bool ok = n == 32 && strspn(id, "0123456789abcdefABCDEF") == 32;
+    if (!ok) reply_error(r, 400, "bad_request", "'%.80s' is not an alert id (32 hex digits)", id ? id : "");
+    return ok;
+}
+
+void fanout_alert_get(api_req *r, const char *id)
+{
+    if (!alert_id_ok(r, id)) return;
+    char path[64], what[64];
+    snprintf(path, sizeof path, "/v1/alerts/%s", id);
+    snprintf(what, sizeof what, "alert %s", id);
+    find_one(r, "GET", path, NULL, 0, what);
+}
+
+void fanout_alert_patch(api_req *r, const char *id)
+{
+    if (!alert_id_ok(r, id)) return;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    size_t len = evbuffer_get_length(in);
+    if (len > r->a->cfg->api.max_body_bytes) {
+        reply_error(r, 413, "body_too_large", "request body of %zu bytes is over the %u-byte limit", len,
+                    r->a->cfg->api.max_body_bytes);
+        return;
+    }
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    char path[64], what[64];
+    snprintf(path, sizeof path, "/v1/alerts/%s", id);
+    snprintf(what, sizeof what, "alert %s", id);
+    find_one(r, "PATCH", path, body, len, what);
 }
 
 /* ---- GET /v1/alerts: newest first over the shards ---- */

@@ -260,12 +260,14 @@ static void route(api_req *r, int method, const char *path)
     case EP_ALERT:
         if (method == EVHTTP_REQ_GET) {
             if (!require_role(r, API_ROLE_VIEWER)) return;
-            handle_alert_get(r, path_tail(path, "/v1/alerts/"));
+            if (r->a->cfg->api.shards.count) fanout_alert_get(r, path_tail(path, "/v1/alerts/"));
+            else handle_alert_get(r, path_tail(path, "/v1/alerts/"));
             return;
         }
         if (method != EVHTTP_REQ_PATCH) goto bad_method;
         if (!require_role(r, API_ROLE_ANALYST)) return;
-        handle_alert_patch(r, path_tail(path, "/v1/alerts/"));
+        if (r->a->cfg->api.shards.count) fanout_alert_patch(r, path_tail(path, "/v1/alerts/"));
+        else handle_alert_patch(r, path_tail(path, "/v1/alerts/"));
         return;
     case EP_RULES_TEST:
         if (method != EVHTTP_REQ_POST) goto bad_method;

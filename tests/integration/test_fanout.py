@@ -232,6 +232,22 @@ def test_event_by_id_and_alerts(cluster):
     assert st == 200 and len(hi["alerts"]) == len(expected)
     st, bad = apis["api"].call("GET", "/v1/alerts?level=nope")
     assert st == 400, bad
+    # one alert by id, and a change of it, on the shard that holds it
+    one = expected[len(expected) // 2]
+    st, g = apis["api"].call("GET", "/v1/alerts/" + one["id"])
+    assert st == 200 and g == one
+    st, p = apis["api"].call("PATCH", "/v1/alerts/" + one["id"], {"status": "acknowledged", "assignee": "alice"})
+    assert st == 200 and p["status"] == "acknowledged" and p["assignee"] == "alice", p
+    st, g = apis["api"].call("GET", "/v1/alerts/" + one["id"])
+    assert st == 200 and g["status"] == "acknowledged"
+    st, p = apis["api"].call("PATCH", "/v1/alerts/" + one["id"], {"status": "bogus"})
+    assert st == 400 and p["error"]["code"] == "bad_request", p
+    st, nf = apis["api"].call("GET", "/v1/alerts/" + "0" * 32)
+    assert st == 404
+    st, nf = apis["api"].call("PATCH", "/v1/alerts/" + "0" * 32, {"status": "closed"})
+    assert st == 404
+    st, bad = apis["api"].call("GET", "/v1/alerts/nothex")
+    assert st == 400
 
 
 def test_bad_cursor_shard_down_and_bad_config(cluster):
