@@ -260,6 +260,11 @@ def test_bad_cursor_shard_down_and_bad_config(cluster):
     assert st == 400 and r["error"]["code"] == "bad_request"
     st, r = apis["api"].search("any where (", **{"from": FROM, "to": TO})
     assert st == 400 and r["error"]["code"] == "bad_query" and "position" in r["error"]
+    # a key the shards do not know (made on the API node only): 502 naming the shard, not a 401
+    st, k = apis["api"].call("POST", "/v1/keys", {"role": "viewer", "name": "api-only"})
+    assert st == 201, k
+    st, r = apis["api"].search(q, key=k["key"], **{"from": FROM, "to": TO})
+    assert st == 502 and r["error"]["code"] == "shard_refused" and "store shard 0" in r["error"]["message"], r
     # a bad api.shards item is refused, naming it
     p = subprocess.run([MAMORID, "--dev", os.path.join(base, "bad"), "--ingest-port", "0", "--api-port",
                         str(free_port()), "--set", "api.shards=[https://127.0.0.1:1, http://x:80]"],
