@@ -988,6 +988,22 @@ void fanout_event(api_req *r, const char *id)
     find_one(r, "GET", path, NULL, 0, what);
 }
 
+/* A process tree is one host's, hence one shard's: the shard that knows the process. */
+void fanout_tree(api_req *r)
+{
+    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+    buf path;
+    buf_init(&path);
+    buf_puts(&path, "/v1/process-tree");
+    if (qs && qs[0]) {
+        buf_putc(&path, '?');
+        buf_puts(&path, qs);
+    }
+    buf_putc(&path, '\0');
+    find_one(r, "GET", path.data, NULL, 0, "process with this entity_id");
+    buf_fini(&path);
+}
+
 static bool alert_id_ok(api_req *r, const char *id)
 {
     size_t n = id ? strlen(id) : 0;

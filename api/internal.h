@@ -131,6 +131,7 @@ void fanout_search(api_req *r);
 void fanout_event(api_req *r, const char *id);
 void fanout_alerts(api_req *r);
 void fanout_alert_get(api_req *r, const char *id);
+void fanout_tree(api_req *r);
 void fanout_alert_patch(api_req *r, const char *id);
 
 /* fanout.c internals, for tests/unit/api/test_fanout.c. */

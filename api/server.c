@@ -226,7 +226,8 @@ static void route(api_req *r, int method, const char *path)
     case EP_TREE:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        handle_tree(r);
+        if (r->a->cfg->api.shards.count) fanout_tree(r);
+        else handle_tree(r);
         heavy_leave(r);
         return;
     case EP_AGENTS:

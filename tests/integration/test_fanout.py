@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -195,6 +196,16 @@ def test_event_by_id_and_alerts(cluster):
         eid = e["mamori"]["event_id"]
         st, got = apis["api"].call("GET", "/v1/events/" + eid)
         assert st == 200 and got == e
+    # a process tree: one host's, answered by its shard, the same as the single node's
+    st, r = apis["single"].search('process where event.type : "start" and process.parent.entity_id != null | tail 1',
+                                  **{"from": FROM, "to": TO})
+    ent = r["events"][0]["process"]["entity_id"]
+    path = "/v1/process-tree?entity_id=%s&depth=3&from=%s&to=%s" % (urllib.parse.quote(ent), FROM, TO)
+    st, t = apis["api"].call("GET", path)
+    st2, t2 = apis["single"].call("GET", path)
+    assert st == st2 == 200 and t == t2, (t, t2)
+    st, t = apis["api"].call("GET", "/v1/process-tree?entity_id=nope&from=%s&to=%s" % (FROM, TO))
+    assert st == 404, t
     st, nf = apis["api"].call("GET", "/v1/events/" + "0" * 56)
     assert st == 404 and nf["error"]["code"] == "not_found"
     st, bad = apis["api"].call("GET", "/v1/events/xyz")
