@@ -167,6 +167,37 @@ static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls
     return &b->builds[b->build_count - 1];
 }
 
+static void prepare_db(struct db_build *db);
+
+/* A literal set takes the contains values of its path and class only when its substring
+ * filter can hold them all (literal_contains_fit); otherwise they go to the path's
+ * Hyperscan database, whose literal matcher is built for large sets. */
+static void split_contains(builder *b)
+{
+    uint32_t n = b->build_count;
+    for (uint32_t i = 0; i < n; i++) {
+        struct db_build *db = &b->builds[i];
+        if (!db->literal) continue;
+        prepare_db(db);
+        if (literal_contains_fit(db->exprs, db->flags, db->id_count)) continue;
+        struct entry *moved = NULL;
+        uint32_t moved_count = 0, moved_cap = 0, kept = 0;
+        for (uint32_t k = 0; k < db->count; k++) {
+            uint32_t len;
+            if (literal_parse(db->entries[k].expr, db->entries[k].flags, NULL, &len) == LIT_CONTAINS)
+                VEC_PUSH(moved, moved_count, moved_cap, db->entries[k]);
+            else db->entries[kept++] = db->entries[k];
+        }
+        db->count = kept;
+        uint32_t path = db->path;
+        struct db_class cls = db->cls;
+        bool joined = db->joined, lazy = db->lazy;
+        struct db_build *hs = build_for(b, path, cls, joined, false, lazy, false); /* may move b->builds */
+        for (uint32_t k = 0; k < moved_count; k++) VEC_PUSH(hs->entries, hs->count, hs->cap, moved[k]);
+        free(moved);
+    }
+}
+
 /* ---- rules → program -------------------------------------------------------------------------- */
 
 static uint32_t add_node(builder *b, enum enode_kind kind, uint32_t count, uint32_t arg)
@@ -219,10 +250,13 @@ static void distribute_entries(builder *b)
         /* only trigger patterns are scanned for every event; the others wait for a candidate
          * rule to need them (keywords are always scanned: their text is joined once) */
         bool lazy = path != DETECT_NONE && !p->trigger;
-        /* anchored plain literals (most endswith/startswith/exact values) are looked up, not
-         * scanned: a literal set of their own (literal.c) */
+        /* plain literals (most endswith/startswith/exact values, and small sets of contains
+         * values) are looked up or filtered, not scanned by Hyperscan: a literal set of their
+         * own (literal.c); split_contains sends contains values back to Hyperscan when the
+         * set's filter cannot hold them */
         uint32_t lit_len;
-        bool literal = path != DETECT_NONE && !e->regex && literal_parse(e->expr, e->flags, NULL, &lit_len) >= 0;
+        bool literal = (path != DETECT_NONE || e->joined) && !e->regex &&
+                       literal_parse(e->expr, e->flags, NULL, &lit_len) >= 0;
         struct db_build *db = build_for(b, path == DETECT_NONE ? DETECT_NONE : target[path], class_of(&r->route),
                                         path == DETECT_NONE && e->joined, e->regex && path != DETECT_NONE && !lazy, lazy,
                                         literal);
@@ -657,6 +691,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     }
 
     distribute_entries(&b);
+    split_contains(&b);
     for (uint32_t i = 0; i < b.build_count; i++) prepare_db(&b.builds[i]);
     int64_t t1 = clock_mono_us();
     compile_all(&b, l ? loader_options(l)->compile_threads : 0);

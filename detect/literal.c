@@ -11,7 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LIT_HAVE_AVX2 1
+#endif
+
 #define LIT_KEY_BYTES 8
+#define LIT_BUCKETS 8
 
 struct lit_entry {
     const char *text; /* folded (ASCII lowercase) when caseless; as written when cased */
@@ -28,7 +34,30 @@ struct lit_slot {
     uint32_t first, count;
 };
 
+/* Unanchored literals (`contains`): each is filed under its rarest pair of adjacent bytes
+ * (case folded), one bucket per distinct pair (at most 8). A value is filtered 32 positions at
+ * a time, Teddy-style: the bucket bits of the byte at each position and of the next byte are
+ * looked up by nibble (pshufb) and ANDed; only positions left with a bit are verified against
+ * the bucket's literals. `first`/`second` are the exact per-byte tables of the scalar path. */
+struct lit_contains_entry {
+    const char *text; /* folded when caseless */
+    uint32_t len;
+    uint32_t id;
+    uint32_t pair; /* offset of the filtered pair in the literal */
+    bool cased;
+};
+
+struct lit_contains {
+    uint8_t lo0[16], hi0[16], lo1[16], hi1[16];
+    uint8_t first[256], second[256];
+    struct lit_contains_entry *entries; /* grouped by bucket */
+    uint32_t bucket_first[LIT_BUCKETS + 1];
+    uint32_t count;
+    bool avx2;
+};
+
 struct litset {
+    struct lit_contains contains;
     struct lit_entry *entries;
     uint32_t entry_count;
     char *texts;
@@ -61,6 +90,86 @@ static inline uint64_t load_word(const char *s, size_t n)
     return fold8(w);
 }
 
+/* A rough frequency of a (folded) byte in event text: the filter pair of a literal is the
+ * pair with the lowest product. Letters and digits are common, path and GUID punctuation
+ * too; ':' '|' '$' and most other punctuation are rare. */
+static uint32_t byte_freq(uint8_t c)
+{
+    static const char common[] = "etaoinsrlcdwx";
+    static const char medium[] = "hmpufgbyv";
+    if (c >= '0' && c <= '9') return 20;
+    if (c >= 'a' && c <= 'z') {
+        if (strchr(common, c)) return 35;
+        if (strchr(medium, c)) return 14;
+        return 4;
+    }
+    switch (c) {
+    case ' ': case '\\': return 30;
+    case '.': case '-': return 15;
+    case '_': case '/': case '{': case '}': case '"': case '=': case ',': return 5;
+    case ':': case '|': case '(': case ')': case '%': case '\'': return 3;
+    default: return 1;
+    }
+}
+
+/* The offset of the rarest adjacent pair of a folded literal (len >= 2). */
+static uint32_t best_pair(const uint8_t *t, uint32_t len)
+{
+    uint32_t best = 0, best_score = UINT32_MAX;
+    for (uint32_t i = 0; i + 1 < len; i++) {
+        uint32_t score = byte_freq(t[i]) * byte_freq(t[i + 1]);
+        if (score < best_score) best_score = score, best = i;
+    }
+    return best;
+}
+
+/* Distinct folded filter pairs of the contains expressions (as pair << 0 | …) into pairs[],
+ * up to max; returns how many there are (max + 1: too many), or UINT32_MAX when there are
+ * more than LITERAL_CONTAINS_MAX contains expressions. */
+static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, uint32_t count, uint16_t *pairs,
+                               uint32_t max)
+{
+    uint32_t n = 0, literals = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t el = strlen(exprs[i]);
+        uint8_t stackbuf[256];
+        uint8_t *t = el <= sizeof stackbuf ? stackbuf : mamori_xmalloc(el);
+        uint32_t len;
+        int kind = literal_parse(exprs[i], flags[i], (char *)t, &len);
+        if (kind == LIT_CONTAINS) {
+            literals++;
+            for (uint32_t k = 0; k < len; k++) t[k] = fold(t[k]);
+            uint32_t off = best_pair(t, len);
+            uint16_t pair = (uint16_t)(t[off] | t[off + 1] << 8);
+            uint32_t k = 0;
+            while (k < n && pairs[k] != pair) k++;
+            if (k == n) {
+                if (n < max) pairs[n] = pair;
+                n = n < max + 1 ? n + 1 : n;
+            }
+        }
+        if (t != stackbuf) free(t);
+    }
+    return literals > LITERAL_CONTAINS_MAX ? UINT32_MAX : n;
+}
+
+bool literal_contains_fit(const char *const *exprs, const uint32_t *flags, uint32_t count)
+{
+    uint16_t pairs[LIT_BUCKETS];
+    return contains_pairs(exprs, flags, count, pairs, LIT_BUCKETS) <= LIT_BUCKETS;
+}
+
+static void contains_mark(struct lit_contains *c, uint8_t folded, uint8_t bit, bool second)
+{
+    uint8_t variants[2] = {folded, (uint8_t)(folded >= 'a' && folded <= 'z' ? folded - 32 : folded)};
+    for (int v = 0; v < 2; v++) {
+        uint8_t b = variants[v];
+        (second ? c->second : c->first)[b] |= bit;
+        (second ? c->lo1 : c->lo0)[b & 15] |= bit;
+        (second ? c->hi1 : c->hi0)[b >> 4] |= bit;
+    }
+}
+
 static inline uint32_t tag_of(enum lit_kind kind, uint32_t key_len) { return ((uint32_t)kind + 1) << 28 | key_len; }
 
 static inline uint32_t slot_of(uint64_t word, uint32_t tag, uint32_t mask)
@@ -78,7 +187,6 @@ int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len)
     size_t n = strlen(expr);
     bool start = n > 0 && expr[0] == '^';
     bool end = n >= 2 && expr[n - 2] == '\\' && expr[n - 1] == 'z';
-    if (!start && !end) return -1; /* contains: Hyperscan's literal matcher is the right tool */
     size_t from = start ? 1 : 0, to = end ? n - 2 : n;
     uint32_t k = 0;
     for (size_t i = from; i < to;) {
@@ -107,8 +215,9 @@ int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len)
         k++;
     }
     if (k == 0 && !(start && end)) return -1;
+    if (!start && !end && k < 2) return -1; /* contains needs a pair of bytes to filter on */
     *len = k;
-    return start && end ? LIT_EXACT : start ? LIT_PREFIX : LIT_SUFFIX;
+    return start && end ? LIT_EXACT : start ? LIT_PREFIX : end ? LIT_SUFFIX : LIT_CONTAINS;
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -135,6 +244,56 @@ static void key_of(const struct lit_entry *e, uint64_t *word, uint32_t *tag)
     *tag = tag_of((enum lit_kind)e->kind, e->kind == LIT_EXACT ? e->len : n);
 }
 
+static void contains_build(struct lit_contains *c, const struct lit_entry *in)
+{
+    MAMORI_ASSERT(c->count <= LITERAL_CONTAINS_MAX); /* compile.c checks literal_contains_fit */
+    uint16_t pairs[LIT_BUCKETS];
+    uint32_t npairs = 0;
+    uint32_t *bucket = mamori_xmalloc(c->count * sizeof *bucket);
+    uint32_t *offs = mamori_xmalloc(c->count * sizeof *offs);
+    for (uint32_t i = 0; i < c->count; i++) {
+        const uint8_t *t = (const uint8_t *)in[i].text; /* caseless texts are folded already */
+        uint8_t folded[2];
+        uint32_t off;
+        if (in[i].cased) { /* the pair is chosen and filed folded; verification is exact */
+            uint8_t *tmp = mamori_xmalloc(in[i].len);
+            for (uint32_t k = 0; k < in[i].len; k++) tmp[k] = fold(t[k]);
+            off = best_pair(tmp, in[i].len);
+            free(tmp);
+        } else {
+            off = best_pair(t, in[i].len);
+        }
+        folded[0] = fold(t[off]);
+        folded[1] = fold(t[off + 1]);
+        uint16_t pair = (uint16_t)(folded[0] | folded[1] << 8);
+        uint32_t k = 0;
+        while (k < npairs && pairs[k] != pair) k++;
+        MAMORI_ASSERT(k < LIT_BUCKETS);
+        if (k == npairs) {
+            pairs[npairs++] = pair;
+            contains_mark(c, folded[0], (uint8_t)(1u << k), false);
+            contains_mark(c, folded[1], (uint8_t)(1u << k), true);
+        }
+        bucket[i] = k;
+        offs[i] = off;
+    }
+    c->entries = mamori_xmalloc(c->count * sizeof *c->entries);
+    uint32_t n = 0;
+    for (uint32_t b = 0; b < LIT_BUCKETS; b++) {
+        c->bucket_first[b] = n;
+        for (uint32_t i = 0; i < c->count; i++)
+            if (bucket[i] == b)
+                c->entries[n++] = (struct lit_contains_entry){
+                    .text = in[i].text, .len = in[i].len, .id = in[i].id, .pair = offs[i], .cased = in[i].cased};
+    }
+    c->bucket_first[LIT_BUCKETS] = n;
+    free(bucket);
+    free(offs);
+#ifdef LIT_HAVE_AVX2
+    c->avx2 = __builtin_cpu_supports("avx2");
+#endif
+}
+
 struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags, uint32_t count)
 {
     const uint16_t probe = 1;
@@ -155,7 +314,9 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         set->entries[set->entry_count++] =
             (struct lit_entry){.text = t, .len = len, .id = i, .kind = (uint8_t)kind, .cased = cased};
         t += len;
-        if (kind == LIT_EXACT) {
+        if (kind == LIT_CONTAINS) {
+            set->contains.count++;
+        } else if (kind == LIT_EXACT) {
             set->exact = true;
             set->exact_len_max = MAMORI_MAX(set->exact_len_max, len);
         } else {
@@ -169,12 +330,13 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
     while (slots < set->entry_count * 2) slots *= 2;
     set->slots = mamori_xcalloc(slots, sizeof *set->slots);
     set->mask = slots - 1;
-    for (uint32_t i = 0; i < set->entry_count;) {
+    uint32_t anchored = set->entry_count - set->contains.count; /* contains entries sort last */
+    for (uint32_t i = 0; i < anchored;) {
         uint64_t word;
         uint32_t tag;
         key_of(&set->entries[i], &word, &tag);
         uint32_t j = i + 1;
-        for (; j < set->entry_count; j++) {
+        for (; j < anchored; j++) {
             uint64_t w2;
             uint32_t t2;
             key_of(&set->entries[j], &w2, &t2);
@@ -186,12 +348,15 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         i = j;
     }
     set->bytes = sizeof *set + text_bytes + set->entry_count * sizeof *set->entries + slots * sizeof *set->slots;
+    if (set->contains.count) contains_build(&set->contains, set->entries + anchored);
+    set->bytes += set->contains.count * sizeof *set->contains.entries;
     return set;
 }
 
 void literal_set_free(struct litset *set)
 {
     if (!set) return;
+    free(set->contains.entries);
     free(set->entries);
     free(set->texts);
     free(set->slots);
@@ -224,8 +389,113 @@ static inline void probe(const struct litset *set, uint64_t word, uint32_t tag, 
     }
 }
 
+/* Verifies the literals of the buckets in `buckets` whose filter pair would sit at text[pos]. */
+static inline uint64_t contains_verify(const struct lit_contains *c, const char *text, size_t len, size_t pos,
+                                       uint32_t buckets, uint64_t seen, literal_match_fn fn, void *ctx)
+{
+    for (; buckets; buckets &= buckets - 1) {
+        uint32_t b = (uint32_t)__builtin_ctz(buckets);
+        for (uint32_t i = c->bucket_first[b]; i < c->bucket_first[b + 1]; i++) {
+            const struct lit_contains_entry *e = &c->entries[i];
+            if ((seen >> i) & 1 || pos < e->pair) continue;
+            size_t start = pos - e->pair;
+            if (start + e->len > len) continue;
+            const char *s = text + start;
+            bool eq;
+            if (e->cased) {
+                eq = memcmp(s, e->text, e->len) == 0;
+            } else {
+                eq = true;
+                for (uint32_t k = 0; k < e->len; k++)
+                    if (fold((uint8_t)s[k]) != (uint8_t)e->text[k]) {
+                        eq = false;
+                        break;
+                    }
+            }
+            if (eq) {
+                seen |= (uint64_t)1 << i;
+                fn(e->id, ctx);
+            }
+        }
+    }
+    return seen;
+}
+
+static void contains_scan_scalar(const struct lit_contains *c, const char *text, size_t len, literal_match_fn fn,
+                                 void *ctx)
+{
+    const uint8_t *t = (const uint8_t *)text;
+    uint64_t seen = 0;
+    for (size_t p = 0; p + 1 < len; p++) {
+        uint32_t m = c->first[t[p]] & c->second[t[p + 1]];
+        if (MAMORI_UNLIKELY(m)) seen = contains_verify(c, text, len, p, m, seen, fn, ctx);
+    }
+}
+
+#ifdef LIT_HAVE_AVX2
+/* Bucket bits of the pairs starting at p[0..32) (p[32] is read). */
+__attribute__((target("avx2"))) static inline __m256i contains_block(const uint8_t *p, __m256i lo0, __m256i hi0,
+                                                                      __m256i lo1, __m256i hi1)
+{
+    const __m256i nib = _mm256_set1_epi8(0x0f);
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(p + 1));
+    __m256i m0 = _mm256_and_si256(_mm256_shuffle_epi8(lo0, _mm256_and_si256(a, nib)),
+                                  _mm256_shuffle_epi8(hi0, _mm256_and_si256(_mm256_srli_epi16(a, 4), nib)));
+    __m256i m1 = _mm256_and_si256(_mm256_shuffle_epi8(lo1, _mm256_and_si256(b, nib)),
+                                  _mm256_shuffle_epi8(hi1, _mm256_and_si256(_mm256_srli_epi16(b, 4), nib)));
+    return _mm256_and_si256(m0, m1);
+}
+
+__attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_contains *c, const char *text,
+                                                                size_t len, literal_match_fn fn, void *ctx)
+{
+    const __m256i lo0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->lo0));
+    const __m256i hi0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi0));
+    const __m256i lo1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->lo1));
+    const __m256i hi1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi1));
+    const __m256i zero = _mm256_setzero_si256();
+    const uint8_t *t = (const uint8_t *)text;
+    uint64_t seen = 0;
+    size_t j = 0;
+    uint8_t bits[32];
+    for (; j + 33 <= len; j += 32) {
+        __m256i m = contains_block(t + j, lo0, hi0, lo1, hi1);
+        uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+        if (MAMORI_LIKELY(!nz)) continue;
+        _mm256_storeu_si256((__m256i *)bits, m);
+        for (; nz; nz &= nz - 1) {
+            uint32_t k = (uint32_t)__builtin_ctz(nz);
+            seen = contains_verify(c, text, len, j + k, bits[k], seen, fn, ctx);
+        }
+    }
+    if (j + 1 >= len) return;
+    /* the last positions (fewer than 32): the rest of the value, zero padded */
+    uint8_t pad[64];
+    _mm256_storeu_si256((__m256i *)(pad + 32), zero);
+    _mm256_storeu_si256((__m256i *)pad, zero);
+    memcpy(pad, t + j, len - j);
+    __m256i m = contains_block(pad, lo0, hi0, lo1, hi1);
+    uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+    nz &= (uint32_t)(((uint64_t)1 << (len - 1 - j)) - 1); /* pairs inside the value */
+    if (!nz) return;
+    _mm256_storeu_si256((__m256i *)bits, m);
+    for (; nz; nz &= nz - 1) {
+        uint32_t k = (uint32_t)__builtin_ctz(nz);
+        seen = contains_verify(c, text, len, j + k, bits[k], seen, fn, ctx);
+    }
+}
+#endif
+
 void literal_set_scan(const struct litset *set, const char *text, size_t len, literal_match_fn fn, void *ctx)
 {
+    if (set->contains.count) {
+#ifdef LIT_HAVE_AVX2
+        if (set->contains.avx2) contains_scan_avx2(&set->contains, text, len, fn, ctx);
+        else
+#endif
+            contains_scan_scalar(&set->contains, text, len, fn, ctx);
+    }
     if (set->exact && len <= set->exact_len_max)
         probe(set, load_word(text, MAMORI_MIN(len, (size_t)LIT_KEY_BYTES)), tag_of(LIT_EXACT, (uint32_t)len), text,
               len, fn, ctx);

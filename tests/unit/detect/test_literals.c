@@ -1,9 +1,12 @@
 /* tests/unit/detect/test_literals.c — whole-value, startswith and endswith literals are
  * looked up without Hyperscan (detect/literal.c). These tests hold that path to the
  * specification: hundreds of random rules (exact, startswith, endswith, each also `cased`,
- * plus contains, which stays on Hyperscan) over random values built from characters at the
- * edges of ASCII case folding ('@', 'Z', '[', '`', 'z', '{'), a backslash, a dot and a
- * non-ASCII character without case ('€'), checked against a plain reference implementation. */
+ * plus contains) over random values built from characters at the edges of ASCII case folding
+ * ('@', 'Z', '[', '`', 'z', '{'), a backslash, a dot and a non-ASCII character without case
+ * ('€'), checked against a plain reference implementation. Large contains sets stay on
+ * Hyperscan; small ones (test_contains_sets_match_reference) are filtered by the literal
+ * set's byte-pair filter, on field values and on keywords, over values long enough to cross
+ * its 32-byte blocks. */
 #include "helpers.h"
 
 #include <stdint.h>
@@ -165,9 +168,116 @@ static void test_literal_key_lengths(void **state)
     assert_false(sysmon1_fires("    selection:\n        Image: ''\n    condition: selection\n", "\"Image\":\"x\""));
 }
 
+/* Random escaped JSON string of up to max tokens (long values cross the filter's blocks). */
+static void random_json_value(char *escaped, size_t cap, uint32_t max, const struct rule *base)
+{
+    char value[VALUE_MAX * 64], part[VALUE_MAX * 8];
+    value[0] = '\0';
+    size_t len = 0;
+    uint32_t parts = rnd(max + 1);
+    for (uint32_t i = 0; i < parts; i++) {
+        if (base && rnd(3) == 0) snprintf(part, sizeof part, "%s", base->value);
+        else random_value(part, sizeof part, 4);
+        size_t pl = strlen(part);
+        if (len + pl + 1 >= sizeof value) break;
+        memcpy(value + len, part, pl + 1);
+        len += pl;
+    }
+    for (char *c = value; *c; c++)
+        if (rnd(2) && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z'))) *c ^= 0x20;
+    size_t k = 0;
+    for (const char *c = value; *c && k + 3 < cap; c++) {
+        if (*c == '\\') escaped[k++] = '\\';
+        escaped[k++] = *c;
+    }
+    escaped[k] = '\0';
+}
+
+static void json_unescape(const char *in, char *out)
+{
+    for (; *in; in++) {
+        if (*in == '\\') in++;
+        *out++ = *in;
+    }
+    *out = '\0';
+}
+
+/* A few contains values (both cased and caseless; for keywords and for a field): the literal
+ * set's filter takes them; the engine must agree with the reference on every event. */
+static void test_contains_sets_match_reference(void **state)
+{
+    (void)state;
+    enum { SMALL = 6, ROUNDS = 12, EVENTS_PER_ROUND = 150 };
+    uint32_t matched = 0;
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        bool keywords = round % 2 == 1;
+        static struct rule rules[SMALL];
+        static char yaml[SMALL * 512];
+        size_t off = 0;
+        for (uint32_t r = 0; r < SMALL; r++) {
+            rules[r].mod = MOD_CONTAINS;
+            rules[r].cased = !keywords && (r + round) % 3 == 1;
+            do random_value(rules[r].value, sizeof rules[r].value, 4);
+            while (strlen(rules[r].value) < 2 || (rules[r].value[strlen(rules[r].value) - 1] == '\\'));
+            if (keywords)
+                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
+                                        "    product: windows\ndetection:\n    keywords:\n        - '%s'\n"
+                                        "    condition: keywords\n",
+                                        r ? "---\n" : "", r, r, rules[r].value);
+            else
+                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
+                                        "    product: windows\ndetection:\n    selection:\n        CommandLine|contains%s: "
+                                        "'%s'\n    condition: selection\n",
+                                        r ? "---\n" : "", r, r, rules[r].cased ? "|cased" : "", rules[r].value);
+            assert_true(off < sizeof yaml);
+        }
+        harness h;
+        harness_init(&h, yaml);
+        harness_expect_loaded(&h, SMALL);
+        for (uint32_t e = 0; e < EVENTS_PER_ROUND; e++) {
+            char a[VALUE_MAX * 130], b[VALUE_MAX * 130], json[sizeof a + sizeof b + 512];
+            random_json_value(a, sizeof a, rnd(4) ? 12 : 40, &rules[rnd(SMALL)]);
+            random_json_value(b, sizeof b, 6, &rules[rnd(SMALL)]);
+            snprintf(json, sizeof json,
+                     "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"
+                     "\"Computer\":\"ws1\",\"TimeCreated\":{\"#attributes\":{\"SystemTime\":\"2024-05-01T12:00:00Z\"}}},"
+                     "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"%s\"}}}",
+                     a, b);
+            char va[sizeof a], vb[sizeof b];
+            json_unescape(a, va);
+            json_unescape(b, vb);
+            static const char *ids[SMALL];
+            size_t n = harness_eval(&h, json, ids, SMALL);
+            bool fired[SMALL] = {0};
+            for (size_t i = 0; i < n; i++) fired[strtoul(ids[i] + 1, NULL, 10)] = true;
+            for (uint32_t r = 0; r < SMALL; r++) {
+                /* keywords: any value of the record (the other values are "ws1", "1", the channel…) */
+                bool want = reference(MOD_CONTAINS, rules[r].cased, rules[r].value, va) ||
+                            (keywords && (reference(MOD_CONTAINS, false, rules[r].value, vb) ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon/Operational") ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "ws1") ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "2024-05-01T12:00:00Z") ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "1") ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon")));
+                if (want != fired[r])
+                    fprintf(stderr, "%s r%u ('%s'%s) on '%s' / '%s': engine %d, reference %d\n",
+                            keywords ? "keyword" : "CommandLine|contains", r, rules[r].value,
+                            rules[r].cased ? ", cased" : "", va, vb, fired[r], want);
+                assert_int_equal(want, fired[r]);
+                matched += want;
+            }
+        }
+        harness_fini(&h);
+    }
+    assert_true(matched > ROUNDS * EVENTS_PER_ROUND / 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_contains_sets_match_reference),
         cmocka_unit_test(test_literals_match_reference),
         cmocka_unit_test(test_literal_key_lengths),
     };
