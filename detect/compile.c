@@ -627,6 +627,7 @@ void ruleset_free(detect_ruleset *rs)
     free(rs->paths);
     free(rs->fields);
     free(rs->row_path);
+    free(rs->path_slots);
     strmap_fini(&rs->path_index);
     arena_fini(&rs->mem);
     free(rs);
@@ -772,6 +773,21 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     }
     free(fill);
     free(first);
+    /* the per-event path table: paths with eager databases, at most a quarter full */
+    uint32_t scanned = 0;
+    for (uint32_t p = 0; p < rs->path_count; p++) scanned += rs->paths[p].db_count > 0;
+    uint32_t slots = 64;
+    while (slots < scanned * 4) slots *= 2;
+    rs->path_slots = mamori_xcalloc(slots, sizeof *rs->path_slots);
+    rs->path_slot_mask = slots - 1;
+    for (uint32_t p = 0; p < rs->path_count; p++) {
+        const struct path *pp = &rs->paths[p];
+        if (!pp->db_count) continue;
+        uint64_t key = path_key(pp->str, pp->len);
+        uint32_t s = path_slot_of(key, pp->len, rs->path_slot_mask);
+        while (rs->path_slots[s].len) s = (s + 1) & rs->path_slot_mask;
+        rs->path_slots[s] = (struct path_slot){.key = key, .len = pp->len, .path = p};
+    }
     free(b.builds);
     free(b.build_keys);
     free(b.build_slots);

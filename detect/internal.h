@@ -18,6 +18,7 @@
 #include <hs/hs.h>
 #include <libfyaml.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* ---- limits (not configurable: they bound recursion and encodings, not workloads) ----- */
 #define DETECT_CONDITION_DEPTH_MAX 64 /* nesting of parentheses/not in a condition */
@@ -296,6 +297,32 @@ struct path {
     uint32_t db_count;
 };
 
+/* The per-event path lookup (scan.c): paths with eager databases only, keyed by their last
+ * 8 bytes and length (the first bytes — "winlog.event_data." — tell little), verified in
+ * full. A field of an event that no database scans usually stops at an empty slot. */
+struct path_slot {
+    uint64_t key;
+    uint32_t len; /* 0: empty */
+    uint32_t path;
+};
+
+static inline uint64_t path_key(const char *s, uint32_t len)
+{
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, s + len - 8, 8);
+    } else {
+        for (uint32_t i = 0; i < len; i++) w |= (uint64_t)(uint8_t)s[i] << (8 * i);
+    }
+    return w;
+}
+
+static inline uint32_t path_slot_of(uint64_t key, uint32_t len, uint32_t mask)
+{
+    uint64_t h = (key ^ ((uint64_t)len << 56) ^ (key >> 29)) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 32) & mask;
+}
+
 struct sfield {
     const char *name;
     uint32_t len;
@@ -385,6 +412,8 @@ struct detect_ruleset {
     struct path *paths;
     uint32_t path_count;
     strmap path_index;
+    struct path_slot *path_slots; /* path_slot_mask + 1 slots */
+    uint32_t path_slot_mask;
     struct sfield *fields;
     uint32_t field_count;
     uint32_t *row_path; /* ecs_map row index → path id */

@@ -172,6 +172,17 @@ static void prefetch_strings(const mamori_event *ev)
     }
 }
 
+/* The path id of an event field's path when some eager database scans it, else DETECT_NONE. */
+static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, uint32_t len)
+{
+    uint64_t key = path_key(path, len);
+    for (uint32_t s = path_slot_of(key, len, rs->path_slot_mask);; s = (s + 1) & rs->path_slot_mask) {
+        const struct path_slot *slot = &rs->path_slots[s];
+        if (!slot->len) return DETECT_NONE;
+        if (slot->key == key && slot->len == len && memcmp(rs->paths[slot->path].str, path, len) == 0) return slot->path;
+    }
+}
+
 /* Lists what one event needs scanned. */
 static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
@@ -190,7 +201,7 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
     for (uint32_t i = 0; i < ev->field_count; i++) {
         const event_field *f = &ev->fields[i];
         if (f->path[0] == 'm' && f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
-        uint32_t pid = strmap_get(&rs->path_index, f->path, f->path_len);
+        uint32_t pid = path_lookup(rs, f->path, f->path_len);
         if (pid != DETECT_NONE) {
             const struct path *p = &rs->paths[pid];
             for (uint32_t k = 0; k < p->db_count; k++) {
