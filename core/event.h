@@ -77,6 +77,14 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
                     const event_stamp *stamp, uint32_t index, mamori_event *out, char *err,
                     size_t err_len) MAMORI_WUR;
 
+/* With defer set, later normalize_event calls leave out->json NULL (json_len 0) and skip
+ * writing it: for a consumer that needs the canonical JSON of a few events only (`mamorictl
+ * scan`: the ones that raise an alert). normalize_event_json then writes it for one event —
+ * the same bytes normalize_event would have written — into `a` (which must still hold the
+ * event). -EINVAL (reason in err) when it is too large, as normalize_event rejects it. */
+void normalizer_set_defer_json(normalizer *n, bool defer);
+int normalize_event_json(normalizer *n, arena *a, mamori_event *ev, char *err, size_t err_len) MAMORI_WUR;
+
 /* mamori.event_id <-> its parts. The id is the event's storage address without the tenant:
  * lowercase hex of ts_us (u64), agent hash (u64), seq (u64), index (u32), big-endian. */
 void event_id_format(int64_t ts_us, uint64_t agent_hash, uint64_t seq, uint32_t index,

@@ -423,8 +423,10 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     }
     if (count > EVENT_MAX_FIELDS) return norm_reject(n, "too many fields", NULL, 0);
 
-    norm_write_json(n, n->order, count);
-    if (n->out.len > UINT32_MAX) return norm_reject(n, "event too large", NULL, 0);
+    if (!n->defer_json) {
+        norm_write_json(n, n->order, count);
+        if (n->out.len > UINT32_MAX) return norm_reject(n, "event too large", NULL, 0);
+    }
     if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
     event_field *fields = arena_alloc(a, (size_t)count * sizeof *fields + 1);
     for (uint32_t i = 0; i < count; i++) {
@@ -432,15 +434,43 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
         fields[i].path_len = n->order[i]->path_len;
         fields[i].value = n->order[i]->value;
     }
-    char *json = arena_alloc(a, n->out.len + 1);
-    memcpy(json, n->out.data, n->out.len);
-    json[n->out.len] = '\0';
-
     out->ts_us = ts_us;
     out->index = index;
     out->field_count = count;
     out->fields = fields;
+    if (n->defer_json) return 0;
+    char *json = arena_alloc(a, n->out.len + 1);
+    memcpy(json, n->out.data, n->out.len);
+    json[n->out.len] = '\0';
     out->json = json;
     out->json_len = (uint32_t)n->out.len;
+    return 0;
+}
+
+void normalizer_set_defer_json(normalizer *n, bool defer) { n->defer_json = defer; }
+
+int normalize_event_json(normalizer *n, arena *a, mamori_event *ev, char *err, size_t err_len)
+{
+    MAMORI_ASSERT(ev->field_count <= ENTRY_CAP);
+    n->arena = a;
+    n->err = err;
+    n->err_len = err_len;
+    if (err && err_len) err[0] = '\0';
+    /* the fields are the entries normalize_event wrote, unique paths: sorting them again
+     * gives the order it wrote them in (bytewise order differs only with low path bytes) */
+    for (uint32_t i = 0; i < ev->field_count; i++) {
+        struct entry *e = &n->entries[i];
+        norm_entry_set_path(e, ev->fields[i].path, ev->fields[i].path_len);
+        e->value = ev->fields[i].value;
+        n->order[i] = e;
+    }
+    norm_sort_entries(n, ev->field_count);
+    norm_write_json(n, n->order, ev->field_count);
+    if (n->out.len > UINT32_MAX) return norm_reject(n, "event too large", NULL, 0);
+    char *json = arena_alloc(a, n->out.len + 1);
+    memcpy(json, n->out.data, n->out.len);
+    json[n->out.len] = '\0';
+    ev->json = json;
+    ev->json_len = (uint32_t)n->out.len;
     return 0;
 }

@@ -98,6 +98,7 @@ struct normalizer {
     const json_value *timestamp; /* the input's @timestamp */
     bool low_bytes;              /* a path byte sorts below '.': bytewise order differs */
     bool winlogbeat;             /* flatten diverts winlog.* System and EventData paths */
+    bool defer_json;             /* normalizer_set_defer_json */
     const json_value *ws[WS_COUNT];
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;

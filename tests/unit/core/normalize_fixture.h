@@ -67,7 +67,20 @@ static inline int norm_text(struct fixture *f, enum event_format format, const c
     int rc = json_parse(f->parser, &f->arena, copy, len, v, &jerr);
     if (rc) fail_msg("test JSON does not parse: %s at %zu: %s", jerr.msg, jerr.offset, text);
     f->err[0] = '\0';
-    return normalize_event(f->norm, &f->arena, format, v, &f->stamp, 3, ev, f->err, sizeof f->err);
+    rc = normalize_event(f->norm, &f->arena, format, v, &f->stamp, 3, ev, f->err, sizeof f->err);
+    if (rc == 0) { /* every accepted event: the deferred JSON (normalize_event_json) is the same bytes */
+        char err[160];
+        mamori_event dv;
+        normalizer_set_defer_json(f->norm, true);
+        int drc = normalize_event(f->norm, &f->arena, format, v, &f->stamp, 3, &dv, err, sizeof err);
+        normalizer_set_defer_json(f->norm, false);
+        if (drc || dv.json || dv.field_count != ev->field_count) fail_msg("deferred normalization differs: %s", text);
+        if (normalize_event_json(f->norm, &f->arena, &dv, err, sizeof err) || dv.json_len != ev->json_len ||
+            memcmp(dv.json, ev->json, ev->json_len) != 0)
+            fail_msg("deferred JSON differs: %s\n%.*s\n%.*s", text, (int)ev->json_len, ev->json, (int)dv.json_len,
+                     dv.json ? dv.json : "");
+    }
+    return rc;
 }
 
 static inline mamori_event must_norm(struct fixture *f, enum event_format format, const char *text)

@@ -332,6 +332,17 @@ static void test_otrf_sample_normalizes(void **state)
             if (normalize_event(f->norm, &f->arena, EVENT_FORMAT_AUTO, &v, &f->stamp, 0, &ev, f->err, sizeof f->err))
                 fail_msg("%s line %zu rejected: %s", zips[z], lines, f->err);
             if (lines % 97 == 0) check_invariants(f, &ev);
+            /* deferred JSON: the same bytes, written on demand */
+            normalizer_set_defer_json(f->norm, true);
+            mamori_event dv;
+            if (normalize_event(f->norm, &f->arena, EVENT_FORMAT_AUTO, &v, &f->stamp, 0, &dv, f->err, sizeof f->err))
+                fail_msg("%s line %zu rejected when deferred: %s", zips[z], lines, f->err);
+            normalizer_set_defer_json(f->norm, false);
+            assert_null(dv.json);
+            assert_int_equal(dv.field_count, ev.field_count);
+            assert_int_equal(normalize_event_json(f->norm, &f->arena, &dv, f->err, sizeof f->err), 0);
+            assert_int_equal(dv.json_len, ev.json_len);
+            assert_memory_equal(dv.json, ev.json, ev.json_len);
             assert_non_null(get(&ev, "winlog.channel"));
             assert_non_null(get(&ev, "winlog.event_id"));
             lines++;
