@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct json_parser {
     json_member *stack; /* children of the containers being parsed */
@@ -139,6 +142,18 @@ static inline bool word_needs_attention(uint64_t w)
     return ((lt20 | zq | zb) & highs) != 0 || (w & highs) != 0;
 }
 
+#ifdef __SSE2__
+/* Bit k set when byte k of the 16 at s needs attention: '"', '\\', < 0x20 or >= 0x80 (as
+ * word_needs_attention; signed, bytes >= 0x80 compare below 0x20). */
+static inline unsigned block_attention(const unsigned char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                               _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+
 /* Parses a string starting at the opening quote at p->pos. */
 static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uint8_t *flags)
 {
@@ -147,6 +162,16 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
     *flags = 0;
     /* Fast path: no escapes and valid UTF-8 → zero copy. */
     for (;;) {
+#ifdef __SSE2__
+        while (i + 16 <= end) {
+            unsigned m = block_attention(t + i);
+            if (m) {
+                i += (size_t)__builtin_ctz(m);
+                break;
+            }
+            i += 16;
+        }
+#endif
         while (i + 8 <= end) {
             uint64_t w;
             memcpy(&w, t + i, 8);
@@ -188,7 +213,22 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
             o = arena_grow(p->arena, o, cap, ncap);
             cap = ncap;
         }
-        /* Copy clean 8-byte blocks at once: escaped text (Windows paths) is mostly plain. */
+        /* Copy clean blocks at once: escaped text (Windows paths) is mostly plain. A block is
+         * stored whole and the output advanced by its clean prefix (cap - olen >= 16). */
+#ifdef __SSE2__
+        while (i + 16 <= end && cap - olen >= 16) {
+            unsigned m = block_attention(t + i);
+            _mm_storeu_si128((__m128i *)(void *)(o + olen), _mm_loadu_si128((const __m128i *)(const void *)(t + i)));
+            if (m) {
+                size_t k = (size_t)__builtin_ctz(m);
+                olen += k;
+                i += k;
+                break;
+            }
+            olen += 16;
+            i += 16;
+        }
+#endif
         while (i + 8 <= end && cap - olen >= 16) {
             uint64_t w;
             memcpy(&w, t + i, 8);
