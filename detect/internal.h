@@ -452,6 +452,17 @@ struct hit {
     uint32_t event, alt;
 };
 
+/* Winlog logsource classifications by (channel, event id): a stream repeats a handful of
+ * them, and logsource_from_winlog compares the channel against its whole table. */
+#define LS_CACHE_SLOTS 64
+#define LS_CACHE_CHANNEL_MAX 96
+struct ls_cache_entry {
+    int64_t event_id;
+    uint32_t len; /* 0: empty */
+    char channel[LS_CACHE_CHANNEL_MAX];
+    struct logsource_set ls;
+};
+
 struct detect_worker {
     detect_ruleset *rs;
     hs_scratch_t *scratch;
@@ -487,6 +498,8 @@ struct detect_worker {
     size_t join_len, join_cap;
     const struct db *scan_db;
     uint32_t scan_path, scan_event;
+    bool batch_winlog[DETECT_BATCH_MAX]; /* the event has winlog.channel */
+    struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     detect_worker_stats stats;
 };
 

@@ -183,6 +183,47 @@ static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, u
     }
 }
 
+/* The winlog event id as logsource_classify reads it: an integer, or a string of at most 18
+ * digits; -1 otherwise. */
+static int64_t winlog_event_id(const json_value *v)
+{
+    if (!v) return -1;
+    if (v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT)) return v->num.i;
+    if (v->type != JSON_STRING || v->len == 0 || v->len > 18) return -1;
+    int64_t n = 0;
+    for (uint32_t i = 0; i < v->len; i++) {
+        if (v->str[i] < '0' || v->str[i] > '9') return -1;
+        n = n * 10 + (v->str[i] - '0');
+    }
+    return n;
+}
+
+/* logsource_classify, with winlog classifications remembered per (channel, event id). */
+static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
+{
+    const json_value *channel = event_get(ev, "winlog.channel", 14);
+    w->batch_winlog[e] = channel != NULL;
+    if (!channel || channel->type != JSON_STRING || channel->len > LS_CACHE_CHANNEL_MAX) {
+        logsource_classify(ev, &w->batch_ls[e]);
+        return;
+    }
+    int64_t id = winlog_event_id(event_get(ev, "winlog.event_id", 15));
+    uint32_t len = channel->len;
+    uint64_t h = ((uint64_t)len * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)id * 0xff51afd7ed558ccdull);
+    if (len) h ^= (uint64_t)(uint8_t)channel->str[len - 1] << 8 | (uint8_t)channel->str[len / 2];
+    h *= 0xc4ceb9fe1a85ec53ull;
+    struct ls_cache_entry *c = &w->ls_cache[(h >> 40) % LS_CACHE_SLOTS];
+    if (c->len == len + 1 && c->event_id == id && memcmp(c->channel, channel->str, len) == 0) {
+        w->batch_ls[e] = c->ls;
+        return;
+    }
+    logsource_from_winlog(channel->str, channel->len, id, &w->batch_ls[e], NULL);
+    c->len = len + 1;
+    c->event_id = id;
+    memcpy(c->channel, channel->str, len);
+    c->ls = w->batch_ls[e];
+}
+
 /* Lists what one event needs scanned. */
 static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
@@ -196,7 +237,7 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
         if (db_class_applies(&rs->dbs[rs->keyword_value_dbs[i]].cls, ls)) per_value[nper_value++] = rs->keyword_value_dbs[i];
     bool keywords = njoined || nper_value;
     /* keyword searches cover the record, not what the normalizer adds to winlog events */
-    bool winlog = keywords && event_get(ev, "winlog.channel", 14) != NULL;
+    bool winlog = keywords && w->batch_winlog[e];
     w->join_len = 0;
     for (uint32_t i = 0; i < ev->field_count; i++) {
         const event_field *f = &ev->fields[i];
@@ -286,7 +327,7 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
         if (e + PREFETCH_FIELDS_AHEAD < n) prefetch_fields(&events[e + PREFETCH_FIELDS_AHEAD]);
         if (e + PREFETCH_VALUES_AHEAD < n) prefetch_values(&events[e + PREFETCH_VALUES_AHEAD]);
         if (e + PREFETCH_STRINGS_AHEAD < n) prefetch_strings(&events[e + PREFETCH_STRINGS_AHEAD]);
-        logsource_classify(&events[e], &w->batch_ls[e]);
+        classify(w, &events[e], e);
         list_event(w, &events[e], e);
     }
 
