@@ -123,9 +123,9 @@ static uint32_t best_pair(const uint8_t *t, uint32_t len)
     return best;
 }
 
-/* Distinct folded filter pairs of the contains expressions (as pair << 0 | …) into pairs[],
- * up to max; returns how many there are (max + 1: too many), or UINT32_MAX when there are
- * more than LITERAL_CONTAINS_MAX contains expressions. */
+/* Distinct folded filter pairs of the contains expressions (first byte | second << 8) into
+ * pairs[max]; returns how many there are, max + 1 when there are more, or UINT32_MAX when
+ * there are more than LITERAL_CONTAINS_MAX contains expressions. */
 static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, uint32_t count, uint16_t *pairs,
                                uint32_t max)
 {
@@ -144,8 +144,11 @@ static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, 
             uint32_t k = 0;
             while (k < n && pairs[k] != pair) k++;
             if (k == n) {
-                if (n < max) pairs[n] = pair;
-                n = n < max + 1 ? n + 1 : n;
+                if (n == max) { /* one bucket too many: does not fit */
+                    if (t != stackbuf) free(t);
+                    return max + 1;
+                }
+                pairs[n++] = pair;
             }
         }
         if (t != stackbuf) free(t);
