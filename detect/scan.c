@@ -90,21 +90,6 @@ static void join_scalar(detect_worker *w, const json_value *v)
     w->join_len += len;
 }
 
-#define KEYWORD_IN_PLACE_BYTES 64
-
-/* A keyword value: appended to the join, or — when every joined database of the event is a
- * literal set, whose literals hold no 0xFF and so never span two values — a long one scanned
- * where it is (the same matches; no copy of the event's long texts). */
-static void keyword_scalar(detect_worker *w, const json_value *v, const uint32_t *joined, uint32_t njoined,
-                           bool all_literal, uint32_t event)
-{
-    if (all_literal && v->type == JSON_STRING && v->len >= KEYWORD_IN_PLACE_BYTES) {
-        for (uint32_t k = 0; k < njoined; k++) scan_now(w, joined[k], DETECT_NONE, event, v->str, v->len);
-        return;
-    }
-    join_scalar(w, v);
-}
-
 #ifdef DETECT_PROFILE /* per-database cost, for tuning (see docs/detection.md §9) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,8 +236,6 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
     for (uint32_t i = 0; i < rs->keyword_value_db_count && nper_value < KEYWORD_DBS_MAX; i++)
         if (db_class_applies(&rs->dbs[rs->keyword_value_dbs[i]].cls, ls)) per_value[nper_value++] = rs->keyword_value_dbs[i];
     bool keywords = njoined || nper_value;
-    bool all_literal = true; /* long values need no copy into the join (keyword_scalar) */
-    for (uint32_t k = 0; k < njoined; k++) all_literal &= rs->dbs[joined[k]].lit != NULL;
     /* keyword searches cover the record, not what the normalizer adds to winlog events */
     bool winlog = keywords && w->batch_winlog[e];
     w->join_len = 0;
@@ -271,9 +254,9 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
         for (uint32_t k = 0; k < nper_value; k++) push_value(w, per_value[k], DETECT_NONE, e, f->value);
         if (!njoined) continue;
         const json_value *v = f->value;
-        if (v->type != JSON_ARRAY) keyword_scalar(w, v, joined, njoined, all_literal, e);
+        if (v->type != JSON_ARRAY) join_scalar(w, v);
         else
-            for (uint32_t k = 0; k < v->len; k++) keyword_scalar(w, &v->items[k], joined, njoined, all_literal, e);
+            for (uint32_t k = 0; k < v->len; k++) join_scalar(w, &v->items[k]);
     }
     if (w->join_len && w->join_len <= UINT32_MAX)
         for (uint32_t k = 0; k < njoined; k++) scan_now(w, joined[k], DETECT_NONE, e, w->join, w->join_len);
