@@ -188,6 +188,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "mamorid: %s\n", err);
         return 2;
     }
+    /* --dev fills in its addresses, PKI and data directory before --set and the shortcuts,
+     * so those still apply on top (e.g. --set ingest.listen=10.0.0.1:7443) */
+    dev_setup dev = {0};
+    if (dev_dir) {
+        snprintf(dev.dir, sizeof dev.dir, "%s", dev_dir);
+        dev.ingest_port = (uint16_t)ingest_port_arg;
+        dev.api_port = (uint16_t)api_port;
+        if (dev_prepare(&dev, &cfg, err, sizeof err)) {
+            fprintf(stderr, "mamorid: %s\n", err);
+            return 1;
+        }
+    }
     for (int i = 0; i < set_count; i++) {
         char key[128];
         const char *eq = strchr(sets[i], '=');
@@ -213,16 +225,6 @@ int main(int argc, char **argv)
             return 2;
         }
         config_list_append(&cfg.detect.rules, rules[i], strlen(rules[i]));
-    }
-    dev_setup dev = {0};
-    if (dev_dir) {
-        snprintf(dev.dir, sizeof dev.dir, "%s", dev_dir);
-        dev.ingest_port = (uint16_t)ingest_port_arg;
-        dev.api_port = (uint16_t)api_port;
-        if (dev_prepare(&dev, &cfg, err, sizeof err)) {
-            fprintf(stderr, "mamorid: %s\n", err);
-            return 1;
-        }
     }
     if (config_validate(&cfg, err, sizeof err)) {
         fprintf(stderr, "mamorid: %s\n", err);
