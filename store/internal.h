@@ -40,6 +40,8 @@ enum store_cf {
 #define STORE_AGENT_KEY_BYTES 17u       /* tenant_hash | agent_hash | tag */
 #define STORE_AGENT_TAG_DURABLE_SEQ 0x01u
 #define STORE_AGENT_TAG_ID 0x02u          /* value: the agent id (its certificate CN) */
+#define STORE_AGENT_TAG_INFO 0x03u        /* value: the registry record (JSON, store/registry.c) */
+#define STORE_AGENT_TAG_ISOLATION 0x04u   /* value: desired isolation u8, set at i64 (µs) */
 #define STORE_IXLOG_PREFIX "ixlog/"
 #define STORE_IXLOG_PREFIX_LEN 6u
 #define STORE_IXLOG_KEY_BYTES (STORE_IXLOG_PREFIX_LEN + 8u)

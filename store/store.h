@@ -369,4 +369,147 @@ int store_list_all_agents(store *s, store_any_agent_fn fn, void *ctx);
  * it does not fit. */
 int store_tenant_name(store *s, uint64_t tenant_hash, char *out, size_t out_len) MAMORI_WUR;
 
+/* ---- response: actions, fetched files, agent registry, audit (store/actions.c,
+ * store/files.c, store/registry.c, store/audit.c; layouts in docs/storage.md) ----
+ *
+ * An action is persisted (record + pending-delivery index + expiry index + per-agent listing
+ * entry, and the agent's desired isolation for isolate/release) in ONE RocksDB write, with
+ * its audit entry, before anything is sent. Every later transition is one write too. Writes
+ * of the commands column family are serialized by one process-wide lock (actions are rare
+ * compared to events). */
+
+#define STORE_ACTION_ID_BYTES 16u
+#define STORE_ACTION_ID_HEX_CHARS 32u
+#define STORE_ACTION_HISTORY_MAX 16u
+#define STORE_ACTION_NAME_MAX 32u
+#define STORE_ACTION_ACTOR_MAX 200u
+
+enum store_action_status {
+    STORE_ACTION_QUEUED = 0,
+    STORE_ACTION_SENT,
+    STORE_ACTION_RUNNING,
+    STORE_ACTION_SUCCEEDED,
+    STORE_ACTION_FAILED,
+    STORE_ACTION_EXPIRED,
+    STORE_ACTION_STATUS_COUNT
+};
+const char *store_action_status_name(enum store_action_status st);
+int store_action_status_parse(const char *s, size_t len, enum store_action_status *out) MAMORI_WUR;
+static inline bool store_action_status_final(int st) { return st >= STORE_ACTION_SUCCEEDED; }
+
+/* Isolation states (desired and reported). */
+enum store_isolation { STORE_ISOLATION_NONE = 0, STORE_ISOLATION_ISOLATED = 1, STORE_ISOLATION_UNKNOWN = 255 };
+const char *store_isolation_name(int iso); /* "none", "isolated", or NULL for unknown */
+
+/* A fresh random action id. */
+void store_action_id_new(uint8_t out[STORE_ACTION_ID_BYTES]);
+void store_action_id_format(const uint8_t id[STORE_ACTION_ID_BYTES], char out[STORE_ACTION_ID_HEX_CHARS + 1]);
+int store_action_id_parse(const char *s, size_t len, uint8_t out[STORE_ACTION_ID_BYTES]) MAMORI_WUR;
+
+typedef struct store_action_step {
+    uint8_t status;
+    int64_t at_us;
+} store_action_step;
+
+/* An action record. Strings are NUL-terminated; when read from the store they point into
+ * the caller's storage buffer. args/output are JSON texts (output_len 0: none), error is
+ * text (error_len 0: none). */
+typedef struct store_action {
+    uint64_t tenant_hash, agent_hash;
+    uint8_t id[STORE_ACTION_ID_BYTES];
+    uint64_t cmd_no; /* per-agent command number, assigned at creation (>= 1) */
+    uint8_t status;  /* enum store_action_status */
+    int64_t created_us, updated_us, expires_us;
+    const char *tenant, *agent_id, *action, *actor;
+    const char *args;
+    uint32_t args_len;
+    const char *output;
+    uint32_t output_len;
+    const char *error;
+    uint32_t error_len;
+    uint8_t history_count;
+    store_action_step history[STORE_ACTION_HISTORY_MAX];
+} store_action;
+
+/* One audit log entry (store/audit.c). detail is a JSON text or NULL. Borrowed. */
+typedef struct store_audit {
+    int64_t at_us;
+    uint64_t tenant_hash;
+    const char *tenant, *actor, *what, *target, *result;
+    const char *detail;
+    size_t detail_len;
+} store_audit;
+
+/* Persists a new action (status queued, history [queued]) with a fresh command number,
+ * its indexes, `desired_isolation` for the agent unless STORE_ISOLATION_UNKNOWN, and the
+ * audit entry (may be NULL), in one write. a->cmd_no is set. -EDQUOT when the agent already
+ * has max_pending actions waiting for delivery (nothing written). Borrows everything. */
+int store_action_create(store *s, store_action *a, uint32_t max_pending, int desired_isolation,
+                        const store_audit *audit) MAMORI_WUR;
+/* Reads one action of a tenant (-ENOENT also for another tenant's). */
+int store_action_get(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ACTION_ID_BYTES], store_action *out,
+                     buf *storage) MAMORI_WUR;
+/* Moves an action to `status` at at_us with its output/error (NULL/0 keeps what it had),
+ * appending to its history, and writes the audit entry (may be NULL), in one write. A final
+ * action is never changed: -EALREADY. A move to a status at or before the current one
+ * (e.g. sent again after a reconnect) changes nothing and returns 0. Reaching a final
+ * status removes the action from the pending-delivery and expiry indexes. *out (may be NULL)
+ * gets the record as stored afterwards. */
+int store_action_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ACTION_ID_BYTES],
+                        enum store_action_status status, int64_t at_us, const char *output, size_t output_len,
+                        const char *error, size_t error_len, const store_audit *audit, store_action *out,
+                        buf *storage) MAMORI_WUR;
+/* Calls fn for every action of the agent waiting for delivery or a final result, in
+ * command-number order (fn returns non-zero to stop). */
+typedef int (*store_pending_fn)(void *ctx, uint64_t cmd_no, const uint8_t id[STORE_ACTION_ID_BYTES]);
+int store_actions_pending(store *s, uint64_t tenant_hash, uint64_t agent_hash, store_pending_fn fn,
+                          void *ctx) MAMORI_WUR;
+/* Calls fn for every non-final action whose expires_us <= now_us (expiry order). */
+typedef int (*store_expired_fn)(void *ctx, uint64_t tenant_hash, const uint8_t id[STORE_ACTION_ID_BYTES]);
+int store_actions_expired(store *s, int64_t now_us, store_expired_fn fn, void *ctx) MAMORI_WUR;
+/* An agent's actions newest first (status < 0: any), continuing below before_cmd_no when
+ * it is non-zero. *next_cmd_no is 0 at the end, else the cursor for the next page. */
+typedef int (*store_action_fn)(void *ctx, const store_action *a);
+int store_actions_list(store *s, uint64_t tenant_hash, uint64_t agent_hash, int status, uint64_t before_cmd_no,
+                       uint32_t limit, uint64_t max_examined, store_action_fn fn, void *ctx,
+                       uint64_t *next_cmd_no) MAMORI_WUR;
+
+/* ---- fetched files (files column family): content stored once per tenant and sha256 ---- */
+#define STORE_SHA256_BYTES 32u
+int store_file_put(store *s, uint64_t tenant_hash, const uint8_t sha256[STORE_SHA256_BYTES], const void *data,
+                   size_t len) MAMORI_WUR;
+/* -ENOENT if absent (or another tenant's). Replaces out. */
+int store_file_get(store *s, uint64_t tenant_hash, const uint8_t sha256[STORE_SHA256_BYTES], buf *out) MAMORI_WUR;
+
+/* ---- agent registry (agents column family, tags 0x03 and 0x04) ---- */
+/* The registry record: a JSON object written by the response service (first/last seen,
+ * address, versions, host facts, capabilities, online, reported isolation). */
+int store_agent_info_put(store *s, uint64_t tenant_hash, uint64_t agent_hash, const char *json,
+                         size_t len) MAMORI_WUR;
+int store_agent_info_get(store *s, uint64_t tenant_hash, uint64_t agent_hash, buf *out) MAMORI_WUR;
+/* Every registry record of a tenant (fn returns non-zero to stop). */
+typedef int (*store_agent_info_fn)(void *ctx, uint64_t agent_hash, const char *json, size_t len);
+int store_agent_info_scan(store *s, uint64_t tenant_hash, store_agent_info_fn fn, void *ctx) MAMORI_WUR;
+/* Desired isolation (written by store_action_create); STORE_ISOLATION_NONE and at 0 when
+ * never set. */
+int store_agent_isolation_get(store *s, uint64_t tenant_hash, uint64_t agent_hash, int *desired,
+                              int64_t *at_us) MAMORI_WUR;
+/* Every agent with a desired isolation record, for the response service's cache. */
+typedef int (*store_isolation_fn)(void *ctx, uint64_t tenant_hash, uint64_t agent_hash, int desired, int64_t at_us);
+int store_agent_isolation_scan(store *s, store_isolation_fn fn, void *ctx) MAMORI_WUR;
+
+/* ---- audit log (meta column family, "audit/" + tenant + newest-first time + sequence) ---- */
+/* Appends one entry (its own write). */
+int store_audit_append(store *s, const store_audit *a) MAMORI_WUR;
+/* A tenant's entries newest first with from_us <= at < to_us, continuing after the cursor
+ * (after_at_us, after_seq) when after is set. fn gets the entry's JSON (borrowed) and its
+ * position (for the cursor); returns non-zero to stop. */
+typedef struct store_audit_pos {
+    int64_t at_us;
+    uint64_t seq;
+} store_audit_pos;
+typedef int (*store_audit_fn)(void *ctx, const char *json, size_t len, const store_audit_pos *pos);
+int store_audit_list(store *s, uint64_t tenant_hash, int64_t from_us, int64_t to_us, const store_audit_pos *after,
+                     store_audit_fn fn, void *ctx) MAMORI_WUR;
+
 #endif
