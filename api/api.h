@@ -25,6 +25,12 @@ typedef struct api_options {
      * Called on an API thread; must be thread-safe. */
     void (*metrics_extra)(void *ctx, buf *out);
     void *metrics_extra_ctx;
+    /* Remote response: told after an action was persisted (queued) so it is delivered;
+     * may be NULL (actions then wait in the store). Called on an API thread; must not block.
+     * desired_isolation: what an isolate/release set, or STORE_ISOLATION_UNKNOWN. */
+    void (*action_created)(void *ctx, const store_action *a, int desired_isolation);
+    void *action_ctx;
+    void (*response_metrics)(void *ctx, buf *out); /* appended to GET /metrics (ctx = action_ctx) */
 } api_options;
 
 /* Loads the certificate and binds the socket (so the port is known and errors surface

@@ -423,18 +423,94 @@ static void write_agent(api_req *r, const agent_row *row)
     buf_puts(o, ",\"address\":");
     if (live && info.address[0]) json_write_string(o, info.address, strlen(info.address));
     else buf_puts(o, "null");
+    /* the registry record (response service): what survives restarts */
+    buf rec;
+    buf_init(&rec);
+    json_parser *p = json_parser_create();
+    arena ar;
+    arena_init(&ar, 4096);
+    json_value rv;
+    json_error jerr;
+    uint64_t th = event_tenant_hash(r->tenant);
+    bool has_rec = store_agent_info_get(r->a->db, th, row->hash, &rec) == 0 &&
+                   json_parse(p, &ar, rec.data, rec.len, &rv, &jerr) == 0 && rv.type == JSON_OBJECT;
     buf_puts(o, ",\"version\":");
+    const json_value *rver = has_rec ? json_object_get(&rv, "agent_version", 13) : NULL;
     if (live && info.version[0]) json_write_string(o, info.version, strlen(info.version));
+    else if (json_is_string(rver)) json_write_string(o, rver->str, rver->len);
     else buf_puts(o, "null");
+    static const char *const copied[] = {"first_seen", "host", "capabilities"};
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(copied); i++) {
+        const json_value *v = has_rec ? json_object_get(&rv, copied[i], strlen(copied[i])) : NULL;
+        buf_printf(o, ",\"%s\":", copied[i]);
+        if (v) json_write_value(o, v);
+        else buf_puts(o, "null");
+    }
+    if (!live) { /* last seen from the record when ingest has not seen it since start-up */
+        const json_value *ls = has_rec ? json_object_get(&rv, "last_seen", 9) : NULL;
+        if (json_is_string(ls)) {
+            buf_puts(o, ",\"last_seen_recorded\":");
+            json_write_value(o, ls);
+        }
+    }
+    int desired = STORE_ISOLATION_NONE;
+    int64_t desired_at = 0;
+    if (store_agent_isolation_get(r->a->db, th, row->hash, &desired, &desired_at) != 0) desired_at = 0;
+    const json_value *rep_v = has_rec ? json_object_get(&rv, "isolation_reported", 18) : NULL;
+    const json_value *rep_at = has_rec ? json_object_get(&rv, "reported_at", 11) : NULL;
+    buf_printf(o, ",\"isolation\":{\"desired\":\"%s\",\"desired_at\":", store_isolation_name(desired));
+    time_or_null(o, desired_at);
+    buf_puts(o, ",\"reported\":");
+    if (json_is_string(rep_v)) json_write_value(o, rep_v);
+    else buf_puts(o, "null");
+    buf_puts(o, ",\"reported_at\":");
+    if (json_is_string(rep_at)) json_write_value(o, rep_at);
+    else buf_puts(o, "null");
+    const char *dname = store_isolation_name(desired);
+    bool drift = json_is_string(rep_v) && (rep_v->len != strlen(dname) || memcmp(rep_v->str, dname, rep_v->len) != 0);
+    buf_printf(o, ",\"drift\":%s}", drift ? "true" : "false");
+    arena_fini(&ar);
+    json_parser_destroy(p);
+    buf_fini(&rec);
     if (live)
         buf_printf(o, ",\"events_received\":%llu,\"batches_received\":%llu}",
                    (unsigned long long)info.events_received, (unsigned long long)info.batches_received);
     else buf_puts(o, ",\"events_received\":null,\"batches_received\":null}");
 }
 
+/* Agents with a registry record only (connected, never stored a batch). */
+typedef struct rec_scan {
+    agent_rows *rows;
+    uint32_t known;
+    arena *a;
+    json_parser *p;
+    arena scratch;
+} rec_scan;
+
+static int add_recorded(void *ctx, uint64_t agent_hash, const char *json, size_t len)
+{
+    rec_scan *rs = ctx;
+    for (uint32_t i = 0; i < rs->known; i++)
+        if (rs->rows->v[i].hash == agent_hash) return 0;
+    arena_reset(&rs->scratch);
+    json_value v;
+    json_error jerr;
+    if (json_parse(rs->p, &rs->scratch, json, len, &v, &jerr) != 0 || v.type != JSON_OBJECT) return 0;
+    const json_value *id = json_object_get(&v, "id", 2);
+    if (!json_is_string(id)) return 0;
+    *row_push(rs->rows) = (agent_row){agent_hash, 0, arena_strndup(rs->a, id->str, id->len), false};
+    return 0;
+}
+
 static void collect_agents(api_req *r, agent_rows *rows, arena *a)
 {
     (void)store_list_agents(r->a->db, event_tenant_hash(r->tenant), add_row, rows);
+    rec_scan rs = {.rows = rows, .known = rows->n, .a = a, .p = json_parser_create()};
+    arena_init(&rs.scratch, 4096);
+    if (store_agent_info_scan(r->a->db, event_tenant_hash(r->tenant), add_recorded, &rs) < 0)
+        LOG_RATELIMITED(LOG_LEVEL_ERROR, "api", 5, "reading agent registry records failed");
+    arena_fini(&rs.scratch);
+    json_parser_destroy(rs.p);
     if (r->a->ingest) {
         live_scan ls = {.rows = rows, .stored = rows->n, .a = a};
         ingest_list_agents(r->a->ingest, r->tenant, add_live, &ls);

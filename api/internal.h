@@ -20,7 +20,7 @@ struct ssl_ctx_st;
 
 enum api_endpoint {
     EP_OTHER = 0, EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_OPENAPI, EP_SEARCH, EP_EVENT, EP_TREE, EP_AGENTS, EP_AGENT,
-    EP_KEYS, EP_KEY, EP_ALERTS, EP_ALERT, EP_RULES_TEST, EP_COUNT
+    EP_KEYS, EP_KEY, EP_ALERTS, EP_ALERT, EP_RULES_TEST, EP_AGENT_ACTIONS, EP_ACTION, EP_FILE, EP_AUDIT, EP_COUNT
 };
 
 #define API_STATUS_SLOTS 16
@@ -71,6 +71,9 @@ struct api {
     int64_t started_us;
     void (*metrics_extra)(void *ctx, buf *out);
     void *metrics_extra_ctx;
+    void (*action_created)(void *ctx, const store_action *a, int desired_isolation);
+    void *action_ctx;
+    void (*response_metrics)(void *ctx, buf *out);
 };
 
 /* What the handlers know about a request. */
@@ -169,6 +172,19 @@ int fanout_key_cmp(const fanout_key *a, const fanout_key *b);
  * (free them); -EINVAL for anything that is not such a cursor for this many shards. */
 void fanout_cursor_write(buf *out, const fanout_cursor *c, const fanout_shard *st, uint32_t shards);
 int fanout_cursor_read(const char *text, fanout_cursor *c, fanout_shard *st, uint32_t shards);
+
+/* actions.c (remote response) */
+void handle_action_create(api_req *r, const char *agent_id);
+void handle_action_get(api_req *r, const char *id);
+void handle_agent_actions(api_req *r, const char *agent_id);
+void handle_file_get(api_req *r, const char *sha256);
+void handle_audit(api_req *r);
+void api_render_action(buf *o, const store_action *a);
+/* Appends an audit entry for this request (actor "key:<id>"); a failure is logged. */
+void api_audit(api_req *r, const char *what, const char *target, const char *detail, size_t detail_len,
+               const char *result);
+/* A non-JSON reply (GET /v1/files). */
+void reply_bytes(api_req *r, int status, const char *content_type, const void *data, size_t len);
 
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);

@@ -14,9 +14,10 @@
 
 static const char *const ep_names[EP_COUNT] = {"other", "healthz", "readyz", "metrics", "openapi", "search",
                                                "event", "process_tree", "agents", "agent", "keys", "key",
-                                               "alerts", "alert", "rules_test"};
+                                               "alerts", "alert", "rules_test", "agent_actions", "action", "file",
+                                               "audit"};
 static const int status_codes[API_STATUS_SLOTS] = {200, 201, 204, 400, 401, 403, 404, 405,
-                                                   408, 413, 429, 500, 503, 504, 0, 0};
+                                                   408, 413, 429, 500, 503, 504, 409, 0};
 static const char *const bounds[API_LATENCY_BUCKETS] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
                                                         "0.25",  "0.5",    "1",     "2.5",  "5",     "10",  "30"};
 
@@ -144,6 +145,7 @@ void handle_metrics(api_req *r)
     metric(o, "mamori_search_deadline_exceeded_total", "counter", "searches stopped by the deadline",
            SUM(search_deadline));
     if (a->metrics_extra) a->metrics_extra(a->metrics_extra_ctx, o);
+    if (a->response_metrics) a->response_metrics(a->action_ctx, o);
     metric(o, "mamori_process_start_time_seconds", "gauge", "start time of mamorid",
            (uint64_t)(a->started_us / 1000000));
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);

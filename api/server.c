@@ -31,7 +31,7 @@
 #define MOD "api"
 
 static const int status_codes[API_STATUS_SLOTS] = {200, 201, 204, 400, 401, 403, 404, 405,
-                                                   408, 413, 429, 500, 503, 504, 0, 0};
+                                                   408, 413, 429, 500, 503, 504, 409, 0};
 static const double latency_bounds_s[API_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                              0.25,  0.5,    1,     2.5,  5,     10,  30};
 
@@ -53,6 +53,7 @@ static const char *reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
@@ -71,6 +72,31 @@ void reply_json(api_req *r, int status)
     if (r->body.len) evbuffer_add(out, r->body.data, r->body.len);
     evhttp_send_reply(r->req, status, reason(status), NULL);
     r->status = status;
+}
+
+void reply_bytes(api_req *r, int status, const char *content_type, const void *data, size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+    if (len) evbuffer_add(out, data, len);
+    evhttp_send_reply(r->req, status, reason(status), NULL);
+    r->status = status;
+}
+
+/* "/v1/agents/{id}/actions": the id, copied into out; NULL if path is not that. */
+static const char *agent_actions_id(const char *path, char *out, size_t cap)
+{
+    static const char pre[] = "/v1/agents/", suf[] = "/actions";
+    size_t n = strlen(path), pl = sizeof pre - 1, sl = sizeof suf - 1;
+    if (n <= pl + sl || strncmp(path, pre, pl) != 0 || strcmp(path + n - sl, suf) != 0) return NULL;
+    size_t idl = n - pl - sl;
+    if (idl >= cap || memchr(path + pl, '/', idl)) return NULL;
+    memcpy(out, path + pl, idl);
+    out[idl] = '\0';
+    return out;
 }
 
 void reply_error_at(api_req *r, int status, const char *code, int32_t position, const char *cursor, const char *message)
@@ -207,6 +233,12 @@ static void route(api_req *r, int method, const char *path)
     else if (path_is(path, "/v1/alerts")) r->ep = EP_ALERTS;
     else if (path_tail(path, "/v1/alerts/")) r->ep = EP_ALERT;
     else if (path_is(path, "/v1/rules/test")) r->ep = EP_RULES_TEST;
+    else if (path_tail(path, "/v1/actions/")) r->ep = EP_ACTION;
+    else if (path_tail(path, "/v1/files/")) r->ep = EP_FILE;
+    else if (path_is(path, "/v1/audit")) r->ep = EP_AUDIT;
+    char agent_id[256];
+    const char *actions_of = agent_actions_id(path, agent_id, sizeof agent_id);
+    if (actions_of) r->ep = EP_AGENT_ACTIONS;
     if (!auth_request(r)) return;
     if (!rate_allow(r)) return;
     switch (r->ep) {
@@ -275,6 +307,34 @@ static void route(api_req *r, int method, const char *path)
         /* a retro-hunt reads like a search (and alerts nothing): analysts write rules */
         if (!require_role(r, API_ROLE_ANALYST) || !heavy_enter(r)) return;
         handle_rules_test(r);
+        heavy_leave(r);
+        return;
+    case EP_AGENT_ACTIONS:
+        if (method == EVHTTP_REQ_POST) {
+            if (!require_role(r, API_ROLE_RESPONDER)) return;
+            handle_action_create(r, actions_of);
+            return;
+        }
+        if (method != EVHTTP_REQ_GET) goto bad_method;
+        if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
+        handle_agent_actions(r, actions_of);
+        heavy_leave(r);
+        return;
+    case EP_ACTION:
+        if (method != EVHTTP_REQ_GET) goto bad_method;
+        if (!require_role(r, API_ROLE_VIEWER)) return;
+        handle_action_get(r, path_tail(path, "/v1/actions/"));
+        return;
+    case EP_FILE:
+        if (method != EVHTTP_REQ_GET) goto bad_method;
+        if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
+        handle_file_get(r, path_tail(path, "/v1/files/"));
+        heavy_leave(r);
+        return;
+    case EP_AUDIT:
+        if (method != EVHTTP_REQ_GET) goto bad_method;
+        if (!require_role(r, API_ROLE_ADMIN) || !heavy_enter(r)) return;
+        handle_audit(r);
         heavy_leave(r);
         return;
     default:
@@ -420,6 +480,9 @@ int api_create(const api_options *opt, api **out, char *err, size_t err_len)
     a->bus = opt->bus;
     a->metrics_extra = opt->metrics_extra;
     a->metrics_extra_ctx = opt->metrics_extra_ctx;
+    a->action_created = opt->action_created;
+    a->action_ctx = opt->action_ctx;
+    a->response_metrics = opt->response_metrics;
     a->fd = -1;
     a->started_us = clock_wall_us();
     pthread_mutex_init(&a->rate_mu, NULL);

@@ -192,6 +192,23 @@ static const config_key keys[] = {
      "event-time lateness allowance: a match older than the newest match seen minus this is counted late and ignored"},
     {"detect.correlation_checkpoint_interval_ms", KEY_U32, OFF(detect.correlation_checkpoint_interval_ms), "1000", 1,
      3600000, NULL, "how often correlation state is checkpointed to the state column family (with the watermarks)"},
+
+    {"response.max_pending_per_agent", KEY_U32, OFF(response.max_pending_per_agent), "64", 1, 256, NULL,
+     "actions queued or in flight per agent; a further request is refused (409)"},
+    {"response.max_file_bytes", KEY_U64, OFF(response.max_file_bytes), "67108864", 1 * KiB, 1 * GiB, NULL,
+     "largest file fetch_file may bring back (its max_bytes cannot exceed it); the transfer is held in memory"},
+    {"response.max_output_bytes", KEY_U32, OFF(response.max_output_bytes), "4194304", 4 * KiB, 64 * MiB, NULL,
+     "largest RESULT JSON (after zstd); a larger one fails the action"},
+    {"response.default_expires_s", KEY_U32, OFF(response.default_expires_s), "3600", 1, 604800, NULL,
+     "expires_in of an action that names none (at most 7 days)"},
+    {"response.drift_grace_s", KEY_U32, OFF(response.drift_grace_s), "120", 1, 86400, NULL,
+     "desired and reported isolation may differ this long while the agent is online before an alert"},
+    {"response.isolation_allow", KEY_LIST, OFF(response.isolation_allow), "", 0, 64, NULL,
+     "HOST:PORT endpoints an isolated agent may still reach, added to the ingest address its connection uses"},
+    {"response.auto_allowed", KEY_LIST, OFF(response.auto_allowed), "", 0, 16, NULL,
+     "actions Sigma rules may request automatically (x-mamori: {response: [...]}); empty: none"},
+    {"response.auto_max_per_minute", KEY_U32, OFF(response.auto_max_per_minute), "10", 0, 100000, NULL,
+     "automatic actions per tenant per minute; over it an alert says what was suppressed"},
 };
 
 #define TENANTS_KEY "store.tenants"

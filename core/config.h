@@ -135,6 +135,16 @@ typedef struct mamori_config {
         uint32_t correlation_lateness_s;        /* event-time lateness allowance */
         uint32_t correlation_checkpoint_interval_ms; /* correlation state checkpoint interval */
     } detect;
+    struct { /* remote response (docs/response.md) */
+        uint32_t max_pending_per_agent; /* actions queued or in flight per agent */
+        uint64_t max_file_bytes;        /* largest fetched file (and max_bytes of fetch_file) */
+        uint32_t max_output_bytes;      /* largest RESULT output (decompressed JSON) */
+        uint32_t default_expires_s;     /* expires_in when a request names none */
+        uint32_t drift_grace_s;         /* desired != reported this long while online: alert */
+        config_list isolation_allow;    /* endpoints an isolated agent keeps, besides the ingest address it uses */
+        config_list auto_allowed;       /* actions rules may request automatically */
+        uint32_t auto_max_per_minute;   /* automatic actions per tenant per minute */
+    } response;
 } mamori_config;
 
 /* Fills every key with its default. Strings are heap copies owned by the config. */

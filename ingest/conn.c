@@ -57,7 +57,10 @@ void conn_close(ingest_thread *t, conn *c, const char *reason)
         SSL_shutdown(c->ssl); /* queues close_notify */
         ERR_clear_error();
     }
-    if (c->state == CONN_READY) atomic_fetch_sub(&t->counters.agents_connected, 1);
+    if (c->state == CONN_READY) {
+        atomic_fetch_sub(&t->counters.agents_connected, 1);
+        conn_resp_close(t, c);
+    }
     registry_release(t->owner, c, t->index, slot_of(t, c));
     if (c->pending) {
         bus_batch_destroy(c->pending); /* never published: the agent resends it */
@@ -80,8 +83,11 @@ static void violation(ingest_thread *t, conn *c, const char *fmt, ...)
     conn_close(t, c, reason);
 }
 
+void conn_violation(ingest_thread *t, conn *c, const char *reason) { violation(t, c, "%s", reason); }
+
 void conn_on_accept(ingest_thread *t, conn *c)
 {
+    c->isolation = INGEST_ISOLATION_UNKNOWN;
     c->ssl = SSL_new(t->owner->ssl_ctx);
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
@@ -160,11 +166,11 @@ static void handle_hello(ingest_thread *t, conn *c, const frame_header *h, const
     char welcome[1024];
     int n = snprintf(welcome, sizeof welcome,
                      "{\"protocol\":1,\"agent_id\":\"%s\",\"tenant\":\"%s\",\"resume_seq\":%llu,\"acked_seq\":%llu,"
-                     "\"isolation\":\"none\",\"heartbeat_interval_ms\":%u,\"server_time\":\"%s\","
+                     "\"isolation\":\"%s\",\"heartbeat_interval_ms\":%u,\"server_time\":\"%s\","
                      "\"limits\":{\"max_frame_bytes\":%u,\"max_batch_bytes\":%u,\"max_batch_events\":%u,"
                      "\"max_unacked_batches\":%u,\"max_events_per_second\":%u}}",
                      c->agent_id, c->tenant, (unsigned long long)resume, (unsigned long long)acked,
-                     cfg->ingest.heartbeat_interval_ms, now, cfg->ingest.max_frame_bytes, cfg->ingest.max_batch_bytes,
+                     conn_resp_desired_isolation(t->owner, c) == 1 ? "isolated" : "none", cfg->ingest.heartbeat_interval_ms, now, cfg->ingest.max_frame_bytes, cfg->ingest.max_batch_bytes,
                      cfg->ingest.max_batch_events, cfg->ingest.max_unacked_batches,
                      cfg->ingest.max_events_per_second);
     MAMORI_ASSERT(n > 0 && (size_t)n < sizeof welcome); /* identities are validated short strings */
@@ -172,6 +178,7 @@ static void handle_hello(ingest_thread *t, conn *c, const frame_header *h, const
     c->state = CONN_READY;
     c->expect_first_batch = true;
     COUNT(t, agents_connected, 1);
+    conn_resp_hello(t, c, &v, (const char *)payload, h->length);
     LOG_DEBUG(MOD, "agent ready agent=%s tenant=%s peer=%s resume_seq=%llu acked_seq=%llu", c->agent_id, c->tenant,
               c->peer, (unsigned long long)resume, (unsigned long long)acked);
 }
@@ -258,9 +265,10 @@ static void handle_frame(ingest_thread *t, conn *c, const frame_header *h, const
         }
         conn_send_frame(t, c, FRAME_PONG, 0, h->seq, NULL, 0);
         registry_seen(t->owner, c);
+        if (h->length) conn_resp_ping(t, c, payload, h->length);
         return;
     case FRAME_PONG: return;
-    case FRAME_RESULT: return; /* response actions: not asked for in this version (protocol.md §4.6) */
+    case FRAME_RESULT: conn_resp_result(t, c, h, payload); return;
     case FRAME_CLOSE: {
         int len = h->length > 1024 ? 1024 : (int)h->length;
         LOG_RATELIMITED(LOG_LEVEL_INFO, MOD, 20, "agent closed connection agent=%s peer=%s reason=\"%.*s\"", c->agent_id,
@@ -391,6 +399,7 @@ void conn_on_inbox(ingest_thread *t, const inbox_msg *m)
         loop_flush(t, c);
         break;
     case INBOX_CLOSE: conn_close(t, c, m->payload); break;
+    case INBOX_COMMAND: conn_resp_command(t, c, m); break;
     default: break;
     }
 }
@@ -452,6 +461,7 @@ void conn_tick(ingest_thread *t, conn *c)
 void conn_release(ingest_thread *t, conn *c)
 {
     registry_release(t->owner, c, t->index, slot_of(t, c));
+    conn_resp_release(c);
     if (c->pending) bus_batch_destroy(c->pending);
     if (c->ssl) SSL_free(c->ssl); /* frees both BIOs */
     buf_fini(&c->in);

@@ -59,17 +59,32 @@ void registry_fini(registry *r);
 
 /* ---- messages posted to an ingest thread from other threads ---- */
 
-enum inbox_kind { INBOX_ACK = 1, INBOX_CLOSE };
+enum inbox_kind { INBOX_ACK = 1, INBOX_CLOSE, INBOX_COMMAND };
 
 typedef struct inbox_msg {
     uint8_t kind;
+    bool fetch;    /* INBOX_COMMAND: a fetch_file (chunks may follow) */
     uint32_t slot;
     uint32_t gen;
-    uint64_t seq;
-    char *payload; /* INBOX_ACK: ACK JSON; INBOX_CLOSE: reason (static) */
+    uint64_t seq;  /* ACK: batch seq; COMMAND: command number */
+    char *payload; /* INBOX_ACK: ACK JSON; INBOX_CLOSE: reason (static); INBOX_COMMAND: COMMAND JSON (owned) */
     uint32_t payload_len;
     int64_t latency_us;
+    uint64_t max_bytes; /* INBOX_COMMAND fetch: the file limit */
+    uint8_t action_id[16];
 } inbox_msg;
+
+static inline bool inbox_owns_payload(const inbox_msg *m) { return m->kind == INBOX_ACK || m->kind == INBOX_COMMAND; }
+
+/* A command sent on a connection (its RESULTs are matched against these). */
+#define INGEST_MAX_COMMANDS_PER_CONN 256u
+typedef struct sent_command {
+    uint64_t cmd_no;
+    uint64_t max_bytes;
+    uint8_t action_id[16];
+    bool fetch;
+    bool final; /* its final RESULT arrived */
+} sent_command;
 
 /* ---- connections ---- */
 
@@ -118,6 +133,17 @@ typedef struct conn {
     uint64_t frames_in;
     bool expect_first_batch; /* next EVENTS is the first after WELCOME (gap allowed) */
     bus_batch *pending;      /* built batch the bus refused; retried on wakeup */
+    /* response (response.c) */
+    uint32_t caps;            /* INGEST_CAP_* from HELLO */
+    int8_t isolation;         /* last reported, INGEST_ISOLATION_UNKNOWN if never */
+    bool online_told;         /* ONLINE was reported to the response service */
+    char local[64];           /* the address the agent connected to */
+    sent_command *cmds;       /* malloc'd, at most INGEST_MAX_COMMANDS_PER_CONN */
+    uint32_t cmd_count;
+    uint64_t xfer_cmd;        /* fetch_file transfer in progress (0: none) */
+    bool xfer_done;           /* its last chunk arrived */
+    buf xfer;
+    void *xfer_sha;           /* EVP_MD_CTX */
     /* limits */
     double event_tokens;
     double byte_tokens;
@@ -131,7 +157,8 @@ typedef struct ingest_counters {
     _Atomic uint64_t connections_accepted, connections_active, connections_refused_full, handshakes_failed,
         agents_connected, protocol_violations, superseded, batches_received, batches_acked, events_accepted,
         events_rejected, bytes_received, backpressure_pauses, seq_gaps, ack_latency_us_sum, ack_latency_count,
-        events_rejected_invalid_json, events_rejected_invalid_event;
+        events_rejected_invalid_json, events_rejected_invalid_event, commands_sent, results_received,
+        results_unexpected, file_chunks, files_rejected;
     _Atomic uint64_t ack_latency_buckets[INGEST_ACK_BUCKETS];
 } ingest_counters;
 
@@ -182,6 +209,9 @@ typedef struct ingest_thread {
 
 struct ingest {
     const mamori_config *cfg;
+    ingest_agent_event_fn on_agent_event;
+    ingest_isolation_fn desired_isolation;
+    void *response_ctx;
     bus *bus;
     ingest_durable_seq_fn durable_seq;
     void *durable_seq_ctx;
@@ -220,6 +250,18 @@ void conn_release(ingest_thread *t, conn *c);
 /* batch.c: an EVENTS frame → a bus batch, or a violation reason */
 int batch_build(ingest_thread *t, conn *c, const frame_header *h, const uint8_t *payload, bus_batch **out,
                 char *reason, size_t reason_len);
+
+/* response.c: HELLO capabilities, heartbeats, COMMAND delivery, RESULT and file chunks */
+void conn_resp_hello(ingest_thread *t, conn *c, const json_value *hello, const char *raw, size_t raw_len);
+void conn_resp_ping(ingest_thread *t, conn *c, const uint8_t *payload, uint32_t len);
+void conn_resp_result(ingest_thread *t, conn *c, const frame_header *h, const uint8_t *payload);
+void conn_resp_command(ingest_thread *t, conn *c, const inbox_msg *m);
+/* The connection ends (conn_close) / its slot is freed (conn_release). */
+void conn_resp_close(ingest_thread *t, conn *c);
+void conn_resp_release(conn *c);
+/* Whether the violation helper should be used (response.c reports violations through it). */
+void conn_violation(ingest_thread *t, conn *c, const char *reason);
+int conn_resp_desired_isolation(ingest *in, const conn *c);
 
 /* registry.c */
 /* Claims the agent for this connection. Returns the entry, the resume point and acked

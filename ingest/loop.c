@@ -212,6 +212,10 @@ static void on_accept(ingest_thread *t, struct io_uring_cqe *cqe)
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
     snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+    sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(c->local, sizeof c->local, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
     COUNT(t, connections_accepted, 1);
     COUNT(t, connections_active, 1);
     conn_on_accept(t, c);
@@ -290,7 +294,7 @@ static void drain_inbox(ingest_thread *t)
     pthread_mutex_unlock(&t->inbox_lock);
     for (size_t i = 0; i < n; i++) {
         conn_on_inbox(t, &msgs[i]);
-        if (msgs[i].kind == INBOX_ACK) free(msgs[i].payload);
+        if (inbox_owns_payload(&msgs[i])) free(msgs[i].payload);
     }
     free(msgs);
 }
@@ -578,7 +582,7 @@ static void thread_fini(ingest_thread *t)
     if (t->event_fd >= 0) close(t->event_fd);
     pthread_mutex_destroy(&t->inbox_lock);
     for (size_t i = 0; i < t->inbox_len; i++)
-        if (t->inbox[i].kind == INBOX_ACK) free(t->inbox[i].payload);
+        if (inbox_owns_payload(&t->inbox[i])) free(t->inbox[i].payload);
     free(t->inbox);
     json_parser_destroy(t->parser);
     normalizer_destroy(t->norm);
@@ -595,6 +599,9 @@ int ingest_create(const ingest_options *opt, ingest **out, char *err, size_t err
     in->bus = opt->bus;
     in->durable_seq = opt->durable_seq;
     in->durable_seq_ctx = opt->durable_seq_ctx;
+    in->on_agent_event = opt->on_agent_event;
+    in->desired_isolation = opt->desired_isolation;
+    in->response_ctx = opt->response_ctx;
     in->thread_count = opt->cfg->ingest.threads;
     registry_init(&in->reg);
     int rc = ingest_tls_create(opt->cfg, &in->ssl_ctx, err, err_len);
@@ -680,6 +687,11 @@ void ingest_get_stats(ingest *in, ingest_stats *out)
         SUM(ack_latency_count);
         SUM(events_rejected_invalid_json);
         SUM(events_rejected_invalid_event);
+        SUM(commands_sent);
+        SUM(results_received);
+        SUM(results_unexpected);
+        SUM(file_chunks);
+        SUM(files_rejected);
         for (unsigned b = 0; b < INGEST_ACK_BUCKETS; b++) SUM(ack_latency_buckets[b]);
 #undef SUM
     }

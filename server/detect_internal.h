@@ -54,6 +54,7 @@ typedef struct ruleset_info {
 
 struct detect_rt {
     const mamori_config *cfg;
+    _Atomic(struct response_svc *) response; /* automatic response (detect_response.c), may be NULL */
     store *db;
     bus *bus;
     /* Kafka: a consumed batch is durable already (the broker has it), and the detect group's
@@ -89,6 +90,10 @@ struct detect_rt {
 /* Alerts on the bus (alert_transport.c): the fixed fields of a record's mamori.meta header. */
 #define ALERT_META_BYTES 67u
 size_t alert_meta_encode(const store_alert *a, uint8_t out[ALERT_META_BYTES]);
+
+/* A new alert was written for rule on event ev of batch b: automatic response, if the rule
+ * asks for it (detect_response.c). */
+void detect_response_hook(detect_rt *rt, const bus_batch *b, const mamori_event *ev, const detect_rule *rule);
 
 /* Thread bodies (detect_thread.c). */
 int detect_threads_start(detect_rt *rt) MAMORI_WUR;

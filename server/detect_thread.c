@@ -62,6 +62,7 @@ typedef struct thread_state {
     uint32_t pending_count, pending_cap;
     store_alert *alerts;
     const detect_rule **alert_rules;
+    uint32_t *alert_events; /* the event's position in its batch (automatic response) */
     uint32_t *body_offsets;
     uint32_t alert_count, alert_cap;
     buf bodies;
@@ -155,6 +156,7 @@ static void reserve_alerts(thread_state *s, uint32_t more)
     while (cap < s->alert_count + more) cap *= 2;
     s->alerts = mamori_xrealloc(s->alerts, cap * sizeof *s->alerts);
     s->alert_rules = mamori_xrealloc(s->alert_rules, cap * sizeof *s->alert_rules);
+    s->alert_events = mamori_xrealloc(s->alert_events, cap * sizeof *s->alert_events);
     s->body_offsets = mamori_xrealloc(s->body_offsets, cap * sizeof *s->body_offsets);
     s->alert_cap = cap;
 }
@@ -187,6 +189,7 @@ static void on_match(void *ctx, size_t event_index, const detect_rule *rule)
     uint32_t i = s->alert_count++;
     alert_record_build(&src, &s->alerts[i], &s->body_offsets[i], &s->bodies);
     s->alert_rules[i] = rule;
+    s->alert_events[i] = (uint32_t)event_index;
     s->batch_alerts++;
 }
 
@@ -296,6 +299,7 @@ static void release(thread_state *s, uint32_t k, bool done)
         uint32_t rest = s->alert_count - alerts;
         memmove(s->alerts, s->alerts + alerts, rest * sizeof *s->alerts);
         memmove(s->alert_rules, s->alert_rules + alerts, rest * sizeof *s->alert_rules);
+        memmove(s->alert_events, s->alert_events + alerts, rest * sizeof *s->alert_events);
         memmove(s->body_offsets, s->body_offsets + alerts, rest * sizeof *s->body_offsets);
         for (uint32_t i = 0; i < rest; i++) s->body_offsets[i] -= body_cut;
         s->alert_count = rest;
@@ -322,6 +326,8 @@ static void record_written(thread_state *s, uint32_t alerts, int64_t now_us)
         if (!s->combined_written[a]) continue;
         written++;
         detect_rule_count(s->rt, s->alert_rules[a], 1);
+        const bus_batch *batch = s->pending[p].batch;
+        detect_response_hook(s->rt, batch, &batch->events[s->alert_events[a]], s->alert_rules[a]);
         note_latency(c, now_us - s->pending[p].batch->received_us);
     }
     /* correlation alerts: received = the batch whose match completed the correlation */
@@ -539,6 +545,7 @@ static void *thread_main(void *arg)
     free(s.pending);
     free(s.alerts);
     free(s.alert_rules);
+    free(s.alert_events);
     free(s.body_offsets);
     free(s.hits);
     free(s.combined);

@@ -83,6 +83,9 @@ typedef struct detect_rt_summary {
     uint64_t events, alerts, pending_batches;
 } detect_rt_summary;
 void detect_rt_get_summary(detect_rt *rt, detect_rt_summary *out);
+/* Where new alerts of rules with x-mamori: {response: [...]} ask for actions (NULL: nowhere). */
+struct response_svc;
+void detect_rt_set_response(detect_rt *rt, struct response_svc *resp);
 
 /* Development mode (DESIGN §13): prepares DIR (PKI, admin key, data dir) and the config. */
 typedef struct dev_setup {

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "internal.h"
+#include "response.h"
 
 #define MOD "mamorid"
 
@@ -264,6 +265,7 @@ int main(int argc, char **argv)
     bool worker_started = false;
     alert_intake *intake = NULL;
     detect_rt *drt = NULL;
+    response_svc *resp = NULL;
     store_tenant_retention retention[CONFIG_MAX_TENANT_OVERRIDES];
     store_options so;
     fill_store_options(&cfg, &so, retention);
@@ -317,9 +319,22 @@ int main(int argc, char **argv)
         }
     }
     if (has_ingest) {
-        ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db};
+        /* remote response lives beside ingest (its connections) and this process's store */
+        if (response_create(&cfg, db, &resp, err, sizeof err)) {
+            LOG_ERROR(MOD, "cannot start the response service: %s", err);
+            goto out;
+        }
+        ingest_options io = {.cfg = &cfg, .bus = b, .durable_seq = durable_seq, .durable_seq_ctx = db,
+                             .on_agent_event = response_on_agent_event,
+                             .desired_isolation = response_desired_isolation, .response_ctx = resp};
         if (ingest_create(&io, &in, err, sizeof err)) {
             LOG_ERROR(MOD, "cannot start ingest: %s", err);
+            goto out;
+        }
+        response_set_ingest(resp, in);
+        detect_rt_set_response(drt, resp);
+        if (response_start(resp)) {
+            LOG_ERROR(MOD, "cannot start the response thread");
             goto out;
         }
         if (ingest_start(in)) {
@@ -331,7 +346,9 @@ int main(int argc, char **argv)
         /* every process serves the API on its own store: the api role's process is where
          * clients go; a worker's port serves /metrics (every worker is scraped) and its
          * shard's data (docs/scaling.md); api.enabled: false closes it */
-        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b};
+        api_options ao = {.cfg = &cfg, .db = db, .ingest = in, .bus = b,
+                          .action_created = resp ? response_action_created : NULL, .action_ctx = resp,
+                          .response_metrics = resp ? response_write_metrics : NULL};
         server_metrics_extra(b, drt ? detect_rt_write_metrics : NULL, drt, &ao.metrics_extra, &ao.metrics_extra_ctx);
         if (api_create(&ao, &api_srv, err, sizeof err) || api_start(api_srv)) {
             LOG_ERROR(MOD, "cannot start the API: %s", err);
@@ -382,6 +399,7 @@ int main(int argc, char **argv)
 out:
     api_stop(api_srv);
     if (in) ingest_stop(in);
+    response_stop(resp); /* before ingest_destroy: it sends through ingest */
     if (b) bus_shutdown(b);
     if (worker_started) store_worker_join(&worker);
     alert_intake_stop(intake);
@@ -390,6 +408,7 @@ out:
     if (db) store_close(db);
     api_destroy(api_srv);
     ingest_destroy(in);
+    response_destroy(resp);
     config_free(&cfg);
     if (exit_code == 0) LOG_INFO(MOD, "stopped");
     return exit_code;

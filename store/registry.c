@@ -19,7 +19,9 @@ int store_agent_info_put(store *s, uint64_t tenant_hash, uint64_t agent_hash, co
     uint8_t key[STORE_AGENT_KEY_BYTES];
     store_agent_key_tag(key, tenant_hash, agent_hash, STORE_AGENT_TAG_INFO);
     char *err = NULL;
-    rocksdb_put_cf(s->db, s->write_options, s->cf[CF_AGENTS], (const char *)key, sizeof key, json, len, &err);
+    /* not synced: a record is rewritten on every connect; losing the last one to a power
+     * loss costs a stale last_seen, and syncing it would cost one fsync per reconnecting agent */
+    rocksdb_put_cf(s->db, s->ix_write_options, s->cf[CF_AGENTS], (const char *)key, sizeof key, json, len, &err);
     return err ? store_rocks_error(err, "agent registry put") : 0;
 }
 
