@@ -279,6 +279,14 @@ void handle_alert_patch(api_req *r, const char *id_s)
     json_write_string(&who, a.assignee, MAMORI_MIN(a.assignee_len, 64u));
     LOG_INFO("api", "audit alert_updated tenant=%s id=%s status=%s assignee=%s by=%s result=ok", r->tenant, id_s,
              store_alert_status_name((enum store_alert_status)a.status), buf_cstr(&who), r->key_id);
+    {
+        buf detail;
+        buf_init(&detail);
+        buf_printf(&detail, "{\"status\":\"%s\",\"assignee\":%s}",
+                   store_alert_status_name((enum store_alert_status)a.status), buf_cstr(&who));
+        api_audit(r, "alert.update", id_s, detail.data, detail.len, "ok");
+        buf_fini(&detail);
+    }
     buf_fini(&who);
     render_alert(&r->body, &a);
     r->rows = 1;

@@ -277,6 +277,11 @@ void handle_keys(api_req *r, int create)
     json_write_string(&r->body, name, strlen(name));
     buf_printf(&r->body, ",\"created\":\"%s\"}", now);
     LOG_INFO("api", "audit key_created tenant=%s id=%s role=%s by=%s", r->tenant, id, api_role_name(role), r->key_id);
+    {
+        char detail[96];
+        snprintf(detail, sizeof detail, "{\"role\":\"%s\"}", api_role_name(role));
+        api_audit(r, "key.create", id, detail, strlen(detail), "ok");
+    }
     reply_json(r, 201);
     memset(key, 0, sizeof key);
 out:
@@ -337,6 +342,7 @@ void handle_key_delete(api_req *r, const char *id)
         return;
     }
     LOG_INFO("api", "audit key_deleted tenant=%s id=%s by=%s", r->tenant, id, r->key_id);
+    api_audit(r, "key.delete", id, NULL, 0, "ok");
     buf_printf(&r->body, "{\"id\":\"%s\",\"deleted\":true}", id);
     reply_json(r, 200);
 }

@@ -68,6 +68,16 @@ void handle_metrics(api_req *r)
                s.backpressure_pauses);
         metric(o, "mamori_ingest_seq_gaps_total", "counter", "first batches after WELCOME that skipped numbers",
                s.seq_gaps);
+        metric(o, "mamori_response_commands_sent_total", "counter", "COMMAND frames written to agents",
+               s.commands_sent);
+        metric(o, "mamori_response_results_received_total", "counter", "RESULT frames (JSON) received",
+               s.results_received);
+        metric(o, "mamori_response_unexpected_results_total", "counter",
+               "RESULTs for a command not sent on that connection, another action id, or an action already final",
+               s.results_unexpected);
+        metric(o, "mamori_response_file_chunks_total", "counter", "fetch_file chunks received", s.file_chunks);
+        metric(o, "mamori_response_files_rejected_total", "counter",
+               "fetched files whose size or sha256 differed from what the agent announced", s.files_rejected);
         buf_printf(o, "# HELP mamori_ingest_ack_latency_seconds publish to durable, per batch\n"
                       "# TYPE mamori_ingest_ack_latency_seconds summary\n"
                       "mamori_ingest_ack_latency_seconds_sum %.6f\nmamori_ingest_ack_latency_seconds_count %llu\n",

@@ -12,6 +12,8 @@ int cmd_agents(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_alerts(int argc, char **argv);
+/* isolate, release, kill, rm, fetch, ps, ls, actions (cmd_respond.c) */
+int cmd_respond(const char *verb, int argc, char **argv);
 
 /* Shared by the commands that load Sigma rules (defined in cmd_rules.c). */
 #include <stdbool.h>

@@ -22,6 +22,9 @@ static void usage(FILE *out)
             "  tree          process tree of a process entity id\n"
             "  alerts        list alerts; get, ack, close, reopen or assign one\n"
             "  keys          create (also offline, --data DIR), list and delete API keys\n"
+            "  isolate, release, kill, rm, fetch, ps, ls\n"
+            "                remote response on an agent, waiting for the result (docs/response.md)\n"
+            "  actions       an agent's response actions, or one ('actions get ID')\n"
             "\n"
             "Run 'mamorictl <command> --help' for a command's options.\n");
 }
@@ -44,6 +47,9 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "tree")) return cmd_tree(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keys")) return cmd_keys(argc - 1, argv + 1);
     if (!strcmp(argv[1], "alerts")) return cmd_alerts(argc - 1, argv + 1);
+    static const char *const respond[] = {"isolate", "release", "kill", "rm", "fetch", "ps", "ls", "actions"};
+    for (size_t i = 0; i < sizeof respond / sizeof respond[0]; i++)
+        if (!strcmp(argv[1], respond[i])) return cmd_respond(respond[i], argc - 1, argv + 1);
     fprintf(stderr, "mamorictl: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

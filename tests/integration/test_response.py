@@ -386,3 +386,47 @@ def test_pending_limit_and_restart_keeps_desired_isolation(node):
     seq, cmd = ag.next_command()
     assert cmd["id"] == a["id"]
     ag.close()
+
+
+def test_mamorictl_waits_for_results(node, tmp_path):
+    import subprocess
+    from harness import MAMORICTL
+    ag = RespAgent(node, "resp-ctl")
+    ag.hello_caps()
+
+    def ctl_bg(*args):
+        return subprocess.Popen([MAMORICTL] + list(args[:1]) + ["--dev", node["dir"]] + list(args[1:]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+
+    p = ctl_bg("ps", "resp-ctl")
+    seq, cmd = ag.next_command()
+    assert cmd["action"] == "list_processes"
+    ag.result(seq, cmd["id"], "running")
+    ag.result(seq, cmd["id"], "succeeded", {"processes": [{"pid": 4242, "ppid": 1, "name": "evil", "executable": "/tmp/evil",
+                                                           "command_line": "/tmp/evil -x", "entity_id": "e", "user": "bob"}]})
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert b"4242" in out and b"/tmp/evil -x" in out
+    # fetch saves the verified file
+    dest = str(tmp_path / "got.bin")
+    p = ctl_bg("fetch", "resp-ctl", "/sandbox/f.txt", "-o", dest)
+    seq, cmd = ag.next_command()
+    data = b"fetched bytes\n" * 100
+    ag.chunk(seq, data, last=True)
+    ag.result(seq, cmd["id"], "succeeded", {"path": "/sandbox/f.txt", "size": len(data),
+                                             "sha256": hashlib.sha256(data).hexdigest()})
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert open(dest, "rb").read() == data
+    # a failed kill exits 1 with the agent's reason
+    p = ctl_bg("kill", "resp-ctl", "--pid", "999999")
+    seq, cmd = ag.next_command()
+    assert cmd["args"] == {"pid": 999999}
+    ag.result(seq, cmd["id"], "failed", error="no such process: 999999")
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1 and b"no such process" in err
+    # the listing
+    p = subprocess.run([MAMORICTL, "actions", "--dev", node["dir"], "resp-ctl"], stdout=subprocess.PIPE, timeout=30)
+    assert p.returncode == 0 and p.stdout.count(b"\n") == 4  # header + 3
+    assert b"kill_process" in p.stdout and b"failed" in p.stdout
+    ag.close()
