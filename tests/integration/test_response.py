@@ -430,3 +430,73 @@ def test_mamorictl_waits_for_results(node, tmp_path):
     assert p.returncode == 0 and p.stdout.count(b"\n") == 4  # header + 3
     assert b"kill_process" in p.stdout and b"failed" in p.stdout
     ag.close()
+
+
+AUTO_RULE = """title: Evil binary started
+id: 3f8c6c2e-0000-4000-8000-0000000000a1
+status: test
+logsource:
+  product: linux
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '/evil'
+  condition: selection
+level: high
+x-mamori:
+  response: [kill_process, isolate]
+"""
+
+
+def test_automatic_response_policy_and_rate(tmp_path):
+    d = temp_dir("mamori-auto-")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "evil.yml").write_text(AUTO_RULE)
+    port, api_port = free_port(), free_port()
+    srv = Server(d, port=port, extra=["--api-port", str(api_port), "--set", "api.rate_limit_per_key=0",
+                                      "--set", "store.sync=false", "--rules", str(rules),
+                                      "--set", "response.auto_allowed=[kill_process]",
+                                      "--set", "response.auto_max_per_minute=2"]).start()
+    try:
+        node = {"dir": d, "port": port}
+        api = Api(d, api_port)
+        ag = RespAgent(node, "resp-auto")
+        ag.hello_caps()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        lines = []
+        for i in range(5):
+            lines.append(json.dumps({"@timestamp": now, "event": {"category": ["process"], "type": ["start"]},
+                                     "host": {"name": "H-auto", "os": {"type": "linux"}},
+                                     "process": {"pid": 4000 + i, "entity_id": "ent-%d" % i, "executable": "/tmp/evil",
+                                                 "name": "evil", "command_line": "/tmp/evil"}}))
+        ag.send(frame(3, "\n".join(lines).encode(), seq=1))
+        cmds = []
+        deadline = time.time() + 30
+        while time.time() < deadline and len(cmds) < 2:
+            c = ag.next_command(timeout=max(0.1, deadline - time.time()))
+            if c:
+                cmds.append(c)
+        assert [c[1]["action"] for c in cmds] == ["kill_process", "kill_process"], cmds
+        assert {c[1]["args"]["pid"] for c in cmds} <= {4000 + i for i in range(5)}
+        st, a = api.call("GET", "/v1/actions/" + cmds[0][1]["id"])
+        assert a["actor"] == "rule:3f8c6c2e-0000-4000-8000-0000000000a1"
+        assert ag.next_command(timeout=2) is None  # the rate stopped the storm
+        st, r = api.call("GET", "/v1/agents/resp-auto/actions")
+        assert len(r["actions"]) == 2
+        deadline = time.time() + 15
+        sup = []
+        while time.time() < deadline and not sup:
+            st, al = api.call("GET", "/v1/alerts?rule=mamori-response-suppressed")
+            sup = al["alerts"]
+            time.sleep(0.2)
+        assert sup and sup[0]["suppressed"]["requested_by"] == "3f8c6c2e-0000-4000-8000-0000000000a1"
+        assert sup[0]["agent_id"] == "resp-auto"
+        st, m = api.call("GET", "/metrics", key=False)
+        vals = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in m.splitlines() if l and not l.startswith("#")}
+        assert vals["mamori_response_auto_created_total"] == 2
+        assert vals["mamori_response_auto_suppressed_total"] >= 3  # 5 isolate (not allowed) + 3 over the rate
+        ag.close()
+    finally:
+        srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
