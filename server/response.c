@@ -260,6 +260,18 @@ static uint64_t fetch_max_bytes(response_svc *r, const store_action *a)
 }
 
 /* Sends the agent's pending actions (only those still queued unless all). */
+/* One COMMAND to go out: what the delivery pass keeps of each action. */
+typedef struct outgoing {
+    uint8_t id[STORE_ACTION_ID_BYTES];
+    uint64_t cmd_no;
+    uint64_t max_bytes;
+    bool fetch, mark; /* mark: queued, must be persisted as sent first */
+    uint32_t payload_off, payload_len;
+} outgoing;
+
+/* Sends the agent's pending actions (only those still queued unless all). Every queued one
+ * is marked sent in ONE write (with its audit entry) before any COMMAND goes out: a
+ * reconnecting agent with many queued actions costs one WAL append, not one per action. */
 static void deliver(response_svc *r, resp_agent *ag, bool all)
 {
     if (!ag->online || !(ag->caps & INGEST_CAP_RESPONSE) || !r->ingest) return;
@@ -269,10 +281,19 @@ static void deliver(response_svc *r, resp_agent *ag, bool all)
         atomic_fetch_add(&r->stats.store_errors, 1);
         return;
     }
-    buf storage, payload;
+    if (p.n == 0) return;
+    outgoing *out = mamori_xcalloc(p.n, sizeof *out);
+    uint8_t (*mark_ids)[STORE_ACTION_ID_BYTES] = mamori_xcalloc(p.n, STORE_ACTION_ID_BYTES);
+    store_audit *audits = mamori_xcalloc(p.n, sizeof *audits);
+    bool *changed = mamori_xcalloc(p.n, sizeof *changed);
+    uint32_t *details = mamori_xcalloc(p.n, sizeof *details);
+    buf storage, payloads, detail;
     buf_init(&storage);
-    buf_init(&payload);
+    buf_init(&payloads);
+    buf_init(&detail);
     int64_t now = clock_wall_us();
+    uint32_t n = 0, marks = 0;
+    char tenant[65] = "";
     for (uint32_t i = 0; i < p.n; i++) {
         store_action a;
         if (store_action_get(r->db, ag->tenant_hash, ids[i], &a, &storage) != 0) continue;
@@ -281,17 +302,64 @@ static void deliver(response_svc *r, resp_agent *ag, bool all)
         if (!all && a.status != STORE_ACTION_QUEUED) continue;
         bool iso = !strcmp(a.action, "isolate") || !strcmp(a.action, "release");
         if (iso && !(ag->caps & INGEST_CAP_ISOLATION)) continue; /* stays queued until it expires */
-        if (a.status == STORE_ACTION_QUEUED &&
-            transition(r, &a, STORE_ACTION_SENT, NULL, 0, NULL, 0, now, NULL, &a, &storage) != 0)
-            continue; /* not persisted: not sent */
-        command_payload(r, ag, &a, &payload);
-        bool fetch = !strcmp(a.action, "fetch_file");
-        ingest_send_command(r->ingest, &ag->route, a.cmd_no, a.id, fetch, fetch ? fetch_max_bytes(r, &a) : 0,
-                            payload.data, payload.len);
+        outgoing *o = &out[n++];
+        memcpy(o->id, a.id, sizeof o->id);
+        o->cmd_no = a.cmd_no;
+        o->fetch = !strcmp(a.action, "fetch_file");
+        o->max_bytes = o->fetch ? fetch_max_bytes(r, &a) : 0;
+        buf one;
+        buf_init(&one);
+        command_payload(r, ag, &a, &one);
+        o->payload_off = (uint32_t)payloads.len;
+        o->payload_len = (uint32_t)one.len;
+        buf_append(&payloads, one.data, one.len);
+        buf_fini(&one);
+        if (a.status == STORE_ACTION_QUEUED) {
+            o->mark = true;
+            memcpy(mark_ids[marks], a.id, STORE_ACTION_ID_BYTES);
+            char idhex[STORE_ACTION_ID_HEX_CHARS + 1];
+            store_action_id_format(a.id, idhex);
+            details[marks] = (uint32_t)detail.len;
+            buf_printf(&detail, "{\"action_id\":\"%s\",\"action\":\"%s\"}", idhex, a.action);
+            snprintf(tenant, sizeof tenant, "%s", a.tenant);
+            audits[marks] = (store_audit){.at_us = now, .tenant_hash = ag->tenant_hash, .actor = "mamori",
+                                          .what = "action.status", .result = "sent"};
+            marks++;
+        }
+    }
+    /* the strings of the audit entries, now that the detail buffer stopped moving */
+    for (uint32_t i = 0; i < marks; i++) {
+        audits[i].tenant = tenant;
+        audits[i].target = ag->agent_id;
+        audits[i].detail = detail.data + details[i];
+        audits[i].detail_len = (i + 1 < marks ? details[i + 1] : (uint32_t)detail.len) - details[i];
+    }
+    bool write_ok = true;
+    if (marks) {
+        int rc = store_actions_update_batch(r->db, ag->tenant_hash, (const uint8_t(*)[STORE_ACTION_ID_BYTES])mark_ids,
+                                            marks, STORE_ACTION_SENT, now, audits, changed);
+        if (rc) {
+            write_ok = false; /* not persisted: not sent (retried at the next connect or creation) */
+            atomic_fetch_add(&r->stats.store_errors, 1);
+            LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 5, "agent %s: marking %u actions sent failed: %s", ag->agent_id,
+                            marks, strerror(-rc));
+        }
+    }
+    for (uint32_t i = 0, m = 0; i < n; i++) {
+        outgoing *o = &out[i];
+        if (o->mark && (!write_ok || !changed[m++])) continue;
+        ingest_send_command(r->ingest, &ag->route, o->cmd_no, o->id, o->fetch, o->max_bytes,
+                            payloads.data + o->payload_off, o->payload_len);
         atomic_fetch_add(&r->stats.actions_delivered, 1);
     }
     buf_fini(&storage);
-    buf_fini(&payload);
+    buf_fini(&payloads);
+    buf_fini(&detail);
+    free(out);
+    free(mark_ids);
+    free(audits);
+    free(changed);
+    free(details);
 }
 
 void resp_deliver_new(response_svc *r, resp_agent *ag) { deliver(r, ag, false); }

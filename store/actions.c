@@ -319,6 +319,52 @@ int store_action_get(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ACTI
 
 /* ---- transitions ---- */
 
+/* Reads the record and, when the move changes something, appends the new record (and the
+ * index deletions of a final status, and the audit entry) to wb; *a is the record after the
+ * move (its strings in st, or the caller's output/error). Caller holds actions_mu.
+ * Returns 0 with *staged false for a no-op, -EALREADY for a final action. */
+static int stage_update(store *s, rocksdb_writebatch_t *wb, uint64_t tenant_hash,
+                        const uint8_t id[STORE_ACTION_ID_BYTES], enum store_action_status status, int64_t at_us,
+                        const char *output, size_t output_len, const char *error, size_t error_len,
+                        const store_audit *audit, store_action *a, buf *st, buf *v, bool *staged)
+{
+    *staged = false;
+    int rc = read_record(s, tenant_hash, id, a, st);
+    if (rc) return rc;
+    if (store_action_status_final(a->status)) return -EALREADY;
+    if (status <= a->status) return 0; /* e.g. sent again after a reconnect: nothing new */
+    a->status = (uint8_t)status;
+    a->updated_us = at_us;
+    if (a->history_count == STORE_ACTION_HISTORY_MAX) { /* keep the first step and the latest ones */
+        memmove(&a->history[1], &a->history[2], (STORE_ACTION_HISTORY_MAX - 2) * sizeof a->history[0]);
+        a->history_count--;
+    }
+    a->history[a->history_count++] = (store_action_step){(uint8_t)status, at_us};
+    if (output) {
+        a->output = output;
+        a->output_len = (uint32_t)output_len;
+    }
+    if (error) {
+        a->error = error;
+        a->error_len = (uint32_t)error_len;
+    }
+    record_encode(v, a);
+    rocksdb_column_family_handle_t *cf = s->cf[CF_COMMANDS];
+    uint8_t rk[RECORD_KEY_BYTES];
+    record_key(rk, tenant_hash, id);
+    rocksdb_writebatch_put_cf(wb, cf, (const char *)rk, sizeof rk, v->data, v->len);
+    if (store_action_status_final(status)) {
+        uint8_t qk[PENDING_KEY_BYTES], xk[EXPIRY_KEY_BYTES];
+        pending_key(qk, tenant_hash, a->agent_hash, a->cmd_no);
+        expiry_key(xk, a->expires_us, tenant_hash, id);
+        rocksdb_writebatch_delete_cf(wb, cf, (const char *)qk, sizeof qk);
+        rocksdb_writebatch_delete_cf(wb, cf, (const char *)xk, sizeof xk);
+    }
+    if (audit) store_audit_put(s, wb, audit);
+    *staged = true;
+    return 0;
+}
+
 int store_action_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ACTION_ID_BYTES],
                         enum store_action_status status, int64_t at_us, const char *output, size_t output_len,
                         const char *error, size_t error_len, const store_audit *audit, store_action *out,
@@ -330,56 +376,55 @@ int store_action_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_A
     buf_init(&own);
     buf_init(&v);
     buf *st = storage ? storage : &own;
-    pthread_mutex_lock(&actions_mu);
-    int rc = read_record(s, tenant_hash, id, &a, st);
-    if (rc) goto out;
-    if (store_action_status_final(a.status)) {
-        rc = -EALREADY;
-        goto out;
-    }
-    if (status <= a.status) goto out; /* e.g. sent again after a reconnect: nothing new */
-    a.status = (uint8_t)status;
-    a.updated_us = at_us;
-    if (a.history_count == STORE_ACTION_HISTORY_MAX) { /* keep the first step and the latest ones */
-        memmove(&a.history[1], &a.history[2], (STORE_ACTION_HISTORY_MAX - 2) * sizeof a.history[0]);
-        a.history_count--;
-    }
-    a.history[a.history_count++] = (store_action_step){(uint8_t)status, at_us};
-    if (output) {
-        a.output = output;
-        a.output_len = (uint32_t)output_len;
-    }
-    if (error) {
-        a.error = error;
-        a.error_len = (uint32_t)error_len;
-    }
-    record_encode(&v, &a);
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    rocksdb_column_family_handle_t *cf = s->cf[CF_COMMANDS];
-    uint8_t rk[RECORD_KEY_BYTES];
-    record_key(rk, tenant_hash, id);
-    rocksdb_writebatch_put_cf(wb, cf, (const char *)rk, sizeof rk, v.data, v.len);
-    if (store_action_status_final(status)) {
-        uint8_t qk[PENDING_KEY_BYTES], xk[EXPIRY_KEY_BYTES];
-        pending_key(qk, tenant_hash, a.agent_hash, a.cmd_no);
-        expiry_key(xk, a.expires_us, tenant_hash, id);
-        rocksdb_writebatch_delete_cf(wb, cf, (const char *)qk, sizeof qk);
-        rocksdb_writebatch_delete_cf(wb, cf, (const char *)xk, sizeof xk);
+    bool staged = false;
+    pthread_mutex_lock(&actions_mu);
+    int rc = stage_update(s, wb, tenant_hash, id, status, at_us, output, output_len, error, error_len, audit, &a, st,
+                          &v, &staged);
+    if (rc == 0 && staged) {
+        rc = write_batch(s, wb, "action update");
+        if (rc == 0) {
+            /* decode the stored copy so *out does not point at the caller's output/error */
+            buf_clear(st);
+            buf_append(st, v.data, v.len);
+            rc = record_decode(st, tenant_hash, id, &a);
+        }
     }
-    if (audit) store_audit_put(s, wb, audit);
-    rc = write_batch(s, wb, "action update");
-    rocksdb_writebatch_destroy(wb);
-    if (rc == 0) {
-        /* the record now lives in v; decode the copy so *out does not point at the caller's
-         * output/error (which may be freed) */
-        buf_clear(st);
-        buf_append(st, v.data, v.len);
-        rc = record_decode(st, tenant_hash, id, &a);
-    }
-out:
     pthread_mutex_unlock(&actions_mu);
+    rocksdb_writebatch_destroy(wb);
     if (rc == 0 && out) *out = a;
     buf_fini(&own);
+    buf_fini(&v);
+    return rc;
+}
+
+int store_actions_update_batch(store *s, uint64_t tenant_hash, const uint8_t (*ids)[STORE_ACTION_ID_BYTES], size_t n,
+                               enum store_action_status status, int64_t at_us, const store_audit *audits,
+                               bool *changed)
+{
+    MAMORI_ASSERT(s && (ids || n == 0) && changed && (unsigned)status < STORE_ACTION_STATUS_COUNT);
+    MAMORI_ASSERT(!store_action_status_final(status)); /* final moves carry outputs: one at a time */
+    buf st, v;
+    buf_init(&st);
+    buf_init(&v);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    int rc = 0;
+    size_t staged_count = 0;
+    pthread_mutex_lock(&actions_mu);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        store_action a;
+        int r = stage_update(s, wb, tenant_hash, ids[i], status, at_us, NULL, 0, NULL, 0, audits ? &audits[i] : NULL,
+                             &a, &st, &v, &changed[i]);
+        if (r == -EALREADY || r == -ENOENT || r == -EBADMSG) changed[i] = false;
+        else rc = r;
+        if (changed[i]) staged_count++;
+    }
+    if (rc == 0 && staged_count) rc = write_batch(s, wb, "action batch update");
+    pthread_mutex_unlock(&actions_mu);
+    rocksdb_writebatch_destroy(wb);
+    if (rc)
+        for (size_t i = 0; i < n; i++) changed[i] = false;
+    buf_fini(&st);
     buf_fini(&v);
     return rc;
 }

@@ -459,6 +459,13 @@ int store_action_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_A
                         enum store_action_status status, int64_t at_us, const char *output, size_t output_len,
                         const char *error, size_t error_len, const store_audit *audit, store_action *out,
                         buf *storage) MAMORI_WUR;
+/* The same move (a non-final status, no output) for n actions of a tenant in ONE write (e.g.
+ * everything delivered to a reconnecting agent marked sent with one WAL append), each with
+ * audits[i] (audits may be NULL). changed[i] says which moved (false: already there or
+ * further, final, or absent). On a write error nothing moved. */
+int store_actions_update_batch(store *s, uint64_t tenant_hash, const uint8_t (*ids)[STORE_ACTION_ID_BYTES], size_t n,
+                               enum store_action_status status, int64_t at_us, const store_audit *audits,
+                               bool *changed) MAMORI_WUR;
 /* Calls fn for every action of the agent waiting for delivery or a final result, in
  * command-number order (fn returns non-zero to stop). */
 typedef int (*store_pending_fn)(void *ctx, uint64_t cmd_no, const uint8_t id[STORE_ACTION_ID_BYTES]);

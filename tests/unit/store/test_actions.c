@@ -188,6 +188,51 @@ static void test_history_bounded(void **state)
     th_rmdir(dir);
 }
 
+static void test_batch_update(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir();
+    store_options o;
+    th_options(&o, dir);
+    store *s = th_open(&o);
+    uint64_t th = event_tenant_hash(TENANT), ah = event_agent_hash(TENANT, "ws-1");
+    uint8_t ids[3][STORE_ACTION_ID_BYTES];
+    for (int i = 0; i < 3; i++) {
+        store_action a = make(ah, "list_processes", "{}", T_BASE_US + i, T_BASE_US + 1000000);
+        assert_int_equal(store_action_create(s, &a, 10, STORE_ISOLATION_UNKNOWN, NULL), 0);
+        memcpy(ids[i], a.id, sizeof ids[i]);
+    }
+    /* the second is already final: not moved */
+    assert_int_equal(store_action_update(s, th, ids[1], STORE_ACTION_FAILED, T_BASE_US + 5, NULL, 0, "x", 1, NULL, NULL,
+                                         NULL),
+                     0);
+    store_audit au[3];
+    for (int i = 0; i < 3; i++)
+        au[i] = (store_audit){.at_us = T_BASE_US + 9, .tenant_hash = th, .tenant = TENANT, .actor = "mamori",
+                              .what = "action.status", .target = "ws-1", .result = "sent"};
+    bool changed[3];
+    assert_int_equal(store_actions_update_batch(s, th, (const uint8_t(*)[STORE_ACTION_ID_BYTES])ids, 3,
+                                                STORE_ACTION_SENT, T_BASE_US + 9, au, changed),
+                     0);
+    assert_true(changed[0]);
+    assert_false(changed[1]);
+    assert_true(changed[2]);
+    /* again: nothing moves */
+    assert_int_equal(store_actions_update_batch(s, th, (const uint8_t(*)[STORE_ACTION_ID_BYTES])ids, 3,
+                                                STORE_ACTION_SENT, T_BASE_US + 10, NULL, changed),
+                     0);
+    assert_false(changed[0] || changed[1] || changed[2]);
+    buf st;
+    buf_init(&st);
+    store_action r;
+    assert_int_equal(store_action_get(s, th, ids[2], &r, &st), 0);
+    assert_int_equal(r.status, STORE_ACTION_SENT);
+    assert_int_equal(r.history_count, 2);
+    buf_fini(&st);
+    store_close(s);
+    th_rmdir(dir);
+}
+
 static int collect_info(void *ctx, uint64_t agent_hash, const char *json, size_t len)
 {
     (void)agent_hash;
@@ -271,6 +316,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_history_bounded),
+        cmocka_unit_test(test_batch_update),
         cmocka_unit_test(test_files_registry_audit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
