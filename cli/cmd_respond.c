@@ -173,7 +173,7 @@ static int run_action(respond_opts *o, const char *agent, const char *action, co
     arena a;
     arena_init(&a, 64 * 1024);
     char id[40] = "";
-    if (client_request(&o->c, "POST", path, req.data, &out, &status)) {
+    if (client_request(&o->c, "POST", path, buf_cstr(&req), &out, &status)) {
         rc = 1;
         goto done;
     }

@@ -60,7 +60,7 @@ static int scan_tag(store *s, const uint8_t *prefix, size_t plen, uint8_t tag, t
     for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen < plen || memcmp(k, prefix, plen) != 0) break;
+        if (plen && (klen < plen || memcmp(k, prefix, plen) != 0)) break;
         if (klen != STORE_AGENT_KEY_BYTES || k[16] != tag) continue;
         const char *v = rocksdb_iter_value(it, &vlen);
         if (fn(ctx, k, v, vlen)) {

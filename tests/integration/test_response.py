@@ -82,8 +82,11 @@ def node():
     try:
         yield {"srv": srv, "api": Api(d, api_port), "dir": d, "port": port}
     finally:
-        srv.stop()
+        rc = srv.stop()
+        log = srv.log()
         shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0, log[-3000:]
+    assert "runtime error" not in log and "Sanitizer" not in log, log[-3000:]
 
 
 def post(api, agent, action, args=None, key=None, **kw):
@@ -498,5 +501,7 @@ def test_automatic_response_policy_and_rate(tmp_path):
         assert vals["mamori_response_auto_suppressed_total"] >= 3  # 5 isolate (not allowed) + 3 over the rate
         ag.close()
     finally:
-        srv.stop()
+        rc = srv.stop()
+        log = srv.log()
         shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0, log[-3000:]
