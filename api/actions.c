@@ -189,7 +189,7 @@ static bool check_args(api_req *r, const char *action, const json_value *args, b
                 buf_putc(out, '"');
             }
         } else if (!strcmp(action, "fetch_file")) {
-            uint64_t limit = r->a->cfg->response.max_file_bytes;
+            uint64_t limit = config_response_max_file_bytes(r->a->cfg, r->tenant);
             int64_t max = (int64_t)limit;
             const json_value *mb = json_object_get(args, "max_bytes", 9);
             if (mb) {

@@ -212,6 +212,7 @@ static const config_key keys[] = {
 };
 
 #define TENANTS_KEY "store.tenants"
+#define RESPONSE_TENANTS_KEY "response.tenants"
 
 static void *field_ptr(mamori_config *cfg, const config_key *k) { return (char *)cfg + k->offset; }
 static const void *field_cptr(const mamori_config *cfg, const config_key *k)
@@ -394,6 +395,11 @@ void config_free(mamori_config *cfg)
     }
     for (uint32_t i = 0; i < cfg->store.tenant_count; i++) free(cfg->store.tenants[i].name);
     cfg->store.tenant_count = 0;
+    for (uint32_t i = 0; i < cfg->response.tenant_count; i++) {
+        free(cfg->response.tenants[i].name);
+        config_list_clear(&cfg->response.tenants[i].auto_allowed);
+    }
+    cfg->response.tenant_count = 0;
 }
 
 int config_set(mamori_config *cfg, const char *key, const char *value, char *err, size_t err_len)
@@ -478,6 +484,100 @@ static int load_tenants(load_ctx *c, struct fy_node *map, int line)
     return 0;
 }
 
+static int load_list(load_ctx *c, const config_key *k, struct fy_node *vn, const char *where);
+
+/* response.tenants: {name: {max_file_bytes, auto_allowed: [..], auto_max_per_minute}} */
+static int load_response_tenants(load_ctx *c, struct fy_node *map, int line)
+{
+    char where[300];
+    snprintf(where, sizeof where, "%s line %d", c->name, line);
+    if (!fy_node_is_mapping(map))
+        return errorf(c->err, c->err_len, "%s: '%s' must be a mapping of tenant name to settings", where,
+                      RESPONSE_TENANTS_KEY);
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &it))) {
+        struct fy_node *kn = fy_node_pair_key(pair), *vn = fy_node_pair_value(pair);
+        size_t tlen;
+        const char *tname = fy_node_get_scalar(kn, &tlen);
+        snprintf(where, sizeof where, "%s line %d", c->name, node_line(kn));
+        if (!tname || tlen == 0 || tlen > 64)
+            return errorf(c->err, c->err_len, "%s: '%s': tenant names are 1-64 characters", where, RESPONSE_TENANTS_KEY);
+        if (c->cfg->response.tenant_count >= CONFIG_MAX_TENANT_OVERRIDES)
+            return errorf(c->err, c->err_len, "%s: '%s': more than %d tenants", where, RESPONSE_TENANTS_KEY,
+                          CONFIG_MAX_TENANT_OVERRIDES);
+        if (!vn || !fy_node_is_mapping(vn))
+            return errorf(c->err, c->err_len, "%s: '%s.%.*s' must be a mapping", where, RESPONSE_TENANTS_KEY,
+                          (int)tlen, tname);
+        config_response_tenant *t = &c->cfg->response.tenants[c->cfg->response.tenant_count];
+        memset(t, 0, sizeof *t);
+        t->name = mamori_xstrndup(tname, tlen);
+        c->cfg->response.tenant_count++; /* counted now: config_free frees what was set */
+        void *it2 = NULL;
+        struct fy_node_pair *p2;
+        while ((p2 = fy_node_mapping_iterate(vn, &it2))) {
+            size_t klen = 0, vlen = 0;
+            const char *kname = fy_node_get_scalar(fy_node_pair_key(p2), &klen);
+            struct fy_node *v2 = fy_node_pair_value(p2);
+            snprintf(where, sizeof where, "%s line %d", c->name, node_line(fy_node_pair_key(p2)));
+            const char *val = v2 && fy_node_is_scalar(v2) ? fy_node_get_scalar(v2, &vlen) : NULL;
+            uint64_t n;
+            if (kname && klen == 14 && !memcmp(kname, "max_file_bytes", 14)) {
+                if (!val || parse_u64(val, vlen, &n) || n < 1024 || n > GiB)
+                    return errorf(c->err, c->err_len, "%s: '%s.%s.max_file_bytes' must be in [1024, 1 GiB]", where,
+                                  RESPONSE_TENANTS_KEY, t->name);
+                t->max_file_bytes = n;
+            } else if (kname && klen == 19 && !memcmp(kname, "auto_max_per_minute", 19)) {
+                if (!val || parse_u64(val, vlen, &n) || n > 100000)
+                    return errorf(c->err, c->err_len, "%s: '%s.%s.auto_max_per_minute' must be in [0, 100000]", where,
+                                  RESPONSE_TENANTS_KEY, t->name);
+                t->auto_max_per_minute = (uint32_t)n;
+                t->has_auto_max_per_minute = true;
+            } else if (kname && klen == 12 && !memcmp(kname, "auto_allowed", 12)) {
+                const config_key *lk = find_key("response.auto_allowed", 21);
+                config_list *save = field_ptr(c->cfg, lk);
+                config_list global = *save; /* load_list fills the key's own list: borrow it */
+                *save = (config_list){0};
+                int rc = load_list(c, lk, v2, where);
+                t->auto_allowed = *save;
+                *save = global;
+                if (rc) return rc;
+                t->has_auto_allowed = true;
+            } else {
+                return errorf(c->err, c->err_len, "%s: unknown key '%s.%s.%.*s' (max_file_bytes, auto_allowed, "
+                              "auto_max_per_minute)", where, RESPONSE_TENANTS_KEY, t->name, kname ? (int)klen : 0,
+                              kname ? kname : "");
+            }
+        }
+    }
+    return 0;
+}
+
+static const config_response_tenant *response_tenant(const mamori_config *cfg, const char *tenant)
+{
+    for (uint32_t i = 0; tenant && i < cfg->response.tenant_count; i++)
+        if (!strcmp(cfg->response.tenants[i].name, tenant)) return &cfg->response.tenants[i];
+    return NULL;
+}
+
+uint64_t config_response_max_file_bytes(const mamori_config *cfg, const char *tenant)
+{
+    const config_response_tenant *t = response_tenant(cfg, tenant);
+    return t && t->max_file_bytes ? t->max_file_bytes : cfg->response.max_file_bytes;
+}
+
+const config_list *config_response_auto_allowed(const mamori_config *cfg, const char *tenant)
+{
+    const config_response_tenant *t = response_tenant(cfg, tenant);
+    return t && t->has_auto_allowed ? &t->auto_allowed : &cfg->response.auto_allowed;
+}
+
+uint32_t config_response_auto_max_per_minute(const mamori_config *cfg, const char *tenant)
+{
+    const config_response_tenant *t = response_tenant(cfg, tenant);
+    return t && t->has_auto_max_per_minute ? t->auto_max_per_minute : cfg->response.auto_max_per_minute;
+}
+
 /* A list key: a sequence of scalars (each error names the item's line), a single scalar as
  * a one-item list, or an empty value / null as the empty list. */
 static int load_list(load_ctx *c, const config_key *k, struct fy_node *vn, const char *where)
@@ -525,6 +625,11 @@ static int load_mapping(load_ctx *c, struct fy_node *map, const char *prefix)
         if (plen < 0 || (size_t)plen >= sizeof path) return errorf(c->err, c->err_len, "%s: key too long", where);
         if (!strcmp(path, TENANTS_KEY)) {
             int rc = load_tenants(c, vn, line);
+            if (rc) return rc;
+            continue;
+        }
+        if (!strcmp(path, RESPONSE_TENANTS_KEY)) {
+            int rc = load_response_tenants(c, vn, line);
             if (rc) return rc;
             continue;
         }
@@ -690,6 +795,11 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
             if (!strcmp(cfg->api.shards.items[j], u))
                 return errorf(err, err_len, "'api.shards': shard '%s' listed twice (items %u and %u)", u, j, i);
     }
+    for (uint32_t i = 0; i < cfg->response.tenant_count; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(cfg->response.tenants[i].name, cfg->response.tenants[j].name))
+                return errorf(err, err_len, "'response.tenants': tenant '%s' listed twice",
+                              cfg->response.tenants[i].name);
     for (uint32_t i = 0; i < cfg->detect.placeholders.count; i++) {
         const char *item = cfg->detect.placeholders.items[i];
         size_t name_len = strspn(item, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
@@ -750,6 +860,31 @@ void config_dump(const mamori_config *cfg, FILE *out)
             fprintf(out, "  # %s [at most %llu items]\n", k->help, (unsigned long long)k->max);
         else
             fprintf(out, "  # %s\n", k->help);
+        if (!strcmp(k->name, "response.auto_max_per_minute") && cfg->response.tenant_count) {
+            fprintf(out, "  tenants:\n");
+            for (uint32_t t = 0; t < cfg->response.tenant_count; t++) {
+                const config_response_tenant *rt = &cfg->response.tenants[t];
+                fprintf(out, "    \"%s\": {", rt->name);
+                const char *sep = "";
+                if (rt->max_file_bytes) {
+                    fprintf(out, "max_file_bytes: %llu", (unsigned long long)rt->max_file_bytes);
+                    sep = ", ";
+                }
+                if (rt->has_auto_max_per_minute) {
+                    fprintf(out, "%sauto_max_per_minute: %u", sep, rt->auto_max_per_minute);
+                    sep = ", ";
+                }
+                if (rt->has_auto_allowed) {
+                    fprintf(out, "%sauto_allowed: [", sep);
+                    for (uint32_t j = 0; j < rt->auto_allowed.count; j++) {
+                        if (j) fputs(", ", out);
+                        dump_quoted(out, rt->auto_allowed.items[j]);
+                    }
+                    fputc(']', out);
+                }
+                fprintf(out, "}\n");
+            }
+        }
         if (!strcmp(k->name, "store.group_commit_max_bytes") && cfg->store.tenant_count) {
             fprintf(out, "  tenants:\n");
             for (uint32_t t = 0; t < cfg->store.tenant_count; t++)

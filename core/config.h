@@ -33,6 +33,16 @@ enum {
     CONFIG_ROLE_COUNT = 5,
 };
 
+/* response.tenants.<name>: per-tenant response policy (0 / has_* false: inherit). */
+typedef struct config_response_tenant {
+    char *name;
+    uint64_t max_file_bytes;
+    bool has_auto_allowed;
+    config_list auto_allowed;
+    bool has_auto_max_per_minute;
+    uint32_t auto_max_per_minute;
+} config_response_tenant;
+
 typedef struct mamori_config {
     struct {
         char *level; /* debug | info | warn | error */
@@ -144,6 +154,8 @@ typedef struct mamori_config {
         config_list isolation_allow;    /* endpoints an isolated agent keeps, besides the ingest address it uses */
         config_list auto_allowed;       /* actions rules may request automatically */
         uint32_t auto_max_per_minute;   /* automatic actions per tenant per minute */
+        config_response_tenant tenants[CONFIG_MAX_TENANT_OVERRIDES];
+        uint32_t tenant_count;
     } response;
 } mamori_config;
 
@@ -166,6 +178,11 @@ void config_free(mamori_config *cfg);
 /* List keys (detect.rules…): append a copy of item[0..len), or empty the list. */
 void config_list_append(config_list *l, const char *item, size_t len);
 void config_list_clear(config_list *l);
+/* The response policy of a tenant: its override under response.tenants, else the global value. */
+uint64_t config_response_max_file_bytes(const mamori_config *cfg, const char *tenant);
+const config_list *config_response_auto_allowed(const mamori_config *cfg, const char *tenant);
+uint32_t config_response_auto_max_per_minute(const mamori_config *cfg, const char *tenant);
+
 /* Writes the effective configuration as YAML (every key, with its range as a comment). */
 void config_dump(const mamori_config *cfg, FILE *out);
 

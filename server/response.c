@@ -247,7 +247,7 @@ static void command_payload(response_svc *r, const resp_agent *ag, const store_a
 
 static uint64_t fetch_max_bytes(response_svc *r, const store_action *a)
 {
-    uint64_t max = r->cfg->response.max_file_bytes;
+    uint64_t max = config_response_max_file_bytes(r->cfg, a->tenant);
     arena_reset(&r->scratch);
     json_value v;
     json_error jerr;
@@ -395,10 +395,11 @@ static void on_result(response_svc *r, resp_msg *m)
     char msg[200];
     if (st == STORE_ACTION_SUCCEEDED && m->file) {
         /* the bytes first: a succeeded fetch always has its file */
-        if (m->file_len > r->cfg->response.max_file_bytes) {
+        uint64_t limit = config_response_max_file_bytes(r->cfg, a.tenant);
+        if (m->file_len > limit) {
             st = STORE_ACTION_FAILED;
-            snprintf(msg, sizeof msg, "file over limit: %zu bytes, response.max_file_bytes %llu", m->file_len,
-                     (unsigned long long)r->cfg->response.max_file_bytes);
+            snprintf(msg, sizeof msg, "file over limit: %zu bytes, the tenant's max_file_bytes is %llu", m->file_len,
+                     (unsigned long long)limit);
             err = msg;
             err_len = strlen(msg);
         } else if ((rc = store_file_put(r->db, m->tenant_hash, m->file_sha256, m->file, m->file_len)) != 0) {

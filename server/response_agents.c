@@ -267,6 +267,15 @@ void response_auto_request(response_svc *r, const char *tenant, const char *agen
     m->pid = pid;
     m->at_us = clock_wall_us();
     pthread_mutex_lock(&r->mu);
+    if (r->queued >= RESP_AUTO_QUEUE_MAX) {
+        /* an alert storm faster than the service: the rate would stop these anyway */
+        pthread_mutex_unlock(&r->mu);
+        atomic_fetch_add(&r->stats.auto_suppressed, 1);
+        LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 5, "automatic %s by rule %s dropped: %u requests waiting", action,
+                        rule_id, RESP_AUTO_QUEUE_MAX);
+        free(m);
+        return;
+    }
     if (r->tail) r->tail->next = m;
     else r->head = m;
     r->tail = m;
@@ -320,14 +329,14 @@ void resp_auto_handle(response_svc *r, const resp_msg *m)
 {
     resp_rate *rt = rate_of(r, m->tenant_hash, m->at_us);
     bool allowed = false;
-    for (uint32_t i = 0; i < r->cfg->response.auto_allowed.count; i++)
-        allowed = allowed || !strcmp(r->cfg->response.auto_allowed.items[i], m->action);
+    const config_list *allow = config_response_auto_allowed(r->cfg, m->tenant);
+    for (uint32_t i = 0; i < allow->count; i++) allowed = allowed || !strcmp(allow->items[i], m->action);
     if (!allowed) {
-        suppressed(r, m, rt, "action not in response.auto_allowed");
+        suppressed(r, m, rt, "action not allowed by the tenant's policy (response.auto_allowed)");
         return;
     }
-    if (rt->count >= r->cfg->response.auto_max_per_minute) {
-        suppressed(r, m, rt, "over response.auto_max_per_minute");
+    if (rt->count >= config_response_auto_max_per_minute(r->cfg, m->tenant)) {
+        suppressed(r, m, rt, "over the tenant's rate (response.auto_max_per_minute)");
         return;
     }
     char args[256];

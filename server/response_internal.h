@@ -12,6 +12,9 @@
 #include "core/json.h"
 
 enum { RESP_MSG_CREATED = 100, RESP_MSG_AUTO };
+/* Automatic requests are refused while this many messages wait (ingest's and the API's never
+ * are: they are bounded by connections and pending actions). */
+#define RESP_AUTO_QUEUE_MAX 10000u
 
 typedef struct resp_msg {
     struct resp_msg *next;

@@ -215,9 +215,37 @@ static void test_roles(void **state)
     config_free(&cfg);
 }
 
+static void test_response_tenants(void **state)
+{
+    (void)state;
+    mamori_config cfg;
+    config_defaults(&cfg);
+    char err[512] = "";
+    const char *yaml = "response:\n  max_file_bytes: 1MiB\n  auto_allowed: [isolate]\n  tenants:\n"
+                       "    acme: {max_file_bytes: 4096, auto_allowed: [kill_process, isolate], auto_max_per_minute: 0}\n"
+                       "    beta: {}\n";
+    assert_int_equal(config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", err, sizeof err), 0);
+    assert_int_equal(config_response_max_file_bytes(&cfg, "acme"), 4096);
+    assert_int_equal(config_response_max_file_bytes(&cfg, "beta"), 1048576);
+    assert_int_equal(config_response_max_file_bytes(&cfg, "other"), 1048576);
+    assert_int_equal(config_response_auto_allowed(&cfg, "acme")->count, 2);
+    assert_string_equal(config_response_auto_allowed(&cfg, "acme")->items[0], "kill_process");
+    assert_int_equal(config_response_auto_allowed(&cfg, "beta")->count, 1);
+    assert_string_equal(config_response_auto_allowed(&cfg, "beta")->items[0], "isolate");
+    assert_int_equal(config_response_auto_max_per_minute(&cfg, "acme"), 0);
+    assert_int_equal(config_response_auto_max_per_minute(&cfg, "beta"), 10);
+    config_free(&cfg);
+    config_defaults(&cfg);
+    const char *bad = "response:\n  tenants:\n    acme: {max_files: 3}\n";
+    assert_int_not_equal(config_load_string(&cfg, bad, strlen(bad), "t.yaml", err, sizeof err), 0);
+    assert_non_null(strstr(err, "line 3: unknown key 'response.tenants.acme.max_files'"));
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_response_tenants),
         cmocka_unit_test(test_defaults_are_valid),      cmocka_unit_test(test_load_values_and_sizes),
         cmocka_unit_test(test_errors_name_key_and_line), cmocka_unit_test(test_set_override),
         cmocka_unit_test(test_dump_reloads),            cmocka_unit_test(test_lists),
