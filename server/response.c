@@ -455,24 +455,33 @@ static int collect_expired(void *ctx, uint64_t th, const uint8_t id[STORE_ACTION
     return ++l->n == 256; /* the rest on the next pass */
 }
 
+/* Expires what is due, 256 at a time, for at most ~200 ms per pass (the mailbox waits
+ * meanwhile; the rest goes on at the next tick). */
 static void expire(response_svc *r)
 {
     expired_list *l = r->expired;
-    l->n = 0;
-    int64_t now = clock_wall_us();
-    if (store_actions_expired(r->db, now, collect_expired, l) < 0) {
-        atomic_fetch_add(&r->stats.store_errors, 1);
-        return;
-    }
+    int64_t start_ms = clock_mono_ms();
     buf storage;
     buf_init(&storage);
-    for (uint32_t i = 0; i < l->n; i++) {
-        store_action a;
-        if (store_action_get(r->db, l->th[i], l->id[i], &a, &storage) != 0) continue;
-        const char *why = "expired before a final result";
-        if (transition(r, &a, STORE_ACTION_EXPIRED, NULL, 0, why, strlen(why), now, NULL, NULL, NULL) == 0)
-            atomic_fetch_add(&r->stats.expired, 1);
-    }
+    do {
+        l->n = 0;
+        int64_t now = clock_wall_us();
+        if (store_actions_expired(r->db, now, collect_expired, l) < 0) {
+            atomic_fetch_add(&r->stats.store_errors, 1);
+            break;
+        }
+        uint32_t done = 0;
+        for (uint32_t i = 0; i < l->n; i++) {
+            store_action a;
+            if (store_action_get(r->db, l->th[i], l->id[i], &a, &storage) != 0) continue;
+            const char *why = "expired before a final result";
+            if (transition(r, &a, STORE_ACTION_EXPIRED, NULL, 0, why, strlen(why), now, NULL, NULL, NULL) == 0) {
+                atomic_fetch_add(&r->stats.expired, 1);
+                done++;
+            }
+        }
+        if (l->n < 256 || done == 0) break;
+    } while (clock_mono_ms() - start_ms < 200);
     buf_fini(&storage);
 }
 
