@@ -223,6 +223,16 @@ static int write_batch(store *s, rocksdb_writebatch_t *wb, const char *what)
     return err ? store_rocks_error(err, what) : 0;
 }
 
+/* sent and running are written to the WAL without an fsync of their own (the next synced
+ * write covers them): losing one to a power loss only means the action is sent again, which
+ * agents deduplicate by id. Creation and final states are synced per the store options. */
+static int write_batch_unsynced(store *s, rocksdb_writebatch_t *wb, const char *what)
+{
+    char *err = NULL;
+    rocksdb_write(s->db, s->ix_write_options, wb, &err);
+    return err ? store_rocks_error(err, what) : 0;
+}
+
 /* ---- create ---- */
 
 static int count_pending(store *s, uint64_t tenant_hash, uint64_t agent_hash, uint32_t stop_at, uint32_t *count)
@@ -382,7 +392,8 @@ int store_action_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_A
     int rc = stage_update(s, wb, tenant_hash, id, status, at_us, output, output_len, error, error_len, audit, &a, st,
                           &v, &staged);
     if (rc == 0 && staged) {
-        rc = write_batch(s, wb, "action update");
+        rc = store_action_status_final(status) ? write_batch(s, wb, "action update")
+                                                : write_batch_unsynced(s, wb, "action update");
         if (rc == 0) {
             /* decode the stored copy so *out does not point at the caller's output/error */
             buf_clear(st);
@@ -419,7 +430,7 @@ int store_actions_update_batch(store *s, uint64_t tenant_hash, const uint8_t (*i
         else rc = r;
         if (changed[i]) staged_count++;
     }
-    if (rc == 0 && staged_count) rc = write_batch(s, wb, "action batch update");
+    if (rc == 0 && staged_count) rc = write_batch_unsynced(s, wb, "action batch update");
     pthread_mutex_unlock(&actions_mu);
     rocksdb_writebatch_destroy(wb);
     if (rc)
