@@ -191,6 +191,7 @@ static int transition(response_svc *r, const store_action *a, enum store_action_
     au.detail_len = detail.len;
     int rc = store_action_update(r->db, a->tenant_hash, a->id, st, now_us, output, output_len, error, error_len, &au,
                                  out, storage);
+    if (rc == 0) r->wal_dirty = true;
     buf_fini(&detail);
     if (rc && rc != -EALREADY) {
         atomic_fetch_add(&r->stats.store_errors, 1);
@@ -340,6 +341,8 @@ static void deliver(response_svc *r, resp_agent *ag, bool all)
                                             marks, STORE_ACTION_SENT, now, audits, changed);
         if (rc) {
             write_ok = false; /* not persisted: not sent (retried at the next connect or creation) */
+        } else {
+            r->wal_dirty = true;
             atomic_fetch_add(&r->stats.store_errors, 1);
             LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 5, "agent %s: marking %u actions sent failed: %s", ag->agent_id,
                             marks, strerror(-rc));
@@ -410,6 +413,7 @@ static void on_result(response_svc *r, resp_msg *m)
             err_len = strlen(msg);
         } else {
             atomic_fetch_add(&r->stats.files_stored, 1);
+            r->wal_dirty = true;
         }
     }
     if (st == STORE_ACTION_FAILED && !err) {
@@ -562,6 +566,15 @@ static void *thread_main(void *arg)
             expire(r);
             resp_drift_check(r, clock_wall_us());
             next_tick_ms = clock_mono_ms() + 1000;
+        }
+        /* group commit: one fsync for everything this pass wrote */
+        if (r->wal_dirty) {
+            int rc = store_sync_wal(r->db);
+            if (rc) {
+                atomic_fetch_add(&r->stats.store_errors, 1);
+                LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 5, "WAL sync failed: %s", strerror(-rc));
+            }
+            r->wal_dirty = false;
         }
         pthread_mutex_lock(&r->mu);
     }

@@ -86,6 +86,7 @@ struct response_svc {
     /* response thread only */
     json_parser *parser;
     arena scratch;
+    bool wal_dirty; /* transitions written since the last store_sync_wal */
     struct expired_list *expired;
     pthread_mutex_t auto_mu;
     resp_rate *auto_rates;

@@ -223,9 +223,10 @@ static int write_batch(store *s, rocksdb_writebatch_t *wb, const char *what)
     return err ? store_rocks_error(err, what) : 0;
 }
 
-/* sent and running are written to the WAL without an fsync of their own (the next synced
- * write covers them): losing one to a power loss only means the action is sent again, which
- * agents deduplicate by id. Creation and final states are synced per the store options. */
+/* Transitions are written to the WAL without an fsync of their own: the response service
+ * calls store_sync_wal once per batch of messages (group commit), and a sent/running step
+ * lost to a power loss only means the action is sent again, which agents deduplicate by id.
+ * Creation is synced per the store options (the API answers 201 only then). */
 static int write_batch_unsynced(store *s, rocksdb_writebatch_t *wb, const char *what)
 {
     char *err = NULL;
@@ -392,8 +393,7 @@ int store_action_update(store *s, uint64_t tenant_hash, const uint8_t id[STORE_A
     int rc = stage_update(s, wb, tenant_hash, id, status, at_us, output, output_len, error, error_len, audit, &a, st,
                           &v, &staged);
     if (rc == 0 && staged) {
-        rc = store_action_status_final(status) ? write_batch(s, wb, "action update")
-                                                : write_batch_unsynced(s, wb, "action update");
+        rc = write_batch_unsynced(s, wb, "action update");
         if (rc == 0) {
             /* decode the stored copy so *out does not point at the caller's output/error */
             buf_clear(st);
@@ -438,6 +438,15 @@ int store_actions_update_batch(store *s, uint64_t tenant_hash, const uint8_t (*i
     buf_fini(&st);
     buf_fini(&v);
     return rc;
+}
+
+int store_sync_wal(store *s)
+{
+    MAMORI_ASSERT(s);
+    if (!s->opt.sync) return 0;
+    char *err = NULL;
+    rocksdb_flush_wal(s->db, 1, &err);
+    return err ? store_rocks_error(err, "WAL sync") : 0;
 }
 
 /* ---- scans ---- */
@@ -553,7 +562,9 @@ int store_file_put(store *s, uint64_t tenant_hash, const uint8_t sha256[STORE_SH
     mamori_put_be64(key, tenant_hash);
     memcpy(key + 8, sha256, STORE_SHA256_BYTES);
     char *err = NULL;
-    rocksdb_put_cf(s->db, s->write_options, s->cf[CF_FILES], (const char *)key, sizeof key, data, len, &err);
+    /* not synced: written before the action's final record, both covered by the caller's
+     * store_sync_wal (the WAL keeps their order) */
+    rocksdb_put_cf(s->db, s->ix_write_options, s->cf[CF_FILES], (const char *)key, sizeof key, data, len, &err);
     return err ? store_rocks_error(err, "file put") : 0;
 }
 

@@ -449,6 +449,10 @@ int store_action_create(store *s, store_action *a, uint32_t max_pending, int des
 /* Reads one action of a tenant (-ENOENT also for another tenant's). */
 int store_action_get(store *s, uint64_t tenant_hash, const uint8_t id[STORE_ACTION_ID_BYTES], store_action *out,
                      buf *storage) MAMORI_WUR;
+/* Makes every write so far survive a power loss (fsync of the WAL) when store.sync is on;
+ * 0 at once otherwise. store_action_update and store_actions_update_batch do not sync: their
+ * caller groups many of them under one store_sync_wal (group commit). */
+int store_sync_wal(store *s) MAMORI_WUR;
 /* Moves an action to `status` at at_us with its output/error (NULL/0 keeps what it had),
  * appending to its history, and writes the audit entry (may be NULL), in one write. A final
  * action is never changed: -EALREADY. A move to a status at or before the current one
@@ -483,6 +487,7 @@ int store_actions_list(store *s, uint64_t tenant_hash, uint64_t agent_hash, int 
 
 /* ---- fetched files (files column family): content stored once per tenant and sha256 ---- */
 #define STORE_SHA256_BYTES 32u
+/* Not synced by itself (see store_sync_wal). */
 int store_file_put(store *s, uint64_t tenant_hash, const uint8_t sha256[STORE_SHA256_BYTES], const void *data,
                    size_t len) MAMORI_WUR;
 /* -ENOENT if absent (or another tenant's). Replaces out. */
