@@ -158,7 +158,7 @@ static bool check_args(api_req *r, const char *action, const json_value *args, b
         }
         if (pid) {
             int64_t v;
-            if (!int_arg(r, pid, "args.pid", 1, 4194304, &v)) return false;
+            if (!int_arg(r, pid, "args.pid", 1, 4294967295LL, &v)) return false; /* Windows pids are u32 */
             buf_printf(out, "{\"pid\":%lld}", (long long)v);
         } else {
             if (!json_is_string(ent) || ent->len == 0 || ent->len > ENTITY_ID_MAX_BYTES || memchr(ent->str, '\0', ent->len)) {

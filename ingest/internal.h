@@ -138,8 +138,8 @@ typedef struct conn {
     int8_t isolation;         /* last reported, INGEST_ISOLATION_UNKNOWN if never */
     bool online_told;         /* ONLINE was reported to the response service */
     char local[64];           /* the address the agent connected to */
-    sent_command *cmds;       /* malloc'd, at most INGEST_MAX_COMMANDS_PER_CONN */
-    uint32_t cmd_count;
+    sent_command *cmds;       /* malloc'd, grows to at most INGEST_MAX_COMMANDS_PER_CONN */
+    uint32_t cmd_count, cmd_cap;
     uint64_t xfer_cmd;        /* fetch_file transfer in progress (0: none) */
     bool xfer_done;           /* its last chunk arrived */
     buf xfer;

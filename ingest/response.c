@@ -115,7 +115,7 @@ void conn_resp_release(conn *c)
     xfer_reset(c);
     free(c->cmds);
     c->cmds = NULL;
-    c->cmd_count = 0;
+    c->cmd_count = c->cmd_cap = 0;
 }
 
 static sent_command *find_cmd(conn *c, uint64_t cmd_no)
@@ -142,7 +142,10 @@ void conn_resp_command(ingest_thread *t, conn *c, const inbox_msg *m)
         memmove(&c->cmds[i], &c->cmds[i + 1], (c->cmd_count - i - 1) * sizeof *c->cmds);
         c->cmd_count--;
     }
-    if (!c->cmds) c->cmds = mamori_xmalloc(INGEST_MAX_COMMANDS_PER_CONN * sizeof *c->cmds);
+    if (c->cmd_count == c->cmd_cap) { /* most agents get a few commands: start small */
+        c->cmd_cap = c->cmd_cap ? MAMORI_MIN(c->cmd_cap * 2, INGEST_MAX_COMMANDS_PER_CONN) : 8;
+        c->cmds = mamori_xrealloc(c->cmds, c->cmd_cap * sizeof *c->cmds);
+    }
     sent_command *sc = &c->cmds[c->cmd_count++];
     *sc = (sent_command){.cmd_no = m->seq, .max_bytes = m->max_bytes, .fetch = m->fetch};
     memcpy(sc->action_id, m->action_id, sizeof sc->action_id);
