@@ -16,6 +16,10 @@ bin="${1:-build/release/server/mamorid}"
 #   store:
 #     tenants:
 #       acme: {retention_days: 365}
+# Per-tenant response policy under response.tenants, e.g.:
+#   response:
+#     tenants:
+#       acme: {max_file_bytes: 16MiB, auto_allowed: [isolate, kill_process], auto_max_per_minute: 5}
 HEAD
   "$bin" --print-config
 } > deploy/mamorid.yaml
