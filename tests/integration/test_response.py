@@ -505,3 +505,30 @@ def test_automatic_response_policy_and_rate(tmp_path):
         log = srv.log()
         shutil.rmtree(d, ignore_errors=True)
     assert rc == 0, log[-3000:]
+
+
+def test_zstd_results_oversize_results_and_isolation_capability(node):
+    from harness import zstd_compress
+    api = node["api"]
+    ag = RespAgent(node, "resp-zstd")
+    ag.hello_caps(caps=("zstd", "response"))  # no "isolation": isolate stays queued
+    st, iso = post(api, "resp-zstd", "isolate")
+    assert st == 201
+    st, a = post(api, "resp-zstd", "list_processes")
+    seq, cmd = ag.next_command()
+    assert cmd["id"] == a["id"]  # isolate was skipped
+    procs = {"processes": [{"pid": i, "name": "p%d" % i} for i in range(200)]}
+    body = json.dumps({"id": a["id"], "status": "succeeded", "output": procs}).encode()
+    ag.send(frame(RESULT, zstd_compress(body), seq=seq, flags=0x01))
+    assert wait_status(api, a["id"], "succeeded")["output"] == procs
+    # a RESULT over response.max_output_bytes (4 MiB) fails its action; the connection stays
+    st, b = post(api, "resp-zstd", "list_dir", {"path": "/big"})
+    seq, _ = ag.next_command()
+    huge = json.dumps({"id": b["id"], "status": "succeeded",
+                       "output": {"path": "/big", "entries": ["x" * 1000] * 5000}}).encode()
+    ag.send(frame(RESULT, zstd_compress(huge), seq=seq, flags=0x01))
+    failed = wait_status(api, b["id"], "failed")
+    assert "max_output_bytes" in failed["error"]
+    ag.ping("none")
+    assert wait_status(api, iso["id"], "queued", timeout=1)["status"] == "queued"
+    ag.close()
