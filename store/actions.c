@@ -213,9 +213,6 @@ static int read_record(store *s, uint64_t tenant_hash, const uint8_t id[STORE_AC
     return rc;
 }
 
-/* ---- audit entries inside a write (audit.c) ---- */
-void store_audit_put(store *s, rocksdb_writebatch_t *wb, const store_audit *a);
-
 static int write_batch(store *s, rocksdb_writebatch_t *wb, const char *what)
 {
     char *err = NULL;

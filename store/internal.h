@@ -404,6 +404,8 @@ uint32_t store_tenant_note(store *s, const char *tenant, uint64_t tenant_hash, r
 /* After a successful group commit: entries put by that group are now persisted. */
 void store_tenants_commit(store *s, uint64_t gen);
 void store_free_writer_state(store *s);
+/* Appends an audit entry to a write batch (audit.c). */
+void store_audit_put(store *s, rocksdb_writebatch_t *wb, const store_audit *a);
 void store_free_registries(store *s);
 
 #endif
