@@ -601,8 +601,9 @@ int response_create(const mamori_config *cfg, store *db, response_svc **out, cha
     r->expired = mamori_xmalloc(sizeof *r->expired);
     pthread_mutex_init(&r->auto_mu, NULL);
     int rc = store_agent_isolation_scan(db, load_desired, r);
+    if (rc >= 0) rc = resp_registry_start(r);
     if (rc < 0) {
-        snprintf(err, err_len, "response: loading desired isolation: %s", strerror(-rc));
+        snprintf(err, err_len, "response: loading desired isolation and the agent registry: %s", strerror(-rc));
         response_destroy(r);
         return rc;
     }

@@ -159,6 +159,49 @@ void resp_agent_reported(response_svc *r, resp_agent *ag, int reported, int64_t 
     write_record(r, ag);
 }
 
+/* ---- start-up: nobody is connected yet ---- */
+
+typedef struct online_fix {
+    response_svc *r;
+    uint32_t fixed;
+} online_fix;
+
+static int clear_online(void *ctx, uint64_t th, uint64_t ah, const char *json, size_t len)
+{
+    online_fix *f = ctx;
+    response_svc *r = f->r;
+    arena_reset(&r->scratch);
+    json_value v;
+    json_error jerr;
+    if (json_parse(r->parser, &r->scratch, json, len, &v, &jerr) != 0 || v.type != JSON_OBJECT) return 0;
+    const json_value *on = json_object_get(&v, "online", 6);
+    if (!on || on->type != JSON_BOOL || !on->num.b) return 0;
+    buf b;
+    buf_init(&b);
+    buf_putc(&b, '{');
+    for (uint32_t i = 0; i < v.len; i++) {
+        const json_member *m = &v.members[i];
+        if (i) buf_putc(&b, ',');
+        json_write_string(&b, m->key, m->key_len);
+        buf_putc(&b, ':');
+        if (m->key_len == 6 && !memcmp(m->key, "online", 6)) buf_puts(&b, "false");
+        else json_write_value(&b, &m->value);
+    }
+    buf_putc(&b, '}');
+    if (store_agent_info_put(r->db, th, ah, b.data, b.len) == 0) f->fixed++;
+    buf_fini(&b);
+    return 0;
+}
+
+int resp_registry_start(response_svc *r)
+{
+    online_fix f = {r, 0};
+    int rc = store_agent_info_scan_all(r->db, clear_online, &f);
+    if (rc < 0) return rc;
+    if (f.fixed) LOG_INFO(MOD, "registry: %u agents recorded online by the previous run marked offline", f.fixed);
+    return 0;
+}
+
 /* ---- alerts of the service (drift, suppressed automatic response) ---- */
 
 static int write_alert(response_svc *r, uint64_t th, const char *tenant, uint64_t ah, const char *agent_id,

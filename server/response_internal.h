@@ -102,6 +102,8 @@ resp_agent *resp_agent_find(response_svc *r, uint64_t th, uint64_t ah, bool crea
 void resp_audit(store_audit *au, const store_action *a, const char *what, const char *result, int64_t at_us,
                 const char *actor);
 /* response_agents.c: the registry record, isolation reports, drift, automatic response. */
+/* At start-up, before ingest: registry records still saying online (a crash) say offline. */
+int resp_registry_start(response_svc *r) MAMORI_WUR;
 void resp_agent_online(response_svc *r, resp_agent *ag, const resp_msg *m);
 void resp_agent_offline(response_svc *r, resp_agent *ag, int64_t at_us);
 void resp_agent_reported(response_svc *r, resp_agent *ag, int reported, int64_t at_us);

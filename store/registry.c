@@ -91,6 +91,24 @@ int store_agent_info_scan(store *s, uint64_t tenant_hash, store_agent_info_fn fn
     return scan_tag(s, prefix, sizeof prefix, STORE_AGENT_TAG_INFO, info_one, &is);
 }
 
+typedef struct info_all_scan {
+    store_agent_info_all_fn fn;
+    void *ctx;
+} info_all_scan;
+
+static int info_all_one(void *ctx, const uint8_t *key, const char *v, size_t vlen)
+{
+    info_all_scan *is = ctx;
+    return is->fn(is->ctx, mamori_get_be64(key), mamori_get_be64(key + 8), v, vlen);
+}
+
+int store_agent_info_scan_all(store *s, store_agent_info_all_fn fn, void *ctx)
+{
+    MAMORI_ASSERT(s && fn);
+    info_all_scan is = {fn, ctx};
+    return scan_tag(s, NULL, 0, STORE_AGENT_TAG_INFO, info_all_one, &is);
+}
+
 int store_agent_isolation_get(store *s, uint64_t tenant_hash, uint64_t agent_hash, int *desired, int64_t *at_us)
 {
     MAMORI_ASSERT(s && desired && at_us);

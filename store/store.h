@@ -502,6 +502,10 @@ int store_agent_info_get(store *s, uint64_t tenant_hash, uint64_t agent_hash, bu
 /* Every registry record of a tenant (fn returns non-zero to stop). */
 typedef int (*store_agent_info_fn)(void *ctx, uint64_t agent_hash, const char *json, size_t len);
 int store_agent_info_scan(store *s, uint64_t tenant_hash, store_agent_info_fn fn, void *ctx) MAMORI_WUR;
+/* The same over every tenant. */
+typedef int (*store_agent_info_all_fn)(void *ctx, uint64_t tenant_hash, uint64_t agent_hash, const char *json,
+                                       size_t len);
+int store_agent_info_scan_all(store *s, store_agent_info_all_fn fn, void *ctx) MAMORI_WUR;
 /* Desired isolation (written by store_action_create); STORE_ISOLATION_NONE and at 0 when
  * never set. */
 int store_agent_isolation_get(store *s, uint64_t tenant_hash, uint64_t agent_hash, int *desired,

@@ -382,8 +382,13 @@ def test_pending_limit_and_restart_keeps_desired_isolation(node):
     time.sleep(0.2)
     st, a = post(api, "resp-rst", "isolate")
     assert st == 201
-    node["srv"].stop()
+    other = RespAgent(node, "resp-rst-on")
+    other.hello_caps(caps=("zstd",))
+    time.sleep(0.5)
+    node["srv"].kill9()  # a crash: the registry record still says online
     node["srv"].start()
+    assert "agents recorded online by the previous run marked offline" in node["srv"].log()
+    other.close()
     ag = RespAgent(node, "resp-rst")
     assert ag.hello_caps()["isolation"] == "isolated"
     seq, cmd = ag.next_command()
