@@ -60,6 +60,8 @@ void agent_init(sim_worker *w, sim_agent *a, uint32_t index, uint32_t local)
     if (opt->idle) a->quota = 0;
     else if (opt->events_per_agent) a->quota = opt->events_per_agent;
     else a->quota = UINT64_MAX;
+    a->isolated = run->isolated_at_start;
+    if (a->isolated) STAT_ADD(&w->counters, isolated, 1);
     if (run->corpus) {
         /* Agents spread over the corpus so they do not all send the same stream. */
         uint64_t lines = replay_line_count(run->corpus);
@@ -76,6 +78,7 @@ void agent_fini(sim_agent *a)
     buf_fini(&a->control);
     spool_fini(&a->spool);
     model_destroy(a->model);
+    response_free(a);
 }
 
 void agent_queue_hello(sim_worker *w, sim_agent *a)
@@ -88,9 +91,10 @@ void agent_queue_hello(sim_worker *w, sim_agent *a)
     buf_puts(b, ",\"host\":{\"name\":");
     json_write_string(b, a->host.name, strlen(a->host.name));
     buf_printf(b, ",\"id\":\"%s\",\"os\":{\"type\":\"%s\",\"version\":\"%s\"},\"ip\":[\"%s\"],\"mac\":[\"%s\"],"
-                  "\"architecture\":\"x86_64\"},\"capabilities\":[%s\"ecs\",\"winlog\"]}",
+                  "\"architecture\":\"x86_64\"},\"capabilities\":[%s\"ecs\",\"winlog\",\"response\","
+                  "\"isolation\"],\"isolation\":\"%s\"}",
                a->host.id, a->host.windows ? "windows" : "linux", a->host.windows ? "10.0.19045" : "6.1.0",
-               a->host.ip, a->host.mac, opt->no_compress ? "" : "\"zstd\",");
+               a->host.ip, a->host.mac, opt->no_compress ? "" : "\"zstd\",", agent_isolation_name(a));
     conn_queue_frame(a, FRAME_HELLO, 0, b->data, b->len);
     buf_clear(b);
 }
@@ -215,13 +219,18 @@ void agent_tick(sim_worker *w, sim_agent *a, int64_t now_ms, double dt_s)
     }
     if (a->state == AGENT_READY) {
         agent_produce(w, a, now_ms);
-        /* Heartbeat while there is nothing else to send (§4.5). */
-        if (a->unit == WRITE_NONE && !a->control.len && a->tx_seq == a->next_seq &&
-            now_ms - a->last_tx_ms >= (int64_t)a->heartbeat_ms) {
+        response_pump(w, a);
+        /* Heartbeat while there is nothing else to send (§4.5), and at once when the
+         * isolation enforced changed other than by a command's result. */
+        if (a->report_isolation ||
+            (a->unit == WRITE_NONE && !a->control.len && a->tx_seq == a->next_seq &&
+             now_ms - a->last_tx_ms >= (int64_t)a->heartbeat_ms)) {
             char payload[96];
-            int n = snprintf(payload, sizeof payload, "{\"isolation\":\"none\",\"spool_batches\":%u}", a->spool.count);
+            int n = snprintf(payload, sizeof payload, "{\"isolation\":\"%s\",\"spool_batches\":%u}",
+                             agent_isolation_name(a), a->spool.count);
             conn_queue_frame(a, FRAME_PING, ++a->ping_nonce, payload, (size_t)n);
             a->last_tx_ms = now_ms;
+            a->report_isolation = false;
         }
         (void)conn_flush(w, a);
     }
@@ -331,6 +340,16 @@ static int on_welcome(sim_worker *w, sim_agent *a, const uint8_t *payload, uint3
     if (opt->max_inflight) window = MAMORI_MIN(window, opt->max_inflight);
     a->window = window;
     set_batch_limits(a, max_batch_bytes);
+    /* §4.2 / response.md §2.4: converge on the isolation the server wants. */
+    const json_value *isolation = json_object_get(&root, "isolation", 9);
+    bool want_isolated = a->isolated;
+    if (isolation && isolation->type == JSON_STRING) {
+        if (isolation->len == 8 && memcmp(isolation->str, "isolated", 8) == 0) want_isolated = true;
+        else if (isolation->len == 4 && memcmp(isolation->str, "none", 4) == 0) want_isolated = false;
+        else
+            LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 5, "agent %s: WELCOME isolation '%.*s' unknown: ignored",
+                            a->identity->agent_id, (int)MAMORI_MIN(isolation->len, 32u), isolation->str);
+    }
 
     /* §4.2: batches <= acked_seq are durable: drop them. */
     if (acked < a->acked_seq) {
@@ -362,6 +381,7 @@ static int on_welcome(sim_worker *w, sim_agent *a, const uint8_t *payload, uint3
     a->ever_connected = true;
     STAT_ADD(&w->counters, connected, 1);
     a->counted_connected = true;
+    response_apply_desired(w, a, want_isolated);
     LOG_DEBUG(MOD, "agent %s: WELCOME acked_seq=%llu resume_seq=%llu window=%u next_seq=%llu resend_from=%llu",
               a->identity->agent_id, (unsigned long long)acked, (unsigned long long)resume, a->window,
               (unsigned long long)a->next_seq, (unsigned long long)a->tx_seq);
@@ -382,23 +402,6 @@ static int on_ack(sim_worker *w, sim_agent *a, uint64_t seq, const uint8_t *payl
         LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 5, "agent %s: ACK %llu payload is not a JSON object",
                         a->identity->agent_id, (unsigned long long)seq);
     ack_through(w, a, seq, have_report ? &report : NULL);
-    return 0;
-}
-
-static int on_command(sim_worker *w, sim_agent *a, uint64_t seq, const uint8_t *payload, uint32_t len)
-{
-    STAT_ADD(&w->counters, commands, 1);
-    buf *b = &w->render;
-    buf_clear(b);
-    buf_puts(b, "{\"id\":");
-    json_value root;
-    const json_value *id = NULL;
-    if (parse_object(w, payload, len, &root) == 0) id = json_object_get(&root, "id", 2);
-    if (id && (id->type == JSON_STRING || id->type == JSON_NUMBER)) json_write_value(b, id);
-    else buf_put_u64(b, seq);
-    buf_puts(b, ",\"status\":\"failed\",\"output\":{\"error\":\"not supported by simulator yet\"}}");
-    conn_queue_frame(a, FRAME_RESULT, seq, b->data, b->len);
-    buf_clear(b);
     return 0;
 }
 
@@ -441,7 +444,9 @@ int agent_on_frame(sim_worker *w, sim_agent *a, uint8_t type, uint8_t flags, uin
         conn_queue_frame(a, FRAME_PONG, seq, NULL, 0);
         return 0;
     case FRAME_PONG: return 0;
-    case FRAME_COMMAND: return on_command(w, a, seq, payload, len);
+    case FRAME_COMMAND:
+        response_on_command(w, a, seq, payload, len);
+        return 0;
     default: return violation(w, a, "unexpected %s from the server", frame_type_name(type));
     }
 }

@@ -1,7 +1,7 @@
 /* bench/sim/conn.c — one agent's connection: nonblocking TCP connect, the TLS 1.3
  * handshake (server verified against the CA and by name), and the read and write pumps
  * over edge-triggered epoll. Frames go out whole and in order: a write unit is either the
- * control queue (HELLO, PING, PONG, RESULT, CLOSE) or one spooled batch, written straight
+ * control queue (HELLO, PING, PONG, RESULT and file chunks, CLOSE) or one spooled batch, written straight
  * from the spool without a copy. What the frames mean is agent.c's business. */
 #include "sim.h"
 
@@ -58,6 +58,7 @@ void conn_drop(sim_worker *w, sim_agent *a, bool permanent)
     buf_clear(&a->rx);
     if (a->rx.cap > RX_KEEP_BYTES) buf_fini(&a->rx);
     buf_clear(&a->control);
+    response_on_disconnect(a);
     a->unit = WRITE_NONE;
     a->unit_off = a->unit_len = 0;
     /* Latency is only measured for batches written and acked on the same connection. */
@@ -87,8 +88,13 @@ static void connect_failed(sim_worker *w, sim_agent *a, const char *what, const 
 
 void conn_queue_frame(sim_agent *a, uint8_t type, uint64_t seq, const void *payload, size_t len)
 {
+    conn_queue_frame_flags(a, type, 0, seq, payload, len);
+}
+
+void conn_queue_frame_flags(sim_agent *a, uint8_t type, uint8_t flags, uint64_t seq, const void *payload, size_t len)
+{
     if (a->state == AGENT_CLOSING) return; /* nothing may follow our CLOSE */
-    frame_header h = {.length = (uint32_t)len, .type = type, .seq = seq};
+    frame_header h = {.length = (uint32_t)len, .type = type, .flags = flags, .seq = seq};
     uint8_t header[FRAME_HEADER_BYTES];
     frame_header_encode(&h, header);
     buf_append(&a->control, header, sizeof header);
@@ -357,5 +363,9 @@ void conn_on_event(sim_worker *w, sim_agent *a, uint32_t events, int64_t now_ms)
         if (conn_read(w, a) < 0) return;
     }
     if (a->state == AGENT_READY) agent_produce(w, a, now_ms);
-    (void)conn_flush(w, a);
+    if (conn_flush(w, a) == 0 && a->state == AGENT_READY && a->response) {
+        /* A transfer continues as soon as its chunks are written. */
+        response_pump(w, a);
+        (void)conn_flush(w, a);
+    }
 }

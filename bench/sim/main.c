@@ -3,6 +3,7 @@
  * worker threads, progress on stderr and, at the end, one JSON summary line on stdout.
  * Usage and every option: docs/simulator.md, or --help. */
 #include "sim.h"
+#include "sandbox.h"
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -53,6 +54,10 @@ static const char usage_text[] =
     "          --no-rebase          replay timestamps as recorded\n"
     "          --inject-malformed K every K-th event is invalid JSON\n"
     "          --seed S             synthetic activity seed (default 1)\n"
+    "response: --sandbox DIR        the directory tree response actions may list, fetch from and delete in\n"
+    "          --sandbox-procs N    start N long-running child processes to list and kill (default 0)\n"
+    "          --isolation MODE     state (default: isolation is recorded and reported) or nft (isolate\n"
+    "                               installs nftables rules allowing only the server; needs --agents 1)\n"
     "wire:     --no-compress        send NDJSON uncompressed (default: zstd)\n"
     "          --zstd-level L       compression level (default 1)\n"
     "run:      --threads T          worker threads (default 1)\n"
@@ -103,7 +108,7 @@ enum {
     OPT_DEV = 256, OPT_SERVER, OPT_CA, OPT_CERT_DIR, OPT_SERVER_NAME, OPT_AGENTS, OPT_PREFIX, OPT_FIRST, OPT_TENANT,
     OPT_SHARED, OPT_EVENTS, OPT_DURATION, OPT_RATE, OPT_BATCH, OPT_FLUSH, OPT_INFLIGHT, OPT_IDLE, OPT_FORMAT,
     OPT_REPLAY, OPT_NO_REBASE, OPT_MALFORMED, OPT_SEED, OPT_NO_COMPRESS, OPT_ZSTD, OPT_THREADS, OPT_HANDSHAKES,
-    OPT_TIMEOUT, OPT_PROGRESS, OPT_LOG, OPT_HELP
+    OPT_TIMEOUT, OPT_PROGRESS, OPT_LOG, OPT_SANDBOX, OPT_SANDBOX_PROCS, OPT_ISOLATION, OPT_HELP
 };
 
 static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_given)
@@ -124,6 +129,8 @@ static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_g
         {"threads", required_argument, 0, OPT_THREADS}, {"max-handshakes", required_argument, 0, OPT_HANDSHAKES},
         {"timeout", required_argument, 0, OPT_TIMEOUT}, {"progress-ms", required_argument, 0, OPT_PROGRESS},
         {"log-level", required_argument, 0, OPT_LOG}, {"help", no_argument, 0, OPT_HELP},
+        {"sandbox", required_argument, 0, OPT_SANDBOX}, {"sandbox-procs", required_argument, 0, OPT_SANDBOX_PROCS},
+        {"isolation", required_argument, 0, OPT_ISOLATION},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -188,6 +195,15 @@ static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_g
             log_set_level(level);
             break;
         }
+        case OPT_SANDBOX: o->sandbox_dir = optarg; break;
+        case OPT_SANDBOX_PROCS:
+            o->sandbox_procs = (uint32_t)parse_u64("sandbox-procs", optarg, 0, SANDBOX_PROCS_MAX);
+            break;
+        case OPT_ISOLATION:
+            if (strcmp(optarg, "nft") == 0) o->isolation_nft = true;
+            else if (strcmp(optarg, "state") == 0) o->isolation_nft = false;
+            else usage_error("--isolation: '%s' is not state or nft", optarg);
+            break;
         case OPT_HELP:
         case 'h': fputs(usage_text, stdout); exit(0);
         default: exit(EXIT_USAGE);
@@ -210,6 +226,8 @@ static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_g
         usage_error("%s", "--idle needs --duration S (and no --events-per-agent)");
     if (!o->idle && !o->events_per_agent && o->duration_s <= 0 && !file_count)
         usage_error("%s", "give --events-per-agent M or --duration S");
+    if (o->isolation_nft && o->agents != 1)
+        usage_error("%s", "--isolation nft isolates the host (its network namespace): it needs --agents 1");
     if (o->threads > o->agents) o->threads = o->agents;
     if (!o->format_given && file_count) o->format = SIM_FORMAT_WINLOG;
     if (!*timeout_given && o->duration_s > 0) o->timeout_s = o->duration_s + 60;
@@ -232,7 +250,8 @@ static void raise_fd_limit(uint32_t agents)
 typedef struct totals {
     uint64_t sent, acked, rejected, malformed, batches, batches_acked, acked_without_report, ack_mismatches,
         duplicates, resent_batches, bytes_raw, bytes_frames, connects, reconnects, connect_failures, server_closes,
-        protocol_errors, commands, connected, finished, failed, seq_regressions;
+        protocol_errors, commands, connected, finished, failed, seq_regressions, commands_repeated,
+        results_succeeded, results_failed, file_bytes_sent, isolation_changes, isolated;
 } totals;
 
 static void sum(const sim_run *run, totals *t)
@@ -245,6 +264,8 @@ static void sum(const sim_run *run, totals *t)
         SUM(acked_without_report); SUM(ack_mismatches); SUM(duplicates); SUM(resent_batches); SUM(bytes_raw);
         SUM(bytes_frames); SUM(connects); SUM(reconnects); SUM(connect_failures); SUM(server_closes);
         SUM(protocol_errors); SUM(commands); SUM(connected); SUM(finished); SUM(failed); SUM(seq_regressions);
+        SUM(commands_repeated); SUM(results_succeeded); SUM(results_failed); SUM(file_bytes_sent);
+        SUM(isolation_changes); SUM(isolated);
 #undef SUM
     }
 }
@@ -279,7 +300,8 @@ static void print_summary(const sim_run *run, const totals *t, double seconds, b
            "\"agents_failed\":%llu,\"bytes_per_event\":%.1f,\"wire_bytes_per_event\":%.1f,\"wire_bytes\":%llu,"
            "\"ack_latency_us\":{\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu,\"batches\":%llu},"
            "\"cpu_seconds\":%.3f,\"events_per_cpu_second\":%.1f,\"format\":\"%s\",\"mode\":\"%s\",\"complete\":%s,"
-           "\"stop\":\"%s\"}\n",
+           "\"stop\":\"%s\",\"response\":{\"commands\":%llu,\"repeated\":%llu,\"succeeded\":%llu,\"failed\":%llu,"
+           "\"file_bytes_sent\":%llu,\"isolation_changes\":%llu,\"isolated_at_end\":%llu}}\n",
            run->opt.agents, (unsigned long long)t->sent, (unsigned long long)t->acked,
            (unsigned long long)t->rejected, (unsigned long long)t->reconnects, seconds,
            seconds > 0 ? (double)t->acked / seconds : 0.0, (unsigned long long)t->batches,
@@ -295,7 +317,10 @@ static void print_summary(const sim_run *run, const totals *t, double seconds, b
            (unsigned long long)histogram_percentile(&latency, 99.9), (unsigned long long)latency.max,
            (unsigned long long)latency.total, cpu, cpu > 0 ? (double)t->sent / cpu : 0.0, format_name(run->format),
            run->opt.idle ? "idle" : run->opt.events_per_agent ? "events" : "duration", complete ? "true" : "false",
-           stop_reason);
+           stop_reason, (unsigned long long)t->commands, (unsigned long long)t->commands_repeated,
+           (unsigned long long)t->results_succeeded, (unsigned long long)t->results_failed,
+           (unsigned long long)t->file_bytes_sent, (unsigned long long)t->isolation_changes,
+           (unsigned long long)t->isolated);
     fflush(stdout);
 }
 
@@ -320,6 +345,26 @@ int main(int argc, char **argv)
     if (sim_target_setup(opt, &run.target) != 0) {
         replay_destroy(run.corpus);
         return EXIT_SETUP;
+    }
+    /* The host response actions act on; children are started before any thread. */
+    char err[512];
+    if (sandbox_create(opt->sandbox_dir, &run.sandbox, err, sizeof err) != 0 ||
+        sandbox_spawn_procs(run.sandbox, opt->sandbox_procs, err, sizeof err) != 0) {
+        LOG_ERROR(MOD, "%s", err);
+        sandbox_destroy(run.sandbox);
+        sim_target_fini(&run.target);
+        replay_destroy(run.corpus);
+        return EXIT_SETUP;
+    }
+    if (opt->isolation_nft) {
+        if (isolation_nft_probe(&run.isolated_at_start, err, sizeof err) != 0) {
+            LOG_ERROR(MOD, "--isolation nft: %s", err);
+            sandbox_destroy(run.sandbox);
+            sim_target_fini(&run.target);
+            replay_destroy(run.corpus);
+            return EXIT_SETUP;
+        }
+        if (run.isolated_at_start) LOG_INFO(MOD, "--isolation nft: table inet mamori_isolation present: isolated");
     }
     LOG_INFO(MOD, "%u agents (%s..) -> %s (verify %s), tenant %s, %u thread(s), %s%s", opt->agents,
              run.target.identities[0].agent_id, opt->server ? opt->server : run.target.host, run.target.verify_name,
@@ -368,11 +413,12 @@ int main(int argc, char **argv)
         if (opt->progress_ms && now >= next_progress) {
             double dt = (double)(now - last_progress) / 1000.0;
             LOG_INFO(MOD, "t=%.1fs connected=%llu/%u sent=%llu acked=%llu rejected=%llu rate=%.0f ev/s reconnects=%llu "
-                          "connect_failures=%llu",
+                          "connect_failures=%llu commands=%llu results=%llu isolated=%llu",
                      (double)(now - run.start_ms) / 1000.0, (unsigned long long)t.connected, opt->agents,
                      (unsigned long long)t.sent, (unsigned long long)t.acked, (unsigned long long)t.rejected,
                      dt > 0 ? (double)(t.acked - last_acked) / dt : 0.0, (unsigned long long)t.reconnects,
-                     (unsigned long long)t.connect_failures);
+                     (unsigned long long)t.connect_failures, (unsigned long long)t.commands,
+                     (unsigned long long)(t.results_succeeded + t.results_failed), (unsigned long long)t.isolated);
             last_acked = t.acked;
             last_progress = now;
             next_progress = now + opt->progress_ms;
@@ -389,6 +435,7 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < opt->threads; i++)
         if (run.workers[i].agents) worker_fini(&run.workers[i]);
     free(run.workers);
+    sandbox_destroy(run.sandbox);
     sim_target_fini(&run.target);
     replay_destroy(run.corpus);
     free(opt->replay_files);

@@ -67,6 +67,9 @@ typedef struct sim_options {
     uint32_t max_inflight;     /* 0: WELCOME's max_unacked_batches */
     uint64_t seed;
     uint32_t progress_ms;      /* 0: no progress lines */
+    const char *sandbox_dir;   /* response actions: the permitted root; NULL = none */
+    uint32_t sandbox_procs;    /* long-running children started for list/kill_process */
+    bool isolation_nft;        /* isolate/release install/delete nftables rules for real */
 } sim_options;
 
 /* ---- identities (identity.c) ---- */
@@ -197,7 +200,13 @@ typedef struct sim_counters {
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t server_closes;
     _Atomic uint64_t protocol_errors; /* CLOSEs naming a violation of ours, or the server's */
-    _Atomic uint64_t commands;
+    _Atomic uint64_t commands;       /* COMMAND frames received */
+    _Atomic uint64_t commands_repeated; /* ids already finished: answered, not executed again */
+    _Atomic uint64_t results_succeeded; /* final RESULTs sent */
+    _Atomic uint64_t results_failed;
+    _Atomic uint64_t file_bytes_sent; /* fetch_file chunks */
+    _Atomic uint64_t isolation_changes;
+    _Atomic uint64_t isolated;       /* agents enforcing isolation right now */
     _Atomic uint64_t connected;      /* agents with a WELCOME right now */
     _Atomic uint64_t finished;       /* agents with nothing more to do */
     _Atomic uint64_t failed;         /* agents stopped for good (permanent CLOSE) */
@@ -268,6 +277,11 @@ typedef struct sim_agent {
     bool finished;
     sim_model *model;     /* synthetic events; created on first use */
     replay_cursor replay;
+
+    /* response actions (response.c, docs/response.md) */
+    bool isolated;         /* the state enforced and reported */
+    bool report_isolation; /* changed: report it in a heartbeat now */
+    struct sim_response *response; /* commands, transfer, finished ids; created on first use */
 } sim_agent;
 
 typedef struct sim_run sim_run;
@@ -295,9 +309,13 @@ typedef struct sim_worker {
     sim_histogram ack_latency_us;
 } sim_worker;
 
+struct sim_sandbox;
+
 struct sim_run {
     sim_options opt;
     sim_target target;
+    struct sim_sandbox *sandbox; /* always set; without --sandbox it permits no path */
+    bool isolated_at_start;      /* --isolation nft: the table was there (a restart while isolated) */
     replay_corpus *corpus;
     enum sim_format format;
     sim_worker *workers;
@@ -332,8 +350,27 @@ int conn_flush(sim_worker *w, sim_agent *a);
 void conn_drop(sim_worker *w, sim_agent *a, bool permanent);
 /* Queues a frame on the control queue. */
 void conn_queue_frame(sim_agent *a, uint8_t type, uint64_t seq, const void *payload, size_t len);
+void conn_queue_frame_flags(sim_agent *a, uint8_t type, uint8_t flags, uint64_t seq, const void *payload, size_t len);
 /* Sends CLOSE with reason (our violation detector, or the end of the run). */
 void conn_close_with(sim_worker *w, sim_agent *a, const char *reason, bool reconnect);
+
+/* response.c: COMMAND → RESULT (docs/response.md §2) */
+typedef struct sim_response sim_response;
+void response_on_command(sim_worker *w, sim_agent *a, uint64_t seq, const uint8_t *payload, uint32_t len);
+/* Sends what a transfer has ready and runs waiting commands; on every tick and write. */
+void response_pump(sim_worker *w, sim_agent *a);
+/* The connection ended: a transfer in progress and waiting commands are dropped (the
+ * server delivers what is not final again). */
+void response_on_disconnect(sim_agent *a);
+void response_free(sim_agent *a);
+/* WELCOME.isolation: converge on the desired state. */
+void response_apply_desired(sim_worker *w, sim_agent *a, bool isolated);
+const char *agent_isolation_name(const sim_agent *a);
+
+/* isolation.c: --isolation nft */
+int isolation_nft_probe(bool *isolated, char *err, size_t err_len) MAMORI_WUR;
+int isolation_nft_apply(const struct sockaddr_storage *allow, size_t count, char *err, size_t err_len) MAMORI_WUR;
+int isolation_nft_remove(char *err, size_t err_len) MAMORI_WUR;
 
 static inline uint64_t sim_rng_next(uint64_t *s)
 {
