@@ -165,6 +165,14 @@ class Api:
         raise AssertionError("agent %s: %s not reached within %ss: %r" % (agent_id, what, timeout, rec))
 
 
+def response_missing(api):
+    """Why the server cannot be tested for response actions, or None."""
+    st, r = api.call("GET", "/v1/actions/" + "0" * 32)
+    if st == 404 and "no such endpoint" in json.dumps(r):
+        return "the server has no response-action API yet (GET /v1/actions/{id}: %s)" % r["error"]["message"]
+    return None
+
+
 # ---- a throwaway ingest peer that sends COMMANDs ----
 
 class FakeConn:
