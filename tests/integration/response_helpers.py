@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import random
+import select
 import shutil
 import socket
 import ssl
@@ -194,7 +195,10 @@ class FakeConn:
                    "limits": {"max_frame_bytes": max_frame_bytes, "max_batch_bytes": 16777216,
                               "max_batch_events": 10000, "max_unacked_batches": 16, "max_events_per_second": 20000}}
         self.sock.sendall(frame(WELCOME, json.dumps(welcome).encode()))
+        # One TLS object must never be read and written by two threads at once: every
+        # operation takes the lock, and the reader polls without blocking inside it.
         self.lock = threading.Lock()
+        self.sock.settimeout(0.0)
         self.thread = threading.Thread(target=self._reader, daemon=True)
         self.thread.start()
 
@@ -217,20 +221,55 @@ class FakeConn:
                 return None
             self.buf += chunk
 
+    def _recv_locked(self):
+        """Some bytes, b"" at EOF, None on error; waits outside the lock."""
+        while True:
+            with self.lock:
+                try:
+                    return self.sock.recv(1 << 20)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    pass
+                except (ssl.SSLError, OSError):
+                    return None
+            try:
+                select.select([self.sock], [], [], 0.05)
+            except (OSError, ValueError):
+                return None
+
+    def _next_frame(self):
+        while True:
+            if len(self.buf) >= 16:
+                n, t, fl, _, seq = struct.unpack(">IBBHQ", self.buf[:16])
+                if len(self.buf) >= 16 + n:
+                    payload = self.buf[16:16 + n]
+                    self.buf = self.buf[16 + n:]
+                    return t, fl, seq, payload
+            chunk = self._recv_locked()
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def _send(self, data):
+        with self.lock:
+            self.sock.settimeout(10)
+            try:
+                self.sock.sendall(data)
+            finally:
+                self.sock.settimeout(0.0)
+
     def _reader(self):
         while True:
-            f = self._read_frame(3600)
+            f = self._next_frame()
             if f is None or f[0] == CLOSE:
                 self.closed.set()
                 self.frames.put(f)
                 return
             if f[0] == PING:
                 self.pings.append(json.loads(f[3]) if f[3] else {})
-                with self.lock:
-                    try:
-                        self.sock.sendall(frame(PONG, seq=f[2]))
-                    except OSError:
-                        pass
+                try:
+                    self._send(frame(PONG, seq=f[2]))
+                except OSError:
+                    pass
                 continue
             self.frames.put(f)
 
@@ -239,13 +278,11 @@ class FakeConn:
         body = {"id": action_id, "action": action, "args": args if args is not None else {}}
         if expires_at:
             body["expires_at"] = expires_at
-        with self.lock:
-            self.sock.sendall(frame(COMMAND, json.dumps(body).encode(), seq=seq))
+        self._send(frame(COMMAND, json.dumps(body).encode(), seq=seq))
         return action_id
 
     def raw_command(self, seq, payload):
-        with self.lock:
-            self.sock.sendall(frame(COMMAND, payload, seq=seq))
+        self._send(frame(COMMAND, payload, seq=seq))
 
     def result(self, seq, timeout=20):
         """Every RESULT frame of command `seq` up to its final one: (statuses, final
