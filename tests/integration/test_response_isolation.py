@@ -105,6 +105,8 @@ def test_isolation_in_a_network_namespace(netns):
             rec = api.run(AGENT, "isolate", {})
             assert rec["status"] == "succeeded" and rec["output"] == {"isolation": "isolated"}, rec
             assert "mamori_isolation" in netns.nft_tables()
+            iso = api.wait_agent(AGENT, lambda r: r["isolation"]["reported"] == "isolated", 10, "reported isolated")
+            assert iso["isolation"]["desired"] == "isolated" and iso["isolation"]["drift"] is False
             assert not netns.reach(netns.host_ip, other.port)
             assert netns.reach(netns.host_ip, srv.port)
             # every other action still works over the Mamori connection
@@ -126,6 +128,8 @@ def test_isolation_in_a_network_namespace(netns):
             assert "mamori_isolation" in netns.nft_tables()
             assert not netns.reach(netns.host_ip, other.port)
             assert api.run(AGENT, "list_dir", {"path": root + "/docs"})["status"] == "succeeded"
+            iso = api.agent(AGENT)["isolation"]
+            assert iso["desired"] == "isolated" and iso["reported"] == "isolated", iso
 
             # the agent restarts while isolated: the table is still there and WELCOME says isolated
             sim.stop()
@@ -139,6 +143,8 @@ def test_isolation_in_a_network_namespace(netns):
             assert "mamori_isolation" not in netns.nft_tables()
             assert netns.reach(netns.host_ip, other.port)
             assert netns.reach(netns.host_ip, srv.port)
+            api.wait_agent(AGENT, lambda r: r["isolation"]["reported"] == "none", 10, "reported none")
+            assert api.agent(AGENT)["isolation"]["desired"] == "none"
             # released stays released across a server restart too
             srv.stop()
             srv.start()
