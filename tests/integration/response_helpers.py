@@ -430,7 +430,9 @@ class NetNS:
         self.tag = "%06x" % random.getrandbits(24)
         self.name = "mamori-t" + self.tag
         self.host_if, self.ns_if = "mvh" + self.tag, "mvn" + self.tag
-        third = random.randrange(0, 256)
+        # a /30 no other namespace of a test running beside this one uses
+        taken = subprocess.run(["ip", "-o", "-4", "addr", "show"], stdout=subprocess.PIPE, text=True).stdout
+        third = random.choice([n for n in range(256) if "10.231.%d." % n not in taken] or [0])
         self.host_ip, self.ns_ip = "10.231.%d.1" % third, "10.231.%d.2" % third
         self.made_ns = self.made_link = False
         try:
