@@ -18,7 +18,9 @@ namespaces).
             queued (10,000: list_processes, list_dir, isolate, release, fetch_file of a
             4 KiB file); the agents reconnect. Drain time = the last final result minus the
             start of the simulator (connection set-up included), and minus the moment all
-            1,000 were connected. Server CPU seconds per action from /proc.
+            1,000 were connected. Server CPU per action from /proc, in all (API reads of the
+            bench included) and by thread role until every result was taken in ("mamorid"
+            threads are the API's and the main thread).
 
   bench/response_bench.py [--build build/release] [--runs 3] [--agents 1000]
                           [--per-agent 10] [--rate 50] [--clients 8] [--only isolate,drain]
@@ -61,6 +63,21 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_cpu(pid):
+    """CPU seconds per thread role ("ingest-0" and "ingest-1" count as "ingest")."""
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = re.sub(r"-\d+$", "", text[text.index("(") + 1:text.rindex(")")])
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
 
 
 def pct(values, p):
@@ -317,6 +334,7 @@ def run_drain(args, workdir):
             ids = list(ex.map(lambda j: node.api.act(j[0], j[1][0], j[1][1])["id"], jobs))
         queue_s = time.time() - t_queue
         cpu0 = cpu_seconds(node.proc.pid)
+        threads0 = thread_cpu(node.proc.pid)
         results0 = node.api.metric("mamori_response_results_total")
         sim = Sim(args.build, node, args.agents, sandbox, 3600)
         sim.wait(lambda s: s.results >= len(ids), 900, "every queued action answered")
@@ -329,6 +347,7 @@ def run_drain(args, workdir):
             if time.time() > deadline:
                 raise RuntimeError("the server did not take in every result")
             time.sleep(0.1)
+        threads1 = thread_cpu(node.proc.pid)
         recs = wait_final(node.api, ids, 900, args.clients)
         cpu1 = cpu_seconds(node.proc.pid)
         start, all_connected = sim.start_time, sim.all_connected_at
@@ -345,6 +364,10 @@ def run_drain(args, workdir):
                 "connect_seconds": round(all_connected - start, 2) if all_connected else None,
                 "actions_per_second": round(len(ids) / (last - start), 1),
                 "server_cpu_ms_per_action": round((cpu1 - cpu0) * 1000 / len(ids), 3),
+                # until every result was taken in (before reading the 10,000 records back),
+                # by thread role: the response service, ingest (TLS, frames), the store writer
+                "thread_cpu_ms_per_action": {k: round((threads1.get(k, 0) - threads0.get(k, 0)) * 1000 / len(ids), 3)
+                                             for k in ("response", "ingest", "store-writer", "mamorid")},
                 "sim_results": s.get("response"), "sim_saw_all_after_s": round(seen_by_sim - start, 2)}
     finally:
         if sim:
@@ -395,6 +418,8 @@ def main():
         for key in ("drain_seconds_from_sim_start", "drain_seconds_after_all_connected", "connect_seconds",
                     "actions_per_second", "server_cpu_ms_per_action", "queue_posts_per_second"):
             med[key] = median_of(results["drain"], [key])
+        med["thread_cpu_ms_per_action"] = {k: median_of(results["drain"], ["thread_cpu_ms_per_action", k])
+                                           for k in ("response", "ingest", "store-writer", "mamorid")}
     print(json.dumps({"medians_of_runs": args.runs, **med}), flush=True)
 
 
