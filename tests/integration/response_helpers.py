@@ -81,6 +81,8 @@ class SimProcess:
         self.summary = json.loads(lines[-1]) if lines else {}
         self.summary["_rc"] = self.proc.returncode
         self.summary["_stderr"] = err
+        # a sanitizer build of the simulator reports memory errors and leaks here
+        assert "Sanitizer" not in err, err[-4000:]
         return self.summary
 
     def kill9(self):

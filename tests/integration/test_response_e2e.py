@@ -252,3 +252,37 @@ def test_offline_agent_queue_deliver_expire(node):
     finally:
         s = sim.stop()
     assert s["response"]["commands"] == 1, s
+
+
+def test_isolation_is_desired_state_across_agent_restarts(node):
+    """isolate for an offline agent: queued; on connect WELCOME already says isolated and
+    the command follows. A fresh agent process (no memory of it) is told again by WELCOME,
+    reports it, and gets no command; release brings both states back to none."""
+    api, d = node["api"], node["dir"]
+    sim = start_agent(d, "conv")
+    wait_online(api, "conv-00000")
+    sim.stop()
+    api.wait_agent("conv-00000", lambda r: not r.get("online"), 10, "offline")
+    st, rec = api.act("conv-00000", "isolate")
+    assert st == 201 and rec["status"] == "queued", rec
+    assert api.agent("conv-00000")["isolation"]["desired"] == "isolated"
+    sim = start_agent(d, "conv")
+    try:
+        assert api.wait_action(rec["id"], timeout=30)["status"] == "succeeded"
+        api.wait_agent("conv-00000", lambda r: r["isolation"]["reported"] == "isolated", 10, "reported isolated")
+    finally:
+        s = sim.stop()
+    assert s["response"]["isolated_at_end"] == 1, s
+    # a new process starts with nothing enforced: WELCOME converges it, no command needed
+    sim = start_agent(d, "conv")
+    try:
+        wait_online(api, "conv-00000")
+        api.wait_agent("conv-00000", lambda r: r["isolation"]["reported"] == "isolated", 10, "reported isolated")
+        assert api.agent("conv-00000")["isolation"]["drift"] is False
+        rec = api.run("conv-00000", "release")
+        assert rec["status"] == "succeeded" and rec["output"] == {"isolation": "none"}, rec
+        iso = api.wait_agent("conv-00000", lambda r: r["isolation"]["reported"] == "none", 10, "reported none")
+        assert iso["isolation"]["desired"] == "none"
+    finally:
+        s = sim.stop()
+    assert s["response"]["commands"] == 1 and s["response"]["isolated_at_end"] == 0, s
