@@ -1,10 +1,8 @@
-/* bench/sim/isolation.c — `--isolation nft`: network isolation enforced for real with
- * nftables (docs/response.md §2.4). `isolate` replaces the table `inet mamori_isolation`
- * in one atomic nft transaction: input and output chains whose policy is drop, accepting
- * only loopback, IPv6 neighbour discovery and TCP to/from the Mamori endpoints; `release`
- * deletes the table. The table outlives the simulator, as isolation outlives a real
- * agent's restart: at start-up its presence is the state the agent reports. nft runs as a
- * child process (posix_spawn) fed the script on stdin. */
+/* bench/sim/isolation.c — `--isolation nft` (docs/response.md §2.4): isolate replaces the
+ * table `inet mamori_isolation` atomically (`nft -f -`, input and output policy drop, only
+ * loopback, IPv6 neighbour discovery and TCP with the Mamori endpoints accepted); release
+ * deletes it. The table outlives the simulator as isolation outlives an agent's restart:
+ * at start-up its presence is the state reported. */
 #include "sim.h"
 
 #include "core/log.h"

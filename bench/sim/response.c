@@ -1,10 +1,8 @@
-/* bench/sim/response.c — the agent side of response actions (docs/response.md §2):
- * COMMAND in, RESULT out — "running", then one final "succeeded" or "failed" — executed
- * for real on the run's sandbox (sandbox.c) and isolation (isolation.c, or recorded state
- * without --isolation nft). Commands run one at a time per agent, in the order they came;
- * fetch_file streams the file in chunks of at most 1 MiB as the connection drains, so a
- * big file never sits whole in memory. The last 1024 finished ids are remembered: a
- * command delivered again after a reconnect is answered, never executed twice (§2.3). */
+/* bench/sim/response.c — the agent side of response actions (docs/response.md §2): COMMAND
+ * in, RESULT out ("running", then one final), executed for real on the sandbox (sandbox.c)
+ * and isolation (isolation.c, or recorded state). One command at a time per agent, in
+ * order; fetch_file streams ≤ 1 MiB chunks as the connection drains; the last 1024
+ * finished ids are remembered so a redelivered command is answered, never re-run (§2.3). */
 #include "sim.h"
 #include "sandbox.h"
 
