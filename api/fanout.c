@@ -822,23 +822,8 @@ void fanout_search(api_req *r)
 
     const json_value *body = read_json_body(r, F.p, &ar, &text);
     if (!body) goto out;
-    static const char *const allowed[] = {"query", "from", "to", "limit", "cursor", "explain"};
-    for (uint32_t i = 0; i < body->len; i++) {
-        const json_member *m = &body->members[i];
-        bool known = false;
-        for (size_t k = 0; k < MAMORI_ARRAY_LEN(allowed); k++)
-            if (m->key_len == strlen(allowed[k]) && memcmp(m->key, allowed[k], m->key_len) == 0) known = true;
-        if (!known) {
-            reply_error(r, 400, "bad_request", "unknown field '%.*s' (query, from, to, limit, cursor, explain)",
-                        (int)MAMORI_MIN(m->key_len, 64u), m->key);
-            goto out;
-        }
-    }
-    const json_value *qv = json_object_get(body, "query", 5);
-    if (!json_is_string(qv)) {
-        reply_error(r, 400, "bad_request", "'query' (a string) is required");
-        goto out;
-    }
+    const json_value *qv = search_body_query(r, body);
+    if (!qv) goto out;
     F.f.query = qv->str;
     F.f.query_len = qv->len;
     F.f.limit = 100;

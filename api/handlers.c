@@ -48,6 +48,30 @@ static void map_search_error(api_req *r, const search_error *e)
     reply_error_at(r, status, search_error_code_name(e->code), e->position, e->cursor, e->message);
 }
 
+/* The body of POST /v1/search: refuses unknown members and returns its "query" string
+ * (borrowed from body), or NULL after replying 400. Shared by the local and the fan-out search. */
+const json_value *search_body_query(api_req *r, const json_value *body)
+{
+    static const char *const allowed[] = {"query", "from", "to", "limit", "cursor", "explain"};
+    for (uint32_t i = 0; i < body->len; i++) {
+        const json_member *m = &body->members[i];
+        bool known = false;
+        for (size_t k = 0; k < MAMORI_ARRAY_LEN(allowed); k++)
+            if (m->key_len == strlen(allowed[k]) && memcmp(m->key, allowed[k], m->key_len) == 0) known = true;
+        if (!known) {
+            reply_error(r, 400, "bad_request", "unknown field '%.*s' (query, from, to, limit, cursor, explain)",
+                        (int)MAMORI_MIN(m->key_len, 64u), m->key);
+            return NULL;
+        }
+    }
+    const json_value *qv = json_object_get(body, "query", 5);
+    if (!json_is_string(qv)) {
+        reply_error(r, 400, "bad_request", "'query' (a string) is required");
+        return NULL;
+    }
+    return qv;
+}
+
 void handle_search(api_req *r)
 {
     api *a = r->a;
@@ -59,23 +83,8 @@ void handle_search(api_req *r)
     search_query *q = NULL;
     const json_value *body = read_json_body(r, p, &ar, &text);
     if (!body) goto out;
-    static const char *const allowed[] = {"query", "from", "to", "limit", "cursor", "explain"};
-    for (uint32_t i = 0; i < body->len; i++) {
-        const json_member *m = &body->members[i];
-        bool known = false;
-        for (size_t k = 0; k < MAMORI_ARRAY_LEN(allowed); k++)
-            if (m->key_len == strlen(allowed[k]) && memcmp(m->key, allowed[k], m->key_len) == 0) known = true;
-        if (!known) {
-            reply_error(r, 400, "bad_request", "unknown field '%.*s' (query, from, to, limit, cursor, explain)",
-                        (int)MAMORI_MIN(m->key_len, 64u), m->key);
-            goto out;
-        }
-    }
-    const json_value *qv = json_object_get(body, "query", 5);
-    if (!json_is_string(qv)) {
-        reply_error(r, 400, "bad_request", "'query' (a string) is required");
-        goto out;
-    }
+    const json_value *qv = search_body_query(r, body);
+    if (!qv) goto out;
     search_request req = {.tenant = r->tenant, .limit = 100};
     bool has_from, has_to;
     req.to_us = api_default_to(a);

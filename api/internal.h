@@ -188,6 +188,7 @@ void reply_bytes(api_req *r, int status, const char *content_type, const void *d
 
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);
+const json_value *search_body_query(api_req *r, const json_value *body);
 /* Query-string parameter (decoded, owned by the caller's evkeyvalq). */
 const char *query_param(api_req *r, void *params, const char *name);
 
