@@ -105,6 +105,27 @@ void correlate_match_encode(const correlate_set *set, const correlate_match *m, 
 /* A match with that one target, resolved against set (owned in *out): -EINVAL when the bytes
  * are malformed or of another version, -ENOENT when set has no such correlation. */
 int correlate_match_decode(const correlate_set *set, const void *data, size_t len, correlate_match **out) MAMORI_WUR;
+/* Where a re-keyed match came from: what the worker owning its key needs to build the
+ * correlation alert when this match completes it (the alert names the completing event:
+ * tenant, agent, host, event id/seq/index, received). Travels beside the match (the record's
+ * "mamori.meta" header on mamori.matches). Strings are borrowed (from the decoded bytes). */
+typedef struct correlate_origin {
+    const char *tenant, *agent_id; /* non-empty */
+    const char *host_id, *host_name; /* NULL when the event had none */
+    size_t tenant_len, agent_id_len, host_id_len, host_name_len;
+    uint64_t agent_hash, seq;
+    uint32_t index;              /* the event's position in its batch */
+    int64_t ts_us, received_us;  /* the event's stored time; its batch's receive time */
+} correlate_origin;
+/* Appends o as a versioned message ("MCMO"). */
+void correlate_origin_encode(const correlate_origin *o, buf *out);
+/* 0, or -EINVAL when the bytes are malformed, truncated, of another version, or name no
+ * tenant/agent; *o borrows from data. */
+int correlate_origin_decode(const void *data, size_t len, correlate_origin *o) MAMORI_WUR;
+/* The Kafka key of a target on mamori.matches: tenant, a 0x1F separator, the group key (the
+ * bytes correlate_match_target gives), so one tenant's key always lands on one partition and
+ * tenants never share a key. */
+void correlate_match_record_key(const char *tenant, const char *group_key, size_t group_key_len, buf *out);
 /* Is the correlation grouped by the host (host.id, host.name, mamori.agent_id, Computer…)?
  * Then an agent's matches need no re-keying: its detect worker owns the key already. */
 bool correlate_rule_grouped_by_host(const correlate_rule *r);

@@ -183,6 +183,78 @@ int correlate_match_decode(const correlate_set *set, const void *data, size_t le
     return 0;
 }
 
+/* ---- the origin envelope: "MCMO" u32 version  str tenant  str agent  u8 has-host-id [str]
+ *      u8 has-host-name [str]  u64 agent-hash  u64 seq  u32 index  i64 ts  i64 received ---- */
+
+static const char ORIGIN_MAGIC[4] = {'M', 'C', 'M', 'O'};
+#define ORIGIN_VERSION 1u
+
+static void put_opt_str(buf *b, const char *s, size_t len)
+{
+    put_u8(b, s != NULL);
+    if (s) put_str(b, s, len);
+}
+
+void correlate_origin_encode(const correlate_origin *o, buf *out)
+{
+    buf_append(out, ORIGIN_MAGIC, 4);
+    put_u32(out, ORIGIN_VERSION);
+    put_str(out, o->tenant, o->tenant_len);
+    put_str(out, o->agent_id, o->agent_id_len);
+    put_opt_str(out, o->host_id, o->host_id_len);
+    put_opt_str(out, o->host_name, o->host_name_len);
+    put_u64(out, o->agent_hash);
+    put_u64(out, o->seq);
+    put_u32(out, o->index);
+    put_u64(out, (uint64_t)o->ts_us);
+    put_u64(out, (uint64_t)o->received_us);
+}
+
+static const char *get_opt_str(struct rd *r, size_t *len)
+{
+    uint8_t has = (uint8_t)get_n(r, 1);
+    *len = 0;
+    if (has > 1) r->bad = true;
+    if (has != 1 || r->bad) return NULL;
+    uint32_t l;
+    const char *s = get_str(r, &l);
+    *len = l;
+    return s;
+}
+
+int correlate_origin_decode(const void *data, size_t len, correlate_origin *o)
+{
+    memset(o, 0, sizeof *o);
+    struct rd r = {.p = data, .end = (const uint8_t *)data + len};
+    if (!data || len < 8 || memcmp(data, ORIGIN_MAGIC, 4) != 0) return -EINVAL;
+    r.p += 4;
+    if (get_n(&r, 4) != ORIGIN_VERSION) return -EINVAL;
+    uint32_t tl, al;
+    o->tenant = get_str(&r, &tl);
+    o->agent_id = get_str(&r, &al);
+    o->tenant_len = tl;
+    o->agent_id_len = al;
+    o->host_id = get_opt_str(&r, &o->host_id_len);
+    o->host_name = get_opt_str(&r, &o->host_name_len);
+    o->agent_hash = get_n(&r, 8);
+    o->seq = get_n(&r, 8);
+    o->index = (uint32_t)get_n(&r, 4);
+    o->ts_us = (int64_t)get_n(&r, 8);
+    o->received_us = (int64_t)get_n(&r, 8);
+    if (r.bad || r.p != r.end || tl == 0 || al == 0 || memchr(o->tenant, '\0', tl) || memchr(o->agent_id, '\0', al)) {
+        memset(o, 0, sizeof *o);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void correlate_match_record_key(const char *tenant, const char *group_key, size_t group_key_len, buf *out)
+{
+    buf_puts(out, tenant);
+    put_u8(out, 0x1F);
+    if (group_key_len) buf_append(out, group_key, group_key_len);
+}
+
 bool correlate_rule_grouped_by_host(const correlate_rule *r)
 {
     static const char *const host_fields[] = {"host.id", "host.name", "mamori.agent_id", "Computer", "Hostname",

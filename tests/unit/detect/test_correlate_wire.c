@@ -129,10 +129,66 @@ static void test_wire_round_trip_gives_the_same_alerts(void **state)
     ch_fini(&w.h);
 }
 
+/* The origin envelope (the completing event's identity, beside a re-keyed match): round
+ * trip with and without hosts; every truncation, a trailing byte, a bad version, a bad
+ * presence flag and an empty tenant are -EINVAL; the record key separates tenants. */
+static void test_origin_round_trip_and_rejections(void **state)
+{
+    (void)state;
+    correlate_origin o = {.tenant = "acme", .tenant_len = 4, .agent_id = "ws-1", .agent_id_len = 4,
+                          .host_name = "WS1.acme.local", .host_name_len = 14, .agent_hash = 0x1122334455667788ull,
+                          .seq = 42, .index = 7, .ts_us = BASE_US, .received_us = BASE_US + 5};
+    buf b;
+    buf_init(&b);
+    correlate_origin_encode(&o, &b);
+    correlate_origin back;
+    assert_int_equal(correlate_origin_decode(b.data, b.len, &back), 0);
+    assert_int_equal(back.tenant_len, 4);
+    assert_memory_equal(back.tenant, "acme", 4);
+    assert_memory_equal(back.agent_id, "ws-1", 4);
+    assert_null(back.host_id);
+    assert_int_equal(back.host_name_len, 14);
+    assert_memory_equal(back.host_name, "WS1.acme.local", 14);
+    assert_true(back.agent_hash == o.agent_hash);
+    assert_true(back.seq == 42 && back.index == 7);
+    assert_true(back.ts_us == BASE_US && back.received_us == BASE_US + 5);
+    for (size_t n = 0; n < b.len; n++) assert_int_equal(correlate_origin_decode(b.data, n, &back), -EINVAL);
+    buf_append(&b, "x", 1);
+    assert_int_equal(correlate_origin_decode(b.data, b.len, &back), -EINVAL);
+    assert_null(back.tenant);
+    b.len--;
+    b.data[4] = 2; /* version */
+    assert_int_equal(correlate_origin_decode(b.data, b.len, &back), -EINVAL);
+    b.data[4] = 1;
+    b.data[4 + 4 + 4 + 4 + 4 + 4] = 2; /* the host-id presence flag */
+    assert_int_equal(correlate_origin_decode(b.data, b.len, &back), -EINVAL);
+    assert_int_equal(correlate_origin_decode(NULL, 0, &back), -EINVAL);
+
+    buf_clear(&b);
+    correlate_origin empty = o;
+    empty.tenant = "";
+    empty.tenant_len = 0;
+    correlate_origin_encode(&empty, &b);
+    assert_int_equal(correlate_origin_decode(b.data, b.len, &back), -EINVAL);
+
+    buf k1, k2;
+    buf_init(&k1);
+    buf_init(&k2);
+    correlate_match_record_key("ab", "c", 1, &k1);
+    correlate_match_record_key("a", "bc", 2, &k2);
+    assert_int_equal(k1.len, 4);
+    assert_true(k1.len != k2.len || memcmp(k1.data, k2.data, k1.len) != 0);
+    assert_memory_equal(k1.data, "ab\x1f" "c", 4);
+    buf_fini(&k1);
+    buf_fini(&k2);
+    buf_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_round_trip_gives_the_same_alerts),
+        cmocka_unit_test(test_origin_round_trip_and_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
