@@ -72,13 +72,22 @@ void bus_abandon(bus_consumer *c, bus_batch **batches, size_t n)
     else c->owner->ops->done(c, batches, n);
 }
 bool bus_durable_on_publish(const bus *b) { return b->ops->durable_on_publish; }
+int bus_send_records_on(bus *b, bus_records_topic which, const bus_record *recs, size_t n, int timeout_ms)
+{
+    return b->ops->send_records ? b->ops->send_records(b, (int)which, recs, n, timeout_ms) : -ENOTSUP;
+}
+int bus_records_open_on(bus *b, bus_records_topic which, const char *group, uint32_t shard, uint32_t shards,
+                        bus_records **out)
+{
+    return b->ops->records_open ? b->ops->records_open(b, (int)which, group, shard, shards, out) : -ENOTSUP;
+}
 int bus_send_records(bus *b, const bus_record *recs, size_t n, int timeout_ms)
 {
-    return b->ops->send_records ? b->ops->send_records(b, recs, n, timeout_ms) : -ENOTSUP;
+    return bus_send_records_on(b, BUS_RECORDS_ALERTS, recs, n, timeout_ms);
 }
 int bus_records_open(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out)
 {
-    return b->ops->records_open ? b->ops->records_open(b, group, shard, shards, out) : -ENOTSUP;
+    return bus_records_open_on(b, BUS_RECORDS_ALERTS, group, shard, shards, out);
 }
 void bus_consumer_close(bus_consumer *c)
 {

@@ -100,6 +100,7 @@ typedef struct bus_kafka_options {
      * shard's data stays where it was written: docs/scaling.md). 0: group subscription. */
     uint32_t store_shard, store_shards;
     const char *alerts_topic;  /* records topic of alerts (bus_send_records); NULL or "": none */
+    const char *matches_topic; /* records topic of re-keyed correlation matches; NULL or "": none */
 } bus_kafka_options;
 
 /* Creates the producer (idempotent, acks=all) and makes sure the topic exists (creating it
@@ -155,8 +156,13 @@ typedef struct bus_record {
     size_t meta_len;
     const void *value;
     size_t value_len;
+    int32_t partition;  /* polled records: where they were read (for logs and commits) */
+    int64_t offset;
 } bus_record;
 typedef struct bus_records bus_records;
+/* Which records topic (bus_kafka_options): alerts, or re-keyed correlation matches
+ * (mamori.matches, keyed tenant + group-by value: docs/detection.md §11.8). */
+typedef enum bus_records_topic { BUS_RECORDS_ALERTS = 0, BUS_RECORDS_MATCHES = 1 } bus_records_topic;
 
 /* Produces n records to the alerts topic and waits up to timeout_ms until the broker has
  * every one (acks=all, idempotent): 0, or a negative errno (some may have been written:
@@ -170,6 +176,18 @@ int bus_records_poll(bus_records *r, bus_record *out, size_t max, int timeout_ms
 /* Everything polled so far is durable downstream: commit it (asynchronously). */
 void bus_records_done(bus_records *r);
 void bus_records_close(bus_records *r);
+/* The same on a chosen records topic (-ENOTSUP when that topic is not configured). */
+int bus_send_records_on(bus *b, bus_records_topic which, const bus_record *recs, size_t n, int timeout_ms) MAMORI_WUR;
+int bus_records_open_on(bus *b, bus_records_topic which, const char *group, uint32_t shard, uint32_t shards,
+                        bus_records **out) MAMORI_WUR;
+/* Releases everything polled so far, committing only the given next offsets (partition,
+ * offset of the first record still needed): a reader whose durable output lags its reading
+ * (correlation state rebuilt from the log after a crash) commits less than it read. */
+typedef struct bus_records_mark {
+    int32_t partition;
+    int64_t offset;
+} bus_records_mark;
+void bus_records_done_at(bus_records *r, const bus_records_mark *marks, size_t n);
 
 /* Appends the bus's own metrics (Prometheus text; nothing for the embedded bus). */
 void bus_write_metrics(bus *b, buf *out);

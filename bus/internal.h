@@ -18,8 +18,8 @@ struct bus_ops {
     int (*wait_caught_up)(bus *b, const char *group, int timeout_ms); /* NULL: always caught up */
     void (*write_metrics)(bus *b, buf *out);                          /* NULL: none */
     void (*abandon)(bus_consumer *c, bus_batch **batches, size_t n);  /* NULL: done */
-    int (*send_records)(bus *b, const bus_record *recs, size_t n, int timeout_ms); /* NULL: none */
-    int (*records_open)(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out);
+    int (*send_records)(bus *b, int which, const bus_record *recs, size_t n, int timeout_ms); /* NULL: none */
+    int (*records_open)(bus *b, int which, const char *group, uint32_t shard, uint32_t shards, bus_records **out);
     bool durable_on_publish;
 };
 

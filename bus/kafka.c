@@ -427,6 +427,7 @@ void kafka_ensure_topic(kafka_bus *k)
 {
     kafka_ensure_topic_named(k, k->topic);
     if (k->alerts_topic[0]) kafka_ensure_topic_named(k, k->alerts_topic);
+    if (k->matches_topic[0]) kafka_ensure_topic_named(k, k->matches_topic);
 }
 
 void kafka_ensure_topic_named(kafka_bus *k, const char *topic)
@@ -484,6 +485,7 @@ int bus_kafka_create(const bus_kafka_options *opt, bus **out)
     k->compression = mamori_xstrdup(opt->compression ? opt->compression : "lz4");
     k->instance_id = mamori_xstrdup(opt->instance_id ? opt->instance_id : "");
     snprintf(k->alerts_topic, sizeof k->alerts_topic, "%s", opt->alerts_topic ? opt->alerts_topic : "");
+    snprintf(k->matches_topic, sizeof k->matches_topic, "%s", opt->matches_topic ? opt->matches_topic : "");
     pthread_mutex_init(&k->consumers_lock, NULL);
     pthread_mutex_init(&k->records_lock, NULL);
     pthread_rwlock_init(&k->producer_lock, NULL);

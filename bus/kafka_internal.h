@@ -87,6 +87,7 @@ struct kafka_bus {
     bus_kafka_options opt;
     char *bootstrap, *topic, *group_prefix, *client_id, *compression, *instance_id;
     char alerts_topic[256]; /* "" when none */
+    char matches_topic[256]; /* "" when none */
     pthread_mutex_t records_lock; /* the records producer, made on first use (kafka_records.c) */
     rd_kafka_t *records_producer;
     char max_message_bytes[24];
@@ -142,8 +143,8 @@ int kafka_poll(bus_consumer *c, bus_batch **out, size_t max, int timeout_ms);
 void kafka_done(bus_consumer *c, bus_batch **batches, size_t n);
 void kafka_abandon(bus_consumer *c, bus_batch **batches, size_t n);
 /* kafka_records.c: the alerts topic (bus_send_records, bus_records_*) */
-int kafka_send_records(bus *b, const bus_record *recs, size_t n, int timeout_ms);
-int kafka_records_open(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out);
+int kafka_send_records(bus *b, int which, const bus_record *recs, size_t n, int timeout_ms);
+int kafka_records_open(bus *b, int which, const char *group, uint32_t shard, uint32_t shards, bus_records **out);
 void kafka_consumer_close(bus_consumer *c);
 int kafka_wait_caught_up(bus *b, const char *group, int timeout_ms);
 /* Messages of the consumer's assigned partitions not yet done (cached watermarks), and how

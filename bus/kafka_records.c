@@ -66,10 +66,17 @@ static rd_kafka_t *records_producer(kafka_bus *k)
     return rk;
 }
 
-int kafka_send_records(bus *bb, const bus_record *recs, size_t n, int timeout_ms)
+static const char *records_topic(kafka_bus *k, int which)
+{
+    const char *t = which == BUS_RECORDS_MATCHES ? k->matches_topic : which == BUS_RECORDS_ALERTS ? k->alerts_topic : "";
+    return t[0] ? t : NULL;
+}
+
+int kafka_send_records(bus *bb, int which, const bus_record *recs, size_t n, int timeout_ms)
 {
     kafka_bus *k = kafka_of(bb);
-    if (!k->alerts_topic[0]) return -ENOTSUP;
+    const char *topic = records_topic(k, which);
+    if (!topic) return -ENOTSUP;
     if (n == 0) return 0;
     rd_kafka_t *rk = records_producer(k);
     if (!rk) return -EIO;
@@ -82,7 +89,7 @@ int kafka_send_records(bus *bb, const bus_record *recs, size_t n, int timeout_ms
         atomic_fetch_add(&w.pending, 1);
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(k->alerts_topic), RD_KAFKA_V_KEY(r->key, r->key_len),
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(r->key, r->key_len),
                 RD_KAFKA_V_VALUE((void *)r->value, r->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_HEADER(RECORDS_META_HEADER, r->meta, r->meta ? (ssize_t)r->meta_len : 0),
                 RD_KAFKA_V_OPAQUE(&w), RD_KAFKA_V_END);
@@ -114,6 +121,7 @@ int kafka_send_records(bus *bb, const bus_record *recs, size_t n, int timeout_ms
 struct bus_records {
     kafka_bus *k;
     rd_kafka_t *rk;
+    const char *topic;
     char name[200];
     uint32_t shard, shards;
     bool assigned;
@@ -128,7 +136,7 @@ static void records_assign(bus_records *r)
     if (now < r->next_assign_try_ms) return;
     r->next_assign_try_ms = now + 1000;
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, r->k->alerts_topic, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, r->topic, NULL);
     rd_kafka_resp_err_t err = rd_kafka_metadata(r->rk, 0, rkt, &md, 2000);
     rd_kafka_topic_destroy(rkt);
     if (err || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
@@ -140,7 +148,7 @@ static void records_assign(bus_records *r)
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
     for (int p = 0; p < n; p++)
         if (r->shards == 0 || (uint32_t)p % r->shards == r->shard)
-            rd_kafka_topic_partition_list_add(parts, r->k->alerts_topic, p)->offset = RD_KAFKA_OFFSET_STORED;
+            rd_kafka_topic_partition_list_add(parts, r->topic, p)->offset = RD_KAFKA_OFFSET_STORED;
     /* from the committed offsets, asked explicitly: a coordinator that is not ready yet
      * (a new group) fails the request, and the assignment is tried again in a second */
     err = rd_kafka_committed(r->rk, parts, 5000);
@@ -161,17 +169,19 @@ static void records_assign(bus_records *r)
         return;
     }
     r->assigned = true;
-    LOG_INFO(MOD, "kafka records %s: reading topic %s (shard %u of %u)", r->name, r->k->alerts_topic, r->shard,
+    LOG_INFO(MOD, "kafka records %s: reading topic %s (shard %u of %u)", r->name, r->topic, r->shard,
              r->shards ? r->shards : 1);
 }
 
-int kafka_records_open(bus *bb, const char *group, uint32_t shard, uint32_t shards, bus_records **out)
+int kafka_records_open(bus *bb, int which, const char *group, uint32_t shard, uint32_t shards, bus_records **out)
 {
     kafka_bus *k = kafka_of(bb);
-    if (!k->alerts_topic[0]) return -ENOTSUP;
+    const char *topic = records_topic(k, which);
+    if (!topic) return -ENOTSUP;
     if (shards && shard >= shards) return -EINVAL;
     bus_records *r = mamori_xcalloc(1, sizeof *r);
     r->k = k;
+    r->topic = topic;
     r->shard = shard;
     r->shards = shards;
     char group_id[200];
@@ -227,6 +237,8 @@ int bus_records_poll(bus_records *r, bus_record *out, size_t max, int timeout_ms
         rec->key_len = m->key_len;
         rec->value = m->payload;
         rec->value_len = m->len;
+        rec->partition = m->partition;
+        rec->offset = m->offset;
         rd_kafka_headers_t *hdrs = NULL;
         const void *v = NULL;
         size_t vlen = 0;
@@ -245,8 +257,8 @@ void bus_records_done(bus_records *r)
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
     for (uint32_t i = 0; i < r->held_count; i++) {
         rd_kafka_message_t *m = r->held[i];
-        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, r->k->alerts_topic, m->partition);
-        if (!tp) tp = rd_kafka_topic_partition_list_add(list, r->k->alerts_topic, m->partition);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, r->topic, m->partition);
+        if (!tp) tp = rd_kafka_topic_partition_list_add(list, r->topic, m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1; /* offsets grow within a partition */
         rd_kafka_message_destroy(m);
     }
@@ -258,6 +270,20 @@ void bus_records_done(bus_records *r)
     }
     rd_kafka_topic_partition_list_destroy(list);
     r->held_count = 0;
+}
+
+void bus_records_done_at(bus_records *r, const bus_records_mark *marks, size_t n)
+{
+    for (uint32_t i = 0; i < r->held_count; i++) rd_kafka_message_destroy(r->held[i]);
+    r->held_count = 0;
+    if (n == 0) return;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) rd_kafka_topic_partition_list_add(list, r->topic, marks[i].partition)->offset = marks[i].offset;
+    rd_kafka_resp_err_t err = rd_kafka_commit(r->rk, list, 1);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        LOG_RATELIMITED(LOG_LEVEL_WARN, MOD, 1, "kafka records %s: commit: %s (read again after a restart)", r->name,
+                        rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 void bus_records_close(bus_records *r)

@@ -95,6 +95,14 @@ static const config_key keys[] = {
     {"bus.kafka.alerts_topic", KEY_STRING, OFF(bus.kafka.alerts_topic), "mamori.alerts", 0, 0, NULL,
      "topic of the alerts detect workers without the store role send to the store shards (created like the "
      "events topic)"},
+    {"bus.kafka.matches_topic", KEY_STRING, OFF(bus.kafka.matches_topic), "mamori.matches", 0, 0, NULL,
+     "topic of base-rule matches of correlations not grouped by host, keyed by tenant and group-by value "
+     "(docs/detection.md 11.8); \"\": correlations stay local to each detect process"},
+    {"bus.kafka.correlate_shards", KEY_U32, OFF(bus.kafka.correlate_shards), "0", 0, 10000, NULL,
+     "detect processes sharing the correlation keys: each owns the partitions p of matches_topic with "
+     "p % correlate_shards == correlate_shard (0: this process owns them all)"},
+    {"bus.kafka.correlate_shard", KEY_U32, OFF(bus.kafka.correlate_shard), "0", 0, 9999, NULL,
+     "this detect process's correlation shard number, below bus.kafka.correlate_shards"},
     {"bus.kafka.store_shards", KEY_U32, OFF(bus.kafka.store_shards), "0", 0, 10000, NULL,
      "store shards (processes with the store role), each owning the partitions p with p % store_shards == "
      "store_shard (docs/scaling.md); 0: the store group is balanced by Kafka (one store process)"},
@@ -775,6 +783,9 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
     if (cfg->bus.kafka.store_shards && cfg->bus.kafka.store_shard >= cfg->bus.kafka.store_shards)
         return errorf(err, err_len, "'bus.kafka.store_shard' (%u) must be below 'bus.kafka.store_shards' (%u)",
                       cfg->bus.kafka.store_shard, cfg->bus.kafka.store_shards);
+    if (cfg->bus.kafka.correlate_shards && cfg->bus.kafka.correlate_shard >= cfg->bus.kafka.correlate_shards)
+        return errorf(err, err_len, "'bus.kafka.correlate_shard' (%u) must be below 'bus.kafka.correlate_shards' (%u)",
+                      cfg->bus.kafka.correlate_shard, cfg->bus.kafka.correlate_shards);
     if (!strcmp(cfg->bus.type, "kafka") && (!cfg->bus.kafka.bootstrap[0] || !cfg->bus.kafka.topic[0]))
         return errorf(err, err_len, "'bus.type' kafka needs 'bus.kafka.bootstrap' and 'bus.kafka.topic'");
     for (uint32_t i = 0; i < cfg->store.tenant_count; i++)

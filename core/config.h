@@ -88,6 +88,9 @@ typedef struct mamori_config {
             char *alerts_topic;      /* alerts of detect workers without the store role */
             uint32_t store_shards;   /* > 0: store shards own partitions p % store_shards == store_shard */
             uint32_t store_shard;
+            char *matches_topic;     /* re-keyed correlation matches ("": none) */
+            uint32_t correlate_shards; /* > 0: detect processes own partitions p % shards == shard of it */
+            uint32_t correlate_shard;
         } kafka;
     } bus;
     struct {

@@ -39,6 +39,7 @@ int server_bus_create(const mamori_config *cfg, bus **out)
             .store_shard = cfg->bus.kafka.store_shard,
             .store_shards = cfg->bus.kafka.store_shards,
             .alerts_topic = cfg->bus.kafka.alerts_topic,
+            .matches_topic = cfg->bus.kafka.matches_topic,
         };
         rc = bus_kafka_create(&ko, out);
     } else {

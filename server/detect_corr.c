@@ -60,6 +60,7 @@ void corr_alerts_init(corr_alerts *a)
 {
     memset(a, 0, sizeof *a);
     buf_init(&a->bodies);
+    buf_init(&a->keys);
 }
 
 void corr_alerts_fini(corr_alerts *a)
@@ -68,13 +69,16 @@ void corr_alerts_fini(corr_alerts *a)
     free(a->rules);
     free(a->offsets);
     free(a->received_us);
+    free(a->key_offsets);
     buf_fini(&a->bodies);
+    buf_fini(&a->keys);
 }
 
 void corr_alerts_clear(corr_alerts *a)
 {
     a->count = 0;
     buf_clear(&a->bodies);
+    buf_clear(&a->keys);
 }
 
 void corr_alerts_fix(corr_alerts *a)
@@ -82,22 +86,35 @@ void corr_alerts_fix(corr_alerts *a)
     for (uint32_t i = 0; i < a->count; i++) a->v[i].body = a->bodies.data + a->offsets[i];
 }
 
-static void write_str_or_null(buf *out, const json_value *v)
-{
-    if (json_is_string(v)) json_write_string(out, v->str, v->len);
-    else buf_puts(out, "null");
-}
-
-static uint64_t hash_of(const json_value *v)
-{
-    return json_is_string(v) && v->len ? store_alert_term_hash(v->str, v->len) : 0;
-}
-
 typedef struct feed_ctx {
-    const alert_source *src; /* the triggering event */
+    const corr_origin_view *src; /* the triggering event */
     corr_alerts *out;
     uint64_t raised;
 } feed_ctx;
+
+static void write_view_str(buf *out, const char *s, size_t len)
+{
+    if (s) json_write_string(out, s, len);
+    else buf_puts(out, "null");
+}
+
+static uint64_t view_hash(const char *s, size_t len) { return s && len ? store_alert_term_hash(s, len) : 0; }
+
+void corr_origin_view_of(const alert_source *src, corr_origin_view *v)
+{
+    const json_value *host_id = event_get_cstr(src->ev, "host.id"), *host_name = event_get_cstr(src->ev, "host.name");
+    *v = (corr_origin_view){.tenant = src->tenant, .tenant_hash = src->tenant_hash, .agent_id = src->agent_id,
+                            .agent_hash = src->agent_hash, .seq = src->seq, .index = src->ev->index,
+                            .ts_us = src->ts_us, .received_us = src->received_us, .now_us = src->now_us};
+    if (json_is_string(host_id)) {
+        v->host_id = host_id->str;
+        v->host_id_len = host_id->len;
+    }
+    if (json_is_string(host_name)) {
+        v->host_name = host_name->str;
+        v->host_name_len = host_name->len;
+    }
+}
 
 /* One stored alert per emitted correlation alert: id from correlate_alert_id (correlation,
  * group values, first contributing event), time = the window's last match. */
@@ -105,8 +122,13 @@ static void on_alert(void *ctx, const correlate_alert *ca)
 {
     feed_ctx *f = ctx;
     if (!ca->emit) return;
-    corr_alerts *o = f->out;
-    const alert_source *src = f->src;
+    corr_alert_append(f->src, ca, f->out);
+    f->raised++;
+}
+
+void corr_alert_append(const corr_origin_view *src, const correlate_alert *ca, corr_alerts *o)
+{
+    if (!ca->emit) return;
     const detect_rule *rule = &ca->rule->info;
     if (o->count == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 16;
@@ -114,6 +136,7 @@ static void on_alert(void *ctx, const correlate_alert *ca)
         o->rules = mamori_xrealloc((void *)o->rules, o->cap * sizeof *o->rules);
         o->offsets = mamori_xrealloc(o->offsets, o->cap * sizeof *o->offsets);
         o->received_us = mamori_xrealloc(o->received_us, o->cap * sizeof *o->received_us);
+        o->key_offsets = mamori_xrealloc(o->key_offsets, o->cap * sizeof *o->key_offsets);
     }
     uint32_t i = o->count++;
     store_alert *a = &o->v[i];
@@ -129,9 +152,8 @@ static void on_alert(void *ctx, const correlate_alert *ca)
     a->level = (uint8_t)rule->level;
     a->status = STORE_ALERT_NEW;
     a->rule_hash = store_alert_term_hash(key, strlen(key));
-    const json_value *host_id = event_get_cstr(src->ev, "host.id"), *host_name = event_get_cstr(src->ev, "host.name");
-    a->host_id_hash = hash_of(host_id);
-    a->host_name_hash = hash_of(host_name);
+    a->host_id_hash = view_hash(src->host_id, src->host_id_len);
+    a->host_name_hash = view_hash(src->host_name, src->host_name_len);
     a->assignee = "";
     o->rules[i] = rule;
     o->received_us[i] = src->received_us;
@@ -140,24 +162,28 @@ static void on_alert(void *ctx, const correlate_alert *ca)
     char t[32], r[32], eid[EVENT_ID_HEX_CHARS + 1];
     clock_format_rfc3339(ca->last_us, t);
     clock_format_rfc3339(src->received_us, r);
-    event_id_format(src->ts_us, src->agent_hash, src->seq, src->ev->index, eid);
+    event_id_format(src->ts_us, src->agent_hash, src->seq, src->index, eid);
     buf_printf(b, "{\"time\":\"%s\",\"received\":\"%s\",\"tenant\":", t, r);
     json_write_string(b, src->tenant, strlen(src->tenant));
     buf_puts(b, ",\"agent_id\":");
     json_write_string(b, src->agent_id, strlen(src->agent_id));
     buf_puts(b, ",\"host\":{\"id\":");
-    write_str_or_null(b, host_id);
+    write_view_str(b, src->host_id, src->host_id_len);
     buf_puts(b, ",\"name\":");
-    write_str_or_null(b, host_name);
+    write_view_str(b, src->host_name, src->host_name_len);
     buf_puts(b, "},\"rule\":");
     detect_rule_write_json(b, rule);
     buf_puts(b, ",\"correlation\":");
     correlate_alert_write_json(b, ca);
     /* the event whose match completed the correlation */
     buf_printf(b, ",\"event\":{\"id\":\"%s\",\"seq\":%llu,\"index\":%u}}", eid, (unsigned long long)src->seq,
-               src->ev->index);
+               src->index);
     a->body_len = (uint32_t)(b->len - o->offsets[i]);
-    f->raised++;
+    /* the records key of split roles: the completing event's agent, so the alert lands on
+     * the store shard holding that event (alert_transport.c) */
+    o->key_offsets[i] = (uint32_t)o->keys.len;
+    buf_printf(&o->keys, "%s/%s", src->tenant, src->agent_id);
+    buf_append(&o->keys, "", 1);
 }
 
 /* ---- tenants and marks ---------------------------------------------------------------------- */
@@ -247,6 +273,8 @@ corr_rt *corr_rt_create(const mamori_config *cfg, store *db)
     c->opt.events_per_key_max = cfg->detect.correlation_max_events_per_key;
     c->opt.lateness_us = (int64_t)cfg->detect.correlation_lateness_s * 1000000;
     c->last_checkpoint_ms = clock_mono_ms();
+    buf_init(&c->wire);
+    buf_init(&c->origin);
     /* before ingest opens: the checkpoint's fed-up-to seqs, and what is durable now (every
      * batch up to it is fed, live or by re-detection, before the threads take new ones) */
     corr_rt_load_marks(c);
@@ -267,6 +295,8 @@ void corr_rt_destroy(corr_rt *c)
     free(c->marks);
     free(c->table);
     free(c->prepared);
+    buf_fini(&c->wire);
+    buf_fini(&c->origin);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->swap_mu);
     free(c);
@@ -388,7 +418,86 @@ static const detect_rule *current_rule(const corr_gen *cur, const corr_gen *g, c
     return NULL;
 }
 
-void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_alerts *out)
+void corr_records_init(corr_records *r)
+{
+    memset(r, 0, sizeof *r);
+    buf_init(&r->data);
+}
+void corr_records_fini(corr_records *r)
+{
+    free(r->v);
+    buf_fini(&r->data);
+}
+void corr_records_clear(corr_records *r)
+{
+    r->count = 0;
+    buf_clear(&r->data);
+}
+
+void corr_rt_set_rekey(corr_rt *c, int mode) { c->rekey = mode; }
+int corr_rt_rekey(const corr_rt *c) { return c->rekey; }
+
+corr_gen *corr_rt_current(corr_rt *c)
+{
+    pthread_mutex_lock(&c->swap_mu);
+    corr_gen *g = corr_gen_ref(c->current);
+    pthread_mutex_unlock(&c->swap_mu);
+    return g;
+}
+
+/* Re-keying: each target of the match either fed here (host-grouped, in a process that keeps
+ * them) or appended to records as (tenant + group key, the MCMT message, the MCMO origin). */
+static void feed_split(corr_rt *c, const correlate_set *set, corr_tenant *t, const alert_source *src,
+                       const detect_rule *rule, const char *eid, feed_ctx *f, corr_records *records)
+{
+    correlate_match *m = correlate_match_create(set, rule, src->ev, src->ts_us, eid);
+    if (!m) return;
+    const corr_origin_view *v = f->src;
+    correlate_origin o = {.tenant = v->tenant, .tenant_len = strlen(v->tenant), .agent_id = v->agent_id,
+                          .agent_id_len = strlen(v->agent_id), .host_id = v->host_id, .host_id_len = v->host_id_len,
+                          .host_name = v->host_name, .host_name_len = v->host_name_len, .agent_hash = v->agent_hash,
+                          .seq = v->seq, .index = v->index, .ts_us = v->ts_us, .received_us = v->received_us};
+    bool origin_made = false;
+    for (size_t i = 0; i < correlate_match_target_count(m); i++) {
+        const char *gk;
+        size_t gl;
+        const correlate_rule *r = correlate_match_target(set, m, i, &gk, &gl);
+        buf_clear(&c->wire);
+        correlate_match_encode(set, m, i, &c->wire);
+        if (c->rekey == CORR_REKEY_NON_HOST && correlate_rule_grouped_by_host(r)) {
+            correlate_match *one = NULL;
+            if (correlate_match_decode(set, c->wire.data, c->wire.len, &one) == 0) {
+                correlate_engine_feed(t->engine, one, on_alert, f);
+                correlate_match_destroy(one);
+            }
+            continue;
+        }
+        if (!origin_made) {
+            buf_clear(&c->origin);
+            correlate_origin_encode(&o, &c->origin);
+            origin_made = true;
+        }
+        if (records->count == records->cap) {
+            records->cap = records->cap ? records->cap * 2 : 64;
+            records->v = mamori_xrealloc(records->v, records->cap * sizeof *records->v);
+        }
+        struct corr_record_at *at = &records->v[records->count++];
+        buf *d = &records->data;
+        at->key_off = (uint32_t)d->len;
+        correlate_match_record_key(v->tenant, gk, gl, d);
+        at->key_len = (uint32_t)(d->len - at->key_off);
+        at->val_off = (uint32_t)d->len;
+        buf_append(d, c->wire.data, c->wire.len);
+        at->val_len = (uint32_t)c->wire.len;
+        at->meta_off = (uint32_t)d->len;
+        buf_append(d, c->origin.data, c->origin.len);
+        at->meta_len = (uint32_t)c->origin.len;
+        c->rekeyed_matches++;
+    }
+    correlate_match_destroy(m);
+}
+
+void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_alerts *out, corr_records *records)
 {
     corr_gen *cur = c->current;
     if (!corr_gen_count(cur)) return;
@@ -397,8 +506,11 @@ void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_a
     corr_tenant *t = corr_tenant_get(c, src->tenant_hash, src->tenant);
     char eid[EVENT_ID_HEX_CHARS + 1];
     event_id_format(src->ts_us, src->agent_hash, src->seq, src->ev->index, eid);
-    feed_ctx f = {.src = src, .out = out};
-    correlate_engine_feed_event(t->engine, rule, src->ev, src->ts_us, eid, on_alert, &f);
+    corr_origin_view view;
+    corr_origin_view_of(src, &view);
+    feed_ctx f = {.src = &view, .out = out};
+    if (c->rekey != CORR_REKEY_OFF && records) feed_split(c, cur->set, t, src, rule, eid, &f, records);
+    else correlate_engine_feed_event(t->engine, rule, src->ev, src->ts_us, eid, on_alert, &f);
     c->alerts_raised += f.raised;
 }
 
@@ -424,7 +536,7 @@ void corr_rt_write_metrics(corr_rt *c, buf *o)
     uint64_t fed = c->fed_batches, refed = c->refed_batches, ck = c->checkpoints, ckerr = c->checkpoint_errors;
     uint64_t ckbytes = c->checkpoint_bytes, ckus = c->checkpoint_us_sum, cklast = c->checkpoint_us_last;
     uint64_t ckkeys = c->checkpoint_keys;
-    uint64_t raised = c->alerts_raised;
+    uint64_t raised = c->alerts_raised, rekeyed = c->rekeyed_matches;
     pthread_mutex_unlock(&c->mu);
 #define M(name, type, help, v)                                                                                          \
     buf_printf(o, "# HELP " name " " help "\n# TYPE " name " " type "\n" name " %llu\n", (unsigned long long)(v))
@@ -443,6 +555,8 @@ void corr_rt_write_metrics(corr_rt *c, buf *o)
       "matches evicted by detect.correlation_max_events_per_key or with an evicted key", t.evicted_events);
     M("mamori_detect_correlation_expired_events_total", "counter", "matches that left their window", t.expired_events);
     M("mamori_detect_correlation_alerts_total", "counter", "correlation alerts fired (before de-duplication)", raised);
+    M("mamori_detect_correlation_rekeyed_matches_total", "counter",
+      "match targets published to the matches topic (re-keyed by their group-by value, Kafka)", rekeyed);
     M("mamori_detect_correlation_keys", "gauge", "group-by keys held", now.keys);
     M("mamori_detect_correlation_events", "gauge", "matches held", now.events);
     M("mamori_detect_correlation_batches_total", "counter", "durable batches fed to correlations", fed);

@@ -126,6 +126,7 @@ static void on_delta(void *ctx, const char *key, size_t key_len, const void *val
 bool corr_rt_checkpoint_take(corr_rt *c, bool force, bool self_inflight, corr_checkpoint *k)
 {
     k->taken = false;
+    if (c->rekey == CORR_REKEY_ALL) return false; /* nothing is held here: no state to keep */
     if (!c->current) return false; /* no rule set yet, or the first build failed: keep what is stored */
     if (!corr_gen_count(c->current)) {
         /* no correlations, no state to keep: the stored checkpoint goes once, and the next

@@ -55,6 +55,10 @@ struct corr_rt {
     correlate_stats retired; /* counters of engines a reload replaced */
     uint64_t fed_batches, refed_batches, checkpoints, checkpoint_errors, checkpoint_bytes, checkpoint_us_sum;
     uint64_t checkpoint_us_last, checkpoint_keys, alerts_raised, restored_keys, restore_errors;
+    /* re-keying (Kafka, docs/detection.md §11.8): CORR_REKEY_* */
+    int rekey;
+    buf wire, origin; /* scratch of corr_rt_feed when re-keying */
+    uint64_t rekeyed_matches;
 };
 
 const char *corr_rule_key(const correlate_rule *r); /* its id, else its title */

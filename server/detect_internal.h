@@ -82,6 +82,8 @@ struct detect_rt {
     uint32_t rule_counter_count, rule_counter_cap;
     /* correlation rules: state, feeding, checkpoints (detect_corr.c) */
     struct corr_rt *corr;
+    /* re-keyed correlation matches of this process's shard (Kafka; detect_rekey.c) */
+    struct corr_intake *intake;
     /* the detection threads */
     detect_thread *threads;
     uint32_t thread_count;
@@ -94,6 +96,13 @@ size_t alert_meta_encode(const store_alert *a, uint8_t out[ALERT_META_BYTES]);
 /* A new alert was written for rule on event ev of batch b: automatic response, if the rule
  * asks for it (detect_response.c). */
 void detect_response_hook(detect_rt *rt, const bus_batch *b, const mamori_event *ev, const detect_rule *rule);
+
+/* The reader of re-keyed correlation matches (detect_rekey.c). */
+typedef struct corr_intake corr_intake;
+int corr_intake_start(detect_rt *rt, corr_intake **out) MAMORI_WUR;
+void corr_intake_stop(corr_intake *in); /* joins the thread (metrics stay readable) */
+void corr_intake_free(corr_intake *in);
+void corr_intake_write_metrics(corr_intake *in, buf *o);
 
 /* Thread bodies (detect_thread.c). */
 int detect_threads_start(detect_rt *rt) MAMORI_WUR;
@@ -162,9 +171,24 @@ typedef struct corr_alerts {
     const detect_rule **rules; /* the correlations' rule info, for counters */
     uint32_t *offsets;
     int64_t *received_us; /* the triggering batch's, for the latency histogram */
+    uint32_t *key_offsets; /* in keys: "tenant/agent" of the completing event, NUL-terminated */
     uint32_t count, cap;
-    buf bodies;
+    buf bodies, keys;
 } corr_alerts;
+/* The event whose match completes a correlation, as the alert names it: from the event
+ * itself (direct feeding) or from a re-keyed match's origin envelope (detect_rekey.c).
+ * tenant and agent_id NUL-terminated; hosts NULL when absent. */
+typedef struct corr_origin_view {
+    const char *tenant, *agent_id;
+    uint64_t tenant_hash, agent_hash, seq;
+    uint32_t index;
+    int64_t ts_us, received_us, now_us;
+    const char *host_id, *host_name;
+    size_t host_id_len, host_name_len;
+} corr_origin_view;
+void corr_origin_view_of(const alert_source *src, corr_origin_view *v);
+/* Appends the stored alert of an emitted correlation alert (nothing when !ca->emit). */
+void corr_alert_append(const corr_origin_view *src, const correlate_alert *ca, corr_alerts *out);
 void corr_alerts_init(corr_alerts *a);
 void corr_alerts_fini(corr_alerts *a);
 void corr_alerts_clear(corr_alerts *a);
@@ -211,7 +235,28 @@ void corr_rt_started(corr_rt *c, bool recovered);
 void corr_rt_lock(corr_rt *c);
 void corr_rt_unlock(corr_rt *c);
 bool corr_rt_batch_begin(corr_rt *c, uint64_t tenant_hash, uint64_t agent_hash, uint64_t seq);
-void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_alerts *out);
+/* Re-keying (Kafka, docs/detection.md §11.8): off (every correlation fed here); the ones not
+ * grouped by host published to the matches topic, host-grouped ones fed here (a process with
+ * the store role, checkpointed); or all published (a detect process without the store role).
+ * Set once, before feeding. */
+enum { CORR_REKEY_OFF = 0, CORR_REKEY_NON_HOST = 1, CORR_REKEY_ALL = 2 };
+void corr_rt_set_rekey(corr_rt *c, int mode);
+int corr_rt_rekey(const corr_rt *c);
+/* Records for the matches topic, built while feeding (key, value, origin meta each). */
+typedef struct corr_records {
+    buf data;
+    struct corr_record_at {
+        uint32_t key_off, key_len, val_off, val_len, meta_off, meta_len;
+    } *v;
+    uint32_t count, cap;
+} corr_records;
+void corr_records_init(corr_records *r);
+void corr_records_fini(corr_records *r);
+void corr_records_clear(corr_records *r);
+/* Feeds one match; when re-keying, the targets to publish are appended to records instead. */
+void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_alerts *out, corr_records *records);
+/* The current correlations (referenced; NULL before the first rule set). */
+corr_gen *corr_rt_current(corr_rt *c);
 void corr_rt_batch_end(corr_rt *c, uint64_t tenant_hash, uint64_t agent_hash, uint64_t seq, int64_t received_us);
 /* A thread holds correlation alerts not written yet (+1), or wrote them (-1). Lock held. */
 void corr_rt_inflight(corr_rt *c, int delta);

@@ -227,7 +227,7 @@ static int visit_event(void *ctx, const store_event_ref *ref, const char *json, 
                                 .agent_hash = ref->agent_hash, .seq = ref->seq, .received_us = received_us,
                                 .ev = &ev, .ts_us = ref->ts_us, .rule = matches[i].rule, .now_us = r->now_us};
             corr_rt_lock(r->rt->corr);
-            corr_rt_feed(r->rt->corr, r->corr, &src, &r->corr_out);
+            corr_rt_feed(r->rt->corr, r->corr, &src, &r->corr_out, NULL);
             corr_rt_unlock(r->rt->corr);
             if (!corr_gen_standalone(r->corr, matches[i].rule)) continue;
         }

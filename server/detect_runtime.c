@@ -82,9 +82,9 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, corr_gen **corr, r
     opt.include_unsupported = cfg->detect.include_unsupported;
     opt.compile_threads = cfg->detect.compile_threads;
     opt.rules_max = cfg->detect.max_rules;
-    /* evaluated live (detect_corr.c), except in a detect process without the store role: its
-     * alerts go to the store shards through the bus, correlation alerts cannot yet */
-    opt.correlations = !rt->alerts_to_bus;
+    /* evaluated live (detect_corr.c); in a detect process without the store role only through
+     * re-keying (their matches to the matches topic, detect_rekey.c) */
+    opt.correlations = !rt->alerts_to_bus || corr_rt_rekey(rt->corr) != CORR_REKEY_OFF;
     placeholders ph = {0};
     for (uint32_t i = 0; i < cfg->detect.placeholders.count; i++) placeholders_add(&ph, cfg->detect.placeholders.items[i]);
     opt.placeholders = ph.items;
@@ -240,6 +240,11 @@ int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **ou
     pthread_mutex_init(&rt->rules_mu, NULL);
     rt->thread_count = cfg->detect.threads;
     rt->corr = corr_rt_create(cfg, db);
+    /* Kafka: correlations not grouped by host are re-keyed by their group-by value, so each
+     * key's state lives on one detect worker (docs/detection.md §11.8); a process without the
+     * store role keeps no correlation state of its own and re-keys them all */
+    if (rt->durable_on_publish && cfg->bus.kafka.matches_topic && cfg->bus.kafka.matches_topic[0])
+        corr_rt_set_rekey(rt->corr, rt->alerts_to_bus ? CORR_REKEY_ALL : CORR_REKEY_NON_HOST);
     rt->recovery = detect_recover_prepare(rt);
     *out = rt;
     return 0;
@@ -258,6 +263,10 @@ int detect_rt_start(detect_rt *rt)
         return -rc;
     }
     rt->loader_started = true;
+    if (corr_rt_rekey(rt->corr) != CORR_REKEY_OFF) {
+        rc = corr_intake_start(rt, &rt->intake);
+        if (rc) return rc;
+    }
     return 0;
 }
 
@@ -267,6 +276,7 @@ void detect_rt_join(detect_rt *rt)
     /* the threads drain the (shut down) bus first: they need the first rule set for that,
      * so the loader keeps running until they are done */
     detect_threads_join(rt);
+    corr_intake_stop(rt->intake); /* what it read and did not write is read again at the next start */
     pthread_mutex_lock(&rt->mu);
     rt->stopping = true;
     pthread_cond_broadcast(&rt->cv);
@@ -285,6 +295,7 @@ void detect_rt_destroy(detect_rt *rt)
     detect_rt_join(rt);
     detect_slot_destroy(rt->slot);
     detect_recover_free(rt->recovery);
+    corr_intake_free(rt->intake);
     corr_rt_destroy(rt->corr);
     free(rt->threads);
     for (uint32_t i = 0; i < rt->rule_counter_count; i++) {
@@ -417,6 +428,7 @@ void detect_rt_write_metrics(void *ctx, buf *o)
     metric(o, "mamori_detect_recovery_missing_batches_total", "counter",
            "undetected batches start-up re-detection did not find in its window (empty, or events too old)", rm);
     corr_rt_write_metrics(rt->corr, o);
+    corr_intake_write_metrics(rt->intake, o);
 }
 
 void detect_rt_get_summary(detect_rt *rt, detect_rt_summary *out)

@@ -72,6 +72,7 @@ typedef struct thread_state {
     corr_hit *hits;
     uint32_t hit_count, hit_cap;
     corr_alerts corr_out;
+    corr_records rekeyed; /* matches for the matches topic, sent before their batches are released */
     bool corr_inflight;
     corr_checkpoint ckpt;
     store_alert *combined; /* single-event then correlation alerts of one write */
@@ -362,7 +363,7 @@ static void feed_correlations(thread_state *s, uint32_t k)
             alert_source src = {.tenant = b->tenant, .tenant_hash = b->tenant_hash, .agent_id = b->agent_id,
                                 .agent_hash = b->agent_hash, .seq = b->seq, .received_us = b->received_us,
                                 .ev = ev, .ts_us = ev->ts_us, .rule = s->hits[h].rule, .now_us = now_us};
-            corr_rt_feed(cr, p->corr, &src, &s->corr_out);
+            corr_rt_feed(cr, p->corr, &src, &s->corr_out, &s->rekeyed);
         }
         corr_rt_batch_end(cr, b->tenant_hash, b->agent_hash, b->seq, b->received_us);
     }
@@ -375,6 +376,26 @@ static void feed_correlations(thread_state *s, uint32_t k)
     bool force = fed && s->rt->durable_on_publish;
     if (!s->ckpt.taken) (void)corr_rt_checkpoint_take(cr, force, s->corr_inflight, &s->ckpt);
     corr_rt_unlock(cr);
+}
+
+/* Re-keying: the matches of the batches fed are on the broker before those batches are
+ * released (their offsets committed), so a crash redelivers the batches rather than losing
+ * the matches (at-least-once). Kept and sent again after a failure. */
+static int send_rekeyed(thread_state *s)
+{
+    corr_records *r = &s->rekeyed;
+    if (r->count == 0) return 0;
+    bus_record *recs = mamori_xcalloc(r->count, sizeof *recs);
+    for (uint32_t i = 0; i < r->count; i++) {
+        const struct corr_record_at *at = &r->v[i];
+        recs[i] = (bus_record){.key = r->data.data + at->key_off, .key_len = at->key_len,
+                               .value = r->data.data + at->val_off, .value_len = at->val_len,
+                               .meta = r->data.data + at->meta_off, .meta_len = at->meta_len};
+    }
+    int rc = bus_send_records_on(s->rt->bus, BUS_RECORDS_MATCHES, recs, r->count, 10000);
+    free(recs);
+    if (rc == 0) corr_records_clear(r);
+    return rc;
 }
 
 /* Split roles: the alerts of pending[..] go to the store shards as records keyed by their
@@ -418,7 +439,14 @@ static bool commit_ready(thread_state *s, bool force_marks)
         alerts += s->pending[k].alert_count;
         k++;
     }
-    if (!s->rt->alerts_to_bus) feed_correlations(s, k);
+    if (!s->rt->alerts_to_bus || corr_rt_rekey(s->rt->corr) != CORR_REKEY_OFF) feed_correlations(s, k);
+    int sent = send_rekeyed(s);
+    if (sent) {
+        atomic_fetch_add_explicit(&s->t->counters.commit_errors, 1, memory_order_relaxed);
+        LOG_RATELIMITED(LOG_LEVEL_ERROR, MOD, 1, "thread %u: publishing %u re-keyed correlation matches failed, retrying: %s",
+                        s->t->no, s->rekeyed.count, strerror(-sent));
+        return false;
+    }
     for (uint32_t i = 0; i < k; i++) marks_note(&s->marks, s->pending[i].batch);
     int64_t now_ms = clock_mono_ms();
     bool marks_due = s->marks.count &&
@@ -501,6 +529,7 @@ static void *thread_main(void *arg)
     thread_state s = {.t = t, .rt = t->rt, .worker = detect_worker_create(), .last_marks_flush_ms = clock_mono_ms()};
     buf_init(&s.bodies);
     corr_alerts_init(&s.corr_out);
+    corr_records_init(&s.rekeyed);
     corr_checkpoint_init(&s.ckpt);
     marks_init(&s.marks);
     bus_batch *polled[DETECT_POLL_BATCHES];
@@ -551,6 +580,7 @@ static void *thread_main(void *arg)
     free(s.combined);
     free(s.combined_written);
     corr_alerts_fini(&s.corr_out);
+    corr_records_fini(&s.rekeyed);
     corr_checkpoint_fini(&s.ckpt);
     detect_worker_destroy(s.worker);
     return NULL;

@@ -206,14 +206,14 @@ static void lb_write_metrics(bus *b, buf *out)
                (unsigned long long)atomic_load(&l->recorded), (unsigned long long)atomic_load(&l->write_errors));
 }
 
-static int lb_send_records(bus *b, const bus_record *recs, size_t n, int timeout_ms)
+static int lb_send_records(bus *b, int which, const bus_record *recs, size_t n, int timeout_ms)
 {
-    return bus_send_records(ledger_of(b)->inner, recs, n, timeout_ms);
+    return bus_send_records_on(ledger_of(b)->inner, (bus_records_topic)which, recs, n, timeout_ms);
 }
 
-static int lb_records_open(bus *b, const char *group, uint32_t shard, uint32_t shards, bus_records **out)
+static int lb_records_open(bus *b, int which, const char *group, uint32_t shard, uint32_t shards, bus_records **out)
 {
-    return bus_records_open(ledger_of(b)->inner, group, shard, shards, out);
+    return bus_records_open_on(ledger_of(b)->inner, (bus_records_topic)which, group, shard, shards, out);
 }
 
 static const struct bus_ops ledger_ops = {
