@@ -208,6 +208,10 @@ static void test_roles(void **state)
                          0);
     assert_non_null(strstr(err, "store_shard"));
     config_free(&cfg);
+    assert_int_not_equal(
+        load(&cfg, "bus:\n  type: kafka\n  kafka:\n    correlate_shards: 2\n    correlate_shard: 2\n", err, sizeof err), 0);
+    assert_non_null(strstr(err, "'bus.kafka.correlate_shard' (2) must be below"));
+    config_free(&cfg);
     assert_int_not_equal(load(&cfg, "bus:\n  type: kafka\n  kafka:\n    store_shards: 2\nnode:\n  roles: ingest,store\n", err,
                               sizeof err),
                          0);
