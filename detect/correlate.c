@@ -538,6 +538,25 @@ static void process_target(struct feed_ctx *f, const correlate_match *m, const s
     lru_push(st, k);
     prune_key(st, k, horizon(e, d));
 
+    /* at-least-once delivery (a batch evaluated again, its matches re-published: §11.8) must
+     * not count an event twice: a base match whose event the key holds already, for the same
+     * rule position and time, is ignored (entries are sorted by time: a binary search) */
+    if (m->id_count == 1) {
+        uint32_t lo = 0, hi = k->count;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (k->entries[mid].time_us < m->time_us) lo = mid + 1;
+            else hi = mid;
+        }
+        for (uint32_t i = lo; i < k->count && k->entries[i].time_us == m->time_us; i++) {
+            const struct centry *x = &k->entries[i];
+            if (x->pos == t->pos && x->id_count == 1 && !strcmp(x->data, m->blob.data)) {
+                st->stats.duplicates++;
+                k->version = ++e->version; /* pushed to the newest end above: keep versions in LRU order */
+                return;
+            }
+        }
+    }
     size_t ids_len = 0;
     for (uint32_t i = 0; i < m->id_count; i++) ids_len += strlen(m->blob.data + ids_len) + 1;
     bool has_value = t->value_off != UINT32_MAX;
@@ -642,6 +661,7 @@ void correlate_engine_stats(const correlate_engine *e, size_t index, correlate_s
         out->evicted_events += s->evicted_events;
         out->expired_events += s->expired_events;
         out->alerts += s->alerts;
+        out->duplicates += s->duplicates;
         out->keys += s->keys;
         out->events += s->events;
     }

@@ -150,6 +150,7 @@ typedef struct correlate_stats {
     uint64_t evicted_events; /* matches dropped by events_per_key_max or with an evicted key */
     uint64_t expired_events; /* matches that left the window for good */
     uint64_t alerts;         /* correlation alerts raised (chained ones included) */
+    uint64_t duplicates;     /* base matches of an event the key holds already for that rule: ignored */
     uint64_t keys;           /* keys held now */
     uint64_t events;         /* matches held now */
 } correlate_stats;

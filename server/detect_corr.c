@@ -313,6 +313,7 @@ static void stats_add(correlate_stats *to, const correlate_stats *s)
     to->evicted_events += s->evicted_events;
     to->expired_events += s->expired_events;
     to->alerts += s->alerts;
+    to->duplicates += s->duplicates;
 }
 
 /* Moves every tenant's state to the correlations of g with the same key and type (the
@@ -554,6 +555,8 @@ void corr_rt_write_metrics(corr_rt *c, buf *o)
     M("mamori_detect_correlation_evicted_events_total", "counter",
       "matches evicted by detect.correlation_max_events_per_key or with an evicted key", t.evicted_events);
     M("mamori_detect_correlation_expired_events_total", "counter", "matches that left their window", t.expired_events);
+    M("mamori_detect_correlation_duplicates_total", "counter",
+      "base matches of an event a group-by key holds already (at-least-once redelivery): ignored", t.duplicates);
     M("mamori_detect_correlation_alerts_total", "counter", "correlation alerts fired (before de-duplication)", raised);
     M("mamori_detect_correlation_rekeyed_matches_total", "counter",
       "match targets published to the matches topic (re-keyed by their group-by value, Kafka)", rekeyed);

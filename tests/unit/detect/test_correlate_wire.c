@@ -118,6 +118,23 @@ static void test_wire_round_trip_gives_the_same_alerts(void **state)
     ch other;
     ch_init(&other, EVENT_COUNT_YAML);
     assert_int_equal(correlate_match_decode(other.set, w.last.data, w.last.len, &m), -ENOENT);
+    /* the same message delivered twice (at-least-once): the second is a counted duplicate */
+    {
+        correlate_engine *e2 = correlate_engine_create(w.h.set, NULL);
+        ids sink = {0};
+        for (int i = 0; i < 2; i++) {
+            correlate_match *d = NULL;
+            assert_int_equal(correlate_match_decode(w.h.set, w.last.data, w.last.len, &d), 0);
+            correlate_engine_feed(e2, d, record, &sink);
+            correlate_match_destroy(d);
+        }
+        correlate_stats st;
+        correlate_engine_stats(e2, SIZE_MAX, &st);
+        assert_int_equal(sink.n, 0);
+        assert_int_equal(st.duplicates, 1);
+        assert_int_equal(st.events, 1);
+        correlate_engine_destroy(e2);
+    }
     assert_true(correlate_rule_grouped_by_host(correlate_set_rule(other.set, 0))); /* ComputerName */
     for (size_t c = 0; c < correlate_set_count(w.h.set); c++) /* User, IpAddress: re-keyed */
         assert_false(correlate_rule_grouped_by_host(correlate_set_rule(w.h.set, c)));
