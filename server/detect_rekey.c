@@ -59,10 +59,32 @@ struct corr_intake {
     uint32_t part_count, part_cap;
     corr_alerts out;
     _Atomic uint64_t fed, invalid, unknown, alerts_written, alerts_existing, write_errors, rebuilds;
+    /* the engines' counters, published after each round (the engines are this thread's) */
+    _Atomic uint64_t duplicates, late, keys, events, duplicates_before, late_before;
 };
+
+static void publish_stats(corr_intake *in)
+{
+    uint64_t dup = 0, late = 0, keys = 0, events = 0;
+    for (uint32_t i = 0; i < in->tenant_count; i++) {
+        correlate_stats st;
+        correlate_engine_stats(in->tenants[i].engine, SIZE_MAX, &st);
+        dup += st.duplicates;
+        late += st.late;
+        keys += st.keys;
+        events += st.events;
+    }
+    atomic_store(&in->duplicates, atomic_load(&in->duplicates_before) + dup);
+    atomic_store(&in->late, atomic_load(&in->late_before) + late);
+    atomic_store(&in->keys, keys);
+    atomic_store(&in->events, events);
+}
 
 static void reset_state(corr_intake *in)
 {
+    publish_stats(in); /* the counters of engines about to go stay counted */
+    atomic_store(&in->duplicates_before, atomic_load(&in->duplicates));
+    atomic_store(&in->late_before, atomic_load(&in->late));
     for (uint32_t i = 0; i < in->tenant_count; i++) correlate_engine_destroy(in->tenants[i].engine);
     in->tenant_count = 0;
     for (uint32_t i = 0; i < in->part_count; i++) free(in->parts[i].q);
@@ -295,6 +317,7 @@ static void *intake_main(void *arg)
         for (uint32_t i = 0; i < in->part_count; i++)
             marks[i] = (bus_records_mark){in->parts[i].partition, part_mark(&in->parts[i], in->keep_us)};
         bus_records_done_at(in->reader, marks, in->part_count);
+        publish_stats(in);
     }
     free(marks);
     free(names);
@@ -356,5 +379,11 @@ void corr_intake_write_metrics(corr_intake *in, buf *o)
       in->write_errors);
     M("mamori_detect_correlation_intake_rebuilds_total", "counter",
       "state rebuilt from the committed offsets after a rule reload", in->rebuilds);
+    M("mamori_detect_correlation_intake_duplicates_total", "counter",
+      "re-keyed matches of an event the key holds already (redelivery): ignored", in->duplicates);
+    M("mamori_detect_correlation_intake_late_total", "counter",
+      "re-keyed matches older than the newest minus detect.correlation_lateness_s: ignored", in->late);
+    M("mamori_detect_correlation_intake_keys", "gauge", "group-by keys held by the intake's engines", in->keys);
+    M("mamori_detect_correlation_intake_events", "gauge", "matches held by the intake's engines", in->events);
 #undef M
 }

@@ -161,6 +161,10 @@ def test_rekeyed_correlations_fire_once_across_two_detect_workers(broker):
         wait_until("the matches to be fed",
                    lambda: total(detects, "mamori_detect_correlation_intake_matches_total") == len(plan))
         assert total(detects, "mamori_detect_correlation_rekeyed_matches_total") == len(plan)
+        per_worker = [total([d], "mamori_detect_correlation_intake_matches_total") for d in detects]
+        print("matches fed per worker:", per_worker, "keys held:",
+              [total([d], "mamori_detect_correlation_intake_keys") for d in detects])
+        assert total(detects, "mamori_detect_correlation_intake_duplicates_total") == 0
         wait_until("the correlation alerts", lambda: len(alerts(store)) >= 2, 60)
         time.sleep(2)  # nothing else arrives
         got = alerts(store)
@@ -180,7 +184,11 @@ def test_rekeyed_correlations_fire_once_across_two_detect_workers(broker):
         detects[0].start(timeout=120)
         wait_until("the restarted intake",
                    lambda: "correlation intake: reading ck.matches" in detects[0].log()[mark:], 60)
-        time.sleep(5)
+        # the offsets were committed behind the matches its windows may still need: it reads
+        # them all again (they are minutes old, the windows 10 minutes)
+        wait_until("the state to be rebuilt", lambda: total([detects[0]], "mamori_detect_correlation_intake_matches_total")
+                   == per_worker[0], 60)
+        time.sleep(3)
         print("fed before the kill: %d, after the restart: %d" % (
             fed_before, total(detects, "mamori_detect_correlation_intake_matches_total")))
         assert sorted(a["id"] for a in alerts(store)) == sorted(a["id"] for a in got)
