@@ -198,3 +198,67 @@ def test_rekeyed_correlations_fire_once_across_two_detect_workers(broker):
                 p.stop()
         if not os.environ.get("MAMORI_KEEP_TEST_DIRS"):
             shutil.rmtree(base, ignore_errors=True)
+
+
+HOST_RULE = """---
+title: Failures on one host
+id: 9a5c6d7e-1f2a-4b3c-8d4e-5f6a7b8c9da4
+status: experimental
+correlation:
+    type: event_count
+    rules:
+        - ck_failed
+    group-by:
+        - Computer
+    timespan: 10m
+    condition:
+        gte: 2
+level: medium
+"""
+
+
+def test_all_roles_process_rekeys_only_what_is_not_grouped_by_host(broker):
+    """One process with every role on Kafka: the correlations grouped by user go through the
+    matches topic and back into the same process's intake (the alerts written to its own
+    store); the one grouped by host (Computer) stays direct (checkpointed, nothing published).
+    Prints the time from the last event's ACK to its correlation alert."""
+    base = temp_dir("mamori-it-corr-kafka1-")
+    rules = os.path.join(base, "rules")
+    os.makedirs(rules)
+    with open(os.path.join(rules, "corr.yml"), "w") as f:
+        f.write(RULES + HOST_RULE)
+    srv = Server(os.path.join(base, "node"), extra=["--bus", "kafka", "--kafka-bootstrap", broker.bootstrap,
+                                                     "--set", "bus.kafka.topic=ck1.events",
+                                                     "--set", "bus.kafka.group_prefix=ck1-",
+                                                     "--set", "bus.kafka.matches_topic=ck1.matches",
+                                                     "--rules", rules])
+    try:
+        srv.start(timeout=120)
+        wait_until("the correlation intake", lambda: "correlation intake: reading ck1.matches" in srv.log(), 60)
+        a, b = Sender(srv, "ck1-a"), Sender(srv, "ck1-b")
+        a.send([sec(4624, 0, "erin", "ck1-a.corp")])
+        a.send([sec(4625, 1, "frank", "ck1-a.corp")])
+        a.send([sec(4625, 2, "frank", "ck1-a.corp")])  # 2 failures on host a: the host correlation fires
+        t0 = time.time()
+        b.send([sec(4624, 3, "erin", "ck1-b.corp")])  # erin on 2 hosts: the user correlation fires
+        a.close()
+        b.close()
+
+        def rule_ids():
+            return sorted(x["rule"]["id"] for x in alerts(srv))
+        wait_until("the user correlation's alert",
+                   lambda: "5c1e2f3a-7b8c-4d9e-8f0a-1b2c3d4e5f60" in rule_ids(), 60)
+        print("ACK of the last event -> correlation alert through mamori.matches: %.0f ms" % ((time.time() - t0) * 1000))
+        wait_until("both alerts", lambda: len(rule_ids()) >= 2, 60)
+        time.sleep(2)
+        assert rule_ids() == ["5c1e2f3a-7b8c-4d9e-8f0a-1b2c3d4e5f60", "9a5c6d7e-1f2a-4b3c-8d4e-5f6a7b8c9da4"]
+        m = metrics(srv.api_port, "mamori_detect_correlation_")
+        # 4 matches: 2 logons (one user correlation each), 2 failures (the user event_count and
+        # the host one): the 2 + 2 user targets are published, the 2 host ones are not
+        assert m["mamori_detect_correlation_rekeyed_matches_total"] == 4, m
+        assert m["mamori_detect_correlation_intake_matches_total"] == 4, m
+    finally:
+        if srv.alive():
+            srv.stop()
+        if not os.environ.get("MAMORI_KEEP_TEST_DIRS"):
+            shutil.rmtree(base, ignore_errors=True)
