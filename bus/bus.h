@@ -148,7 +148,8 @@ void bus_consumer_close(bus_consumer *c);
 int bus_wait_caught_up(bus *b, const char *group, int timeout_ms) MAMORI_WUR;
 
 /* ---- records: keyed messages other than event batches (Kafka only; alerts of detect
- * workers that run without the store role, docs/scaling.md) ---- */
+ * workers that run without the store role, docs/scaling.md; re-keyed correlation matches,
+ * docs/detection.md §11.8) ---- */
 typedef struct bus_record {
     const char *key;    /* "tenant/agent": the same key, the same partition as the agent's events */
     size_t key_len;

@@ -1,8 +1,9 @@
-/* bus/kafka_records.c — keyed records other than event batches, on the alerts topic: detect
+/* bus/kafka_records.c — keyed records other than event batches. On the alerts topic: detect
  * workers without the store role send their alerts here, and each store shard reads the
  * partitions it owns (p % shards == shard), so an agent's alerts land on the shard that holds
  * its events and are written there once (alert ids are deterministic; the store skips an id it
- * has). Sending is synchronous (the caller commits its own offsets only after the broker has
+ * has). On the matches topic: re-keyed correlation matches, read by the detect processes'
+ * correlate intakes (server/detect_rekey.c), which commit with bus_records_done_at. Sending is synchronous (the caller commits its own offsets only after the broker has
  * the records); reading commits only what the caller says is durable. */
 #include "kafka_internal.h"
 
