@@ -171,4 +171,27 @@ void ckey_remove(correlate_engine *e, uint32_t corr, struct ckey *k);
 /* Inserts an entry (taking its data) in time order, evicting the oldest past the limit. */
 uint32_t ckey_insert(correlate_engine *e, uint32_t corr, struct ckey *k, const struct centry *ent);
 
+/* Little-endian encoders shared by the checkpoint (correlate_state.c) and the match wire
+ * format (correlate_wire.c): u8, u32, u64, and a string as u32 length + bytes. */
+static inline void corr_put_u8(buf *b, uint8_t v) { buf_append(b, &v, 1); }
+static inline void corr_put_u32(buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, 4);
+}
+static inline void corr_put_u64(buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, 8);
+}
+static inline void corr_put_str(buf *b, const char *s, size_t len)
+{
+    corr_put_u32(b, (uint32_t)len);
+    buf_append(b, s, len);
+}
+/* How encoded state and matches name a rule: its id, or its title when it has none. */
+static inline const char *corr_rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
+
 #endif

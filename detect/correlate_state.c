@@ -22,45 +22,25 @@ static const char MAGIC[4] = {'M', 'C', 'S', 'T'};
 #define TIME_ABS_MAX ((int64_t)1 << 62)
 static bool time_ok(int64_t t) { return t >= -TIME_ABS_MAX && t <= TIME_ABS_MAX; }
 
-static void put_u8(buf *b, uint8_t v) { buf_append(b, &v, 1); }
-static void put_u32(buf *b, uint32_t v)
-{
-    uint8_t x[4];
-    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
-    buf_append(b, x, 4);
-}
-static void put_u64(buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
-    buf_append(b, x, 8);
-}
-static void put_str(buf *b, const char *s, size_t len)
-{
-    put_u32(b, (uint32_t)len);
-    buf_append(b, s, len);
-}
-
-static const char *rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
 
 /* One key: str key  u32 entry-count  entries (the state's key record, also a record alone in
  * incremental checkpoints). */
 static void put_key(buf *out, const struct ckey *k)
 {
-    put_str(out, k->key, k->key_len);
-    put_u32(out, k->count);
+    corr_put_str(out, k->key, k->key_len);
+    corr_put_u32(out, k->count);
     for (uint32_t i = 0; i < k->count; i++) {
         const struct centry *ent = &k->entries[i];
         uint64_t bits;
         memcpy(&bits, &ent->number, sizeof bits);
-        put_u64(out, (uint64_t)ent->time_us);
-        put_u64(out, ent->seq);
-        put_u32(out, ent->pos);
-        put_u32(out, ent->id_count);
-        put_u64(out, bits);
-        put_u64(out, ent->value_hash);
-        put_u8(out, ent->has_value);
-        put_str(out, ent->data, ent->data_len);
+        corr_put_u64(out, (uint64_t)ent->time_us);
+        corr_put_u64(out, ent->seq);
+        corr_put_u32(out, ent->pos);
+        corr_put_u32(out, ent->id_count);
+        corr_put_u64(out, bits);
+        corr_put_u64(out, ent->value_hash);
+        corr_put_u8(out, ent->has_value);
+        corr_put_str(out, ent->data, ent->data_len);
     }
 }
 
@@ -70,13 +50,13 @@ void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
     const correlate_rule *r = &e->set->corrs[index]->pub;
     const struct cstate *st = &e->states[index];
     buf_append(out, MAGIC, 4);
-    put_u32(out, CORRELATE_STATE_VERSION);
-    put_str(out, rule_key(r), strlen(rule_key(r)));
-    put_u32(out, (uint32_t)r->type);
-    put_u32(out, r->rule_count);
-    put_u64(out, (uint64_t)e->watermark_us);
-    put_u64(out, e->seq);
-    put_u32(out, (uint32_t)st->stats.keys);
+    corr_put_u32(out, CORRELATE_STATE_VERSION);
+    corr_put_str(out, corr_rule_key(r), strlen(corr_rule_key(r)));
+    corr_put_u32(out, (uint32_t)r->type);
+    corr_put_u32(out, r->rule_count);
+    corr_put_u64(out, (uint64_t)e->watermark_us);
+    corr_put_u64(out, e->seq);
+    corr_put_u32(out, (uint32_t)st->stats.keys);
     for (const struct ckey *k = st->oldest; k; k = k->newer) put_key(out, k);
 }
 
@@ -169,7 +149,7 @@ int correlate_state_decode(correlate_engine *e, size_t index, const void *data, 
     if (get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
     uint32_t klen;
     const char *key = get_str(&r, &klen);
-    if (!key || klen != strlen(rule_key(rule)) || memcmp(key, rule_key(rule), klen) != 0) return -EINVAL;
+    if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return -EINVAL;
     if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
     int64_t watermark = (int64_t)get_n(&r, 8);
     if (watermark != INT64_MIN && !time_ok(watermark)) return -EINVAL;
@@ -194,12 +174,12 @@ void correlate_state_header_encode(const correlate_engine *e, size_t index, buf 
     MAMORI_ASSERT(index < e->set->count);
     const correlate_rule *r = &e->set->corrs[index]->pub;
     buf_append(out, HEADER_MAGIC, 4);
-    put_u32(out, CORRELATE_STATE_VERSION);
-    put_str(out, rule_key(r), strlen(rule_key(r)));
-    put_u32(out, (uint32_t)r->type);
-    put_u32(out, r->rule_count);
-    put_u64(out, (uint64_t)e->watermark_us);
-    put_u64(out, e->seq);
+    corr_put_u32(out, CORRELATE_STATE_VERSION);
+    corr_put_str(out, corr_rule_key(r), strlen(corr_rule_key(r)));
+    corr_put_u32(out, (uint32_t)r->type);
+    corr_put_u32(out, r->rule_count);
+    corr_put_u64(out, (uint64_t)e->watermark_us);
+    corr_put_u64(out, e->seq);
 }
 
 int correlate_state_header_decode(correlate_engine *e, size_t index, const void *data, size_t len)
@@ -212,7 +192,7 @@ int correlate_state_header_decode(correlate_engine *e, size_t index, const void 
     if (get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
     uint32_t klen;
     const char *key = get_str(&r, &klen);
-    if (!key || klen != strlen(rule_key(rule)) || memcmp(key, rule_key(rule), klen) != 0) return -EINVAL;
+    if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return -EINVAL;
     if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
     int64_t watermark = (int64_t)get_n(&r, 8);
     uint64_t seq = get_n(&r, 8);

@@ -20,26 +20,6 @@ static const char MAGIC[4] = {'M', 'C', 'M', 'T'};
 #define WIRE_VERSION 1u
 #define WIRE_STR_MAX (16u << 20)
 
-static void put_u8(buf *b, uint8_t v) { buf_append(b, &v, 1); }
-static void put_u32(buf *b, uint32_t v)
-{
-    uint8_t x[4];
-    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
-    buf_append(b, x, 4);
-}
-static void put_u64(buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
-    buf_append(b, x, 8);
-}
-static void put_str(buf *b, const char *s, size_t len)
-{
-    put_u32(b, (uint32_t)len);
-    buf_append(b, s, len);
-}
-
-static const char *rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
 
 size_t correlate_match_target_count(const correlate_match *m) { return m ? m->target_count : 0; }
 
@@ -66,24 +46,24 @@ void correlate_match_encode(const correlate_set *set, const correlate_match *m, 
     const struct mtarget *t = &m->targets[target];
     const correlate_rule *r = &set->corrs[t->corr]->pub;
     buf_append(out, MAGIC, 4);
-    put_u32(out, WIRE_VERSION);
-    put_u64(out, (uint64_t)m->time_us);
-    put_u8(out, m->chained);
-    put_str(out, rule_key(r), strlen(rule_key(r)));
-    put_u32(out, (uint32_t)r->type);
-    put_u32(out, t->pos);
-    put_u8(out, t->missing);
-    put_u8(out, t->numeric);
+    corr_put_u32(out, WIRE_VERSION);
+    corr_put_u64(out, (uint64_t)m->time_us);
+    corr_put_u8(out, m->chained);
+    corr_put_str(out, corr_rule_key(r), strlen(corr_rule_key(r)));
+    corr_put_u32(out, (uint32_t)r->type);
+    corr_put_u32(out, t->pos);
+    corr_put_u8(out, t->missing);
+    corr_put_u8(out, t->numeric);
     uint64_t bits;
     memcpy(&bits, &t->number, sizeof bits);
-    put_u64(out, bits);
-    put_u64(out, t->value_hash);
-    put_str(out, t->missing ? "" : m->blob.data + t->key_off, t->missing ? 0 : t->key_len);
+    corr_put_u64(out, bits);
+    corr_put_u64(out, t->value_hash);
+    corr_put_str(out, t->missing ? "" : m->blob.data + t->key_off, t->missing ? 0 : t->key_len);
     bool has_value = !t->missing && t->value_off != UINT32_MAX;
-    put_u8(out, has_value);
-    if (has_value) put_str(out, m->blob.data + t->value_off, t->value_len);
-    put_u32(out, m->id_count);
-    put_str(out, m->blob.data, ids_len(m));
+    corr_put_u8(out, has_value);
+    if (has_value) corr_put_str(out, m->blob.data + t->value_off, t->value_len);
+    corr_put_u32(out, m->id_count);
+    corr_put_str(out, m->blob.data, ids_len(m));
 }
 
 struct rd {
@@ -149,7 +129,7 @@ int correlate_match_decode(const correlate_set *set, const void *data, size_t le
     uint32_t corr = UINT32_MAX;
     for (uint32_t c = 0; c < set->count && corr == UINT32_MAX; c++) {
         const correlate_rule *cr = &set->corrs[c]->pub;
-        const char *k = rule_key(cr);
+        const char *k = corr_rule_key(cr);
         if (strlen(k) == key_len && !memcmp(k, key, key_len) && (uint32_t)cr->type == type) corr = c;
     }
     if (corr == UINT32_MAX) return -ENOENT;
@@ -191,23 +171,23 @@ static const char ORIGIN_MAGIC[4] = {'M', 'C', 'M', 'O'};
 
 static void put_opt_str(buf *b, const char *s, size_t len)
 {
-    put_u8(b, s != NULL);
-    if (s) put_str(b, s, len);
+    corr_put_u8(b, s != NULL);
+    if (s) corr_put_str(b, s, len);
 }
 
 void correlate_origin_encode(const correlate_origin *o, buf *out)
 {
     buf_append(out, ORIGIN_MAGIC, 4);
-    put_u32(out, ORIGIN_VERSION);
-    put_str(out, o->tenant, o->tenant_len);
-    put_str(out, o->agent_id, o->agent_id_len);
+    corr_put_u32(out, ORIGIN_VERSION);
+    corr_put_str(out, o->tenant, o->tenant_len);
+    corr_put_str(out, o->agent_id, o->agent_id_len);
     put_opt_str(out, o->host_id, o->host_id_len);
     put_opt_str(out, o->host_name, o->host_name_len);
-    put_u64(out, o->agent_hash);
-    put_u64(out, o->seq);
-    put_u32(out, o->index);
-    put_u64(out, (uint64_t)o->ts_us);
-    put_u64(out, (uint64_t)o->received_us);
+    corr_put_u64(out, o->agent_hash);
+    corr_put_u64(out, o->seq);
+    corr_put_u32(out, o->index);
+    corr_put_u64(out, (uint64_t)o->ts_us);
+    corr_put_u64(out, (uint64_t)o->received_us);
 }
 
 static const char *get_opt_str(struct rd *r, size_t *len)
@@ -251,7 +231,7 @@ int correlate_origin_decode(const void *data, size_t len, correlate_origin *o)
 void correlate_match_record_key(const char *tenant, const char *group_key, size_t group_key_len, buf *out)
 {
     buf_puts(out, tenant);
-    put_u8(out, 0x1F);
+    corr_put_u8(out, 0x1F);
     if (group_key_len) buf_append(out, group_key, group_key_len);
 }
 
