@@ -129,7 +129,7 @@ void handle_rules_test(api_req *r);
  * and the default end of a search's range (now + the clock skew ingest accepts). */
 bool api_get_time(api_req *r, const json_value *obj, const char *name, int64_t *out, bool *present);
 int64_t api_default_to(const api *a);
-/* fanout.c: fanout.c, fanout_search.c: an API with api.shards answers these from the store shards (docs/scaling.md 6). */
+/* fanout.c, fanout_search.c: an API with api.shards answers these from the store shards (docs/scaling.md 6). */
 void fanout_search(api_req *r);
 void fanout_event(api_req *r, const char *id);
 void fanout_alerts(api_req *r);
