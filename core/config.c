@@ -1,7 +1,8 @@
-/* core/config.c — schema-driven YAML configuration: one table lists every key with its
- * type, default, range and help text; loading, --check-config, command-line overrides
+/* core/config.c — schema-driven YAML configuration: one table (config_keys.c) lists every
+ * key with its type, default, range and help text; loading, --check-config, command-line overrides
  * and the dump all walk that table, so they cannot disagree. */
 #include "config.h"
+#include "config_internal.h"
 
 #include <errno.h>
 #include <libfyaml.h>
@@ -9,215 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum key_type { KEY_STRING, KEY_BOOL, KEY_U32, KEY_U64, KEY_ENUM, KEY_LIST };
-
-typedef struct config_key {
-    const char *name; /* dotted path */
-    enum key_type type;
-    size_t offset;
-    const char *default_value;
-    uint64_t min, max;      /* integers; KEY_LIST: max = most items */
-    const char *choices;    /* KEY_ENUM: "|a|b|" */
-    const char *help;
-} config_key;
-
-#define OFF(field) offsetof(mamori_config, field)
-#define KiB 1024ULL
-#define MiB (1024ULL * 1024)
-#define GiB (1024ULL * 1024 * 1024)
-
-static const config_key keys[] = {
-    {"log.level", KEY_ENUM, OFF(log.level), "info", 0, 0, "|debug|info|warn|error|", "minimum level logged"},
-
-    {"ingest.listen", KEY_STRING, OFF(ingest.listen), "0.0.0.0:7443", 0, 0, NULL, "agent port, ADDR:PORT"},
-    {"ingest.threads", KEY_U32, OFF(ingest.threads), "2", 1, 64, NULL, "io_uring threads (one ring each)"},
-    {"ingest.tls_cert", KEY_STRING, OFF(ingest.tls_cert), "/etc/mamori/server.pem", 0, 0, NULL,
-     "server certificate chain (PEM)"},
-    {"ingest.tls_key", KEY_STRING, OFF(ingest.tls_key), "/etc/mamori/server.key", 0, 0, NULL,
-     "server private key (PEM)"},
-    {"ingest.tls_ca", KEY_STRING, OFF(ingest.tls_ca), "/etc/mamori/ca.pem", 0, 0, NULL,
-     "CA that signs agent certificates (CN = agent id, O = tenant)"},
-    {"ingest.max_connections", KEY_U32, OFF(ingest.max_connections), "20000", 1, 1000000, NULL,
-     "agent connections across all threads"},
-    {"ingest.max_frame_bytes", KEY_U32, OFF(ingest.max_frame_bytes), "4194304", 4096, 256 * MiB, NULL,
-     "largest frame payload accepted"},
-    {"ingest.max_batch_bytes", KEY_U32, OFF(ingest.max_batch_bytes), "16777216", 4096, 1 * GiB, NULL,
-     "largest decompressed EVENTS payload (zstd bombs stop here)"},
-    {"ingest.max_batch_events", KEY_U32, OFF(ingest.max_batch_events), "10000", 1, 1000000, NULL,
-     "events per batch"},
-    {"ingest.max_unacked_batches", KEY_U32, OFF(ingest.max_unacked_batches), "16", 1, 4096, NULL,
-     "batches in flight per connection before the server stops reading it"},
-    {"ingest.max_events_per_second", KEY_U32, OFF(ingest.max_events_per_second), "50000", 1, 100000000, NULL,
-     "per connection; over it the server stops reading (backpressure)"},
-    {"ingest.max_bytes_per_second", KEY_U64, OFF(ingest.max_bytes_per_second), "67108864", 1024, 100 * GiB, NULL,
-     "per connection, bytes on the wire; over it the server stops reading"},
-    {"ingest.handshake_timeout_ms", KEY_U32, OFF(ingest.handshake_timeout_ms), "10000", 100, 600000, NULL,
-     "TLS handshake plus HELLO must finish within this"},
-    {"ingest.heartbeat_interval_ms", KEY_U32, OFF(ingest.heartbeat_interval_ms), "30000", 1000, 3600000, NULL,
-     "announced to agents; a connection silent for 3x this is closed"},
-    {"ingest.max_handshakes_per_second", KEY_U32, OFF(ingest.max_handshakes_per_second), "2000", 1, 1000000, NULL,
-     "per ingest thread; further new connections wait (reconnect storms)"},
-    {"ingest.max_event_age_days", KEY_U32, OFF(ingest.max_event_age_days), "365", 0, 36500, NULL,
-     "events stamped older are stored at their receive time (0: no bound)"},
-    {"ingest.max_clock_skew_s", KEY_U32, OFF(ingest.max_clock_skew_s), "3600", 0, 31536000, NULL,
-     "events stamped further in the future are stored at their receive time (0: no bound)"},
-    {"ingest.recv_buffer_bytes", KEY_U32, OFF(ingest.recv_buffer_bytes), "16384", 4096, 1 * MiB, NULL,
-     "size of each kernel-provided receive buffer"},
-    {"ingest.recv_buffers", KEY_U32, OFF(ingest.recv_buffers), "1024", 16, 32768, NULL,
-     "provided receive buffers per thread (power of two)"},
-
-    {"node.roles", KEY_STRING, OFF(node.roles), "ingest,detect,store,api,rulesync", 0, 0, NULL,
-     "what this process runs, comma-separated: ingest, detect, store, api, rulesync (split roles need bus.type kafka; "
-     "docs/scaling.md)"},
-    {"bus.type", KEY_ENUM, OFF(bus.type), "embedded", 0, 0, "|embedded|kafka|",
-     "embedded (in-process queues) or kafka (bus.kafka.*, docs/kafka.md)"},
-    {"bus.queue_batches", KEY_U32, OFF(bus.queue_batches), "4096", 16, 1000000, NULL,
-     "batches queued per consumer partition before publishers get backpressure"},
-    {"bus.max_inflight_bytes", KEY_U64, OFF(bus.max_inflight_bytes), "268435456", 1 * MiB, 1024 * GiB, NULL,
-     "memory held by batches between ingest and the last consumer"},
-    {"bus.kafka.bootstrap", KEY_STRING, OFF(bus.kafka.bootstrap), "127.0.0.1:9092", 0, 0, NULL,
-     "Kafka brokers to start from, host:port[,host:port]"},
-    {"bus.kafka.topic", KEY_STRING, OFF(bus.kafka.topic), "mamori.events", 0, 0, NULL,
-     "topic of event batches (one message per agent batch)"},
-    {"bus.kafka.group_prefix", KEY_STRING, OFF(bus.kafka.group_prefix), "mamori-", 0, 0, NULL,
-     "consumer groups are <prefix>store and <prefix>detect"},
-    {"bus.kafka.partitions", KEY_U32, OFF(bus.kafka.partitions), "12", 1, 10000, NULL,
-     "partitions of the topic when mamorid creates it (never change them while agents send)"},
-    {"bus.kafka.replication_factor", KEY_U32, OFF(bus.kafka.replication_factor), "0", 0, 16, NULL,
-     "replicas of the topic when mamorid creates it (0: the broker's default)"},
-    {"bus.kafka.compression", KEY_ENUM, OFF(bus.kafka.compression), "lz4", 0, 0, "|none|lz4|zstd|snappy|gzip|",
-     "producer compression"},
-    {"bus.kafka.linger_ms", KEY_U32, OFF(bus.kafka.linger_ms), "5", 0, 10000, NULL,
-     "producer batching delay (adds to ack latency)"},
-    {"bus.kafka.drain_timeout_ms", KEY_U32, OFF(bus.kafka.drain_timeout_ms), "10000", 100, 600000, NULL,
-     "at shutdown: wait this long for the broker's acks and for the consumers to catch up"},
-    {"bus.kafka.alerts_topic", KEY_STRING, OFF(bus.kafka.alerts_topic), "mamori.alerts", 0, 0, NULL,
-     "topic of the alerts detect workers without the store role send to the store shards (created like the "
-     "events topic)"},
-    {"bus.kafka.matches_topic", KEY_STRING, OFF(bus.kafka.matches_topic), "mamori.matches", 0, 0, NULL,
-     "topic of base-rule matches of correlations not grouped by host, keyed by tenant and group-by value "
-     "(docs/detection.md 11.8); \"\": correlations stay local to each detect process"},
-    {"bus.kafka.correlate_shards", KEY_U32, OFF(bus.kafka.correlate_shards), "0", 0, 10000, NULL,
-     "detect processes sharing the correlation keys: each owns the partitions p of matches_topic with "
-     "p % correlate_shards == correlate_shard (0: this process owns them all)"},
-    {"bus.kafka.correlate_shard", KEY_U32, OFF(bus.kafka.correlate_shard), "0", 0, 9999, NULL,
-     "this detect process's correlation shard number, below bus.kafka.correlate_shards"},
-    {"bus.kafka.store_shards", KEY_U32, OFF(bus.kafka.store_shards), "0", 0, 10000, NULL,
-     "store shards (processes with the store role), each owning the partitions p with p % store_shards == "
-     "store_shard (docs/scaling.md); 0: the store group is balanced by Kafka (one store process)"},
-    {"bus.kafka.store_shard", KEY_U32, OFF(bus.kafka.store_shard), "0", 0, 9999, NULL,
-     "this process's store shard number, below bus.kafka.store_shards"},
-    {"bus.kafka.instance_id", KEY_STRING, OFF(bus.kafka.instance_id), "", 0, 0, NULL,
-     "static group membership: a name unique to this process and stable across restarts (a restart then keeps "
-     "its partitions at once); empty: dynamic membership"},
-
-    {"store.path", KEY_STRING, OFF(store.path), "/var/lib/mamori", 0, 0, NULL, "data directory (RocksDB)"},
-    {"store.sync", KEY_BOOL, OFF(store.sync), "true", 0, 0, NULL,
-     "fsync the WAL before acking (false: survives a process crash, not a power loss)"},
-    {"store.retention_days", KEY_U32, OFF(store.retention_days), "30", 1, 36500, NULL,
-     "default per-tenant retention"},
-    {"store.retention_check_interval_s", KEY_U32, OFF(store.retention_check_interval_s), "3600", 1, 86400, NULL,
-     "how often expired day buckets are removed"},
-    {"store.block_cache_bytes", KEY_U64, OFF(store.block_cache_bytes), "268435456", 1 * MiB, 1024 * GiB, NULL,
-     "RocksDB block cache"},
-    {"store.write_buffer_bytes", KEY_U64, OFF(store.write_buffer_bytes), "134217728", 1 * MiB, 64 * GiB, NULL,
-     "memtable size of the events column family"},
-    {"store.zstd_level", KEY_U32, OFF(store.zstd_level), "3", 1, 22, NULL, "bottommost-level zstd level"},
-    {"store.zstd_dict_bytes", KEY_U32, OFF(store.zstd_dict_bytes), "65536", 0, 1 * MiB, NULL,
-     "zstd dictionary size (0: no dictionary)"},
-    {"store.index_slice_ms", KEY_U32, OFF(store.index_slice_ms), "10000", 10, 600000, NULL,
-     "in-memory index postings are written to disk at least this often (lookups see them before)"},
-    {"store.index_slice_max_bytes", KEY_U64, OFF(store.index_slice_max_bytes), "268435456", 64 * KiB, 16 * GiB,
-     NULL, "...or when the in-memory slice grows past this"},
-    {"store.group_commit_max_batches", KEY_U32, OFF(store.group_commit_max_batches), "512", 1, 100000, NULL,
-     "batches per group commit (one WAL write)"},
-    {"store.group_commit_max_bytes", KEY_U64, OFF(store.group_commit_max_bytes), "67108864", 64 * KiB, 4 * GiB,
-     NULL, "bytes per group commit"},
-
-    {"api.enabled", KEY_BOOL, OFF(api.enabled), "true", 0, 0, NULL, "serve the HTTPS API"},
-    {"api.listen", KEY_STRING, OFF(api.listen), "0.0.0.0:8443", 0, 0, NULL, "API port, ADDR:PORT"},
-    {"api.threads", KEY_U32, OFF(api.threads), "2", 1, 64, NULL,
-     "API threads; a request (and its query) runs on the thread that accepted it"},
-    {"api.tls_cert", KEY_STRING, OFF(api.tls_cert), "", 0, 0, NULL, "API certificate chain (PEM); empty: ingest.tls_cert"},
-    {"api.tls_key", KEY_STRING, OFF(api.tls_key), "", 0, 0, NULL, "its private key; empty: ingest.tls_key"},
-    {"api.max_body_bytes", KEY_U32, OFF(api.max_body_bytes), "1048576", 1024, 64 * MiB, NULL,
-     "largest request body (413 beyond)"},
-    {"api.max_header_bytes", KEY_U32, OFF(api.max_header_bytes), "16384", 1024, 1 * MiB, NULL,
-     "largest request line plus headers"},
-    {"api.max_concurrent_requests", KEY_U32, OFF(api.max_concurrent_requests), "8", 1, 100000, NULL,
-     "searches, trees and listings running at once over all threads (503 beyond)"},
-    {"api.rate_limit_per_key", KEY_U32, OFF(api.rate_limit_per_key), "50", 0, 1000000, NULL,
-     "requests per second per API key, token bucket (429 beyond; 0: no limit)"},
-    {"api.rate_limit_burst", KEY_U32, OFF(api.rate_limit_burst), "100", 1, 1000000, NULL,
-     "requests a key may make at once before the per-second rate applies"},
-    {"api.query_deadline_ms", KEY_U32, OFF(api.query_deadline_ms), "10000", 1, 600000, NULL,
-     "a query stops after this long (rows found so far come with a cursor)"},
-    {"api.max_result_rows", KEY_U32, OFF(api.max_result_rows), "10000", 1, 1000000, NULL,
-     "largest page (limit) and head/tail N"},
-    {"api.max_groups", KEY_U32, OFF(api.max_groups), "100000", 1, 100000000, NULL, "count by: distinct groups"},
-    {"api.max_sequence_keys", KEY_U32, OFF(api.max_sequence_keys), "1000000", 1, 100000000, NULL,
-     "sequences: join keys with a partial sequence at once"},
-    {"api.max_candidates", KEY_U32, OFF(api.max_candidates), "4000000", 1000, 1000000000, NULL,
-     "index references one query may hold in memory (24 bytes each)"},
-    {"api.idle_timeout_s", KEY_U32, OFF(api.idle_timeout_s), "30", 1, 3600, NULL,
-     "a connection idle (or sending slowly) this long is closed"},
-    {"api.default_range_hours", KEY_U32, OFF(api.default_range_hours), "24", 1, 876000, NULL,
-     "time range of a search that names no 'from'"},
-    {"api.shards", KEY_LIST, OFF(api.shards), "", 0, 256, NULL,
-     "store shards' API URLs (https://HOST:PORT) this API answers for by fan-out (docs/scaling.md 6); empty: "
-     "this process's own store"},
-    {"api.shards_ca", KEY_STRING, OFF(api.shards_ca), "", 0, 0, NULL,
-     "CA (PEM) that verifies the shards' API certificates; empty: ingest.tls_ca"},
-    {"api.shard_timeout_ms", KEY_U32, OFF(api.shard_timeout_ms), "15000", 100, 600000, NULL,
-     "one request to one shard (connect, query, answer) may take this long; then the search fails naming the shard"},
-
-    {"detect.rules", KEY_LIST, OFF(detect.rules), "", 0, 256, NULL,
-     "Sigma rule files or directories (*.yml/*.yaml, recursively); empty: no rules. SIGHUP reloads them"},
-    {"detect.placeholders", KEY_LIST, OFF(detect.placeholders), "", 0, 4096, NULL,
-     "values for the expand modifier as NAME=VALUE, one value per item (rules needing an unset one are rejected)"},
-    {"detect.threads", KEY_U32, OFF(detect.threads), "1", 1, 64, NULL,
-     "detection threads (one bus partition each; an agent's batches stay on one)"},
-    {"detect.compile_threads", KEY_U32, OFF(detect.compile_threads), "0", 0, 16, NULL,
-     "threads compiling a rule set (0: online CPUs); compilation never runs on a detection thread"},
-    {"detect.include_deprecated", KEY_BOOL, OFF(detect.include_deprecated), "false", 0, 0, NULL,
-     "load rules with status: deprecated"},
-    {"detect.include_unsupported", KEY_BOOL, OFF(detect.include_unsupported), "false", 0, 0, NULL,
-     "load rules with status: unsupported"},
-    {"detect.max_rules", KEY_U32, OFF(detect.max_rules), "100000", 1, 10000000, NULL,
-     "rules in one rule set (further rules are rejected with reason 'limit exceeded')"},
-    {"detect.max_alerts_per_batch", KEY_U32, OFF(detect.max_alerts_per_batch), "10000", 1, 10000000, NULL,
-     "alerts kept from one batch; beyond it they are counted as dropped and logged"},
-    {"detect.checkpoint_interval_ms", KEY_U32, OFF(detect.checkpoint_interval_ms), "200", 1, 600000, NULL,
-     "how often the detected-up-to watermark is written when no alert forces a write"},
-    {"detect.recovery_lookback_s", KEY_U32, OFF(detect.recovery_lookback_s), "900", 0, 31536000, NULL,
-     "after a crash, re-detection scans events stamped from this long before detection stopped"},
-    {"detect.correlation_max_keys", KEY_U32, OFF(detect.correlation_max_keys), "100000", 1, 100000000, NULL,
-     "group-by keys held per tenant and correlation rule; a new key beyond it evicts the least recently updated (counted)"},
-    {"detect.correlation_max_events_per_key", KEY_U32, OFF(detect.correlation_max_events_per_key), "1000", 1, 1000000,
-     NULL, "base-rule matches held per correlation group-by key; beyond it the oldest is evicted (counted)"},
-    {"detect.correlation_lateness_s", KEY_U32, OFF(detect.correlation_lateness_s), "60", 0, 31536000, NULL,
-     "event-time lateness allowance: a match older than the newest match seen minus this is counted late and ignored"},
-    {"detect.correlation_checkpoint_interval_ms", KEY_U32, OFF(detect.correlation_checkpoint_interval_ms), "1000", 1,
-     3600000, NULL, "how often correlation state is checkpointed to the state column family (with the watermarks)"},
-
-    {"response.max_pending_per_agent", KEY_U32, OFF(response.max_pending_per_agent), "64", 1, 256, NULL,
-     "actions queued or in flight per agent; a further request is refused (409)"},
-    {"response.max_file_bytes", KEY_U64, OFF(response.max_file_bytes), "67108864", 1 * KiB, 1 * GiB, NULL,
-     "largest file fetch_file may bring back (its max_bytes cannot exceed it); the transfer is held in memory"},
-    {"response.max_output_bytes", KEY_U32, OFF(response.max_output_bytes), "4194304", 4 * KiB, 64 * MiB, NULL,
-     "largest RESULT JSON (after zstd); a larger one fails the action"},
-    {"response.default_expires_s", KEY_U32, OFF(response.default_expires_s), "3600", 1, 604800, NULL,
-     "expires_in of an action that names none (at most 7 days)"},
-    {"response.drift_grace_s", KEY_U32, OFF(response.drift_grace_s), "120", 1, 86400, NULL,
-     "desired and reported isolation may differ this long while the agent is online before an alert"},
-    {"response.isolation_allow", KEY_LIST, OFF(response.isolation_allow), "", 0, 64, NULL,
-     "HOST:PORT endpoints an isolated agent may still reach, added to the ingest address its connection uses"},
-    {"response.auto_allowed", KEY_LIST, OFF(response.auto_allowed), "", 0, 16, NULL,
-     "actions Sigma rules may request automatically (x-mamori: {response: [...]}); empty: none"},
-    {"response.auto_max_per_minute", KEY_U32, OFF(response.auto_max_per_minute), "10", 0, 100000, NULL,
-     "automatic actions per tenant per minute; over it an alert says what was suppressed"},
-};
 
 #define TENANTS_KEY "store.tenants"
 #define RESPONSE_TENANTS_KEY "response.tenants"
@@ -240,8 +32,8 @@ static int errorf(char *err, size_t err_len, const char *fmt, ...)
 
 static const config_key *find_key(const char *name, size_t len)
 {
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++)
-        if (strlen(keys[i].name) == len && memcmp(keys[i].name, name, len) == 0) return &keys[i];
+    for (size_t i = 0; i < config_key_count; i++)
+        if (strlen(config_keys[i].name) == len && memcmp(config_keys[i].name, name, len) == 0) return &config_keys[i];
     return NULL;
 }
 
@@ -383,8 +175,8 @@ void config_defaults(mamori_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     char err[256];
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++) {
-        const config_key *k = &keys[i];
+    for (size_t i = 0; i < config_key_count; i++) {
+        const config_key *k = &config_keys[i];
         int rc = set_value(cfg, k, k->default_value, strlen(k->default_value), "default", err, sizeof err);
         if (rc) mamori_panic(__FILE__, __LINE__, "bad default: %s", err);
     }
@@ -392,13 +184,13 @@ void config_defaults(mamori_config *cfg)
 
 void config_free(mamori_config *cfg)
 {
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++) {
-        if (keys[i].type == KEY_STRING || keys[i].type == KEY_ENUM) {
-            char **sp = field_ptr(cfg, &keys[i]);
+    for (size_t i = 0; i < config_key_count; i++) {
+        if (config_keys[i].type == KEY_STRING || config_keys[i].type == KEY_ENUM) {
+            char **sp = field_ptr(cfg, &config_keys[i]);
             free(*sp);
             *sp = NULL;
-        } else if (keys[i].type == KEY_LIST) {
-            config_list_clear(field_ptr(cfg, &keys[i]));
+        } else if (config_keys[i].type == KEY_LIST) {
+            config_list_clear(field_ptr(cfg, &config_keys[i]));
         }
     }
     for (uint32_t i = 0; i < cfg->store.tenant_count; i++) free(cfg->store.tenants[i].name);
@@ -645,8 +437,8 @@ static int load_mapping(load_ctx *c, struct fy_node *map, const char *prefix)
         if (!k) {
             /* a section? (some key starts with "path.") */
             bool section = false;
-            for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++)
-                if (!strncmp(keys[i].name, path, (size_t)plen) && keys[i].name[plen] == '.') section = true;
+            for (size_t i = 0; i < config_key_count; i++)
+                if (!strncmp(config_keys[i].name, path, (size_t)plen) && config_keys[i].name[plen] == '.') section = true;
             if (!section) return errorf(c->err, c->err_len, "%s: unknown key '%s'", where, path);
             if (!vn || !fy_node_is_mapping(vn))
                 return errorf(c->err, c->err_len, "%s: '%s' must be a mapping", where, path);
@@ -836,8 +628,8 @@ static void dump_quoted(FILE *out, const char *s)
 void config_dump(const mamori_config *cfg, FILE *out)
 {
     char section[32] = "";
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(keys); i++) {
-        const config_key *k = &keys[i];
+    for (size_t i = 0; i < config_key_count; i++) {
+        const config_key *k = &config_keys[i];
         const char *dot = strchr(k->name, '.');
         size_t slen = (size_t)(dot - k->name);
         if (strlen(section) != slen || strncmp(section, k->name, slen) != 0) {
