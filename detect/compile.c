@@ -6,7 +6,7 @@
  * anchored plain literals go to a literal set of the path instead (literal.c). Databases compile
  * on a small thread pool; an expression Hyperscan still refuses there rejects the rules
  * using it (named in the report) and its database is rebuilt without them. */
-#include "internal.h"
+#include "compile_internal.h"
 
 #include "core/clock.h"
 #include "core/ecs_map.h"
@@ -19,66 +19,6 @@
 #include <unistd.h>
 
 static atomic_uint_fast64_t next_generation = 1;
-
-#define PATHS_PER_FIELD_MAX 16
-#define COMPILE_THREADS_MAX 16
-
-/* growable arrays */
-#define VEC_PUSH(arr, count, cap, value)                                                   \
-    do {                                                                                   \
-        if ((count) == (cap)) {                                                            \
-            (cap) = (cap) ? (cap) * 2 : 256;                                               \
-            (arr) = mamori_xrealloc((arr), (size_t)(cap) * sizeof *(arr));                 \
-        }                                                                                  \
-        (arr)[(count)++] = (value);                                                        \
-    } while (0)
-
-struct entry {
-    const char *expr;
-    uint32_t flags;
-    uint32_t alt;
-    bool joined; /* keyword pattern for the joined-values database */
-    bool regex;  /* user regular expression: kept in a database of its own */
-};
-
-struct db_build {
-    uint32_t path; /* DETECT_NONE: keywords */
-    bool joined;   /* the joined-values keyword database */
-    bool regex;    /* the regular-expression database of its path and class */
-    bool lazy;     /* non-trigger patterns of its path and class */
-    bool literal;  /* anchored plain literals: a literal set, not a Hyperscan database */
-    struct db_class cls;
-    struct entry *entries;
-    uint32_t count, cap;
-    /* filled by prepare/compile */
-    const char **exprs;
-    uint32_t *flags;
-    uint32_t *alt_first;
-    uint32_t *alts;
-    uint32_t id_count;
-    hs_database_t *hs;
-    struct litset *lit;
-    int failed_expression; /* -1: none; -2: whole database */
-    char error[256];
-};
-
-typedef struct builder {
-    detect_ruleset *rs;
-    detect_loader *loader;
-    uint32_t pred_cap, alt_cap, node_cap, kid_cap, path_cap, field_cap;
-    strmap field_index; /* Sigma field name → field id */
-    uint32_t *alt_primary; /* alternative → primary path of a displacement fallback, or NONE */
-    struct entry *pending; /* expressions of every alternative, before distribution */
-    uint32_t pending_count, pending_cap;
-    uint32_t *path_target; /* path → the path whose database scans it */
-    double *strength;      /* pred → how rarely it should match (trigger choice) */
-    uint32_t strength_cap;
-    struct db_build *builds;
-    uint32_t build_count, build_cap;
-    uint64_t *build_keys; /* open addressing: (path, class, joined) → build index + 1 */
-    uint32_t *build_slots;
-    uint32_t build_slot_cap;
-} builder;
 
 /* ---- interning ---------------------------------------------------------------------------------- */
 
@@ -167,7 +107,6 @@ static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls
     return &b->builds[b->build_count - 1];
 }
 
-static void prepare_db(struct db_build *db);
 
 /* A literal set takes the contains values of its path and class only when its substring
  * filter can hold them all (literal_contains_fit); otherwise they go to the path's
@@ -178,7 +117,7 @@ static void split_contains(builder *b)
     for (uint32_t i = 0; i < n; i++) {
         struct db_build *db = &b->builds[i];
         if (!db->literal) continue;
-        prepare_db(db);
+        db_prepare(db);
         if (literal_contains_fit(db->exprs, db->flags, db->id_count)) continue;
         struct entry *moved = NULL;
         uint32_t moved_count = 0, moved_cap = 0, kept = 0;
@@ -477,127 +416,6 @@ static void mark_triggers(builder *b, uint32_t node)
     }
 }
 
-/* ---- databases -------------------------------------------------------------------------------- */
-
-static int entry_key_cmp(const void *a, const void *b)
-{
-    const struct entry *x = a, *y = b;
-    if (x->flags != y->flags) return x->flags < y->flags ? -1 : 1;
-    int c = strcmp(x->expr, y->expr);
-    if (c) return c;
-    return x->alt < y->alt ? -1 : x->alt > y->alt;
-}
-
-/* Sorts entries, gives each distinct (expression, flags) an id and lists its alternatives. */
-static void prepare_db(struct db_build *db)
-{
-    free(db->exprs);
-    free(db->flags);
-    free(db->alt_first);
-    free(db->alts);
-    qsort(db->entries, db->count, sizeof *db->entries, entry_key_cmp);
-    db->exprs = mamori_xmalloc((db->count + 1) * sizeof *db->exprs);
-    db->flags = mamori_xmalloc((db->count + 1) * sizeof *db->flags);
-    db->alt_first = mamori_xmalloc((db->count + 1) * sizeof *db->alt_first);
-    db->alts = mamori_xmalloc((db->count + 1) * sizeof *db->alts);
-    uint32_t ids = 0, alts = 0;
-    for (uint32_t i = 0; i < db->count; i++) {
-        const struct entry *e = &db->entries[i];
-        bool same = i > 0 && e->flags == db->entries[i - 1].flags && strcmp(e->expr, db->entries[i - 1].expr) == 0;
-        if (!same) {
-            db->exprs[ids] = e->expr;
-            db->flags[ids] = e->flags;
-            db->alt_first[ids] = alts;
-            ids++;
-        }
-        if (alts == 0 || !same || db->alts[alts - 1] != e->alt) db->alts[alts++] = e->alt;
-    }
-    db->alt_first[ids] = alts;
-    db->id_count = ids;
-}
-
-static void compile_db(struct db_build *db)
-{
-    db->failed_expression = -1;
-    if (db->id_count == 0) return;
-    if (db->literal) {
-        db->lit = literal_set_build(db->exprs, db->flags, db->id_count);
-        return;
-    }
-    unsigned *ids = mamori_xmalloc(db->id_count * sizeof *ids);
-    for (uint32_t i = 0; i < db->id_count; i++) ids[i] = i;
-    hs_compile_error_t *cerr = NULL;
-    hs_error_t rc = hs_compile_multi(db->exprs, db->flags, ids, db->id_count, HS_MODE_BLOCK, NULL, &db->hs, &cerr);
-    free(ids);
-    if (rc != HS_SUCCESS) {
-        db->hs = NULL;
-        db->failed_expression = cerr && cerr->expression >= 0 ? cerr->expression : -2;
-        snprintf(db->error, sizeof db->error, "%s", cerr ? cerr->message : "compile failed");
-    }
-    if (cerr) hs_free_compile_error(cerr);
-}
-
-struct pool {
-    struct db_build *builds;
-    uint32_t count;
-    atomic_uint next;
-};
-
-static void *pool_worker(void *arg)
-{
-    struct pool *p = arg;
-    for (;;) {
-        uint32_t i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->count) return NULL;
-        compile_db(&p->builds[i]);
-    }
-}
-
-static void compile_all(builder *b, unsigned threads)
-{
-    struct pool p = {.builds = b->builds, .count = b->build_count};
-    atomic_init(&p.next, 0);
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned)n : 1;
-    }
-    if (threads > COMPILE_THREADS_MAX) threads = COMPILE_THREADS_MAX;
-    if (threads > b->build_count) threads = b->build_count ? b->build_count : 1;
-    pthread_t tids[COMPILE_THREADS_MAX];
-    unsigned started = 0;
-    for (unsigned i = 1; i < threads; i++)
-        if (pthread_create(&tids[started], NULL, pool_worker, &p) == 0) started++;
-    pool_worker(&p);
-    for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
-}
-
-/* A database refused expression `failed`: reject every rule using it, drop their entries,
- * recompile. Returns 0 when the database compiled in the end. */
-static int repair_db(builder *b, struct lrule **lrules, const uint32_t *rule_source, struct db_build *db)
-{
-    detect_ruleset *rs = b->rs;
-    for (int attempt = 0; attempt < 64 && db->failed_expression != -1; attempt++) {
-        if (db->failed_expression < 0) return -EIO;
-        uint32_t id = (uint32_t)db->failed_expression;
-        for (uint32_t k = db->alt_first[id]; k < db->alt_first[id + 1]; k++) {
-            uint32_t rule = rs->preds[rs->alt_pred[db->alts[k]]].rule;
-            if (rs->rules[rule].dead) continue;
-            rs->rules[rule].dead = true;
-            loader_reject_rule(b->loader, lrules[rule_source[rule]], DETECT_REASON_REGEX,
-                               "expression '%.80s' not supported by Hyperscan: %s", db->exprs[id], db->error);
-        }
-        uint32_t kept = 0;
-        for (uint32_t i = 0; i < db->count; i++) {
-            uint32_t rule = rs->preds[rs->alt_pred[db->entries[i].alt]].rule;
-            if (!rs->rules[rule].dead) db->entries[kept++] = db->entries[i];
-        }
-        db->count = kept;
-        prepare_db(db);
-        compile_db(db);
-    }
-    return db->failed_expression == -1 ? 0 : -EIO;
-}
-
 /* ---- the rule set ------------------------------------------------------------------------------ */
 
 void ruleset_free(detect_ruleset *rs)
@@ -693,13 +511,13 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
 
     distribute_entries(&b);
     split_contains(&b);
-    for (uint32_t i = 0; i < b.build_count; i++) prepare_db(&b.builds[i]);
+    for (uint32_t i = 0; i < b.build_count; i++) db_prepare(&b.builds[i]);
     int64_t t1 = clock_mono_us();
-    compile_all(&b, l ? loader_options(l)->compile_threads : 0);
+    db_compile_all(&b, l ? loader_options(l)->compile_threads : 0);
     for (uint32_t i = 0; i < b.build_count && rc == 0; i++) {
         struct db_build *db = &b.builds[i];
         if (db->failed_expression == -1) continue;
-        if (repair_db(&b, lrules, rule_source, db)) {
+        if (db_repair(&b, lrules, rule_source, db)) {
             snprintf(err, err_len, "Hyperscan could not compile the database of %s: %s",
                      db->path == DETECT_NONE ? "keywords" : rs->paths[db->path].str, db->error);
             rc = -EIO;

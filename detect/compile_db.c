@@ -1,0 +1,132 @@
+/* detect/compile_db.c — the rule set's databases: each path and class's expressions sorted and
+ * deduplicated, compiled to a Hyperscan block-mode database (or a literal set, literal.c) on a
+ * small thread pool; a database Hyperscan refuses is repaired by rejecting the rules of the
+ * failing expression. */
+#include "compile_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- databases -------------------------------------------------------------------------------- */
+
+static int entry_key_cmp(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    if (x->flags != y->flags) return x->flags < y->flags ? -1 : 1;
+    int c = strcmp(x->expr, y->expr);
+    if (c) return c;
+    return x->alt < y->alt ? -1 : x->alt > y->alt;
+}
+
+/* Sorts entries, gives each distinct (expression, flags) an id and lists its alternatives. */
+void db_prepare(struct db_build *db)
+{
+    free(db->exprs);
+    free(db->flags);
+    free(db->alt_first);
+    free(db->alts);
+    qsort(db->entries, db->count, sizeof *db->entries, entry_key_cmp);
+    db->exprs = mamori_xmalloc((db->count + 1) * sizeof *db->exprs);
+    db->flags = mamori_xmalloc((db->count + 1) * sizeof *db->flags);
+    db->alt_first = mamori_xmalloc((db->count + 1) * sizeof *db->alt_first);
+    db->alts = mamori_xmalloc((db->count + 1) * sizeof *db->alts);
+    uint32_t ids = 0, alts = 0;
+    for (uint32_t i = 0; i < db->count; i++) {
+        const struct entry *e = &db->entries[i];
+        bool same = i > 0 && e->flags == db->entries[i - 1].flags && strcmp(e->expr, db->entries[i - 1].expr) == 0;
+        if (!same) {
+            db->exprs[ids] = e->expr;
+            db->flags[ids] = e->flags;
+            db->alt_first[ids] = alts;
+            ids++;
+        }
+        if (alts == 0 || !same || db->alts[alts - 1] != e->alt) db->alts[alts++] = e->alt;
+    }
+    db->alt_first[ids] = alts;
+    db->id_count = ids;
+}
+
+static void compile_db(struct db_build *db)
+{
+    db->failed_expression = -1;
+    if (db->id_count == 0) return;
+    if (db->literal) {
+        db->lit = literal_set_build(db->exprs, db->flags, db->id_count);
+        return;
+    }
+    unsigned *ids = mamori_xmalloc(db->id_count * sizeof *ids);
+    for (uint32_t i = 0; i < db->id_count; i++) ids[i] = i;
+    hs_compile_error_t *cerr = NULL;
+    hs_error_t rc = hs_compile_multi(db->exprs, db->flags, ids, db->id_count, HS_MODE_BLOCK, NULL, &db->hs, &cerr);
+    free(ids);
+    if (rc != HS_SUCCESS) {
+        db->hs = NULL;
+        db->failed_expression = cerr && cerr->expression >= 0 ? cerr->expression : -2;
+        snprintf(db->error, sizeof db->error, "%s", cerr ? cerr->message : "compile failed");
+    }
+    if (cerr) hs_free_compile_error(cerr);
+}
+
+struct pool {
+    struct db_build *builds;
+    uint32_t count;
+    atomic_uint next;
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    for (;;) {
+        uint32_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->count) return NULL;
+        compile_db(&p->builds[i]);
+    }
+}
+
+void db_compile_all(builder *b, unsigned threads)
+{
+    struct pool p = {.builds = b->builds, .count = b->build_count};
+    atomic_init(&p.next, 0);
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    if (threads > COMPILE_THREADS_MAX) threads = COMPILE_THREADS_MAX;
+    if (threads > b->build_count) threads = b->build_count ? b->build_count : 1;
+    pthread_t tids[COMPILE_THREADS_MAX];
+    unsigned started = 0;
+    for (unsigned i = 1; i < threads; i++)
+        if (pthread_create(&tids[started], NULL, pool_worker, &p) == 0) started++;
+    pool_worker(&p);
+    for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
+}
+
+/* A database refused expression `failed`: reject every rule using it, drop their entries,
+ * recompile. Returns 0 when the database compiled in the end. */
+int db_repair(builder *b, struct lrule **lrules, const uint32_t *rule_source, struct db_build *db)
+{
+    detect_ruleset *rs = b->rs;
+    for (int attempt = 0; attempt < 64 && db->failed_expression != -1; attempt++) {
+        if (db->failed_expression < 0) return -EIO;
+        uint32_t id = (uint32_t)db->failed_expression;
+        for (uint32_t k = db->alt_first[id]; k < db->alt_first[id + 1]; k++) {
+            uint32_t rule = rs->preds[rs->alt_pred[db->alts[k]]].rule;
+            if (rs->rules[rule].dead) continue;
+            rs->rules[rule].dead = true;
+            loader_reject_rule(b->loader, lrules[rule_source[rule]], DETECT_REASON_REGEX,
+                               "expression '%.80s' not supported by Hyperscan: %s", db->exprs[id], db->error);
+        }
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < db->count; i++) {
+            uint32_t rule = rs->preds[rs->alt_pred[db->entries[i].alt]].rule;
+            if (!rs->rules[rule].dead) db->entries[kept++] = db->entries[i];
+        }
+        db->count = kept;
+        db_prepare(db);
+        compile_db(db);
+    }
+    return db->failed_expression == -1 ? 0 : -EIO;
+}
