@@ -3,7 +3,7 @@
  * one "alternative" per ECS path its field may live at (fields.c) and each alternative's
  * expressions go into the Hyperscan database of that path — one block-mode database per
  * path and routing class holding every rule's expressions, identical expressions shared;
- * anchored plain literals go to a literal set of the path instead (literal.c). Databases compile
+ * anchored plain literals go to a literal set of the path instead (literal.c). Databases compile (compile_db.c)
  * on a small thread pool; an expression Hyperscan still refuses there rejects the rules
  * using it (named in the report) and its database is rebuilt without them. */
 #include "compile_internal.h"

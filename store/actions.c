@@ -571,15 +571,5 @@ int store_file_get(store *s, uint64_t tenant_hash, const uint8_t sha256[STORE_SH
     uint8_t key[FILE_KEY_BYTES];
     mamori_put_be64(key, tenant_hash);
     memcpy(key + 8, sha256, STORE_SHA256_BYTES);
-    char *err = NULL;
-    rocksdb_pinnableslice_t *v =
-        rocksdb_get_pinned_cf(s->db, s->read_options, s->cf[CF_FILES], (const char *)key, sizeof key, &err);
-    if (err) return store_rocks_error(err, "file get");
-    if (!v) return -ENOENT;
-    size_t len;
-    const char *p = rocksdb_pinnableslice_value(v, &len);
-    buf_clear(out);
-    buf_append(out, p, len);
-    rocksdb_pinnableslice_destroy(v);
-    return 0;
+    return store_cf_get(s, CF_FILES, key, sizeof key, out, "file get");
 }

@@ -366,6 +366,9 @@ struct store {
 /* Maps a RocksDB error string to a negative errno, logs it (rate-limited) naming what,
  * and frees err. */
 int store_rocks_error(char *err, const char *what);
+/* Copies the value of key in column family cf into out (cleared first): 0, -ENOENT when
+ * absent, or a RocksDB error logged as `what`. */
+int store_cf_get(store *s, enum store_cf cf, const void *key, size_t key_len, buf *out, const char *what) MAMORI_WUR;
 /* Writes the slice synchronously (used by the background thread and by recovery) under
  * slice id `slice_id`: marker, SST file, ingestion, then the pending-log deletion. */
 int ix_write_slice_as(store *s, ix_slice *sl, uint64_t slice_id) MAMORI_WUR;

@@ -12,17 +12,7 @@ int store_get_event(store *s, uint64_t tenant_hash, int64_t ts_us, uint64_t agen
     MAMORI_ASSERT(s && json_out);
     uint8_t key[STORE_EVENT_KEY_BYTES];
     store_event_key(key, tenant_hash, ts_us, agent_hash, seq, index);
-    char *err = NULL;
-    rocksdb_pinnableslice_t *v =
-        rocksdb_get_pinned_cf(s->db, s->read_options, s->cf[CF_EVENTS], (const char *)key, sizeof key, &err);
-    if (err) return store_rocks_error(err, "event get");
-    if (!v) return -ENOENT;
-    size_t len;
-    const char *p = rocksdb_pinnableslice_value(v, &len);
-    buf_clear(json_out);
-    buf_append(json_out, p, len);
-    rocksdb_pinnableslice_destroy(v);
-    return 0;
+    return store_cf_get(s, CF_EVENTS, key, sizeof key, json_out, "event get");
 }
 
 typedef int (*key_visit_fn)(void *ctx, const store_event_ref *ref, const char *value, size_t len);

@@ -26,17 +26,7 @@ static int get_tag(store *s, uint64_t tenant_hash, uint64_t agent_hash, uint8_t 
 {
     uint8_t key[STORE_AGENT_KEY_BYTES];
     store_agent_key_tag(key, tenant_hash, agent_hash, tag);
-    char *err = NULL;
-    rocksdb_pinnableslice_t *v =
-        rocksdb_get_pinned_cf(s->db, s->read_options, s->cf[CF_AGENTS], (const char *)key, sizeof key, &err);
-    if (err) return store_rocks_error(err, "agent registry get");
-    if (!v) return -ENOENT;
-    size_t len;
-    const char *p = rocksdb_pinnableslice_value(v, &len);
-    buf_clear(out);
-    buf_append(out, p, len);
-    rocksdb_pinnableslice_destroy(v);
-    return 0;
+    return store_cf_get(s, CF_AGENTS, key, sizeof key, out, "agent registry get");
 }
 
 int store_agent_info_get(store *s, uint64_t tenant_hash, uint64_t agent_hash, buf *out)

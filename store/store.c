@@ -448,17 +448,22 @@ int store_meta_put(store *s, const char *key, const void *value, size_t len)
     return err ? store_rocks_error(err, "meta put") : 0;
 }
 
-int store_meta_get(store *s, const char *key, buf *value_out)
+int store_cf_get(store *s, enum store_cf cf, const void *key, size_t key_len, buf *out, const char *what)
 {
-    MAMORI_ASSERT(s && key && value_out);
     char *err = NULL;
-    rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(s->db, s->read_options, s->cf[CF_META], key, strlen(key), &err);
-    if (err) return store_rocks_error(err, "meta get");
+    rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(s->db, s->read_options, s->cf[cf], key, key_len, &err);
+    if (err) return store_rocks_error(err, what);
     if (!v) return -ENOENT;
     size_t len;
     const char *p = rocksdb_pinnableslice_value(v, &len);
-    buf_clear(value_out);
-    buf_append(value_out, p, len);
+    buf_clear(out);
+    buf_append(out, p, len);
     rocksdb_pinnableslice_destroy(v);
     return 0;
+}
+
+int store_meta_get(store *s, const char *key, buf *value_out)
+{
+    MAMORI_ASSERT(s && key && value_out);
+    return store_cf_get(s, CF_META, key, strlen(key), value_out, "meta get");
 }
