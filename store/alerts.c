@@ -548,23 +548,7 @@ int store_detect_marks_scan(store *s, store_detect_mark_fn fn, void *ctx)
 int store_state_scan(store *s, const void *prefix, size_t prefix_len, store_state_fn fn, void *ctx)
 {
     MAMORI_ASSERT(s && prefix && fn);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_options, s->cf[CF_STATE]);
-    int rc = 0;
-    for (rocksdb_iter_seek(it, prefix, prefix_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < prefix_len || memcmp(k, prefix, prefix_len) != 0) break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        if (fn(ctx, k, klen, v, vlen)) {
-            rc = 1;
-            break;
-        }
-    }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    if (err) rc = store_rocks_error(err, "scanning state");
-    return rc;
+    return store_cf_scan(s, CF_STATE, prefix, prefix_len, fn, ctx, "scanning state");
 }
 
 static int get_i64(store *s, const char *key, int64_t *out)

@@ -369,6 +369,10 @@ int store_rocks_error(char *err, const char *what);
 /* Copies the value of key in column family cf into out (cleared first): 0, -ENOENT when
  * absent, or a RocksDB error logged as `what`. */
 int store_cf_get(store *s, enum store_cf cf, const void *key, size_t key_len, buf *out, const char *what) MAMORI_WUR;
+/* Calls fn for every key of cf starting with prefix, in key order, until fn returns non-zero:
+ * 0 when all were visited, 1 when fn stopped it, or a RocksDB error logged as `what`. */
+int store_cf_scan(store *s, enum store_cf cf, const void *prefix, size_t prefix_len, store_state_fn fn, void *ctx,
+                  const char *what) MAMORI_WUR;
 /* Writes the slice synchronously (used by the background thread and by recovery) under
  * slice id `slice_id`: marker, SST file, ingestion, then the pending-log deletion. */
 int ix_write_slice_as(store *s, ix_slice *sl, uint64_t slice_id) MAMORI_WUR;

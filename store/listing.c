@@ -36,27 +36,23 @@ int store_list_agents(store *s, uint64_t tenant_hash, store_agent_fn fn, void *c
     return rc;
 }
 
+/* store_meta_fn sees the keys as text: an adapter to the byte-oriented scan. */
+struct meta_visit {
+    store_meta_fn fn;
+    void *ctx;
+};
+
+static int meta_visit(void *ctx, const void *key, size_t key_len, const void *value, size_t value_len)
+{
+    const struct meta_visit *m = ctx;
+    return m->fn(m->ctx, key, key_len, value, value_len);
+}
+
 int store_meta_scan(store *s, const char *prefix, store_meta_fn fn, void *ctx)
 {
     MAMORI_ASSERT(s && prefix && fn);
-    size_t plen = strlen(prefix);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_options, s->cf[CF_META]);
-    int rc = 0;
-    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < plen || memcmp(k, prefix, plen) != 0) break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        if (fn(ctx, k, klen, v, vlen)) {
-            rc = 1;
-            break;
-        }
-    }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    if (err) return store_rocks_error(err, "meta scan");
-    return rc;
+    struct meta_visit m = {.fn = fn, .ctx = ctx};
+    return store_cf_scan(s, CF_META, prefix, strlen(prefix), meta_visit, &m, "meta scan");
 }
 
 int store_meta_delete(store *s, const char *key)

@@ -462,6 +462,28 @@ int store_cf_get(store *s, enum store_cf cf, const void *key, size_t key_len, bu
     return 0;
 }
 
+int store_cf_scan(store *s, enum store_cf cf, const void *prefix, size_t prefix_len, store_state_fn fn, void *ctx,
+                  const char *what)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->read_options, s->cf[cf]);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, prefix, prefix_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < prefix_len || memcmp(k, prefix, prefix_len) != 0) break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (fn(ctx, k, klen, v, vlen)) {
+            rc = 1;
+            break;
+        }
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (err) rc = store_rocks_error(err, what);
+    return rc;
+}
+
 int store_meta_get(store *s, const char *key, buf *value_out)
 {
     MAMORI_ASSERT(s && key && value_out);
