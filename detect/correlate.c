@@ -116,7 +116,7 @@ static void add_target(correlate_match *m, const correlate_set *s, const struct 
     t->value_hash = mamori_hash64(m->blob.data + t->value_off, t->value_len);
 }
 
-static correlate_match *match_new(int64_t time_us, uint32_t targets)
+correlate_match *cmatch_new(int64_t time_us, uint32_t targets)
 {
     correlate_match *m = mamori_xcalloc(1, sizeof *m);
     /* ±2^62 µs (±146,000 years): window arithmetic stays far from overflow */
@@ -132,7 +132,7 @@ correlate_match *correlate_match_create(const correlate_set *s, const detect_rul
 {
     if (!correlate_set_uses_rule(s, rule)) return NULL;
     uint32_t first = s->rule_first[rule->index], end = s->rule_first[rule->index + 1];
-    correlate_match *m = match_new(time_us, end - first);
+    correlate_match *m = cmatch_new(time_us, end - first);
     buf_append(&m->blob, event_id, strlen(event_id) + 1);
     m->id_count = 1;
     struct event_src src = {.ev = ev};
@@ -366,7 +366,7 @@ static bool window_holds(const struct cdef *d, const struct ckey *k, uint32_t lo
     case CORRELATE_TEMPORAL_ORDERED: {
         uint32_t want = 0;
         for (uint32_t i = lo; i <= j && want < d->pub.rule_count; i++)
-            if (E[i].pos == want) sc->sel[s++] = i, want++;
+            if (E[i].pos == want && !(s && centry_same_event(&E[sc->sel[s - 1]], &E[i]))) sc->sel[s++] = i, want++;
         *value = want;
         if (!d->cond.has ? want != d->pub.rule_count : !ccond_holds(&d->cond, want)) return false;
         *nsel = s;
@@ -412,7 +412,7 @@ static correlate_match *chain_match(const correlate_set *s, uint32_t corr, const
 {
     uint32_t first = s->corr_first[corr], end = s->corr_first[corr + 1];
     if (first == end) return NULL;
-    correlate_match *m = match_new(a->last_us, end - first);
+    correlate_match *m = cmatch_new(a->last_us, end - first);
     m->chained = true;
     for (size_t i = 0; i < a->event_count; i++) buf_append(&m->blob, a->event_ids[i], strlen(a->event_ids[i]) + 1);
     m->id_count = (uint32_t)a->event_count;

@@ -190,6 +190,25 @@ int64_t correlate_engine_watermark(const correlate_engine *e); /* INT64_MIN befo
 /* Counters of one correlation (index in the set), or of all when index == SIZE_MAX. */
 void correlate_engine_stats(const correlate_engine *e, size_t index, correlate_stats *out);
 
+/* ---- sequences of search predicates (search's `sequence`, docs/search.md) ------------------------ */
+
+/* A set of one temporal_ordered correlation over `steps` (2..CORRELATE_RULES_MAX) steps whose
+ * matches the caller decides (search evaluates its own predicates), grouped by one opaque key,
+ * timespan span_us (0: unbounded). Its alerts are exactly those a Sigma temporal_ordered
+ * correlation with the same steps, group-by and timespan fires on the same matches. Not backed
+ * by a rule set (correlate_set_ruleset gives NULL). */
+correlate_set *correlate_sequence_set_create(uint32_t steps, int64_t span_us);
+/* A match of step `step` at time_us of event event_id (NUL-terminated, borrowed) under the
+ * group key (any bytes, borrowed). The alert's group_key is this key behind a u32 length. */
+correlate_match *correlate_sequence_match(const correlate_set *set, uint32_t step, int64_t time_us,
+                                          const char *event_id, const char *key, size_t key_len);
+/* Length of the longest in-order prefix of steps the key holds inside the window ending at
+ * time_us ([time_us - timespan, time_us]) — a match of step s at time_us can take part in a
+ * future alert only when s <= that length (and the input arrives in time order). */
+uint32_t correlate_engine_sequence_prefix(correlate_engine *e, const char *key, size_t key_len, int64_t time_us);
+/* Forgets everything the key holds (search's `until`); counted as expired. */
+void correlate_engine_sequence_drop(correlate_engine *e, const char *key, size_t key_len);
+
 /* ---- alerts ---------------------------------------------------------------------------------- */
 
 /* Deterministic identity: 32 lowercase hex digits of a hash of (correlation id — its title

@@ -7,6 +7,8 @@
 #include "correlate.h"
 #include "internal.h"
 
+#include <string.h>
+
 /* ---- hooks in load.c -------------------------------------------------------------------------- */
 
 struct correlate_defs;
@@ -164,7 +166,16 @@ struct correlate_engine {
     uint32_t scratch_cap;
 };
 
-/* correlate.c, for correlate_state.c */
+/* Two entries of one base event (one event matching several steps of a temporal_ordered
+ * correlation fills only one step of a sequence). */
+static inline bool centry_same_event(const struct centry *a, const struct centry *b)
+{
+    return a->id_count == 1 && b->id_count == 1 && a->time_us == b->time_us && !strcmp(a->data, b->data);
+}
+
+/* correlate.c, for correlate_state.c and correlate_seq.c */
+/* An empty match at time_us (clamped to ±2^62 µs) with room for `targets` targets. */
+correlate_match *cmatch_new(int64_t time_us, uint32_t targets);
 struct ckey *cstate_key(correlate_engine *e, uint32_t corr, const char *key, uint32_t key_len, bool create);
 void cstate_clear(correlate_engine *e, uint32_t corr);
 void ckey_remove(correlate_engine *e, uint32_t corr, struct ckey *k);

@@ -300,7 +300,8 @@ void plan_explain(const plan *p, buf *out);
 int cand_stream(exec_env *env, const ix_candidate *c, int64_t from_us, int64_t to_us, store_ref_fn fn,
                 void *ctx) MAMORI_WUR;
 
-/* ---- sequences (sequence.c): the state machine, fed events in time order ---- */
+/* ---- sequences (sequence.c): the correlation engine's temporal_ordered evaluation
+ * (detect/correlate.h), fed events in time order (per join key at least: a reset starts over) ---- */
 typedef struct seq_event {
     store_event_ref ref;
     int64_t ts_us;
@@ -309,19 +310,24 @@ typedef struct seq_machine seq_machine;
 /* Called for each completed sequence: key (serialized join values, borrowed) and the
  * events, one per stage. Returns non-zero to stop. */
 typedef int (*seq_done_fn)(void *ctx, const char *key, size_t key_len, const seq_event *events, uint32_t n);
+/* maxspan_us 0 = unbounded. */
 seq_machine *seq_machine_create(uint32_t stages, int64_t maxspan_us, uint32_t max_keys, seq_done_fn fn, void *ctx);
 void seq_machine_destroy(seq_machine *m);
+/* Forgets every key (the next feed may be at any time). */
 void seq_machine_reset(seq_machine *m);
-/* One event: stage_mask has bit i when it matches stage i (with key_i its join key for
- * that stage; all stages of one event share the same key bytes here), until_match when it
- * matches the until query. Returns 0, 1 when fn asked to stop, -E2BIG over max_keys. */
-/* Stages s >= 1 with a partial sequence of key waiting for them that an event at ts_us may
- * still advance (bit s; partials past maxspan are dead: feeding drops them unused), 0 when
- * none. An event at ts_us that can match only stages outside this mask (and not stage 0),
- * nor `until` while the mask is 0, changes no answer if fed. */
+/* Stages s >= 1 an event of key at ts_us could take part in a sequence as (bit s): those
+ * whose earlier stages the key holds in order inside [ts_us - maxspan, ts_us]; 0 when none
+ * (then nothing of the key is alive either). An event at ts_us that can match only stages
+ * outside this mask (and not stage 0), nor `until` while the mask is 0, changes no answer
+ * if fed. */
 uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len, int64_t ts_us);
+/* One event: stage_mask has bit i when it matches stage i under this join key,
+ * until_match when it matches the until query (then it only forgets the key). Returns 0,
+ * 1 when fn asked to stop, -E2BIG over max_keys or SEQ_EVENTS_PER_KEY_MAX, -EDOM when ev
+ * is older than an event fed before (since the last reset). */
 int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, const char *key, size_t key_len,
                      const seq_event *ev) MAMORI_WUR;
+#define SEQ_EVENTS_PER_KEY_MAX 65536u
 
 /* ---- cursors and rendering (render.c) ---- */
 typedef struct cursor_state {
@@ -392,6 +398,8 @@ int seq_hash_cmp(const void *a, const void *b);
 /* Feed one event (scanned, or fetched by its ref) to the run's machine; nonzero stops. */
 int seq_scan_feed(void *ctx, const store_event_ref *ref, const char *json, size_t len);
 int seq_fetch_feed(seq_run *r, const store_event_ref *ref);
+/* Records the error of a failed seq_machine_feed (rc < 0) in r and returns it. */
+int seq_feed_error(seq_run *r, int rc);
 /* The seeded run: stage seed_stage's matches bound the windows read (seqseed.c). */
 int seq_run_seeded(seq_run *r, int seed_stage, int64_t from, int64_t to) MAMORI_WUR;
 

@@ -5,8 +5,8 @@
  * candidates marked on them, events fetched only when feeding them could change the state
  * machine), else as merged time intervals, and fed to the state machine (sequence.c).
  * Otherwise every candidate of every stage (or the whole range) is fed in time order.
- * Completed sequences are ordered by their last event; pages continue after it (state
- * rebuilt from cursor - maxspan). This file holds the run context, event feeding, the
+ * Completed sequences are ordered by their last event; pages continue after it (the run
+ * starts over from the range's start: what a sequence consumed depends on all before it). This file holds the run context, event feeding, the
  * unseeded run and the answer; the seeded windows are seqseed.c. */
 #include "internal.h"
 
@@ -91,6 +91,16 @@ static bool key_wanted(const seq_run *r, const char *key, size_t len)
     return bsearch(&h, r->key_hashes, r->key_hash_count, sizeof h, seq_hash_cmp) != NULL;
 }
 
+int seq_feed_error(seq_run *r, int rc)
+{
+    if (rc == -E2BIG)
+        return r->error = set_error(r->env->err, SEARCH_ERR_TOO_LARGE, -1,
+                                    "sequence: more than %u join keys or %u waiting events of one key in progress; "
+                                    "narrow the range or the queries",
+                                    r->env->lim->max_sequence_keys, SEQ_EVENTS_PER_KEY_MAX);
+    return r->error = set_error(r->env->err, SEARCH_ERR_INTERNAL, -1, "sequence: events fed out of time order (%d)", rc);
+}
+
 /* Evaluates every stage and until on one event and feeds the machine. */
 static int feed_event(seq_run *r, const store_event_ref *ref, const char *json, size_t len)
 {
@@ -123,10 +133,7 @@ static int feed_event(seq_run *r, const store_event_ref *ref, const char *json, 
             else until = true;
         }
         int rc = seq_machine_feed(r->m, mask, until, r->key.data, r->key.len, &sev);
-        if (rc == -E2BIG)
-            return r->error = set_error(r->env->err, SEARCH_ERR_TOO_LARGE, -1,
-                                        "sequence: more than %u join keys in progress; narrow the range or the queries",
-                                        r->env->lim->max_sequence_keys);
+        if (rc < 0) return seq_feed_error(r, rc);
         if (rc) return 1;
     }
     return 0;
@@ -272,7 +279,9 @@ int exec_sequence(exec_env *env, const search_query *q, const search_request *re
     if (cur) {
         r.after = cur->after;
         r.has_after = true;
-        if (q->maxspan_us && cur->after.ts_us - q->maxspan_us > from) from = cur->after.ts_us - q->maxspan_us;
+        /* the run starts over from the range's start: which matches a sequence consumed
+         * before the cursor depends on everything before it, so a later start could pair
+         * the events after it differently */
     }
     int rc = 0;
     int seed = -1;

@@ -258,10 +258,7 @@ static void walk_key(seq_run *r, const window *kw, const store_event_ref *refs, 
             search_ref_cmp(&seeds[*sp].ref, ref) == 0) {
             seq_event sev = {.ref = *ref, .ts_us = ref->ts_us};
             int frc = seq_machine_feed(r->m, seeds[*sp].mask, seeds[*sp].until, kw->key, kw->key_len, &sev);
-            if (frc == -E2BIG)
-                r->error = set_error(env->err, SEARCH_ERR_TOO_LARGE, -1,
-                                     "sequence: more than %u join keys in progress; narrow the range or the queries",
-                                     env->lim->max_sequence_keys);
+            if (frc < 0) seq_feed_error(r, frc);
             if (frc) break;
             continue;
         }

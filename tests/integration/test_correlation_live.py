@@ -331,3 +331,52 @@ def test_reload_keeps_half_sequences(node_factory):
         time.sleep(0.1)
     alerts = sequence_alerts(api)
     assert len(alerts) == 1 and alerts[0]["correlation"]["group"] == {"TargetUserName": "judy"}
+
+
+def test_search_sequence_is_the_correlation(node_factory):
+    """Search's `sequence` runs on the correlation engine (docs/search.md "Sequences"): the
+    equivalent query lists exactly the event ids of the live temporal_ordered alerts and of
+    POST /v1/rules/test — overlapping sequences, a pair past the span, a step before its
+    predecessor, a tie — and its pages give the same sequences."""
+    srv, api = node_factory()
+    events = sorted([
+        (0, 4625, "gina"), (10, 4625, "gina"), (20, 4624, "gina"), (30, 4624, "gina"),  # two, earliest first
+        (0, 4625, "hank"), (5, 4624, "hank"), (6, 4625, "hank"), (650, 4624, "hank"),  # one: 6 s → 650 s is past the span
+        (1, 4624, "ivan"), (2, 4625, "ivan"),  # wrong order
+        (3, 4625, "jill"), (3, 4624, "jill"),  # same second, failure first
+    ], key=lambda e: e[0])
+    s = Sender(srv, "ws-05")
+    s.send([sec(code, t, user) for t, code, user in events])
+    s.close()
+    deadline = time.time() + 60
+    while len(sequence_alerts(api)) < 4 and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    live = sequence_alerts(api)
+    assert len(live) == 4, live
+    live_ids = sorted(tuple(a["correlation"]["events"]) for a in live)
+    window = {"from": stamp(-60), "to": stamp(900)}
+    st, r = api.call("POST", "/v1/rules/test", dict(window, rule=RULES))
+    assert st == 200, r
+    retro_ids = sorted(tuple(c["correlation"]["events"]) for c in r["correlation_alerts"])
+    assert retro_ids == live_ids
+    query = ('sequence by winlog.event_data.TargetUserName with maxspan=10m '
+             '[any where event.code == "4625"] [any where event.code == "4624"]')
+    st, r = api.call("POST", "/v1/search", dict(window, query=query, limit=100))
+    assert st == 200, r
+    seqs = r["sequences"]
+    search_ids = sorted(tuple(e["mamori"]["event_id"] for e in q["events"]) for q in seqs)
+    assert search_ids == live_ids
+    assert sorted(q["by"]["winlog.event_data.TargetUserName"] for q in seqs) == ["gina", "gina", "hank", "jill"]
+    # one sequence per page: the same ones
+    paged, cursor = [], None
+    for _ in range(10):
+        st, r = api.call("POST", "/v1/search", dict(window, query=query, limit=1, **({"cursor": cursor} if cursor else {})))
+        assert st == 200, r
+        paged += [tuple(e["mamori"]["event_id"] for e in q["events"]) for q in r["sequences"]]
+        cursor = r.get("cursor")
+        if not cursor:
+            break
+    assert sorted(paged) == live_ids
+    st, r = api.call("POST", "/v1/search", dict(window, query=query + " | count"))
+    assert st == 200 and r == {"count": 4}, r

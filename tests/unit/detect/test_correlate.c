@@ -213,6 +213,27 @@ static void test_spec_temporal_ordered(void **state)
     ch_fini(&h);
 }
 
+/* One event matching two steps fills one of them: alone it is no sequence; after an event
+ * of the first step it completes one. */
+static void test_temporal_ordered_one_event_one_step(void **state)
+{
+    (void)state;
+    ch h;
+    ch_init(&h, "title: x then a\ncorrelation:\n    type: temporal_ordered\n    rules:\n        - has_x\n"
+                "        - ends_a\n    group-by:\n        - User\n    timespan: 5m\n---\n"
+                "title: has_x\nname: has_x\nlogsource:\n    category: process_creation\n    product: windows\n"
+                "detection:\n    sel:\n        Image|contains: 'x'\n    condition: sel\n---\n"
+                "title: ends_a\nname: ends_a\nlogsource:\n    category: process_creation\n    product: windows\n"
+                "detection:\n    sel:\n        Image|endswith: 'a.exe'\n    condition: sel\n");
+    proc(&h, "xa0", 0, "xa", "\"User\":\"bob\"");
+    assert_int_equal(h.count, 0);
+    proc(&h, "x1", 10, "x", "\"User\":\"bob\"");
+    proc(&h, "xa2", 20, "xa", "\"User\":\"bob\"");
+    assert_int_equal(h.count, 1);
+    assert_string_equal(h.alerts[0].ids, "xa0,xa2"); /* the earliest in-order matches: xa0 as step 0 */
+    ch_fini(&h);
+}
+
 #define WEB_RULE                                                                                                     \
     "title: website access\nname: website_access\nlogsource:\n    category: network_connection\n    product: windows\n" \
     "detection:\n    sel:\n        Image|endswith: '\\browser.exe'\n    condition: sel\n"
@@ -541,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_spec_value_count),
         cmocka_unit_test(test_spec_temporal),
         cmocka_unit_test(test_spec_temporal_ordered),
+        cmocka_unit_test(test_temporal_ordered_one_event_one_step),
         cmocka_unit_test(test_spec_value_sum),
         cmocka_unit_test(test_spec_value_avg),
         cmocka_unit_test(test_spec_value_percentile),

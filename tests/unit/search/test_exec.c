@@ -70,6 +70,23 @@ static int setup(void **state)
     put("t1", "h5", t + 150 * SEC, "process", "powershell.exe", "\"event_type\":\"end\"");
     put("t1", "h5", t + 200 * SEC, "network", "powershell.exe", "\"destination\":{\"port\":4444}");
     for (int i = 0; i < 10; i++) put("other", "h1", t + i * SEC, "process", "cmd.exe", "");
+    /* tenant t2: sequences as the correlation engine pairs them (test_sequences_engine) */
+    int64_t u = t + 10000 * SEC;
+    put("t2", "s1", u, "process", "a.exe", ""); /* overlapping: two sequences, earliest first */
+    put("t2", "s1", u + 10 * SEC, "process", "a.exe", "");
+    put("t2", "s1", u + 20 * SEC, "process", "b.exe", "");
+    put("t2", "s1", u + 30 * SEC, "process", "b.exe", "");
+    put("t2", "s2", u, "process", "ab.exe", ""); /* one event matching both stages: no sequence */
+    put("t2", "s3", u, "process", "a.exe", ""); /* ab.exe ends one sequence and starts the next */
+    put("t2", "s3", u + 10 * SEC, "process", "ab.exe", "");
+    put("t2", "s3", u + 20 * SEC, "process", "b.exe", "");
+    int64_t v = u + 1000 * SEC; /* pages: what s4's first sequence consumed decides its second */
+    put("t2", "s4", v + 1 * SEC, "process", "a.exe", "");
+    put("t2", "s4", v + 4500000, "process", "a.exe", "");
+    put("t2", "s4", v + 5 * SEC, "process", "b.exe", "");
+    put("t2", "s5", v + 6 * SEC, "process", "a.exe", "");
+    put("t2", "s5", v + 7 * SEC, "process", "b.exe", "");
+    put("t2", "s4", v + 8 * SEC, "process", "b.exe", "");
     *state = &F;
     return 0;
 }
@@ -276,6 +293,82 @@ static void test_sequences(void **state)
     buf_fini(&out);
 }
 
+/* Sequences are the correlation engine's temporal_ordered evaluation (detect/correlate_seq.c):
+ * earliest in-order matches first, consumed when a sequence completes, an event serves one
+ * stage of a sequence, and pages give exactly the one-page answer. */
+static void test_sequences_engine(void **state)
+{
+    (void)state;
+    buf out;
+    buf_init(&out);
+    search_error err;
+    search_stats st;
+#define SEQ_AB(span, cond) \
+    "sequence by host.id with maxspan=" span " [process where " cond "process.name in (\"a.exe\", \"ab.exe\")] " \
+    "[process where process.name in (\"b.exe\", \"ab.exe\")]"
+    /* s1: 2, s2: 0, s3: 2, s4: 2, s5: 1 (Elastic EQL keeps only the newest partial: 5) */
+    assert_int_equal(run("t2", SEQ_AB("1m", "") " | count", 10, NULL, &out, &err, &st), 0);
+    assert_string_equal(buf_cstr(&out), "{\"count\":7}");
+    assert_int_equal(run("t2", SEQ_AB("1m", "host.id == \"s2\" and ") " | count", 10, NULL, &out, &err, &st), 0);
+    assert_string_equal(buf_cstr(&out), "{\"count\":0}");
+    /* s1: (a@0, b@20) then (a@10, b@30) */
+    assert_int_equal(run("t2", SEQ_AB("1m", "host.id == \"s1\" and "), 10, NULL, &out, &err, &st), 0);
+    int64_t u = T_BASE_US + 10000 * SEC;
+    char t0[40], t10[40], t20[40], t30[40];
+    clock_format_rfc3339(u, t0);
+    clock_format_rfc3339(u + 10 * SEC, t10);
+    clock_format_rfc3339(u + 20 * SEC, t20);
+    clock_format_rfc3339(u + 30 * SEC, t30);
+    const char *o = buf_cstr(&out);
+    assert_int_equal(count_of(o, "{\"by\":{\"host.id\":\"s1\"}"), 2);
+    const char *p0 = strstr(o, t0), *p20 = strstr(o, t20), *p10 = strstr(o, t10), *p30 = strstr(o, t30);
+    assert_true(p0 && p20 && p10 && p30 && p0 < p20 && p20 < p10 && p10 < p30);
+    /* the same without an index (unindexed predicates: a full pass) */
+    buf seeded;
+    buf_init(&seeded);
+    buf_append(&seeded, out.data, out.len);
+    assert_int_equal(run("t2",
+                         "sequence by host.id with maxspan=1m [process where host.id : \"s1*\" and "
+                         "process.name : (\"a.exe\", \"ab.ex?\")] [process where process.name : (\"b.ex?\", \"ab.exe\")]",
+                         10, NULL, &out, &err, &st), 0);
+    assert_string_equal(buf_cstr(&out), buf_cstr(&seeded));
+    /* s3: (a, ab) and (ab, b) */
+    assert_int_equal(run("t2", SEQ_AB("1m", "host.id == \"s3\" and ") " | count", 10, NULL, &out, &err, &st), 0);
+    assert_string_equal(buf_cstr(&out), "{\"count\":2}");
+    /* without maxspan: unbounded windows, same pairing */
+    assert_int_equal(run("t2",
+                         "sequence by host.id [process where host.id == \"s1\" and process.name == \"a.exe\"] "
+                         "[process where process.name == \"b.exe\"] | count",
+                         10, NULL, &out, &err, &st), 0);
+    assert_string_equal(buf_cstr(&out), "{\"count\":2}");
+    /* pages of one row give the one-page answer: s4 (a@1, b@5), s5, s4 (a@4.5, b@8) — a
+     * page restarting at cursor - maxspan would have lost a@1 and paired a@4.5 with b@5 */
+    buf one, all;
+    buf_init(&one);
+    buf_init(&all);
+    assert_int_equal(run("t2", SEQ_AB("5s", ""), 10, NULL, &one, &err, &st), 0);
+    assert_int_equal(count_of(buf_cstr(&one), "{\"by\":"), 3);
+    assert_int_equal(count_of(buf_cstr(&one), "{\"by\":{\"host.id\":\"s4\"}"), 2);
+    assert_int_equal(all_pages("t2", SEQ_AB("5s", ""), 1, &all), 3);
+    assert_int_equal(count_of(buf_cstr(&all), "{\"by\":{\"host.id\":\"s4\"}"), 2);
+    assert_int_equal(count_of(buf_cstr(&all), "{\"by\":{\"host.id\":\"s5\"}"), 1);
+    /* every event of the one-page answer comes back on the pages, in the same order */
+    const char *a = buf_cstr(&one), *b = buf_cstr(&all);
+    for (;;) {
+        const char *x = strstr(a, "\"event_id\":\""), *y = strstr(b, "\"event_id\":\"");
+        assert_true((x == NULL) == (y == NULL));
+        if (!x) break;
+        assert_memory_equal(x, y, 14 + EVENT_ID_HEX_CHARS);
+        a = x + 1;
+        b = y + 1;
+    }
+#undef SEQ_AB
+    buf_fini(&one);
+    buf_fini(&all);
+    buf_fini(&seeded);
+    buf_fini(&out);
+}
+
 static void test_tenants_and_errors(void **state)
 {
     (void)state;
@@ -334,7 +427,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_index_and_scan_agree), cmocka_unit_test(test_pagination_exactly_once),
-        cmocka_unit_test(test_pipes), cmocka_unit_test(test_sequences), cmocka_unit_test(test_tenants_and_errors),
+        cmocka_unit_test(test_pipes), cmocka_unit_test(test_sequences), cmocka_unit_test(test_sequences_engine), cmocka_unit_test(test_tenants_and_errors),
         cmocka_unit_test(test_render_event_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
