@@ -58,10 +58,14 @@ def main():
     agents = json.loads(conn.getresponse().read())["agents"]
     # the simulator's agents are sim-00000, sim-00001, ...; /v1/agents learns ids from recent events
     # and may leave some null, so take the first 100 names rather than whatever the listing holds
-    sim = sorted(a["id"] for a in agents if a["id"] and a["id"].startswith("sim-"))
-    host_names = ["sim-%05d" % i for i in range(100)] if sim else []
+    # (agents stored before the registry recorded ids are listed with id null: the names are
+    # the simulator's anyway)
+    print("agents listed:", len(agents))
+    host_names = ["sim-%05d" % i for i in range(100)]
     st, names, _ = post('process where host.name == "%s" | count by process.name' % host_names[0], limit=400)
-    proc_names = [g["by"]["process.name"] for g in names["counts"]]
+    proc_names = [g["by"]["process.name"] for g in names.get("counts", [])]
+    if not proc_names:
+        raise SystemExit("no process events of host %s in the last day: ingest the dataset first" % host_names[0])
     rare = proc_names[len(proc_names) // 2:] or proc_names
     lat, rows = [], 0
     for i in range(args.runs):
