@@ -113,7 +113,21 @@ void alert_record_build(const alert_source *src, store_alert *a, uint32_t *body_
     memset(a, 0, sizeof *a);
     a->tenant_hash = src->tenant_hash;
     a->tenant = src->tenant;
-    store_alert_id(a->id, src->tenant_hash, src->agent_hash, src->seq, ev->index, rule_key, strlen(rule_key));
+    if (rule->id[0]) {
+        store_alert_id(a->id, src->tenant_hash, src->agent_hash, src->seq, ev->index, rule_key, strlen(rule_key));
+    } else {
+        /* a rule without an id is named by its title, file name and line, so two id-less rules
+         * of one title matching one event give two alerts, not one */
+        const char *base = rule->file ? strrchr(rule->file, '/') : NULL;
+        base = base ? base + 1 : rule->file ? rule->file : "";
+        buf k;
+        buf_init(&k);
+        buf_append(&k, rule->title, strlen(rule->title) + 1);
+        buf_append(&k, base, strlen(base) + 1);
+        buf_printf(&k, "%u", rule->line);
+        store_alert_id(a->id, src->tenant_hash, src->agent_hash, src->seq, ev->index, k.data, k.len);
+        buf_fini(&k);
+    }
     a->ts_us = src->ts_us;
     a->created_us = a->updated_us = src->now_us;
     a->level = (uint8_t)rule->level;

@@ -600,3 +600,28 @@ def test_rule_without_id_is_selected_by_title():
         assert api.alerts(level="medium", limit=10)[0] == []
     finally:
         srv.stop()
+
+
+def test_id_less_rules_of_one_title_alert_separately():
+    """Two rules without `id` sharing a title, both matching one event: two alerts (named by
+    title, file and line), both listed under the title."""
+    d = temp_dir("mamori-alerts-noid2-")
+    rules = os.path.join(d, "rules")
+    os.makedirs(rules)
+    one = "\n".join(l for l in RULE_A.splitlines() if not l.startswith("id:"))
+    with open(os.path.join(rules, "twins.yml"), "w") as f:
+        f.write(one + "\n---\n" + one.replace("sel", "selection"))
+    api_port = free_port()
+    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "store.sync=false"]).start()
+    api = Api(d, api_port)
+    try:
+        wait_log(srv, r"rule set loaded generation=(\d+) rules=2 ")
+        s = Sender(srv, "noid-02")
+        s.send([ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami")], fmt=FORMAT_ECS)
+        api.wait_detected(1)
+        s.close()
+        got = api.alerts(rule="Whoami run", limit=10)[0]
+        assert len(got) == 2 and len({a["id"] for a in got}) == 2, got
+        assert sorted(a["rule"]["line"] for a in got)[0] == 1
+    finally:
+        srv.stop()
