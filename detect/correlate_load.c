@@ -655,6 +655,18 @@ int correlate_set_build(detect_loader *l, detect_ruleset *rs, correlate_set **ou
     free(generated_c);
     free(rule_fill);
     free(corr_fill);
+    /* `x-mamori` parsed, as rule sets do for rules (automatic response reads it) */
+    json_parser *jp = NULL;
+    for (uint32_t i = 0; i < s->count; i++) {
+        detect_rule *info = &s->corrs[i]->pub.info;
+        if (!info->x_mamori_json) continue;
+        if (!jp) jp = json_parser_create();
+        json_value *v = arena_alloc(&defs->mem, sizeof *v);
+        json_error jerr;
+        if (json_parse(jp, &defs->mem, info->x_mamori_json, strlen(info->x_mamori_json), v, &jerr) == 0)
+            info->x_mamori = v;
+    }
+    json_parser_destroy(jp);
     *out = s;
     return 0;
 }

@@ -2,12 +2,13 @@
  * stored events. With maxspan and one stage the index narrows to a small set (the seed),
  * only the windows [t - D, t + D] around that stage's matches can hold a sequence: those
  * windows are read per join key through the key's index when it has one (the other stages'
- * candidates marked on them, events fetched only when feeding them could change the state
- * machine), else as merged time intervals, and fed to the state machine (sequence.c).
- * Otherwise every candidate of every stage (or the whole range) is fed in time order.
- * Completed sequences are ordered by their last event; pages continue after it (the run
- * starts over from the range's start: what a sequence consumed depends on all before it). This file holds the run context, event feeding, the
- * unseeded run and the answer; the seeded windows are seqseed.c. */
+ * candidates marked on them, events fetched only when feeding them could change the
+ * correlation engine's state), else as merged time intervals, and fed to the engine
+ * (sequence.c). Otherwise every candidate of every stage (or the whole range) is fed in time
+ * order. Completed sequences are ordered by their last event; pages continue after it (the
+ * run starts over from the range's start: what a sequence consumed depends on all before
+ * it). This file holds the run context, event feeding, the unseeded run and the answer; the
+ * seeded windows are seqseed.c. */
 #include "internal.h"
 
 #include "core/clock.h"

@@ -70,6 +70,7 @@ void corr_alerts_fini(corr_alerts *a)
     free(a->offsets);
     free(a->received_us);
     free(a->key_offsets);
+    free(a->pids);
     buf_fini(&a->bodies);
     buf_fini(&a->keys);
 }
@@ -114,6 +115,18 @@ void corr_origin_view_of(const alert_source *src, corr_origin_view *v)
         v->host_name = host_name->str;
         v->host_name_len = host_name->len;
     }
+    const json_value *pid = event_get_cstr(src->ev, "process.pid"), *entity = event_get_cstr(src->ev, "process.entity_id");
+    if (pid && pid->type == JSON_NUMBER && (pid->flags & JSON_FLAG_INT)) v->pid = pid->num.i;
+    if (json_is_string(entity)) {
+        v->entity_id = entity->str;
+        v->entity_id_len = entity->len;
+    }
+}
+
+static void put_cstr(buf *b, const char *s, size_t len)
+{
+    if (s) buf_append(b, s, len);
+    buf_append(b, "", 1);
 }
 
 /* One stored alert per emitted correlation alert: id from correlate_alert_id (correlation,
@@ -137,6 +150,7 @@ void corr_alert_append(const corr_origin_view *src, const correlate_alert *ca, c
         o->offsets = mamori_xrealloc(o->offsets, o->cap * sizeof *o->offsets);
         o->received_us = mamori_xrealloc(o->received_us, o->cap * sizeof *o->received_us);
         o->key_offsets = mamori_xrealloc(o->key_offsets, o->cap * sizeof *o->key_offsets);
+        o->pids = mamori_xrealloc(o->pids, o->cap * sizeof *o->pids);
     }
     uint32_t i = o->count++;
     store_alert *a = &o->v[i];
@@ -184,6 +198,11 @@ void corr_alert_append(const corr_origin_view *src, const correlate_alert *ca, c
     o->key_offsets[i] = (uint32_t)o->keys.len;
     buf_printf(&o->keys, "%s/%s", src->tenant, src->agent_id);
     buf_append(&o->keys, "", 1);
+    put_cstr(&o->keys, src->tenant, strlen(src->tenant));
+    put_cstr(&o->keys, src->agent_id, strlen(src->agent_id));
+    put_cstr(&o->keys, src->entity_id, src->entity_id_len);
+    put_cstr(&o->keys, src->host_name, src->host_name_len);
+    o->pids[i] = src->pid;
 }
 
 /* ---- tenants and marks ---------------------------------------------------------------------- */

@@ -171,7 +171,10 @@ typedef struct corr_alerts {
     const detect_rule **rules; /* the correlations' rule info, for counters */
     uint32_t *offsets;
     int64_t *received_us; /* the triggering batch's, for the latency histogram */
-    uint32_t *key_offsets; /* in keys: "tenant/agent" of the completing event, NUL-terminated */
+    uint32_t *key_offsets; /* in keys: "tenant/agent" of the completing event, NUL-terminated,
+                            * then tenant, agent id, process.entity_id and host.name of that
+                            * event, each NUL-terminated (for automatic response) */
+    int64_t *pids;         /* process.pid of the completing event, 0 when unknown */
     uint32_t count, cap;
     buf bodies, keys;
 } corr_alerts;
@@ -185,6 +188,9 @@ typedef struct corr_origin_view {
     int64_t ts_us, received_us, now_us;
     const char *host_id, *host_name;
     size_t host_id_len, host_name_len;
+    int64_t pid;           /* process.pid when the event is at hand (direct feeding), else 0 */
+    const char *entity_id; /* process.entity_id, the same way, or NULL */
+    size_t entity_id_len;
 } corr_origin_view;
 void corr_origin_view_of(const alert_source *src, corr_origin_view *v);
 /* Appends the stored alert of an emitted correlation alert (nothing when !ca->emit). */
@@ -193,6 +199,10 @@ void corr_alerts_init(corr_alerts *a);
 void corr_alerts_fini(corr_alerts *a);
 void corr_alerts_clear(corr_alerts *a);
 void corr_alerts_fix(corr_alerts *a);
+/* The automatic response of a newly written correlation alert (index i of o, detect_response.c):
+ * the actions its correlation's `x-mamori` asks for, for the agent (and kill_process: the
+ * process) of the event that completed it. */
+void detect_response_corr(detect_rt *rt, const corr_alerts *o, uint32_t i);
 
 /* A checkpoint taken under the lock and written by the caller (its data owned here). */
 typedef struct corr_ck_op {

@@ -264,7 +264,10 @@ static bool write_alerts(corr_intake *in)
         if (rc == 0) {
             ok = true;
             for (uint32_t i = 0; i < o->count; i++)
-                if (written[i]) detect_rule_count(in->rt, o->rules[i], 1);
+                if (written[i]) {
+                    detect_rule_count(in->rt, o->rules[i], 1);
+                    if (!in->rt->alerts_to_bus) detect_response_corr(in->rt, o, i); /* else maybe a replay */
+                }
             atomic_fetch_add_explicit(&in->alerts_written, n, memory_order_relaxed);
             atomic_fetch_add_explicit(&in->alerts_existing, o->count - n, memory_order_relaxed);
             break;

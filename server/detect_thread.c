@@ -336,6 +336,7 @@ static void record_written(thread_state *s, uint32_t alerts, int64_t now_us)
         if (!s->combined_written[alerts + i]) continue;
         written++;
         detect_rule_count(s->rt, s->corr_out.rules[i], 1);
+        detect_response_corr(s->rt, &s->corr_out, i);
         note_latency(c, now_us - s->corr_out.received_us[i]);
     }
     uint32_t total = alerts + s->corr_out.count;

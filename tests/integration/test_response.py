@@ -512,6 +512,90 @@ def test_automatic_response_policy_and_rate(tmp_path):
     assert rc == 0, log[-3000:]
 
 
+CORR_RULES = """title: Dropper then beacon
+id: 3f8c6c2e-0000-4000-8000-0000000000b1
+status: test
+correlation:
+  type: temporal_ordered
+  rules: [dropper_start, beacon_conn]
+  group-by: [host.name]
+  timespan: 5m
+level: critical
+x-mamori:
+  response: [kill_process, isolate]
+---
+title: Dropper started
+name: dropper_start
+status: test
+logsource: {product: linux, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '/dropper'
+  condition: selection
+level: low
+---
+title: Beacon connection
+name: beacon_conn
+status: test
+logsource: {product: linux, category: network_connection}
+detection:
+  selection:
+    Image|endswith: '/beacon'
+  condition: selection
+level: low
+"""
+
+
+def test_correlation_alert_triggers_automatic_response(tmp_path):
+    """A correlation's x-mamori response acts on the agent, and kill_process on the process, of
+    the event that completed it; its base rules alone request nothing."""
+    d = temp_dir("mamori-auto-corr-")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "corr.yml").write_text(CORR_RULES)
+    port, api_port = free_port(), free_port()
+    srv = Server(d, port=port, extra=["--api-port", str(api_port), "--set", "api.rate_limit_per_key=0",
+                                      "--set", "store.sync=false", "--rules", str(rules),
+                                      "--set", "response.auto_allowed=[kill_process,isolate]"]).start()
+    try:
+        node = {"dir": d, "port": port}
+        api = Api(d, api_port)
+        ag = RespAgent(node, "resp-corr")
+        ag.hello_caps()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+        def ev(category, typ, pid, exe):
+            return json.dumps({"@timestamp": now, "event": {"category": [category], "type": [typ]},
+                               "host": {"name": "H-corr", "os": {"type": "linux"}},
+                               "process": {"pid": pid, "entity_id": "ent-%d" % pid, "executable": exe,
+                                           "name": exe.rsplit("/", 1)[1]}})
+        # the first step alone: nothing
+        ag.send(frame(3, ev("process", "start", 6000, "/tmp/dropper").encode(), seq=1))
+        assert ag.next_command(timeout=3) is None
+        # the second step completes the sequence: kill the beacon's process, isolate the host
+        ag.send(frame(3, ev("network", "start", 6001, "/tmp/beacon").encode(), seq=2))
+        cmds = []
+        deadline = time.time() + 30
+        while time.time() < deadline and len(cmds) < 2:
+            c = ag.next_command(timeout=max(0.1, deadline - time.time()))
+            if c:
+                cmds.append(c)
+        got = {c[1]["action"]: c[1] for c in cmds}
+        assert set(got) == {"kill_process", "isolate"}, cmds
+        assert got["kill_process"]["args"]["pid"] == 6001
+        st, a = api.call("GET", "/v1/actions/" + got["isolate"]["id"])
+        assert st == 200 and a["actor"] == "rule:3f8c6c2e-0000-4000-8000-0000000000b1", a
+        st, al = api.call("GET", "/v1/alerts?rule=3f8c6c2e-0000-4000-8000-0000000000b1")
+        assert st == 200 and len(al["alerts"]) == 1, al
+        assert ag.next_command(timeout=2) is None
+        ag.close()
+    finally:
+        rc = srv.stop()
+        log = srv.log()
+        shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0, log[-3000:]
+
+
 def test_zstd_results_oversize_results_and_isolation_capability(node):
     from harness import zstd_compress
     api = node["api"]
