@@ -122,6 +122,7 @@ correlate_match *cmatch_new(int64_t time_us, uint32_t targets)
     /* ±2^62 µs (±146,000 years): window arithmetic stays far from overflow */
     const int64_t bound = (int64_t)1 << 62;
     m->time_us = time_us < -bound ? -bound : time_us > bound ? bound : time_us;
+    m->received_us = INT64_MAX;
     m->targets = mamori_xcalloc(targets ? targets : 1, sizeof *m->targets);
     buf_init(&m->blob);
     return m;
@@ -149,6 +150,7 @@ void correlate_match_destroy(correlate_match *m)
 }
 
 int64_t correlate_match_time(const correlate_match *m) { return m->time_us; }
+void correlate_match_set_received(correlate_match *m, int64_t received_us) { m->received_us = received_us; }
 
 /* ---- state: keys, LRU, entries ---------------------------------------------------------------------- */
 
@@ -628,7 +630,9 @@ void correlate_engine_feed(correlate_engine *e, const correlate_match *m, correl
             }
             return;
         }
-        if (m->time_us > e->watermark_us) e->watermark_us = m->time_us;
+        /* never ahead of the receive time: a clock ahead must not make others late */
+        int64_t t = m->time_us < m->received_us ? m->time_us : m->received_us;
+        if (t > e->watermark_us) e->watermark_us = t;
     }
     struct feed_ctx f = {.e = e, .fn = fn, .ctx = ctx};
     for (uint32_t i = 0; i < m->target_count; i++) process_target(&f, m, &m->targets[i], 0);

@@ -90,6 +90,11 @@ correlate_match *correlate_match_create(const correlate_set *set, const detect_r
                                         int64_t time_us, const char *event_id);
 void correlate_match_destroy(correlate_match *m);
 int64_t correlate_match_time(const correlate_match *m);
+/* The receive time of the match's event (the live server: its batch's). The engine's
+ * watermark never runs ahead of it, so events stamped in the future — an agent's clock ahead,
+ * or a hostile agent, up to ingest.max_clock_skew_s — cannot make other agents' matches late.
+ * Unset (offline scans, retro-hunt): event time alone. */
+void correlate_match_set_received(correlate_match *m, int64_t received_us);
 
 /* ---- matches on the wire (scale-out: docs/detection.md §11.8) ---------------------------------- */
 
@@ -178,7 +183,8 @@ typedef struct correlate_engine correlate_engine;
 correlate_engine *correlate_engine_create(const correlate_set *set, const correlate_options *opt);
 void correlate_engine_destroy(correlate_engine *e);
 
-/* Feeds one match (borrowed for the call): updates the watermark, ignores it if late,
+/* Feeds one match (borrowed for the call): updates the watermark (to the match's time, or its
+ * receive time when that is earlier), ignores it if late,
  * adds it to the state of every correlation using its rule and calls fn for each alert
  * that fires, feeding chained correlations in turn. */
 void correlate_engine_feed(correlate_engine *e, const correlate_match *m, correlate_alert_fn fn, void *ctx);

@@ -108,6 +108,7 @@ struct mtarget {
 
 struct correlate_match {
     int64_t time_us;
+    int64_t received_us; /* INT64_MAX when unknown */
     uint32_t id_count;
     uint32_t target_count;
     struct mtarget *targets;

@@ -487,6 +487,7 @@ static void feed_split(corr_rt *c, const correlate_set *set, corr_tenant *t, con
         if (c->rekey == CORR_REKEY_NON_HOST && correlate_rule_grouped_by_host(r)) {
             correlate_match *one = NULL;
             if (correlate_match_decode(set, c->wire.data, c->wire.len, &one) == 0) {
+                if (src->received_us > 0) correlate_match_set_received(one, src->received_us);
                 correlate_engine_feed(t->engine, one, on_alert, f);
                 correlate_match_destroy(one);
             }
@@ -530,7 +531,14 @@ void corr_rt_feed(corr_rt *c, const corr_gen *g, const alert_source *src, corr_a
     corr_origin_view_of(src, &view);
     feed_ctx f = {.src = &view, .out = out};
     if (c->rekey != CORR_REKEY_OFF && records) feed_split(c, cur->set, t, src, rule, eid, &f, records);
-    else correlate_engine_feed_event(t->engine, rule, src->ev, src->ts_us, eid, on_alert, &f);
+    else {
+        correlate_match *m = correlate_match_create(cur->set, rule, src->ev, src->ts_us, eid);
+        if (m) {
+            if (src->received_us > 0) correlate_match_set_received(m, src->received_us);
+            correlate_engine_feed(t->engine, m, on_alert, &f);
+            correlate_match_destroy(m);
+        }
+    }
     c->alerts_raised += f.raised;
 }
 

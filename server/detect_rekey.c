@@ -224,6 +224,7 @@ static void feed_record(corr_intake *in, const bus_record *r, char **names, uint
                           .host_id_len = o.host_id_len, .host_name = o.host_name, .host_name_len = o.host_name_len};
     part_push(p, r->offset, correlate_match_time(m));
     rk_feed f = {.view = &v, .out = &in->out};
+    correlate_match_set_received(m, o.received_us);
     correlate_engine_feed(tenant_engine(in, v.tenant_hash), m, on_alert, &f);
     correlate_match_destroy(m);
     atomic_fetch_add_explicit(&in->fed, 1, memory_order_relaxed);

@@ -237,6 +237,27 @@ def test_lateness_and_key_bound(node_factory):
     assert m["mamori_detect_correlation_keys"] <= 10 + 3
 
 
+def test_clock_ahead_does_not_make_others_late(node_factory):
+    """An agent stamping events 40 minutes ahead (inside ingest.max_clock_skew_s, so stored at
+    that time) does not move the watermark past the receive time: other agents' matches are
+    not late and their sequences fire."""
+    srv, api = node_factory("detect.correlation_lateness_s=60")
+    ahead = Sender(srv, "ws-ahead")
+    ahead.send([sec(4625, 3000, "zed")])  # NOW + 50 min = 40 min from now
+    wait_metric(api, "mamori_detect_correlation_batches_total", 1)
+    s = Sender(srv, "ws-06")
+    s.send([sec(4625, 590, "kim"), sec(4624, 595, "kim")])  # 10 and 5 s ago
+    s.close()
+    ahead.close()
+    m = wait_metric(api, "mamori_detect_correlation_batches_total", 2)
+    deadline = time.time() + 30
+    while len(sequence_alerts(api)) < 1 and time.time() < deadline:
+        time.sleep(0.1)
+    alerts = sequence_alerts(api)
+    assert [a["correlation"]["group"]["TargetUserName"] for a in alerts] == ["kim"], alerts
+    assert m["mamori_detect_correlation_late_total"] == 0
+
+
 SINGLE = """title: Any failed logon
 id: 7b4f1b42-2d8c-4a0f-8b6e-0fbc5a6b7c85
 logsource:
