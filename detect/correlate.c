@@ -21,6 +21,7 @@ void correlate_options_default(correlate_options *opt)
     opt->keys_max = 100000;
     opt->events_per_key_max = 1000;
     opt->lateness_us = 60 * (int64_t)1000000;
+    opt->ordered = false;
 }
 
 /* ---- fields of events and alerts ------------------------------------------------------------------ */
@@ -504,6 +505,11 @@ static void fire(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t nse
 static void evaluate(struct feed_ctx *f, uint32_t corr, struct ckey *k, uint32_t p, uint32_t depth)
 {
     const struct cdef *d = f->e->set->corrs[corr];
+    /* in order, the new match is the newest: a sequence completed without it would have fired
+     * when it completed */
+    if (f->e->opt.ordered && d->pub.type == CORRELATE_TEMPORAL_ORDERED && !d->cond.has &&
+        k->entries[p].pos != d->pub.rule_count - 1)
+        return;
     int64_t span = d->pub.timespan_us, tp = k->entries[p].time_us;
     scratch_fit(f->e, k->count);
     uint32_t last = d->pub.type == CORRELATE_VALUE_PERCENTILE ? p : k->count - 1;

@@ -141,6 +141,9 @@ typedef struct correlate_options {
     uint32_t keys_max;           /* group-by keys per correlation; the least recently updated key is evicted */
     uint32_t events_per_key_max; /* matches kept per key; the oldest (event time) is evicted */
     int64_t lateness_us;         /* a match older than watermark - lateness_us is late: counted, ignored */
+    bool ordered; /* the caller feeds in time order (search): temporal_ordered then checks a
+                   * window only at a match of its last step, the only one that can complete
+                   * a sequence (same alerts, no O(window) check per first-step match) */
 } correlate_options;
 
 /* Defaults: 100000 keys, 1000 events per key, 60 s lateness. */

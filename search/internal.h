@@ -323,11 +323,14 @@ void seq_machine_reset(seq_machine *m);
 uint32_t seq_machine_waiting(seq_machine *m, const char *key, size_t key_len, int64_t ts_us);
 /* One event: stage_mask has bit i when it matches stage i under this join key,
  * until_match when it matches the until query (then it only forgets the key). Returns 0,
- * 1 when fn asked to stop, -E2BIG over max_keys or SEQ_EVENTS_PER_KEY_MAX, -EDOM when ev
+ * 1 when fn asked to stop, -E2BIG over max_keys, SEQ_EVENTS_PER_KEY_MAX or SEQ_EVENTS_MAX, -EDOM when ev
  * is older than an event fed before (since the last reset). */
 int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, const char *key, size_t key_len,
                      const seq_event *ev) MAMORI_WUR;
+/* Matches one join key may hold, and all keys together (≈ 150 bytes each): more is
+ * SEARCH_ERR_TOO_LARGE, never a silent eviction. */
 #define SEQ_EVENTS_PER_KEY_MAX 65536u
+#define SEQ_EVENTS_MAX 1000000u
 
 /* ---- cursors and rendering (render.c) ---- */
 typedef struct cursor_state {

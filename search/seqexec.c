@@ -96,9 +96,9 @@ int seq_feed_error(seq_run *r, int rc)
 {
     if (rc == -E2BIG)
         return r->error = set_error(r->env->err, SEARCH_ERR_TOO_LARGE, -1,
-                                    "sequence: more than %u join keys or %u waiting events of one key in progress; "
-                                    "narrow the range or the queries",
-                                    r->env->lim->max_sequence_keys, SEQ_EVENTS_PER_KEY_MAX);
+                                    "sequence: more than %u join keys, %u waiting events of one key or %u in all "
+                                    "in progress; narrow the range, the queries or maxspan",
+                                    r->env->lim->max_sequence_keys, SEQ_EVENTS_PER_KEY_MAX, SEQ_EVENTS_MAX);
     return r->error = set_error(r->env->err, SEARCH_ERR_INTERNAL, -1, "sequence: events fed out of time order (%d)", rc);
 }
 

@@ -35,6 +35,7 @@ static void engine_new(seq_machine *m)
         .keys_max = m->max_keys,
         .events_per_key_max = SEQ_EVENTS_PER_KEY_MAX,
         .lateness_us = 0, /* fed in time order: nothing is late, windows expire at once */
+        .ordered = true,
     };
     m->e = correlate_engine_create(m->set, &opt);
 }
@@ -123,6 +124,6 @@ int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, cons
     }
     correlate_stats st;
     correlate_engine_stats(m->e, 0, &st);
-    if (st.evicted_keys || st.evicted_events || st.late) return -E2BIG;
+    if (st.evicted_keys || st.evicted_events || st.late || st.events > SEQ_EVENTS_MAX) return -E2BIG;
     return m->stop;
 }
