@@ -680,6 +680,14 @@ void fanout_search(api_req *r)
         goto out;
     }
     search_query_shape(q, &F.shape);
+    if (F.shape.sequence && !F.shape.host_bound) {
+        /* each shard would find only the sequences of its own hosts: refuse, never a
+         * silently partial answer */
+        reply_error(r, 400, "bad_request",
+                    "a sequence over several store shards must be joined by the host (sequence by host.id, "
+                    "mamori.agent_id or agent.id): a host's events are on one shard, other keys span shards");
+        goto out;
+    }
     F.f.hash = fan_hash(&F.f, F.n);
     if (has_cursor && cur.hash != F.f.hash) {
         reply_error(r, 400, "bad_request", "bad cursor: it must come from the previous page of the same query, from and to");

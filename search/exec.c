@@ -681,21 +681,6 @@ const char *search_error_code_name(enum search_error_code code)
     return "internal";
 }
 
-void search_query_shape(const search_query *q, search_shape *out)
-{
-    memset(out, 0, sizeof *out);
-    out->sequence = q->is_sequence;
-    for (uint32_t i = 0; i < q->pipe_count; i++) {
-        const pipe_op *p = &q->pipes[i];
-        if (p->kind == PIPE_HEAD) out->head = p->n;
-        else if (p->kind == PIPE_TAIL) out->tail = p->n;
-        else {
-            out->count = true;
-            out->count_by = p->by_count;
-        }
-    }
-}
-
 void search_limits_default(search_limits *lim)
 {
     lim->max_result_rows = 10000;

@@ -714,3 +714,42 @@ void query_free_patterns(search_query *q)
     for (struct re_link *l = q->regexes; l; l = l->next) pcre2_code_free(l->re);
     q->regexes = NULL;
 }
+
+/* ---- the shape of a compiled query (what api/fanout*.c needs to merge shards) ---- */
+
+static bool host_field(const field_ref *f)
+{
+    static const char *const names[] = {"host.id", "mamori.agent_id", "agent.id"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (f->path_len == strlen(names[i]) && !memcmp(f->path, names[i], f->path_len)) return true;
+    return false;
+}
+
+static bool sequence_host_bound(const search_query *q)
+{
+    for (uint32_t i = 0; i < q->seq_by_count; i++)
+        if (host_field(&q->seq_by[i])) return true;
+    for (uint32_t j = 0; j < SEARCH_MAX_BY; j++) {
+        bool all = q->stage_count > 0;
+        for (uint32_t s = 0; s < q->stage_count && all; s++)
+            all = j < q->stages[s].by_count && host_field(&q->stages[s].by[j]);
+        if (all) return true;
+    }
+    return false;
+}
+
+void search_query_shape(const search_query *q, search_shape *out)
+{
+    memset(out, 0, sizeof *out);
+    out->sequence = q->is_sequence;
+    out->host_bound = q->is_sequence && sequence_host_bound(q);
+    for (uint32_t i = 0; i < q->pipe_count; i++) {
+        const pipe_op *p = &q->pipes[i];
+        if (p->kind == PIPE_HEAD) out->head = p->n;
+        else if (p->kind == PIPE_TAIL) out->tail = p->n;
+        else {
+            out->count = true;
+            out->count_by = p->by_count;
+        }
+    }
+}

@@ -93,6 +93,9 @@ typedef struct search_shape {
     uint64_t head, tail;
     bool count;        /* | count or | count by */
     uint32_t count_by; /* fields of | count by; 0 for | count */
+    bool host_bound;   /* a sequence whose join key holds the host (host.id, mamori.agent_id or
+                        * agent.id: in `sequence by`, or at one position of every stage's `by`),
+                        * so each of its sequences is one host's — whole on one store shard */
 } search_shape;
 void search_query_shape(const search_query *q, search_shape *out);
 

@@ -187,6 +187,18 @@ def test_sequences(cluster):
     # the shards hold each host whole: the fan-out's sequences are the shards' ones
     per = sum(len(pages(a, q, 10000, "sequences")[0]) for a in apis["shards"])
     assert per == len(got)
+    # per-stage host joins are host-bound too
+    q2 = 'sequence with maxspan=1s [process where event.type : "start"] by host.id [network where true] by host.id'
+    assert seq_ids(pages(apis["api"], q2, 10000, "sequences")[0]) == seq_ids(pages(apis["single"], q2, 10000,
+                                                                                     "sequences")[0])
+    # a sequence joined by something else spans shards: refused, never a partial answer
+    for bad in ('sequence by user.name with maxspan=1s [process where true] [network where true]',
+                'sequence with maxspan=1s [process where true] by host.id [network where true] by user.name'):
+        body = {"query": bad, "from": FROM, "to": TO}
+        st, r = apis["api"].call("POST", "/v1/search", body)
+        assert st == 400 and "joined by the host" in r["error"]["message"], r
+        st, r = apis["single"].call("POST", "/v1/search", body)
+        assert st == 200, r
 
 
 def test_event_by_id_and_alerts(cluster):
