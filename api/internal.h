@@ -124,6 +124,26 @@ void handle_alert_get(api_req *r, const char *id);
 void handle_alert_patch(api_req *r, const char *id);
 /* rules_test.c */
 void handle_rules_test(api_req *r);
+/* POST /v1/rules/test's request checked and its rules compiled (rules_test.c), shared by the
+ * local run and the fan-out (fanout_rules.c). */
+typedef struct rules_req {
+    json_parser *p;
+    arena ar;
+    buf text; /* the body as received */
+    const json_value *body;
+    int64_t from_us, to_us;
+    uint32_t limit;
+    struct detect_loader *loader;
+    struct detect_ruleset *rs;
+    struct correlate_set *corr;
+    const struct detect_report *report;
+} rules_req;
+/* false when the request was answered (an error naming the field or the rule's problems);
+ * rules_test_release in every case. */
+bool rules_test_prepare(api_req *r, rules_req *q);
+void rules_test_release(rules_req *q);
+/* The retro-hunt on every store shard of api.shards, merged (fanout_rules.c). */
+void fanout_rules_test(api_req *r);
 
 /* handlers.c: an optional RFC 3339 time member of a request body (false after replying 400),
  * and the default end of a search's range (now + the clock skew ingest accepts). */

@@ -132,22 +132,15 @@ static void write_problems(buf *out, const detect_report *rep)
     buf_putc(out, ']');
 }
 
-void handle_rules_test(api_req *r)
+bool rules_test_prepare(api_req *r, rules_req *q)
 {
     api *a = r->a;
-    json_parser *p = json_parser_create();
-    arena ar;
-    arena_init(&ar, 16 * 1024);
-    buf text;
-    buf_init(&text);
-    detect_loader *loader = NULL;
-    detect_ruleset *rs = NULL;
-    correlate_set *corr = NULL;
-    hunt h = {.r = r};
-    buf_init(&h.matches);
-    buf_init(&h.corr_alerts);
-    const json_value *body = read_json_body(r, p, &ar, &text);
-    if (!body) goto out;
+    memset(q, 0, sizeof *q);
+    q->p = json_parser_create();
+    arena_init(&q->ar, 16 * 1024);
+    buf_init(&q->text);
+    const json_value *body = q->body = read_json_body(r, q->p, &q->ar, &q->text);
+    if (!body) return false;
     static const char *const allowed[] = {"rule", "from", "to", "limit"};
     for (uint32_t i = 0; i < body->len; i++) {
         const json_member *m = &body->members[i];
@@ -157,34 +150,33 @@ void handle_rules_test(api_req *r)
         if (!ok) {
             reply_error(r, 400, "bad_request", "unknown field '%.*s' (rule, from, to, limit)", (int)MAMORI_MIN(m->key_len, 64u),
                         m->key);
-            goto out;
+            return false;
         }
     }
     const json_value *rule = json_object_get(body, "rule", 4);
     if (!json_is_string(rule) || rule->len == 0) {
         reply_error(r, 400, "bad_request", "'rule' must be the Sigma YAML of one or more rules (a non-empty string)");
-        goto out;
+        return false;
     }
-    int64_t from_us = 0, to_us = 0;
     const json_value *from = json_object_get(body, "from", 4), *to = json_object_get(body, "to", 2);
-    if (!json_is_string(from) || clock_parse_rfc3339(from->str, from->len, &from_us) != 0 || !json_is_string(to) ||
-        clock_parse_rfc3339(to->str, to->len, &to_us) != 0) {
+    if (!json_is_string(from) || clock_parse_rfc3339(from->str, from->len, &q->from_us) != 0 || !json_is_string(to) ||
+        clock_parse_rfc3339(to->str, to->len, &q->to_us) != 0) {
         reply_error(r, 400, "bad_request", "'from' and 'to' must be RFC 3339 times such as 2024-03-01T00:00:00Z");
-        goto out;
+        return false;
     }
-    if (from_us >= to_us) {
+    if (q->from_us >= q->to_us) {
         reply_error(r, 400, "bad_request", "'from' must be before 'to'");
-        goto out;
+        return false;
     }
-    h.limit = RULES_TEST_DEFAULT_LIMIT;
+    q->limit = RULES_TEST_DEFAULT_LIMIT;
     const json_value *limit = json_object_get(body, "limit", 5);
     if (limit) {
         int64_t v = limit->type == JSON_NUMBER && (limit->flags & JSON_FLAG_INT) ? limit->num.i : -1;
         if (v < 1 || v > (int64_t)a->cfg->api.max_result_rows) {
             reply_error(r, 400, "bad_request", "'limit' must be an integer from 1 to %u", a->cfg->api.max_result_rows);
-            goto out;
+            return false;
         }
-        h.limit = (uint32_t)v;
+        q->limit = (uint32_t)v;
     }
 
     /* load and compile, as the server's rule set (correlations on) */
@@ -193,18 +185,18 @@ void handle_rules_test(api_req *r)
     opt.correlations = true;
     opt.compile_threads = 1;
     opt.rules_max = a->cfg->detect.max_rules;
-    loader = detect_loader_create(&opt);
-    detect_loader_add_text(loader, "rule", rule->str, rule->len);
+    q->loader = detect_loader_create(&opt);
+    detect_loader_add_text(q->loader, "rule", rule->str, rule->len);
     char err[512];
-    if (detect_loader_build(loader, &rs, err, sizeof err) != 0) {
+    if (detect_loader_build(q->loader, &q->rs, err, sizeof err) != 0) {
         reply_error(r, 400, "bad_rule", "the rules cannot be built: %s", err);
-        goto out;
+        return false;
     }
-    if (correlate_set_build(loader, rs, &corr) != 0) {
+    if (correlate_set_build(q->loader, q->rs, &q->corr) != 0) {
         reply_error(r, 400, "bad_rule", "the correlations cannot be built");
-        goto out;
+        return false;
     }
-    const detect_report *rep = detect_loader_report(loader);
+    const detect_report *rep = q->report = detect_loader_report(q->loader);
     if (rep->rejected || (rep->loaded == 0 && rep->correlations == 0)) {
         buf_printf(&r->body, "{\"error\":{\"code\":\"bad_rule\",\"message\":\"%s\",\"problems\":",
                    rep->rejected ? "rules rejected (each problem names its line in the request's YAML)"
@@ -212,12 +204,34 @@ void handle_rules_test(api_req *r)
         write_problems(&r->body, rep);
         buf_puts(&r->body, "}}");
         reply_json(r, 400);
-        goto out;
+        return false;
     }
+    return true;
+}
 
-    h.corr = corr;
+void rules_test_release(rules_req *q)
+{
+    correlate_set_destroy(q->corr);
+    detect_ruleset_unref(q->rs);
+    detect_loader_destroy(q->loader);
+    buf_fini(&q->text);
+    arena_fini(&q->ar);
+    json_parser_destroy(q->p);
+    memset(q, 0, sizeof *q);
+}
+
+void handle_rules_test(api_req *r)
+{
+    api *a = r->a;
+    rules_req q;
+    hunt h = {.r = r};
+    buf_init(&h.matches);
+    buf_init(&h.corr_alerts);
+    if (!rules_test_prepare(r, &q)) goto out;
+    h.limit = q.limit;
+    h.corr = q.corr;
     h.worker = detect_worker_create();
-    if (detect_worker_bind(h.worker, rs) != 0) {
+    if (detect_worker_bind(h.worker, q.rs) != 0) {
         reply_error(r, 503, "overloaded", "cannot allocate matching memory; retry shortly");
         goto out;
     }
@@ -226,18 +240,19 @@ void handle_rules_test(api_req *r)
     copt.keys_max = a->cfg->detect.correlation_max_keys;
     copt.events_per_key_max = a->cfg->detect.correlation_max_events_per_key;
     copt.lateness_us = (int64_t)a->cfg->detect.correlation_lateness_s * 1000000; /* time order: never late */
-    h.engine = correlate_engine_create(corr, &copt);
+    h.engine = correlate_engine_create(q.corr, &copt);
     h.parser = json_parser_create();
     h.norm = normalizer_create();
     arena_init(&h.arena, 64 * 1024);
     snprintf(h.tenant, sizeof h.tenant, "%s", r->tenant);
     int64_t t0 = clock_mono_us();
     h.deadline_us = clock_wall_us() + (int64_t)a->cfg->api.query_deadline_ms * 1000;
-    int rc = store_scan_events(a->db, r->tenant, from_us, to_us, visit, &h);
+    int rc = store_scan_events(a->db, r->tenant, q.from_us, q.to_us, visit, &h);
     if (rc < 0) {
         reply_error(r, 500, "internal", "reading the events failed: %s", strerror(-rc));
         goto out;
     }
+    const detect_report *rep = q.report;
     correlate_stats st;
     correlate_engine_stats(h.engine, SIZE_MAX, &st);
     buf *o = &r->body;
@@ -266,12 +281,7 @@ out:
     }
     correlate_engine_destroy(h.engine);
     detect_worker_destroy(h.worker);
-    correlate_set_destroy(corr);
-    detect_ruleset_unref(rs);
-    detect_loader_destroy(loader);
+    rules_test_release(&q);
     buf_fini(&h.matches);
     buf_fini(&h.corr_alerts);
-    buf_fini(&text);
-    arena_fini(&ar);
-    json_parser_destroy(p);
 }

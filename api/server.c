@@ -306,7 +306,8 @@ static void route(api_req *r, int method, const char *path)
         if (method != EVHTTP_REQ_POST) goto bad_method;
         /* a retro-hunt reads like a search (and alerts nothing): analysts write rules */
         if (!require_role(r, API_ROLE_ANALYST) || !heavy_enter(r)) return;
-        handle_rules_test(r);
+        if (r->a->cfg->api.shards.count) fanout_rules_test(r);
+        else handle_rules_test(r);
         heavy_leave(r);
         return;
     case EP_AGENT_ACTIONS:

@@ -201,6 +201,49 @@ def test_sequences(cluster):
         assert st == 200, r
 
 
+CORR = RULE.replace("title: cmd.exe started\n", "title: cmd.exe started\nname: cmd_started\n") + """---
+title: cmd.exe twice on a host
+id: 7c2e4b1a-0f3d-4e5a-9b8c-1d2e3f4a5b6c
+status: test
+correlation:
+  type: event_count
+  rules: [cmd_started]
+  group-by: [host.name]
+  timespan: 1h
+  condition: {gte: 2}
+level: high
+"""
+
+
+def test_rules_test_fans_out(cluster):
+    """POST /v1/rules/test behind api.shards: the shards' retro-hunts merged equal the single
+    node's (matches in order, correlation alerts, totals); a correlation not grouped by the
+    host is refused (it would span shards); a bad rule is answered with its problems."""
+    apis = cluster[0]
+    for rule, limit in ((RULE, 10000), (RULE, 7), (CORR, 10000), (CORR, 5)):
+        body = {"rule": rule, "from": FROM, "to": TO, "limit": limit}
+        st, got = apis["api"].call("POST", "/v1/rules/test", body)
+        assert st == 200, got
+        st, want = apis["single"].call("POST", "/v1/rules/test", body)
+        assert st == 200, want
+        assert got["complete"] and got["shards"] == 2
+        for k in ("events_scanned", "matches_total", "correlation_alerts_total", "rules"):
+            assert got[k] == want[k], k
+        assert [m["event"]["id"] for m in got["matches"]] == [m["event"]["id"] for m in want["matches"]]
+        assert [c["correlation"]["id"] for c in got["correlation_alerts"]] == \
+            [c["correlation"]["id"] for c in want["correlation_alerts"]]
+        if rule is RULE:
+            assert got["matches_total"] > 0 and len(got["matches"]) == min(limit, got["matches_total"])
+        else:  # the base rule of a correlation does not alert alone
+            n = got["correlation_alerts_total"]
+            assert n > 0 and len(got["correlation_alerts"]) == min(limit, n)
+    per_user = CORR.replace("group-by: [host.name]", "group-by: [user.name]")
+    st, r = apis["api"].call("POST", "/v1/rules/test", {"rule": per_user, "from": FROM, "to": TO})
+    assert st == 400 and r["error"]["code"] == "bad_rule" and "not grouped by the host" in r["error"]["message"], r
+    st, r = apis["api"].call("POST", "/v1/rules/test", {"rule": "title: x\ndetection: {}\n", "from": FROM, "to": TO})
+    assert st == 400 and r["error"]["code"] == "bad_rule" and r["error"]["problems"], r
+
+
 def test_event_by_id_and_alerts(cluster):
     apis = cluster[0]
     st, r = apis["single"].search('any where true | tail 3', **{"from": FROM, "to": TO})
