@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/event.h"
 #include "core/log.h"
+#include "core/pki.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -86,6 +87,89 @@ void fanout_event(api_req *r, const char *id)
     snprintf(path, sizeof path, "/v1/events/%s", id);
     snprintf(what, sizeof what, "event %s", id);
     find_one(r, "GET", path, NULL, 0, what);
+}
+
+void fanout_agent(api_req *r, const char *id)
+{
+    if (!id || !pki_agent_id_valid(id)) {
+        reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
+        return;
+    }
+    char path[160], what[128];
+    snprintf(path, sizeof path, "/v1/agents/%s", id);
+    snprintf(what, sizeof what, "agent '%s'", id);
+    find_one(r, "GET", path, NULL, 0, what);
+}
+
+typedef struct agent_at {
+    const json_value *v;
+    const char *hash; /* "agent_hash" */
+    uint32_t hash_len;
+} agent_at;
+
+static int agent_cmp(const void *x, const void *y)
+{
+    const agent_at *a = x, *b = y;
+    int c = memcmp(a->hash, b->hash, MAMORI_MIN(a->hash_len, b->hash_len));
+    return c ? c : (a->hash_len > b->hash_len) - (a->hash_len < b->hash_len);
+}
+
+void fanout_agents(api_req *r)
+{
+    uint32_t n = r->a->cfg->api.shards.count;
+    shard_call *calls = fanout_calls_new(r->a);
+    for (uint32_t i = 0; i < n; i++) {
+        buf_puts(&calls[i].url, calls[i].base);
+        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
+        buf_puts(&calls[i].url, "/v1/agents");
+        calls[i].active = true;
+    }
+    fanout_calls_run(r, "GET", calls, n);
+    json_parser *p = json_parser_create();
+    arena ar;
+    arena_init(&ar, 64 * 1024);
+    agent_at *all = NULL;
+    size_t count = 0, cap = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fanout_call_failed(r, &calls[i], p, &ar)) goto out;
+        json_value *root = arena_alloc(&ar, sizeof *root);
+        json_error jerr;
+        char *t = arena_alloc(&ar, calls[i].out.len + 1);
+        memcpy(t, calls[i].out.data ? calls[i].out.data : "", calls[i].out.len);
+        t[calls[i].out.len] = '\0';
+        const json_value *list;
+        if (json_parse(p, &ar, t, calls[i].out.len, root, &jerr) != 0 ||
+            !(list = json_object_get(root, "agents", 6)) || list->type != JSON_ARRAY) {
+            reply_error(r, 502, "shard_error", "store shard %u (%s): its answer has no 'agents' array", i,
+                        calls[i].base);
+            goto out;
+        }
+        for (uint32_t k = 0; k < list->len; k++) {
+            const json_value *h = json_object_get(&list->items[k], "agent_hash", 10);
+            if (!json_is_string(h)) continue;
+            if (count == cap) {
+                cap = cap ? cap * 2 : 256;
+                all = mamori_xrealloc(all, cap * sizeof *all);
+            }
+            all[count++] = (agent_at){&list->items[k], h->str, h->len};
+        }
+    }
+    qsort(all, count, sizeof *all, agent_cmp);
+    buf_puts(&r->body, "{\"agents\":[");
+    size_t listed = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i && agent_cmp(&all[i], &all[i - 1]) == 0) continue; /* one agent on two shards: listed once */
+        if (listed++) buf_putc(&r->body, ',');
+        json_write_value(&r->body, all[i].v);
+    }
+    buf_puts(&r->body, "]}");
+    r->rows = listed;
+    reply_json(r, 200);
+out:
+    free(all);
+    arena_fini(&ar);
+    json_parser_destroy(p);
+    fanout_calls_free(calls, n);
 }
 
 /* A process tree is one host's, hence one shard's: the shard that knows the process. */

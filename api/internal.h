@@ -156,6 +156,10 @@ void fanout_alerts(api_req *r);
 void fanout_alert_get(api_req *r, const char *id);
 void fanout_tree(api_req *r);
 void fanout_alert_patch(api_req *r, const char *id);
+/* GET /v1/agents and /v1/agents/{id}: the shards' agents (each agent's batches are on one
+ * shard), merged by agent hash. */
+void fanout_agents(api_req *r);
+void fanout_agent(api_req *r, const char *id);
 
 /* fanout_search.c internals, for tests/unit/api/test_fanout.c. */
 typedef struct fanout_key {

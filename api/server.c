@@ -265,13 +265,15 @@ static void route(api_req *r, int method, const char *path)
     case EP_AGENTS:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        handle_agents(r);
+        if (r->a->cfg->api.shards.count) fanout_agents(r);
+        else handle_agents(r);
         heavy_leave(r);
         return;
     case EP_AGENT:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER)) return;
-        handle_agent(r, path_tail(path, "/v1/agents/"));
+        if (r->a->cfg->api.shards.count) fanout_agent(r, path_tail(path, "/v1/agents/"));
+        else handle_agent(r, path_tail(path, "/v1/agents/"));
         return;
     case EP_KEYS:
         if (method != EVHTTP_REQ_POST && method != EVHTTP_REQ_GET) goto bad_method;

@@ -244,6 +244,28 @@ def test_rules_test_fans_out(cluster):
     assert st == 400 and r["error"]["code"] == "bad_rule" and r["error"]["problems"], r
 
 
+def test_agents_fan_out(cluster):
+    """GET /v1/agents behind api.shards lists every agent once (its batches are on one shard),
+    ordered by agent hash, the same rows as the shards'; GET /v1/agents/{id} finds it."""
+    apis = cluster[0]
+    st, r = apis["api"].call("GET", "/v1/agents")
+    assert st == 200, r
+    got = r["agents"]
+    assert sorted(a["id"] for a in got) == ["fo-%05d" % i for i in range(AGENTS)]
+    assert [a["agent_hash"] for a in got] == sorted(a["agent_hash"] for a in got)
+    per = {}
+    for a in apis["shards"]:
+        for row in a.call("GET", "/v1/agents")[1]["agents"]:
+            per[row["id"]] = row
+    assert {a["id"]: a for a in got} == per
+    st, one = apis["api"].call("GET", "/v1/agents/fo-00003")
+    assert st == 200 and one["id"] == "fo-00003" and one["last_acked_seq"] == per["fo-00003"]["last_acked_seq"], one
+    st, r = apis["api"].call("GET", "/v1/agents/nobody-here")
+    assert st == 404, r
+    st, r = apis["api"].call("GET", "/v1/agents/bad%20id")
+    assert st == 400, r
+
+
 def test_event_by_id_and_alerts(cluster):
     apis = cluster[0]
     st, r = apis["single"].search('any where true | tail 3', **{"from": FROM, "to": TO})
