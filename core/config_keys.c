@@ -175,7 +175,7 @@ const config_key config_keys[] = {
     {"detect.correlation_max_events_per_key", KEY_U32, OFF(detect.correlation_max_events_per_key), "1000", 1, 1000000,
      NULL, "base-rule matches held per correlation group-by key; beyond it the oldest is evicted (counted)"},
     {"detect.correlation_lateness_s", KEY_U32, OFF(detect.correlation_lateness_s), "60", 0, 31536000, NULL,
-     "event-time lateness allowance: a match older than the newest match seen minus this is counted late and ignored"},
+     "event-time lateness allowance: a match older than its group-by key's newest match minus this is counted late and ignored"},
     {"detect.correlation_checkpoint_interval_ms", KEY_U32, OFF(detect.correlation_checkpoint_interval_ms), "1000", 1,
      3600000, NULL, "how often correlation state is checkpointed to the state column family (with the watermarks)"},
 

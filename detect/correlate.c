@@ -241,6 +241,8 @@ struct ckey *cstate_key(correlate_engine *e, uint32_t corr, const char *key, uin
     memcpy(k->key, key, key_len);
     k->key_len = key_len;
     k->hash = h;
+    k->newest_us = INT64_MIN;
+    k->arrival_us = e->clock_us;
     k->hash_next = st->buckets[h & (st->bucket_count - 1)];
     st->buckets[h & (st->bucket_count - 1)] = k;
     lru_push(st, k);
@@ -270,6 +272,7 @@ uint32_t ckey_insert(correlate_engine *e, uint32_t corr, struct ckey *k, const s
         k->cap = k->cap ? k->cap * 2 : 4;
         k->entries = mamori_xrealloc(k->entries, k->cap * sizeof *k->entries);
     }
+    if (ent->time_us > k->newest_us) k->newest_us = ent->time_us;
     uint32_t pos = k->count;
     while (pos > 0 && entry_before(ent, &k->entries[pos - 1])) pos--;
     memmove(&k->entries[pos + 1], &k->entries[pos], (k->count - pos) * sizeof *k->entries);
@@ -288,11 +291,14 @@ uint32_t ckey_insert(correlate_engine *e, uint32_t corr, struct ckey *k, const s
     return pos;
 }
 
-/* Matches before the horizon can be in no future window: drop them. */
-static int64_t horizon(const correlate_engine *e, const struct cdef *d)
+/* A key's matches before its horizon can be in none of its future windows: drop them.
+ * Lateness is per key (its own newest match), so one agent's delivery delay — a laptop
+ * sending its spool after hours offline — does not make other keys' matches late, nor its
+ * own host-grouped sequences. */
+static int64_t key_horizon(const correlate_engine *e, const struct cdef *d, const struct ckey *k)
 {
-    if (e->watermark_us == INT64_MIN) return INT64_MIN;
-    return e->watermark_us - e->opt.lateness_us - d->pub.timespan_us;
+    if (k->newest_us == INT64_MIN) return INT64_MIN;
+    return k->newest_us - e->opt.lateness_us - d->pub.timespan_us;
 }
 
 static void prune_key(struct cstate *st, struct ckey *k, int64_t h)
@@ -306,12 +312,14 @@ static void prune_key(struct cstate *st, struct ckey *k, int64_t h)
     st->stats.expired_events += n;
 }
 
-/* Lazy expiry: keys at the old end of the LRU whose newest match is before the horizon. */
+/* Lazy expiry: keys at the old end of the LRU (arrival order) not updated for a window and
+ * the lateness allowance of arrival time. */
 static void expire(correlate_engine *e, uint32_t corr)
 {
     struct cstate *st = &e->states[corr];
-    int64_t h = horizon(e, e->set->corrs[corr]);
-    while (st->oldest && st->oldest->count && st->oldest->entries[st->oldest->count - 1].time_us < h) {
+    if (e->clock_us == INT64_MIN) return;
+    int64_t h = e->clock_us - e->opt.lateness_us - e->set->corrs[corr]->pub.timespan_us;
+    while (st->oldest && st->oldest->count && st->oldest->arrival_us < h) {
         st->stats.expired_events += st->oldest->count;
         key_remove(st, st->oldest);
     }
@@ -407,6 +415,7 @@ struct feed_ctx {
     correlate_engine *e;
     correlate_alert_fn fn;
     void *ctx;
+    bool late; /* late for at least one correlation */
 };
 
 static void process_target(struct feed_ctx *f, const correlate_match *m, const struct mtarget *t, uint32_t depth);
@@ -541,10 +550,19 @@ static void process_target(struct feed_ctx *f, const correlate_match *m, const s
         return;
     }
     expire(e, t->corr);
-    struct ckey *k = cstate_key(e, t->corr, m->blob.data + t->key_off, t->key_len, true);
+    const char *key = m->blob.data + t->key_off;
+    struct ckey *k = cstate_key(e, t->corr, key, t->key_len, false);
+    /* late: older than its key's newest match minus the allowance (a key's own watermark) */
+    if (k && !m->chained && m->time_us < k->newest_us - e->opt.lateness_us) {
+        st->stats.late++;
+        f->late = true;
+        return;
+    }
+    if (!k) k = cstate_key(e, t->corr, key, t->key_len, true);
+    k->arrival_us = e->clock_us;
     lru_unlink(st, k);
     lru_push(st, k);
-    prune_key(st, k, horizon(e, d));
+    prune_key(st, k, key_horizon(e, d, k));
 
     /* at-least-once delivery (a batch evaluated again, its matches re-published: §11.8) must
      * not count an event twice: a base match whose event the key holds already, for the same
@@ -607,6 +625,7 @@ correlate_engine *correlate_engine_create(const correlate_set *set, const correl
     if (e->opt.lateness_us > CORRELATE_LATENESS_MAX_US) e->opt.lateness_us = CORRELATE_LATENESS_MAX_US;
     e->states = mamori_xcalloc(set->count ? set->count : 1, sizeof *e->states);
     e->watermark_us = INT64_MIN;
+    e->clock_us = INT64_MIN;
     return e;
 }
 
@@ -624,24 +643,32 @@ void correlate_engine_destroy(correlate_engine *e)
     free(e);
 }
 
+/* Keys restored from a checkpoint (or carried over a reload) arrive now: their windows stay
+ * open for a window and the allowance of arrival time from here, however long the process
+ * was down (their event times decide what is late and what they pair with). Once. */
+static void restored_arrive(correlate_engine *e)
+{
+    e->arrival_fix = false;
+    for (uint32_t c = 0; c < e->set->count; c++)
+        for (struct ckey *k = e->states[c].oldest; k; k = k->newer)
+            if (k->arrival_us == INT64_MIN) k->arrival_us = e->clock_us;
+}
+
 void correlate_engine_feed(correlate_engine *e, const correlate_match *m, correlate_alert_fn fn, void *ctx)
 {
     if (!m) return;
     if (!m->chained) {
-        if (e->watermark_us != INT64_MIN && m->time_us < e->watermark_us - e->opt.lateness_us) {
-            e->late++;
-            for (uint32_t i = 0; i < m->target_count; i++) {
-                e->states[m->targets[i].corr].stats.matches++;
-                e->states[m->targets[i].corr].stats.late++;
-            }
-            return;
-        }
-        /* never ahead of the receive time: a clock ahead must not make others late */
+        /* never ahead of the receive time: a clock ahead must not move the watermark */
         int64_t t = m->time_us < m->received_us ? m->time_us : m->received_us;
         if (t > e->watermark_us) e->watermark_us = t;
+        /* arrival: the receive time when known (live), else the match time (time-ordered input) */
+        int64_t a = m->received_us != INT64_MAX ? m->received_us : m->time_us;
+        if (a > e->clock_us) e->clock_us = a;
+        if (e->arrival_fix) restored_arrive(e);
     }
     struct feed_ctx f = {.e = e, .fn = fn, .ctx = ctx};
     for (uint32_t i = 0; i < m->target_count; i++) process_target(&f, m, &m->targets[i], 0);
+    if (f.late) e->late++;
 }
 
 void correlate_engine_feed_event(correlate_engine *e, const detect_rule *rule, const mamori_event *ev, int64_t time_us,

@@ -138,6 +138,8 @@ struct ckey {
     struct ckey *newer, *older; /* LRU by last update (arrival) */
     struct centry *entries;     /* sorted by (time_us, seq) */
     uint32_t count, cap;
+    int64_t newest_us;  /* newest match time the key took (never lowered): its own watermark */
+    int64_t arrival_us; /* the engine's arrival clock at its last update (LRU order, expiry) */
     uint64_t version; /* engine version of its last change (incremental checkpoints) */
 };
 
@@ -156,7 +158,9 @@ struct correlate_engine {
     const correlate_set *set;
     correlate_options opt;
     struct cstate *states;
-    int64_t watermark_us;
+    int64_t watermark_us; /* newest match time fed (receive-bounded): reported, checkpointed */
+    int64_t clock_us;     /* newest arrival: receive times (live) or match times (offline) */
+    bool arrival_fix;     /* restored keys wait for an arrival time (the next match's clock) */
     uint64_t seq;
     uint64_t version; /* counts key changes, for incremental checkpoints */
     uint64_t late; /* late matches (once per match, whatever number of correlations) */

@@ -135,6 +135,8 @@ static struct ckey *read_key(correlate_engine *e, uint32_t index, struct reader 
         ckey_insert(e, index, k, &ent);
     }
     if (!r->bad && !k->count) r->bad = true; /* encoders never write empty keys */
+    k->arrival_us = INT64_MIN; /* restored: arrives with the next match fed (correlate_engine_feed) */
+    e->arrival_fix = true;
     return k;
 }
 

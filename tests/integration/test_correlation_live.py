@@ -258,6 +258,27 @@ def test_clock_ahead_does_not_make_others_late(node_factory):
     assert m["mamori_detect_correlation_late_total"] == 0
 
 
+def test_spool_hours_late_completes_its_sequence(node_factory):
+    """A laptop back after two hours offline sends its spool: its sequence completes by event
+    time although other agents' live matches are far newer (lateness is per group-by key)."""
+    srv, api = node_factory("detect.correlation_lateness_s=60")
+    live = Sender(srv, "ws-live")
+    live.send([sec(4625, 590, "mona")])  # now: the tenant's newest match
+    wait_metric(api, "mamori_detect_correlation_batches_total", 1)
+    laptop = Sender(srv, "laptop-07")
+    laptop.send([sec(4625, -6600, "lena"), sec(4624, -6590, "lena")])  # two hours ago
+    laptop.close()
+    live.close()
+    m = wait_metric(api, "mamori_detect_correlation_batches_total", 2)
+    deadline = time.time() + 30
+    while not sequence_alerts(api) and time.time() < deadline:
+        time.sleep(0.1)
+    alerts = sequence_alerts(api)
+    assert [a["correlation"]["group"]["TargetUserName"] for a in alerts] == ["lena"], alerts
+    assert alerts[0]["correlation"]["window"] == {"first": stamp(-6600), "last": stamp(-6590)}
+    assert m["mamori_detect_correlation_late_total"] == 0
+
+
 SINGLE = """title: Any failed logon
 id: 7b4f1b42-2d8c-4a0f-8b6e-0fbc5a6b7c85
 logsource:

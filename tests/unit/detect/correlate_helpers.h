@@ -39,6 +39,7 @@ typedef struct ch {
     got alerts[ALERTS_MAX];
     int count;
     int standalone; /* base-rule matches that alert on their own */
+    int64_t received_us; /* when set, every match fed is given this receive time */
 } ch;
 
 static inline void on_alert(void *ctx, const correlate_alert *a)
@@ -128,7 +129,10 @@ static inline void ch_json(ch *h, const char *label, const char *json)
     size_t n = detect_eval(h->worker, &ev, &m);
     for (size_t i = 0; i < n; i++) {
         if (correlate_set_rule_standalone(h->set, m[i].rule)) h->standalone++;
-        correlate_engine_feed_event(h->eng, m[i].rule, &ev, ev.ts_us, label, on_alert, h);
+        correlate_match *cm = correlate_match_create(h->set, m[i].rule, &ev, ev.ts_us, label);
+        if (cm && h->received_us) correlate_match_set_received(cm, h->received_us);
+        correlate_engine_feed(h->eng, cm, on_alert, h);
+        correlate_match_destroy(cm);
     }
 }
 

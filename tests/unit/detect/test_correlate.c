@@ -518,6 +518,67 @@ static void test_late_beyond_allowance(void **state)
     ch_fini(&h);
 }
 
+/* Lateness is per key: one key far ahead does not make another key's matches late; an agent
+ * sending its spool hours late (receive time now, event times then) still completes its
+ * sequence; keys idle for a window and the allowance of arrival time expire. */
+static void test_lateness_per_key_and_arrival_expiry(void **state)
+{
+    (void)state;
+    correlate_options opt;
+    correlate_options_default(&opt);
+    opt.lateness_us = 60 * 1000000LL;
+    ch h;
+    ch_init_opt(&h, TEMPORAL_ORDERED_YAML, &opt);
+    const double far[] = {1000};
+    recon(&h, "a", far, "alice"); /* the engine's watermark: 1000 s */
+    const double t[] = {100, 110, 120};
+    recon(&h, "abc", t, "bob"); /* 900 s behind the watermark, in order for bob */
+    assert_int_equal(h.count, 1);
+    assert_string_equal(h.alerts[0].group, "ws1|bob");
+    assert_int_equal(stats_of(&h).late, 0);
+    /* late for its own key still */
+    recon(&h, "b", far, "carol");
+    const double old[] = {900};
+    recon(&h, "a", old, "carol");
+    assert_int_equal(stats_of(&h).late, 1);
+
+    /* a spool: received two hours after the events, after other agents' live matches */
+    ch_engine(&h);
+    h.received_us = BASE_US + 7200 * 1000000LL;
+    const double live[] = {7200};
+    recon(&h, "a", live, "alice");
+    const double spool[] = {10, 20, 30};
+    recon(&h, "abc", spool, "dave");
+    assert_int_equal(h.count, 1);
+    assert_string_equal(h.alerts[0].group, "ws1|dave");
+    /* alice's half sequence idles: expired once the arrival clock passes 5m + 60 s */
+    h.received_us = BASE_US + (7200 + 361) * 1000000LL;
+    const double later[] = {7561};
+    recon(&h, "a", later, "erin");
+    correlate_stats st = stats_of(&h);
+    assert_int_equal(st.keys, 1); /* erin only */
+    assert_true(st.expired_events >= 1);
+    /* a restored key arrives with the next match: a process down for 16 minutes still
+     * completes a sequence whose steps are within the span by event time */
+    ch_engine(&h);
+    h.received_us = BASE_US + 7200 * 1000000LL;
+    const double first[] = {10};
+    recon(&h, "a", first, "frank");
+    buf saved;
+    buf_init(&saved);
+    correlate_state_encode(h.eng, 0, &saved);
+    ch_engine(&h);
+    assert_int_equal(correlate_state_decode(h.eng, 0, saved.data, saved.len), 0);
+    h.received_us = BASE_US + (7200 + 1000) * 1000000LL;
+    const double rest[] = {20, 30};
+    recon(&h, "bc", rest, "frank");
+    assert_int_equal(h.count, 1);
+    assert_string_equal(h.alerts[0].ids, "a0,b0,c1");
+    buf_fini(&saved);
+    h.received_us = 0;
+    ch_fini(&h);
+}
+
 static void test_eviction_and_expiry(void **state)
 {
     (void)state;
@@ -563,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_spec_temporal),
         cmocka_unit_test(test_spec_temporal_ordered),
         cmocka_unit_test(test_temporal_ordered_one_event_one_step),
+        cmocka_unit_test(test_lateness_per_key_and_arrival_expiry),
         cmocka_unit_test(test_spec_value_sum),
         cmocka_unit_test(test_spec_value_avg),
         cmocka_unit_test(test_spec_value_percentile),
