@@ -43,11 +43,8 @@ static void find_one(api_req *r, const char *method, const char *path, const cha
     uint32_t n = r->a->cfg->api.shards.count;
     shard_call *calls = fanout_calls_new(r->a);
     for (uint32_t i = 0; i < n; i++) {
-        buf_puts(&calls[i].url, calls[i].base);
-        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
-        buf_puts(&calls[i].url, path);
+        fanout_call_url(&calls[i], path);
         if (body) buf_append(&calls[i].req, body, body_len);
-        calls[i].active = true;
     }
     fanout_calls_run(r, method, calls, n);
     int found = -1, failed = -1;
@@ -118,12 +115,7 @@ void fanout_agents(api_req *r)
 {
     uint32_t n = r->a->cfg->api.shards.count;
     shard_call *calls = fanout_calls_new(r->a);
-    for (uint32_t i = 0; i < n; i++) {
-        buf_puts(&calls[i].url, calls[i].base);
-        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
-        buf_puts(&calls[i].url, "/v1/agents");
-        calls[i].active = true;
-    }
+    for (uint32_t i = 0; i < n; i++) fanout_call_url(&calls[i], "/v1/agents");
     fanout_calls_run(r, "GET", calls, n);
     json_parser *p = json_parser_create();
     arena ar;
@@ -305,11 +297,9 @@ void fanout_alerts(api_req *r)
         free(v);
     }
     for (uint32_t i = 0; i < n; i++) {
-        buf_puts(&calls[i].url, calls[i].base);
-        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
-        buf_printf(&calls[i].url, "/v1/alerts?limit=%" PRIu64, limit);
+        fanout_call_url(&calls[i], "/v1/alerts");
+        buf_printf(&calls[i].url, "?limit=%" PRIu64, limit);
         buf_append(&calls[i].url, rest.data, rest.len);
-        calls[i].active = true;
     }
     fanout_calls_run(r, "GET", calls, n);
     const json_value **lists = mamori_xcalloc(n, sizeof *lists);

@@ -151,6 +151,15 @@ void fanout_calls_free(shard_call *calls, uint32_t n)
 }
 
 /* A shard's failure as this API's answer, naming the shard; false when the call is a 200. */
+void fanout_call_url(shard_call *c, const char *path)
+{
+    buf_clear(&c->url);
+    buf_puts(&c->url, c->base);
+    while (c->url.len && c->url.data[c->url.len - 1] == '/') c->url.len--;
+    buf_puts(&c->url, path);
+    c->active = true;
+}
+
 bool fanout_call_failed(api_req *r, const shard_call *c, json_parser *p, arena *ar)
 {
     if (!c->ok) {

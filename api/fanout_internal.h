@@ -20,6 +20,8 @@ typedef struct shard_call {
 /* One call per shard of api.shards, numbered and with empty buffers; fanout_calls_free. */
 shard_call *fanout_calls_new(const api *a);
 void fanout_calls_free(shard_call *calls, uint32_t n);
+/* c->url = the shard's base URL (without a trailing '/') followed by path; marks c active. */
+void fanout_call_url(shard_call *c, const char *path);
 /* Runs the active calls of calls[0..n) at once (method, c->url, c->req as the body, the
  * caller's key forwarded), each bounded by api.shard_timeout_ms. */
 void fanout_calls_run(api_req *r, const char *method, shard_call *calls, uint32_t n);

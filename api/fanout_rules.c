@@ -59,8 +59,8 @@ static uint64_t u64_of(const json_value *v)
 }
 
 /* The rows named `name` of every answer, ordered and cut at limit, as a JSON array. */
-static bool merge_rows(buf *o, const json_value *roots, uint32_t n, const char *name, bool (*key)(const json_value *, row *),
-                       uint32_t limit)
+static bool merge_rows(buf *o, const json_value *roots, uint32_t n, const char *name,
+                       bool (*key)(const json_value *, row *), uint32_t limit)
 {
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -113,11 +113,8 @@ void fanout_rules_test(api_req *r)
     uint32_t n = r->a->cfg->api.shards.count;
     shard_call *calls = fanout_calls_new(r->a);
     for (uint32_t i = 0; i < n; i++) {
-        buf_puts(&calls[i].url, calls[i].base);
-        while (calls[i].url.len && calls[i].url.data[calls[i].url.len - 1] == '/') calls[i].url.len--;
-        buf_puts(&calls[i].url, "/v1/rules/test");
+        fanout_call_url(&calls[i], "/v1/rules/test");
         buf_append(&calls[i].req, q.text.data, q.text.len);
-        calls[i].active = true;
     }
     fanout_calls_run(r, "POST", calls, n);
     json_parser *p = json_parser_create();
@@ -137,7 +134,8 @@ void fanout_rules_test(api_req *r)
         memcpy(t, calls[i].out.data ? calls[i].out.data : "", calls[i].out.len);
         t[calls[i].out.len] = '\0';
         if (json_parse(p, &ars[i], t, calls[i].out.len, &roots[i], &jerr) != 0 || roots[i].type != JSON_OBJECT) {
-            reply_error(r, 502, "shard_error", "store shard %u (%s): its answer is not a JSON object", i, calls[i].base);
+            reply_error(r, 502, "shard_error", "store shard %u (%s): its answer is not a JSON object", i,
+                        calls[i].base);
             goto out;
         }
         const json_value *c = json_object_get(&roots[i], "complete", 8);

@@ -81,14 +81,6 @@ static void shard_body(buf *out, const fan_req *f, uint64_t limit, const char *c
     buf_putc(out, '}');
 }
 
-static void set_search_url(shard_call *c)
-{
-    buf_clear(&c->url);
-    buf_puts(&c->url, c->base);
-    while (c->url.len && c->url.data[c->url.len - 1] == '/') c->url.len--;
-    buf_puts(&c->url, "/v1/search");
-}
-
 /* Merged cursor: m1:HASH:FROM:TO:MODE:N then per shard :SKIP,STATE (STATE "-" start, "x"
  * done, else the shard's cursor; shard cursors are hex). MODE s = merge (N = rows still
  * allowed by head), o = offset (N = rows already returned). */
@@ -245,7 +237,7 @@ static void search_merge(fan *F, const fanout_cursor *in)
             }
             uint64_t lim = MAMORI_MIN((uint64_t)r->a->cfg->api.max_result_rows, s->skip + (want - emitted));
             shard_body(&F->calls[i].req, &F->f, lim ? lim : 1, s->cursor, false);
-            set_search_url(&F->calls[i]);
+            fanout_call_url(&F->calls[i], "/v1/search");
             F->calls[i].active = true;
         }
         bool need = false;
@@ -339,7 +331,7 @@ static bool collect_all(fan *F, const char *rows_name, page_fn fn, void *ctx)
             fanout_shard *s = &F->st[i];
             if (s->done) continue;
             shard_body(&F->calls[i].req, &F->f, lim, s->cursor, false);
-            set_search_url(&F->calls[i]);
+            fanout_call_url(&F->calls[i], "/v1/search");
             F->calls[i].active = any = true;
         }
         if (!any) return true;
@@ -557,7 +549,7 @@ static void search_count(fan *F)
 {
     for (uint32_t i = 0; i < F->n; i++) {
         shard_body(&F->calls[i].req, &F->f, 1, NULL, false);
-        set_search_url(&F->calls[i]);
+        fanout_call_url(&F->calls[i], "/v1/search");
         F->calls[i].active = true;
     }
     if (!fetch_pages(F, NULL)) return;
@@ -581,7 +573,7 @@ static void search_explain(fan *F)
 {
     for (uint32_t i = 0; i < F->n; i++) {
         shard_body(&F->calls[i].req, &F->f, F->f.limit, NULL, true);
-        set_search_url(&F->calls[i]);
+        fanout_call_url(&F->calls[i], "/v1/search");
         F->calls[i].active = true;
     }
     if (!fetch_pages(F, NULL)) return;

@@ -574,24 +574,34 @@ def test_config_rules_and_check():
     assert p.returncode != 0 and "/nonexistent/rules" in p.stderr
 
 
-def test_rule_without_id_is_selected_by_title():
-    """A rule without `id` keys its alerts by title: `?rule=<title>` selects them; one without
-    `level` is selected by `?level=none`."""
-    d = temp_dir("mamori-alerts-noid-")
+def whoami_node(name, rules_text, rule_count):
+    """A node running rules_text that has detected one ECS whoami.exe start."""
+    d = temp_dir("mamori-alerts-%s-" % name)
     rules = os.path.join(d, "rules")
     os.makedirs(rules)
-    with open(os.path.join(rules, "noid.yml"), "w") as f:
-        f.write("\n".join(l for l in RULE_A.splitlines() if not l.startswith(("id:", "level:"))).replace("Whoami run",
-                                                                                           "Whoami run, no id"))
+    with open(os.path.join(rules, name + ".yml"), "w") as f:
+        f.write(rules_text)
     api_port = free_port()
     srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "store.sync=false"]).start()
     api = Api(d, api_port)
     try:
-        wait_log(srv, r"rule set loaded generation=(\d+) rules=1 ")
-        s = Sender(srv, "noid-01")
+        wait_log(srv, r"rule set loaded generation=(\d+) rules=%d " % rule_count)
+        s = Sender(srv, name + "-01")
         s.send([ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami")], fmt=FORMAT_ECS)
         api.wait_detected(1)
         s.close()
+    except BaseException:
+        srv.stop()
+        raise
+    return srv, api
+
+
+def test_rule_without_id_is_selected_by_title():
+    """A rule without `id` keys its alerts by title: `?rule=<title>` selects them; one without
+    `level` is selected by `?level=none`."""
+    text = "\n".join(l for l in RULE_A.splitlines() if not l.startswith(("id:", "level:")))
+    srv, api = whoami_node("noid", text.replace("Whoami run", "Whoami run, no id"), 1)
+    try:
         got = api.alerts(rule="Whoami run, no id", limit=10)[0]
         assert len(got) == 1 and got[0]["rule"]["title"] == "Whoami run, no id", got
         assert api.alerts(rule="whoami run, NO ID", limit=10)[0] == got  # ASCII-caseless like ids
@@ -605,21 +615,9 @@ def test_rule_without_id_is_selected_by_title():
 def test_id_less_rules_of_one_title_alert_separately():
     """Two rules without `id` sharing a title, both matching one event: two alerts (named by
     title, file and line), both listed under the title."""
-    d = temp_dir("mamori-alerts-noid2-")
-    rules = os.path.join(d, "rules")
-    os.makedirs(rules)
     one = "\n".join(l for l in RULE_A.splitlines() if not l.startswith("id:"))
-    with open(os.path.join(rules, "twins.yml"), "w") as f:
-        f.write(one + "\n---\n" + one.replace("sel", "selection"))
-    api_port = free_port()
-    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "store.sync=false"]).start()
-    api = Api(d, api_port)
+    srv, api = whoami_node("noid2", one + "\n---\n" + one.replace("sel", "selection"), 2)
     try:
-        wait_log(srv, r"rule set loaded generation=(\d+) rules=2 ")
-        s = Sender(srv, "noid-02")
-        s.send([ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami")], fmt=FORMAT_ECS)
-        api.wait_detected(1)
-        s.close()
         got = api.alerts(rule="Whoami run", limit=10)[0]
         assert len(got) == 2 and len({a["id"] for a in got}) == 2, got
         assert sorted(a["rule"]["line"] for a in got)[0] == 1

@@ -383,7 +383,8 @@ def test_search_sequence_is_the_correlation(node_factory):
     srv, api = node_factory()
     events = sorted([
         (0, 4625, "gina"), (10, 4625, "gina"), (20, 4624, "gina"), (30, 4624, "gina"),  # two, earliest first
-        (0, 4625, "hank"), (5, 4624, "hank"), (6, 4625, "hank"), (650, 4624, "hank"),  # one: 6 s → 650 s is past the span
+        # one: 6 s -> 650 s is past the span
+        (0, 4625, "hank"), (5, 4624, "hank"), (6, 4625, "hank"), (650, 4624, "hank"),
         (1, 4624, "ivan"), (2, 4625, "ivan"),  # wrong order
         (3, 4625, "jill"), (3, 4624, "jill"),  # same second, failure first
     ], key=lambda e: e[0])
@@ -413,7 +414,8 @@ def test_search_sequence_is_the_correlation(node_factory):
     # one sequence per page: the same ones
     paged, cursor = [], None
     for _ in range(10):
-        st, r = api.call("POST", "/v1/search", dict(window, query=query, limit=1, **({"cursor": cursor} if cursor else {})))
+        page = dict(window, query=query, limit=1, **({"cursor": cursor} if cursor else {}))
+        st, r = api.call("POST", "/v1/search", page)
         assert st == 200, r
         paged += [tuple(e["mamori"]["event_id"] for e in q["events"]) for q in r["sequences"]]
         cursor = r.get("cursor")

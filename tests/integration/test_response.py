@@ -3,6 +3,7 @@ over mutual TLS (docs/response.md): COMMAND delivery (online, queued while offli
 after a reconnect), RESULT handling, fetch_file chunks with size and sha256 checks, expiry,
 isolation as desired state (WELCOME, heartbeats, drift alert), the API (roles, tenants,
 validation errors, audit) — independent of the simulator."""
+import contextlib
 import hashlib
 import json
 import os
@@ -50,6 +51,15 @@ class RespAgent(Agent):
             if f[0] == COMMAND:
                 return f[2], json.loads(f[3])
         return None
+
+    def commands(self, n, timeout=30):
+        """Up to n COMMANDs arriving within timeout."""
+        cmds, deadline = [], time.time() + timeout
+        while time.time() < deadline and len(cmds) < n:
+            c = self.next_command(timeout=max(0.1, deadline - time.time()))
+            if c:
+                cmds.append(c)
+        return cmds
 
     def result(self, seq, cid, status, output=None, error=None):
         body = {"id": cid, "status": status}
@@ -456,19 +466,32 @@ x-mamori:
 """
 
 
-def test_automatic_response_policy_and_rate(tmp_path):
-    d = temp_dir("mamori-auto-")
+@contextlib.contextmanager
+def auto_node(tmp_path, prefix, rules_text, *settings):
+    """A node running rules_text with the given --set settings, as (node, api); stopped (it
+    must exit cleanly) and removed afterwards."""
+    d = temp_dir(prefix)
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "evil.yml").write_text(AUTO_RULE)
+    (rules / "rules.yml").write_text(rules_text)
     port, api_port = free_port(), free_port()
-    srv = Server(d, port=port, extra=["--api-port", str(api_port), "--set", "api.rate_limit_per_key=0",
-                                      "--set", "store.sync=false", "--rules", str(rules),
-                                      "--set", "response.auto_allowed=[kill_process]",
-                                      "--set", "response.auto_max_per_minute=2"]).start()
+    extra = ["--api-port", str(api_port), "--set", "api.rate_limit_per_key=0", "--set", "store.sync=false",
+             "--rules", str(rules)]
+    for x in settings:
+        extra += ["--set", x]
+    srv = Server(d, port=port, extra=extra).start()
     try:
-        node = {"dir": d, "port": port}
-        api = Api(d, api_port)
+        yield {"dir": d, "port": port}, Api(d, api_port)
+    finally:
+        rc = srv.stop()
+        log = srv.log()
+        shutil.rmtree(d, ignore_errors=True)
+    assert rc == 0, log[-3000:]
+
+
+def test_automatic_response_policy_and_rate(tmp_path):
+    with auto_node(tmp_path, "mamori-auto-", AUTO_RULE, "response.auto_allowed=[kill_process]",
+                   "response.auto_max_per_minute=2") as (node, api):
         ag = RespAgent(node, "resp-auto")
         ag.hello_caps()
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -479,12 +502,7 @@ def test_automatic_response_policy_and_rate(tmp_path):
                                      "process": {"pid": 4000 + i, "entity_id": "ent-%d" % i, "executable": "/tmp/evil",
                                                  "name": "evil", "command_line": "/tmp/evil"}}))
         ag.send(frame(3, "\n".join(lines).encode(), seq=1))
-        cmds = []
-        deadline = time.time() + 30
-        while time.time() < deadline and len(cmds) < 2:
-            c = ag.next_command(timeout=max(0.1, deadline - time.time()))
-            if c:
-                cmds.append(c)
+        cmds = ag.commands(2)
         assert [c[1]["action"] for c in cmds] == ["kill_process", "kill_process"], cmds
         assert {c[1]["args"]["pid"] for c in cmds} <= {4000 + i for i in range(5)}
         st, a = api.call("GET", "/v1/actions/" + cmds[0][1]["id"])
@@ -505,11 +523,6 @@ def test_automatic_response_policy_and_rate(tmp_path):
         assert vals["mamori_response_auto_created_total"] == 2
         assert vals["mamori_response_auto_suppressed_total"] >= 3  # 5 isolate (not allowed) + 3 over the rate
         ag.close()
-    finally:
-        rc = srv.stop()
-        log = srv.log()
-        shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0, log[-3000:]
 
 
 CORR_RULES = """title: Dropper then beacon
@@ -549,17 +562,8 @@ level: low
 def test_correlation_alert_triggers_automatic_response(tmp_path):
     """A correlation's x-mamori response acts on the agent, and kill_process on the process, of
     the event that completed it; its base rules alone request nothing."""
-    d = temp_dir("mamori-auto-corr-")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "corr.yml").write_text(CORR_RULES)
-    port, api_port = free_port(), free_port()
-    srv = Server(d, port=port, extra=["--api-port", str(api_port), "--set", "api.rate_limit_per_key=0",
-                                      "--set", "store.sync=false", "--rules", str(rules),
-                                      "--set", "response.auto_allowed=[kill_process,isolate]"]).start()
-    try:
-        node = {"dir": d, "port": port}
-        api = Api(d, api_port)
+    with auto_node(tmp_path, "mamori-auto-corr-", CORR_RULES,
+                   "response.auto_allowed=[kill_process,isolate]") as (node, api):
         ag = RespAgent(node, "resp-corr")
         ag.hello_caps()
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -574,12 +578,7 @@ def test_correlation_alert_triggers_automatic_response(tmp_path):
         assert ag.next_command(timeout=3) is None
         # the second step completes the sequence: kill the beacon's process, isolate the host
         ag.send(frame(3, ev("network", "start", 6001, "/tmp/beacon").encode(), seq=2))
-        cmds = []
-        deadline = time.time() + 30
-        while time.time() < deadline and len(cmds) < 2:
-            c = ag.next_command(timeout=max(0.1, deadline - time.time()))
-            if c:
-                cmds.append(c)
+        cmds = ag.commands(2)
         got = {c[1]["action"]: c[1] for c in cmds}
         assert set(got) == {"kill_process", "isolate"}, cmds
         assert got["kill_process"]["args"]["pid"] == 6001
@@ -589,11 +588,6 @@ def test_correlation_alert_triggers_automatic_response(tmp_path):
         assert st == 200 and len(al["alerts"]) == 1, al
         assert ag.next_command(timeout=2) is None
         ag.close()
-    finally:
-        rc = srv.stop()
-        log = srv.log()
-        shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0, log[-3000:]
 
 
 def test_zstd_results_oversize_results_and_isolation_capability(node):

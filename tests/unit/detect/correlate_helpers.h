@@ -100,6 +100,15 @@ static inline void ch_init_opt(ch *h, const char *yaml, const correlate_options 
 
 static inline void ch_init(ch *h, const char *yaml) { ch_init_opt(h, yaml, NULL); }
 
+/* Default bounds and a lateness allowance of lateness_s seconds. */
+static inline void ch_init_lateness(ch *h, const char *yaml, int lateness_s)
+{
+    correlate_options opt;
+    correlate_options_default(&opt);
+    opt.lateness_us = lateness_s * 1000000LL;
+    ch_init_opt(h, yaml, &opt);
+}
+
 static inline void ch_fini(ch *h)
 {
     arena_fini(&h->mem);

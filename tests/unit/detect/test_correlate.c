@@ -467,11 +467,8 @@ static void test_spec_aliases(void **state)
 static void test_out_of_order_within_allowance(void **state)
 {
     (void)state;
-    correlate_options opt;
-    correlate_options_default(&opt);
-    opt.lateness_us = 60 * 1000000LL;
     ch h;
-    ch_init_opt(&h, TEMPORAL_ORDERED_YAML, &opt);
+    ch_init_lateness(&h, TEMPORAL_ORDERED_YAML, 60);
     /* c and b arrive first, a (earlier event time, 50 s behind the watermark) last */
     const double tc[] = {30}, tb[] = {20}, ta[] = {10};
     recon(&h, "c", tc, NULL);
@@ -496,11 +493,8 @@ static void test_out_of_order_within_allowance(void **state)
 static void test_late_beyond_allowance(void **state)
 {
     (void)state;
-    correlate_options opt;
-    correlate_options_default(&opt);
-    opt.lateness_us = 60 * 1000000LL;
     ch h;
-    ch_init_opt(&h, TEMPORAL_ORDERED_YAML, &opt);
+    ch_init_lateness(&h, TEMPORAL_ORDERED_YAML, 60);
     const double tb[] = {100, 170};
     recon(&h, "bc", tb, NULL); /* watermark 170 */
     const double ta[] = {95};  /* 75 s behind: late */
@@ -524,11 +518,8 @@ static void test_late_beyond_allowance(void **state)
 static void test_lateness_per_key_and_arrival_expiry(void **state)
 {
     (void)state;
-    correlate_options opt;
-    correlate_options_default(&opt);
-    opt.lateness_us = 60 * 1000000LL;
     ch h;
-    ch_init_opt(&h, TEMPORAL_ORDERED_YAML, &opt);
+    ch_init_lateness(&h, TEMPORAL_ORDERED_YAML, 60);
     const double far[] = {1000};
     recon(&h, "a", far, "alice"); /* the engine's watermark: 1000 s */
     const double t[] = {100, 110, 120};
