@@ -37,11 +37,11 @@
 /* Sends method path (and body) to every shard; the first 200 is the answer; 404 only when
  * every shard says so; otherwise the first other failure, naming its shard. A PATCH reaches
  * every shard, and changes the one that holds the record (the others answer 404). */
-static void find_one(api_req *r, const char *method, const char *path, const char *body, size_t body_len,
-                     const char *what)
+void fanout_find_one(api_req *r, const config_list *nodes, const char *method, const char *path, const char *body,
+                     size_t body_len, const char *what)
 {
-    uint32_t n = r->a->cfg->api.shards.count;
-    shard_call *calls = fanout_calls_new(r->a);
+    uint32_t n = nodes->count;
+    shard_call *calls = fanout_calls_for(nodes);
     for (uint32_t i = 0; i < n; i++) {
         fanout_call_url(&calls[i], path);
         if (body) buf_append(&calls[i].req, body, body_len);
@@ -65,7 +65,8 @@ static void find_one(api_req *r, const char *method, const char *path, const cha
         arena_fini(&ar);
         json_parser_destroy(p);
     } else {
-        reply_error(r, 404, "not_found", "no %s on any of the %u store shards", what, n);
+        reply_error(r, 404, "not_found", "no %s on any of the %u %s", what, n,
+                    nodes == &r->a->cfg->api.shards ? "store shards" : "ingest nodes");
     }
     fanout_calls_free(calls, n);
 }
@@ -83,7 +84,7 @@ void fanout_event(api_req *r, const char *id)
     char path[128], what[96];
     snprintf(path, sizeof path, "/v1/events/%s", id);
     snprintf(what, sizeof what, "event %s", id);
-    find_one(r, "GET", path, NULL, 0, what);
+    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path, NULL, 0, what);
 }
 
 void fanout_agent(api_req *r, const char *id)
@@ -95,7 +96,7 @@ void fanout_agent(api_req *r, const char *id)
     char path[160], what[128];
     snprintf(path, sizeof path, "/v1/agents/%s", id);
     snprintf(what, sizeof what, "agent '%s'", id);
-    find_one(r, "GET", path, NULL, 0, what);
+    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path, NULL, 0, what);
 }
 
 typedef struct agent_at {
@@ -176,7 +177,7 @@ void fanout_tree(api_req *r)
         buf_puts(&path, qs);
     }
     buf_putc(&path, '\0');
-    find_one(r, "GET", path.data, NULL, 0, "process with this entity_id");
+    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path.data, NULL, 0, "process with this entity_id");
     buf_fini(&path);
 }
 
@@ -194,7 +195,7 @@ void fanout_alert_get(api_req *r, const char *id)
     char path[64], what[64];
     snprintf(path, sizeof path, "/v1/alerts/%s", id);
     snprintf(what, sizeof what, "alert %s", id);
-    find_one(r, "GET", path, NULL, 0, what);
+    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path, NULL, 0, what);
 }
 
 void fanout_alert_patch(api_req *r, const char *id)
@@ -211,7 +212,7 @@ void fanout_alert_patch(api_req *r, const char *id)
     char path[64], what[64];
     snprintf(path, sizeof path, "/v1/alerts/%s", id);
     snprintf(what, sizeof what, "alert %s", id);
-    find_one(r, "PATCH", path, body, len, what);
+    fanout_find_one(r, &r->a->cfg->api.shards, "PATCH", path, body, len, what);
 }
 
 /* ---- GET /v1/alerts: newest first over the shards ---- */

@@ -126,13 +126,15 @@ void fanout_calls_run(api_req *r, const char *method, shard_call *calls, uint32_
     curl_slist_free_all(hdr);
 }
 
-shard_call *fanout_calls_new(const api *a)
+shard_call *fanout_calls_new(const api *a) { return fanout_calls_for(&a->cfg->api.shards); }
+
+shard_call *fanout_calls_for(const config_list *nodes)
 {
-    uint32_t n = a->cfg->api.shards.count;
-    shard_call *calls = mamori_xcalloc(n, sizeof *calls);
+    uint32_t n = nodes->count;
+    shard_call *calls = mamori_xcalloc(n ? n : 1, sizeof *calls);
     for (uint32_t i = 0; i < n; i++) {
         calls[i].no = i;
-        calls[i].base = a->cfg->api.shards.items[i];
+        calls[i].base = nodes->items[i];
         buf_init(&calls[i].url);
         buf_init(&calls[i].req);
         buf_init(&calls[i].out);

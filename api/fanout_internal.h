@@ -19,6 +19,12 @@ typedef struct shard_call {
 
 /* One call per shard of api.shards, numbered and with empty buffers; fanout_calls_free. */
 shard_call *fanout_calls_new(const api *a);
+/* The same for another list of nodes (api.ingest_nodes). */
+shard_call *fanout_calls_for(const config_list *nodes);
+/* The one node of `nodes` answering 200 to method path (body may be NULL): its answer is this
+ * API's; 404 when every node answers 404; a node failing otherwise is the answer (502…). */
+void fanout_find_one(api_req *r, const config_list *nodes, const char *method, const char *path, const char *body,
+                     size_t body_len, const char *what);
 void fanout_calls_free(shard_call *calls, uint32_t n);
 /* c->url = the shard's base URL (without a trailing '/') followed by path; marks c active. */
 void fanout_call_url(shard_call *c, const char *path);

@@ -160,6 +160,12 @@ void fanout_alert_patch(api_req *r, const char *id);
  * shard), merged by agent hash. */
 void fanout_agents(api_req *r);
 void fanout_agent(api_req *r, const char *id);
+/* Remote response behind api.ingest_nodes (fanout_response.c): actions are created, listed
+ * and read on the ingest node holding the agent; GET /v1/agents/{id} is its live record. */
+void fanout_action_create(api_req *r, const char *agent_id);
+void fanout_agent_actions(api_req *r, const char *agent_id);
+void fanout_action_get(api_req *r, const char *id);
+void fanout_agent_live(api_req *r, const char *agent_id);
 
 /* fanout_search.c internals, for tests/unit/api/test_fanout.c. */
 typedef struct fanout_key {

@@ -272,7 +272,8 @@ static void route(api_req *r, int method, const char *path)
     case EP_AGENT:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER)) return;
-        if (r->a->cfg->api.shards.count) fanout_agent(r, path_tail(path, "/v1/agents/"));
+        if (r->a->cfg->api.ingest_nodes.count) fanout_agent_live(r, path_tail(path, "/v1/agents/"));
+        else if (r->a->cfg->api.shards.count) fanout_agent(r, path_tail(path, "/v1/agents/"));
         else handle_agent(r, path_tail(path, "/v1/agents/"));
         return;
     case EP_KEYS:
@@ -315,18 +316,21 @@ static void route(api_req *r, int method, const char *path)
     case EP_AGENT_ACTIONS:
         if (method == EVHTTP_REQ_POST) {
             if (!require_role(r, API_ROLE_RESPONDER)) return;
-            handle_action_create(r, actions_of);
+            if (r->a->cfg->api.ingest_nodes.count) fanout_action_create(r, actions_of);
+            else handle_action_create(r, actions_of);
             return;
         }
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        handle_agent_actions(r, actions_of);
+        if (r->a->cfg->api.ingest_nodes.count) fanout_agent_actions(r, actions_of);
+        else handle_agent_actions(r, actions_of);
         heavy_leave(r);
         return;
     case EP_ACTION:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER)) return;
-        handle_action_get(r, path_tail(path, "/v1/actions/"));
+        if (r->a->cfg->api.ingest_nodes.count) fanout_action_get(r, path_tail(path, "/v1/actions/"));
+        else handle_action_get(r, path_tail(path, "/v1/actions/"));
         return;
     case EP_FILE:
         if (method != EVHTTP_REQ_GET) goto bad_method;

@@ -543,6 +543,26 @@ int config_roles(const mamori_config *cfg, uint32_t *roles, char *err, size_t er
     return 0;
 }
 
+
+/* Every item https://HOST:PORT, none twice. */
+static int check_urls(const config_list *l, const char *key, const char *what, char *err, size_t err_len)
+{
+    for (uint32_t i = 0; i < l->count; i++) {
+        const char *u = l->items[i];
+        const char *host = strncmp(u, "https://", 8) == 0 ? u + 8 : NULL;
+        const char *sc = host ? strrchr(host, ':') : NULL;
+        char *pend = NULL;
+        long sport = sc && sc[1] ? strtol(sc + 1, &pend, 10) : -1;
+        if (!host || !sc || sc == host || (pend && *pend && *pend != '/') || sport < 1 || sport > 65535 ||
+            strpbrk(u, " \t?#"))
+            return errorf(err, err_len, "'%s' item %u '%s' must be https://HOST:PORT (%s)", key, i, u, what);
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(l->items[j], u))
+                return errorf(err, err_len, "'%s': '%s' listed twice (items %u and %u)", key, u, j, i);
+    }
+    return 0;
+}
+
 int config_validate(const mamori_config *cfg, char *err, size_t err_len)
 {
     uint32_t roles;
@@ -584,20 +604,9 @@ int config_validate(const mamori_config *cfg, char *err, size_t err_len)
         for (uint32_t j = 0; j < i; j++)
             if (!strcmp(cfg->store.tenants[i].name, cfg->store.tenants[j].name))
                 return errorf(err, err_len, "'store.tenants': tenant '%s' listed twice", cfg->store.tenants[i].name);
-    for (uint32_t i = 0; i < cfg->api.shards.count; i++) {
-        const char *u = cfg->api.shards.items[i];
-        const char *host = strncmp(u, "https://", 8) == 0 ? u + 8 : NULL;
-        const char *sc = host ? strrchr(host, ':') : NULL;
-        char *pend = NULL;
-        long sport = sc && sc[1] ? strtol(sc + 1, &pend, 10) : -1;
-        if (!host || !sc || sc == host || (pend && *pend && *pend != '/') || sport < 1 || sport > 65535 ||
-            strpbrk(u, " \t?#"))
-            return errorf(err, err_len, "'api.shards' item %u '%s' must be https://HOST:PORT (a store shard's API)", i,
-                          u);
-        for (uint32_t j = 0; j < i; j++)
-            if (!strcmp(cfg->api.shards.items[j], u))
-                return errorf(err, err_len, "'api.shards': shard '%s' listed twice (items %u and %u)", u, j, i);
-    }
+    if (check_urls(&cfg->api.shards, "api.shards", "a store shard's API", err, err_len) ||
+        check_urls(&cfg->api.ingest_nodes, "api.ingest_nodes", "an ingest process's API", err, err_len))
+        return -EINVAL;
     for (uint32_t i = 0; i < cfg->response.tenant_count; i++)
         for (uint32_t j = 0; j < i; j++)
             if (!strcmp(cfg->response.tenants[i].name, cfg->response.tenants[j].name))

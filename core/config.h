@@ -129,6 +129,7 @@ typedef struct mamori_config {
         uint32_t default_range_hours;
         config_list shards;      /* store shards' API URLs: fan-out (api/fanout.c); empty: the local store */
         char *shards_ca;         /* "" = ingest.tls_ca */
+        config_list ingest_nodes; /* ingest processes' API URLs: remote response routed there (api/fanout_response.c) */
         uint32_t shard_timeout_ms;
     } api;
     struct {

@@ -145,6 +145,9 @@ const config_key config_keys[] = {
     {"api.shards", KEY_LIST, OFF(api.shards), "", 0, 256, NULL,
      "store shards' API URLs (https://HOST:PORT) this API answers for by fan-out (docs/scaling.md 6); empty: "
      "this process's own store"},
+    {"api.ingest_nodes", KEY_LIST, OFF(api.ingest_nodes), "", 0, 256, NULL,
+     "ingest processes' API URLs (https://HOST:PORT): actions are created on the one holding the agent (split "
+     "roles, docs/scaling.md 6); empty: this process's own response service"},
     {"api.shards_ca", KEY_STRING, OFF(api.shards_ca), "", 0, 0, NULL,
      "CA (PEM) that verifies the shards' API certificates; empty: ingest.tls_ca"},
     {"api.shard_timeout_ms", KEY_U32, OFF(api.shard_timeout_ms), "15000", 100, 600000, NULL,

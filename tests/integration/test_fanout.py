@@ -17,6 +17,7 @@ import pytest
 
 from harness import MAMORID, KafkaBroker, Server, free_port, sim, temp_dir
 from test_api import Api
+from test_response import RespAgent
 
 AGENTS = 16
 EVENTS = 1500
@@ -67,10 +68,11 @@ def cluster():
         single = node("single", "store", "fo1-")  # every partition, a group of its own
         detect = node("detect", "detect", "fo-", "--rules", rules)
         urls = ["https://127.0.0.1:%d" % s.api_port for s in shards]
-        api_node = node("api", "api", "foapi-", "--set", "api.shards=[%s]" % ", ".join(urls))
+        api_node = node("api", "api", "foapi-", "--set", "api.shards=[%s]" % ", ".join(urls),
+                        "--set", "api.ingest_nodes=[https://127.0.0.1:%d]" % ingest.api_port)
         api_node.start(timeout=120)
         # one deployment CA and the same API keys on every node (docs/scaling.md 6)
-        for s in shards + [single]:
+        for s in shards + [single, ingest]:
             os.makedirs(s.dir, mode=0o700, exist_ok=True)
             for f in ("ca.pem", "ca.key", "admin.key"):
                 shutil.copy(os.path.join(api_node.dir, f), os.path.join(s.dir, f))
@@ -91,7 +93,8 @@ def cluster():
             time.sleep(0.5)
         else:
             raise AssertionError("the stores did not catch up: %r of %d" % (n, total))
-        yield apis, shards, api_node, base
+        apis["ingest"] = Api(ingest.dir, ingest.api_port)
+        yield apis, shards, api_node, base, ingest
     finally:
         for p in procs:
             if p.alive():
@@ -266,6 +269,49 @@ def test_agents_fan_out(cluster):
     assert st == 400, r
 
 
+def test_response_through_the_api_node(cluster):
+    """Split roles: an action posted to the API node is created on the ingest node the agent
+    is connected to, delivered, and read back through the API node; unknown agents are 404,
+    bad input is the ingest node's 400."""
+    apis, ingest = cluster[0], cluster[4]
+    ag = RespAgent({"dir": ingest.dir, "port": ingest.port}, "resp-split")
+    ag.hello_caps()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st, a = apis["api"].call("GET", "/v1/agents/resp-split")
+            if st == 200 and a.get("online"):
+                break
+            time.sleep(0.2)
+        assert st == 200 and a["online"] is True and a["id"] == "resp-split", a
+        st, act = apis["api"].call("POST", "/v1/agents/resp-split/actions", {"action": "list_processes"})
+        assert st == 201, act
+        c = ag.next_command(timeout=30)
+        assert c and c[1]["id"] == act["id"] and c[1]["action"] == "list_processes", c
+        ag.result(c[0], act["id"], "succeeded", output={"processes": []})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st, got = apis["api"].call("GET", "/v1/actions/" + act["id"])
+            if st == 200 and got["status"] == "succeeded":
+                break
+            time.sleep(0.2)
+        assert st == 200 and got["status"] == "succeeded", got
+        st, lst = apis["api"].call("GET", "/v1/agents/resp-split/actions?limit=5")
+        assert st == 200 and [x["id"] for x in lst["actions"]] == [act["id"]], lst
+        # the same action straight from the ingest node: one record, not two
+        assert apis["ingest"].call("GET", "/v1/actions/" + act["id"])[1]["status"] == "succeeded"
+        st, r = apis["api"].call("POST", "/v1/agents/nobody-here/actions", {"action": "isolate"})
+        assert st == 404, r
+        st, r = apis["api"].call("POST", "/v1/agents/resp-split/actions", {"action": "format_disk"})
+        assert st == 400 and "action" in r["error"]["message"], r
+        st, r = apis["api"].call("GET", "/v1/actions/" + "0" * 32)
+        assert st == 404, r
+        st, r = apis["api"].call("GET", "/v1/actions/xyz")
+        assert st == 400, r
+    finally:
+        ag.close()
+
+
 def test_event_by_id_and_alerts(cluster):
     apis = cluster[0]
     st, r = apis["single"].search('any where true | tail 3', **{"from": FROM, "to": TO})
@@ -339,7 +385,7 @@ def test_event_by_id_and_alerts(cluster):
 
 
 def test_bad_cursor_shard_down_and_bad_config(cluster):
-    apis, shards, api_node, base = cluster
+    apis, shards, api_node, base = cluster[:4]
     q = 'any where event.category : "process"'
     st, r = apis["api"].search(q, limit=10, cursor="c2deadbeef", **{"from": FROM, "to": TO})
     assert st == 400 and "cursor" in r["error"]["message"], r
@@ -358,6 +404,11 @@ def test_bad_cursor_shard_down_and_bad_config(cluster):
                         str(free_port()), "--set", "api.shards=[https://127.0.0.1:1, http://x:80]"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     assert p.returncode != 0 and "'api.shards' item 1 'http://x:80'" in p.stderr + p.stdout, p.stderr
+    p = subprocess.run([MAMORID, "--dev", os.path.join(base, "bad"), "--ingest-port", "0", "--api-port",
+                        str(free_port()), "--set", "api.ingest_nodes=[https://127.0.0.1:1, https://127.0.0.1:1]"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode != 0 and "'api.ingest_nodes': 'https://127.0.0.1:1' listed twice" in p.stderr + p.stdout, \
+        p.stderr
     # a shard down: 502 naming it, never a partial answer; the other endpoints too
     shards[1].stop()
     try:
