@@ -37,8 +37,23 @@
 /* Sends method path (and body) to every shard; the first 200 is the answer; 404 only when
  * every shard says so; otherwise the first other failure, naming its shard. A PATCH reaches
  * every shard, and changes the one that holds the record (the others answer 404). */
+static void find_one(api_req *r, const config_list *nodes, const char *method, const char *path, const char *body,
+                     size_t body_len, const char *what, const char *content_type);
+
 void fanout_find_one(api_req *r, const config_list *nodes, const char *method, const char *path, const char *body,
                      size_t body_len, const char *what)
+{
+    find_one(r, nodes, method, path, body, body_len, what, NULL);
+}
+
+void fanout_find_bytes(api_req *r, const config_list *nodes, const char *path, const char *content_type,
+                       const char *what)
+{
+    find_one(r, nodes, "GET", path, NULL, 0, what, content_type);
+}
+
+static void find_one(api_req *r, const config_list *nodes, const char *method, const char *path, const char *body,
+                     size_t body_len, const char *what, const char *content_type)
 {
     uint32_t n = nodes->count;
     shard_call *calls = fanout_calls_for(nodes);
@@ -52,7 +67,10 @@ void fanout_find_one(api_req *r, const config_list *nodes, const char *method, c
         if (calls[i].ok && calls[i].status == 200 && found < 0) found = (int)i;
         else if (!(calls[i].ok && calls[i].status == 404) && failed < 0) failed = (int)i;
     }
-    if (found >= 0) {
+    if (found >= 0 && content_type) {
+        r->rows = 1;
+        reply_bytes(r, 200, content_type, calls[found].out.data ? calls[found].out.data : "", calls[found].out.len);
+    } else if (found >= 0) {
         buf_append(&r->body, calls[found].out.data, calls[found].out.len);
         r->rows = 1;
         reply_json(r, 200);

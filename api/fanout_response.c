@@ -3,7 +3,8 @@
  * that delivers its actions live in the ingest process it connects to, on that process's own
  * store; an API node therefore creates, lists and reads actions there: the agent's ingest
  * node is the one where it is online, else the one whose registry saw it last. Answers
- * (201, 4xx naming the field, 409 queue full…) are that node's, relayed as they are. */
+ * (201, 4xx naming the field, 409 queue full…) are that node's, relayed as they are; fetched
+ * files are read from the node holding them. */
 #include "fanout_internal.h"
 
 #include "core/pki.h"
@@ -178,4 +179,16 @@ void fanout_agent_live(api_req *r, const char *agent_id)
         reply_json(r, 200);
     }
     buf_fini(&agent);
+}
+
+void fanout_file_get(api_req *r, const char *sha256)
+{
+    if (!sha256 || strlen(sha256) != 64 || strspn(sha256, "0123456789abcdefABCDEF") != 64) {
+        reply_error(r, 400, "bad_request", "'%.80s' is not a sha256 (64 hex digits)", sha256 ? sha256 : "");
+        return;
+    }
+    char path[96], what[96];
+    snprintf(path, sizeof path, "/v1/files/%s", sha256);
+    snprintf(what, sizeof what, "file %s", sha256);
+    fanout_find_bytes(r, &r->a->cfg->api.ingest_nodes, path, "application/octet-stream", what);
 }

@@ -166,6 +166,7 @@ void fanout_action_create(api_req *r, const char *agent_id);
 void fanout_agent_actions(api_req *r, const char *agent_id);
 void fanout_action_get(api_req *r, const char *id);
 void fanout_agent_live(api_req *r, const char *agent_id);
+void fanout_file_get(api_req *r, const char *sha256);
 
 /* fanout_search.c internals, for tests/unit/api/test_fanout.c. */
 typedef struct fanout_key {

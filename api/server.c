@@ -335,7 +335,8 @@ static void route(api_req *r, int method, const char *path)
     case EP_FILE:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        handle_file_get(r, path_tail(path, "/v1/files/"));
+        if (r->a->cfg->api.ingest_nodes.count) fanout_file_get(r, path_tail(path, "/v1/files/"));
+        else handle_file_get(r, path_tail(path, "/v1/files/"));
         heavy_leave(r);
         return;
     case EP_AUDIT:

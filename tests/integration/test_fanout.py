@@ -7,6 +7,7 @@ order, the same pages, counts, count-by groups and sequences; GET /v1/events/{id
 shard that has it; GET /v1/alerts the shards' alerts merged newest first. A shard that is
 down is a 502 naming it, a bad cursor a 400, a bad api.shards item a refused
 configuration naming it."""
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 
 from harness import MAMORID, KafkaBroker, Server, free_port, sim, temp_dir
 from test_api import Api
-from test_response import RespAgent
+from test_response import RespAgent, api_bytes, wait_status
 
 AGENTS = 16
 EVENTS = 1500
@@ -300,6 +301,18 @@ def test_response_through_the_api_node(cluster):
         assert st == 200 and [x["id"] for x in lst["actions"]] == [act["id"]], lst
         # the same action straight from the ingest node: one record, not two
         assert apis["ingest"].call("GET", "/v1/actions/" + act["id"])[1]["status"] == "succeeded"
+        # a fetched file is read through the API node from the ingest node holding it
+        data = os.urandom(150_000)
+        sha = hashlib.sha256(data).hexdigest()
+        st, f = apis["api"].call("POST", "/v1/agents/resp-split/actions",
+                                 {"action": "fetch_file", "args": {"path": "/sandbox/s.bin"}})
+        assert st == 201, f
+        seq, _ = ag.next_command(timeout=30)
+        ag.chunk(seq, data, last=True)
+        ag.result(seq, f["id"], "succeeded", {"path": "/sandbox/s.bin", "size": len(data), "sha256": sha})
+        assert wait_status(apis["api"], f["id"], "succeeded", timeout=30)["output"]["sha256"] == sha
+        assert api_bytes(apis["api"], "/v1/files/" + sha) == (200, data)
+        assert api_bytes(apis["api"], "/v1/files/" + "0" * 64)[0] == 404
         st, r = apis["api"].call("POST", "/v1/agents/nobody-here/actions", {"action": "isolate"})
         assert st == 404, r
         st, r = apis["api"].call("POST", "/v1/agents/resp-split/actions", {"action": "format_disk"})
