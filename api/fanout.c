@@ -121,19 +121,66 @@ typedef struct agent_at {
     const json_value *v;
     const char *hash; /* "agent_hash" */
     uint32_t hash_len;
+    uint32_t node; /* shards first, then ingest nodes: later rows fill in live fields */
 } agent_at;
 
 static int agent_cmp(const void *x, const void *y)
 {
     const agent_at *a = x, *b = y;
     int c = memcmp(a->hash, b->hash, MAMORI_MIN(a->hash_len, b->hash_len));
-    return c ? c : (a->hash_len > b->hash_len) - (a->hash_len < b->hash_len);
+    if (c) return c;
+    if (a->hash_len != b->hash_len) return a->hash_len < b->hash_len ? -1 : 1;
+    return (a->node > b->node) - (a->node < b->node);
 }
 
+static bool same_agent(const agent_at *a, const agent_at *b)
+{
+    return a->hash_len == b->hash_len && !memcmp(a->hash, b->hash, a->hash_len);
+}
+
+/* One agent's rows as one object: every field of the first, each replaced by a later row's
+ * value when that one is not null (an ingest node's live state over a shard's nulls), plus
+ * the fields only later rows have. */
+static void write_merged(buf *o, const agent_at *rows, size_t n)
+{
+    const json_member *keys[64];
+    const json_value *vals[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_value *v = rows[i].v;
+        for (uint32_t m = 0; m < v->len; m++) {
+            const json_member *mem = &v->members[m];
+            size_t j = 0;
+            while (j < k && !(keys[j]->key_len == mem->key_len && !memcmp(keys[j]->key, mem->key, mem->key_len))) j++;
+            if (j == k) {
+                if (k == 64) continue;
+                keys[k] = mem;
+                vals[k++] = &mem->value;
+            } else if (mem->value.type != JSON_NULL) {
+                vals[j] = &mem->value;
+            }
+        }
+    }
+    buf_putc(o, '{');
+    for (size_t j = 0; j < k; j++) {
+        if (j) buf_putc(o, ',');
+        json_write_string(o, keys[j]->key, keys[j]->key_len);
+        buf_putc(o, ':');
+        json_write_value(o, vals[j]);
+    }
+    buf_putc(o, '}');
+}
+
+/* GET /v1/agents behind api.shards and/or api.ingest_nodes: the shards' agents (their batches)
+ * and the ingest nodes' (their registries and live state), one row per agent. */
 void fanout_agents(api_req *r)
 {
-    uint32_t n = r->a->cfg->api.shards.count;
-    shard_call *calls = fanout_calls_new(r->a);
+    const config_list *sh = &r->a->cfg->api.shards, *in = &r->a->cfg->api.ingest_nodes;
+    config_list nodes = {0};
+    for (uint32_t i = 0; i < sh->count; i++) config_list_append(&nodes, sh->items[i], strlen(sh->items[i]));
+    for (uint32_t i = 0; i < in->count; i++) config_list_append(&nodes, in->items[i], strlen(in->items[i]));
+    uint32_t n = nodes.count;
+    shard_call *calls = fanout_calls_for(&nodes);
     for (uint32_t i = 0; i < n; i++) fanout_call_url(&calls[i], "/v1/agents");
     fanout_calls_run(r, "GET", calls, n);
     json_parser *p = json_parser_create();
@@ -151,27 +198,28 @@ void fanout_agents(api_req *r)
         const json_value *list;
         if (json_parse(p, &ar, t, calls[i].out.len, root, &jerr) != 0 ||
             !(list = json_object_get(root, "agents", 6)) || list->type != JSON_ARRAY) {
-            reply_error(r, 502, "shard_error", "store shard %u (%s): its answer has no 'agents' array", i,
-                        calls[i].base);
+            reply_error(r, 502, "shard_error", "node %s: its answer has no 'agents' array", calls[i].base);
             goto out;
         }
         for (uint32_t k = 0; k < list->len; k++) {
             const json_value *h = json_object_get(&list->items[k], "agent_hash", 10);
-            if (!json_is_string(h)) continue;
+            if (!json_is_string(h) || list->items[k].type != JSON_OBJECT) continue;
             if (count == cap) {
                 cap = cap ? cap * 2 : 256;
                 all = mamori_xrealloc(all, cap * sizeof *all);
             }
-            all[count++] = (agent_at){&list->items[k], h->str, h->len};
+            all[count++] = (agent_at){&list->items[k], h->str, h->len, i};
         }
     }
     qsort(all, count, sizeof *all, agent_cmp);
     buf_puts(&r->body, "{\"agents\":[");
     size_t listed = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (i && agent_cmp(&all[i], &all[i - 1]) == 0) continue; /* one agent on two shards: listed once */
+    for (size_t i = 0; i < count;) {
+        size_t j = i + 1;
+        while (j < count && same_agent(&all[j], &all[i])) j++;
         if (listed++) buf_putc(&r->body, ',');
-        json_write_value(&r->body, all[i].v);
+        write_merged(&r->body, all + i, j - i);
+        i = j;
     }
     buf_puts(&r->body, "]}");
     r->rows = listed;
@@ -181,6 +229,7 @@ out:
     arena_fini(&ar);
     json_parser_destroy(p);
     fanout_calls_free(calls, n);
+    config_list_clear(&nodes);
 }
 
 /* A process tree is one host's, hence one shard's: the shard that knows the process. */

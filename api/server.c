@@ -265,7 +265,7 @@ static void route(api_req *r, int method, const char *path)
     case EP_AGENTS:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_VIEWER) || !heavy_enter(r)) return;
-        if (r->a->cfg->api.shards.count) fanout_agents(r);
+        if (r->a->cfg->api.shards.count || r->a->cfg->api.ingest_nodes.count) fanout_agents(r);
         else handle_agents(r);
         heavy_leave(r);
         return;

@@ -249,21 +249,24 @@ def test_rules_test_fans_out(cluster):
 
 
 def test_agents_fan_out(cluster):
-    """GET /v1/agents behind api.shards lists every agent once (its batches are on one shard),
-    ordered by agent hash, the same rows as the shards'; GET /v1/agents/{id} finds it."""
+    """GET /v1/agents behind api.shards + api.ingest_nodes lists every agent once, ordered by
+    agent hash: the shard's row (its batches) with the ingest node's registry fields filled in;
+    GET /v1/agents/{id} is the ingest node's live record."""
     apis = cluster[0]
     st, r = apis["api"].call("GET", "/v1/agents")
     assert st == 200, r
-    got = r["agents"]
+    got = [a for a in r["agents"] if a["id"] and a["id"].startswith("fo-")]
     assert sorted(a["id"] for a in got) == ["fo-%05d" % i for i in range(AGENTS)]
-    assert [a["agent_hash"] for a in got] == sorted(a["agent_hash"] for a in got)
+    assert [a["agent_hash"] for a in r["agents"]] == sorted(a["agent_hash"] for a in r["agents"])
     per = {}
     for a in apis["shards"]:
         for row in a.call("GET", "/v1/agents")[1]["agents"]:
             per[row["id"]] = row
-    assert {a["id"]: a for a in got} == per
+    for a in got:
+        assert a["last_acked_seq"] == per[a["id"]]["last_acked_seq"], a
+        assert a["first_seen"] and per[a["id"]]["first_seen"] is None, (a, per[a["id"]])  # from the ingest node
     st, one = apis["api"].call("GET", "/v1/agents/fo-00003")
-    assert st == 200 and one["id"] == "fo-00003" and one["last_acked_seq"] == per["fo-00003"]["last_acked_seq"], one
+    assert st == 200 and one["id"] == "fo-00003" and one["first_seen"], one
     st, r = apis["api"].call("GET", "/v1/agents/nobody-here")
     assert st == 404, r
     st, r = apis["api"].call("GET", "/v1/agents/bad%20id")
