@@ -140,7 +140,8 @@ bool correlate_rule_grouped_by_host(const correlate_rule *r);
 typedef struct correlate_options {
     uint32_t keys_max;           /* group-by keys per correlation; the least recently updated key is evicted */
     uint32_t events_per_key_max; /* matches kept per key; the oldest (event time) is evicted */
-    int64_t lateness_us;         /* a match older than watermark - lateness_us is late: counted, ignored */
+    int64_t lateness_us;         /* a match older than its key's newest match - lateness_us is late:
+                                  * counted, ignored; keys idle this + the timespan (arrival time) expire */
     bool ordered; /* the caller feeds in time order (search): temporal_ordered then checks a
                    * window only at a match of its last step, the only one that can complete
                    * a sequence (same alerts, no O(window) check per first-step match) */
@@ -187,7 +188,7 @@ correlate_engine *correlate_engine_create(const correlate_set *set, const correl
 void correlate_engine_destroy(correlate_engine *e);
 
 /* Feeds one match (borrowed for the call): updates the watermark (to the match's time, or its
- * receive time when that is earlier), ignores it if late,
+ * receive time when that is earlier) and the arrival clock, ignores it where late for its key,
  * adds it to the state of every correlation using its rule and calls fn for each alert
  * that fires, feeding chained correlations in turn. */
 void correlate_engine_feed(correlate_engine *e, const correlate_match *m, correlate_alert_fn fn, void *ctx);

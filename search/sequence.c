@@ -25,8 +25,7 @@ struct seq_machine {
     void *ctx;
     correlate_set *set;
     correlate_engine *e;
-    int stop;      /* fn asked to stop */
-    bool disorder; /* an event older than the last one fed */
+    int stop; /* fn asked to stop */
 };
 
 static void engine_new(seq_machine *m)
@@ -59,7 +58,6 @@ void seq_machine_reset(seq_machine *m)
     correlate_engine_destroy(m->e);
     engine_new(m);
     m->stop = 0;
-    m->disorder = false;
 }
 
 void seq_machine_destroy(seq_machine *m)
@@ -104,10 +102,7 @@ int seq_machine_feed(seq_machine *m, uint32_t stage_mask, bool until_match, cons
                      const seq_event *ev)
 {
     int64_t wm = correlate_engine_watermark(m->e);
-    if (wm != INT64_MIN && ev->ts_us < wm) {
-        m->disorder = true; /* a bug of the executor: the engine would count it late and drop it */
-        return -EDOM;
-    }
+    if (wm != INT64_MIN && ev->ts_us < wm) return -EDOM; /* an executor bug: refused, never dropped */
     if (until_match) { /* ends the key's partial sequences; the event itself starts nothing */
         correlate_engine_sequence_drop(m->e, key, key_len);
         return 0;
