@@ -13,6 +13,8 @@
 #include "buf.h"
 #include "json.h"
 
+#include <string.h>
+
 enum event_format { EVENT_FORMAT_ECS = 0, EVENT_FORMAT_WINLOG = 1, EVENT_FORMAT_AUTO = 2 };
 
 /* Parses "ecs", "winlog", "auto". */
@@ -23,11 +25,43 @@ const char *event_format_name(enum event_format f);
 #define EVENT_MAX_PATH_BYTES 256 /* bytes of one dotted field path */
 #define EVENT_ID_HEX_CHARS 56    /* mamori.event_id: hex of ts(8) agent(8) seq(8) index(4) */
 
+/* event_field.flags */
+enum event_field_flag {
+    EVENT_FIELD_SERVER = 1u << 0, /* the path starts with "mamori.": the server's stamps */
+};
+
 typedef struct event_field {
     const char *path; /* ECS dotted path, NUL-terminated */
     uint32_t path_len;
+    /* event_path_hash(path, path_len); 0 when not computed (an event built by hand): then
+     * text and flags are not set either and readers fall back to path and value. */
+    uint32_t path_hash;
     const json_value *value; /* scalar, array of scalars, or (for arrays of objects) the array */
+    /* The value's text, copied out of it so that a reader walking every field (detection)
+     * does not load each value: a string's bytes or a number's text as sent (value->str,
+     * value->len), "true"/"false" for a boolean; NULL for null, arrays, objects and integers
+     * without text (the normalizer's own: read value). Borrowed like value. */
+    const char *text;
+    uint32_t text_len;
+    uint8_t type;  /* value->type (enum json_type), valid when path_hash is set */
+    uint8_t flags; /* enum event_field_flag, valid when path_hash is set */
+    uint16_t reserved;
 } event_field;
+
+/* A cheap hash of a field path (never 0): its last 8 bytes and its length. For tables of
+ * paths probed once per field of every event (detection); a hit is verified in full. */
+static inline uint32_t event_path_hash(const char *path, size_t len)
+{
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, path + len - 8, 8);
+    } else {
+        for (size_t i = 0; i < len; i++) w |= (uint64_t)(uint8_t)path[i] << (8 * i);
+    }
+    uint64_t h = (w ^ ((uint64_t)len << 56) ^ (w >> 29)) * 0x9E3779B97F4A7C15ull;
+    uint32_t r = (uint32_t)(h >> 32);
+    return r ? r : 1;
+}
 
 typedef struct mamori_event {
     int64_t ts_us;        /* event time used for ordering and storage keys (see normalize_event) */

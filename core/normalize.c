@@ -430,9 +430,25 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
     event_field *fields = arena_alloc(a, (size_t)count * sizeof *fields + 1);
     for (uint32_t i = 0; i < count; i++) {
-        fields[i].path = n->order[i]->path;
-        fields[i].path_len = n->order[i]->path_len;
-        fields[i].value = n->order[i]->value;
+        const struct entry *e = n->order[i];
+        const json_value *v = e->value;
+        event_field *f = &fields[i];
+        f->path = e->path;
+        f->path_len = e->path_len;
+        f->path_hash = event_path_hash(e->path, e->path_len);
+        f->value = v;
+        f->text = NULL;
+        f->text_len = 0;
+        if ((v->type == JSON_STRING || v->type == JSON_NUMBER) && v->str) {
+            f->text = v->str;
+            f->text_len = v->len;
+        } else if (v->type == JSON_BOOL) {
+            f->text = v->num.b ? "true" : "false";
+            f->text_len = v->num.b ? 4 : 5;
+        }
+        f->type = v->type;
+        f->flags = e->path_len >= 7 && memcmp(e->path, "mamori.", 7) == 0 ? EVENT_FIELD_SERVER : 0;
+        f->reserved = 0;
     }
     out->ts_us = ts_us;
     out->index = index;

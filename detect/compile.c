@@ -591,8 +591,13 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     }
     free(fill);
     free(first);
-    /* the per-event path table: paths with eager databases, at most a quarter full */
-    uint32_t scanned = 0;
+    /* the per-event path table: paths with eager databases and the synthesized winlog
+     * paths keyword searches skip, at most a quarter full */
+    const char *synth[32];
+    uint32_t synth_len[32];
+    uint32_t synth_count = field_synthesized_paths(synth, synth_len, 32);
+    MAMORI_ASSERT(synth_count <= 32);
+    uint32_t scanned = synth_count;
     for (uint32_t p = 0; p < rs->path_count; p++) scanned += rs->paths[p].db_count > 0;
     uint32_t slots = 64;
     while (slots < scanned * 4) slots *= 2;
@@ -601,10 +606,21 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     for (uint32_t p = 0; p < rs->path_count; p++) {
         const struct path *pp = &rs->paths[p];
         if (!pp->db_count) continue;
-        uint64_t key = path_key(pp->str, pp->len);
-        uint32_t s = path_slot_of(key, pp->len, rs->path_slot_mask);
-        while (rs->path_slots[s].len) s = (s + 1) & rs->path_slot_mask;
-        rs->path_slots[s] = (struct path_slot){.key = key, .len = pp->len, .path = p};
+        uint32_t hash = event_path_hash(pp->str, pp->len);
+        uint32_t s = hash & rs->path_slot_mask;
+        while (rs->path_slots[s].hash) s = (s + 1) & rs->path_slot_mask;
+        rs->path_slots[s] = (struct path_slot){.hash = hash, .len = pp->len, .path = p, .str = pp->str};
+    }
+    for (uint32_t i = 0; i < synth_count; i++) {
+        uint32_t hash = event_path_hash(synth[i], synth_len[i]);
+        uint32_t s = hash & rs->path_slot_mask;
+        for (; rs->path_slots[s].hash; s = (s + 1) & rs->path_slot_mask) {
+            struct path_slot *slot = &rs->path_slots[s];
+            if (slot->hash == hash && slot->len == synth_len[i] && memcmp(slot->str, synth[i], synth_len[i]) == 0) break;
+        }
+        struct path_slot *slot = &rs->path_slots[s];
+        if (!slot->hash) *slot = (struct path_slot){.hash = hash, .len = synth_len[i], .path = DETECT_NONE, .str = synth[i]};
+        slot->flags |= PATH_SLOT_SYNTHESIZED;
     }
     free(b.builds);
     free(b.build_keys);

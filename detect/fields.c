@@ -39,23 +39,34 @@ const char *field_system_alias(const char *field, size_t len)
     return NULL;
 }
 
+static const struct {
+    const char *path;
+    uint32_t len;
+} synthesized[] = {
+#define S(x) {x, sizeof x - 1}
+    S("event.kind"),   S("event.category"), S("event.type"), S("event.module"),        S("event.provider"),
+    S("event.code"),   S("host.os.type"),   S("host.name"),  S("log.level"),           S("process.name"),
+    S("process.parent.name"),
+#undef S
+};
+
 bool field_is_synthesized(const char *path, size_t len)
 {
-    static const struct {
-        const char *path;
-        size_t len;
-    } synthesized[] = {
-#define S(x) {x, sizeof x - 1}
-        S("event.kind"),   S("event.category"), S("event.type"), S("event.module"),        S("event.provider"),
-        S("event.code"),   S("host.os.type"),   S("host.name"),  S("log.level"),           S("process.name"),
-        S("process.parent.name"),
-#undef S
-    };
     if (len >= 7 && memcmp(path, "mamori.", 7) == 0) return true;
     if (path[0] != 'e' && path[0] != 'h' && path[0] != 'l' && path[0] != 'p') return false;
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(synthesized); i++)
         if (synthesized[i].len == len && memcmp(synthesized[i].path, path, len) == 0) return true;
     return false;
+}
+
+uint32_t field_synthesized_paths(const char **out, uint32_t *lens, uint32_t max)
+{
+    uint32_t n = (uint32_t)MAMORI_ARRAY_LEN(synthesized);
+    for (uint32_t i = 0; i < n && i < max; i++) {
+        out[i] = synthesized[i].path;
+        lens[i] = synthesized[i].len;
+    }
+    return n;
 }
 
 static bool same_name_caseless(const char *a, const char *b, size_t len)

@@ -259,6 +259,8 @@ const char *field_system_alias(const char *field, size_t len);
 /* Fields the normalizer synthesizes for winlog events (event.kind, event.category…): not
  * part of the original record, so keyword searches skip them. */
 bool field_is_synthesized(const char *path, size_t len);
+/* The paths field_is_synthesized names besides mamori.*: up to max into out; returns how many exist. */
+uint32_t field_synthesized_paths(const char **out, uint32_t *lens, uint32_t max);
 
 /* ---- the compiled rule set ------------------------------------------------------------- */
 
@@ -297,31 +299,18 @@ struct path {
     uint32_t db_count;
 };
 
-/* The per-event path lookup (scan.c): paths with eager databases only, keyed by their last
- * 8 bytes and length (the first bytes — "winlog.event_data." — tell little), verified in
- * full. A field of an event that no database scans usually stops at an empty slot. */
+/* The per-event path lookup (scan.c): the paths with eager databases and the paths keyword
+ * searches skip on winlog events (field_is_synthesized), keyed by event_path_hash (the
+ * normalizer stores it in every field: the path's bytes are read on a hit only, to verify
+ * it). A field of an event that no database scans usually stops at an empty slot. */
+enum path_slot_flag { PATH_SLOT_SYNTHESIZED = 1u << 0 };
 struct path_slot {
-    uint64_t key;
-    uint32_t len; /* 0: empty */
-    uint32_t path;
+    uint32_t hash; /* event_path_hash; 0: empty */
+    uint32_t len;
+    uint32_t path;  /* path id, DETECT_NONE when no eager database scans it */
+    uint32_t flags; /* enum path_slot_flag */
+    const char *str;
 };
-
-static inline uint64_t path_key(const char *s, uint32_t len)
-{
-    uint64_t w = 0;
-    if (len >= 8) {
-        memcpy(&w, s + len - 8, 8);
-    } else {
-        for (uint32_t i = 0; i < len; i++) w |= (uint64_t)(uint8_t)s[i] << (8 * i);
-    }
-    return w;
-}
-
-static inline uint32_t path_slot_of(uint64_t key, uint32_t len, uint32_t mask)
-{
-    uint64_t h = (key ^ ((uint64_t)len << 56) ^ (key >> 29)) * 0x9E3779B97F4A7C15ull;
-    return (uint32_t)(h >> 32) & mask;
-}
 
 struct sfield {
     const char *name;

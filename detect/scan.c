@@ -46,14 +46,12 @@ static void text_append(detect_worker *w, const char *s, size_t len)
 
 static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len);
 
-/* One scalar: scanned now, or listed for its deferred database (numbers rendered into the
- * batch text). */
-static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
+/* One scalar's text: scanned now, or listed for its deferred database (text in tmp — a
+ * rendered number — is copied into the batch text). */
+static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len,
+                      const char *tmp)
 {
-    char tmp[32];
-    const char *text;
-    size_t len;
-    if (!direct_scalar_text(v, tmp, &text, &len) || len > UINT32_MAX) return;
+    if (len > UINT32_MAX) return;
     if (!w->rs->dbs[db].defer) {
         scan_now(w, db, path, event, text, len);
         return;
@@ -67,8 +65,23 @@ static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t e
     push_item(w, db, path, event, NULL, len, off);
 }
 
-static void push_value(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
+static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
 {
+    char tmp[32];
+    const char *text;
+    size_t len;
+    if (direct_scalar_text(v, tmp, &text, &len)) push_text(w, db, path, event, text, len, tmp);
+}
+
+/* A field's value: its text when the normalizer copied it into the field (no load of the
+ * value), else the value's scalar(s). */
+static void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const event_field *f)
+{
+    if (f->text) {
+        push_text(w, db, path, event, f->text, f->text_len, NULL);
+        return;
+    }
+    const json_value *v = f->value;
     if (v->type != JSON_ARRAY) {
         push_scalar(w, db, path, event, v);
         return;
@@ -78,16 +91,32 @@ static void push_value(detect_worker *w, uint32_t db, uint32_t path, uint32_t ev
 
 /* Appends a value to the event's joined keyword text (its own buffer: nothing else may land
  * between two values). */
+static inline void join_text(detect_worker *w, const char *text, size_t len)
+{
+    GROW(w->join, w->join_cap, w->join_len + len + 2);
+    if (w->join_len) w->join[w->join_len++] = (char)DETECT_KEYWORD_SEPARATOR;
+    memcpy(w->join + w->join_len, text, len);
+    w->join_len += len;
+}
+
 static void join_scalar(detect_worker *w, const json_value *v)
 {
     char tmp[32];
     const char *text;
     size_t len;
-    if (!direct_scalar_text(v, tmp, &text, &len)) return;
-    GROW(w->join, w->join_cap, w->join_len + len + 2);
-    if (w->join_len) w->join[w->join_len++] = (char)DETECT_KEYWORD_SEPARATOR;
-    memcpy(w->join + w->join_len, text, len);
-    w->join_len += len;
+    if (direct_scalar_text(v, tmp, &text, &len)) join_text(w, text, len);
+}
+
+static void join_field(detect_worker *w, const event_field *f)
+{
+    if (f->text) {
+        join_text(w, f->text, f->text_len);
+        return;
+    }
+    const json_value *v = f->value;
+    if (v->type != JSON_ARRAY) join_scalar(w, v);
+    else
+        for (uint32_t k = 0; k < v->len; k++) join_scalar(w, &v->items[k]);
 }
 
 #ifdef DETECT_PROFILE /* per-database cost, for tuning (see docs/detection.md §9) */
@@ -142,9 +171,11 @@ void detect_profile_print(const detect_ruleset *rs, FILE *out)
 
 #define KEYWORD_DBS_MAX 64
 
-/* Events usually come cold from memory (a consumer's batch is larger than the caches) and
- * every field is a chain of pointers: field array → value → string. Prefetching them a few
- * events ahead, one link per event, overlaps those misses instead of taking them in turn. */
+/* Events usually come cold from memory (a consumer's batch is larger than the caches). The
+ * normalizer copies each field's text into the field array and hashes its path, so walking
+ * an event reads its field array and the texts; a field without them (an event built by
+ * hand) is a chain field → value → string. Prefetching a few events ahead, one link per
+ * event, overlaps those misses instead of taking them in turn. */
 #ifndef PREFETCH_FIELDS_AHEAD
 #define PREFETCH_FIELDS_AHEAD 3
 #define PREFETCH_VALUES_AHEAD 2
@@ -156,71 +187,116 @@ static void prefetch_fields(const mamori_event *ev)
     for (; p < end; p += 64) __builtin_prefetch(p);
 }
 
+/* Every line of the texts (the keyword join reads them all), or the values and paths of
+ * fields without text. */
 static void prefetch_values(const mamori_event *ev)
 {
     for (uint32_t i = 0; i < ev->field_count; i++) {
-        __builtin_prefetch(ev->fields[i].value);
-        __builtin_prefetch(ev->fields[i].path);
+        const event_field *f = &ev->fields[i];
+        if (f->text) {
+            uintptr_t p = (uintptr_t)f->text & ~(uintptr_t)63, end = (uintptr_t)f->text + f->text_len;
+            for (; p < end; p += 64) __builtin_prefetch((const void *)p);
+        } else {
+            __builtin_prefetch(f->value);
+            if (!f->path_hash) __builtin_prefetch(f->path);
+        }
     }
 }
 
+/* The strings of fields without text whose values were prefetched: only events built by
+ * hand (the normalizer gives every string its text). */
 static void prefetch_strings(const mamori_event *ev)
 {
     for (uint32_t i = 0; i < ev->field_count; i++) {
-        const json_value *v = ev->fields[i].value;
-        if (v->type == JSON_STRING) __builtin_prefetch(v->str);
+        const event_field *f = &ev->fields[i];
+        if (f->path_hash || f->value->type != JSON_STRING) continue;
+        __builtin_prefetch(f->value->str);
     }
 }
 
-/* The path id of an event field's path when some eager database scans it, else DETECT_NONE. */
-static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, uint32_t len)
+/* The path table's slot for a path, or NULL when the path has none (no eager database scans
+ * it and keyword searches do not skip it). */
+static inline const struct path_slot *path_lookup(const detect_ruleset *rs, const char *path, uint32_t len,
+                                                  uint32_t hash)
 {
-    uint64_t key = path_key(path, len);
-    for (uint32_t s = path_slot_of(key, len, rs->path_slot_mask);; s = (s + 1) & rs->path_slot_mask) {
+    for (uint32_t s = hash & rs->path_slot_mask;; s = (s + 1) & rs->path_slot_mask) {
         const struct path_slot *slot = &rs->path_slots[s];
-        if (!slot->len) return DETECT_NONE;
-        if (slot->key == key && slot->len == len && memcmp(rs->paths[slot->path].str, path, len) == 0) return slot->path;
+        if (!slot->hash) return NULL;
+        if (slot->hash == hash && slot->len == len && memcmp(slot->str, path, len) == 0) return slot;
     }
 }
 
 /* The winlog event id as logsource_classify reads it: an integer, or a string of at most 18
  * digits; -1 otherwise. */
-static int64_t winlog_event_id(const json_value *v)
+static int64_t winlog_event_id(const event_field *f)
 {
-    if (!v) return -1;
-    if (v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT)) return v->num.i;
-    if (v->type != JSON_STRING || v->len == 0 || v->len > 18) return -1;
+    if (!f) return -1;
+    const char *s;
+    uint32_t len;
+    if (f->path_hash && f->type == JSON_STRING) { /* the text, without loading the value */
+        s = f->text;
+        len = f->text_len;
+    } else {
+        const json_value *v = f->value;
+        if (v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT)) return v->num.i;
+        if (v->type != JSON_STRING) return -1;
+        s = v->str;
+        len = v->len;
+    }
+    if (len == 0 || len > 18) return -1;
     int64_t n = 0;
-    for (uint32_t i = 0; i < v->len; i++) {
-        if (v->str[i] < '0' || v->str[i] > '9') return -1;
-        n = n * 10 + (v->str[i] - '0');
+    for (uint32_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        n = n * 10 + (s[i] - '0');
     }
     return n;
+}
+
+/* The fields winlog.channel and winlog.event_id, found by path hash in the field array (the
+ * path bytes are read to verify a hit only); NULL when absent. */
+static void find_winlog(const mamori_event *ev, const event_field **channel, const event_field **event_id)
+{
+    const uint32_t channel_hash = event_path_hash("winlog.channel", 14); /* constants once inlined */
+    const uint32_t event_id_hash = event_path_hash("winlog.event_id", 15);
+    *channel = *event_id = NULL;
+    for (uint32_t i = 0; i < ev->field_count; i++) {
+        const event_field *f = &ev->fields[i];
+        if (f->path_hash && f->path_hash != channel_hash && f->path_hash != event_id_hash) continue;
+        if (f->path_len == 14 && memcmp(f->path, "winlog.channel", 14) == 0) *channel = f;
+        else if (f->path_len == 15 && memcmp(f->path, "winlog.event_id", 15) == 0) *event_id = f;
+    }
 }
 
 /* logsource_classify, with winlog classifications remembered per (channel, event id). */
 static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
-    const json_value *channel = event_get(ev, "winlog.channel", 14);
-    w->batch_winlog[e] = channel != NULL;
-    if (!channel || channel->type != JSON_STRING || channel->len > LS_CACHE_CHANNEL_MAX) {
+    const event_field *channel_field, *event_id_field;
+    find_winlog(ev, &channel_field, &event_id_field);
+    w->batch_winlog[e] = channel_field != NULL;
+    const char *channel = NULL;
+    uint32_t len = 0;
+    if (channel_field && channel_field->path_hash) {
+        if (channel_field->type == JSON_STRING) channel = channel_field->text, len = channel_field->text_len;
+    } else if (channel_field && channel_field->value->type == JSON_STRING) {
+        channel = channel_field->value->str, len = channel_field->value->len;
+    }
+    if (!channel || len > LS_CACHE_CHANNEL_MAX) {
         logsource_classify(ev, &w->batch_ls[e]);
         return;
     }
-    int64_t id = winlog_event_id(event_get(ev, "winlog.event_id", 15));
-    uint32_t len = channel->len;
+    int64_t id = winlog_event_id(event_id_field);
     uint64_t h = ((uint64_t)len * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)id * 0xff51afd7ed558ccdull);
-    if (len) h ^= (uint64_t)(uint8_t)channel->str[len - 1] << 8 | (uint8_t)channel->str[len / 2];
+    if (len) h ^= (uint64_t)(uint8_t)channel[len - 1] << 8 | (uint8_t)channel[len / 2];
     h *= 0xc4ceb9fe1a85ec53ull;
     struct ls_cache_entry *c = &w->ls_cache[(h >> 40) % LS_CACHE_SLOTS];
-    if (c->len == len + 1 && c->event_id == id && memcmp(c->channel, channel->str, len) == 0) {
+    if (c->len == len + 1 && c->event_id == id && memcmp(c->channel, channel, len) == 0) {
         w->batch_ls[e] = c->ls;
         return;
     }
-    logsource_from_winlog(channel->str, channel->len, id, &w->batch_ls[e], NULL);
+    logsource_from_winlog(channel, len, id, &w->batch_ls[e], NULL);
     c->len = len + 1;
     c->event_id = id;
-    memcpy(c->channel, channel->str, len);
+    memcpy(c->channel, channel, len);
     c->ls = w->batch_ls[e];
 }
 
@@ -241,22 +317,25 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
     w->join_len = 0;
     for (uint32_t i = 0; i < ev->field_count; i++) {
         const event_field *f = &ev->fields[i];
-        if (f->path[0] == 'm' && f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
-        uint32_t pid = path_lookup(rs, f->path, f->path_len);
-        if (pid != DETECT_NONE) {
+        uint32_t hash = f->path_hash;
+        if (hash) {
+            if (f->flags & EVENT_FIELD_SERVER) continue;
+        } else {
+            if (f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
+            hash = event_path_hash(f->path, f->path_len);
+        }
+        const struct path_slot *slot = path_lookup(rs, f->path, f->path_len, hash);
+        if (slot && slot->path != DETECT_NONE) {
+            uint32_t pid = slot->path;
             const struct path *p = &rs->paths[pid];
             for (uint32_t k = 0; k < p->db_count; k++) {
                 uint32_t db = rs->path_dbs[p->db_first + k];
-                if (db_class_applies(&rs->dbs[db].cls, ls)) push_value(w, db, pid, e, f->value);
+                if (db_class_applies(&rs->dbs[db].cls, ls)) push_field(w, db, pid, e, f);
             }
         }
-        if (!keywords || (winlog && field_is_synthesized(f->path, f->path_len))) continue;
-        for (uint32_t k = 0; k < nper_value; k++) push_value(w, per_value[k], DETECT_NONE, e, f->value);
-        if (!njoined) continue;
-        const json_value *v = f->value;
-        if (v->type != JSON_ARRAY) join_scalar(w, v);
-        else
-            for (uint32_t k = 0; k < v->len; k++) join_scalar(w, &v->items[k]);
+        if (!keywords || (winlog && slot && (slot->flags & PATH_SLOT_SYNTHESIZED))) continue;
+        for (uint32_t k = 0; k < nper_value; k++) push_field(w, per_value[k], DETECT_NONE, e, f);
+        if (njoined) join_field(w, f);
     }
     if (w->join_len && w->join_len <= UINT32_MAX)
         for (uint32_t k = 0; k < njoined; k++) scan_now(w, joined[k], DETECT_NONE, e, w->join, w->join_len);
