@@ -181,6 +181,9 @@ void detect_profile_print(const detect_ruleset *rs, FILE *out)
 #define PREFETCH_VALUES_AHEAD 2
 #define PREFETCH_STRINGS_AHEAD 1
 #endif
+#ifndef PREFETCH_TEXT_BYTES
+#define PREFETCH_TEXT_BYTES 256 /* the hardware prefetcher follows longer texts */
+#endif
 static void prefetch_fields(const mamori_event *ev)
 {
     const char *p = (const char *)ev->fields, *end = p + (size_t)ev->field_count * sizeof *ev->fields;
@@ -195,6 +198,7 @@ static void prefetch_values(const mamori_event *ev)
         const event_field *f = &ev->fields[i];
         if (f->text) {
             uintptr_t p = (uintptr_t)f->text & ~(uintptr_t)63, end = (uintptr_t)f->text + f->text_len;
+            if (end - p > PREFETCH_TEXT_BYTES) end = p + PREFETCH_TEXT_BYTES;
             for (; p < end; p += 64) __builtin_prefetch((const void *)p);
         } else {
             __builtin_prefetch(f->value);
@@ -214,6 +218,21 @@ static void prefetch_strings(const mamori_event *ev)
     }
 }
 
+/* Paths are short (a few words): compared inline, 8 bytes at a time. */
+static inline bool path_equal(const char *a, const char *b, uint32_t len)
+{
+    if (len < 8) return memcmp(a, b, len) == 0;
+    uint64_t x, y;
+    for (uint32_t i = 0; i + 8 < len; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) return false;
+    }
+    memcpy(&x, a + len - 8, 8);
+    memcpy(&y, b + len - 8, 8);
+    return x == y;
+}
+
 /* The path table's slot for a path, or NULL when the path has none (no eager database scans
  * it and keyword searches do not skip it). */
 static inline const struct path_slot *path_lookup(const detect_ruleset *rs, const char *path, uint32_t len,
@@ -222,7 +241,7 @@ static inline const struct path_slot *path_lookup(const detect_ruleset *rs, cons
     for (uint32_t s = hash & rs->path_slot_mask;; s = (s + 1) & rs->path_slot_mask) {
         const struct path_slot *slot = &rs->path_slots[s];
         if (!slot->hash) return NULL;
-        if (slot->hash == hash && slot->len == len && memcmp(slot->str, path, len) == 0) return slot;
+        if (slot->hash == hash && slot->len == len && path_equal(slot->str, path, len)) return slot;
     }
 }
 
