@@ -431,6 +431,7 @@ void ruleset_free(detect_ruleset *rs)
     if (rs->scratch_proto) hs_free_scratch(rs->scratch_proto);
     free(rs->dbs);
     free(rs->path_dbs);
+    free(rs->path_db_cls);
     free(rs->keyword_dbs);
     free(rs->keyword_value_dbs);
     free(rs->infos);
@@ -569,6 +570,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     }
     for (uint32_t p = 0; p < rs->path_count; p++) first[p + 1] += first[p];
     rs->path_dbs = mamori_xmalloc((first[rs->path_count] ? first[rs->path_count] : 1) * sizeof *rs->path_dbs);
+    rs->path_db_cls = mamori_xmalloc((first[rs->path_count] ? first[rs->path_count] : 1) * sizeof *rs->path_db_cls);
     uint32_t *fill = mamori_xcalloc(rs->path_count ? rs->path_count : 1, sizeof *fill);
     rs->keyword_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_dbs);
     rs->keyword_value_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_dbs);
@@ -580,7 +582,10 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             for (uint32_t k = 0; k < d->alt_first[d->id_count]; k++) rs->alt_lazy_db[d->alts[k]] = (int32_t)i;
             continue;
         }
-        if (d->path != DETECT_NONE) rs->path_dbs[first[d->path] + fill[d->path]++] = i;
+        if (d->path != DETECT_NONE) {
+            rs->path_db_cls[first[d->path] + fill[d->path]] = d->cls;
+            rs->path_dbs[first[d->path] + fill[d->path]++] = i;
+        }
         else if (d->joined) rs->keyword_dbs[rs->keyword_db_count++] = i;
         else rs->keyword_value_dbs[rs->keyword_value_db_count++] = i;
     }
@@ -592,15 +597,15 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     free(fill);
     free(first);
     /* the per-event path table: paths with eager databases and the synthesized winlog
-     * paths keyword searches skip, at most a quarter full */
-    const char *synth[32];
-    uint32_t synth_len[32];
-    uint32_t synth_count = field_synthesized_paths(synth, synth_len, 32);
-    MAMORI_ASSERT(synth_count <= 32);
+     * paths keyword searches skip, at most half full (8-byte slots: it stays in L1) */
+    const char *synth[PATH_EXTRA_MAX];
+    uint32_t synth_len[PATH_EXTRA_MAX];
+    uint32_t synth_count = field_synthesized_paths(synth, synth_len, PATH_EXTRA_MAX);
+    MAMORI_ASSERT(synth_count <= PATH_EXTRA_MAX && rs->path_count <= PATH_SLOT_ID);
     uint32_t scanned = synth_count;
     for (uint32_t p = 0; p < rs->path_count; p++) scanned += rs->paths[p].db_count > 0;
     uint32_t slots = 64;
-    while (slots < scanned * 4) slots *= 2;
+    while (slots < scanned * 2) slots *= 2;
     rs->path_slots = mamori_xcalloc(slots, sizeof *rs->path_slots);
     rs->path_slot_mask = slots - 1;
     for (uint32_t p = 0; p < rs->path_count; p++) {
@@ -609,18 +614,24 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
         uint32_t hash = event_path_hash(pp->str, pp->len);
         uint32_t s = hash & rs->path_slot_mask;
         while (rs->path_slots[s].hash) s = (s + 1) & rs->path_slot_mask;
-        rs->path_slots[s] = (struct path_slot){.hash = hash, .len = pp->len, .path = p, .str = pp->str};
+        rs->path_slots[s] = (struct path_slot){.hash = hash, .ref = p};
     }
     for (uint32_t i = 0; i < synth_count; i++) {
         uint32_t hash = event_path_hash(synth[i], synth_len[i]);
         uint32_t s = hash & rs->path_slot_mask;
         for (; rs->path_slots[s].hash; s = (s + 1) & rs->path_slot_mask) {
-            struct path_slot *slot = &rs->path_slots[s];
-            if (slot->hash == hash && slot->len == synth_len[i] && memcmp(slot->str, synth[i], synth_len[i]) == 0) break;
+            const struct path_slot *slot = &rs->path_slots[s];
+            if (slot->hash != hash || (slot->ref & PATH_SLOT_EXTRA)) continue;
+            const struct path *pp = &rs->paths[slot->ref & PATH_SLOT_ID];
+            if (pp->len == synth_len[i] && memcmp(pp->str, synth[i], synth_len[i]) == 0) break;
         }
         struct path_slot *slot = &rs->path_slots[s];
-        if (!slot->hash) *slot = (struct path_slot){.hash = hash, .len = synth_len[i], .path = DETECT_NONE, .str = synth[i]};
-        slot->flags |= PATH_SLOT_SYNTHESIZED;
+        if (!slot->hash) {
+            rs->extra_paths[rs->extra_path_count].str = synth[i];
+            rs->extra_paths[rs->extra_path_count].len = synth_len[i];
+            *slot = (struct path_slot){.hash = hash, .ref = PATH_SLOT_EXTRA | rs->extra_path_count++};
+        }
+        slot->ref |= PATH_SLOT_SYNTHESIZED;
     }
     free(b.builds);
     free(b.build_keys);

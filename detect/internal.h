@@ -303,13 +303,13 @@ struct path {
  * searches skip on winlog events (field_is_synthesized), keyed by event_path_hash (the
  * normalizer stores it in every field: the path's bytes are read on a hit only, to verify
  * it). A field of an event that no database scans usually stops at an empty slot. */
-enum path_slot_flag { PATH_SLOT_SYNTHESIZED = 1u << 0 };
+#define PATH_SLOT_SYNTHESIZED 0x80000000u /* ref flag: keyword searches skip the path on winlog events */
+#define PATH_SLOT_EXTRA 0x40000000u       /* ref flag: not a path id but rs->extra_paths[ref & PATH_SLOT_ID] */
+#define PATH_SLOT_ID 0x3fffffffu
+#define PATH_EXTRA_MAX 32
 struct path_slot {
     uint32_t hash; /* event_path_hash; 0: empty */
-    uint32_t len;
-    uint32_t path;  /* path id, DETECT_NONE when no eager database scans it */
-    uint32_t flags; /* enum path_slot_flag */
-    const char *str;
+    uint32_t ref;  /* path id (with eager databases) or extra path index, and flags */
 };
 
 struct sfield {
@@ -403,6 +403,11 @@ struct detect_ruleset {
     strmap path_index;
     struct path_slot *path_slots; /* path_slot_mask + 1 slots */
     uint32_t path_slot_mask;
+    struct {
+        const char *str;
+        uint32_t len;
+    } extra_paths[PATH_EXTRA_MAX]; /* table paths that are no path id (synthesized ones) */
+    uint32_t extra_path_count;
     struct sfield *fields;
     uint32_t field_count;
     uint32_t *row_path; /* ecs_map row index → path id */
@@ -410,6 +415,7 @@ struct detect_ruleset {
     struct db *dbs;
     uint32_t db_count;
     uint32_t *path_dbs;
+    struct db_class *path_db_cls; /* the class of each path_dbs entry (no load of the database) */
     uint32_t *keyword_dbs; /* joined-values keyword databases */
     uint32_t keyword_db_count;
     uint32_t *keyword_value_dbs; /* per-value keyword databases (regex, UTF-8) */

@@ -233,15 +233,25 @@ static inline bool path_equal(const char *a, const char *b, uint32_t len)
     return x == y;
 }
 
-/* The path table's slot for a path, or NULL when the path has none (no eager database scans
- * it and keyword searches do not skip it). */
-static inline const struct path_slot *path_lookup(const detect_ruleset *rs, const char *path, uint32_t len,
-                                                  uint32_t hash)
+/* The path table's reference for a path (path id or extra path, with flags), or DETECT_NONE
+ * when the path is not in it (no eager database scans it and keyword searches do not skip it). */
+static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, uint32_t len, uint32_t hash)
 {
     for (uint32_t s = hash & rs->path_slot_mask;; s = (s + 1) & rs->path_slot_mask) {
         const struct path_slot *slot = &rs->path_slots[s];
-        if (!slot->hash) return NULL;
-        if (slot->hash == hash && slot->len == len && path_equal(slot->str, path, len)) return slot;
+        if (!slot->hash) return DETECT_NONE;
+        if (slot->hash != hash) continue;
+        uint32_t id = slot->ref & PATH_SLOT_ID;
+        const char *str;
+        uint32_t str_len;
+        if (slot->ref & PATH_SLOT_EXTRA) {
+            str = rs->extra_paths[id].str;
+            str_len = rs->extra_paths[id].len;
+        } else {
+            str = rs->paths[id].str;
+            str_len = rs->paths[id].len;
+        }
+        if (str_len == len && path_equal(str, path, len)) return slot->ref;
     }
 }
 
@@ -343,16 +353,16 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
             if (f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
             hash = event_path_hash(f->path, f->path_len);
         }
-        const struct path_slot *slot = path_lookup(rs, f->path, f->path_len, hash);
-        if (slot && slot->path != DETECT_NONE) {
-            uint32_t pid = slot->path;
+        uint32_t ref = path_lookup(rs, f->path, f->path_len, hash);
+        if (ref == DETECT_NONE) ref = PATH_SLOT_EXTRA; /* not in the table: nothing to scan, no flag */
+        if (!(ref & PATH_SLOT_EXTRA)) {
+            uint32_t pid = ref & PATH_SLOT_ID;
             const struct path *p = &rs->paths[pid];
-            for (uint32_t k = 0; k < p->db_count; k++) {
-                uint32_t db = rs->path_dbs[p->db_first + k];
-                if (db_class_applies(&rs->dbs[db].cls, ls)) push_field(w, db, pid, e, f);
-            }
+            for (uint32_t k = 0; k < p->db_count; k++)
+                if (db_class_applies(&rs->path_db_cls[p->db_first + k], ls))
+                    push_field(w, rs->path_dbs[p->db_first + k], pid, e, f);
         }
-        if (!keywords || (winlog && slot && (slot->flags & PATH_SLOT_SYNTHESIZED))) continue;
+        if (!keywords || (winlog && (ref & PATH_SLOT_SYNTHESIZED))) continue;
         for (uint32_t k = 0; k < nper_value; k++) push_field(w, per_value[k], DETECT_NONE, e, f);
         if (njoined) join_field(w, f);
     }
