@@ -648,12 +648,14 @@ static void enrich_names(normalizer *n)
         {"process.parent.executable", "process.parent.name"},
         {"file.path", "file.name"},
     };
+    static const uint32_t source_lens[] = {sizeof "process.executable" - 1, sizeof "process.parent.executable" - 1,
+                                           sizeof "file.path" - 1};
     const struct entry *best[MAMORI_ARRAY_LEN(pairs)] = {NULL};
     for (uint32_t i = 0; i < n->entry_count; i++) {
         const struct entry *e = &n->entries[i];
         if (e->kind != KIND_MAPPED && e->kind != KIND_INPUT) continue;
         for (size_t p = 0; p < MAMORI_ARRAY_LEN(pairs); p++) {
-            if (strcmp(e->path, pairs[p][0]) != 0) continue;
+            if (e->path_len != source_lens[p] || memcmp(e->path, pairs[p][0], source_lens[p]) != 0) continue;
             const struct entry *b = best[p];
             if (!b || (b->kind == KIND_MAPPED && (e->kind == KIND_INPUT || e->prio < b->prio))) best[p] = e;
         }
