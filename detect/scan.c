@@ -211,6 +211,7 @@ static void prefetch_values(const mamori_event *ev)
  * hand (the normalizer gives every string its text). */
 static void prefetch_strings(const mamori_event *ev)
 {
+    if (ev->field_count && ev->fields[0].path_hash) return; /* normalized: every field has one */
     for (uint32_t i = 0; i < ev->field_count; i++) {
         const event_field *f = &ev->fields[i];
         if (f->path_hash || f->value->type != JSON_STRING) continue;
@@ -288,7 +289,8 @@ static void find_winlog(const mamori_event *ev, const event_field **channel, con
     const uint32_t channel_hash = event_path_hash("winlog.channel", 14); /* constants once inlined */
     const uint32_t event_id_hash = event_path_hash("winlog.event_id", 15);
     *channel = *event_id = NULL;
-    for (uint32_t i = 0; i < ev->field_count; i++) {
+    /* from the end: fields are sorted by path and winlog.* sorts last in ECS */
+    for (uint32_t i = ev->field_count; i-- > 0 && !(*channel && *event_id);) {
         const event_field *f = &ev->fields[i];
         if (f->path_hash && f->path_hash != channel_hash && f->path_hash != event_id_hash) continue;
         if (f->path_len == 14 && memcmp(f->path, "winlog.channel", 14) == 0) *channel = f;
