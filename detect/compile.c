@@ -434,6 +434,8 @@ void ruleset_free(detect_ruleset *rs)
     free(rs->path_db_cls);
     free(rs->keyword_dbs);
     free(rs->keyword_value_dbs);
+    free(rs->keyword_db_cls);
+    free(rs->keyword_value_db_cls);
     free(rs->infos);
     free(rs->rules);
     free(rs->always);
@@ -574,6 +576,8 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     uint32_t *fill = mamori_xcalloc(rs->path_count ? rs->path_count : 1, sizeof *fill);
     rs->keyword_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_dbs);
     rs->keyword_value_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_dbs);
+    rs->keyword_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_db_cls);
+    rs->keyword_value_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_db_cls);
     rs->alt_lazy_db = mamori_xmalloc((rs->alt_count ? rs->alt_count : 1) * sizeof *rs->alt_lazy_db);
     for (uint32_t a = 0; a < rs->alt_count; a++) rs->alt_lazy_db[a] = -1;
     for (uint32_t i = 0; i < rs->db_count; i++) {
@@ -585,9 +589,13 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
         if (d->path != DETECT_NONE) {
             rs->path_db_cls[first[d->path] + fill[d->path]] = d->cls;
             rs->path_dbs[first[d->path] + fill[d->path]++] = i;
+        } else if (d->joined) {
+            rs->keyword_db_cls[rs->keyword_db_count] = d->cls;
+            rs->keyword_dbs[rs->keyword_db_count++] = i;
+        } else {
+            rs->keyword_value_db_cls[rs->keyword_value_db_count] = d->cls;
+            rs->keyword_value_dbs[rs->keyword_value_db_count++] = i;
         }
-        else if (d->joined) rs->keyword_dbs[rs->keyword_db_count++] = i;
-        else rs->keyword_value_dbs[rs->keyword_value_db_count++] = i;
     }
     for (uint32_t p = 0; p < rs->path_count; p++) {
         uint32_t t = b.path_target ? b.path_target[p] : p;

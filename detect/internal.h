@@ -419,6 +419,7 @@ struct detect_ruleset {
     uint32_t *keyword_dbs; /* joined-values keyword databases */
     uint32_t keyword_db_count;
     uint32_t *keyword_value_dbs; /* per-value keyword databases (regex, UTF-8) */
+    struct db_class *keyword_db_cls, *keyword_value_db_cls; /* their classes, beside them */
     uint32_t keyword_value_db_count;
     hs_scratch_t *scratch_proto;
     size_t scratch_bytes;

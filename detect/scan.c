@@ -339,9 +339,9 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
     uint32_t joined[KEYWORD_DBS_MAX], per_value[KEYWORD_DBS_MAX];
     uint32_t njoined = 0, nper_value = 0;
     for (uint32_t i = 0; i < rs->keyword_db_count && njoined < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->dbs[rs->keyword_dbs[i]].cls, ls)) joined[njoined++] = rs->keyword_dbs[i];
+        if (db_class_applies(&rs->keyword_db_cls[i], ls)) joined[njoined++] = rs->keyword_dbs[i];
     for (uint32_t i = 0; i < rs->keyword_value_db_count && nper_value < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->dbs[rs->keyword_value_dbs[i]].cls, ls)) per_value[nper_value++] = rs->keyword_value_dbs[i];
+        if (db_class_applies(&rs->keyword_value_db_cls[i], ls)) per_value[nper_value++] = rs->keyword_value_dbs[i];
     bool keywords = njoined || nper_value;
     /* keyword searches cover the record, not what the normalizer adds to winlog events */
     bool winlog = keywords && w->batch_winlog[e];
