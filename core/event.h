@@ -39,8 +39,8 @@ typedef struct event_field {
     const json_value *value; /* scalar, array of scalars, or (for arrays of objects) the array */
     /* The value's text, copied out of it so that a reader walking every field (detection)
      * does not load each value: a string's bytes or a number's text as sent (value->str,
-     * value->len), "true"/"false" for a boolean; NULL for null, arrays, objects and integers
-     * without text (the normalizer's own: read value). Borrowed like value. */
+     * value->len), the decimal of an integer without text (the normalizer's own, e.g. a
+     * pid), "true"/"false" for a boolean; NULL for null, arrays, objects. Borrowed like value. */
     const char *text;
     uint32_t text_len;
     uint8_t type;  /* value->type (enum json_type), valid when path_hash is set */

@@ -445,6 +445,10 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
         } else if (v->type == JSON_BOOL) {
             f->text = v->num.b ? "true" : "false";
             f->text_len = v->num.b ? 4 : 5;
+        } else if (v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT)) { /* the normalizer's own */
+            char *t = arena_alloc(a, 21);
+            f->text_len = (uint32_t)norm_format_i64(v->num.i, t);
+            f->text = t;
         }
         f->type = v->type;
         f->flags = e->path_len >= 7 && memcmp(e->path, "mamori.", 7) == 0 ? EVENT_FIELD_SERVER : 0;
