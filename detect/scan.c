@@ -190,8 +190,8 @@ static void prefetch_fields(const mamori_event *ev)
     for (; p < end; p += 64) __builtin_prefetch(p);
 }
 
-/* Every line of the texts (the keyword join reads them all), or the values and paths of
- * fields without text. */
+/* The first PREFETCH_TEXT_BYTES of every text (the keyword join reads them all), or the
+ * values and paths of fields without text. */
 static void prefetch_values(const mamori_event *ev)
 {
     for (uint32_t i = 0; i < ev->field_count; i++) {
