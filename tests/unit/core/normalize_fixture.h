@@ -165,6 +165,31 @@ static inline void check_invariants(struct fixture *f, const mamori_event *ev)
         assert_int_equal(x->path[x->path_len], '\0');
         assert_non_null(x->value);
         assert_true(event_get(ev, x->path, x->path_len) == x->value);
+        /* what detection reads instead of the value and the path bytes */
+        assert_int_equal(x->path_hash, event_path_hash(x->path, x->path_len));
+        assert_int_equal(x->type, x->value->type);
+        assert_int_equal((x->flags & EVENT_FIELD_SERVER) != 0, x->path_len >= 7 && memcmp(x->path, "mamori.", 7) == 0);
+        const json_value *v = x->value;
+        char digits[32];
+        const char *text = NULL;
+        size_t text_len = 0;
+        if ((v->type == JSON_STRING || v->type == JSON_NUMBER) && v->str) {
+            text = v->str;
+            text_len = v->len;
+        } else if (v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT)) {
+            text_len = (size_t)snprintf(digits, sizeof digits, "%lld", (long long)v->num.i);
+            text = digits;
+        } else if (v->type == JSON_BOOL) {
+            text = v->num.b ? "true" : "false";
+            text_len = strlen(text);
+        }
+        if (!text) {
+            assert_null(x->text);
+        } else {
+            assert_non_null(x->text);
+            assert_int_equal(x->text_len, text_len);
+            assert_memory_equal(x->text, text, text_len);
+        }
         if (i) {
             const event_field *w = &ev->fields[i - 1];
             int c = memcmp(w->path, x->path, w->path_len < x->path_len ? w->path_len : x->path_len);

@@ -226,6 +226,39 @@ static void test_eval_does_not_allocate(void **state)
 #endif
 }
 
+/* An event built by hand (fields with path and value only, no text, type or path hash, as
+ * tests and tools make them) takes the scan's fallback path and must match exactly as the
+ * normalized event does. */
+static void test_hand_built_event_equals_normalized(void **state)
+{
+    (void)state;
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "%s---\ntitle: K\nid: K\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'alpha'\n"
+             "    condition: k\n",
+             rules_ab);
+    harness h;
+    harness_init(&h, yaml);
+    struct fixture f;
+    fixture_event(&f, "alpha beta gamma");
+    assert_true(f.ev.field_count > 0 && f.ev.fields[0].path_hash != 0); /* normalized: filled in */
+    event_field *bare = arena_alloc(&f.mem, f.ev.field_count * sizeof *bare);
+    for (uint32_t i = 0; i < f.ev.field_count; i++)
+        bare[i] = (event_field){.path = f.ev.fields[i].path, .path_len = f.ev.fields[i].path_len,
+                                .value = f.ev.fields[i].value};
+    mamori_event hand = f.ev;
+    hand.fields = bare;
+    const detect_match *m;
+    size_t n = detect_eval(h.worker, &f.ev, &m);
+    assert_int_equal(n, 5);
+    const detect_rule *want[8];
+    for (size_t i = 0; i < n; i++) want[i] = m[i].rule;
+    assert_int_equal(detect_eval(h.worker, &hand, &m), n);
+    for (size_t i = 0; i < n; i++) assert_ptr_equal(m[i].rule, want[i]);
+    fixture_fini(&f);
+    harness_fini(&h);
+}
+
 struct collected {
     size_t event[64];
     const char *rule[64];
@@ -325,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_swap_under_readers),
         cmocka_unit_test(test_eval_does_not_allocate),
         cmocka_unit_test(test_batch_equals_single),
+        cmocka_unit_test(test_hand_built_event_equals_normalized),
         cmocka_unit_test(test_batch_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
