@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #ifndef MAMORI_SANITIZED
 /* Count allocations while `counting` is set; everything else goes to glibc. */
@@ -149,7 +150,7 @@ static void test_rebind_and_refcount(void **state)
 struct reader_arg {
     detect_slot *slot;
     atomic_bool *stop;
-    unsigned long evaluated;
+    atomic_ulong evaluated;
 };
 
 static void *reader(void *p)
@@ -165,7 +166,7 @@ static void *reader(void *p)
             const detect_match *m;
             size_t n = detect_eval(w, &f.ev, &m);
             if (n == 0 || strlen(m[0].rule->title) != 1) abort();
-            arg->evaluated++;
+            atomic_fetch_add(&arg->evaluated, 1);
         }
         detect_ruleset_unref(rs);
     }
@@ -184,14 +185,20 @@ static void test_swap_under_readers(void **state)
     pthread_t threads[READERS];
     struct reader_arg args[READERS];
     for (int i = 0; i < READERS; i++) {
-        args[i] = (struct reader_arg){slot, &stop, 0};
+        args[i].slot = slot;
+        args[i].stop = &stop;
+        atomic_init(&args[i].evaluated, 0);
         assert_int_equal(pthread_create(&threads[i], NULL, reader, &args[i]), 0);
     }
+    /* the swaps must happen while every reader is evaluating: on a busy machine a thread may
+     * not run at all before 12 swaps are done (the test then proved nothing and failed) */
+    for (int i = 0; i < READERS; i++)
+        for (int w = 0; w < 30000 && atomic_load(&args[i].evaluated) == 0; w++) usleep(1000);
     for (int k = 0; k < 12; k++) detect_slot_set(slot, build(k % 2 ? rules_ab : rules_z));
     atomic_store(&stop, true);
     for (int i = 0; i < READERS; i++) {
         pthread_join(threads[i], NULL);
-        assert_true(args[i].evaluated > 0);
+        assert_true(atomic_load(&args[i].evaluated) > 0);
     }
     detect_slot_destroy(slot);
 }
