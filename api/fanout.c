@@ -46,9 +46,12 @@ void fanout_find_one(api_req *r, const config_list *nodes, const char *method, c
     find_one(r, nodes, method, path, body, body_len, what, NULL);
 }
 
-void fanout_find_bytes(api_req *r, const config_list *nodes, const char *path, const char *content_type,
-                       const char *what)
+void fanout_get_by_id(api_req *r, const config_list *nodes, const char *collection, const char *noun, const char *id,
+                      const char *content_type)
 {
+    char path[192], what[160];
+    snprintf(path, sizeof path, "/v1/%s/%s", collection, id);
+    snprintf(what, sizeof what, "%s %s", noun, id);
     find_one(r, nodes, "GET", path, NULL, 0, what, content_type);
 }
 
@@ -99,10 +102,7 @@ void fanout_event(api_req *r, const char *id)
                     EVENT_ID_HEX_CHARS);
         return;
     }
-    char path[128], what[96];
-    snprintf(path, sizeof path, "/v1/events/%s", id);
-    snprintf(what, sizeof what, "event %s", id);
-    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path, NULL, 0, what);
+    fanout_get_by_id(r, &r->a->cfg->api.shards, "events", "event", id, NULL);
 }
 
 void fanout_agent(api_req *r, const char *id)
@@ -111,10 +111,7 @@ void fanout_agent(api_req *r, const char *id)
         reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
         return;
     }
-    char path[160], what[128];
-    snprintf(path, sizeof path, "/v1/agents/%s", id);
-    snprintf(what, sizeof what, "agent '%s'", id);
-    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path, NULL, 0, what);
+    fanout_get_by_id(r, &r->a->cfg->api.shards, "agents", "agent", id, NULL);
 }
 
 typedef struct agent_at {
@@ -259,10 +256,7 @@ static bool alert_id_ok(api_req *r, const char *id)
 void fanout_alert_get(api_req *r, const char *id)
 {
     if (!alert_id_ok(r, id)) return;
-    char path[64], what[64];
-    snprintf(path, sizeof path, "/v1/alerts/%s", id);
-    snprintf(what, sizeof what, "alert %s", id);
-    fanout_find_one(r, &r->a->cfg->api.shards, "GET", path, NULL, 0, what);
+    fanout_get_by_id(r, &r->a->cfg->api.shards, "alerts", "alert", id, NULL);
 }
 
 void fanout_alert_patch(api_req *r, const char *id)

@@ -25,9 +25,10 @@ shard_call *fanout_calls_for(const config_list *nodes);
  * API's; 404 when every node answers 404; a node failing otherwise is the answer (502…). */
 void fanout_find_one(api_req *r, const config_list *nodes, const char *method, const char *path, const char *body,
                      size_t body_len, const char *what);
-/* The same for bytes of another type (GET /v1/files/{sha256}: application/octet-stream). */
-void fanout_find_bytes(api_req *r, const config_list *nodes, const char *path, const char *content_type,
-                       const char *what);
+/* GET /v1/<collection>/<id> (id already checked) from the one node of `nodes` holding it,
+ * "no <noun> <id>" when none does; content_type NULL: JSON. */
+void fanout_get_by_id(api_req *r, const config_list *nodes, const char *collection, const char *noun, const char *id,
+                      const char *content_type);
 void fanout_calls_free(shard_call *calls, uint32_t n);
 /* c->url = the shard's base URL (without a trailing '/') followed by path; marks c active. */
 void fanout_call_url(shard_call *c, const char *path);

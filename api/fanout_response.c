@@ -160,10 +160,7 @@ void fanout_action_get(api_req *r, const char *id)
                     STORE_ACTION_ID_HEX_CHARS);
         return;
     }
-    char path[96], what[96];
-    snprintf(path, sizeof path, "/v1/actions/%s", id);
-    snprintf(what, sizeof what, "action %s", id);
-    fanout_find_one(r, &r->a->cfg->api.ingest_nodes, "GET", path, NULL, 0, what);
+    fanout_get_by_id(r, &r->a->cfg->api.ingest_nodes, "actions", "action", id, NULL);
 }
 
 void fanout_agent_live(api_req *r, const char *agent_id)
@@ -187,8 +184,5 @@ void fanout_file_get(api_req *r, const char *sha256)
         reply_error(r, 400, "bad_request", "'%.80s' is not a sha256 (64 hex digits)", sha256 ? sha256 : "");
         return;
     }
-    char path[96], what[96];
-    snprintf(path, sizeof path, "/v1/files/%s", sha256);
-    snprintf(what, sizeof what, "file %s", sha256);
-    fanout_find_bytes(r, &r->a->cfg->api.ingest_nodes, path, "application/octet-stream", what);
+    fanout_get_by_id(r, &r->a->cfg->api.ingest_nodes, "files", "file", sha256, "application/octet-stream");
 }

@@ -203,20 +203,26 @@ static void test_swap_under_readers(void **state)
     detect_slot_destroy(slot);
 }
 
+/* The two rules above plus a keyword rule ('alpha' anywhere): five matches on "alpha beta gamma". */
+static void harness_init_keyword(harness *h)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "%s---\ntitle: K\nid: K\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'alpha'\n"
+             "    condition: k\n",
+             rules_ab);
+    harness_init(h, yaml);
+}
+
 static void test_eval_does_not_allocate(void **state)
 {
     (void)state;
 #ifdef MAMORI_SANITIZED
     skip();
 #else
-    /* the rules above plus a keyword rule: the joined-values scan must not allocate either */
-    char yaml[4096];
-    snprintf(yaml, sizeof yaml,
-             "%s---\ntitle: K\nid: K\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'alpha'\n"
-             "    condition: k\n",
-             rules_ab);
+    /* the keyword rule too: the joined-values scan must not allocate either */
     harness h;
-    harness_init(&h, yaml);
+    harness_init_keyword(&h);
     struct fixture f;
     fixture_event(&f, "alpha beta gamma");
     const detect_match *m;
@@ -239,13 +245,8 @@ static void test_eval_does_not_allocate(void **state)
 static void test_hand_built_event_equals_normalized(void **state)
 {
     (void)state;
-    char yaml[4096];
-    snprintf(yaml, sizeof yaml,
-             "%s---\ntitle: K\nid: K\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'alpha'\n"
-             "    condition: k\n",
-             rules_ab);
     harness h;
-    harness_init(&h, yaml);
+    harness_init_keyword(&h);
     struct fixture f;
     fixture_event(&f, "alpha beta gamma");
     assert_true(f.ev.field_count > 0 && f.ev.fields[0].path_hash != 0); /* normalized: filled in */
