@@ -509,9 +509,9 @@ void handle_file_get(api_req *r, const char *sha_s)
 /* ---- audit ---- */
 
 typedef struct audit_ctx {
-    api_req *r;
     json_parser *p;
     arena a;
+    buf *out;
     const char *actor, *agent, *action;
     uint32_t limit, n;
     uint64_t examined, max_examined;
@@ -547,59 +547,79 @@ static int audit_one(void *ctx, const char *json, size_t len, const store_audit_
             if (!hit) return 0;
         }
     }
-    if (c->n++) buf_putc(&c->r->body, ',');
-    buf_append(&c->r->body, json, len);
+    if (c->n++) buf_putc(c->out, ',');
+    buf_append(c->out, json, len);
     return 0;
+}
+
+bool audit_query_parse(api_req *r, struct evkeyvalq *params, audit_query *q)
+{
+    static const char *const allowed[] = {"actor", "agent", "action", "from", "to", "limit", "cursor"};
+    memset(q, 0, sizeof *q);
+    q->limit = LIST_DEFAULT_LIMIT;
+    q->from = INT64_MIN;
+    q->to = INT64_MAX;
+    if (!parse_query(r, params, allowed, MAMORI_ARRAY_LEN(allowed), "actor, agent, action, from, to, limit, cursor"))
+        return false;
+    const char *v;
+    if (((v = query_param(r, params, "from")) && clock_parse_rfc3339(v, strlen(v), &q->from) != 0) ||
+        ((v = query_param(r, params, "to")) && clock_parse_rfc3339(v, strlen(v), &q->to) != 0)) {
+        reply_error(r, 400, "bad_request", "'from' and 'to' must be RFC 3339 times such as 2024-03-01T00:00:00Z");
+        return false;
+    }
+    if (!limit_param(r, params, &q->limit)) return false;
+    q->actor = query_param(r, params, "actor");
+    q->agent = query_param(r, params, "agent");
+    q->action = query_param(r, params, "action");
+    q->cursor = query_param(r, params, "cursor");
+    return true;
+}
+
+bool audit_cursor_parse(const char *v, store_audit_pos *pos)
+{
+    unsigned long long at, seq;
+    char tail;
+    if (!v || strlen(v) != 33 || sscanf(v, "%16llx.%16llx%c", &at, &seq, &tail) != 2) return false;
+    *pos = (store_audit_pos){(int64_t)(at ^ (1ULL << 63)), seq};
+    return true;
+}
+
+int audit_page(api_req *r, const audit_query *q, const store_audit_pos *after, uint32_t limit, buf *out)
+{
+    audit_ctx c = {.out = out, .limit = limit, .max_examined = r->a->cfg->api.max_candidates,
+                   .actor = q->actor, .agent = q->agent, .action = q->action};
+    arena_init(&c.a, 4096);
+    c.p = json_parser_create();
+    buf_puts(out, "{\"entries\":[");
+    int rc = store_audit_list(r->a->db, event_tenant_hash(r->tenant), q->from, q->to, after, audit_one, &c);
+    buf_putc(out, ']');
+    if (rc >= 0 && c.more)
+        buf_printf(out, ",\"cursor\":\"%016llx.%016llx\"", (unsigned long long)((uint64_t)c.last.at_us ^ (1ULL << 63)),
+                   (unsigned long long)c.last.seq);
+    buf_putc(out, '}');
+    arena_fini(&c.a);
+    json_parser_destroy(c.p);
+    return rc < 0 ? rc : (int)c.n;
 }
 
 void handle_audit(api_req *r)
 {
-    static const char *const allowed[] = {"actor", "agent", "action", "from", "to", "limit", "cursor"};
     struct evkeyvalq params;
-    json_parser *p = NULL;
-    audit_ctx c = {.r = r, .limit = LIST_DEFAULT_LIMIT, .max_examined = r->a->cfg->api.max_candidates};
-    arena_init(&c.a, 4096);
-    if (!parse_query(r, &params, allowed, MAMORI_ARRAY_LEN(allowed), "actor, agent, action, from, to, limit, cursor"))
-        goto out;
-    int64_t from = INT64_MIN, to = INT64_MAX;
-    const char *v;
-    if (((v = query_param(r, &params, "from")) && clock_parse_rfc3339(v, strlen(v), &from) != 0) ||
-        ((v = query_param(r, &params, "to")) && clock_parse_rfc3339(v, strlen(v), &to) != 0)) {
-        reply_error(r, 400, "bad_request", "'from' and 'to' must be RFC 3339 times such as 2024-03-01T00:00:00Z");
+    audit_query q;
+    store_audit_pos after;
+    if (!audit_query_parse(r, &params, &q)) goto out;
+    if (q.cursor && !audit_cursor_parse(q.cursor, &after)) {
+        reply_error(r, 400, "bad_request", "'cursor' must be the string a previous page returned");
         goto out;
     }
-    if (!limit_param(r, &params, &c.limit)) goto out;
-    c.actor = query_param(r, &params, "actor");
-    c.agent = query_param(r, &params, "agent");
-    c.action = query_param(r, &params, "action");
-    store_audit_pos after, *ap = NULL;
-    if ((v = query_param(r, &params, "cursor"))) {
-        unsigned long long at, seq;
-        char tail;
-        if (strlen(v) != 33 || sscanf(v, "%16llx.%16llx%c", &at, &seq, &tail) != 2) {
-            reply_error(r, 400, "bad_request", "'cursor' must be the string a previous page returned");
-            goto out;
-        }
-        after = (store_audit_pos){(int64_t)(at ^ (1ULL << 63)), seq};
-        ap = &after;
-    }
-    p = json_parser_create();
-    c.p = p;
-    buf_puts(&r->body, "{\"entries\":[");
-    int rc = store_audit_list(r->a->db, event_tenant_hash(r->tenant), from, to, ap, audit_one, &c);
-    if (rc < 0) {
-        reply_error(r, 500, "internal", "reading the audit log failed (%d)", rc);
+    int n = audit_page(r, &q, q.cursor ? &after : NULL, q.limit, &r->body);
+    if (n < 0) {
+        buf_clear(&r->body);
+        reply_error(r, 500, "internal", "reading the audit log failed (%d)", n);
         goto out;
     }
-    buf_putc(&r->body, ']');
-    if (c.more)
-        buf_printf(&r->body, ",\"cursor\":\"%016llx.%016llx\"", (unsigned long long)((uint64_t)c.last.at_us ^ (1ULL << 63)),
-                   (unsigned long long)c.last.seq);
-    buf_putc(&r->body, '}');
-    r->rows = c.n;
+    r->rows = (uint64_t)n;
     reply_json(r, 200);
 out:
     evhttp_clear_headers(&params);
-    arena_fini(&c.a);
-    if (p) json_parser_destroy(p);
 }

@@ -210,6 +210,23 @@ void handle_action_get(api_req *r, const char *id);
 void handle_agent_actions(api_req *r, const char *agent_id);
 void handle_file_get(api_req *r, const char *sha256);
 void handle_audit(api_req *r);
+/* GET /v1/audit's parameters (actions.c), shared with the merge behind api.ingest_nodes. */
+typedef struct audit_query {
+    int64_t from, to;
+    uint32_t limit;
+    const char *actor, *agent, *action, *cursor; /* borrowed from the parsed parameters */
+} audit_query;
+struct evkeyvalq;
+/* false when answered (400 naming the parameter); clear params (evhttp_clear_headers) always. */
+bool audit_query_parse(api_req *r, struct evkeyvalq *params, audit_query *q);
+/* A local page cursor ("%016x.%016x"). */
+bool audit_cursor_parse(const char *v, store_audit_pos *pos);
+/* One page of this node's audit log into out as {"entries":[…][,"cursor":"…"]}; returns the
+ * entries listed or a negative errno. */
+int audit_page(api_req *r, const audit_query *q, const store_audit_pos *after, uint32_t limit, buf *out);
+/* The audit log of this node and every api.ingest_nodes node, merged newest first
+ * (fanout_response.c). */
+void fanout_audit(api_req *r);
 void api_render_action(buf *o, const store_action *a);
 /* Appends an audit entry for this request (actor "key:<id>"); a failure is logged. */
 void api_audit(api_req *r, const char *what, const char *target, const char *detail, size_t detail_len,

@@ -342,7 +342,8 @@ static void route(api_req *r, int method, const char *path)
     case EP_AUDIT:
         if (method != EVHTTP_REQ_GET) goto bad_method;
         if (!require_role(r, API_ROLE_ADMIN) || !heavy_enter(r)) return;
-        handle_audit(r);
+        if (r->a->cfg->api.ingest_nodes.count) fanout_audit(r);
+        else handle_audit(r);
         heavy_leave(r);
         return;
     default:

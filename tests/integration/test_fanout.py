@@ -316,6 +316,29 @@ def test_response_through_the_api_node(cluster):
         assert wait_status(apis["api"], f["id"], "succeeded", timeout=30)["output"]["sha256"] == sha
         assert api_bytes(apis["api"], "/v1/files/" + sha) == (200, data)
         assert api_bytes(apis["api"], "/v1/files/" + "0" * 64)[0] == 404
+        # the audit log behind the API node: its own (a key made there) and the ingest node's
+        # (the actions), merged newest first; pages of one give the one-page answer
+        st, k = apis["api"].call("POST", "/v1/keys", {"role": "viewer", "name": "audit-probe"})
+        assert st == 201, k
+        st, one = apis["api"].call("GET", "/v1/audit?limit=1000")
+        assert st == 200 and "cursor" not in one, one
+        whats = [(e["what"], e.get("target")) for e in one["entries"]]
+        assert ("action.create", "resp-split") in whats and any(w == "key.create" for w, _ in whats), whats
+        ats = [e["at"] for e in one["entries"]]
+        assert ats == sorted(ats, reverse=True)
+        paged, cursor = [], None
+        for _ in range(200):
+            st, page = apis["api"].call("GET", "/v1/audit?limit=1" + ("&cursor=" + cursor if cursor else ""))
+            assert st == 200 and len(page["entries"]) <= 1, page
+            paged += page["entries"]
+            cursor = page.get("cursor")
+            if not cursor:
+                break
+        assert paged == one["entries"]
+        st, only = apis["api"].call("GET", "/v1/audit?agent=resp-split&action=fetch_file")
+        assert st == 200 and only["entries"] and all(e["target"] == "resp-split" for e in only["entries"]), only
+        assert apis["api"].call("GET", "/v1/audit?cursor=bogus")[0] == 400
+        assert apis["api"].call("GET", "/v1/audit?nope=1")[0] == 400
         st, r = apis["api"].call("POST", "/v1/agents/nobody-here/actions", {"action": "isolate"})
         assert st == 404, r
         st, r = apis["api"].call("POST", "/v1/agents/resp-split/actions", {"action": "format_disk"})
