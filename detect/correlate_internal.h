@@ -207,6 +207,35 @@ static inline void corr_put_str(buf *b, const char *s, size_t len)
     corr_put_u32(b, (uint32_t)len);
     buf_append(b, s, len);
 }
+/* The matching reader: little-endian integers and u32-length strings from a byte range; any
+ * read past the end (or a string longer than max) marks the reader bad and yields 0 / NULL. */
+struct corr_reader {
+    const uint8_t *p, *end;
+    bool bad;
+};
+static inline uint64_t corr_get_n(struct corr_reader *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return v;
+}
+static inline const char *corr_get_str(struct corr_reader *r, uint32_t *len, uint32_t max)
+{
+    *len = (uint32_t)corr_get_n(r, 4);
+    if (r->bad || *len > max || (size_t)(r->end - r->p) < *len) {
+        r->bad = true;
+        *len = 0;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += *len;
+    return s;
+}
 /* How encoded state and matches name a rule: its id, or its title when it has none. */
 static inline const char *corr_rule_key(const correlate_rule *r) { return r->info.id[0] ? r->info.id : r->info.title; }
 

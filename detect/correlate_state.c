@@ -60,43 +60,14 @@ void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
     for (const struct ckey *k = st->oldest; k; k = k->newer) put_key(out, k);
 }
 
-struct reader {
-    const uint8_t *p, *end;
-    bool bad;
-};
-
-static uint64_t get_n(struct reader *r, int n)
-{
-    if (r->bad || r->end - r->p < n) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += n;
-    return v;
-}
-
-static const char *get_str(struct reader *r, uint32_t *len)
-{
-    *len = (uint32_t)get_n(r, 4);
-    if (r->bad || (size_t)(r->end - r->p) < *len) {
-        r->bad = true;
-        return NULL;
-    }
-    const char *s = (const char *)r->p;
-    r->p += *len;
-    return s;
-}
-
 /* Reads one key record into correlation index (a key already held is malformed). Returns
  * the key it created (half filled when r->bad), or NULL. */
-static struct ckey *read_key(correlate_engine *e, uint32_t index, struct reader *r, uint64_t seq)
+static struct ckey *read_key(correlate_engine *e, uint32_t index, struct corr_reader *r, uint64_t seq)
 {
     const correlate_rule *rule = &e->set->corrs[index]->pub;
     uint32_t klen;
-    const char *kb = get_str(r, &klen);
-    uint32_t count = (uint32_t)get_n(r, 4);
+    const char *kb = corr_get_str(r, &klen, UINT32_MAX);
+    uint32_t count = (uint32_t)corr_get_n(r, 4);
     if (r->bad) return NULL;
     if (cstate_key(e, index, kb, klen, false)) { /* a key twice */
         r->bad = true;
@@ -106,16 +77,16 @@ static struct ckey *read_key(correlate_engine *e, uint32_t index, struct reader 
     int64_t prev = INT64_MIN;
     for (uint32_t n = 0; n < count && !r->bad; n++) {
         struct centry ent = {0};
-        ent.time_us = (int64_t)get_n(r, 8);
-        ent.seq = get_n(r, 8);
-        ent.pos = (uint32_t)get_n(r, 4);
-        ent.id_count = (uint32_t)get_n(r, 4);
-        uint64_t bits = get_n(r, 8);
+        ent.time_us = (int64_t)corr_get_n(r, 8);
+        ent.seq = corr_get_n(r, 8);
+        ent.pos = (uint32_t)corr_get_n(r, 4);
+        ent.id_count = (uint32_t)corr_get_n(r, 4);
+        uint64_t bits = corr_get_n(r, 8);
         memcpy(&ent.number, &bits, sizeof bits);
-        ent.value_hash = get_n(r, 8);
-        uint64_t has_value = get_n(r, 1);
+        ent.value_hash = corr_get_n(r, 8);
+        uint64_t has_value = corr_get_n(r, 1);
         uint32_t dlen;
-        const char *d = get_str(r, &dlen);
+        const char *d = corr_get_str(r, &dlen, UINT32_MAX);
         if (r->bad || has_value > 1 || ent.pos >= rule->rule_count || ent.time_us < prev || !time_ok(ent.time_us) ||
             ent.seq > seq || !dlen || d[dlen - 1] != '\0' || !ent.id_count) {
             r->bad = true;
@@ -144,19 +115,19 @@ int correlate_state_decode(correlate_engine *e, size_t index, const void *data, 
 {
     MAMORI_ASSERT(index < e->set->count);
     const correlate_rule *rule = &e->set->corrs[index]->pub;
-    struct reader r = {.p = data, .end = (const uint8_t *)data + len};
+    struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
     cstate_clear(e, (uint32_t)index);
     if (len < 8 || memcmp(data, MAGIC, 4) != 0) return -EINVAL;
     r.p += 4;
-    if (get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
+    if (corr_get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
     uint32_t klen;
-    const char *key = get_str(&r, &klen);
+    const char *key = corr_get_str(&r, &klen, UINT32_MAX);
     if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return -EINVAL;
-    if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
-    int64_t watermark = (int64_t)get_n(&r, 8);
+    if (corr_get_n(&r, 4) != (uint64_t)rule->type || corr_get_n(&r, 4) != rule->rule_count) return -EINVAL;
+    int64_t watermark = (int64_t)corr_get_n(&r, 8);
     if (watermark != INT64_MIN && !time_ok(watermark)) return -EINVAL;
-    uint64_t seq = get_n(&r, 8);
-    uint32_t keys = (uint32_t)get_n(&r, 4);
+    uint64_t seq = corr_get_n(&r, 8);
+    uint32_t keys = (uint32_t)corr_get_n(&r, 4);
     for (uint32_t i = 0; i < keys && !r.bad; i++) (void)read_key(e, (uint32_t)index, &r, seq);
     if (r.bad || r.p != r.end) {
         cstate_clear(e, (uint32_t)index);
@@ -188,16 +159,16 @@ int correlate_state_header_decode(correlate_engine *e, size_t index, const void 
 {
     MAMORI_ASSERT(index < e->set->count);
     const correlate_rule *rule = &e->set->corrs[index]->pub;
-    struct reader r = {.p = data, .end = (const uint8_t *)data + len};
+    struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
     if (len < 8 || memcmp(data, HEADER_MAGIC, 4) != 0) return -EINVAL;
     r.p += 4;
-    if (get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
+    if (corr_get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
     uint32_t klen;
-    const char *key = get_str(&r, &klen);
+    const char *key = corr_get_str(&r, &klen, UINT32_MAX);
     if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return -EINVAL;
-    if (get_n(&r, 4) != (uint64_t)rule->type || get_n(&r, 4) != rule->rule_count) return -EINVAL;
-    int64_t watermark = (int64_t)get_n(&r, 8);
-    uint64_t seq = get_n(&r, 8);
+    if (corr_get_n(&r, 4) != (uint64_t)rule->type || corr_get_n(&r, 4) != rule->rule_count) return -EINVAL;
+    int64_t watermark = (int64_t)corr_get_n(&r, 8);
+    uint64_t seq = corr_get_n(&r, 8);
     if (r.bad || r.p != r.end || (watermark != INT64_MIN && !time_ok(watermark))) return -EINVAL;
     if (watermark > e->watermark_us) e->watermark_us = watermark;
     if (seq > e->seq) e->seq = seq;
@@ -207,7 +178,7 @@ int correlate_state_header_decode(correlate_engine *e, size_t index, const void 
 int correlate_state_key_decode(correlate_engine *e, size_t index, const void *data, size_t len)
 {
     MAMORI_ASSERT(index < e->set->count);
-    struct reader r = {.p = data, .end = (const uint8_t *)data + len};
+    struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
     struct ckey *k = read_key(e, (uint32_t)index, &r, e->seq);
     if (r.bad || r.p != r.end) {
         if (k) ckey_remove(e, (uint32_t)index, k);

@@ -66,56 +66,26 @@ void correlate_match_encode(const correlate_set *set, const correlate_match *m, 
     corr_put_str(out, m->blob.data, ids_len(m));
 }
 
-struct rd {
-    const uint8_t *p, *end;
-    bool bad;
-};
-
-static uint64_t get_n(struct rd *r, int n)
-{
-    if (r->bad || r->end - r->p < n) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += n;
-    return v;
-}
-
-static const char *get_str(struct rd *r, uint32_t *len)
-{
-    *len = (uint32_t)get_n(r, 4);
-    if (r->bad || *len > WIRE_STR_MAX || (size_t)(r->end - r->p) < *len) {
-        r->bad = true;
-        *len = 0;
-        return NULL;
-    }
-    const char *s = (const char *)r->p;
-    r->p += *len;
-    return s;
-}
-
 int correlate_match_decode(const correlate_set *set, const void *data, size_t len, correlate_match **out)
 {
     *out = NULL;
-    struct rd r = {.p = data, .end = (const uint8_t *)data + len};
+    struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
     if (len < 8 || memcmp(data, MAGIC, 4) != 0) return -EINVAL;
     r.p += 4;
-    if (get_n(&r, 4) != WIRE_VERSION) return -EINVAL;
-    int64_t time_us = (int64_t)get_n(&r, 8);
-    uint8_t chained = (uint8_t)get_n(&r, 1);
+    if (corr_get_n(&r, 4) != WIRE_VERSION) return -EINVAL;
+    int64_t time_us = (int64_t)corr_get_n(&r, 8);
+    uint8_t chained = (uint8_t)corr_get_n(&r, 1);
     uint32_t key_len;
-    const char *key = get_str(&r, &key_len);
-    uint32_t type = (uint32_t)get_n(&r, 4), pos = (uint32_t)get_n(&r, 4);
-    uint8_t missing = (uint8_t)get_n(&r, 1), numeric = (uint8_t)get_n(&r, 1);
-    uint64_t bits = get_n(&r, 8), value_hash = get_n(&r, 8);
+    const char *key = corr_get_str(&r, &key_len, WIRE_STR_MAX);
+    uint32_t type = (uint32_t)corr_get_n(&r, 4), pos = (uint32_t)corr_get_n(&r, 4);
+    uint8_t missing = (uint8_t)corr_get_n(&r, 1), numeric = (uint8_t)corr_get_n(&r, 1);
+    uint64_t bits = corr_get_n(&r, 8), value_hash = corr_get_n(&r, 8);
     uint32_t group_len, value_len = 0, ids_bytes;
-    const char *group = get_str(&r, &group_len);
-    uint8_t has_value = (uint8_t)get_n(&r, 1);
-    const char *value = has_value ? get_str(&r, &value_len) : NULL;
-    uint32_t id_count = (uint32_t)get_n(&r, 4);
-    const char *ids = get_str(&r, &ids_bytes);
+    const char *group = corr_get_str(&r, &group_len, WIRE_STR_MAX);
+    uint8_t has_value = (uint8_t)corr_get_n(&r, 1);
+    const char *value = has_value ? corr_get_str(&r, &value_len, WIRE_STR_MAX) : NULL;
+    uint32_t id_count = (uint32_t)corr_get_n(&r, 4);
+    const char *ids = corr_get_str(&r, &ids_bytes, WIRE_STR_MAX);
     if (r.bad || r.p != r.end || chained > 1 || missing > 1 || numeric > 1 || has_value > 1) return -EINVAL;
     /* the ids: id_count NUL-terminated strings filling ids_bytes exactly */
     uint32_t seen = 0;
@@ -190,14 +160,14 @@ void correlate_origin_encode(const correlate_origin *o, buf *out)
     corr_put_u64(out, (uint64_t)o->received_us);
 }
 
-static const char *get_opt_str(struct rd *r, size_t *len)
+static const char *get_opt_str(struct corr_reader *r, size_t *len)
 {
-    uint8_t has = (uint8_t)get_n(r, 1);
+    uint8_t has = (uint8_t)corr_get_n(r, 1);
     *len = 0;
     if (has > 1) r->bad = true;
     if (has != 1 || r->bad) return NULL;
     uint32_t l;
-    const char *s = get_str(r, &l);
+    const char *s = corr_get_str(r, &l, WIRE_STR_MAX);
     *len = l;
     return s;
 }
@@ -205,22 +175,22 @@ static const char *get_opt_str(struct rd *r, size_t *len)
 int correlate_origin_decode(const void *data, size_t len, correlate_origin *o)
 {
     memset(o, 0, sizeof *o);
-    struct rd r = {.p = data, .end = (const uint8_t *)data + len};
+    struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
     if (!data || len < 8 || memcmp(data, ORIGIN_MAGIC, 4) != 0) return -EINVAL;
     r.p += 4;
-    if (get_n(&r, 4) != ORIGIN_VERSION) return -EINVAL;
+    if (corr_get_n(&r, 4) != ORIGIN_VERSION) return -EINVAL;
     uint32_t tl, al;
-    o->tenant = get_str(&r, &tl);
-    o->agent_id = get_str(&r, &al);
+    o->tenant = corr_get_str(&r, &tl, WIRE_STR_MAX);
+    o->agent_id = corr_get_str(&r, &al, WIRE_STR_MAX);
     o->tenant_len = tl;
     o->agent_id_len = al;
     o->host_id = get_opt_str(&r, &o->host_id_len);
     o->host_name = get_opt_str(&r, &o->host_name_len);
-    o->agent_hash = get_n(&r, 8);
-    o->seq = get_n(&r, 8);
-    o->index = (uint32_t)get_n(&r, 4);
-    o->ts_us = (int64_t)get_n(&r, 8);
-    o->received_us = (int64_t)get_n(&r, 8);
+    o->agent_hash = corr_get_n(&r, 8);
+    o->seq = corr_get_n(&r, 8);
+    o->index = (uint32_t)corr_get_n(&r, 4);
+    o->ts_us = (int64_t)corr_get_n(&r, 8);
+    o->received_us = (int64_t)corr_get_n(&r, 8);
     if (r.bad || r.p != r.end || tl == 0 || al == 0 || memchr(o->tenant, '\0', tl) || memchr(o->agent_id, '\0', al)) {
         memset(o, 0, sizeof *o);
         return -EINVAL;
