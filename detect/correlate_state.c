@@ -44,18 +44,42 @@ static void put_key(buf *out, const struct ckey *k)
     }
 }
 
-void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
+/* magic, version, the correlation's key, type and rule count, watermark, arrival counter: the
+ * start of a whole state and the header of an incremental one */
+static void put_header(const correlate_engine *e, size_t index, const char magic[4], buf *out)
 {
-    MAMORI_ASSERT(index < e->set->count);
     const correlate_rule *r = &e->set->corrs[index]->pub;
-    const struct cstate *st = &e->states[index];
-    buf_append(out, MAGIC, 4);
+    buf_append(out, magic, 4);
     corr_put_u32(out, CORRELATE_STATE_VERSION);
     corr_put_str(out, corr_rule_key(r), strlen(corr_rule_key(r)));
     corr_put_u32(out, (uint32_t)r->type);
     corr_put_u32(out, r->rule_count);
     corr_put_u64(out, (uint64_t)e->watermark_us);
     corr_put_u64(out, e->seq);
+}
+
+/* Reads what put_header wrote, for the same correlation; false when it is not that. */
+static bool read_header(const correlate_engine *e, size_t index, const char magic[4], struct corr_reader *r,
+                        int64_t *watermark, uint64_t *seq)
+{
+    const correlate_rule *rule = &e->set->corrs[index]->pub;
+    if (r->end - r->p < 8 || memcmp(r->p, magic, 4) != 0) return false;
+    r->p += 4;
+    if (corr_get_n(r, 4) != CORRELATE_STATE_VERSION) return false;
+    uint32_t klen;
+    const char *key = corr_get_str(r, &klen, UINT32_MAX);
+    if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return false;
+    if (corr_get_n(r, 4) != (uint64_t)rule->type || corr_get_n(r, 4) != rule->rule_count) return false;
+    *watermark = (int64_t)corr_get_n(r, 8);
+    *seq = corr_get_n(r, 8);
+    return !r->bad && (*watermark == INT64_MIN || time_ok(*watermark));
+}
+
+void correlate_state_encode(const correlate_engine *e, size_t index, buf *out)
+{
+    MAMORI_ASSERT(index < e->set->count);
+    const struct cstate *st = &e->states[index];
+    put_header(e, index, MAGIC, out);
     corr_put_u32(out, (uint32_t)st->stats.keys);
     for (const struct ckey *k = st->oldest; k; k = k->newer) put_key(out, k);
 }
@@ -114,19 +138,11 @@ static struct ckey *read_key(correlate_engine *e, uint32_t index, struct corr_re
 int correlate_state_decode(correlate_engine *e, size_t index, const void *data, size_t len)
 {
     MAMORI_ASSERT(index < e->set->count);
-    const correlate_rule *rule = &e->set->corrs[index]->pub;
     struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
     cstate_clear(e, (uint32_t)index);
-    if (len < 8 || memcmp(data, MAGIC, 4) != 0) return -EINVAL;
-    r.p += 4;
-    if (corr_get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
-    uint32_t klen;
-    const char *key = corr_get_str(&r, &klen, UINT32_MAX);
-    if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return -EINVAL;
-    if (corr_get_n(&r, 4) != (uint64_t)rule->type || corr_get_n(&r, 4) != rule->rule_count) return -EINVAL;
-    int64_t watermark = (int64_t)corr_get_n(&r, 8);
-    if (watermark != INT64_MIN && !time_ok(watermark)) return -EINVAL;
-    uint64_t seq = corr_get_n(&r, 8);
+    int64_t watermark;
+    uint64_t seq;
+    if (!read_header(e, index, MAGIC, &r, &watermark, &seq)) return -EINVAL;
     uint32_t keys = (uint32_t)corr_get_n(&r, 4);
     for (uint32_t i = 0; i < keys && !r.bad; i++) (void)read_key(e, (uint32_t)index, &r, seq);
     if (r.bad || r.p != r.end) {
@@ -145,31 +161,16 @@ static const char HEADER_MAGIC[4] = {'M', 'C', 'S', 'H'};
 void correlate_state_header_encode(const correlate_engine *e, size_t index, buf *out)
 {
     MAMORI_ASSERT(index < e->set->count);
-    const correlate_rule *r = &e->set->corrs[index]->pub;
-    buf_append(out, HEADER_MAGIC, 4);
-    corr_put_u32(out, CORRELATE_STATE_VERSION);
-    corr_put_str(out, corr_rule_key(r), strlen(corr_rule_key(r)));
-    corr_put_u32(out, (uint32_t)r->type);
-    corr_put_u32(out, r->rule_count);
-    corr_put_u64(out, (uint64_t)e->watermark_us);
-    corr_put_u64(out, e->seq);
+    put_header(e, index, HEADER_MAGIC, out);
 }
 
 int correlate_state_header_decode(correlate_engine *e, size_t index, const void *data, size_t len)
 {
     MAMORI_ASSERT(index < e->set->count);
-    const correlate_rule *rule = &e->set->corrs[index]->pub;
     struct corr_reader r = {.p = data, .end = (const uint8_t *)data + len};
-    if (len < 8 || memcmp(data, HEADER_MAGIC, 4) != 0) return -EINVAL;
-    r.p += 4;
-    if (corr_get_n(&r, 4) != CORRELATE_STATE_VERSION) return -EINVAL;
-    uint32_t klen;
-    const char *key = corr_get_str(&r, &klen, UINT32_MAX);
-    if (!key || klen != strlen(corr_rule_key(rule)) || memcmp(key, corr_rule_key(rule), klen) != 0) return -EINVAL;
-    if (corr_get_n(&r, 4) != (uint64_t)rule->type || corr_get_n(&r, 4) != rule->rule_count) return -EINVAL;
-    int64_t watermark = (int64_t)corr_get_n(&r, 8);
-    uint64_t seq = corr_get_n(&r, 8);
-    if (r.bad || r.p != r.end || (watermark != INT64_MIN && !time_ok(watermark))) return -EINVAL;
+    int64_t watermark;
+    uint64_t seq;
+    if (!read_header(e, index, HEADER_MAGIC, &r, &watermark, &seq) || r.p != r.end) return -EINVAL;
     if (watermark > e->watermark_us) e->watermark_us = watermark;
     if (seq > e->seq) e->seq = seq;
     return 0;
