@@ -252,10 +252,7 @@ void api_audit(api_req *r, const char *what, const char *target, const char *det
 
 void handle_action_create(api_req *r, const char *agent_id)
 {
-    if (!agent_id || !pki_agent_id_valid(agent_id)) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", agent_id ? agent_id : "");
-        return;
-    }
+    if (!api_agent_id_ok(r, agent_id)) return;
     json_parser *p = json_parser_create();
     arena ar;
     arena_init(&ar, 8192);
@@ -429,10 +426,7 @@ static bool limit_param(api_req *r, struct evkeyvalq *params, uint32_t *limit)
 void handle_agent_actions(api_req *r, const char *agent_id)
 {
     static const char *const allowed[] = {"status", "limit", "cursor"};
-    if (!agent_id || !pki_agent_id_valid(agent_id)) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", agent_id ? agent_id : "");
-        return;
-    }
+    if (!api_agent_id_ok(r, agent_id)) return;
     struct evkeyvalq params;
     if (!parse_query(r, &params, allowed, MAMORI_ARRAY_LEN(allowed), "status, limit, cursor")) goto out;
     uint64_t th = event_tenant_hash(r->tenant), ah = event_agent_hash(r->tenant, agent_id);

@@ -19,7 +19,6 @@
 #include "core/clock.h"
 #include "core/event.h"
 #include "core/log.h"
-#include "core/pki.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -94,23 +93,13 @@ static void find_one(api_req *r, const config_list *nodes, const char *method, c
 
 void fanout_event(api_req *r, const char *id)
 {
-    int64_t ts;
-    uint64_t agent, seq;
-    uint32_t index;
-    if (!id || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "",
-                    EVENT_ID_HEX_CHARS);
-        return;
-    }
+    if (!api_event_id_ok(r, id)) return;
     fanout_get_by_id(r, &r->a->cfg->api.shards, "events", "event", id, NULL);
 }
 
 void fanout_agent(api_req *r, const char *id)
 {
-    if (!id || !pki_agent_id_valid(id)) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
-        return;
-    }
+    if (!api_agent_id_ok(r, id)) return;
     fanout_get_by_id(r, &r->a->cfg->api.shards, "agents", "agent", id, NULL);
 }
 

@@ -8,7 +8,6 @@
 #include "fanout_internal.h"
 
 #include "core/clock.h"
-#include "core/pki.h"
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -111,16 +110,9 @@ static void call_node(api_req *r, int node, const char *method, const char *path
     fanout_calls_free(calls, n);
 }
 
-static bool agent_id_ok(api_req *r, const char *id)
-{
-    if (id && pki_agent_id_valid(id)) return true;
-    reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
-    return false;
-}
-
 void fanout_action_create(api_req *r, const char *agent_id)
 {
-    if (!agent_id_ok(r, agent_id)) return;
+    if (!api_agent_id_ok(r, agent_id)) return;
     json_parser *p = json_parser_create();
     arena ar;
     arena_init(&ar, 4096);
@@ -143,7 +135,7 @@ void fanout_action_create(api_req *r, const char *agent_id)
 
 void fanout_agent_actions(api_req *r, const char *agent_id)
 {
-    if (!agent_id_ok(r, agent_id)) return;
+    if (!api_agent_id_ok(r, agent_id)) return;
     buf agent;
     buf_init(&agent);
     int node = owner_of(r, agent_id, &agent);
@@ -168,7 +160,7 @@ void fanout_action_get(api_req *r, const char *id)
 
 void fanout_agent_live(api_req *r, const char *agent_id)
 {
-    if (!agent_id_ok(r, agent_id)) return;
+    if (!api_agent_id_ok(r, agent_id)) return;
     buf agent;
     buf_init(&agent);
     int node = owner_of(r, agent_id, &agent);

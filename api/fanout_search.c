@@ -639,19 +639,7 @@ void fanout_search(api_req *r)
         if (!has_from) F.f.from_us = cur.from_us;
         if (!has_to) F.f.to_us = cur.to_us;
     }
-    const json_value *lv = json_object_get(body, "limit", 5);
-    if (lv && lv->type != JSON_NULL) {
-        if (lv->type != JSON_NUMBER || !(lv->flags & JSON_FLAG_INT) || lv->num.i < 1) {
-            reply_error(r, 400, "bad_request", "'limit' must be a positive integer");
-            goto out;
-        }
-        if (lv->num.i > (int64_t)a->cfg->api.max_result_rows) {
-            reply_error(r, 400, "too_large", "'limit' %lld is over the maximum of %u rows", (long long)lv->num.i,
-                        a->cfg->api.max_result_rows);
-            goto out;
-        }
-        F.f.limit = (uint32_t)lv->num.i;
-    }
+    if (!api_body_limit(r, body, &F.f.limit)) goto out;
     if (F.f.limit > a->cfg->api.max_result_rows) F.f.limit = a->cfg->api.max_result_rows;
     bool explain = false;
     const json_value *ev = json_object_get(body, "explain", 7);

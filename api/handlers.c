@@ -102,19 +102,7 @@ void handle_search(api_req *r)
             if (!has_to) req.to_us = cto;
         }
     }
-    const json_value *lv = json_object_get(body, "limit", 5);
-    if (lv && lv->type != JSON_NULL) {
-        if (lv->type != JSON_NUMBER || !(lv->flags & JSON_FLAG_INT) || lv->num.i < 1) {
-            reply_error(r, 400, "bad_request", "'limit' must be a positive integer");
-            goto out;
-        }
-        if (lv->num.i > (int64_t)a->cfg->api.max_result_rows) {
-            reply_error(r, 400, "too_large", "'limit' %lld is over the maximum of %u rows", (long long)lv->num.i,
-                        a->cfg->api.max_result_rows);
-            goto out;
-        }
-        req.limit = (uint32_t)lv->num.i;
-    }
+    if (!api_body_limit(r, body, &req.limit)) goto out;
     if (req.limit > a->cfg->api.max_result_rows) req.limit = a->cfg->api.max_result_rows;
     const json_value *cv = json_object_get(body, "cursor", 6);
     char cursor[SEARCH_CURSOR_MAX_CHARS + 1] = "";
@@ -173,11 +161,7 @@ void handle_event(api_req *r, const char *id)
     int64_t ts;
     uint64_t agent, seq;
     uint32_t index;
-    if (!id || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "",
-                    EVENT_ID_HEX_CHARS);
-        return;
-    }
+    if (!api_event_id_ok(r, id) || event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) != 0) return;
     buf json;
     buf_init(&json);
     int rc = store_get_event(r->a->db, event_tenant_hash(r->tenant), ts, agent, seq, index, &json);
@@ -552,10 +536,7 @@ void handle_agents(api_req *r)
 
 void handle_agent(api_req *r, const char *id)
 {
-    if (!id || !pki_agent_id_valid(id)) {
-        reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
-        return;
-    }
+    if (!api_agent_id_ok(r, id)) return;
     uint64_t ah = event_agent_hash(r->tenant, id);
     agent_rows rows = {0};
     arena a;
@@ -574,4 +555,38 @@ void handle_agent(api_req *r, const char *id)
     }
     free(rows.v);
     arena_fini(&a);
+}
+
+bool api_agent_id_ok(api_req *r, const char *id)
+{
+    if (id && pki_agent_id_valid(id)) return true;
+    reply_error(r, 400, "bad_request", "'%.80s' is not an agent id", id ? id : "");
+    return false;
+}
+
+bool api_event_id_ok(api_req *r, const char *id)
+{
+    int64_t ts;
+    uint64_t agent, seq;
+    uint32_t index;
+    if (id && event_id_parse(id, strlen(id), &ts, &agent, &seq, &index) == 0) return true;
+    reply_error(r, 400, "bad_request", "'%.80s' is not an event id (%d hex digits)", id ? id : "", EVENT_ID_HEX_CHARS);
+    return false;
+}
+
+bool api_body_limit(api_req *r, const json_value *body, uint32_t *limit)
+{
+    const json_value *lv = json_object_get(body, "limit", 5);
+    if (!lv || lv->type == JSON_NULL) return true;
+    if (lv->type != JSON_NUMBER || !(lv->flags & JSON_FLAG_INT) || lv->num.i < 1) {
+        reply_error(r, 400, "bad_request", "'limit' must be a positive integer");
+        return false;
+    }
+    if (lv->num.i > (int64_t)r->a->cfg->api.max_result_rows) {
+        reply_error(r, 400, "too_large", "'limit' %lld is over the maximum of %u rows", (long long)lv->num.i,
+                    r->a->cfg->api.max_result_rows);
+        return false;
+    }
+    *limit = (uint32_t)lv->num.i;
+    return true;
 }

@@ -236,6 +236,12 @@ void reply_bytes(api_req *r, int status, const char *content_type, const void *d
 
 /* Body as a JSON object in a; NULL after replying 400 on an error. */
 const json_value *read_json_body(api_req *r, json_parser *p, arena *a, buf *text);
+/* Checks of a request's parts, each answering 400 naming what is wrong when it returns false
+ * (handlers.c): an agent id (certificate CN), an event id, a JSON body's optional "limit"
+ * (1 to api.max_result_rows; *limit kept when absent). */
+bool api_agent_id_ok(api_req *r, const char *id);
+bool api_event_id_ok(api_req *r, const char *id);
+bool api_body_limit(api_req *r, const json_value *body, uint32_t *limit);
 const json_value *search_body_query(api_req *r, const json_value *body);
 /* Query-string parameter (decoded, owned by the caller's evkeyvalq). */
 const char *query_param(api_req *r, void *params, const char *name);
