@@ -94,10 +94,29 @@ static void nest_close(nest *w)
     for (; w->open > 0; w->open--) buf_putc(w->out, '}');
 }
 
-static void write_str_or_null(buf *out, const json_value *v)
+static void write_str_or_null(buf *out, const char *s, size_t len)
 {
-    if (json_is_string(v)) json_write_string(out, v->str, v->len);
+    if (s) json_write_string(out, s, len);
     else buf_puts(out, "null");
+}
+
+void alert_body_head(buf *b, int64_t time_us, int64_t received_us, const char *tenant, const char *agent_id,
+                     const char *host_id, size_t host_id_len, const char *host_name, size_t host_name_len,
+                     const detect_rule *rule)
+{
+    char t[32], r[32];
+    clock_format_rfc3339(time_us, t);
+    clock_format_rfc3339(received_us, r);
+    buf_printf(b, "{\"time\":\"%s\",\"received\":\"%s\",\"tenant\":", t, r);
+    json_write_string(b, tenant, strlen(tenant));
+    buf_puts(b, ",\"agent_id\":");
+    json_write_string(b, agent_id, strlen(agent_id));
+    buf_puts(b, ",\"host\":{\"id\":");
+    write_str_or_null(b, host_id, host_id_len);
+    buf_puts(b, ",\"name\":");
+    write_str_or_null(b, host_name, host_name_len);
+    buf_puts(b, "},\"rule\":");
+    detect_rule_write_json(b, rule);
 }
 
 static uint64_t hash_of(const json_value *v)
@@ -140,20 +159,13 @@ void alert_record_build(const alert_source *src, store_alert *a, uint32_t *body_
 
     size_t start = bodies->len;
     *body_offset = (uint32_t)start;
-    char t[32], r[32], eid[EVENT_ID_HEX_CHARS + 1];
-    clock_format_rfc3339(src->ts_us, t);
-    clock_format_rfc3339(src->received_us, r);
+    char eid[EVENT_ID_HEX_CHARS + 1];
     event_id_format(src->ts_us, src->agent_hash, src->seq, ev->index, eid);
-    buf_printf(bodies, "{\"time\":\"%s\",\"received\":\"%s\",\"tenant\":", t, r);
-    json_write_string(bodies, src->tenant, strlen(src->tenant));
-    buf_puts(bodies, ",\"agent_id\":");
-    json_write_string(bodies, src->agent_id, strlen(src->agent_id));
-    buf_puts(bodies, ",\"host\":{\"id\":");
-    write_str_or_null(bodies, host_id);
-    buf_puts(bodies, ",\"name\":");
-    write_str_or_null(bodies, host_name);
-    buf_puts(bodies, "},\"rule\":");
-    detect_rule_write_json(bodies, rule);
+    /* a JSON string (even "") is a string; anything else is null */
+    const char *hid = json_is_string(host_id) ? (host_id->str ? host_id->str : "") : NULL;
+    const char *hname = json_is_string(host_name) ? (host_name->str ? host_name->str : "") : NULL;
+    alert_body_head(bodies, src->ts_us, src->received_us, src->tenant, src->agent_id, hid, hid ? host_id->len : 0,
+                    hname, hname ? host_name->len : 0, rule);
     buf_printf(bodies, ",\"event\":{\"id\":\"%s\",\"seq\":%llu,\"index\":%u", eid, (unsigned long long)src->seq,
                ev->index);
     /* key fields, in path order, while the body stays under its bound */

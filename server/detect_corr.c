@@ -93,12 +93,6 @@ typedef struct feed_ctx {
     uint64_t raised;
 } feed_ctx;
 
-static void write_view_str(buf *out, const char *s, size_t len)
-{
-    if (s) json_write_string(out, s, len);
-    else buf_puts(out, "null");
-}
-
 static uint64_t view_hash(const char *s, size_t len) { return s && len ? store_alert_term_hash(s, len) : 0; }
 
 void corr_origin_view_of(const alert_source *src, corr_origin_view *v)
@@ -173,20 +167,10 @@ void corr_alert_append(const corr_origin_view *src, const correlate_alert *ca, c
     o->received_us[i] = src->received_us;
     buf *b = &o->bodies;
     o->offsets[i] = (uint32_t)b->len;
-    char t[32], r[32], eid[EVENT_ID_HEX_CHARS + 1];
-    clock_format_rfc3339(ca->last_us, t);
-    clock_format_rfc3339(src->received_us, r);
+    char eid[EVENT_ID_HEX_CHARS + 1];
     event_id_format(src->ts_us, src->agent_hash, src->seq, src->index, eid);
-    buf_printf(b, "{\"time\":\"%s\",\"received\":\"%s\",\"tenant\":", t, r);
-    json_write_string(b, src->tenant, strlen(src->tenant));
-    buf_puts(b, ",\"agent_id\":");
-    json_write_string(b, src->agent_id, strlen(src->agent_id));
-    buf_puts(b, ",\"host\":{\"id\":");
-    write_view_str(b, src->host_id, src->host_id_len);
-    buf_puts(b, ",\"name\":");
-    write_view_str(b, src->host_name, src->host_name_len);
-    buf_puts(b, "},\"rule\":");
-    detect_rule_write_json(b, rule);
+    alert_body_head(b, ca->last_us, src->received_us, src->tenant, src->agent_id, src->host_id, src->host_id_len,
+                    src->host_name, src->host_name_len, rule);
     buf_puts(b, ",\"correlation\":");
     correlate_alert_write_json(b, ca);
     /* the event whose match completed the correlation */

@@ -146,6 +146,11 @@ typedef struct alert_source {
 /* Fills *a (body appended to bodies at *a's body offset, kept in body_len; body stays NULL
  * until the caller points it into bodies). */
 void alert_record_build(const alert_source *src, store_alert *a, uint32_t *body_offset, buf *bodies);
+/* The start every alert body shares (alert_record.c): {"time","received","tenant","agent_id",
+ * "host":{"id","name"},"rule":{…} — host strings NULL for null; the caller continues and closes. */
+void alert_body_head(buf *b, int64_t time_us, int64_t received_us, const char *tenant, const char *agent_id,
+                     const char *host_id, size_t host_id_len, const char *host_name, size_t host_name_len,
+                     const detect_rule *rule);
 
 /* ---- correlation rules on the live stream (detect_corr.c) ----
  *
