@@ -5,12 +5,12 @@
  * Usage: bench_json_bench [events] */
 #include "core/arena.h"
 #include "core/json.h"
+#include "otrf_lines.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zip.h>
 
 #ifdef MAMORI_HAVE_JSONC
 /* json-c's headers cannot share a translation unit with core/json.h (both define
@@ -38,68 +38,6 @@ static const char ecs_event[] =
     "\"command_line\":\"powershell.exe -nop -w hid -enc SQBFAFgA\",\"parent\":{\"pid\":1234,"
     "\"name\":\"cmd.exe\",\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\"}},"
     "\"user\":{\"name\":\"alice\"}}";
-
-struct corpus {
-    const char **text;
-    size_t *len;
-    size_t count;
-    size_t bytes;
-};
-
-static void corpus_add(struct corpus *c, const char *s, size_t len, size_t cap)
-{
-    if (c->count == cap) return;
-    c->text[c->count] = s;
-    c->len[c->count] = len;
-    c->count++;
-    c->bytes += len;
-}
-
-/* Reads JSON lines from the OTRF zips until `cap` events are loaded. */
-static int corpus_load_otrf(struct corpus *c, size_t cap)
-{
-    static const char *const zips[] = {
-        "otrf/windows/lateral_movement/host/covenant_dcom_iertutil_dll_hijack.zip",
-        "otrf/windows/lateral_movement/host/empire_psexec_dcerpc_tcp_svcctl.zip",
-        "otrf/windows/credential_access/host/empire_mimikatz_extract_keys.zip",
-        "otrf/windows/credential_access/host/cmd_lsass_memory_dumpert_syscalls.zip",
-    };
-    c->text = calloc(cap, sizeof *c->text);
-    c->len = calloc(cap, sizeof *c->len);
-    for (size_t z = 0; z < sizeof zips / sizeof zips[0] && c->count < cap; z++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", MAMORI_DATA_DIR, zips[z]);
-        int zerr = 0;
-        zip_t *zip = zip_open(path, ZIP_RDONLY, &zerr);
-        if (!zip) {
-            fprintf(stderr, "skipping %s (zip error %d)\n", path, zerr);
-            continue;
-        }
-        for (zip_int64_t i = 0; i < zip_get_num_entries(zip, 0) && c->count < cap; i++) {
-            zip_stat_t st;
-            if (zip_stat_index(zip, (zip_uint64_t)i, 0, &st) != 0 || st.size == 0) continue;
-            char *data = malloc(st.size + 1);
-            zip_file_t *f = zip_fopen_index(zip, (zip_uint64_t)i, 0);
-            zip_int64_t got = f ? zip_fread(f, data, st.size) : -1;
-            if (f) zip_fclose(f);
-            if (got != (zip_int64_t)st.size) {
-                free(data);
-                continue;
-            }
-            data[st.size] = '\0';
-            for (char *line = data; *line && c->count < cap;) {
-                char *nl = strchr(line, '\n');
-                size_t len = nl ? (size_t)(nl - line) : strlen(line);
-                if (len && line[len - 1] == '\r') len--;
-                if (len > 1 && line[0] == '{') corpus_add(c, line, len, cap);
-                line = nl ? nl + 1 : line + len;
-            }
-            /* data stays allocated: the corpus points into it */
-        }
-        zip_close(zip);
-    }
-    return c->count ? 0 : -1;
-}
 
 /* CPU time of this thread: "events/s on one core" even when the machine is shared. */
 static double now_s(void)
@@ -136,7 +74,7 @@ static const json_value *get2(const json_value *root, const char *const key[2])
     return v;
 }
 
-static double run_ours(const struct corpus *c, const char *const (*lookups)[2])
+static double run_ours(const struct lines *c, const char *const (*lookups)[2])
 {
     json_parser *p = json_parser_create();
     arena a;
@@ -159,7 +97,7 @@ static double run_ours(const struct corpus *c, const char *const (*lookups)[2])
 }
 
 #ifdef MAMORI_HAVE_JSONC
-static double run_jsonc(const struct corpus *c, const char *const (*lookups)[2])
+static double run_jsonc(const struct lines *c, const char *const (*lookups)[2])
 {
     struct json_tokener *tok = json_tokener_new();
     double t0 = now_s();
@@ -185,7 +123,7 @@ static double run_jsonc(const struct corpus *c, const char *const (*lookups)[2])
 }
 #endif
 
-static void report(const char *name, const struct corpus *c, double (*fn)(const struct corpus *, const char *const (*)[2]),
+static void report(const char *name, const struct lines *c, double (*fn)(const struct lines *, const char *const (*)[2]),
                    const char *const (*lookups)[2])
 {
     double secs[RUNS];
@@ -198,12 +136,10 @@ static void report(const char *name, const struct corpus *c, double (*fn)(const 
 int main(int argc, char **argv)
 {
     size_t events = argc > 1 ? strtoull(argv[1], NULL, 10) : 200000;
-    struct corpus ecs = {0};
-    ecs.text = calloc(events, sizeof *ecs.text);
-    ecs.len = calloc(events, sizeof *ecs.len);
-    for (size_t i = 0; i < events; i++) corpus_add(&ecs, ecs_event, sizeof ecs_event - 1, events);
-    struct corpus otrf = {0};
-    bool have_otrf = corpus_load_otrf(&otrf, events) == 0;
+    struct lines ecs = {0};
+    for (size_t i = 0; i < events; i++) lines_add(&ecs, (char *)ecs_event, sizeof ecs_event - 1);
+    struct lines otrf = {0};
+    bool have_otrf = lines_load_sample(&otrf, events) == 0;
 
     printf("json_bench: %zu events each, median of %d runs (ECS event %zu bytes", events, RUNS, sizeof ecs_event - 1);
     if (have_otrf) printf(", OTRF %zu lines, %.0f bytes avg", otrf.count, (double)otrf.bytes / (double)otrf.count);

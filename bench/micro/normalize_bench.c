@@ -6,12 +6,12 @@
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
+#include "otrf_lines.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zip.h>
 
 #define RUNS 5
 #define BATCH_EVENTS 256
@@ -24,66 +24,6 @@ static const char ecs_event[] =
     "\"command_line\":\"powershell.exe -nop -w hid -enc SQBFAFgA\",\"parent\":{\"pid\":1234,"
     "\"name\":\"cmd.exe\",\"executable\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\"}},"
     "\"user\":{\"name\":\"alice\"}}";
-
-struct corpus {
-    const char **text;
-    size_t *len;
-    size_t count;
-    size_t bytes;
-};
-
-static void corpus_add(struct corpus *c, const char *s, size_t len, size_t cap)
-{
-    if (c->count == cap) return;
-    c->text[c->count] = s;
-    c->len[c->count] = len;
-    c->count++;
-    c->bytes += len;
-}
-
-static int corpus_load_otrf(struct corpus *c, size_t cap)
-{
-    static const char *const zips[] = {
-        "otrf/windows/lateral_movement/host/covenant_dcom_iertutil_dll_hijack.zip",
-        "otrf/windows/lateral_movement/host/empire_psexec_dcerpc_tcp_svcctl.zip",
-        "otrf/windows/credential_access/host/empire_mimikatz_extract_keys.zip",
-        "otrf/windows/credential_access/host/cmd_lsass_memory_dumpert_syscalls.zip",
-    };
-    c->text = calloc(cap, sizeof *c->text);
-    c->len = calloc(cap, sizeof *c->len);
-    for (size_t z = 0; z < sizeof zips / sizeof zips[0] && c->count < cap; z++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", MAMORI_DATA_DIR, zips[z]);
-        int zerr = 0;
-        zip_t *zip = zip_open(path, ZIP_RDONLY, &zerr);
-        if (!zip) {
-            fprintf(stderr, "skipping %s (zip error %d)\n", path, zerr);
-            continue;
-        }
-        for (zip_int64_t i = 0; i < zip_get_num_entries(zip, 0) && c->count < cap; i++) {
-            zip_stat_t st;
-            if (zip_stat_index(zip, (zip_uint64_t)i, 0, &st) != 0 || st.size == 0) continue;
-            char *data = malloc(st.size + 1);
-            zip_file_t *f = zip_fopen_index(zip, (zip_uint64_t)i, 0);
-            zip_int64_t got = f ? zip_fread(f, data, st.size) : -1;
-            if (f) zip_fclose(f);
-            if (got != (zip_int64_t)st.size) {
-                free(data);
-                continue;
-            }
-            data[st.size] = '\0';
-            for (char *line = data; *line && c->count < cap;) {
-                char *nl = strchr(line, '\n');
-                size_t len = nl ? (size_t)(nl - line) : strlen(line);
-                if (len && line[len - 1] == '\r') len--;
-                if (len > 1 && line[0] == '{') corpus_add(c, line, len, cap);
-                line = nl ? nl + 1 : line + len;
-            }
-        }
-        zip_close(zip);
-    }
-    return c->count ? 0 : -1;
-}
 
 /* CPU time of this thread: "events/s on one core" even when the machine is shared. */
 static double now_s(void)
@@ -102,7 +42,7 @@ static int cmp_double(const void *a, const void *b)
 static volatile size_t sink;
 
 /* Returns seconds; *rejected counts parse failures and normalizer rejections. */
-static double run(const struct corpus *c, bool normalize, size_t *rejected)
+static double run(const struct lines *c, bool normalize, size_t *rejected)
 {
     json_parser *p = json_parser_create();
     normalizer *n = normalizer_create();
@@ -139,7 +79,7 @@ static double run(const struct corpus *c, bool normalize, size_t *rejected)
     return t;
 }
 
-static void report(const char *name, const struct corpus *c, bool normalize)
+static void report(const char *name, const struct lines *c, bool normalize)
 {
     double secs[RUNS];
     size_t rejected = 0;
@@ -155,18 +95,16 @@ int main(int argc, char **argv)
 {
     size_t events = argc > 1 ? strtoull(argv[1], NULL, 10) : 200000;
     const char *only = argc > 2 ? argv[2] : NULL;
-    struct corpus ecs = {0};
-    ecs.text = calloc(events, sizeof *ecs.text);
-    ecs.len = calloc(events, sizeof *ecs.len);
-    for (size_t i = 0; i < events; i++) corpus_add(&ecs, ecs_event, sizeof ecs_event - 1, events);
+    struct lines ecs = {0};
+    for (size_t i = 0; i < events; i++) lines_add(&ecs, (char *)ecs_event, sizeof ecs_event - 1);
     printf("normalize_bench: median of %d runs, ECS event %zu bytes\n", RUNS, sizeof ecs_event - 1);
     if (!only || strcmp(only, "ecs") == 0) {
         report("parse            ecs", &ecs, false);
         report("parse+normalize  ecs", &ecs, true);
     }
     if (!only || strcmp(only, "otrf") == 0) {
-        struct corpus otrf = {0};
-        if (corpus_load_otrf(&otrf, events) == 0) {
+        struct lines otrf = {0};
+        if (lines_load_sample(&otrf, events) == 0) {
             printf("OTRF: %zu lines, %.0f bytes avg\n", otrf.count, (double)otrf.bytes / (double)otrf.count);
             report("parse            otrf winlog", &otrf, false);
             report("parse+normalize  otrf winlog", &otrf, true);

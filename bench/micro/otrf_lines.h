@@ -18,7 +18,7 @@ struct lines {
     size_t count, cap, bytes;
 };
 
-static void lines_add(struct lines *l, char *s, size_t len)
+static inline void lines_add(struct lines *l, char *s, size_t len)
 {
     if (l->count == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 65536;
@@ -31,7 +31,7 @@ static void lines_add(struct lines *l, char *s, size_t len)
     l->bytes += len;
 }
 
-static void load_zip(struct lines *l, const char *path, size_t max)
+static inline void load_zip(struct lines *l, const char *path, size_t max)
 {
     int zerr = 0;
     zip_t *zip = zip_open(path, ZIP_RDONLY, &zerr);
@@ -59,7 +59,7 @@ static void load_zip(struct lines *l, const char *path, size_t max)
     zip_close(zip);
 }
 
-static void walk_zips(struct lines *l, const char *dir, size_t max)
+static inline void walk_zips(struct lines *l, const char *dir, size_t max)
 {
     struct dirent **names;
     int n = scandir(dir, &names, NULL, alphasort);
@@ -76,6 +76,26 @@ static void walk_zips(struct lines *l, const char *dir, size_t max)
         free(names[i]);
     }
     free(names);
+}
+
+/* The four OTRF recordings the parser and normalizer benchmarks read (a mix of Sysmon,
+ * Security and PowerShell events), until max lines. 0, or -1 when none could be read. */
+static inline int lines_load_sample(struct lines *l, size_t max)
+{
+    static const char *const zips[] = {
+        "otrf/windows/lateral_movement/host/covenant_dcom_iertutil_dll_hijack.zip",
+        "otrf/windows/lateral_movement/host/empire_psexec_dcerpc_tcp_svcctl.zip",
+        "otrf/windows/credential_access/host/empire_mimikatz_extract_keys.zip",
+        "otrf/windows/credential_access/host/cmd_lsass_memory_dumpert_syscalls.zip",
+    };
+    for (size_t z = 0; z < sizeof zips / sizeof zips[0] && l->count < max; z++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", MAMORI_DATA_DIR, zips[z]);
+        size_t before = l->count;
+        load_zip(l, path, max);
+        if (l->count == before) fprintf(stderr, "no lines read from %s\n", path);
+    }
+    return l->count ? 0 : -1;
 }
 
 #endif
