@@ -83,6 +83,13 @@ correlate_match *correlate_sequence_match(const correlate_set *set, uint32_t ste
 
 static struct ckey *find_key(correlate_engine *e, const char *key, size_t key_len)
 {
+    char small[256]; /* asked per event a search fetches: no allocation for ordinary keys */
+    uint32_t len = (uint32_t)key_len;
+    if (key_len + sizeof len <= sizeof small) {
+        memcpy(small, &len, sizeof len);
+        memcpy(small + sizeof len, key, key_len);
+        return cstate_key(e, 0, small, (uint32_t)(key_len + sizeof len), false);
+    }
     buf b;
     buf_init(&b);
     encode_key(&b, key, key_len);
