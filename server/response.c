@@ -79,14 +79,19 @@ static int load_desired(void *ctx, uint64_t th, uint64_t ah, int desired, int64_
 
 /* ---- the mailbox ---- */
 
-static void post(response_svc *r, resp_msg *m)
+void resp_enqueue_locked(response_svc *r, resp_msg *m)
 {
-    pthread_mutex_lock(&r->mu);
     if (r->tail) r->tail->next = m;
     else r->head = m;
     r->tail = m;
     r->queued++;
     pthread_cond_signal(&r->cv);
+}
+
+static void post(response_svc *r, resp_msg *m)
+{
+    pthread_mutex_lock(&r->mu);
+    resp_enqueue_locked(r, m);
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -319,11 +319,7 @@ void response_auto_request(response_svc *r, const char *tenant, const char *agen
         free(m);
         return;
     }
-    if (r->tail) r->tail->next = m;
-    else r->head = m;
-    r->tail = m;
-    r->queued++;
-    pthread_cond_signal(&r->cv);
+    resp_enqueue_locked(r, m);
     pthread_mutex_unlock(&r->mu);
 }
 

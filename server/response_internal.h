@@ -109,6 +109,8 @@ void resp_agent_offline(response_svc *r, resp_agent *ag, int64_t at_us);
 void resp_agent_reported(response_svc *r, resp_agent *ag, int reported, int64_t at_us);
 void resp_drift_check(response_svc *r, int64_t now_us);
 void resp_auto_handle(response_svc *r, const resp_msg *m);
+/* Appends m to the service's mailbox and wakes its thread; r->mu held (response.c). */
+void resp_enqueue_locked(response_svc *r, resp_msg *m);
 void resp_deliver_new(response_svc *r, resp_agent *ag);
 
 #endif
