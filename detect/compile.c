@@ -553,6 +553,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             if (d->hs) hs_database_size(d->hs, &d->bytes);
             else d->bytes = literal_set_bytes(d->lit);
             d->defer = d->hs && !d->joined && d->bytes >= DETECT_DEFER_BYTES;
+            d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
             db_bytes += d->bytes;
             patterns += d->id_count;
         }

@@ -208,7 +208,8 @@ typedef struct detect_match {
 
 typedef struct detect_worker_stats {
     uint64_t events;     /* events evaluated */
-    uint64_t scans;      /* hs_scan calls and literal-set lookups */
+    uint64_t scans;      /* value scans asked for: hs_scan calls, literal-set lookups, memo hits */
+    uint64_t memo_hits;  /* of which answered by the worker's scan memo (detect/memo.c) */
     uint64_t candidates; /* rules whose condition was evaluated */
     uint64_t matches;
     uint64_t scan_errors; /* hs_scan failures (logged, rate-limited): should stay 0 */

@@ -33,6 +33,7 @@ void detect_worker_destroy(detect_worker *w)
     free(w->lazy_path);
     free(w->text);
     free(w->join);
+    memo_fini(&w->memo);
     free(w);
 }
 
@@ -44,6 +45,7 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
     if (rs->scratch_proto && hs_clone_scratch(rs->scratch_proto, &scratch) != HS_SUCCESS) return -EIO;
     if (w->scratch) hs_free_scratch(w->scratch);
     w->scratch = scratch;
+    memo_init(&w->memo); /* database numbers are the old rule set's */
     size_t alts = rs->alt_count ? rs->alt_count : 1;
     if (alts > w->alt_cap) {
         free(w->alt_bits);

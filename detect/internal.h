@@ -358,6 +358,39 @@ size_t literal_set_bytes(const struct litset *set);
 typedef void (*literal_match_fn)(uint32_t id, void *ctx);
 /* Calls fn once for every expression of the set matching text[0..len) (in no particular order). */
 void literal_set_scan(const struct litset *set, const char *text, size_t len, literal_match_fn fn, void *ctx);
+/* Whether a lookup costs more than a memo probe (memo.c): a substring filter, or several
+ * prefix/suffix key lengths to probe. */
+bool literal_set_worth_memo(const struct litset *set);
+
+/* ---- the scan memo (memo.c): a database's matches in a value, remembered per worker ---- */
+
+#define MEMO_SLOTS 16384u              /* direct-mapped entries (power of two) */
+#define MEMO_RING_BYTES (4u << 20)     /* their records: ids then value bytes (power of two) */
+#define MEMO_TEXT_MAX 512u             /* longer values are scanned, never remembered */
+#define MEMO_IDS_MAX 32u               /* scans reporting more expressions are not remembered */
+struct memo_slot {
+    uint64_t hash; /* memo_hash(db, value); 0: empty */
+    uint64_t pos;  /* absolute ring position of the record */
+    uint32_t db, len, id_count;
+};
+struct scan_memo {
+    struct memo_slot *slots;
+    char *ring;
+    uint64_t ring_pos; /* bytes ever written (records never straddle the ring's end) */
+    uint32_t rec[MEMO_IDS_MAX]; /* the ids of the scan being recorded */
+    uint32_t rec_count;
+};
+/* Allocates (first call) or empties the memo. */
+void memo_init(struct scan_memo *m);
+void memo_fini(struct scan_memo *m);
+uint64_t memo_hash(uint32_t db, const char *text, size_t len);
+/* If the memo holds (db, text), calls fn(id, ctx) for each id it matched and returns true. */
+bool memo_replay(const struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len,
+                 literal_match_fn fn, void *ctx);
+/* Records one id of the scan in progress; memo_store then files the ids under (db, text)
+ * (and forgets them: the next scan starts empty). */
+void memo_record(struct scan_memo *m, uint32_t id);
+void memo_store(struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len);
 
 struct db {
     hs_database_t *hs;      /* NULL for a literal set */
@@ -368,6 +401,7 @@ struct db {
     bool regex;            /* holds the `re` expressions of its path and class */
     bool lazy;             /* non-trigger patterns: scanned only when a candidate asks */
     bool defer;            /* large: scanned database by database over the batch, not per value */
+    bool memo;             /* costlier to scan than to look up in the worker's scan memo */
     uint32_t id_count;     /* distinct expressions */
     const char **exprs;    /* id → expression (borrowed from the rule memory) */
     uint32_t *alt_first;   /* id → alts[alt_first[id] .. alt_first[id+1]) */
@@ -442,6 +476,7 @@ struct scan_item {
     uint32_t len;
     const char *text; /* NULL: w->text + off */
     uint32_t off;
+    uint64_t hash; /* memo_hash when the database is memoized */
 };
 
 struct hit {
@@ -494,6 +529,9 @@ struct detect_worker {
     size_t join_len, join_cap;
     const struct db *scan_db;
     uint32_t scan_path, scan_event;
+    literal_match_fn scan_fn; /* where a Hyperscan match of the scan in progress goes */
+    literal_match_fn memo_fn; /* where a recorded match goes on */
+    struct scan_memo memo;
     bool batch_winlog[DETECT_BATCH_MAX]; /* the event has winlog.channel */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     detect_worker_stats stats;

@@ -368,6 +368,11 @@ void literal_set_free(struct litset *set)
 
 size_t literal_set_bytes(const struct litset *set) { return set->bytes; }
 
+bool literal_set_worth_memo(const struct litset *set)
+{
+    return set->contains.count || __builtin_popcount(set->prefix_lens) + __builtin_popcount(set->suffix_lens) >= 3;
+}
+
 static bool equal_at(const struct lit_entry *e, const char *s)
 {
     if (e->cased) return memcmp(s, e->text, e->len) == 0;

@@ -13,6 +13,61 @@
 
 #include <string.h>
 
+#ifdef DETECT_PROFILE /* per-database cost, for tuning (see docs/detection.md §9) */
+#include <stdio.h>
+#include <stdlib.h>
+#define PROFILE_DBS 4096
+static uint64_t profile_scans[PROFILE_DBS], profile_bytes[PROFILE_DBS], profile_cycles[PROFILE_DBS],
+    profile_memo[PROFILE_DBS];
+#define PROFILE_MEMO(db) (profile_memo[(db) % PROFILE_DBS]++)
+#define PROFILE_BEGIN() uint64_t profile_c0_ = __builtin_ia32_rdtsc()
+#define PROFILE_END(db, len)                                                                  \
+    do {                                                                                      \
+        profile_scans[(db) % PROFILE_DBS]++;                                                  \
+        profile_bytes[(db) % PROFILE_DBS] += (len);                                           \
+        profile_cycles[(db) % PROFILE_DBS] += __builtin_ia32_rdtsc() - profile_c0_;           \
+    } while (0)
+
+static int profile_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return profile_cycles[x] < profile_cycles[y] ? 1 : profile_cycles[x] > profile_cycles[y] ? -1 : 0;
+}
+
+void detect_profile_print(const detect_ruleset *rs, FILE *out)
+{
+    uint32_t n = MAMORI_MIN(rs->db_count, (uint32_t)PROFILE_DBS);
+    uint32_t *order = mamori_xmalloc((n ? n : 1) * sizeof *order);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) order[i] = i, total += profile_cycles[i];
+    qsort(order, n, sizeof *order, profile_cmp);
+    fprintf(out, "profile: %.3g Gcycles in scans\n", (double)total / 1e9);
+    for (uint32_t k = 0; k < n && k < 40; k++) {
+        uint32_t i = order[k];
+        const struct db *d = &rs->dbs[i];
+        if (!profile_scans[i]) break;
+        fprintf(out, "%5.1f%% %10.3g cyc %9llu scans %3.0f%% memo %7.0f cyc/scan %6.0f B/scan ids %5u %6zu KiB cat %2u svc %3u os %u %s%s%s%s%s%s\n",
+                100.0 * (double)profile_cycles[i] / (double)(total ? total : 1), (double)profile_cycles[i],
+                (unsigned long long)profile_scans[i], 100.0 * (double)profile_memo[i] / (double)profile_scans[i],
+                (double)profile_cycles[i] / (double)profile_scans[i],
+                (double)profile_bytes[i] / (double)profile_scans[i], d->id_count, d->bytes / 1024, d->cls.category, d->cls.service, d->cls.product,
+                d->path == DETECT_NONE ? "(keywords)" : rs->paths[d->path].str, d->regex ? " regex" : "",
+                d->lazy ? " lazy" : "", d->joined ? " joined" : "", d->lit ? " literal" : "", d->defer ? " deferred" : "");
+        if (k < 8 && getenv("DETECT_PROFILE_EXPRS"))
+            for (uint32_t x = 0; x < d->id_count && x < 400; x++) fprintf(out, "        %s\n", d->exprs[x]);
+    }
+    free(order);
+    memset(profile_scans, 0, sizeof profile_scans);
+    memset(profile_bytes, 0, sizeof profile_bytes);
+    memset(profile_cycles, 0, sizeof profile_cycles);
+    memset(profile_memo, 0, sizeof profile_memo);
+}
+#else
+#define PROFILE_BEGIN() ((void)0)
+#define PROFILE_END(db, len) ((void)0)
+#define PROFILE_MEMO(db) ((void)0)
+#endif
+
 #define GROW(arr, cap, need)                                                                  \
     do {                                                                                      \
         if ((need) > (cap)) {                                                                 \
@@ -24,7 +79,7 @@
     } while (0)
 
 static void push_item(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len,
-                      size_t off)
+                      size_t off, uint64_t hash)
 {
     if (len > UINT32_MAX || off > UINT32_MAX) return; /* beyond Hyperscan's block length */
     GROW(w->items, w->item_cap, (size_t)w->item_count + 1);
@@ -35,6 +90,7 @@ static void push_item(detect_worker *w, uint32_t db, uint32_t path, uint32_t eve
     it->text = text;
     it->len = (uint32_t)len;
     it->off = (uint32_t)off;
+    it->hash = hash;
 }
 
 static void text_append(detect_worker *w, const char *s, size_t len)
@@ -45,24 +101,41 @@ static void text_append(detect_worker *w, const char *s, size_t len)
 }
 
 static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len);
+static void hit(uint32_t id, void *ctx);
 
-/* One scalar's text: scanned now, or listed for its deferred database (text in tmp — a
- * rendered number — is copied into the batch text). */
+/* One scalar's text: scanned now, or (unless the memo knows it) listed for its deferred
+ * database (text in tmp — a rendered number — is copied into the batch text). */
 static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len,
                       const char *tmp)
 {
     if (len > UINT32_MAX) return;
-    if (!w->rs->dbs[db].defer) {
+    const struct db *d = &w->rs->dbs[db];
+    if (!d->defer) {
         scan_now(w, db, path, event, text, len);
         return;
     }
+    uint64_t hash = 0;
+    if (d->memo && len <= MEMO_TEXT_MAX) {
+        PROFILE_BEGIN();
+        hash = memo_hash(db, text, len);
+        w->scan_db = d;
+        w->scan_path = path;
+        w->scan_event = event;
+        if (memo_replay(&w->memo, hash, db, text, len, hit, w)) {
+            w->stats.scans++;
+            w->stats.memo_hits++;
+            PROFILE_MEMO(db);
+            PROFILE_END(db, len);
+            return;
+        }
+    }
     if (text != tmp) {
-        push_item(w, db, path, event, text, len, 0);
+        push_item(w, db, path, event, text, len, 0, hash);
         return;
     }
     size_t off = w->text_len;
     text_append(w, tmp, len);
-    push_item(w, db, path, event, NULL, len, off);
+    push_item(w, db, path, event, NULL, len, off, hash);
 }
 
 static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
@@ -119,55 +192,6 @@ static void join_field(detect_worker *w, const event_field *f)
         for (uint32_t k = 0; k < v->len; k++) join_scalar(w, &v->items[k]);
 }
 
-#ifdef DETECT_PROFILE /* per-database cost, for tuning (see docs/detection.md §9) */
-#include <stdio.h>
-#include <stdlib.h>
-#define PROFILE_DBS 4096
-static uint64_t profile_scans[PROFILE_DBS], profile_bytes[PROFILE_DBS], profile_cycles[PROFILE_DBS];
-#define PROFILE_BEGIN() uint64_t profile_c0_ = __builtin_ia32_rdtsc()
-#define PROFILE_END(db, len)                                                                  \
-    do {                                                                                      \
-        profile_scans[(db) % PROFILE_DBS]++;                                                  \
-        profile_bytes[(db) % PROFILE_DBS] += (len);                                           \
-        profile_cycles[(db) % PROFILE_DBS] += __builtin_ia32_rdtsc() - profile_c0_;           \
-    } while (0)
-
-static int profile_cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return profile_cycles[x] < profile_cycles[y] ? 1 : profile_cycles[x] > profile_cycles[y] ? -1 : 0;
-}
-
-void detect_profile_print(const detect_ruleset *rs, FILE *out)
-{
-    uint32_t n = MAMORI_MIN(rs->db_count, (uint32_t)PROFILE_DBS);
-    uint32_t *order = mamori_xmalloc((n ? n : 1) * sizeof *order);
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < n; i++) order[i] = i, total += profile_cycles[i];
-    qsort(order, n, sizeof *order, profile_cmp);
-    fprintf(out, "profile: %.3g Gcycles in scans\n", (double)total / 1e9);
-    for (uint32_t k = 0; k < n && k < 40; k++) {
-        uint32_t i = order[k];
-        const struct db *d = &rs->dbs[i];
-        if (!profile_scans[i]) break;
-        fprintf(out, "%5.1f%% %10.3g cyc %9llu scans %7.0f cyc/scan %6.0f B/scan ids %5u %6zu KiB cat %2u svc %3u os %u %s%s%s%s%s%s\n",
-                100.0 * (double)profile_cycles[i] / (double)(total ? total : 1), (double)profile_cycles[i],
-                (unsigned long long)profile_scans[i], (double)profile_cycles[i] / (double)profile_scans[i],
-                (double)profile_bytes[i] / (double)profile_scans[i], d->id_count, d->bytes / 1024, d->cls.category, d->cls.service, d->cls.product,
-                d->path == DETECT_NONE ? "(keywords)" : rs->paths[d->path].str, d->regex ? " regex" : "",
-                d->lazy ? " lazy" : "", d->joined ? " joined" : "", d->lit ? " literal" : "", d->defer ? " deferred" : "");
-        if (k < 8 && getenv("DETECT_PROFILE_EXPRS"))
-            for (uint32_t x = 0; x < d->id_count && x < 400; x++) fprintf(out, "        %s\n", d->exprs[x]);
-    }
-    free(order);
-    memset(profile_scans, 0, sizeof profile_scans);
-    memset(profile_bytes, 0, sizeof profile_bytes);
-    memset(profile_cycles, 0, sizeof profile_cycles);
-}
-#else
-#define PROFILE_BEGIN() ((void)0)
-#define PROFILE_END(db, len) ((void)0)
-#endif
 
 #define KEYWORD_DBS_MAX 64
 
@@ -392,7 +416,8 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     (void)from;
     (void)to;
     (void)flags;
-    hit(id, ctx);
+    detect_worker *w = ctx;
+    w->scan_fn(id, w);
     return 0;
 }
 
@@ -406,21 +431,59 @@ static void scan_failed(detect_worker *w, hs_error_t rc)
                     (unsigned long long)w->stats.scan_errors);
 }
 
-static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len)
+/* Scans text with database d, every matching expression id to fn (Hyperscan may report one
+ * more than once). False when Hyperscan failed (what it reported so far went to fn). */
+static bool raw_scan(detect_worker *w, const struct db *d, const char *text, size_t len, literal_match_fn fn)
 {
-    const struct db *d = &w->rs->dbs[db];
-    w->scan_db = d;
-    w->scan_path = path;
-    w->scan_event = event;
+    if (d->lit) {
+        literal_set_scan(d->lit, text, len, fn, w);
+        return true;
+    }
+    w->scan_fn = fn;
+    hs_error_t rc = hs_scan(d->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match, w);
+    if (MAMORI_LIKELY(rc == HS_SUCCESS)) return true;
+    scan_failed(w, rc);
+    return false;
+}
+
+static void memo_hit(uint32_t id, void *ctx)
+{
+    detect_worker *w = ctx;
+    memo_record(&w->memo, id);
+    w->memo_fn(id, w);
+}
+
+/* Scans text with database number db (w->scan_db), through the memo when the database is
+ * memoized: a value seen before replays its ids, a new one is scanned and remembered. hash:
+ * memo_hash of (db, text) when already computed, else 0. */
+static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t len, literal_match_fn fn, uint64_t hash)
+{
+    const struct db *d = w->scan_db;
     w->stats.scans++;
     PROFILE_BEGIN();
-    if (d->lit) {
-        literal_set_scan(d->lit, text, len, hit, w);
+    if (!d->memo || len > MEMO_TEXT_MAX) {
+        raw_scan(w, d, text, len, fn);
     } else {
-        hs_error_t rc = hs_scan(d->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match, w);
-        if (MAMORI_UNLIKELY(rc != HS_SUCCESS)) scan_failed(w, rc);
+        if (!hash) hash = memo_hash(db, text, len);
+        if (memo_replay(&w->memo, hash, db, text, len, fn, w)) {
+            w->stats.memo_hits++;
+            PROFILE_MEMO(db);
+        } else {
+            w->memo_fn = fn;
+            w->memo.rec_count = 0;
+            if (raw_scan(w, d, text, len, memo_hit)) memo_store(&w->memo, hash, db, text, len);
+            else w->memo.rec_count = 0;
+        }
     }
     PROFILE_END(db, len);
+}
+
+static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len)
+{
+    w->scan_db = &w->rs->dbs[db];
+    w->scan_path = path;
+    w->scan_event = event;
+    scan_text(w, db, text, len, hit, 0);
 }
 
 void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
@@ -451,7 +514,10 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
 
     for (uint32_t i = 0; i < w->item_count; i++) {
         const struct scan_item *it = &w->items_sorted[i];
-        scan_now(w, it->db, it->path, it->event, it->text ? it->text : w->text + it->off, it->len);
+        w->scan_db = &rs->dbs[it->db];
+        w->scan_path = it->path;
+        w->scan_event = it->event;
+        scan_text(w, it->db, it->text ? it->text : w->text + it->off, it->len, hit, it->hash);
     }
 
     /* hits by event */
@@ -480,30 +546,13 @@ static void hit_now(uint32_t id, void *ctx)
     }
 }
 
-static int on_match_now(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
-{
-    (void)from;
-    (void)to;
-    (void)flags;
-    hit_now(id, ctx);
-    return 0;
-}
-
 static void lazy_scalar(detect_worker *w, const json_value *v)
 {
     char tmp[32];
     const char *text;
     size_t len;
     if (!direct_scalar_text(v, tmp, &text, &len) || len > UINT32_MAX) return;
-    PROFILE_BEGIN();
-    if (w->scan_db->lit) {
-        literal_set_scan(w->scan_db->lit, text, len, hit_now, w);
-    } else {
-        hs_error_t rc = hs_scan(w->scan_db->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match_now, w);
-        if (MAMORI_UNLIKELY(rc != HS_SUCCESS)) scan_failed(w, rc);
-    }
-    PROFILE_END((uint32_t)(w->scan_db - w->rs->dbs), len);
-    w->stats.scans++;
+    scan_text(w, (uint32_t)(w->scan_db - w->rs->dbs), text, len, hit_now, 0);
 }
 
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path)
