@@ -188,7 +188,7 @@ static void distribute_entries(builder *b)
         const struct rt_rule *r = &rs->rules[p->rule];
         /* only trigger patterns are scanned for every event; the others wait for a candidate
          * rule to need them (keywords are always scanned: their text is joined once) */
-        bool lazy = path != DETECT_NONE && !p->trigger;
+        bool lazy = path != DETECT_NONE && !p->trigger && !r->always;
         /* plain literals (most endswith/startswith/exact values, and small sets of contains
          * values) are looked up or filtered, not scanned by Hyperscan: a literal set of their
          * own (literal.c); split_contains sends contains values back to Hyperscan when the
