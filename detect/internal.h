@@ -364,8 +364,8 @@ bool literal_set_worth_memo(const struct litset *set);
 
 /* ---- the scan memo (memo.c): a database's matches in a value, remembered per worker ---- */
 
-#define MEMO_SLOTS 16384u              /* direct-mapped entries (power of two) */
-#define MEMO_RING_BYTES (4u << 20)     /* their records: ids then value bytes (power of two) */
+#define MEMO_SLOTS 4096u               /* direct-mapped entries (power of two) */
+#define MEMO_RING_BYTES (1u << 20)     /* their records: ids then value bytes (power of two) */
 #define MEMO_TEXT_MAX 512u             /* longer values are scanned, never remembered */
 #define MEMO_IDS_MAX 32u               /* scans reporting more expressions are not remembered */
 struct memo_slot {
