@@ -369,7 +369,7 @@ bool literal_set_worth_memo(const struct litset *set);
 #define MEMO_TEXT_MAX 512u             /* longer values are scanned, never remembered */
 #define MEMO_IDS_MAX 32u               /* scans reporting more expressions are not remembered */
 struct memo_slot {
-    uint64_t hash; /* memo_hash(db, value); 0: empty */
+    uint64_t hash; /* memo_key(value, db); 0: empty */
     uint64_t pos;  /* absolute ring position of the record */
     uint32_t db, len, id_count;
 };
@@ -383,7 +383,15 @@ struct scan_memo {
 /* Allocates (first call) or empties the memo. */
 void memo_init(struct scan_memo *m);
 void memo_fini(struct scan_memo *m);
-uint64_t memo_hash(uint32_t db, const char *text, size_t len);
+/* A value's hash (never 0), computed once per value however many databases scan it, and the
+ * memo key of (database, value) made from it. */
+uint64_t memo_text_hash(const char *text, size_t len);
+static inline uint64_t memo_key(uint64_t text_hash, uint32_t db)
+{
+    uint64_t k = (text_hash ^ ((uint64_t)(db + 1) * 0x9E3779B97F4A7C15ull)) * 0xD6E8FEB86659FD93ull;
+    k ^= k >> 32;
+    return k ? k : 1; /* 0 marks an empty slot */
+}
 /* If the memo holds (db, text), calls fn(id, ctx) for each id it matched and returns true. */
 bool memo_replay(const struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len,
                  literal_match_fn fn, void *ctx);
@@ -476,7 +484,7 @@ struct scan_item {
     uint32_t len;
     const char *text; /* NULL: w->text + off */
     uint32_t off;
-    uint64_t hash; /* memo_hash when the database is memoized */
+    uint64_t text_hash; /* memo_text_hash of the value, or 0 */
 };
 
 struct hit {

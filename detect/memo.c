@@ -40,10 +40,10 @@ void memo_fini(struct scan_memo *m)
     m->ring = NULL;
 }
 
-uint64_t memo_hash(uint32_t db, const char *text, size_t len)
+uint64_t memo_text_hash(const char *text, size_t len)
 {
-    uint64_t h = XXH3_64bits_withSeed(text, len, db);
-    return h ? h : 1; /* 0 marks an empty slot */
+    uint64_t h = XXH3_64bits(text, len);
+    return h ? h : 1; /* 0 means "not computed yet" to the callers */
 }
 
 static inline struct memo_slot *slot_for(const struct scan_memo *m, uint64_t hash)

@@ -79,7 +79,7 @@ void detect_profile_print(const detect_ruleset *rs, FILE *out)
     } while (0)
 
 static void push_item(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len,
-                      size_t off, uint64_t hash)
+                      size_t off, uint64_t text_hash)
 {
     if (len > UINT32_MAX || off > UINT32_MAX) return; /* beyond Hyperscan's block length */
     GROW(w->items, w->item_cap, (size_t)w->item_count + 1);
@@ -90,7 +90,7 @@ static void push_item(detect_worker *w, uint32_t db, uint32_t path, uint32_t eve
     it->text = text;
     it->len = (uint32_t)len;
     it->off = (uint32_t)off;
-    it->hash = hash;
+    it->text_hash = text_hash;
 }
 
 static void text_append(detect_worker *w, const char *s, size_t len)
@@ -100,28 +100,29 @@ static void text_append(detect_worker *w, const char *s, size_t len)
     w->text_len += len;
 }
 
-static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len);
+static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t len, literal_match_fn fn,
+                      uint64_t *text_hash);
 static void hit(uint32_t id, void *ctx);
 
 /* One scalar's text: scanned now, or (unless the memo knows it) listed for its deferred
- * database (text in tmp — a rendered number — is copied into the batch text). */
+ * database (text in tmp — a rendered number — is copied into the batch text). *text_hash:
+ * the value's memo_text_hash, 0 until some memoized database computed it. */
 static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len,
-                      const char *tmp)
+                      const char *tmp, uint64_t *text_hash)
 {
     if (len > UINT32_MAX) return;
     const struct db *d = &w->rs->dbs[db];
+    w->scan_db = d;
+    w->scan_path = path;
+    w->scan_event = event;
     if (!d->defer) {
-        scan_now(w, db, path, event, text, len);
+        scan_text(w, db, text, len, hit, text_hash);
         return;
     }
-    uint64_t hash = 0;
     if (d->memo && len <= MEMO_TEXT_MAX) {
         PROFILE_BEGIN();
-        hash = memo_hash(db, text, len);
-        w->scan_db = d;
-        w->scan_path = path;
-        w->scan_event = event;
-        if (memo_replay(&w->memo, hash, db, text, len, hit, w)) {
+        if (!*text_hash) *text_hash = memo_text_hash(text, len);
+        if (memo_replay(&w->memo, memo_key(*text_hash, db), db, text, len, hit, w)) {
             w->stats.scans++;
             w->stats.memo_hits++;
             PROFILE_MEMO(db);
@@ -130,12 +131,12 @@ static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t eve
         }
     }
     if (text != tmp) {
-        push_item(w, db, path, event, text, len, 0, hash);
+        push_item(w, db, path, event, text, len, 0, *text_hash);
         return;
     }
     size_t off = w->text_len;
     text_append(w, tmp, len);
-    push_item(w, db, path, event, NULL, len, off, hash);
+    push_item(w, db, path, event, NULL, len, off, *text_hash);
 }
 
 static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
@@ -143,15 +144,17 @@ static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t e
     char tmp[32];
     const char *text;
     size_t len;
-    if (direct_scalar_text(v, tmp, &text, &len)) push_text(w, db, path, event, text, len, tmp);
+    uint64_t text_hash = 0;
+    if (direct_scalar_text(v, tmp, &text, &len)) push_text(w, db, path, event, text, len, tmp, &text_hash);
 }
 
 /* A field's value: its text when the normalizer copied it into the field (no load of the
- * value), else the value's scalar(s). */
-static void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const event_field *f)
+ * value; its hash shared by the field's databases), else the value's scalar(s). */
+static void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const event_field *f,
+                       uint64_t *text_hash)
 {
     if (f->text) {
-        push_text(w, db, path, event, f->text, f->text_len, NULL);
+        push_text(w, db, path, event, f->text, f->text_len, NULL, text_hash);
         return;
     }
     const json_value *v = f->value;
@@ -381,19 +384,26 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
         }
         uint32_t ref = path_lookup(rs, f->path, f->path_len, hash);
         if (ref == DETECT_NONE) ref = PATH_SLOT_EXTRA; /* not in the table: nothing to scan, no flag */
+        uint64_t text_hash = 0;
         if (!(ref & PATH_SLOT_EXTRA)) {
             uint32_t pid = ref & PATH_SLOT_ID;
             const struct path *p = &rs->paths[pid];
             for (uint32_t k = 0; k < p->db_count; k++)
                 if (db_class_applies(&rs->path_db_cls[p->db_first + k], ls))
-                    push_field(w, rs->path_dbs[p->db_first + k], pid, e, f);
+                    push_field(w, rs->path_dbs[p->db_first + k], pid, e, f, &text_hash);
         }
         if (!keywords || (winlog && (ref & PATH_SLOT_SYNTHESIZED))) continue;
-        for (uint32_t k = 0; k < nper_value; k++) push_field(w, per_value[k], DETECT_NONE, e, f);
+        for (uint32_t k = 0; k < nper_value; k++) push_field(w, per_value[k], DETECT_NONE, e, f, &text_hash);
         if (njoined) join_field(w, f);
     }
     if (w->join_len && w->join_len <= UINT32_MAX)
-        for (uint32_t k = 0; k < njoined; k++) scan_now(w, joined[k], DETECT_NONE, e, w->join, w->join_len);
+        for (uint32_t k = 0; k < njoined; k++) {
+            uint64_t text_hash = 0;
+            w->scan_db = &rs->dbs[joined[k]];
+            w->scan_path = DETECT_NONE;
+            w->scan_event = e;
+            scan_text(w, joined[k], w->join, w->join_len, hit, &text_hash);
+        }
 }
 
 /* A match of expression `id` of the database being scanned: one hit per alternative of the
@@ -454,9 +464,10 @@ static void memo_hit(uint32_t id, void *ctx)
 }
 
 /* Scans text with database number db (w->scan_db), through the memo when the database is
- * memoized: a value seen before replays its ids, a new one is scanned and remembered. hash:
- * memo_hash of (db, text) when already computed, else 0. */
-static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t len, literal_match_fn fn, uint64_t hash)
+ * memoized: a value seen before replays its ids, a new one is scanned and remembered.
+ * *text_hash: memo_text_hash(text), 0 until computed (here, if needed). */
+static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t len, literal_match_fn fn,
+                      uint64_t *text_hash)
 {
     const struct db *d = w->scan_db;
     w->stats.scans++;
@@ -464,26 +475,19 @@ static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t le
     if (!d->memo || len > MEMO_TEXT_MAX) {
         raw_scan(w, d, text, len, fn);
     } else {
-        if (!hash) hash = memo_hash(db, text, len);
-        if (memo_replay(&w->memo, hash, db, text, len, fn, w)) {
+        if (!*text_hash) *text_hash = memo_text_hash(text, len);
+        uint64_t key = memo_key(*text_hash, db);
+        if (memo_replay(&w->memo, key, db, text, len, fn, w)) {
             w->stats.memo_hits++;
             PROFILE_MEMO(db);
         } else {
             w->memo_fn = fn;
             w->memo.rec_count = 0;
-            if (raw_scan(w, d, text, len, memo_hit)) memo_store(&w->memo, hash, db, text, len);
+            if (raw_scan(w, d, text, len, memo_hit)) memo_store(&w->memo, key, db, text, len);
             else w->memo.rec_count = 0;
         }
     }
     PROFILE_END(db, len);
-}
-
-static void scan_now(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len)
-{
-    w->scan_db = &w->rs->dbs[db];
-    w->scan_path = path;
-    w->scan_event = event;
-    scan_text(w, db, text, len, hit, 0);
 }
 
 void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
@@ -517,7 +521,8 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
         w->scan_db = &rs->dbs[it->db];
         w->scan_path = it->path;
         w->scan_event = it->event;
-        scan_text(w, it->db, it->text ? it->text : w->text + it->off, it->len, hit, it->hash);
+        uint64_t text_hash = it->text_hash;
+        scan_text(w, it->db, it->text ? it->text : w->text + it->off, it->len, hit, &text_hash);
     }
 
     /* hits by event */
@@ -552,7 +557,8 @@ static void lazy_scalar(detect_worker *w, const json_value *v)
     const char *text;
     size_t len;
     if (!direct_scalar_text(v, tmp, &text, &len) || len > UINT32_MAX) return;
-    scan_text(w, (uint32_t)(w->scan_db - w->rs->dbs), text, len, hit_now, 0);
+    uint64_t text_hash = 0;
+    scan_text(w, (uint32_t)(w->scan_db - w->rs->dbs), text, len, hit_now, &text_hash);
 }
 
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path)

@@ -65,7 +65,7 @@ static void command_line(char *out, size_t cap, unsigned i)
 {
     static const char *stems[] = {"run alpha ", "gamXXma then delta ", "x123y ", "plain ", "be", "tail z ",
                                   "alpha z ", "gamma delt ", "x12y "};
-    unsigned stem = i % 9, n = (i / 9) % 97;
+    unsigned stem = i % 9, n = (i / 9) % 13; /* 468 distinct lines */
     snprintf(out, cap, "%s%u%c", stems[stem], n, "abcz"[i % 4]);
 }
 
