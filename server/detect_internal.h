@@ -19,7 +19,7 @@ extern const uint64_t detect_latency_bucket_us[DETECT_LATENCY_BUCKETS - 1];
 
 /* Counters of one detection thread, summed at scrape time. */
 typedef struct detect_counters {
-    _Atomic uint64_t batches, events, scans, candidates, matches, scan_errors;
+    _Atomic uint64_t batches, events, scans, memo_hits, candidates, matches, scan_errors;
     _Atomic uint64_t eval_us_sum;
     _Atomic uint64_t alerts_written, alerts_existing, alerts_dropped;
     _Atomic uint64_t commits, commit_errors, marks_written;

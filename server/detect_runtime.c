@@ -381,7 +381,9 @@ void detect_rt_write_metrics(void *ctx, buf *o)
     metric(o, "mamori_detect_events_evaluated_total", "counter", "events evaluated against the rule set", c.events);
     metric(o, "mamori_detect_candidate_rules_total", "counter", "rule conditions evaluated (candidates)", c.candidates);
     metric(o, "mamori_detect_rule_matches_total", "counter", "rule matches", c.matches);
-    metric(o, "mamori_detect_scans_total", "counter", "Hyperscan scans", c.scans);
+    metric(o, "mamori_detect_scans_total", "counter", "value scans (Hyperscan, literal sets, scan memo)", c.scans);
+    metric(o, "mamori_detect_scan_memo_hits_total", "counter", "value scans answered by the workers' scan memos",
+           c.memo_hits);
     metric(o, "mamori_detect_scan_errors_total", "counter", "Hyperscan scan failures", c.scan_errors);
     buf_printf(o, "# HELP mamori_detect_eval_seconds time evaluating batches\n# TYPE mamori_detect_eval_seconds summary\n"
                   "mamori_detect_eval_seconds_sum %.6f\nmamori_detect_eval_seconds_count %llu\n",

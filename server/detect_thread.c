@@ -201,6 +201,7 @@ static void add_worker_stats(thread_state *s)
     detect_counters *c = &s->t->counters;
     atomic_fetch_add_explicit(&c->events, now.events - s->last_stats.events, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->scans, now.scans - s->last_stats.scans, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->memo_hits, now.memo_hits - s->last_stats.memo_hits, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->candidates, now.candidates - s->last_stats.candidates, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->matches, now.matches - s->last_stats.matches, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->scan_errors, now.scan_errors - s->last_stats.scan_errors, memory_order_relaxed);

@@ -234,6 +234,8 @@ def test_metrics(node):
     assert m["mamori_detect_rules_loaded"] > 3000
     assert m["mamori_detect_ruleset_generation"] >= 1
     assert m["mamori_detect_events_evaluated_total"] > 0 and m["mamori_detect_candidate_rules_total"] > 0
+    # the regression events repeat images and command lines: some scans come from the memo
+    assert 0 < m["mamori_detect_scan_memo_hits_total"] < m["mamori_detect_scans_total"]
     assert m['mamori_detect_rules_rejected{reason="placeholder not configured"}'] == 2
     per_rule = {k: v for k, v in m.items() if k.startswith("mamori_detect_alerts_total{")}
     assert per_rule and all('rule_id="' in k and 'level="' in k for k in per_rule)
