@@ -33,6 +33,10 @@ void detect_worker_destroy(detect_worker *w)
     free(w->lazy_path);
     free(w->text);
     free(w->join);
+    free(w->plan_mark);
+    free(w->plan_first);
+    free(w->plan_count);
+    free(w->plan_dbs);
     memo_fini(&w->memo);
     free(w);
 }
@@ -81,6 +85,23 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
         w->lazy_mark = mamori_xcalloc(w->db_cap, sizeof *w->lazy_mark);
         w->lazy_path = mamori_xmalloc(w->db_cap * sizeof *w->lazy_path);
     }
+    size_t paths = rs->path_count ? rs->path_count : 1, plan_dbs = 1;
+    for (uint32_t p = 0; p < rs->path_count; p++) plan_dbs += rs->paths[p].db_count;
+    if (paths > w->plan_path_cap) {
+        free(w->plan_mark);
+        free(w->plan_first);
+        free(w->plan_count);
+        w->plan_mark = mamori_xcalloc(paths, sizeof *w->plan_mark);
+        w->plan_first = mamori_xmalloc(paths * sizeof *w->plan_first);
+        w->plan_count = mamori_xmalloc(paths * sizeof *w->plan_count);
+        w->plan_path_cap = paths;
+    }
+    if (plan_dbs > w->plan_db_cap) {
+        free(w->plan_dbs);
+        w->plan_dbs = mamori_xmalloc(plan_dbs * sizeof *w->plan_dbs);
+        w->plan_db_cap = plan_dbs;
+    }
+    w->plan_valid = false;
     memset(w->lazy_mark, 0, w->db_cap * sizeof *w->lazy_mark);
     memset(w->rule_mark, 0, w->rule_cap * sizeof *w->rule_mark);
     memset(w->field_mark, 0, w->field_cap * sizeof *w->field_mark);

@@ -479,6 +479,8 @@ void loader_reject_rule(struct detect_loader *l, struct lrule *r, enum detect_re
 
 /* ---- the worker (eval.c, scan.c) ------------------------------------------------------ */
 
+#define KEYWORD_DBS_MAX 64 /* keyword databases applying to one event (one per class at most) */
+
 struct scan_item {
     uint32_t db, path, event;
     uint32_t len;
@@ -541,6 +543,19 @@ struct detect_worker {
     literal_match_fn memo_fn; /* where a recorded match goes on */
     struct scan_memo memo;
     bool batch_winlog[DETECT_BATCH_MAX]; /* the event has winlog.channel */
+    /* The databases that apply to the current event's logsource (scan.c): per path, computed
+     * the first time an event of that logsource has the path; forgotten when the logsource
+     * changes (consecutive events mostly share one). */
+    struct logsource_set plan_ls;
+    bool plan_valid;
+    uint32_t plan_gen;
+    uint32_t *plan_mark; /* per path: == plan_gen when plan_first/plan_count are current */
+    uint32_t *plan_first, *plan_count;
+    uint32_t *plan_dbs; /* database ids, plan_len used */
+    uint32_t plan_len;
+    size_t plan_path_cap, plan_db_cap;
+    uint32_t plan_joined[KEYWORD_DBS_MAX], plan_per_value[KEYWORD_DBS_MAX]; /* keyword databases */
+    uint32_t plan_njoined, plan_nper_value;
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     detect_worker_stats stats;
 };

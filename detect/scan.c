@@ -196,8 +196,6 @@ static void join_field(detect_worker *w, const event_field *f)
 }
 
 
-#define KEYWORD_DBS_MAX 64
-
 /* Events usually come cold from memory (a consumer's batch is larger than the caches). The
  * normalizer copies each field's text into the field array and hashes its path, so walking
  * an event reads its field array and the texts; a field without them (an event built by
@@ -358,17 +356,54 @@ static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
     c->ls = w->batch_ls[e];
 }
 
+/* Makes the plan the current event's logsource's: the keyword databases that apply, and no
+ * path's list yet (plan_path computes them as fields ask). */
+static void plan_for(detect_worker *w, const struct logsource_set *ls)
+{
+    if (w->plan_valid && ls->categories == w->plan_ls.categories && ls->service == w->plan_ls.service &&
+        ls->product == w->plan_ls.product)
+        return;
+    const detect_ruleset *rs = w->rs;
+    w->plan_valid = true;
+    w->plan_ls = *ls;
+    if (++w->plan_gen == 0) { /* wrapped: every mark could look current */
+        memset(w->plan_mark, 0, w->plan_path_cap * sizeof *w->plan_mark);
+        w->plan_gen = 1;
+    }
+    w->plan_len = 0;
+    w->plan_njoined = w->plan_nper_value = 0;
+    for (uint32_t i = 0; i < rs->keyword_db_count && w->plan_njoined < KEYWORD_DBS_MAX; i++)
+        if (db_class_applies(&rs->keyword_db_cls[i], ls)) w->plan_joined[w->plan_njoined++] = rs->keyword_dbs[i];
+    for (uint32_t i = 0; i < rs->keyword_value_db_count && w->plan_nper_value < KEYWORD_DBS_MAX; i++)
+        if (db_class_applies(&rs->keyword_value_db_cls[i], ls))
+            w->plan_per_value[w->plan_nper_value++] = rs->keyword_value_dbs[i];
+}
+
+/* The databases of path pid that apply to the plan's logsource (*count of them). */
+static inline const uint32_t *plan_path(detect_worker *w, uint32_t pid, uint32_t *count)
+{
+    if (w->plan_mark[pid] != w->plan_gen) {
+        const detect_ruleset *rs = w->rs;
+        const struct path *p = &rs->paths[pid];
+        uint32_t first = w->plan_len; /* each path once per plan: the lists fit plan_db_cap */
+        for (uint32_t k = 0; k < p->db_count; k++)
+            if (db_class_applies(&rs->path_db_cls[p->db_first + k], &w->plan_ls))
+                w->plan_dbs[w->plan_len++] = rs->path_dbs[p->db_first + k];
+        w->plan_first[pid] = first;
+        w->plan_count[pid] = w->plan_len - first;
+        w->plan_mark[pid] = w->plan_gen;
+    }
+    *count = w->plan_count[pid];
+    return w->plan_dbs + w->plan_first[pid];
+}
+
 /* Lists what one event needs scanned. */
 static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
     const detect_ruleset *rs = w->rs;
-    const struct logsource_set *ls = &w->batch_ls[e];
-    uint32_t joined[KEYWORD_DBS_MAX], per_value[KEYWORD_DBS_MAX];
-    uint32_t njoined = 0, nper_value = 0;
-    for (uint32_t i = 0; i < rs->keyword_db_count && njoined < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->keyword_db_cls[i], ls)) joined[njoined++] = rs->keyword_dbs[i];
-    for (uint32_t i = 0; i < rs->keyword_value_db_count && nper_value < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->keyword_value_db_cls[i], ls)) per_value[nper_value++] = rs->keyword_value_dbs[i];
+    plan_for(w, &w->batch_ls[e]);
+    const uint32_t *joined = w->plan_joined, *per_value = w->plan_per_value;
+    uint32_t njoined = w->plan_njoined, nper_value = w->plan_nper_value;
     bool keywords = njoined || nper_value;
     /* keyword searches cover the record, not what the normalizer adds to winlog events */
     bool winlog = keywords && w->batch_winlog[e];
@@ -386,11 +421,9 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
         if (ref == DETECT_NONE) ref = PATH_SLOT_EXTRA; /* not in the table: nothing to scan, no flag */
         uint64_t text_hash = 0;
         if (!(ref & PATH_SLOT_EXTRA)) {
-            uint32_t pid = ref & PATH_SLOT_ID;
-            const struct path *p = &rs->paths[pid];
-            for (uint32_t k = 0; k < p->db_count; k++)
-                if (db_class_applies(&rs->path_db_cls[p->db_first + k], ls))
-                    push_field(w, rs->path_dbs[p->db_first + k], pid, e, f, &text_hash);
+            uint32_t pid = ref & PATH_SLOT_ID, count;
+            const uint32_t *dbs = plan_path(w, pid, &count);
+            for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
         }
         if (!keywords || (winlog && (ref & PATH_SLOT_SYNTHESIZED))) continue;
         for (uint32_t k = 0; k < nper_value; k++) push_field(w, per_value[k], DETECT_NONE, e, f, &text_hash);
