@@ -154,30 +154,31 @@ static inline unsigned block_attention(const unsigned char *s)
 }
 #endif
 
+/* The byte a two-character escape stands for ("\\n" → '\n'); 0 for 'u' and invalid ones. */
+static const char simple_escape[256] = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
+                                        ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
+
 /* Parses a string starting at the opening quote at p->pos. */
 static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uint8_t *flags)
 {
     const unsigned char *t = (const unsigned char *)p->text;
     size_t start = p->pos + 1, i = start, end = p->len;
     *flags = 0;
-    /* Fast path: no escapes and valid UTF-8 → zero copy. */
+    /* Fast path: no escapes and valid UTF-8 → zero copy. The block scans stop at the first
+     * byte needing attention; only the last bytes of the input go word or byte at a time. */
     for (;;) {
 #ifdef __SSE2__
-        while (i + 16 <= end) {
-            unsigned m = block_attention(t + i);
-            if (m) {
-                i += (size_t)__builtin_ctz(m);
-                break;
-            }
-            i += 16;
-        }
-#endif
+        unsigned m = 0;
+        while (i + 16 <= end && !(m = block_attention(t + i))) i += 16;
+        if (m) i += (size_t)__builtin_ctz(m);
+#else
         while (i + 8 <= end) {
             uint64_t w;
             memcpy(&w, t + i, 8);
             if (word_needs_attention(w)) break;
             i += 8;
         }
+#endif
         if (i >= end) return fail(p, p->pos, "unterminated string");
         unsigned char c = t[i];
         if (c == '"') {
@@ -216,19 +217,20 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
         /* Copy clean blocks at once: escaped text (Windows paths) is mostly plain. A block is
          * stored whole and the output advanced by its clean prefix (cap - olen >= 16). */
 #ifdef __SSE2__
+        unsigned m = 0;
         while (i + 16 <= end && cap - olen >= 16) {
-            unsigned m = block_attention(t + i);
+            m = block_attention(t + i);
             _mm_storeu_si128((__m128i *)(void *)(o + olen), _mm_loadu_si128((const __m128i *)(const void *)(t + i)));
-            if (m) {
-                size_t k = (size_t)__builtin_ctz(m);
-                olen += k;
-                i += k;
-                break;
-            }
+            if (m) break;
             olen += 16;
             i += 16;
         }
-#endif
+        if (m) {
+            size_t k = (size_t)__builtin_ctz(m);
+            olen += k;
+            i += k;
+        }
+#else
         while (i + 8 <= end && cap - olen >= 16) {
             uint64_t w;
             memcpy(&w, t + i, 8);
@@ -237,6 +239,7 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
             olen += 8;
             i += 8;
         }
+#endif
         if (cap - olen < 16) continue;
         if (i >= end) return fail(p, p->pos, "unterminated string");
         unsigned char c = t[i];
@@ -246,17 +249,18 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
         }
         if (c == '\\') {
             if (i + 1 >= end) return fail(p, i, "unterminated escape");
-            char e = (char)t[i + 1];
+            unsigned char e = t[i + 1];
             i += 2;
+            /* Windows paths escape every backslash: that one first, then the table. */
+            if (MAMORI_LIKELY(e == '\\')) {
+                o[olen++] = '\\';
+                continue;
+            }
+            if (simple_escape[e]) {
+                o[olen++] = simple_escape[e];
+                continue;
+            }
             switch (e) {
-            case '"': o[olen++] = '"'; break;
-            case '\\': o[olen++] = '\\'; break;
-            case '/': o[olen++] = '/'; break;
-            case 'b': o[olen++] = '\b'; break;
-            case 'f': o[olen++] = '\f'; break;
-            case 'n': o[olen++] = '\n'; break;
-            case 'r': o[olen++] = '\r'; break;
-            case 't': o[olen++] = '\t'; break;
             case 'u': {
                 uint32_t cp;
                 if (i + 4 > end || hex4(p->text + i, &cp)) return fail(p, i - 2, "bad \\u escape");

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/json.h"
@@ -145,6 +146,99 @@ static void test_strings(void **state)
     assert_int_equal(v.len, 4000 * (2 + 1 + 3));
 }
 
+/* The scanners work on 16- or 32-byte blocks: every special sequence at every offset of two
+ * blocks, in strings of every length around it, in the zero-copy and the decoding path
+ * (a leading escape forces the latter), inside a document that goes on after the string. */
+static void test_string_blocks(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;    /* as written inside the JSON string */
+        const char *cooked; /* decoded bytes; NULL: an error at the sequence's offset */
+        size_t cooked_len;
+        bool replaced;
+    } seqs[] = {
+        {"\\\\", "\\", 1, false},
+        {"\\\\\\\\", "\\\\", 2, false},
+        {"\\r\\n\\t", "\r\n\t", 3, false},
+        {"\\\"", "\"", 1, false},
+        {"\\/\\b\\f", "/\b\f", 3, false},
+        {"\\u00e9", "\xc3\xa9", 2, false},
+        {"\\ud83d\\ude00", "\xf0\x9f\x98\x80", 4, false},
+        {"\\udc00", "\xef\xbf\xbd", 3, true},
+        {"\xc3\xa9", "\xc3\xa9", 2, false},
+        {"\xe2\x82\xac", "\xe2\x82\xac", 3, false},
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80", 4, false},
+        {"\xff", "\xef\xbf\xbd", 3, true},
+        {"\xc3", "\xef\xbf\xbd", 3, true},
+        {"\x01", NULL, 0, false},
+        {"\x1f", NULL, 0, false},
+        {"\n", NULL, 0, false},
+        {"\\x", NULL, 0, false},
+    };
+    char text[256], want[256];
+    for (size_t q = 0; q < sizeof seqs / sizeof seqs[0]; q++) {
+        size_t raw_len = strlen(seqs[q].raw);
+        for (int decode = 0; decode < 2; decode++) {
+            for (size_t off = 0; off < 70; off++) {
+                for (size_t tail = 0; tail < 40; tail += 13) {
+                    size_t n = 0, w = 0;
+                    text[n++] = '[';
+                    text[n++] = '"';
+                    if (decode) {
+                        memcpy(text + n, "\\t", 2);
+                        n += 2;
+                        want[w++] = '\t';
+                    }
+                    for (size_t k = 0; k < off; k++) text[n++] = want[w++] = (char)('a' + k % 26);
+                    size_t seq_at = n;
+                    memcpy(text + n, seqs[q].raw, raw_len);
+                    n += raw_len;
+                    if (seqs[q].cooked) memcpy(want + w, seqs[q].cooked, seqs[q].cooked_len);
+                    w += seqs[q].cooked_len;
+                    for (size_t k = 0; k < tail; k++) text[n++] = want[w++] = (char)('A' + k % 26);
+                    static const char rest[] = "\",\"tail \\\\ text of the document\",1]";
+                    memcpy(text + n, rest, sizeof rest - 1);
+                    n += sizeof rest - 1;
+                    json_value v;
+                    json_error err;
+                    int rc = json_parse(parser, &a, text, n, &v, &err);
+                    if (!seqs[q].cooked) {
+                        assert_int_equal(rc, -EINVAL);
+                        assert_int_equal(err.offset, seq_at);
+                        continue;
+                    }
+                    assert_int_equal(rc, 0);
+                    assert_int_equal(v.type, JSON_ARRAY);
+                    assert_int_equal(v.len, 3);
+                    const json_value *s = &v.items[0];
+                    assert_int_equal(s->type, JSON_STRING);
+                    assert_int_equal(s->len, w);
+                    assert_memory_equal(s->str, want, w);
+                    assert_int_equal(!!(s->flags & JSON_FLAG_REPLACED), seqs[q].replaced);
+                    bool zero_copy = !decode && !strchr(seqs[q].raw, '\\') && !seqs[q].replaced;
+                    assert_int_equal(s->str == text + 2, zero_copy);
+                    assert_int_equal(v.items[1].len, 27);
+                    assert_memory_equal(v.items[1].str, "tail \\ text of the document", 27);
+                    arena_reset(&a);
+                }
+            }
+        }
+    }
+    /* unterminated at every length: the scanners must not read past the input */
+    for (size_t len = 1; len < 80; len++) {
+        char *t = malloc(len);
+        t[0] = '"';
+        for (size_t k = 1; k < len; k++) t[k] = (k % 7 == 3 || k % 7 == 4) ? '\\' : 'x';
+        if (t[len - 1] == '\\') t[len - 1] = 'y';
+        json_value v;
+        json_error err;
+        assert_int_equal(json_parse(parser, &a, t, len, &v, &err), -EINVAL);
+        free(t);
+        arena_reset(&a);
+    }
+}
+
 static void test_numbers(void **state)
 {
     (void)state;
@@ -197,7 +291,7 @@ int main(void)
         cmocka_unit_test(test_structure),     cmocka_unit_test(test_errors_name_offset),
         cmocka_unit_test(test_depth_limit),   cmocka_unit_test(test_strings),
         cmocka_unit_test(test_numbers),       cmocka_unit_test(test_parse_next_ndjson),
-        cmocka_unit_test(test_writer_escapes),
+        cmocka_unit_test(test_writer_escapes), cmocka_unit_test(test_string_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
