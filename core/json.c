@@ -145,12 +145,16 @@ static inline bool word_needs_attention(uint64_t w)
 #ifdef __SSE2__
 /* Bit k set when byte k of the 16 at s needs attention: '"', '\\', < 0x20 or >= 0x80 (as
  * word_needs_attention; signed, bytes >= 0x80 compare below 0x20). */
-static inline unsigned block_attention(const unsigned char *s)
+static inline unsigned block_attention_x(__m128i x)
 {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
     __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
                                _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
     return (unsigned)_mm_movemask_epi8(bad);
+}
+
+static inline unsigned block_attention(const unsigned char *s)
+{
+    return block_attention_x(_mm_loadu_si128((const __m128i *)(const void *)s));
 }
 #endif
 
@@ -209,26 +213,44 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
     }
     memcpy(o, t + start, olen);
     for (;;) {
-        if (cap - olen < 16) {
+        if (cap - olen < 32) {
             size_t ncap = cap * 2;
             o = arena_grow(p->arena, o, cap, ncap);
             cap = ncap;
         }
         /* Copy clean blocks at once: escaped text (Windows paths) is mostly plain. A block is
-         * stored whole and the output advanced by its clean prefix (cap - olen >= 16). */
+         * stored whole and the output advanced by its clean prefix (cap - olen >= 32). The
+         * short escapes inside a block (`\\`, `\r\n`…) are decoded from the block's mask:
+         * the next one is found by shifting the mask, not by loading and comparing again,
+         * and the rest of the block is stored again behind the decoded byte. */
 #ifdef __SSE2__
-        unsigned m = 0;
-        while (i + 16 <= end && cap - olen >= 16) {
-            m = block_attention(t + i);
-            _mm_storeu_si128((__m128i *)(void *)(o + olen), _mm_loadu_si128((const __m128i *)(const void *)(t + i)));
-            if (m) break;
-            olen += 16;
-            i += 16;
-        }
-        if (m) {
-            size_t k = (size_t)__builtin_ctz(m);
-            olen += k;
-            i += k;
+        while (i + 16 <= end && cap - olen >= 32) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+            unsigned m = block_attention_x(x);
+            _mm_storeu_si128((__m128i *)(void *)(o + olen), x);
+            if (!m) {
+                olen += 16;
+                i += 16;
+                continue;
+            }
+            size_t block_end = i + 16; /* m covers t[i..block_end), bit 0 = t[i] */
+            for (;;) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                olen += k;
+                i += k;
+                char decoded;
+                if (t[i] != '\\' || i + 1 >= end || !(decoded = simple_escape[t[i + 1]])) goto attention;
+                o[olen++] = decoded; /* olen grew by at most i did since the check: room stays */
+                i += 2;
+                if (i >= block_end || i + 16 > end) break;
+                m >>= k + 2; /* k + 2 < 16 here */
+                _mm_storeu_si128((__m128i *)(void *)(o + olen), _mm_loadu_si128((const __m128i *)(const void *)(t + i)));
+                if (!m) {
+                    olen += block_end - i;
+                    i = block_end;
+                    break;
+                }
+            }
         }
 #else
         while (i + 8 <= end && cap - olen >= 16) {
@@ -240,7 +262,10 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
             i += 8;
         }
 #endif
-        if (cap - olen < 16) continue;
+#ifdef __SSE2__
+    attention:
+#endif
+        if (cap - olen < 32) continue;
         if (i >= end) return fail(p, p->pos, "unterminated string");
         unsigned char c = t[i];
         if (c == '"') {
