@@ -126,6 +126,13 @@ static int hex_digit(char c)
     return -1;
 }
 
+/* 1 for 0-9 a-f, 2 for A-F, 0 otherwise: a GUID is checked and case-folded per byte by table. */
+static const uint8_t guid_hex_class[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['A'] = 2, ['B'] = 2, ['C'] = 2, ['D'] = 2, ['E'] = 2, ['F'] = 2,
+};
+
 /* "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}" / "5770385f-…" → "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}". */
 const json_value *norm_as_guid(normalizer *n, const json_value *v)
 {
@@ -136,18 +143,16 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v)
         s++;
         len = 36;
     }
-    if (len != 36) return v;
-    bool canonical = v->len == 38;
+    if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return v;
+    unsigned all = 3, any = 0; /* AND and OR of the classes of the 32 hex digits */
     for (size_t i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return v;
-        } else if (hex_digit(s[i]) < 0) {
-            return v;
-        } else if (s[i] >= 'A' && s[i] <= 'F') {
-            canonical = false;
-        }
+        if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+        unsigned c = guid_hex_class[(unsigned char)s[i]];
+        all &= c ? 3u : 0u;
+        any |= c;
     }
-    if (canonical) return v;
+    if (!all) return v;
+    if (v->len == 38 && !(any & 2)) return v; /* already canonical */
     char *o = arena_alloc(n->arena, 38);
     o[0] = '{';
     for (size_t i = 0; i < 36; i++) o[i + 1] = (char)ascii_lower((unsigned char)s[i]);
@@ -418,7 +423,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     }
     for (uint32_t i = 0; i + 1 < count; i++) {
         const struct entry *x = n->order[i], *y = n->order[i + 1];
-        if (x->path_len < y->path_len && y->path[x->path_len] == '.' && memcmp(x->path, y->path, x->path_len) == 0)
+        if (x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len))
             return norm_reject(n, "conflicting field", x->path, x->path_len);
     }
     if (count > EVENT_MAX_FIELDS) return norm_reject(n, "too many fields", NULL, 0);

@@ -314,7 +314,7 @@ static const struct nx_key *nx_find(const char *key, size_t len)
     uint32_t slot = nx_hash(key, len);
     while (nx_slots[slot]) {
         size_t i = nx_slots[slot] - 1u;
-        if (nx_key_lens[i] == len && memcmp(nx_keys[i].key, key, len) == 0) return &nx_keys[i];
+        if (nx_key_lens[i] == len && bytes_eq(nx_keys[i].key, key, len)) return &nx_keys[i];
         slot = (slot + 1) % NX_SLOTS;
     }
     return NULL;

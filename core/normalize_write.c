@@ -42,7 +42,7 @@ static int entry_cmp(const struct entry *a, const struct entry *b)
 
 static inline bool same_path(const struct entry *a, const struct entry *b)
 {
-    return a->path_len == b->path_len && a->key0 == b->key0 && memcmp(a->path, b->path, a->path_len) == 0;
+    return a->path_len == b->path_len && a->key0 == b->key0 && bytes_eq(a->path, b->path, a->path_len);
 }
 
 static inline bool key_less(const struct sort_key *a, const struct sort_key *b)
