@@ -148,16 +148,46 @@ static uint8_t field_lens[MAMORI_ARRAY_LEN(rows)];
 static const char *long_path_slots[PATH_SLOTS]; /* integer-typed paths; NULL = empty */
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
-static inline unsigned char ascii_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
+/* The bytes of s[0..len) (len <= 8) as a little-endian word, zero padded. */
+static inline uint64_t load_word(const char *s, size_t len)
+{
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, s, 8);
+        return w;
+    }
+    if (len >= 4) { /* two overlapping 4-byte loads */
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + len - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << (8 * (len - 4));
+    }
+    for (size_t i = 0; i < len; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    return w;
+}
 
+/* ASCII A-Z → a-z in each byte of w; every other byte (>= 0x80 too) unchanged. */
+static inline uint64_t lower_word(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t low7 = w & ~highs;
+    uint64_t ge_a = low7 + ones * (0x80 - 'A');     /* high bit: low7 >= 'A' (no carry out of a byte) */
+    uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1); /* high bit: low7 > 'Z' */
+    uint64_t upper = ge_a & ~gt_z & ~w & highs;
+    return w | (upper >> 2);
+}
+
+/* Field names are looked up for every EventData field of every event: hashed and compared
+ * a word at a time, case-folded in registers. */
 static uint32_t hash_caseless(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= ascii_lower((unsigned char)s[i]);
-        h *= 16777619u;
+    uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < len; i += 8) {
+        h ^= lower_word(load_word(s + i, MAMORI_MIN(len - i, 8)));
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
     }
-    return h;
+    return (uint32_t)h;
 }
 
 static uint32_t hash_exact(const char *s, size_t len)
@@ -172,8 +202,19 @@ static uint32_t hash_exact(const char *s, size_t len)
 
 static bool equal_caseless(const char *a, const char *b, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i])) return false;
+    for (size_t i = 0; i < len; i += 8) {
+        size_t k = MAMORI_MIN(len - i, 8);
+        if (lower_word(load_word(a + i, k)) != lower_word(load_word(b + i, k))) return false;
+    }
+    return true;
+}
+
+static bool equal_exact(const char *a, const char *b, size_t len)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        size_t k = MAMORI_MIN(len - i, 8);
+        if (load_word(a + i, k) != load_word(b + i, k)) return false;
+    }
     return true;
 }
 
@@ -222,7 +263,7 @@ const ecs_map_entry *ecs_map_lookup(const char *field, size_t field_len, const s
         const ecs_map_entry *row = &rows[i];
         slot = (slot + 1) % FIELD_SLOTS;
         if (field_lens[i] != field_len) continue;
-        bool exact = memcmp(row->sigma_field, field, field_len) == 0;
+        bool exact = equal_exact(row->sigma_field, field, field_len);
         if (!exact && !equal_caseless(row->sigma_field, field, field_len)) continue;
         if (!row_applies(row, ls)) continue;
         if (exact) {

@@ -94,11 +94,19 @@ const json_value *norm_as_text(normalizer *n, const json_value *v)
     return v;
 }
 
+/* Canonical decimal text → an integer that keeps the text: parse_decimal accepts only the
+ * text norm_format_i64 would write for it, so writers and event_field.text repeat it as is
+ * instead of formatting the number again. */
 const json_value *norm_as_long(normalizer *n, const json_value *v)
 {
     int64_t i;
-    if (v->type == JSON_STRING && parse_decimal(v->str, v->len, &i)) return new_int(n, i);
-    return v;
+    if (v->type != JSON_STRING || !parse_decimal(v->str, v->len, &i)) return v;
+    json_value *r = new_value(n, JSON_NUMBER);
+    r->flags = JSON_FLAG_INT;
+    r->num.i = i;
+    r->str = v->str;
+    r->len = v->len;
+    return r;
 }
 
 /* Decimal text of v into out (>= 21 bytes); returns the length. */

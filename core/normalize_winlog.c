@@ -13,21 +13,25 @@
 
 /* ---- winlog: EventData names and values ------------------------------------------------- */
 
-static bool has_low_bytes(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < '.') return true;
-    return false;
-}
-
 /* EventData names become one path segment: spaces go ("Source Name" is Sigma's SourceName),
  * '.' becomes '_' (it would split the path), an empty name becomes "_". Returns a view
- * into `key` when nothing changes. */
+ * into `key` when nothing changes. Most names hold no byte <= '.' (space, dot and the bytes
+ * below '.' that change the sort order): a word-at-a-time check shows it. */
 static const char *sanitize_name(normalizer *n, const char *key, size_t len, uint32_t *out_len, bool keep_dots)
 {
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8) {
+        uint64_t w;
+        memcpy(&w, key + j, 8);
+        if ((w - 0x2f2f2f2f2f2f2f2fULL) & ~w & 0x8080808080808080ULL) break;
+    }
     bool change = len == 0;
-    for (size_t i = 0; i < len && !change; i++) change = key[i] == ' ' || (key[i] == '.' && !keep_dots);
-    if (has_low_bytes(key, len)) n->low_bytes = true;
+    for (; j < len; j++) {
+        unsigned char c = (unsigned char)key[j];
+        if (c > '.') continue;
+        if (c < '.') n->low_bytes = true;
+        if (c == ' ' || (c == '.' && !keep_dots)) change = true;
+    }
     if (!change) {
         *out_len = (uint32_t)len;
         return key;
@@ -515,7 +519,12 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
     if (have_event_id) {
         char *text = arena_alloc(n->arena, 24);
         size_t len = norm_format_i64(event_id, text);
-        PUSH_LIT(n, "winlog.event_id", new_int(n, event_id), KIND_DERIVED);
+        json_value *id = new_value(n, JSON_NUMBER); /* an integer with its decimal text */
+        id->flags = JSON_FLAG_INT;
+        id->num.i = event_id;
+        id->str = text;
+        id->len = (uint32_t)len;
+        PUSH_LIT(n, "winlog.event_id", id, KIND_DERIVED);
         PUSH_LIT(n, "event.code", new_string(n, text, len), KIND_DERIVED);
     } else {
         PUSH_SYSTEM(n, "winlog.event_id", ws[WS_EVENT_ID]);
