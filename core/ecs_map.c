@@ -145,6 +145,7 @@ _Static_assert(MAMORI_ARRAY_LEN(rows) < 65535, "row index fits uint16_t");
 
 static uint16_t field_slots[FIELD_SLOTS];    /* row + 1 by caseless field name; 0 = empty */
 static uint8_t field_lens[MAMORI_ARRAY_LEN(rows)];
+static uint8_t path_lens[MAMORI_ARRAY_LEN(rows)];
 static const char *long_path_slots[PATH_SLOTS]; /* integer-typed paths; NULL = empty */
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
@@ -234,6 +235,8 @@ static void index_build(void)
         const char *f = rows[i].sigma_field;
         MAMORI_ASSERT(strlen(f) < 256);
         field_lens[i] = (uint8_t)strlen(f);
+        MAMORI_ASSERT(strlen(rows[i].ecs_path) < 256);
+        path_lens[i] = (uint8_t)strlen(rows[i].ecs_path);
         uint32_t slot = hash_caseless(f, field_lens[i]) % FIELD_SLOTS;
         while (field_slots[slot]) slot = (slot + 1) % FIELD_SLOTS;
         field_slots[slot] = (uint16_t)(i + 1);
@@ -321,4 +324,10 @@ size_t ecs_map_index(const ecs_map_entry *entry)
 {
     MAMORI_ASSERT(entry >= rows && entry < rows + MAMORI_ARRAY_LEN(rows));
     return (size_t)(entry - rows);
+}
+
+size_t ecs_map_path_len(const ecs_map_entry *entry)
+{
+    index_ready();
+    return path_lens[ecs_map_index(entry)];
 }

@@ -54,5 +54,7 @@ const ecs_map_entry *ecs_map_at(size_t index);
 /* Position of a row in the table: lower wins when two fields of one event map to the
  * same path (see docs/ecs-mapping.md, "collisions"). */
 size_t ecs_map_index(const ecs_map_entry *entry);
+/* strlen(entry->ecs_path), from a table built once (the normalizer pushes it per mapped field). */
+size_t ecs_map_path_len(const ecs_map_entry *entry);
 
 #endif

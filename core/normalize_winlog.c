@@ -538,23 +538,23 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
         PUSH_SYSTEM(n, "winlog.computer_name", ws[WS_COMPUTER]);
         PUSH_LIT(n, "host.name", ws[WS_COMPUTER], KIND_WEAK);
     }
+#define SLOT_PATH(slot, lit) {slot, sizeof lit - 1, lit}
     static const struct {
         uint8_t slot;
+        uint8_t len;
         const char *path;
-    } longs[] = {{WS_RECORD_ID, "winlog.record_id"}, {WS_PID, "winlog.process.pid"},
-                 {WS_TID, "winlog.process.thread.id"}, {WS_VERSION, "winlog.version"},
-                 {WS_TASK, "winlog.task"}, {WS_OPCODE, "winlog.opcode"}};
+    } longs[] = {SLOT_PATH(WS_RECORD_ID, "winlog.record_id"), SLOT_PATH(WS_PID, "winlog.process.pid"),
+                 SLOT_PATH(WS_TID, "winlog.process.thread.id"), SLOT_PATH(WS_VERSION, "winlog.version"),
+                 SLOT_PATH(WS_TASK, "winlog.task"), SLOT_PATH(WS_OPCODE, "winlog.opcode")},
+      texts[] = {SLOT_PATH(WS_USER_ID, "winlog.user.identifier"), SLOT_PATH(WS_USER_NAME, "winlog.user.name"),
+                 SLOT_PATH(WS_USER_DOMAIN, "winlog.user.domain"), SLOT_PATH(WS_USER_TYPE, "winlog.user.type"),
+                 SLOT_PATH(WS_MESSAGE, "message")};
+#undef SLOT_PATH
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(longs); i++)
         if (ws[longs[i].slot])
-            push_system(n, longs[i].path, strlen(longs[i].path), norm_as_long(n, norm_as_text(n, ws[longs[i].slot])));
-    static const struct {
-        uint8_t slot;
-        const char *path;
-    } texts[] = {{WS_USER_ID, "winlog.user.identifier"}, {WS_USER_NAME, "winlog.user.name"},
-                 {WS_USER_DOMAIN, "winlog.user.domain"}, {WS_USER_TYPE, "winlog.user.type"},
-                 {WS_MESSAGE, "message"}};
+            push_system(n, longs[i].path, longs[i].len, norm_as_long(n, norm_as_text(n, ws[longs[i].slot])));
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(texts); i++)
-        if (ws[texts[i].slot]) push_system(n, texts[i].path, strlen(texts[i].path), norm_as_text(n, ws[texts[i].slot]));
+        if (ws[texts[i].slot]) push_system(n, texts[i].path, texts[i].len, norm_as_text(n, ws[texts[i].slot]));
     if (ws[WS_KEYWORDS]) PUSH_SYSTEM(n, "winlog.keywords", norm_as_keywords(n, ws[WS_KEYWORDS]));
     if (ws[WS_ACTIVITY_ID]) PUSH_SYSTEM(n, "winlog.activity_id", norm_as_guid(n, ws[WS_ACTIVITY_ID]));
     if (ws[WS_RELATED_ACTIVITY_ID])
@@ -584,7 +584,7 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
         if (row) {
             if (row->type == ECS_TYPE_LONG) v = norm_as_long(n, v);
             else if (row->type == ECS_TYPE_GUID) v = norm_as_guid(n, v);
-            struct entry *e = push_static(n, row->ecs_path, v, KIND_MAPPED);
+            struct entry *e = norm_push_entry(n, row->ecs_path, ecs_map_path_len(row), v, KIND_MAPPED);
             e->src_name = d->name;
             e->src_len = d->name_len;
             e->prio = (uint32_t)ecs_map_index(row) * 2u + (exact ? 0u : 1u);
