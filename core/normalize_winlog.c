@@ -511,65 +511,69 @@ static void push_system(normalizer *n, const char *path, size_t len, const json_
 }
 #define PUSH_SYSTEM(n, lit, v) push_system((n), lit, sizeof lit - 1, (v))
 
+/* Pushed in path order ('.' first, as norm_sort_entries orders): whichever of them an event
+ * has, they reach the sort as a run already in order, which its insertion sorts and merges
+ * pass with one comparison each. Their paths are all different, so the order changes no
+ * outcome of norm_settle. */
 static void emit_system(normalizer *n, const struct logsource_set *ls, const struct logsource_winlog_ecs *ecs,
                         bool have_event_id, int64_t event_id)
 {
     const json_value **ws = n->ws;
-    PUSH_SYSTEM(n, "winlog.channel", ws[WS_CHANNEL]);
+    const json_value *provider = ws[WS_PROVIDER_NAME] && ws[WS_PROVIDER_NAME]->type != JSON_OBJECT ? ws[WS_PROVIDER_NAME] : NULL;
+    const json_value *computer = ws[WS_COMPUTER] && ws[WS_COMPUTER]->type != JSON_OBJECT ? ws[WS_COMPUTER] : NULL;
+    json_value *id = NULL;
+    const json_value *code = NULL;
     if (have_event_id) {
         char *text = arena_alloc(n->arena, 24);
         size_t len = norm_format_i64(event_id, text);
-        json_value *id = new_value(n, JSON_NUMBER); /* an integer with its decimal text */
+        id = new_value(n, JSON_NUMBER); /* an integer with its decimal text */
         id->flags = JSON_FLAG_INT;
         id->num.i = event_id;
         id->str = text;
         id->len = (uint32_t)len;
-        PUSH_LIT(n, "winlog.event_id", id, KIND_DERIVED);
-        PUSH_LIT(n, "event.code", new_string(n, text, len), KIND_DERIVED);
-    } else {
-        PUSH_SYSTEM(n, "winlog.event_id", ws[WS_EVENT_ID]);
+        code = new_string(n, text, len);
     }
-    if (ws[WS_PROVIDER_NAME] && ws[WS_PROVIDER_NAME]->type != JSON_OBJECT) {
-        PUSH_SYSTEM(n, "winlog.provider_name", ws[WS_PROVIDER_NAME]);
-        PUSH_SYSTEM(n, "event.provider", ws[WS_PROVIDER_NAME]);
-    }
-    if (ws[WS_PROVIDER_GUID]) PUSH_SYSTEM(n, "winlog.provider_guid", norm_as_guid(n, ws[WS_PROVIDER_GUID]));
-    if (ws[WS_COMPUTER] && ws[WS_COMPUTER]->type != JSON_OBJECT) {
-        PUSH_SYSTEM(n, "winlog.computer_name", ws[WS_COMPUTER]);
-        PUSH_LIT(n, "host.name", ws[WS_COMPUTER], KIND_WEAK);
-    }
-#define SLOT_PATH(slot, lit) {slot, sizeof lit - 1, lit}
-    static const struct {
-        uint8_t slot;
-        uint8_t len;
-        const char *path;
-    } longs[] = {SLOT_PATH(WS_RECORD_ID, "winlog.record_id"), SLOT_PATH(WS_PID, "winlog.process.pid"),
-                 SLOT_PATH(WS_TID, "winlog.process.thread.id"), SLOT_PATH(WS_VERSION, "winlog.version"),
-                 SLOT_PATH(WS_TASK, "winlog.task"), SLOT_PATH(WS_OPCODE, "winlog.opcode")},
-      texts[] = {SLOT_PATH(WS_USER_ID, "winlog.user.identifier"), SLOT_PATH(WS_USER_NAME, "winlog.user.name"),
-                 SLOT_PATH(WS_USER_DOMAIN, "winlog.user.domain"), SLOT_PATH(WS_USER_TYPE, "winlog.user.type"),
-                 SLOT_PATH(WS_MESSAGE, "message")};
-#undef SLOT_PATH
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(longs); i++)
-        if (ws[longs[i].slot])
-            push_system(n, longs[i].path, longs[i].len, norm_as_long(n, norm_as_text(n, ws[longs[i].slot])));
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(texts); i++)
-        if (ws[texts[i].slot]) push_system(n, texts[i].path, texts[i].len, norm_as_text(n, ws[texts[i].slot]));
-    if (ws[WS_KEYWORDS]) PUSH_SYSTEM(n, "winlog.keywords", norm_as_keywords(n, ws[WS_KEYWORDS]));
-    if (ws[WS_ACTIVITY_ID]) PUSH_SYSTEM(n, "winlog.activity_id", norm_as_guid(n, ws[WS_ACTIVITY_ID]));
-    if (ws[WS_RELATED_ACTIVITY_ID])
-        PUSH_SYSTEM(n, "winlog.related_activity_id", norm_as_guid(n, ws[WS_RELATED_ACTIVITY_ID]));
-    const char *level = level_name(ws[WS_LEVEL], ws[WS_SEVERITY]);
-    if (level) PUSH_LIT(n, "log.level", new_string(n, level, strlen(level)), KIND_DERIVED);
+    if (ecs->category[0]) PUSH_LIT(n, "event.category", string_list(n, ecs->category), KIND_DERIVED);
+    if (code) PUSH_LIT(n, "event.code", code, KIND_DERIVED);
     PUSH_LIT(n, "event.kind", new_string(n, "event", 5), KIND_DERIVED);
     if (ls->service) {
         const char *module = logsource_service_name((enum logsource_service)ls->service);
         PUSH_LIT(n, "event.module", new_string(n, module, strlen(module)), KIND_DERIVED);
     }
-    if (ecs->category[0]) PUSH_LIT(n, "event.category", string_list(n, ecs->category), KIND_DERIVED);
+    if (provider) PUSH_SYSTEM(n, "event.provider", provider);
     if (ecs->type[0]) PUSH_LIT(n, "event.type", string_list(n, ecs->type), KIND_DERIVED);
+    if (computer) PUSH_LIT(n, "host.name", computer, KIND_WEAK);
     const char *os = ls->product == LOGSOURCE_PRODUCT_LINUX ? "linux" : "windows";
     PUSH_LIT(n, "host.os.type", new_string(n, os, strlen(os)), KIND_WEAK);
+    const char *level = level_name(ws[WS_LEVEL], ws[WS_SEVERITY]);
+    if (level) PUSH_LIT(n, "log.level", new_string(n, level, strlen(level)), KIND_DERIVED);
+    if (ws[WS_MESSAGE]) PUSH_SYSTEM(n, "message", norm_as_text(n, ws[WS_MESSAGE]));
+    if (ws[WS_ACTIVITY_ID]) PUSH_SYSTEM(n, "winlog.activity_id", norm_as_guid(n, ws[WS_ACTIVITY_ID]));
+    PUSH_SYSTEM(n, "winlog.channel", ws[WS_CHANNEL]);
+    if (computer) PUSH_SYSTEM(n, "winlog.computer_name", computer);
+    if (id) PUSH_LIT(n, "winlog.event_id", id, KIND_DERIVED);
+    else PUSH_SYSTEM(n, "winlog.event_id", ws[WS_EVENT_ID]);
+    if (ws[WS_KEYWORDS]) PUSH_SYSTEM(n, "winlog.keywords", norm_as_keywords(n, ws[WS_KEYWORDS]));
+#define SYSTEM_LONG(slot, lit) \
+    if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_long(n, norm_as_text(n, ws[slot])))
+#define SYSTEM_TEXT(slot, lit) \
+    if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_text(n, ws[slot]))
+    SYSTEM_LONG(WS_OPCODE, "winlog.opcode");
+    SYSTEM_LONG(WS_PID, "winlog.process.pid");
+    SYSTEM_LONG(WS_TID, "winlog.process.thread.id");
+    if (ws[WS_PROVIDER_GUID]) PUSH_SYSTEM(n, "winlog.provider_guid", norm_as_guid(n, ws[WS_PROVIDER_GUID]));
+    if (provider) PUSH_SYSTEM(n, "winlog.provider_name", provider);
+    SYSTEM_LONG(WS_RECORD_ID, "winlog.record_id");
+    if (ws[WS_RELATED_ACTIVITY_ID])
+        PUSH_SYSTEM(n, "winlog.related_activity_id", norm_as_guid(n, ws[WS_RELATED_ACTIVITY_ID]));
+    SYSTEM_LONG(WS_TASK, "winlog.task");
+    SYSTEM_TEXT(WS_USER_DOMAIN, "winlog.user.domain");
+    SYSTEM_TEXT(WS_USER_ID, "winlog.user.identifier");
+    SYSTEM_TEXT(WS_USER_NAME, "winlog.user.name");
+    SYSTEM_TEXT(WS_USER_TYPE, "winlog.user.type");
+    SYSTEM_LONG(WS_VERSION, "winlog.version");
+#undef SYSTEM_LONG
+#undef SYSTEM_TEXT
 }
 
 static int map_event_data(normalizer *n, const struct logsource_set *ls)
