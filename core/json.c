@@ -56,18 +56,6 @@ static inline void skip_ws(json_parser *p)
     }
 }
 
-static void push(json_parser *p, const char *key, uint32_t key_len, const json_value *v)
-{
-    if (p->top == p->cap) {
-        p->cap *= 2;
-        p->stack = mamori_xrealloc(p->stack, p->cap * sizeof *p->stack);
-    }
-    json_member *m = &p->stack[p->top++];
-    m->key = key;
-    m->key_len = key_len;
-    m->value = *v;
-}
-
 /* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid/truncated. */
 static size_t utf8_sequence(const unsigned char *s, size_t avail)
 {
@@ -426,10 +414,28 @@ static int parse_container(json_parser *p, json_value *v, bool object)
                 if (p->pos >= p->len || p->text[p->pos] != ':') return fail(p, p->pos, "expected ':'");
                 p->pos++;
             }
-            json_value child;
-            int rc = parse_value(p, &child);
-            if (rc) return rc;
-            push(p, key, key_len, &child);
+            /* A scalar is parsed straight into its stack slot: copying a json_value that was
+             * just written field by field stalls on store forwarding. A container may grow
+             * (move) the stack, so it is parsed aside and copied. */
+            if (p->top == p->cap) {
+                p->cap *= 2;
+                p->stack = mamori_xrealloc(p->stack, p->cap * sizeof *p->stack);
+            }
+            size_t slot = p->top++;
+            skip_ws(p);
+            char first = p->pos < p->len ? p->text[p->pos] : '\0';
+            int rc;
+            if (first == '{' || first == '[') {
+                json_value child;
+                rc = parse_value(p, &child);
+                if (rc) return rc;
+                p->stack[slot].value = child;
+            } else {
+                rc = parse_value(p, &p->stack[slot].value);
+                if (rc) return rc;
+            }
+            p->stack[slot].key = key;
+            p->stack[slot].key_len = key_len;
             skip_ws(p);
             if (p->pos >= p->len) return fail(p, open_at, object ? "unterminated object" : "unterminated array");
             char c = p->text[p->pos];
