@@ -6,6 +6,7 @@
 #define MAMORI_CORE_NORMALIZE_INTERNAL_H
 
 #include "event.h"
+#include "logsource.h"
 
 #include <string.h>
 
@@ -80,6 +81,18 @@ struct sort_key {
     struct entry *e;
 };
 
+/* logsource_from_winlog is a function of (channel bytes, event id) over static tables: its
+ * answers are remembered per thread, direct-mapped (norm_winlog_finish). */
+#define LS_CACHE_SLOTS 64u
+#define LS_CACHE_CHANNEL_MAX 64u
+struct ls_cache_slot {
+    int64_t event_id;
+    uint32_t channel_len; /* 0 = empty slot (an empty channel is never cached) */
+    char channel[LS_CACHE_CHANNEL_MAX];
+    struct logsource_set ls;
+    struct logsource_winlog_ecs ecs;
+};
+
 struct normalizer {
     struct entry entries[ENTRY_CAP];
     struct entry *order[ENTRY_CAP];
@@ -100,6 +113,7 @@ struct normalizer {
     bool winlogbeat;             /* flatten diverts winlog.* System and EventData paths */
     bool defer_json;             /* normalizer_set_defer_json */
     const json_value *ws[WS_COUNT];
+    struct ls_cache_slot ls_cache[LS_CACHE_SLOTS];
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;
     char received_text[28];

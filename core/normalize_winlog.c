@@ -688,6 +688,32 @@ static void enrich_names(normalizer *n)
     }
 }
 
+/* logsource_from_winlog through the per-thread cache (a linear search of its event table
+ * per event otherwise). */
+static void winlog_logsource(normalizer *n, const char *channel, size_t len, int64_t event_id,
+                             struct logsource_set *ls, struct logsource_winlog_ecs *ecs)
+{
+    if (!channel || len == 0 || len > LS_CACHE_CHANNEL_MAX) {
+        logsource_from_winlog(channel, len, event_id, ls, ecs);
+        return;
+    }
+    size_t tail = MAMORI_MIN(len, 8);
+    uint64_t h = ((uint64_t)event_id * 0x9E3779B97F4A7C15ULL) ^
+                 (load_partial(channel + len - tail, tail, 0) * 0xff51afd7ed558ccdULL) ^ len;
+    struct ls_cache_slot *slot = &n->ls_cache[(h >> 40) % LS_CACHE_SLOTS];
+    if (slot->channel_len == len && slot->event_id == event_id && bytes_eq(slot->channel, channel, len)) {
+        *ls = slot->ls;
+        *ecs = slot->ecs;
+        return;
+    }
+    logsource_from_winlog(channel, len, event_id, ls, ecs);
+    slot->event_id = event_id;
+    slot->channel_len = (uint32_t)len;
+    memcpy(slot->channel, channel, len);
+    slot->ls = *ls;
+    slot->ecs = *ecs;
+}
+
 int norm_winlog_finish(normalizer *n)
 {
     const json_value **ws = n->ws;
@@ -696,8 +722,8 @@ int norm_winlog_finish(normalizer *n)
     const json_value *channel = ws[WS_CHANNEL];
     struct logsource_set ls;
     struct logsource_winlog_ecs ecs;
-    logsource_from_winlog(json_is_string(channel) ? channel->str : NULL, json_is_string(channel) ? channel->len : 0,
-                          have_event_id ? event_id : -1, &ls, &ecs);
+    winlog_logsource(n, json_is_string(channel) ? channel->str : NULL, json_is_string(channel) ? channel->len : 0,
+                     have_event_id ? event_id : -1, &ls, &ecs);
     emit_system(n, &ls, &ecs, have_event_id, event_id);
     int rc = map_event_data(n, &ls);
     if (rc) return rc;
