@@ -118,6 +118,7 @@ static int hex4(const char *s, uint32_t *out)
     return 0;
 }
 
+#ifndef __SSE2__
 /* True if any byte of w is < 0x20, '"', '\\' or >= 0x80. */
 static inline bool word_needs_attention(uint64_t w)
 {
@@ -129,6 +130,7 @@ static inline bool word_needs_attention(uint64_t w)
     uint64_t zb = (bslash - ones) & ~bslash;
     return ((lt20 | zq | zb) & highs) != 0 || (w & highs) != 0;
 }
+#endif
 
 #ifdef __SSE2__
 /* Bit k set when byte k of the 16 at s needs attention: '"', '\\', < 0x20 or >= 0x80 (as
