@@ -145,14 +145,6 @@ static inline const json_value *new_string(normalizer *n, const char *s, size_t 
     return v;
 }
 
-static inline const json_value *new_int(normalizer *n, int64_t i)
-{
-    json_value *v = new_value(n, JSON_NUMBER);
-    v->flags = JSON_FLAG_INT; /* str stays NULL: writers print num.i */
-    v->num.i = i;
-    return v;
-}
-
 /* ---- path bytes as words: entry keys (normalize.c) and the JSON writer (normalize_write.c) */
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rank_word byte-swaps little-endian loads");
