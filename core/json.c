@@ -152,11 +152,14 @@ static inline unsigned block_attention(const unsigned char *s)
 static const char simple_escape[256] = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
                                         ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
 
-/* Parses a string starting at the opening quote at p->pos. */
-static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uint8_t *flags)
+/* Parses a string starting at the opening quote at p->pos; t[p->pos + 1 .. i0) is known to
+ * be plain ASCII (parse_string's first block). Out of line: it is large (saving and restoring
+ * its registers costs more than the common string it is not needed for). */
+static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0, const char **out, uint32_t *out_len,
+                                                       uint8_t *flags)
 {
     const unsigned char *t = (const unsigned char *)p->text;
-    size_t start = p->pos + 1, i = start, end = p->len;
+    size_t start = p->pos + 1, i = i0, end = p->len;
     *flags = 0;
     /* Fast path: no escapes and valid UTF-8 → zero copy. The block scans stop at the first
      * byte needing attention; only the last bytes of the input go word or byte at a time. */
@@ -329,6 +332,32 @@ static int parse_string(json_parser *p, const char **out, uint32_t *out_len, uin
     *out_len = (uint32_t)olen;
     p->pos = i;
     return 0;
+}
+
+/* Parses a string starting at the opening quote at p->pos. Inline for the common case —
+ * keys and short values that end within the first 16-byte blocks, with no escape or non-ASCII
+ * byte before the closing quote (zero copy) — everything else continues out of line. */
+static inline __attribute__((always_inline)) int parse_string(json_parser *p, const char **out, uint32_t *out_len,
+                                                              uint8_t *flags)
+{
+    size_t i = p->pos + 1;
+#ifdef __SSE2__
+    const unsigned char *t = (const unsigned char *)p->text;
+    size_t start = i, end = p->len;
+    unsigned m = 0;
+    while (i + 16 <= end && !(m = block_attention(t + i))) i += 16;
+    if (m) {
+        i += (size_t)__builtin_ctz(m);
+        if (MAMORI_LIKELY(t[i] == '"' && i - start <= UINT32_MAX)) {
+            *out = p->text + start;
+            *out_len = (uint32_t)(i - start);
+            *flags = 0;
+            p->pos = i + 1;
+            return 0;
+        }
+    }
+#endif
+    return parse_string_from(p, i, out, out_len, flags);
 }
 
 static int parse_number(json_parser *p, json_value *v)
