@@ -4,6 +4,12 @@
 #define MAMORI_BUS_KAFKA_INTERNAL_H
 
 #include <librdkafka/rdkafka.h>
+#if defined(__clang__)
+/* librdkafka's RD_KAFKA_V_* macros type-check their arguments with GNU statement expressions,
+ * expanded in our code: clang's -Wpedantic rejects them (gcc does not), which broke the fuzz
+ * preset's build. */
+#pragma clang diagnostic ignored "-Wgnu-statement-expression"
+#endif
 #include <pthread.h>
 
 #include "internal.h"

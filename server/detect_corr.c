@@ -151,7 +151,9 @@ void corr_alert_append(const corr_origin_view *src, const correlate_alert *ca, c
     memset(a, 0, sizeof *a);
     char hex[33];
     correlate_alert_id(ca, hex);
-    if (store_alert_id_parse(hex, 32, a->id) != 0) MAMORI_ASSERT(!"correlate_alert_id is 32 hex digits");
+    int id_rc = store_alert_id_parse(hex, 32, a->id);
+    MAMORI_ASSERT(id_rc == 0); /* correlate_alert_id writes 32 hex digits */
+    (void)id_rc;
     const char *key = rule->id[0] ? rule->id : rule->title;
     a->tenant_hash = src->tenant_hash;
     a->tenant = src->tenant;

@@ -395,7 +395,7 @@ enum store_action_status {
 };
 const char *store_action_status_name(enum store_action_status st);
 int store_action_status_parse(const char *s, size_t len, enum store_action_status *out) MAMORI_WUR;
-static inline bool store_action_status_final(int st) { return st >= STORE_ACTION_SUCCEEDED; }
+static inline bool store_action_status_final(enum store_action_status st) { return st >= STORE_ACTION_SUCCEEDED; }
 
 /* Isolation states (desired and reported). */
 enum store_isolation { STORE_ISOLATION_NONE = 0, STORE_ISOLATION_ISOLATED = 1, STORE_ISOLATION_UNKNOWN = 255 };

@@ -61,8 +61,8 @@ static void test_constructs(void **state)
         "process where process.name == \"\"\"C:\\raw\"\"\"",
         "process where process.name == 'single'",
         "sequence by host.id with maxspan=5m [process where true] [network where true]",
-        "sequence with maxspan=30s by host.id [process where true] by process.entity_id [network where true] by "
-        "process.entity_id until [process where event.type == \"end\"] by process.entity_id",
+        ("sequence with maxspan=30s by host.id [process where true] by process.entity_id [network where true] by "
+         "process.entity_id until [process where event.type == \"end\"] by process.entity_id"),
         "sequence [process where true] [file where true] | head 5",
         "process where true | head 10",
         "process where true | tail 10",

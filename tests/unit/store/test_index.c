@@ -346,7 +346,7 @@ static void test_long_values(void **state)
 
 typedef struct seen {
     char v[64][256];
-    int f[64];
+    enum store_index_field f[64];
     size_t n;
 } seen;
 
@@ -359,7 +359,7 @@ static void record(void *ctx, enum store_index_field fld, const char *value, siz
     s->f[s->n++] = fld;
 }
 
-static int seen_has(const seen *s, int fld, const char *v)
+static int seen_has(const seen *s, enum store_index_field fld, const char *v)
 {
     for (size_t i = 0; i < s->n; i++)
         if (s->f[i] == fld && strcmp(s->v[i], v) == 0) return 1;
