@@ -197,26 +197,26 @@ const json_value *norm_as_keywords(normalizer *n, const json_value *v)
 
 /* ---- entries --------------------------------------------------------------------------- */
 
-/* 8 path bytes from off as a big-endian key with '.' bytes zeroed. Zeroing keeps the key
- * order consistent with rank_of (a smaller key means a smaller path); equal keys — also
- * for '\0' vs '.' and for the zero padding of short paths — fall back to entry_cmp's
- * byte loop (rank_of and entry_cmp are in normalize_write.c). */
-static inline uint64_t rank_word(const char *p, size_t len, size_t off)
-{
-    uint64_t x = off < len ? load_partial(p + off, len - off, 0) : 0;
-    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
-    uint64_t t = x ^ 0x2e2e2e2e2e2e2e2eULL;             /* zero where the byte is '.' */
-    uint64_t dots = ~(((t & low7) + low7) | t | low7); /* high bit of each '.' byte, exactly */
-    x &= ~((dots >> 7) * 0xff);
-    return __builtin_bswap64(x);
-}
-
+/* Unmapped EventData paths all share the 18-byte EVENT_DATA_PREFIX: keys of their first 16
+ * bytes would tie for every pair of them, so theirs are of the bytes after the prefix. */
 void norm_entry_set_path(struct entry *e, const char *path, size_t len)
 {
     e->path = path;
     e->path_len = (uint32_t)len;
-    e->key0 = rank_word(path, len, 0);
-    e->key1 = rank_word(path, len, 8);
+    size_t off = 0;
+    if (len >= EVENT_DATA_PREFIX_LEN) {
+        uint64_t w0, w1;
+        uint16_t w2;
+        memcpy(&w0, path, 8);
+        memcpy(&w1, path + 8, 8);
+        memcpy(&w2, path + 16, 2);
+        if (w0 == UINT64_C(0x652e676f6c6e6977) /* "winlog.e" */ && w1 == UINT64_C(0x7461645f746e6576) /* "vent_dat" */ &&
+            w2 == 0x2e61 /* "a." */)
+            off = EVENT_DATA_PREFIX_LEN;
+    }
+    e->in_event_data = off != 0;
+    e->key0 = rank_word(path, len, off);
+    e->key1 = rank_word(path, len, off + 8);
 }
 
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)

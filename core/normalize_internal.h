@@ -28,7 +28,10 @@ enum entry_kind {
 };
 
 struct entry {
-    uint64_t key0, key1; /* first 16 path bytes in sort order, for fast comparisons */
+    /* 16 path bytes in sort order, for fast comparisons: the first 16, or for a path under
+     * winlog.event_data. (in_event_data) the 16 after that shared prefix. Keys compare only
+     * between entries alike in in_event_data (norm_sort_entries sorts the two apart). */
+    uint64_t key0, key1;
     const char *path;    /* NUL-terminated; arena or static */
     const json_value *value;
     const char *src_name; /* KIND_MAPPED: the EventData name it came from */
@@ -36,6 +39,7 @@ struct entry {
     uint32_t src_len;
     uint32_t prio; /* KIND_MAPPED: row index * 2 + (1 if matched only caselessly) */
     uint8_t kind;
+    bool in_event_data; /* path starts with EVENT_DATA_PREFIX: keys are of the bytes after it */
 };
 
 struct event_data {
@@ -99,6 +103,7 @@ struct normalizer {
     struct entry *scratch[ENTRY_CAP];
     struct sort_key sort_keys[ENTRY_CAP];
     struct sort_key sort_tmp[ENTRY_CAP];
+    struct sort_key sort_event_data[ENTRY_CAP];
     struct event_data event_data[EVENT_MAX_FIELDS];
     uint32_t entry_count;
     uint32_t event_data_count;
@@ -170,6 +175,20 @@ static inline uint64_t load_partial(const char *s, size_t len, uint64_t pad)
             (uint64_t)(unsigned char)s[len - 1] << (8 * (len - 1));
     }
     return w | (pad & ~((UINT64_C(1) << (8 * len)) - 1));
+}
+
+/* 8 path bytes from off as a big-endian key with '.' bytes zeroed. Zeroing keeps the key
+ * order consistent with rank_of (a smaller key means a smaller path); equal keys — also
+ * for '\0' vs '.' and for the zero padding of short paths — fall back to entry_cmp's
+ * byte loop (rank_of and entry_cmp are in normalize_write.c). */
+static inline uint64_t rank_word(const char *p, size_t len, size_t off)
+{
+    uint64_t x = off < len ? load_partial(p + off, len - off, 0) : 0;
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;
+    uint64_t t = x ^ 0x2e2e2e2e2e2e2e2eULL;             /* zero where the byte is '.' */
+    uint64_t dots = ~(((t & low7) + low7) | t | low7); /* high bit of each '.' byte, exactly */
+    x &= ~((dots >> 7) * 0xff);
+    return __builtin_bswap64(x);
 }
 
 /* a[0..len) == b[0..len), inline: the keys and paths compared per field are short and most

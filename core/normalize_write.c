@@ -17,29 +17,41 @@
 /* Sort order: bytewise, except that '.' sorts before every other byte. Then all paths
  * under "a." follow "a" directly, so duplicates and leaf/prefix conflicts are neighbours,
  * and the nested JSON comes out with each object's keys in bytewise order. The entry keys
- * (rank_word in normalize.c) follow the same order. */
+ * (rank_word in normalize_internal.h) follow the same order. */
 static inline unsigned rank_of(unsigned char c) { return c == '.' ? 0u : c < '.' ? c + 1u : c; }
 
-static int entry_cmp(const struct entry *a, const struct entry *b)
+/* Ranked compare of two byte strings: the first differing byte decides, ranked; equal up
+ * to the shorter: shorter first. */
+static int path_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
 {
-    if (a->key0 != b->key0) return a->key0 < b->key0 ? -1 : 1;
-    if (a->key1 != b->key1) return a->key1 < b->key1 ? -1 : 1;
-    /* The first differing byte decides, ranked; equal up to the shorter: shorter first. */
-    size_t n = MAMORI_MIN(a->path_len, b->path_len), i = 0;
+    size_t n = MAMORI_MIN(a_len, b_len), i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t x, y;
-        memcpy(&x, a->path + i, 8);
-        memcpy(&y, b->path + i, 8);
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
         if (x != y) {
             i += (size_t)__builtin_ctzll(x ^ y) / 8;
             break;
         }
     }
-    while (i < n && a->path[i] == b->path[i]) i++;
-    if (i < n) return rank_of((unsigned char)a->path[i]) < rank_of((unsigned char)b->path[i]) ? -1 : 1;
-    return a->path_len < b->path_len ? -1 : a->path_len > b->path_len;
+    while (i < n && a[i] == b[i]) i++;
+    if (i < n) return rank_of((unsigned char)a[i]) < rank_of((unsigned char)b[i]) ? -1 : 1;
+    return a_len < b_len ? -1 : a_len > b_len;
 }
 
+/* a and b alike in in_event_data (their keys are of the same bytes). */
+static int entry_cmp(const struct entry *a, const struct entry *b)
+{
+    if (a->key0 != b->key0) return a->key0 < b->key0 ? -1 : 1;
+    if (a->key1 != b->key1) return a->key1 < b->key1 ? -1 : 1;
+    if (a->in_event_data) /* both: the prefix is equal */
+        return path_cmp(a->path + EVENT_DATA_PREFIX_LEN, a->path_len - EVENT_DATA_PREFIX_LEN,
+                        b->path + EVENT_DATA_PREFIX_LEN, b->path_len - EVENT_DATA_PREFIX_LEN);
+    return path_cmp(a->path, a->path_len, b->path, b->path_len);
+}
+
+/* Equal paths have equal keys whichever bytes those are of (in_event_data is a function
+ * of the path). */
 static inline bool same_path(const struct entry *a, const struct entry *b)
 {
     return a->path_len == b->path_len && a->key0 == b->key0 && bytes_eq(a->path, b->path, a->path_len);
@@ -52,6 +64,8 @@ static inline bool key_less(const struct sort_key *a, const struct sort_key *b)
     return entry_cmp(a->e, b->e) < 0;
 }
 
+/* Stable: equal paths keep their push order, which norm_settle's choice among entries of
+ * one kind depends on. */
 static void sort_keys(struct sort_key *v, struct sort_key *tmp, uint32_t count)
 {
     if (count <= 16) {
@@ -77,15 +91,65 @@ static void sort_keys(struct sort_key *v, struct sort_key *tmp, uint32_t count)
     memcpy(v, tmp, count * sizeof *v);
 }
 
+/* Sorts v[0..count) when v[0..run) is sorted already: the rest alone, then one merge. */
+static void sort_after_run(struct sort_key *v, struct sort_key *tmp, uint32_t run, uint32_t count)
+{
+    if (run >= count) return;
+    sort_keys(v + run, tmp, count - run);
+    if (!key_less(&v[run], &v[run - 1])) return;
+    uint32_t i = 0, j = run, k = 0;
+    while (i < run && j < count) tmp[k++] = key_less(&v[j], &v[i]) ? v[j++] : v[i++];
+    while (i < run) tmp[k++] = v[i++];
+    while (j < count) tmp[k++] = v[j++];
+    memcpy(v, tmp, count * sizeof *v);
+}
+
+/* The length of the sorted run that v starts with. */
+static uint32_t sorted_run(const struct sort_key *v, uint32_t count)
+{
+    uint32_t run = 1;
+    while (run < count && !key_less(&v[run], &v[run - 1])) run++;
+    return MAMORI_MIN(run, count);
+}
+
+/* Whether a path not under EVENT_DATA_PREFIX sorts before the paths under it. */
+static inline bool before_event_data(const struct entry *e, uint64_t prefix_key0, uint64_t prefix_key1)
+{
+    if (e->key0 != prefix_key0) return e->key0 < prefix_key0;
+    if (e->key1 != prefix_key1) return e->key1 < prefix_key1;
+    return path_cmp(e->path, e->path_len, EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN) < 0;
+}
+
+/* Entries are pushed in runs (the winlog System fields and the stamps in path order), and
+ * the unmapped EventData paths share one prefix: those are sorted apart by the bytes after
+ * it and go in as one block, where the first of the others sorts after the prefix; of the
+ * others, the run they start with (the System fields, usually) is merged with the rest
+ * sorted. The result is the one stable sort of all the entries would give. */
 void norm_sort_entries(normalizer *n, uint32_t count)
 {
-    struct sort_key *keys = n->sort_keys;
+    struct sort_key *keys = n->sort_keys, *event_data = n->sort_event_data;
+    uint32_t others = 0, in_event_data = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct entry *e = n->order[i];
-        keys[i] = (struct sort_key){e->key0, e->key1, e};
+        struct sort_key k = {e->key0, e->key1, e};
+        if (e->in_event_data) event_data[in_event_data++] = k;
+        else keys[others++] = k;
     }
-    sort_keys(keys, n->sort_tmp, count);
-    for (uint32_t i = 0; i < count; i++) n->order[i] = keys[i].e;
+    if (others) sort_after_run(keys, n->sort_tmp, sorted_run(keys, others), others);
+    if (in_event_data) sort_after_run(event_data, n->sort_tmp, sorted_run(event_data, in_event_data), in_event_data);
+    /* the block's place: after the last entry that sorts before the prefix */
+    const uint64_t prefix_key0 = rank_word(EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN, 0);
+    const uint64_t prefix_key1 = rank_word(EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN, 8);
+    uint32_t lo = 0, hi = in_event_data ? others : 0;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (before_event_data(keys[mid].e, prefix_key0, prefix_key1)) lo = mid + 1;
+        else hi = mid;
+    }
+    struct entry **o = n->order;
+    for (uint32_t i = 0; i < lo; i++) *o++ = keys[i].e;
+    for (uint32_t i = 0; i < in_event_data; i++) *o++ = event_data[i].e;
+    for (uint32_t i = lo; i < others; i++) *o++ = keys[i].e;
 }
 
 static bool json_equal(const json_value *a, const json_value *b)
