@@ -232,6 +232,28 @@ struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const
     return e;
 }
 
+struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
+                              bool in_event_data, const json_value *v, enum entry_kind kind)
+{
+    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
+    struct entry *e = &n->entries[n->entry_count++];
+#ifndef NDEBUG
+    norm_entry_set_path(e, path, len);
+    MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data);
+#endif
+    e->path = path;
+    e->path_len = (uint32_t)len;
+    e->key0 = key0;
+    e->key1 = key1;
+    e->in_event_data = in_event_data;
+    e->value = v;
+    e->src_name = NULL;
+    e->src_len = 0;
+    e->prio = 0;
+    e->kind = (uint8_t)kind;
+    return e;
+}
+
 /* ---- ECS input: flatten nested objects into dotted paths -------------------------------- */
 
 static int add_leaf(normalizer *n, size_t len, const json_value *v)
@@ -443,6 +465,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     }
     if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
     event_field *fields = arena_alloc(a, (size_t)count * sizeof *fields + 1);
+    const uint64_t mamori_key = rank_word("mamori.", 7, 0) >> 8;
     for (uint32_t i = 0; i < count; i++) {
         const struct entry *e = n->order[i];
         const json_value *v = e->value;
@@ -465,7 +488,8 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
             f->text = t;
         }
         f->type = v->type;
-        f->flags = e->path_len >= 7 && memcmp(e->path, "mamori.", 7) == 0 ? EVENT_FIELD_SERVER : 0;
+        /* "mamori." from the key: its first 7 bytes ranked ('.' zeroed) and the byte itself */
+        f->flags = !e->in_event_data && (e->key0 >> 8) == mamori_key && e->path[6] == '.' ? EVENT_FIELD_SERVER : 0;
         f->reserved = 0;
     }
     out->ts_us = ts_us;

@@ -220,13 +220,20 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v);
 const json_value *norm_as_keywords(normalizer *n, const json_value *v);
 void norm_entry_set_path(struct entry *e, const char *path, size_t len);
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind);
+/* norm_push_entry with the keys norm_entry_set_path would compute, computed by the caller. */
+struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
+                              bool in_event_data, const json_value *v, enum entry_kind kind);
 int norm_flatten_member(normalizer *n, const json_member *m, size_t prefix_len) MAMORI_WUR;
 
 static inline struct entry *push_static(normalizer *n, const char *path, const json_value *v, enum entry_kind kind)
 {
     return norm_push_entry(n, path, strlen(path), v, kind);
 }
-#define PUSH_LIT(n, lit, v, kind) norm_push_entry((n), lit, sizeof lit - 1, (v), (kind))
+/* A literal path's keys fold to constants here (lit is never under EVENT_DATA_PREFIX;
+ * checked in debug builds). */
+#define PUSH_LIT(n, lit, v, kind) \
+    norm_push_keyed((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), \
+                    false, (v), (kind))
 
 /* normalize_winlog.c: the three winlog shapes into System fields and EventData, then entries. */
 int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v) MAMORI_WUR;
