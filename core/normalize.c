@@ -134,14 +134,15 @@ static int hex_digit(char c)
     return -1;
 }
 
-/* 1 for 0-9 a-f, 2 for A-F, 0 otherwise: a GUID is checked and case-folded per byte by table. */
-static const uint8_t guid_hex_class[256] = {
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['A'] = 2, ['B'] = 2, ['C'] = 2, ['D'] = 2, ['E'] = 2, ['F'] = 2,
-};
+/* High bit of each byte of w in [lo, hi]; every byte of w must be below 0x80 (no carries). */
+static inline uint64_t bytes_in_range(uint64_t w, unsigned lo, unsigned hi)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    return (w + ones * (0x80u - lo)) & ~(w + ones * (0x7fu - hi)) & highs;
+}
 
-/* "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}" / "5770385f-…" → "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}". */
+/* "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}" / "5770385f-…" → "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}".
+ * Checked and case-folded 8 bytes at a time: words at 0, 8, 16, 24 and 28 (overlapping). */
 const json_value *norm_as_guid(normalizer *n, const json_value *v)
 {
     if (!v || v->type != JSON_STRING) return v;
@@ -152,18 +153,24 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v)
         len = 36;
     }
     if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return v;
-    unsigned all = 3, any = 0; /* AND and OR of the classes of the 32 hex digits */
-    for (size_t i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) continue;
-        unsigned c = guid_hex_class[(unsigned char)s[i]];
-        all &= c ? 3u : 0u;
-        any |= c;
+    static const uint8_t offsets[5] = {0, 8, 16, 24, 28};
+    /* the dashes' bytes (checked above): s[8] and s[13] in the second word, s[18] and s[23] in the third */
+    static const uint64_t dashes[5] = {0, 0x0000800000000080ULL, 0x8000000000800000ULL, 0, 0};
+    const uint64_t highs = 0x8080808080808080ULL;
+    uint64_t w[5], upper_any = 0;
+    for (size_t k = 0; k < 5; k++) {
+        memcpy(&w[k], s + offsets[k], 8);
+        if (w[k] & highs) return v;
+        uint64_t upper = bytes_in_range(w[k], 'A', 'F');
+        uint64_t hex = bytes_in_range(w[k], '0', '9') | bytes_in_range(w[k], 'a', 'f') | upper;
+        if ((hex | dashes[k]) != highs) return v;
+        upper_any |= upper;
+        w[k] |= upper >> 2; /* 0x80 >> 2 = 0x20: 'A' → 'a' */
     }
-    if (!all) return v;
-    if (v->len == 38 && !(any & 2)) return v; /* already canonical */
+    if (v->len == 38 && !upper_any) return v; /* already canonical */
     char *o = arena_alloc(n->arena, 38);
     o[0] = '{';
-    for (size_t i = 0; i < 36; i++) o[i + 1] = (char)ascii_lower((unsigned char)s[i]);
+    for (size_t k = 0; k < 5; k++) memcpy(o + 1 + offsets[k], &w[k], 8);
     o[37] = '}';
     return new_string(n, o, 38);
 }

@@ -181,7 +181,7 @@ static inline uint64_t load_partial(const char *s, size_t len, uint64_t pad)
  * order consistent with rank_of (a smaller key means a smaller path); equal keys — also
  * for '\0' vs '.' and for the zero padding of short paths — fall back to entry_cmp's
  * byte loop (rank_of and entry_cmp are in normalize_write.c). */
-static inline uint64_t rank_word(const char *p, size_t len, size_t off)
+static inline __attribute__((always_inline)) uint64_t rank_word(const char *p, size_t len, size_t off)
 {
     uint64_t x = off < len ? load_partial(p + off, len - off, 0) : 0;
     const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL;

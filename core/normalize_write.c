@@ -198,7 +198,12 @@ int norm_settle(normalizer *n, uint32_t *count, bool *again)
     struct entry **v = n->order;
     uint32_t total = *count, out = 0;
     *again = false;
-    for (uint32_t i = 0; i < total;) {
+    /* most events claim no path twice: find the first pair before moving anything */
+    uint32_t first = 0;
+    while (first + 1 < total && !same_path(v[first], v[first + 1])) first++;
+    if (first + 1 >= total) return 0;
+    out = first;
+    for (uint32_t i = first; i < total;) {
         uint32_t j = i + 1;
         while (j < total && same_path(v[i], v[j])) j++;
         if (j == i + 1) {
