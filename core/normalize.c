@@ -222,6 +222,7 @@ void norm_entry_set_path(struct entry *e, const char *path, size_t len)
             off = EVENT_DATA_PREFIX_LEN;
     }
     e->in_event_data = off != 0;
+    e->path_hash = event_path_hash(path, len);
     e->key0 = rank_word(path, len, off);
     e->key1 = rank_word(path, len, off + 8);
 }
@@ -240,19 +241,20 @@ struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const
 }
 
 struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
-                              bool in_event_data, const json_value *v, enum entry_kind kind)
+                              uint32_t path_hash, bool in_event_data, const json_value *v, enum entry_kind kind)
 {
     MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
     struct entry *e = &n->entries[n->entry_count++];
 #ifndef NDEBUG
     norm_entry_set_path(e, path, len);
-    MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data);
+    MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data && e->path_hash == path_hash);
 #endif
     e->path = path;
     e->path_len = (uint32_t)len;
     e->key0 = key0;
     e->key1 = key1;
     e->in_event_data = in_event_data;
+    e->path_hash = path_hash;
     e->value = v;
     e->src_name = NULL;
     e->src_len = 0;
@@ -479,7 +481,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
         event_field *f = &fields[i];
         f->path = e->path;
         f->path_len = e->path_len;
-        f->path_hash = event_path_hash(e->path, e->path_len);
+        f->path_hash = e->path_hash;
         f->value = v;
         f->text = NULL;
         f->text_len = 0;

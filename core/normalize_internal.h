@@ -38,6 +38,7 @@ struct entry {
     uint32_t path_len;
     uint32_t src_len;
     uint32_t prio; /* KIND_MAPPED: row index * 2 + (1 if matched only caselessly) */
+    uint32_t path_hash; /* event_path_hash(path, path_len): folds to a constant for literal paths */
     uint8_t kind;
     bool in_event_data; /* path starts with EVENT_DATA_PREFIX: keys are of the bytes after it */
 };
@@ -222,7 +223,7 @@ void norm_entry_set_path(struct entry *e, const char *path, size_t len);
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind);
 /* norm_push_entry with the keys norm_entry_set_path would compute, computed by the caller. */
 struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
-                              bool in_event_data, const json_value *v, enum entry_kind kind);
+                              uint32_t path_hash, bool in_event_data, const json_value *v, enum entry_kind kind);
 int norm_flatten_member(normalizer *n, const json_member *m, size_t prefix_len) MAMORI_WUR;
 
 static inline struct entry *push_static(normalizer *n, const char *path, const json_value *v, enum entry_kind kind)
@@ -233,7 +234,7 @@ static inline struct entry *push_static(normalizer *n, const char *path, const j
  * checked in debug builds). */
 #define PUSH_LIT(n, lit, v, kind) \
     norm_push_keyed((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), \
-                    false, (v), (kind))
+                    event_path_hash(lit, sizeof lit - 1), false, (v), (kind))
 
 /* normalize_winlog.c: the three winlog shapes into System fields and EventData, then entries. */
 int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v) MAMORI_WUR;

@@ -511,12 +511,13 @@ static const json_value *string_list(normalizer *n, const char *const *items)
 }
 
 static inline void push_system(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
-                               const json_value *v)
+                               uint32_t hash, const json_value *v)
 {
-    if (v && v->type != JSON_OBJECT) norm_push_keyed(n, path, len, key0, key1, false, v, KIND_DERIVED);
+    if (v && v->type != JSON_OBJECT) norm_push_keyed(n, path, len, key0, key1, hash, false, v, KIND_DERIVED);
 }
-#define PUSH_SYSTEM(n, lit, v) \
-    push_system((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), (v))
+#define PUSH_SYSTEM(n, lit, v)                                                                                    \
+    push_system((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), \
+                event_path_hash(lit, sizeof lit - 1), (v))
 
 /* Pushed in path order ('.' first, as norm_sort_entries orders): whichever of them an event
  * has, they reach the sort as a run already in order, which its insertion sorts and merges
@@ -606,8 +607,8 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
         memcpy(path, EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN);
         memcpy(path + EVENT_DATA_PREFIX_LEN, d->name, d->name_len);
         path[len] = '\0';
-        norm_push_keyed(n, path, len, rank_word(d->name, d->name_len, 0), rank_word(d->name, d->name_len, 8), true, v,
-                        KIND_INPUT);
+        norm_push_keyed(n, path, len, rank_word(d->name, d->name_len, 0), rank_word(d->name, d->name_len, 8),
+                        event_path_hash(path, len), true, v, KIND_INPUT);
     }
     return 0;
 }
