@@ -584,8 +584,24 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
 #undef SYSTEM_TEXT
 }
 
+/* Every mapped field's path is an ecs_map row's: its keys and hash, computed once. */
+#define ROW_KEYS_MAX 1024u
+static struct entry row_keys[ROW_KEYS_MAX];
+static pthread_once_t row_keys_once = PTHREAD_ONCE_INIT;
+
+static void row_keys_build(void)
+{
+    size_t count = ecs_map_count();
+    MAMORI_ASSERT(count <= ROW_KEYS_MAX);
+    for (size_t i = 0; i < count; i++) {
+        const ecs_map_entry *row = ecs_map_at(i);
+        norm_entry_set_path(&row_keys[i], row->ecs_path, ecs_map_path_len(row));
+    }
+}
+
 static int map_event_data(normalizer *n, const struct logsource_set *ls)
 {
+    pthread_once(&row_keys_once, row_keys_build);
     for (uint32_t i = 0; i < n->event_data_count; i++) {
         const struct event_data *d = &n->event_data[i];
         const json_value *v = norm_as_text(n, d->value);
@@ -596,7 +612,9 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
         if (row) {
             if (row->type == ECS_TYPE_LONG) v = norm_as_long(n, v);
             else if (row->type == ECS_TYPE_GUID) v = norm_as_guid(n, v);
-            struct entry *e = norm_push_entry(n, row->ecs_path, ecs_map_path_len(row), v, KIND_MAPPED);
+            const struct entry *k = &row_keys[ecs_map_index(row)];
+            struct entry *e =
+                norm_push_keyed(n, k->path, k->path_len, k->key0, k->key1, k->path_hash, k->in_event_data, v, KIND_MAPPED);
             e->src_name = d->name;
             e->src_len = d->name_len;
             e->prio = (uint32_t)ecs_map_index(row) * 2u + (exact ? 0u : 1u);
