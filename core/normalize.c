@@ -227,16 +227,22 @@ void norm_entry_set_path(struct entry *e, const char *path, size_t len)
     e->key1 = rank_word(path, len, off + 8);
 }
 
-struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
+/* What every pushed entry starts with but its path and keys. */
+static inline void entry_fill(struct entry *e, const json_value *v, enum entry_kind kind)
 {
-    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
-    struct entry *e = &n->entries[n->entry_count++];
-    norm_entry_set_path(e, path, len);
     e->value = v;
     e->src_name = NULL;
     e->src_len = 0;
     e->prio = 0;
     e->kind = (uint8_t)kind;
+}
+
+struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
+{
+    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
+    struct entry *e = &n->entries[n->entry_count++];
+    norm_entry_set_path(e, path, len);
+    entry_fill(e, v, kind);
     return e;
 }
 
@@ -255,11 +261,7 @@ struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint6
     e->key1 = key1;
     e->in_event_data = in_event_data;
     e->path_hash = path_hash;
-    e->value = v;
-    e->src_name = NULL;
-    e->src_len = 0;
-    e->prio = 0;
-    e->kind = (uint8_t)kind;
+    entry_fill(e, v, kind);
     return e;
 }
 

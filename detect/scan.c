@@ -104,6 +104,18 @@ static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t le
                       uint64_t *text_hash);
 static void hit(uint32_t id, void *ctx);
 
+/* If the memo holds (db, text), replays its ids to fn and counts the hit. *text_hash:
+ * memo_text_hash(text), 0 until computed (here). */
+static bool memo_answer(detect_worker *w, uint32_t db, const char *text, size_t len, literal_match_fn fn,
+                        uint64_t *text_hash)
+{
+    if (!*text_hash) *text_hash = memo_text_hash(text, len);
+    if (!memo_replay(&w->memo, memo_key(*text_hash, db), db, text, len, fn, w)) return false;
+    w->stats.memo_hits++;
+    PROFILE_MEMO(db);
+    return true;
+}
+
 /* One scalar's text: scanned now, or (unless the memo knows it) listed for its deferred
  * database (text in tmp — a rendered number — is copied into the batch text). *text_hash:
  * the value's memo_text_hash, 0 until some memoized database computed it. */
@@ -121,11 +133,8 @@ static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t eve
     }
     if (d->memo && len <= MEMO_TEXT_MAX) {
         PROFILE_BEGIN();
-        if (!*text_hash) *text_hash = memo_text_hash(text, len);
-        if (memo_replay(&w->memo, memo_key(*text_hash, db), db, text, len, hit, w)) {
+        if (memo_answer(w, db, text, len, hit, text_hash)) {
             w->stats.scans++;
-            w->stats.memo_hits++;
-            PROFILE_MEMO(db);
             PROFILE_END(db, len);
             return;
         }
@@ -507,18 +516,10 @@ static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t le
     PROFILE_BEGIN();
     if (!d->memo || len > MEMO_TEXT_MAX) {
         raw_scan(w, d, text, len, fn);
-    } else {
-        if (!*text_hash) *text_hash = memo_text_hash(text, len);
-        uint64_t key = memo_key(*text_hash, db);
-        if (memo_replay(&w->memo, key, db, text, len, fn, w)) {
-            w->stats.memo_hits++;
-            PROFILE_MEMO(db);
-        } else {
-            w->memo_fn = fn;
-            w->memo.rec_count = 0;
-            if (raw_scan(w, d, text, len, memo_hit)) memo_store(&w->memo, key, db, text, len);
-            else w->memo.rec_count = 0;
-        }
+    } else if (!memo_answer(w, db, text, len, fn, text_hash)) {
+        w->memo_fn = fn;
+        w->memo.rec_count = 0; /* what a failed scan recorded is dropped here, next time */
+        if (raw_scan(w, d, text, len, memo_hit)) memo_store(&w->memo, memo_key(*text_hash, db), db, text, len);
     }
     PROFILE_END(db, len);
 }
