@@ -402,6 +402,76 @@ static void test_rejections(void **state)
     problem_fini(&h);
 }
 
+/* A value list is one predicate per class of pattern (detection.c merge_value_patterns): a
+ * list of hundreds of values, lists mixing anchored literals, contains literals, wildcards
+ * and null, lists in a lazily scanned filter, and keyword lists keep their OR semantics. */
+static void test_long_and_mixed_lists(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static char det[N * 40 + 256], data[512];
+    int at = snprintf(det, sizeof det, "    selection:\n        Image|endswith:\n");
+    for (int i = 0; i < N; i++) at += snprintf(det + at, sizeof det - (size_t)at, "            - '\\mod%03d.dll'\n", i);
+    snprintf(det + at, sizeof det - (size_t)at, "    condition: selection\n");
+    char yaml[sizeof det + 128];
+    snprintf(yaml, sizeof yaml, "title: t\nid: r1\nlogsource:\n    category: process_creation\n    product: windows\n"
+                                "detection:\n%s", det);
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 1);
+    assert_int_equal(harness_report(&h)->predicates, 1); /* the whole list: one predicate */
+    for (int i = 0; i <= N; i++) {
+        snprintf(data, sizeof data,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"Image\":\"C:\\\\x\\\\%s%03d.DLL%s\"}}}",
+                 i % 2 ? "MOD" : "mod", i, i == 7 ? ".bak" : "");
+        assert_int_equal(harness_fires(&h, data), i < N && i != 7);
+    }
+    harness_fini(&h);
+
+    /* contains literals, wildcards, a one-byte value (not a literal set's), exact and null */
+    const char *mixed = SEL("CommandLine|contains:\n            - 'alpha'\n            - 'be*ta'\n"
+                            "            - 'q'\n            - 'gamma'");
+    assert_true(sysmon1_fires(mixed, "\"CommandLine\":\"x alpha\""));
+    assert_true(sysmon1_fires(mixed, "\"CommandLine\":\"bexxta\""));
+    assert_true(sysmon1_fires(mixed, "\"CommandLine\":\"Q\""));
+    assert_true(sysmon1_fires(mixed, "\"CommandLine\":\"GAMMA!\""));
+    assert_false(sysmon1_fires(mixed, "\"CommandLine\":\"bet-a\""));
+    const char *with_null = SEL("CommandLine:\n            - null\n            - 'a b'\n            - 'c*'\n"
+                                "            - ''");
+    assert_true(sysmon1_fires(with_null, "\"Image\":\"x\""));
+    assert_true(sysmon1_fires(with_null, "\"CommandLine\":\"A B\""));
+    assert_true(sysmon1_fires(with_null, "\"CommandLine\":\"cde\""));
+    assert_true(sysmon1_fires(with_null, "\"CommandLine\":\"\""));
+    assert_false(sysmon1_fires(with_null, "\"CommandLine\":\"a bc\""));
+    /* numbers in a list, as text */
+    const char *numbers = SEL("IntegrityLevel:\n            - 1\n            - 22\n            - 'x3'");
+    assert_true(sysmon1_fires(numbers, "\"IntegrityLevel\":\"22\""));
+    assert_true(sysmon1_fires(numbers, "\"IntegrityLevel\":\"X3\""));
+    assert_false(sysmon1_fires(numbers, "\"IntegrityLevel\":\"2\""));
+
+    /* a filter's list is scanned only when the selection made the rule a candidate: every
+     * class of its values still counts */
+    const char *filtered = "    selection:\n        Image|endswith: '\\a.exe'\n"
+                           "    filter:\n        CommandLine|contains:\n            - 'safe1'\n"
+                           "            - 'sa*fe2'\n            - 'z'\n        ParentImage|endswith:\n"
+                           "            - '\\p1.exe'\n            - '\\p2.exe'\n"
+                           "    condition: selection and not filter\n";
+    assert_true(sysmon1_fires(filtered, "\"Image\":\"C:\\\\a.exe\",\"CommandLine\":\"safe1\",\"ParentImage\":\"C:\\\\p3.exe\""));
+    assert_false(sysmon1_fires(filtered, "\"Image\":\"C:\\\\a.exe\",\"CommandLine\":\"SAFE1\",\"ParentImage\":\"C:\\\\P2.exe\""));
+    assert_false(sysmon1_fires(filtered, "\"Image\":\"C:\\\\a.exe\",\"CommandLine\":\"saXXfe2\",\"ParentImage\":\"C:\\\\p1.exe\""));
+    assert_false(sysmon1_fires(filtered, "\"Image\":\"C:\\\\a.exe\",\"CommandLine\":\"Z\",\"ParentImage\":\"C:\\\\p1.exe\""));
+    assert_true(sysmon1_fires(filtered, "\"Image\":\"C:\\\\a.exe\",\"CommandLine\":\"Z\",\"ParentImage\":\"C:\\\\p9.exe\""));
+
+    /* keyword lists: joined text and per-value ones */
+    const char *kw = "    keywords:\n        - 'mimikatz'\n        - 'ab*cd'\n        - 'sekurlsa::'\n"
+                     "    condition: keywords\n";
+    assert_true(sysmon1_fires(kw, "\"CommandLine\":\"x MIMIKATZ\""));
+    assert_true(sysmon1_fires(kw, "\"Other\":\"ab--cd\""));
+    assert_true(sysmon1_fires(kw, "\"Image\":\"sekurlsa::x\""));
+    assert_false(sysmon1_fires(kw, "\"CommandLine\":\"ab\",\"Image\":\"cd\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_expand),
         cmocka_unit_test(test_time_parts),
         cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_long_and_mixed_lists),
         cmocka_unit_test(test_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
