@@ -28,7 +28,7 @@ static uint32_t intern_path(builder *b, const char *s, size_t len)
     uint32_t id = strmap_get(&rs->path_index, s, len);
     if (id != DETECT_NONE) return id;
     const char *copy = arena_strndup(&rs->mem, s, len);
-    struct path p = {.str = copy, .len = (uint32_t)len, .db_first = 0, .db_count = 0};
+    struct path p = {.str = copy, .len = (uint32_t)len, .hash = event_path_hash(copy, len), .db_first = 0, .db_count = 0};
     id = rs->path_count;
     VEC_PUSH(rs->paths, rs->path_count, b->path_cap, p);
     strmap_put(&rs->path_index, copy, len, id);

@@ -37,6 +37,9 @@ void detect_worker_destroy(detect_worker *w)
     free(w->plan_first);
     free(w->plan_count);
     free(w->plan_dbs);
+    free(w->path_at);
+    free(w->mapped_gen);
+    free(w->mapped_path);
     memo_fini(&w->memo);
     free(w);
 }
@@ -72,8 +75,12 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
     if (fields > w->field_cap) {
         free(w->field_mark);
         free(w->field_path);
+        free(w->mapped_gen);
+        free(w->mapped_path);
         w->field_mark = mamori_xcalloc(fields, sizeof *w->field_mark);
         w->field_path = mamori_xmalloc(fields * sizeof *w->field_path);
+        w->mapped_gen = mamori_xcalloc(fields, sizeof *w->mapped_gen);
+        w->mapped_path = mamori_xmalloc(fields * sizeof *w->mapped_path);
         w->field_cap = fields;
     }
     if ((size_t)rs->db_count + 1 > w->db_cap) {
@@ -87,6 +94,15 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
     }
     size_t paths = rs->path_count ? rs->path_count : 1, plan_dbs = 1;
     for (uint32_t p = 0; p < rs->path_count; p++) plan_dbs += rs->paths[p].db_count;
+    if (paths > w->path_at_cap) {
+        free(w->path_at);
+        w->path_at = mamori_xmalloc(paths * sizeof *w->path_at);
+        w->path_at_cap = paths;
+    }
+    memset(w->path_at, 0xFF, w->path_at_cap * sizeof *w->path_at); /* nowhere yet */
+    memset(w->mapped_gen, 0, w->field_cap * sizeof *w->mapped_gen);
+    w->ls_gen = 0;
+    w->gen_valid = false; /* the first event starts generation 1 */
     if (paths > w->plan_path_cap) {
         free(w->plan_mark);
         free(w->plan_first);
@@ -117,20 +133,68 @@ void detect_worker_stats_get(const detect_worker *w, detect_worker_stats *out) {
 
 /* ---- evaluation ----------------------------------------------------------------------------------- */
 
+/* A field's path in the current event: its winlog.event_data.<Field> when the event has
+ * it, else what field_resolve_mapped says for the event's logsource (remembered per field
+ * while consecutive events share a logsource). */
 static uint32_t resolve(detect_worker *w, uint32_t field)
 {
     if (w->field_mark[field] == w->mark) return w->field_path[field];
-    uint32_t path = field_resolve(w->rs, field, w->ev, &w->ls);
+    const struct sfield *f = &w->rs->fields[field];
+    uint32_t path = f->event_data_path;
+    if (!path_get(w, path)) {
+        if (w->mapped_gen[field] != w->ls_gen) {
+            w->mapped_gen[field] = w->ls_gen;
+            w->mapped_path[field] = field_resolve_mapped(w->rs, field, &w->ls);
+        }
+        path = w->mapped_path[field];
+    }
     w->field_mark[field] = w->mark;
     w->field_path[field] = path;
     return path;
 }
 
-static const json_value *field_value(detect_worker *w, uint32_t field)
+/* Bytewise order of a field's path against a rule path (as core/event.c sorts fields). */
+static inline int path_order(const event_field *f, const struct path *p)
 {
-    const struct path *p = &w->rs->paths[resolve(w, field)];
-    return event_get(w->ev, p->str, p->len);
+    int c = memcmp(f->path, p->str, MAMORI_MIN(f->path_len, p->len));
+    if (c) return c;
+    return f->path_len < p->len ? -1 : f->path_len > p->len;
 }
+
+/* event_get for a rule path, without the binary search when the event is shaped like the
+ * last one asked: events of one kind hold a path at the same index, or lack it between the
+ * same two neighbours. path_at remembers that index (or the insertion position); a hit there
+ * is verified in full, an absence by the neighbours' order — exact either way, since the
+ * fields are sorted by path and each path is unique (core/event.h). */
+const json_value *path_get(detect_worker *w, uint32_t pid)
+{
+    const struct path *p = &w->rs->paths[pid];
+    const event_field *fields = w->ev->fields;
+    uint32_t n = w->ev->field_count, at = w->path_at[pid];
+    if (at <= n) {
+        if (at < n) {
+            const event_field *f = &fields[at];
+            if ((!f->path_hash || f->path_hash == p->hash) && f->path_len == p->len && memcmp(f->path, p->str, p->len) == 0)
+                return f->value;
+        }
+        if ((at == n || path_order(&fields[at], p) > 0) && (at == 0 || path_order(&fields[at - 1], p) < 0)) return NULL;
+    }
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = path_order(&fields[mid], p);
+        if (c == 0) {
+            w->path_at[pid] = mid;
+            return fields[mid].value;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    w->path_at[pid] = lo;
+    return NULL;
+}
+
+static const json_value *field_value(detect_worker *w, uint32_t field) { return path_get(w, resolve(w, field)); }
 
 static inline bool alt_set(const detect_worker *w, uint32_t alt)
 {
@@ -218,6 +282,15 @@ static size_t eval_event(detect_worker *w, const mamori_event *ev, uint32_t e)
     w->ev = ev;
     w->ls = w->batch_ls[e];
     w->stats.events++;
+    if (!w->gen_valid || w->ls.categories != w->gen_ls.categories || w->ls.service != w->gen_ls.service ||
+        w->ls.product != w->gen_ls.product) {
+        w->gen_ls = w->ls;
+        w->gen_valid = true;
+        if (++w->ls_gen == 0) { /* wrapped: every remembered mapping could look current */
+            memset(w->mapped_gen, 0, w->field_cap * sizeof *w->mapped_gen);
+            w->ls_gen = 1;
+        }
+    }
 
     /* this event's hits → bits (an alternative may have been hit more than once) */
     w->touched_count = 0;

@@ -152,12 +152,9 @@ uint32_t field_places(const char *field, size_t len, const struct logsource_set 
     return n;
 }
 
-uint32_t field_resolve(const detect_ruleset *rs, uint32_t field, const mamori_event *ev,
-                       const struct logsource_set *ls)
+uint32_t field_resolve_mapped(const detect_ruleset *rs, uint32_t field, const struct logsource_set *ls)
 {
     const struct sfield *f = &rs->fields[field];
-    const struct path *ed = &rs->paths[f->event_data_path];
-    if (event_get(ev, ed->str, ed->len)) return f->event_data_path;
     if (!memchr(f->name, '.', f->len)) {
         const ecs_map_entry *row = ecs_map_lookup(f->name, f->len, ls, NULL);
         if (row) return rs->row_path[ecs_map_index(row)];

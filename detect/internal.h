@@ -295,6 +295,7 @@ struct rt_rule {
 struct path {
     const char *str; /* NUL-terminated */
     uint32_t len;
+    uint32_t hash; /* event_path_hash(str, len) */
     uint32_t db_first; /* databases scanning this path's values: rs->path_dbs[db_first..+db_count) */
     uint32_t db_count;
 };
@@ -557,8 +558,20 @@ struct detect_worker {
     uint32_t plan_joined[KEYWORD_DBS_MAX], plan_per_value[KEYWORD_DBS_MAX]; /* keyword databases */
     uint32_t plan_njoined, plan_nper_value;
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
+    /* Where each path was found in the last event that was asked for it (or where it would
+     * have sorted): events of one kind hold a path at the same index (path_get). */
+    uint32_t *path_at;
+    size_t path_at_cap;
+    /* field_resolve_mapped per field for the logsource ls_gen counts (resolve) */
+    uint32_t ls_gen;
+    struct logsource_set gen_ls;
+    bool gen_valid;
+    uint32_t *mapped_gen, *mapped_path;
     detect_worker_stats stats;
 };
+
+/* eval.c: the value at path pid in the event being evaluated (w->ev), as event_get finds it. */
+const json_value *path_get(detect_worker *w, uint32_t pid);
 
 /* scan.c: classifies events[0..n) (n <= DETECT_BATCH_MAX) into w->batch_ls, scans them and
  * leaves every event's matched alternatives in w->hits_sorted / w->event_start. */
@@ -567,9 +580,11 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n);
  * bits directly (the event is being evaluated). */
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
 
-/* fields.c: runtime resolution of a Sigma field to the path it lives at in this event. */
-uint32_t field_resolve(const detect_ruleset *rs, uint32_t field, const mamori_event *ev,
-                       const struct logsource_set *ls);
+/* fields.c: runtime resolution of a Sigma field to the path it lives at in an event. The
+ * field's winlog.event_data.<Field> when the event has it (the caller checks: eval.c
+ * resolve); else, here, the ecs_map row for the event's logsource ls, else the System alias,
+ * else the event_data path. */
+uint32_t field_resolve_mapped(const detect_ruleset *rs, uint32_t field, const struct logsource_set *ls);
 
 /* direct.c: predicates evaluated without Hyperscan. */
 bool direct_eval(const detect_ruleset *rs, const struct rt_pred *p, const json_value *v, const json_value *ref);

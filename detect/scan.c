@@ -598,8 +598,7 @@ static void lazy_scalar(detect_worker *w, const json_value *v)
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path)
 {
     const detect_ruleset *rs = w->rs;
-    const struct path *p = &rs->paths[path];
-    const json_value *v = event_get(w->ev, p->str, p->len);
+    const json_value *v = path_get(w, path);
     if (!v) return;
     w->scan_db = &rs->dbs[db];
     w->scan_path = path;

@@ -358,6 +358,55 @@ static void test_batch_chunks(void **state)
     harness_fini(&h);
 }
 
+/* One worker, events whose fields move around: a lazily scanned field at another index, a
+ * null check for a field present, absent between other neighbours, or absent where a path of
+ * the same length was (eval.c path_get remembers where each path was last seen). */
+static void test_changing_event_shapes(void **state)
+{
+    (void)state;
+    const char *yaml = "title: t\nid: r1\nlogsource:\n    category: process_creation\n    product: windows\n"
+                       "detection:\n    selection:\n        Image|endswith: '\\a.exe'\n"
+                       "    filter:\n        Custom|contains: 'safe'\n"
+                       "    filter_cmd:\n        CommandLine|contains: 'skip'\n"
+                       "    nul:\n        Other: null\n"
+                       "    condition: selection and not 1 of filter* and nul\n";
+    static const struct {
+        const char *event_data;
+        bool fires;
+    } cases[] = {
+        {"\"Image\":\"C:\\\\a.exe\",\"Custom\":\"run\"", true},
+        {"\"Image\":\"C:\\\\a.exe\",\"AAA1\":\"1\",\"AAA2\":\"2\",\"Custom\":\"safe\"", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"Custom\":\"run\",\"Other\":\"o\"", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"Other\":\"o\",\"AAA1\":\"1\"", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"AAA1\":\"1\",\"Custom\":\"run\"", true},
+        {"\"Image\":\"C:\\\\a.exe\",\"Cust0m\":\"safe\"", true},
+        {"\"Image\":\"C:\\\\a.exe\",\"Custom\":\"SAFE\",\"Zzz\":\"z\",\"Other\":null", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"Custom\":\"ok\",\"Other\":null", true},
+        {"\"Image\":\"C:\\\\a.exe\"", true},
+        {"\"Image\":\"C:\\\\a.exe\",\"Custom\":\"safe\"", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"CommandLine\":\"skip it\",\"Custom\":\"run\"", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"AAA1\":\"1\",\"CommandLine\":\"run\",\"Custom\":\"run\"", true},
+        {"\"Image\":\"C:\\\\a.exe\",\"Other\":\"o\",\"Otheq\":null,\"Othez\":null", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"Otheq\":null,\"Othez\":null", true},
+        {"\"Image\":\"C:\\\\b.exe\",\"Custom\":\"run\"", false},
+        {"\"Image\":\"C:\\\\a.exe\",\"Custom\":\"run\"", true},
+    };
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 1);
+    char json[1024];
+    for (int round = 0; round < 3; round++) /* each shape after each other shape */
+        for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+            size_t k = (i * (size_t)(round + 1)) % MAMORI_ARRAY_LEN(cases);
+            snprintf(json, sizeof json,
+                     "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                     "\"EventData\":{%s}}}",
+                     cases[k].event_data);
+            if (harness_fires(&h, json) != cases[k].fires) fail_msg("case %zu (round %d): %s", k, round, cases[k].event_data);
+        }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_hand_built_event_equals_normalized),
         cmocka_unit_test(test_batch_chunks),
+        cmocka_unit_test(test_changing_event_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
