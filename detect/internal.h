@@ -558,6 +558,7 @@ struct detect_worker {
     uint32_t plan_joined[KEYWORD_DBS_MAX], plan_per_value[KEYWORD_DBS_MAX]; /* keyword databases */
     uint32_t plan_njoined, plan_nper_value;
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
+    uint32_t channel_at, event_id_at; /* field indexes of winlog.channel/event_id last seen */
     /* Where each path was found in the last event that was asked for it (or where it would
      * have sorted): events of one kind hold a path at the same index (path_get). */
     uint32_t *path_at;

@@ -316,19 +316,40 @@ static int64_t winlog_event_id(const event_field *f)
     return n;
 }
 
-/* The fields winlog.channel and winlog.event_id, found by path hash in the field array (the
- * path bytes are read to verify a hit only); NULL when absent. */
-static void find_winlog(const mamori_event *ev, const event_field **channel, const event_field **event_id)
+/* Whether field i of ev is `path` (len bytes, event_path_hash `hash`). */
+static inline bool field_is(const mamori_event *ev, uint32_t i, const char *path, uint32_t len, uint32_t hash)
+{
+    if (i >= ev->field_count) return false;
+    const event_field *f = &ev->fields[i];
+    return (!f->path_hash || f->path_hash == hash) && f->path_len == len && memcmp(f->path, path, len) == 0;
+}
+
+/* The fields winlog.channel and winlog.event_id (NULL when absent): where the last event had
+ * them (events of a stream are shaped alike), else found by path hash in the field array (the
+ * path bytes are read to verify a hit only). */
+static void find_winlog(detect_worker *w, const mamori_event *ev, const event_field **channel,
+                        const event_field **event_id)
 {
     const uint32_t channel_hash = event_path_hash("winlog.channel", 14); /* constants once inlined */
     const uint32_t event_id_hash = event_path_hash("winlog.event_id", 15);
+    if (field_is(ev, w->channel_at, "winlog.channel", 14, channel_hash) &&
+        field_is(ev, w->event_id_at, "winlog.event_id", 15, event_id_hash)) {
+        *channel = &ev->fields[w->channel_at];
+        *event_id = &ev->fields[w->event_id_at];
+        return;
+    }
     *channel = *event_id = NULL;
     /* from the end: fields are sorted by path and winlog.* sorts last in ECS */
     for (uint32_t i = ev->field_count; i-- > 0 && !(*channel && *event_id);) {
         const event_field *f = &ev->fields[i];
         if (f->path_hash && f->path_hash != channel_hash && f->path_hash != event_id_hash) continue;
-        if (f->path_len == 14 && memcmp(f->path, "winlog.channel", 14) == 0) *channel = f;
-        else if (f->path_len == 15 && memcmp(f->path, "winlog.event_id", 15) == 0) *event_id = f;
+        if (f->path_len == 14 && memcmp(f->path, "winlog.channel", 14) == 0) {
+            *channel = f;
+            w->channel_at = i;
+        } else if (f->path_len == 15 && memcmp(f->path, "winlog.event_id", 15) == 0) {
+            *event_id = f;
+            w->event_id_at = i;
+        }
     }
 }
 
@@ -336,7 +357,7 @@ static void find_winlog(const mamori_event *ev, const event_field **channel, con
 static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
     const event_field *channel_field, *event_id_field;
-    find_winlog(ev, &channel_field, &event_id_field);
+    find_winlog(w, ev, &channel_field, &event_id_field);
     w->batch_winlog[e] = channel_field != NULL;
     const char *channel = NULL;
     uint32_t len = 0;

@@ -403,6 +403,16 @@ static void test_changing_event_shapes(void **state)
                      "\"EventData\":{%s}}}",
                      cases[k].event_data);
             if (harness_fires(&h, json) != cases[k].fires) fail_msg("case %zu (round %d): %s", k, round, cases[k].event_data);
+            /* between them, events of other shapes: winlog.channel and winlog.event_id move
+             * (another channel, more System fields) or are missing (ECS) */
+            if (k % 3 == 0)
+                assert_false(harness_fires(&h, "{\"Event\":{\"System\":{\"Channel\":\"Security\",\"EventID\":4624,"
+                                               "\"Computer\":\"dc1\",\"EventRecordID\":7},\"EventData\":{\"AAA\":\"1\","
+                                               "\"Image\":\"C:\\\\a.exe\"}}}"));
+            if (k % 3 == 1)
+                assert_true(harness_fires(&h, "{\"@timestamp\":\"2024-05-01T12:00:00Z\",\"event\":{\"category\":[\"process\"],"
+                                              "\"type\":[\"start\"]},\"host\":{\"os\":{\"type\":\"windows\"}},"
+                                              "\"process\":{\"executable\":\"C:\\\\a.exe\"}}"));
         }
     harness_fini(&h);
 }
