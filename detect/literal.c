@@ -467,6 +467,21 @@ __attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_
     uint64_t seen = 0;
     size_t j = 0;
     uint8_t bits[32];
+    /* two blocks per test: most of a keyword text holds no candidate pair */
+    for (; j + 65 <= len; j += 64) {
+        __m256i m0 = contains_block(t + j, lo0, hi0, lo1, hi1), m1 = contains_block(t + j + 32, lo0, hi0, lo1, hi1);
+        if (MAMORI_LIKELY(_mm256_testz_si256(_mm256_or_si256(m0, m1), _mm256_or_si256(m0, m1)))) continue;
+        for (int h = 0; h < 2; h++) {
+            __m256i m = h ? m1 : m0;
+            uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+            if (!nz) continue;
+            _mm256_storeu_si256((__m256i *)bits, m);
+            for (; nz; nz &= nz - 1) {
+                uint32_t k = (uint32_t)__builtin_ctz(nz);
+                seen = contains_verify(c, text, len, j + (size_t)h * 32 + k, bits[k], seen, fn, ctx);
+            }
+        }
+    }
     for (; j + 33 <= len; j += 32) {
         __m256i m = contains_block(t + j, lo0, hi0, lo1, hi1);
         uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));

@@ -274,10 +274,38 @@ static void test_contains_sets_match_reference(void **state)
     assert_true(matched > ROUNDS * EVENTS_PER_ROUND / 4);
 }
 
+/* A contains literal at every offset of values of every length up to 3 blocks of 64 (the
+ * AVX2 filter tests two 32-byte blocks at once, then single blocks, then the zero-padded
+ * tail): found wherever it starts, including pairs straddling the block edges. */
+static void test_contains_every_offset(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, "title: t\nid: r1\nlogsource:\n    category: process_creation\n    product: windows\n"
+                     "detection:\n    selection:\n        CommandLine|contains: 'zq7'\n    condition: selection\n");
+    harness_expect_loaded(&h, 1);
+    char value[200], json[512];
+    for (size_t len = 3; len <= 195; len++)
+        for (size_t pos = 0; pos <= len; pos++) {
+            memset(value, 'a', len);
+            value[len] = '\0';
+            bool present = pos + 3 <= len;
+            if (present) memcpy(value + pos, pos % 2 ? "ZQ7" : "zq7", 3);
+            else if (len >= 2) value[len - 2] = 'z', value[len - 1] = 'q'; /* a prefix of it at the end */
+            snprintf(json, sizeof json,
+                     "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                     "\"EventData\":{\"CommandLine\":\"%s\"}}}",
+                     value);
+            if (harness_fires(&h, json) != present) fail_msg("len %zu pos %zu", len, pos);
+        }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contains_sets_match_reference),
+        cmocka_unit_test(test_contains_every_offset),
         cmocka_unit_test(test_literals_match_reference),
         cmocka_unit_test(test_literal_key_lengths),
     };
