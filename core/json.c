@@ -47,14 +47,18 @@ static int fail(json_parser *p, size_t at, const char *msg)
     return -EINVAL;
 }
 
-static inline void skip_ws(json_parser *p)
+/* Whitespace between tokens is rare in events: one compare passes any byte above ' '. */
+static inline size_t skip_ws_at(const char *t, size_t pos, size_t end)
 {
-    while (p->pos < p->len) {
-        char c = p->text[p->pos];
+    while (pos < end && (unsigned char)t[pos] <= ' ') {
+        char c = t[pos];
         if (c != ' ' && c != '\n' && c != '\r' && c != '\t') break;
-        p->pos++;
+        pos++;
     }
+    return pos;
 }
+
+static inline void skip_ws(json_parser *p) { p->pos = skip_ws_at(p->text, p->pos, p->len); }
 
 /* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid/truncated. */
 static size_t utf8_sequence(const unsigned char *s, size_t avail)
@@ -334,33 +338,40 @@ static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0
     return 0;
 }
 
-/* Parses a string starting at the opening quote at p->pos. Inline for the common case —
- * keys and short values that end within the first 16-byte blocks, with no escape or non-ASCII
- * byte before the closing quote (zero copy) — everything else continues out of line. */
-static inline __attribute__((always_inline)) int parse_string(json_parser *p, const char **out, uint32_t *out_len,
-                                                              uint8_t *flags)
+/* Parses the string whose opening quote is at text[*pos] and moves *pos past it. Inline for
+ * the common case — keys and short values that end within the first 16-byte blocks, with no
+ * escape or non-ASCII byte before the closing quote (zero copy) — everything else continues
+ * out of line. */
+static inline __attribute__((always_inline)) int string_at(json_parser *p, const char *text, size_t end, size_t *pos,
+                                                           const char **out, uint32_t *out_len, uint8_t *flags)
 {
-    size_t i = p->pos + 1;
+    size_t i = *pos + 1;
 #ifdef __SSE2__
-    const unsigned char *t = (const unsigned char *)p->text;
-    size_t start = i, end = p->len;
+    const unsigned char *t = (const unsigned char *)text;
+    size_t start = i;
     unsigned m = 0;
     while (i + 16 <= end && !(m = block_attention(t + i))) i += 16;
     if (m) {
         i += (size_t)__builtin_ctz(m);
         if (MAMORI_LIKELY(t[i] == '"' && i - start <= UINT32_MAX)) {
-            *out = p->text + start;
+            *out = text + start;
             *out_len = (uint32_t)(i - start);
             *flags = 0;
-            p->pos = i + 1;
+            *pos = i + 1;
             return 0;
         }
     }
 #endif
-    return parse_string_from(p, i, out, out_len, flags);
+    p->pos = *pos;
+    int rc = parse_string_from(p, i, out, out_len, flags);
+    *pos = p->pos;
+    return rc;
 }
 
-static int parse_number(json_parser *p, json_value *v)
+/* Any number at p->pos, exactly: int64 when it is an integer that fits, else a double by
+ * strtod; the text is kept. number_at's fast path gives the same values for the integers it
+ * takes. */
+static __attribute__((noinline)) int parse_number(json_parser *p, json_value *v)
 {
     const char *t = p->text;
     size_t i = p->pos, end = p->len, start = i;
@@ -403,6 +414,7 @@ static int parse_number(json_parser *p, json_value *v)
     if (n > JSON_MAX_NUMBER_CHARS) return fail(p, start, "number too long");
     v->type = JSON_NUMBER;
     v->flags = 0;
+    v->reserved = 0;
     v->str = t + start;
     v->len = (uint32_t)n;
     if (is_int && !overflow && (neg ? mag <= (uint64_t)INT64_MAX + 1 : mag <= (uint64_t)INT64_MAX)) {
@@ -419,124 +431,304 @@ static int parse_number(json_parser *p, json_value *v)
     return 0;
 }
 
-static int parse_value(json_parser *p, json_value *v);
-
-static int parse_container(json_parser *p, json_value *v, bool object)
+/* Bit 7 of byte k set when byte k of w is '0'..'9' (SWAR, no carries between bytes: the
+ * additions see 7-bit values). */
+static inline uint64_t digit_bits(uint64_t w)
 {
-    size_t open_at = p->pos;
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, highs = 0x8080808080808080ULL;
+    uint64_t b = w & low7;
+    return (b + 0x5050505050505050ULL) & ~(b + 0x4646464646464646ULL) & ~w & highs; /* >= '0', < ':' */
+}
+
+/* The value of the k (1..8) decimal digits in the first bytes of w (byte 0 the most
+ * significant): shifted up so that the bytes before them read as leading zeros, then
+ * pairs, quads and octets combined by multiplication. */
+static inline uint64_t digits_value(uint64_t w, unsigned k)
+{
+    w = (w << (8 * (8 - k))) & 0x0F0F0F0F0F0F0F0FULL;
+    w = (w * 2561) >> 8;
+    w = ((w & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+    return ((w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+}
+
+static const uint64_t pow10_u64[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+/* Leading digits of the 8 bytes at t, 0..8. */
+static inline unsigned leading_digits(uint64_t w)
+{
+    uint64_t nondigit = ~digit_bits(w) & 0x8080808080808080ULL;
+    return nondigit ? (unsigned)__builtin_ctzll(nondigit) >> 3 : 8;
+}
+
+/* Parses the number at t[*pos] into v. The common case — an integer of 1 to 19 digits
+ * (no leading zero) that fits int64, followed by a byte that continues no number — is read
+ * 8 digits at a time; everything else (fractions, exponents, 20 or more digits, values
+ * beyond int64, numbers within 24 bytes of the input's end, errors) goes to parse_number,
+ * which gives the same values for the integers this path takes. */
+static inline __attribute__((always_inline)) int number_at(json_parser *p, const char *t, size_t end, size_t *pos,
+                                                           json_value *v)
+{
+    size_t start = *pos;
+    bool neg = t[start] == '-';
+    size_t i = start + neg;
+    if (MAMORI_LIKELY(end - i >= 24)) { /* three words readable */
+        uint64_t w;
+        memcpy(&w, t + i, 8);
+        unsigned k = leading_digits(w), n = k;
+        if (MAMORI_LIKELY(k != 0 && (t[i] != '0' || k == 1))) {
+            uint64_t mag = digits_value(w, k);
+            if (k == 8) {
+                memcpy(&w, t + i + 8, 8);
+                k = leading_digits(w);
+                n += k;
+                if (k) mag = mag * pow10_u64[k] + digits_value(w, k);
+                if (k == 8) {
+                    memcpy(&w, t + i + 16, 8);
+                    k = leading_digits(w);
+                    n += k;
+                    if (k > 3) goto slow; /* 20 digits or more */
+                    if (k) mag = mag * pow10_u64[k] + digits_value(w, k);
+                }
+            }
+            char next = t[i + n]; /* a non-digit inside the words read */
+            if (MAMORI_LIKELY(next != '.' && (next | 0x20) != 'e' && mag <= (uint64_t)INT64_MAX + neg)) {
+                v->type = JSON_NUMBER;
+                v->flags = JSON_FLAG_INT;
+                v->reserved = 0;
+                v->len = (uint32_t)(i + n - start);
+                v->str = t + start;
+                v->num.i = neg ? (int64_t)(0 - mag) : (int64_t)mag; /* 0 - 2^63 converts to INT64_MIN */
+                *pos = i + n;
+                return 0;
+            }
+        }
+    }
+slow:
+    p->pos = start;
+    int rc = parse_number(p, v);
+    *pos = p->pos;
+    return rc;
+}
+
+/* Parses the scalar starting at t[*pos] (*pos < end, not whitespace) into v, writing every
+ * field, and moves *pos past it; returns 1, parsing nothing, at a container's '{' or '['. */
+static inline __attribute__((always_inline)) int scalar_at(json_parser *p, const char *t, size_t end, size_t *pos,
+                                                           json_value *v)
+{
+    char c = t[*pos];
+    if (c == '"') {
+        v->type = JSON_STRING;
+        v->reserved = 0;
+        v->num.i = 0;
+        return string_at(p, t, end, pos, &v->str, &v->len, &v->flags);
+    }
+    if ((unsigned char)(c - '0') < 10 || c == '-') return number_at(p, t, end, pos, v);
+    size_t n;
+    switch (c) {
+    case '{':
+    case '[': return 1;
+    case 't':
+        if (end - *pos < 4 || memcmp(t + *pos, "true", 4) != 0) return fail(p, *pos, "invalid literal");
+        v->type = JSON_BOOL;
+        v->num.i = 0;
+        v->num.b = true;
+        n = 4;
+        break;
+    case 'f':
+        if (end - *pos < 5 || memcmp(t + *pos, "false", 5) != 0) return fail(p, *pos, "invalid literal");
+        v->type = JSON_BOOL;
+        v->num.i = 0;
+        n = 5;
+        break;
+    case 'n':
+        if (end - *pos < 4 || memcmp(t + *pos, "null", 4) != 0) return fail(p, *pos, "invalid literal");
+        v->type = JSON_NULL;
+        v->num.i = 0;
+        n = 4;
+        break;
+    default: return fail(p, *pos, "unexpected character");
+    }
+    v->flags = 0;
+    v->reserved = 0;
+    v->len = 0;
+    v->str = NULL;
+    *pos += n;
+    return 0;
+}
+
+static int parse_object(json_parser *p, json_value *v);
+static int parse_array(json_parser *p, json_value *v);
+
+/* Parses the container at p->pos into v (every field written). */
+static inline int parse_container(json_parser *p, json_value *v)
+{
+    return p->text[p->pos] == '{' ? parse_object(p, v) : parse_array(p, v);
+}
+
+/* Doubles the stack; returns it. */
+static __attribute__((noinline)) json_member *stack_grow(json_parser *p)
+{
+    p->cap *= 2;
+    p->stack = mamori_xrealloc(p->stack, p->cap * sizeof *p->stack);
+    return p->stack;
+}
+
+/* The object at p->pos. The member loop keeps the position, the stack top and the text in
+ * locals (the parser's fields are written back only around calls) and expects the common
+ * flat shape — key, ':', scalar, ',' with no whitespace — testing for whitespace with one
+ * compare per gap. A scalar is parsed straight into its stack slot (copying a json_value
+ * just written field by field stalls on store forwarding); a container may move the stack,
+ * so it is parsed aside and copied. */
+static int parse_object(json_parser *p, json_value *v)
+{
+    const char *t = p->text;
+    size_t end = p->len, open_at = p->pos;
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
-    size_t base = p->top;
-    p->pos++;
-    skip_ws(p);
-    char close = object ? '}' : ']';
-    if (p->pos < p->len && p->text[p->pos] == close) {
-        p->pos++;
+    size_t base = p->top, top = base, cap = p->cap;
+    json_member *stack = p->stack;
+    size_t pos = skip_ws_at(t, open_at + 1, end);
+    if (pos < end && t[pos] == '}') {
+        pos++;
     } else {
         for (;;) {
-            const char *key = NULL;
-            uint32_t key_len = 0;
-            if (object) {
-                if (p->pos >= p->len || p->text[p->pos] != '"')
-                    return fail(p, p->pos, p->pos >= p->len ? "unterminated object" : "expected string key");
-                uint8_t kflags;
-                int rc = parse_string(p, &key, &key_len, &kflags);
-                if (rc) return rc;
-                skip_ws(p);
-                if (p->pos >= p->len || p->text[p->pos] != ':') return fail(p, p->pos, "expected ':'");
-                p->pos++;
+            if (MAMORI_UNLIKELY(pos >= end || t[pos] != '"')) {
+                pos = skip_ws_at(t, pos, end);
+                if (pos >= end || t[pos] != '"')
+                    return fail(p, pos, pos >= end ? "unterminated object" : "expected string key");
             }
-            /* A scalar is parsed straight into its stack slot: copying a json_value that was
-             * just written field by field stalls on store forwarding. A container may grow
-             * (move) the stack, so it is parsed aside and copied. */
-            if (p->top == p->cap) {
-                p->cap *= 2;
-                p->stack = mamori_xrealloc(p->stack, p->cap * sizeof *p->stack);
+            /* The key goes straight into its slot (its flags, unused, into the value's flags,
+             * which the value then overwrites). */
+            if (MAMORI_UNLIKELY(top == cap)) {
+                stack = stack_grow(p);
+                cap = p->cap;
             }
-            size_t slot = p->top++;
-            skip_ws(p);
-            char first = p->pos < p->len ? p->text[p->pos] : '\0';
-            int rc;
-            if (first == '{' || first == '[') {
+            size_t slot = top++;
+            json_member *m = &stack[slot];
+            int rc = string_at(p, t, end, &pos, &m->key, &m->key_len, &m->value.flags);
+            if (rc) return rc;
+            if (MAMORI_UNLIKELY(pos >= end || t[pos] != ':')) {
+                pos = skip_ws_at(t, pos, end);
+                if (pos >= end || t[pos] != ':') return fail(p, pos, "expected ':'");
+            }
+            pos++;
+            if (MAMORI_UNLIKELY(pos >= end || (unsigned char)t[pos] <= ' ')) {
+                pos = skip_ws_at(t, pos, end);
+                if (pos >= end) return fail(p, pos, "unexpected end of input");
+            }
+            rc = scalar_at(p, t, end, &pos, &m->value);
+            if (MAMORI_UNLIKELY(rc)) {
+                if (rc < 0) return rc;
                 json_value child;
-                rc = parse_value(p, &child);
+                p->pos = pos;
+                p->top = top;
+                rc = parse_container(p, &child);
                 if (rc) return rc;
-                p->stack[slot].value = child;
-            } else {
-                rc = parse_value(p, &p->stack[slot].value);
-                if (rc) return rc;
+                pos = p->pos;
+                stack = p->stack; /* moved if it grew */
+                cap = p->cap;
+                stack[slot].value = child;
             }
-            p->stack[slot].key = key;
-            p->stack[slot].key_len = key_len;
-            skip_ws(p);
-            if (p->pos >= p->len) return fail(p, open_at, object ? "unterminated object" : "unterminated array");
-            char c = p->text[p->pos];
-            if (c == ',') {
-                p->pos++;
-                skip_ws(p);
-                continue;
+            if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
+                pos = skip_ws_at(t, pos, end);
+                if (pos >= end) return fail(p, open_at, "unterminated object");
+                if (t[pos] == '}') {
+                    pos++;
+                    break;
+                }
+                if (t[pos] != ',') return fail(p, pos, "expected ',' or '}'");
             }
-            if (c == close) {
-                p->pos++;
-                break;
-            }
-            return fail(p, p->pos, object ? "expected ',' or '}'" : "expected ',' or ']'");
+            pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
-    size_t count = p->top - base;
+    size_t count = top - base;
     if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
+    v->type = JSON_OBJECT;
     v->flags = 0;
+    v->reserved = 0;
     v->len = (uint32_t)count;
-    if (object) {
-        v->type = JSON_OBJECT;
-        v->members = count ? arena_memdup(p->arena, p->stack + base, count * sizeof(json_member)) : NULL;
-    } else {
-        v->type = JSON_ARRAY;
-        v->items = NULL;
-        if (count) {
-            v->items = arena_alloc(p->arena, count * sizeof(json_value));
-            for (size_t k = 0; k < count; k++) v->items[k] = p->stack[base + k].value;
-        }
-    }
+    v->members = count ? arena_memdup(p->arena, stack + base, count * sizeof(json_member)) : NULL;
+    v->num.i = 0;
+    p->pos = pos;
     p->top = base;
     p->depth--;
     return 0;
 }
 
-static int parse_literal(json_parser *p, const char *word, size_t n)
+/* The array at p->pos, as parse_object without keys; items are copied out of the stack's
+ * members. */
+static int parse_array(json_parser *p, json_value *v)
 {
-    if (p->len - p->pos < n || memcmp(p->text + p->pos, word, n) != 0) return fail(p, p->pos, "invalid literal");
-    p->pos += n;
+    const char *t = p->text;
+    size_t end = p->len, open_at = p->pos;
+    if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
+    size_t base = p->top, top = base, cap = p->cap;
+    json_member *stack = p->stack;
+    size_t pos = skip_ws_at(t, open_at + 1, end);
+    if (pos < end && t[pos] == ']') {
+        pos++;
+    } else {
+        for (;;) {
+            if (MAMORI_UNLIKELY(pos >= end || (unsigned char)t[pos] <= ' ')) {
+                pos = skip_ws_at(t, pos, end);
+                if (pos >= end) return fail(p, pos, "unexpected end of input");
+            }
+            if (MAMORI_UNLIKELY(top == cap)) {
+                stack = stack_grow(p);
+                cap = p->cap;
+            }
+            size_t slot = top++;
+            int rc = scalar_at(p, t, end, &pos, &stack[slot].value);
+            if (MAMORI_UNLIKELY(rc)) {
+                if (rc < 0) return rc;
+                json_value child;
+                p->pos = pos;
+                p->top = top;
+                rc = parse_container(p, &child);
+                if (rc) return rc;
+                pos = p->pos;
+                stack = p->stack; /* moved if it grew */
+                cap = p->cap;
+                stack[slot].value = child;
+            }
+            if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
+                pos = skip_ws_at(t, pos, end);
+                if (pos >= end) return fail(p, open_at, "unterminated array");
+                if (t[pos] == ']') {
+                    pos++;
+                    break;
+                }
+                if (t[pos] != ',') return fail(p, pos, "expected ',' or ']'");
+            }
+            pos++; /* whitespace after ',' is skipped at the loop's top */
+        }
+    }
+    size_t count = top - base;
+    if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
+    v->type = JSON_ARRAY;
+    v->flags = 0;
+    v->reserved = 0;
+    v->len = (uint32_t)count;
+    v->items = NULL;
+    v->num.i = 0;
+    if (count) {
+        v->items = arena_alloc(p->arena, count * sizeof(json_value));
+        for (size_t k = 0; k < count; k++) v->items[k] = stack[base + k].value;
+    }
+    p->pos = pos;
+    p->top = base;
+    p->depth--;
     return 0;
 }
 
 static int parse_value(json_parser *p, json_value *v)
 {
-    skip_ws(p);
-    if (p->pos >= p->len) return fail(p, p->pos, "unexpected end of input");
-    memset(v, 0, sizeof *v);
-    char c = p->text[p->pos];
-    switch (c) {
-    case '{': return parse_container(p, v, true);
-    case '[': return parse_container(p, v, false);
-    case '"': {
-        v->type = JSON_STRING;
-        return parse_string(p, &v->str, &v->len, &v->flags);
-    }
-    case 't':
-        v->type = JSON_BOOL;
-        v->num.b = true;
-        return parse_literal(p, "true", 4);
-    case 'f':
-        v->type = JSON_BOOL;
-        v->num.b = false;
-        return parse_literal(p, "false", 5);
-    case 'n':
-        v->type = JSON_NULL;
-        return parse_literal(p, "null", 4);
-    default:
-        if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
-        return fail(p, p->pos, "unexpected character");
-    }
+    const char *t = p->text;
+    size_t end = p->len, pos = skip_ws_at(t, p->pos, end);
+    if (pos >= end) return fail(p, pos, "unexpected end of input");
+    int rc = scalar_at(p, t, end, &pos, v);
+    p->pos = pos;
+    if (rc <= 0) return rc;
+    return parse_container(p, v);
 }
 
 static void begin(json_parser *p, arena *a, const char *text, size_t len, size_t pos, json_error *err)
