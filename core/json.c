@@ -221,7 +221,15 @@ static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0
          * the next one is found by shifting the mask, not by loading and comparing again,
          * and the rest of the block is stored again behind the decoded byte. */
 #ifdef __SSE2__
-        while (i + 16 <= end && cap - olen >= 32) {
+        /* One bound per block, lim: a block starts at least 32 bytes before the input's end
+         * (so the block, the byte after an escape and a block stored again behind an escape
+         * are all inside the input: no bound checks per escape) and while the output keeps
+         * 32 bytes of room (it grows no faster than the input is consumed here). The input's
+         * last bytes go one at a time below. */
+        size_t lim = 0, room = cap - olen;
+        bool blocks = end >= 32 && room >= 32;
+        if (blocks) lim = end - 32 < i + (room - 32) ? end - 32 : i + (room - 32);
+        while (blocks && i <= lim) {
             __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
             unsigned m = block_attention_x(x);
             _mm_storeu_si128((__m128i *)(void *)(o + olen), x);
@@ -236,10 +244,10 @@ static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0
                 olen += k;
                 i += k;
                 char decoded;
-                if (t[i] != '\\' || i + 1 >= end || !(decoded = simple_escape[t[i + 1]])) goto attention;
+                if (t[i] != '\\' || !(decoded = simple_escape[t[i + 1]])) goto attention;
                 o[olen++] = decoded; /* olen grew by at most i did since the check: room stays */
                 i += 2;
-                if (i >= block_end || i + 16 > end) break;
+                if (i >= block_end) break;
                 m >>= k + 2; /* k + 2 < 16 here */
                 _mm_storeu_si128((__m128i *)(void *)(o + olen), _mm_loadu_si128((const __m128i *)(const void *)(t + i)));
                 if (!m) {
