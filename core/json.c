@@ -47,8 +47,10 @@ static int fail(json_parser *p, size_t at, const char *msg)
     return -EINVAL;
 }
 
-/* Whitespace between tokens is rare in events: one compare passes any byte above ' '. */
-static inline size_t skip_ws_at(const char *t, size_t pos, size_t end)
+/* Whitespace between tokens is rare in events: the member loops test one byte against ' '
+ * and call this only when it is at or below (out of line: it keeps its constants out of the
+ * loops' registers). */
+static __attribute__((noinline)) size_t skip_ws_at(const char *t, size_t pos, size_t end)
 {
     while (pos < end && (unsigned char)t[pos] <= ' ') {
         char c = t[pos];
@@ -138,11 +140,13 @@ static inline bool word_needs_attention(uint64_t w)
 
 #ifdef __SSE2__
 /* Bit k set when byte k of the 16 at s needs attention: '"', '\\', < 0x20 or >= 0x80 (as
- * word_needs_attention; signed, bytes >= 0x80 compare below 0x20). */
+ * word_needs_attention). The last two are one signed saturating subtraction: x - 0x20 is
+ * negative exactly for the bytes below 0x20 and for those >= 0x80 (negative as signed), and
+ * the mask reads only each byte's sign bit (one instruction less than compare-less-than). */
 static inline unsigned block_attention_x(__m128i x)
 {
     __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
-                               _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+                               _mm_subs_epi8(x, _mm_set1_epi8(0x20)));
     return (unsigned)_mm_movemask_epi8(bad);
 }
 
@@ -592,8 +596,8 @@ static int parse_object(json_parser *p, json_value *v)
     const char *t = p->text;
     size_t end = p->len, open_at = p->pos;
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
-    size_t base = p->top, top = base, cap = p->cap;
-    json_member *stack = p->stack;
+    size_t base = p->top;
+    json_member *stack = p->stack, *next = stack + base, *limit = stack + p->cap;
     size_t pos = skip_ws_at(t, open_at + 1, end);
     if (pos < end && t[pos] == '}') {
         pos++;
@@ -606,12 +610,13 @@ static int parse_object(json_parser *p, json_value *v)
             }
             /* The key goes straight into its slot (its flags, unused, into the value's flags,
              * which the value then overwrites). */
-            if (MAMORI_UNLIKELY(top == cap)) {
+            if (MAMORI_UNLIKELY(next == limit)) {
+                size_t top = (size_t)(next - stack);
                 stack = stack_grow(p);
-                cap = p->cap;
+                next = stack + top;
+                limit = stack + p->cap;
             }
-            size_t slot = top++;
-            json_member *m = &stack[slot];
+            json_member *m = next++;
             int rc = string_at(p, t, end, &pos, &m->key, &m->key_len, &m->value.flags);
             if (rc) return rc;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ':')) {
@@ -627,14 +632,17 @@ static int parse_object(json_parser *p, json_value *v)
             if (MAMORI_UNLIKELY(rc)) {
                 if (rc < 0) return rc;
                 json_value child;
+                size_t slot = (size_t)(m - stack);
                 p->pos = pos;
-                p->top = top;
+                p->top = slot + 1;
                 rc = parse_container(p, &child);
                 if (rc) return rc;
                 pos = p->pos;
                 stack = p->stack; /* moved if it grew */
-                cap = p->cap;
-                stack[slot].value = child;
+                limit = stack + p->cap;
+                m = stack + slot;
+                next = m + 1;
+                m->value = child;
             }
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
                 pos = skip_ws_at(t, pos, end);
@@ -648,7 +656,7 @@ static int parse_object(json_parser *p, json_value *v)
             pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
-    size_t count = top - base;
+    size_t count = (size_t)(next - stack) - base;
     if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
     v->type = JSON_OBJECT;
     v->flags = 0;
@@ -669,8 +677,8 @@ static int parse_array(json_parser *p, json_value *v)
     const char *t = p->text;
     size_t end = p->len, open_at = p->pos;
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
-    size_t base = p->top, top = base, cap = p->cap;
-    json_member *stack = p->stack;
+    size_t base = p->top;
+    json_member *stack = p->stack, *next = stack + base, *limit = stack + p->cap;
     size_t pos = skip_ws_at(t, open_at + 1, end);
     if (pos < end && t[pos] == ']') {
         pos++;
@@ -680,23 +688,28 @@ static int parse_array(json_parser *p, json_value *v)
                 pos = skip_ws_at(t, pos, end);
                 if (pos >= end) return fail(p, pos, "unexpected end of input");
             }
-            if (MAMORI_UNLIKELY(top == cap)) {
+            if (MAMORI_UNLIKELY(next == limit)) {
+                size_t top = (size_t)(next - stack);
                 stack = stack_grow(p);
-                cap = p->cap;
+                next = stack + top;
+                limit = stack + p->cap;
             }
-            size_t slot = top++;
-            int rc = scalar_at(p, t, end, &pos, &stack[slot].value);
+            json_member *m = next++;
+            int rc = scalar_at(p, t, end, &pos, &m->value);
             if (MAMORI_UNLIKELY(rc)) {
                 if (rc < 0) return rc;
                 json_value child;
+                size_t slot = (size_t)(m - stack);
                 p->pos = pos;
-                p->top = top;
+                p->top = slot + 1;
                 rc = parse_container(p, &child);
                 if (rc) return rc;
                 pos = p->pos;
                 stack = p->stack; /* moved if it grew */
-                cap = p->cap;
-                stack[slot].value = child;
+                limit = stack + p->cap;
+                m = stack + slot;
+                next = m + 1;
+                m->value = child;
             }
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
                 pos = skip_ws_at(t, pos, end);
@@ -710,7 +723,7 @@ static int parse_array(json_parser *p, json_value *v)
             pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
-    size_t count = top - base;
+    size_t count = (size_t)(next - stack) - base;
     if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
     v->type = JSON_ARRAY;
     v->flags = 0;
