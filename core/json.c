@@ -350,12 +350,13 @@ static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0
     return 0;
 }
 
-/* Parses the string whose opening quote is at text[*pos] and moves *pos past it. Inline for
- * the common case — keys and short values that end within the first 16-byte blocks, with no
- * escape or non-ASCII byte before the closing quote (zero copy) — everything else continues
- * out of line. */
-static inline __attribute__((always_inline)) int string_at(json_parser *p, const char *text, size_t end, size_t *pos,
-                                                           const char **out, uint32_t *out_len, uint8_t *flags)
+/* The common string, inline: keys and short values that end within the first 16-byte blocks,
+ * with no escape or non-ASCII byte before the closing quote (zero copy). The opening quote is
+ * at text[*pos]; on success *pos moves past the closing one. Otherwise returns false with
+ * *resume where parse_string_from continues (the callers call it in their unlikely branch, so
+ * that its arguments are not computed on the common path). */
+static inline __attribute__((always_inline)) bool string_fast(const char *text, size_t end, size_t *pos,
+                                                              const char **out, uint32_t *out_len, size_t *resume)
 {
     size_t i = *pos + 1;
 #ifdef __SSE2__
@@ -365,19 +366,26 @@ static inline __attribute__((always_inline)) int string_at(json_parser *p, const
     while (i + 16 <= end && !(m = block_attention(t + i))) i += 16;
     if (m) {
         i += (size_t)__builtin_ctz(m);
-        if (MAMORI_LIKELY(t[i] == '"' && i - start <= UINT32_MAX)) {
+        /* a string is shorter than the input: only inputs over 4 GiB need the length test */
+        if (MAMORI_LIKELY(t[i] == '"' && (end <= UINT32_MAX || i - start <= UINT32_MAX))) {
             *out = text + start;
             *out_len = (uint32_t)(i - start);
-            *flags = 0;
             *pos = i + 1;
-            return 0;
+            return true;
         }
     }
 #endif
-    p->pos = *pos;
-    int rc = parse_string_from(p, i, out, out_len, flags);
-    *pos = p->pos;
-    return rc;
+    *resume = i;
+    return false;
+}
+
+/* A member's key beyond string_fast; json_member has no flags, so the key's are dropped
+ * (as they always were). */
+static __attribute__((noinline)) int key_from(json_parser *p, size_t pos, size_t resume, json_member *m)
+{
+    uint8_t flags;
+    p->pos = pos;
+    return parse_string_from(p, resume, &m->key, &m->key_len, &flags);
 }
 
 /* Any number at p->pos, exactly: int64 when it is an integer that fits, else a double by
@@ -532,7 +540,15 @@ static inline __attribute__((always_inline)) int scalar_at(json_parser *p, const
         v->type = JSON_STRING;
         v->reserved = 0;
         v->num.i = 0;
-        return string_at(p, t, end, pos, &v->str, &v->len, &v->flags);
+        size_t resume;
+        if (MAMORI_LIKELY(string_fast(t, end, pos, &v->str, &v->len, &resume))) {
+            v->flags = 0;
+            return 0;
+        }
+        p->pos = *pos;
+        int rc = parse_string_from(p, resume, &v->str, &v->len, &v->flags);
+        *pos = p->pos;
+        return rc;
     }
     if ((unsigned char)(c - '0') < 10 || c == '-') return number_at(p, t, end, pos, v);
     size_t n;
@@ -597,7 +613,7 @@ static int parse_object(json_parser *p, json_value *v)
     size_t end = p->len, open_at = p->pos;
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
     size_t base = p->top;
-    json_member *stack = p->stack, *next = stack + base, *limit = stack + p->cap;
+    json_member *stack = p->stack, *m = stack + base, *limit = stack + p->cap; /* m: the next slot */
     size_t pos = skip_ws_at(t, open_at + 1, end);
     if (pos < end && t[pos] == '}') {
         pos++;
@@ -608,17 +624,20 @@ static int parse_object(json_parser *p, json_value *v)
                 if (pos >= end || t[pos] != '"')
                     return fail(p, pos, pos >= end ? "unterminated object" : "expected string key");
             }
-            /* The key goes straight into its slot (its flags, unused, into the value's flags,
-             * which the value then overwrites). */
-            if (MAMORI_UNLIKELY(next == limit)) {
-                size_t top = (size_t)(next - stack);
+            /* The key goes straight into its slot. */
+            if (MAMORI_UNLIKELY(m == limit)) {
+                size_t top = (size_t)(m - stack);
                 stack = stack_grow(p);
-                next = stack + top;
+                m = stack + top;
                 limit = stack + p->cap;
             }
-            json_member *m = next++;
-            int rc = string_at(p, t, end, &pos, &m->key, &m->key_len, &m->value.flags);
-            if (rc) return rc;
+            size_t resume;
+            int rc;
+            if (MAMORI_UNLIKELY(!string_fast(t, end, &pos, &m->key, &m->key_len, &resume))) {
+                rc = key_from(p, pos, resume, m);
+                if (rc) return rc;
+                pos = p->pos;
+            }
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ':')) {
                 pos = skip_ws_at(t, pos, end);
                 if (pos >= end || t[pos] != ':') return fail(p, pos, "expected ':'");
@@ -641,9 +660,9 @@ static int parse_object(json_parser *p, json_value *v)
                 stack = p->stack; /* moved if it grew */
                 limit = stack + p->cap;
                 m = stack + slot;
-                next = m + 1;
                 m->value = child;
             }
+            m++;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
                 pos = skip_ws_at(t, pos, end);
                 if (pos >= end) return fail(p, open_at, "unterminated object");
@@ -656,7 +675,7 @@ static int parse_object(json_parser *p, json_value *v)
             pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
-    size_t count = (size_t)(next - stack) - base;
+    size_t count = (size_t)(m - stack) - base;
     if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
     v->type = JSON_OBJECT;
     v->flags = 0;
@@ -678,7 +697,7 @@ static int parse_array(json_parser *p, json_value *v)
     size_t end = p->len, open_at = p->pos;
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
     size_t base = p->top;
-    json_member *stack = p->stack, *next = stack + base, *limit = stack + p->cap;
+    json_member *stack = p->stack, *m = stack + base, *limit = stack + p->cap; /* m: the next slot */
     size_t pos = skip_ws_at(t, open_at + 1, end);
     if (pos < end && t[pos] == ']') {
         pos++;
@@ -688,13 +707,12 @@ static int parse_array(json_parser *p, json_value *v)
                 pos = skip_ws_at(t, pos, end);
                 if (pos >= end) return fail(p, pos, "unexpected end of input");
             }
-            if (MAMORI_UNLIKELY(next == limit)) {
-                size_t top = (size_t)(next - stack);
+            if (MAMORI_UNLIKELY(m == limit)) {
+                size_t top = (size_t)(m - stack);
                 stack = stack_grow(p);
-                next = stack + top;
+                m = stack + top;
                 limit = stack + p->cap;
             }
-            json_member *m = next++;
             int rc = scalar_at(p, t, end, &pos, &m->value);
             if (MAMORI_UNLIKELY(rc)) {
                 if (rc < 0) return rc;
@@ -708,9 +726,9 @@ static int parse_array(json_parser *p, json_value *v)
                 stack = p->stack; /* moved if it grew */
                 limit = stack + p->cap;
                 m = stack + slot;
-                next = m + 1;
                 m->value = child;
             }
+            m++;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
                 pos = skip_ws_at(t, pos, end);
                 if (pos >= end) return fail(p, open_at, "unterminated array");
@@ -723,7 +741,7 @@ static int parse_array(json_parser *p, json_value *v)
             pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
-    size_t count = (size_t)(next - stack) - base;
+    size_t count = (size_t)(m - stack) - base;
     if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
     v->type = JSON_ARRAY;
     v->flags = 0;
