@@ -364,6 +364,8 @@ static inline __attribute__((always_inline)) bool string_fast(const char *text, 
     size_t start = i;
     unsigned m = 0;
     while (i + 16 <= end && !(m = block_attention(t + i))) i += 16;
+    if (!m && i < end && end >= 16) /* the input's last bytes: its last block, shifted down to t[i] */
+        m = block_attention(t + end - 16) >> (16 - (end - i));
     if (m) {
         i += (size_t)__builtin_ctz(m);
         /* a string is shorter than the input: only inputs over 4 GiB need the length test */
