@@ -212,7 +212,15 @@ static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0
         o = arena_grow(p->arena, o, cap, olen + 64);
         cap = olen + 64;
     }
-    memcpy(o, t + start, olen);
+#ifdef __SSE2__
+    if (i + 16 <= end) { /* the clean prefix by blocks: reads stay before t[i + 16], writes before o[olen + 16] */
+        for (size_t k = 0; k < olen; k += 16)
+            _mm_storeu_si128((__m128i *)(void *)(o + k), _mm_loadu_si128((const __m128i *)(const void *)(t + start + k)));
+    } else
+#endif
+    {
+        memcpy(o, t + start, olen);
+    }
     for (;;) {
         if (cap - olen < 32) {
             size_t ncap = cap * 2;
@@ -616,7 +624,8 @@ static int parse_object(json_parser *p, json_value *v)
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
     size_t base = p->top;
     json_member *stack = p->stack, *m = stack + base, *limit = stack + p->cap; /* m: the next slot */
-    size_t pos = skip_ws_at(t, open_at + 1, end);
+    size_t pos = open_at + 1;
+    if (MAMORI_UNLIKELY(pos < end && (unsigned char)t[pos] <= ' ')) pos = skip_ws_at(t, pos, end);
     if (pos < end && t[pos] == '}') {
         pos++;
     } else {
@@ -700,7 +709,8 @@ static int parse_array(json_parser *p, json_value *v)
     if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
     size_t base = p->top;
     json_member *stack = p->stack, *m = stack + base, *limit = stack + p->cap; /* m: the next slot */
-    size_t pos = skip_ws_at(t, open_at + 1, end);
+    size_t pos = open_at + 1;
+    if (MAMORI_UNLIKELY(pos < end && (unsigned char)t[pos] <= ' ')) pos = skip_ws_at(t, pos, end);
     if (pos < end && t[pos] == ']') {
         pos++;
     } else {
