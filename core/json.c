@@ -384,6 +384,8 @@ static inline __attribute__((always_inline)) bool string_fast(const char *text, 
             return true;
         }
     }
+#else
+    (void)text, (void)end, (void)out, (void)out_len; /* word-at-a-time scans are all out of line */
 #endif
     *resume = i;
     return false;
