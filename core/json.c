@@ -485,54 +485,76 @@ static inline uint64_t digits_value(uint64_t w, unsigned k)
 
 static const uint64_t pow10_u64[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 
+/* Bit 7 of each byte of w that is not '0'..'9'. */
+static inline uint64_t nondigit_bits(uint64_t w) { return ~digit_bits(w) & 0x8080808080808080ULL; }
+
 /* Leading digits of the 8 bytes at t, 0..8. */
 static inline unsigned leading_digits(uint64_t w)
 {
-    uint64_t nondigit = ~digit_bits(w) & 0x8080808080808080ULL;
+    uint64_t nondigit = nondigit_bits(w);
     return nondigit ? (unsigned)__builtin_ctzll(nondigit) >> 3 : 8;
+}
+
+/* Sets v to the integer text t[start..end_at) of value mag (sign at t[start] if neg). */
+static inline __attribute__((always_inline)) void set_int(json_value *v, const char *t, size_t start, size_t end_at,
+                                                          bool neg, uint64_t mag)
+{
+    v->type = JSON_NUMBER;
+    v->flags = JSON_FLAG_INT;
+    v->reserved = 0;
+    v->len = (uint32_t)(end_at - start);
+    v->str = t + start;
+    v->num.i = neg ? (int64_t)(0 - mag) : (int64_t)mag; /* 0 - 2^63 converts to INT64_MIN */
 }
 
 /* Parses the number at t[*pos] into v. The common case — an integer of 1 to 19 digits
  * (no leading zero) that fits int64, followed by a byte that continues no number — is read
  * 8 digits at a time; everything else (fractions, exponents, 20 or more digits, values
  * beyond int64, numbers within 24 bytes of the input's end, errors) goes to parse_number,
- * which gives the same values for the integers this path takes. */
+ * which gives the same values for the integers this path takes. Up to 7 digits (most
+ * numbers in events) the first word holds the byte after them and the value needs no range
+ * check. */
 static inline __attribute__((always_inline)) int number_at(json_parser *p, const char *t, size_t end, size_t *pos,
                                                            json_value *v)
 {
     size_t start = *pos;
     bool neg = t[start] == '-';
     size_t i = start + neg;
-    if (MAMORI_LIKELY(end - i >= 24)) { /* three words readable */
+    /* the words are read with their first byte lowest; three words readable */
+    if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && MAMORI_LIKELY(end - i >= 24)) {
         uint64_t w;
         memcpy(&w, t + i, 8);
-        unsigned k = leading_digits(w), n = k;
-        if (MAMORI_LIKELY(k != 0 && (t[i] != '0' || k == 1))) {
-            uint64_t mag = digits_value(w, k);
-            if (k == 8) {
-                memcpy(&w, t + i + 8, 8);
-                k = leading_digits(w);
-                n += k;
-                if (k) mag = mag * pow10_u64[k] + digits_value(w, k);
-                if (k == 8) {
-                    memcpy(&w, t + i + 16, 8);
-                    k = leading_digits(w);
-                    n += k;
-                    if (k > 3) goto slow; /* 20 digits or more */
-                    if (k) mag = mag * pow10_u64[k] + digits_value(w, k);
-                }
-            }
-            char next = t[i + n]; /* a non-digit inside the words read */
-            if (MAMORI_LIKELY(next != '.' && (next | 0x20) != 'e' && mag <= (uint64_t)INT64_MAX + neg)) {
-                v->type = JSON_NUMBER;
-                v->flags = JSON_FLAG_INT;
-                v->reserved = 0;
-                v->len = (uint32_t)(i + n - start);
-                v->str = t + start;
-                v->num.i = neg ? (int64_t)(0 - mag) : (int64_t)mag; /* 0 - 2^63 converts to INT64_MIN */
-                *pos = i + n;
+        uint64_t nondigit = nondigit_bits(w);
+        if (MAMORI_LIKELY(nondigit && !(nondigit & 0x80))) { /* 1 to 7 digits */
+            unsigned k = (unsigned)__builtin_ctzll(nondigit) >> 3;
+            char next = (char)(w >> (8 * k));
+            if (MAMORI_LIKELY(((char)w != '0' || k == 1) && next != '.' && (next | 0x20) != 'e')) {
+                set_int(v, t, start, i + k, neg, digits_value(w, k));
+                *pos = i + k;
                 return 0;
             }
+            goto slow;
+        }
+        if (nondigit) goto slow; /* no digit first */
+        if (MAMORI_UNLIKELY(t[i] == '0')) goto slow; /* leading zero */
+        uint64_t mag = digits_value(w, 8);
+        unsigned n = 8;
+        memcpy(&w, t + i + 8, 8);
+        unsigned k = leading_digits(w);
+        n += k;
+        if (k) mag = mag * pow10_u64[k] + digits_value(w, k);
+        if (k == 8) {
+            memcpy(&w, t + i + 16, 8);
+            k = leading_digits(w);
+            n += k;
+            if (k > 3) goto slow; /* 20 digits or more */
+            if (k) mag = mag * pow10_u64[k] + digits_value(w, k);
+        }
+        char next = t[i + n]; /* a non-digit inside the words read */
+        if (MAMORI_LIKELY(next != '.' && (next | 0x20) != 'e' && mag <= (uint64_t)INT64_MAX + neg)) {
+            set_int(v, t, start, i + n, neg, mag);
+            *pos = i + n;
+            return 0;
         }
     }
 slow:
