@@ -455,9 +455,19 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     add_stamps(n, stamp);
 
     uint32_t count = n->entry_count;
-    for (uint32_t i = 0; i < count; i++) n->order[i] = &n->entries[i];
-    bool again = true;
-    for (int round = 0; again; round++) {
+    uint64_t paths_hash = count;
+    for (uint32_t i = 0; i < count; i++) {
+        n->order[i] = &n->entries[i];
+        paths_hash = (paths_hash + n->entries[i].path_hash) * 0x9E3779B97F4A7C15ULL;
+    }
+    bool no_equal;
+    norm_sort_cached(n, count, paths_hash, &no_equal);
+    bool again = !no_equal;
+    if (again) {
+        rc = norm_settle(n, &count, &again);
+        if (rc) return rc;
+    }
+    for (int round = 1; again; round++) {
         if (round == RESOLVE_ROUNDS_MAX) return norm_reject(n, "duplicate field", n->order[0]->path, n->order[0]->path_len);
         norm_sort_entries(n, count);
         rc = norm_settle(n, &count, &again);

@@ -98,6 +98,19 @@ struct ls_cache_slot {
     struct logsource_winlog_ecs ecs;
 };
 
+/* The order norm_sort_entries gave an event, remembered per thread by a hash of its entry
+ * paths in push order (the paths' event_path_hash): the next event with the same paths is put
+ * in that order and the order is verified, pair by pair, with the sort's own comparison —
+ * a verified order is the one stable sort (norm_sort_cached). Direct-mapped; events with
+ * more entries than SORT_CACHE_ENTRIES_MAX are always sorted. */
+#define SORT_CACHE_SLOTS 256u
+#define SORT_CACHE_ENTRIES_MAX 255u
+struct sort_cache_slot {
+    uint64_t shape;
+    uint32_t count; /* 0 = empty */
+    uint8_t order[SORT_CACHE_ENTRIES_MAX]; /* entry index at each sorted position */
+};
+
 struct normalizer {
     struct entry entries[ENTRY_CAP];
     struct entry *order[ENTRY_CAP];
@@ -120,6 +133,7 @@ struct normalizer {
     bool defer_json;             /* normalizer_set_defer_json */
     const json_value *ws[WS_COUNT];
     struct ls_cache_slot ls_cache[LS_CACHE_SLOTS];
+    struct sort_cache_slot sort_cache[SORT_CACHE_SLOTS];
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;
     char received_text[28];
@@ -244,6 +258,10 @@ int norm_winlog_finish(normalizer *n) MAMORI_WUR;
 
 /* normalize_write.c: sort, settle duplicates and conflicts, write the canonical JSON. */
 void norm_sort_entries(normalizer *n, uint32_t count);
+/* norm_sort_entries through the sort cache for n->order[i] == &n->entries[i]: shape is the
+ * hash of the entries' paths in push order. Sets *no_equal when the sorted order holds no
+ * two equal paths (norm_settle would keep every entry; false when unknown). */
+void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool *no_equal);
 int norm_settle(normalizer *n, uint32_t *count, bool *again) MAMORI_WUR;
 void norm_write_json(normalizer *n, struct entry *const *v, uint32_t count);
 void norm_sort_bytewise(struct entry **v, struct entry **tmp, uint32_t count);

@@ -152,6 +152,52 @@ void norm_sort_entries(normalizer *n, uint32_t count)
     for (uint32_t i = lo; i < others; i++) *o++ = keys[i].e;
 }
 
+/* Whether n->order[0..count) is the order norm_sort_entries gives: every neighbour pair
+ * strictly increasing by (path, push index) — the one stable sort, as (path, index) is a total
+ * order. *no_equal: no two neighbours share a path. */
+static bool order_is_sorted(const normalizer *n, uint32_t count, bool *no_equal)
+{
+    struct entry *const *v = n->order;
+    bool equal = false;
+    for (uint32_t i = 1; i < count; i++) {
+        const struct entry *a = v[i - 1], *b = v[i];
+        if (MAMORI_LIKELY(a->in_event_data == b->in_event_data)) {
+            if (MAMORI_LIKELY(a->key0 != b->key0)) {
+                if (a->key0 > b->key0) return false;
+                continue;
+            }
+            if (a->key1 != b->key1) {
+                if (a->key1 > b->key1) return false;
+                continue;
+            }
+        }
+        int c = a->in_event_data == b->in_event_data ? entry_cmp(a, b) : path_cmp(a->path, a->path_len, b->path, b->path_len);
+        if (c > 0 || (c == 0 && a > b)) return false;
+        equal |= c == 0;
+    }
+    *no_equal = !equal;
+    return true;
+}
+
+void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool *no_equal)
+{
+    *no_equal = false;
+    if (count == 0 || count > SORT_CACHE_ENTRIES_MAX) {
+        norm_sort_entries(n, count);
+        return;
+    }
+    struct sort_cache_slot *slot = &n->sort_cache[(shape >> 32) % SORT_CACHE_SLOTS];
+    if (slot->count == count && slot->shape == shape) {
+        for (uint32_t i = 0; i < count; i++) n->order[i] = &n->entries[slot->order[i]];
+        if (order_is_sorted(n, count, no_equal)) return;
+        for (uint32_t i = 0; i < count; i++) n->order[i] = &n->entries[i];
+    }
+    norm_sort_entries(n, count);
+    slot->shape = shape;
+    slot->count = count;
+    for (uint32_t i = 0; i < count; i++) slot->order[i] = (uint8_t)(n->order[i] - n->entries);
+}
+
 static bool json_equal(const json_value *a, const json_value *b)
 {
     if (a->type != b->type) return false;
