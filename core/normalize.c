@@ -433,6 +433,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     n->timestamp = NULL;
     n->low_bytes = false;
     n->winlogbeat = false;
+    n->nx_shape = NULL;
     memset(n->ws, 0, sizeof n->ws);
     memset(out, 0, sizeof *out);
 

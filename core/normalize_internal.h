@@ -46,7 +46,37 @@ struct entry {
 struct event_data {
     const char *name; /* sanitized: no spaces; '.' only between nested levels */
     uint32_t name_len;
+    int32_t member; /* NXLog: the top-level member it is, in n->nx_shape; -1 otherwise */
     const json_value *value;
+};
+
+/* What NXLog's top-level keys mean is a function of their bytes, and the ecs_map row of an
+ * EventData name a function of its bytes and the logsource: both are remembered per event
+ * *shape* — the sequence of top-level keys, checked byte for byte on every use — so events of
+ * a shape seen before skip the key index, the name check and ecs_map_lookup. Everything that
+ * depends on values (types, neighbours' presence, NXLog's EventType text) is decided per event
+ * as before. Direct-mapped by a hash of the key lengths; larger events are not remembered. */
+#define NX_SHAPE_SLOTS 64u
+#define NX_SHAPE_MEMBERS_MAX 64u
+#define NX_SHAPE_KEY_BYTES 1024u
+#define NX_ECS_ROW_UNKNOWN 0xffffu
+#define NX_ECS_ROW_NONE 0xfffeu
+struct nx_member_info {
+    uint16_t key_off; /* in nx_shape_slot.keys */
+    uint16_t key_len;
+    uint16_t ecs_row;   /* for the slot's logsource: a row index, NX_ECS_ROW_NONE or _UNKNOWN */
+    uint8_t nx_row;     /* nx_keys index + 1; 0 = an EventData name */
+    uint8_t name_clean; /* sanitize_name leaves the key as it is */
+    uint8_t low_bytes;  /* the key holds a byte below '.' */
+    uint8_t ecs_exact;  /* ecs_row matched with exact case */
+};
+struct nx_shape_slot {
+    uint64_t lens_hash;
+    uint32_t member_count; /* 0 = empty */
+    bool ls_valid;
+    struct logsource_set ls; /* what the members' ecs_row are for */
+    struct nx_member_info members[NX_SHAPE_MEMBERS_MAX];
+    char keys[NX_SHAPE_KEY_BYTES];
 };
 
 /* The System part of a winlog event, whatever shape it came in: borrowed values by slot. */
@@ -134,6 +164,8 @@ struct normalizer {
     const json_value *ws[WS_COUNT];
     struct ls_cache_slot ls_cache[LS_CACHE_SLOTS];
     struct sort_cache_slot sort_cache[SORT_CACHE_SLOTS];
+    struct nx_shape_slot nx_shapes[NX_SHAPE_SLOTS];
+    struct nx_shape_slot *nx_shape; /* the current NXLog event's, or NULL */
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;
     char received_text[28];

@@ -17,7 +17,7 @@
  * '.' becomes '_' (it would split the path), an empty name becomes "_". Returns a view
  * into `key` when nothing changes. Most names hold no byte <= '.' (space, dot and the bytes
  * below '.' that change the sort order): a word-at-a-time check shows it. */
-static const char *sanitize_name(normalizer *n, const char *key, size_t len, uint32_t *out_len, bool keep_dots)
+static bool name_changes(const char *key, size_t len, bool keep_dots, bool *low_bytes)
 {
     size_t j = 0;
     for (; j + 8 <= len; j += 8) {
@@ -29,10 +29,15 @@ static const char *sanitize_name(normalizer *n, const char *key, size_t len, uin
     for (; j < len; j++) {
         unsigned char c = (unsigned char)key[j];
         if (c > '.') continue;
-        if (c < '.') n->low_bytes = true;
+        if (c < '.') *low_bytes = true;
         if (c == ' ' || (c == '.' && !keep_dots)) change = true;
     }
-    if (!change) {
+    return change;
+}
+
+static const char *sanitize_name(normalizer *n, const char *key, size_t len, uint32_t *out_len, bool keep_dots)
+{
+    if (!name_changes(key, len, keep_dots, &n->low_bytes)) {
         *out_len = (uint32_t)len;
         return key;
     }
@@ -56,6 +61,7 @@ static int push_event_data(normalizer *n, const char *name, uint32_t name_len, c
     struct event_data *d = &n->event_data[n->event_data_count++];
     d->name = name;
     d->name_len = name_len;
+    d->member = -1;
     d->value = v;
     return 0;
 }
@@ -339,22 +345,86 @@ static bool is_nxlog_event_type(const json_value *v)
     return false;
 }
 
+/* The classification of raw's top-level keys from the shape cache, checked byte for byte,
+ * or made and remembered; NULL when the event is too large to remember. Sets n->nx_shape. */
+static const struct nx_member_info *nx_shape_find(normalizer *n, const json_value *raw)
+{
+    n->nx_shape = NULL;
+    uint32_t count = raw->len;
+    if (count == 0 || count > NX_SHAPE_MEMBERS_MAX) return NULL;
+    uint64_t h = count;
+    for (uint32_t i = 0; i < count; i++) h = (h << 5 | h >> 59) + raw->members[i].key_len;
+    h *= 0x9E3779B97F4A7C15ULL;
+    struct nx_shape_slot *slot = &n->nx_shapes[(h >> 40) % NX_SHAPE_SLOTS];
+    if (slot->member_count == count && slot->lens_hash == h) {
+        uint32_t i = 0;
+        for (; i < count; i++) {
+            const struct nx_member_info *info = &slot->members[i];
+            const json_member *m = &raw->members[i];
+            if (info->key_len != m->key_len || !bytes_eq(slot->keys + info->key_off, m->key, m->key_len)) break;
+        }
+        if (i == count) {
+            n->nx_shape = slot;
+            return slot->members;
+        }
+    }
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < count; i++) bytes += raw->members[i].key_len;
+    if (bytes > NX_SHAPE_KEY_BYTES) {
+        slot->member_count = 0;
+        return NULL;
+    }
+    size_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const json_member *m = &raw->members[i];
+        struct nx_member_info *info = &slot->members[i];
+        const struct nx_key *key = m->key_len ? nx_find(m->key, m->key_len) : NULL;
+        bool low = false;
+        bool clean = !name_changes(m->key, m->key_len, false, &low);
+        memcpy(slot->keys + off, m->key, m->key_len);
+        *info = (struct nx_member_info){.key_off = (uint16_t)off, .key_len = (uint16_t)m->key_len,
+                                        .ecs_row = NX_ECS_ROW_UNKNOWN, .nx_row = (uint8_t)(key ? key - nx_keys + 1 : 0),
+                                        .name_clean = clean, .low_bytes = low};
+        off += m->key_len;
+    }
+    slot->lens_hash = h;
+    slot->member_count = count;
+    slot->ls_valid = false;
+    n->nx_shape = slot;
+    return slot->members;
+}
+
+/* A top-level EventData member (not in nx_keys, or a deferred key that stays EventData). */
+static int nx_event_data(normalizer *n, const json_member *m, const struct nx_member_info *infos, uint32_t member)
+{
+    if (!infos || !infos[member].name_clean || m->value.type == JSON_OBJECT)
+        return collect_event_data_member(n, m->key, m->key_len, &m->value);
+    if (infos[member].low_bytes) n->low_bytes = true;
+    int rc = push_event_data(n, m->key, m->key_len, &m->value);
+    if (!rc) n->event_data[n->event_data_count - 1].member = (int32_t)member;
+    return rc;
+}
+
 int norm_collect_nxlog(normalizer *n, const json_value *raw)
 {
     pthread_once(&nx_once, nx_index_build);
+    const struct nx_member_info *infos = nx_shape_find(n, raw);
     const json_value **ws = n->ws;
     const json_member *deferred[MAMORI_ARRAY_LEN(nx_keys)];
     const struct nx_key *deferred_key[MAMORI_ARRAY_LEN(nx_keys)];
+    uint32_t deferred_member[MAMORI_ARRAY_LEN(nx_keys)];
     size_t deferred_count = 0;
     uint64_t deferred_seen = 0; /* by nx_keys index */
     bool event_type_original = false;
     for (uint32_t i = 0; i < raw->len; i++) {
         const json_member *m = &raw->members[i];
         const json_value *v = &m->value;
-        const struct nx_key *key = m->key_len ? nx_find(m->key, m->key_len) : NULL;
+        const struct nx_key *key = infos   ? (infos[i].nx_row ? &nx_keys[infos[i].nx_row - 1] : NULL)
+                                   : m->key_len ? nx_find(m->key, m->key_len)
+                                                : NULL;
         int rc = 0;
         if (!key) {
-            rc = collect_event_data_member(n, m->key, m->key_len, v);
+            rc = nx_event_data(n, m, infos, i);
         } else if (v->type == JSON_OBJECT && key->action != NX_CONTAINER) {
             rc = norm_flatten_member(n, m, 0); /* not what NXLog writes there: keep it as ECS */
         } else {
@@ -382,6 +452,7 @@ int norm_collect_nxlog(normalizer *n, const json_value *raw)
                 deferred_seen |= bit;
                 MAMORI_ASSERT(deferred_count < MAMORI_ARRAY_LEN(deferred));
                 deferred[deferred_count] = m;
+                deferred_member[deferred_count] = i;
                 deferred_key[deferred_count++] = key;
                 break;
             }
@@ -409,7 +480,7 @@ int norm_collect_nxlog(normalizer *n, const json_value *raw)
         }
         int rc = 0;
         if (system) ws[key->slot] = v;
-        else rc = collect_event_data_member(n, m->key, m->key_len, v);
+        else rc = nx_event_data(n, m, infos, deferred_member[i]);
         if (rc) return rc;
     }
     return 0;
@@ -599,16 +670,40 @@ static void row_keys_build(void)
     }
 }
 
+static const ecs_map_entry *map_lookup(const struct event_data *d, const struct logsource_set *ls, bool *exact)
+{
+    return memchr(d->name, '.', d->name_len) ? NULL : ecs_map_lookup(d->name, d->name_len, ls, exact);
+}
+
 static int map_event_data(normalizer *n, const struct logsource_set *ls)
 {
     pthread_once(&row_keys_once, row_keys_build);
+    struct nx_shape_slot *shape = n->nx_shape;
+    if (shape && (!shape->ls_valid || shape->ls.categories != ls->categories || shape->ls.service != ls->service ||
+                  shape->ls.product != ls->product)) {
+        for (uint32_t i = 0; i < shape->member_count; i++) shape->members[i].ecs_row = NX_ECS_ROW_UNKNOWN;
+        shape->ls = *ls;
+        shape->ls_valid = true;
+    }
     for (uint32_t i = 0; i < n->event_data_count; i++) {
         const struct event_data *d = &n->event_data[i];
         const json_value *v = norm_as_text(n, d->value);
         if (KEY_IS(d->name, d->name_len, "UtcTime")) n->ws[WS_UTC_TIME] = v;
         else if (KEY_IS(d->name, d->name_len, "Hashes") || KEY_IS(d->name, d->name_len, "Hash")) n->ws[WS_HASHES] = v;
         bool exact = true;
-        const ecs_map_entry *row = memchr(d->name, '.', d->name_len) ? NULL : ecs_map_lookup(d->name, d->name_len, ls, &exact);
+        const ecs_map_entry *row;
+        if (shape && d->member >= 0) {
+            struct nx_member_info *info = &shape->members[d->member];
+            if (info->ecs_row == NX_ECS_ROW_UNKNOWN) {
+                row = map_lookup(d, ls, &exact);
+                info->ecs_row = row ? (uint16_t)ecs_map_index(row) : NX_ECS_ROW_NONE;
+                info->ecs_exact = exact;
+            }
+            row = info->ecs_row == NX_ECS_ROW_NONE ? NULL : ecs_map_at(info->ecs_row);
+            exact = info->ecs_exact;
+        } else {
+            row = map_lookup(d, ls, &exact);
+        }
         if (row) {
             if (row->type == ECS_TYPE_LONG) v = norm_as_long(n, v);
             else if (row->type == ECS_TYPE_GUID) v = norm_as_guid(n, v);
