@@ -541,26 +541,43 @@ int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v)
 
 /* ---- winlog: System fields, EventData mapping, enrichment ------------------------------ */
 
-static const char *level_name(const json_value *level, const json_value *severity)
+static const json_value level_values[] = {
+#define LEVEL_INFORMATION 0
+    {.type = JSON_STRING, .len = 11, .str = "information"},
+#define LEVEL_CRITICAL 1
+    {.type = JSON_STRING, .len = 8, .str = "critical"},
+#define LEVEL_ERROR 2
+    {.type = JSON_STRING, .len = 5, .str = "error"},
+#define LEVEL_WARNING 3
+    {.type = JSON_STRING, .len = 7, .str = "warning"},
+#define LEVEL_VERBOSE 4
+    {.type = JSON_STRING, .len = 7, .str = "verbose"},
+};
+
+/* log.level: a constant value (level_values), or NULL. */
+static const json_value *level_value(const json_value *level, const json_value *severity)
 {
     int64_t i;
     if (norm_value_int(level, &i)) {
         switch (i) {
         case 0:
-        case 4: return "information";
-        case 1: return "critical";
-        case 2: return "error";
-        case 3: return "warning";
-        case 5: return "verbose";
+        case 4: return &level_values[LEVEL_INFORMATION];
+        case 1: return &level_values[LEVEL_CRITICAL];
+        case 2: return &level_values[LEVEL_ERROR];
+        case 3: return &level_values[LEVEL_WARNING];
+        case 5: return &level_values[LEVEL_VERBOSE];
         default: return NULL;
         }
     }
     if (json_is_string(severity)) {
-        static const char *const map[][2] = {{"INFO", "information"}, {"WARNING", "warning"}, {"ERROR", "error"},
-                                             {"CRITICAL", "critical"}, {"DEBUG", "verbose"}};
+        static const struct {
+            const char *severity;
+            unsigned level;
+        } map[] = {{"INFO", LEVEL_INFORMATION}, {"WARNING", LEVEL_WARNING}, {"ERROR", LEVEL_ERROR},
+                   {"CRITICAL", LEVEL_CRITICAL}, {"DEBUG", LEVEL_VERBOSE}};
         for (size_t k = 0; k < MAMORI_ARRAY_LEN(map); k++)
-            if (strlen(map[k][0]) == severity->len && memcmp(map[k][0], severity->str, severity->len) == 0)
-                return map[k][1];
+            if (strlen(map[k].severity) == severity->len && memcmp(map[k].severity, severity->str, severity->len) == 0)
+                return &level_values[map[k].level];
     }
     return NULL;
 }
@@ -590,6 +607,30 @@ static inline void push_system(normalizer *n, const char *path, size_t len, uint
     push_system((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), \
                 event_path_hash(lit, sizeof lit - 1), (v))
 
+/* Constant values shared by every event (never written: the fields hold const pointers),
+ * instead of one arena value each per event. */
+#define STATIC_STRING(lit) {.type = JSON_STRING, .len = sizeof lit - 1, .str = lit}
+static const json_value kind_event = STATIC_STRING("event");
+static const json_value os_values[2] = {STATIC_STRING("windows"), STATIC_STRING("linux")};
+static json_value module_values[LOGSOURCE_SERVICE_COUNT];
+static pthread_once_t module_values_once = PTHREAD_ONCE_INIT;
+
+static void module_values_build(void)
+{
+    for (size_t i = 0; i < LOGSOURCE_SERVICE_COUNT; i++) {
+        const char *name = logsource_service_name((enum logsource_service)i);
+        module_values[i] = (json_value){.type = JSON_STRING, .len = (uint32_t)strlen(name), .str = name};
+    }
+}
+
+static const json_value *module_value(normalizer *n, unsigned service)
+{
+    pthread_once(&module_values_once, module_values_build);
+    if (service < LOGSOURCE_SERVICE_COUNT) return &module_values[service];
+    const char *module = logsource_service_name((enum logsource_service)service);
+    return new_string(n, module, strlen(module));
+}
+
 /* Pushed in path order ('.' first, as norm_sort_entries orders): whichever of them an event
  * has, they reach the sort as a run already in order, which its insertion sorts and merges
  * pass with one comparison each. Their paths are all different, so the order changes no
@@ -614,18 +655,14 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
     }
     if (ecs->category[0]) PUSH_LIT(n, "event.category", string_list(n, ecs->category), KIND_DERIVED);
     if (code) PUSH_LIT(n, "event.code", code, KIND_DERIVED);
-    PUSH_LIT(n, "event.kind", new_string(n, "event", 5), KIND_DERIVED);
-    if (ls->service) {
-        const char *module = logsource_service_name((enum logsource_service)ls->service);
-        PUSH_LIT(n, "event.module", new_string(n, module, strlen(module)), KIND_DERIVED);
-    }
+    PUSH_LIT(n, "event.kind", &kind_event, KIND_DERIVED);
+    if (ls->service) PUSH_LIT(n, "event.module", module_value(n, ls->service), KIND_DERIVED);
     if (provider) PUSH_SYSTEM(n, "event.provider", provider);
     if (ecs->type[0]) PUSH_LIT(n, "event.type", string_list(n, ecs->type), KIND_DERIVED);
     if (computer) PUSH_LIT(n, "host.name", computer, KIND_WEAK);
-    const char *os = ls->product == LOGSOURCE_PRODUCT_LINUX ? "linux" : "windows";
-    PUSH_LIT(n, "host.os.type", new_string(n, os, strlen(os)), KIND_WEAK);
-    const char *level = level_name(ws[WS_LEVEL], ws[WS_SEVERITY]);
-    if (level) PUSH_LIT(n, "log.level", new_string(n, level, strlen(level)), KIND_DERIVED);
+    PUSH_LIT(n, "host.os.type", &os_values[ls->product == LOGSOURCE_PRODUCT_LINUX], KIND_WEAK);
+    const json_value *level = level_value(ws[WS_LEVEL], ws[WS_SEVERITY]);
+    if (level) PUSH_LIT(n, "log.level", level, KIND_DERIVED);
     if (ws[WS_MESSAGE]) PUSH_SYSTEM(n, "message", norm_as_text(n, ws[WS_MESSAGE]));
     if (ws[WS_ACTIVITY_ID]) PUSH_SYSTEM(n, "winlog.activity_id", norm_as_guid(n, ws[WS_ACTIVITY_ID]));
     PUSH_SYSTEM(n, "winlog.channel", ws[WS_CHANNEL]);
@@ -660,6 +697,14 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
 static struct entry row_keys[ROW_KEYS_MAX];
 static pthread_once_t row_keys_once = PTHREAD_ONCE_INIT;
 
+/* enrich_names' sources: which of them a row's path is (index + 1), 0 for none */
+static const char *const enrich_pairs[][2] = {
+    {"process.executable", "process.name"},
+    {"process.parent.executable", "process.parent.name"},
+    {"file.path", "file.name"},
+};
+static uint8_t row_enrich_source[ROW_KEYS_MAX];
+
 static void row_keys_build(void)
 {
     size_t count = ecs_map_count();
@@ -667,6 +712,8 @@ static void row_keys_build(void)
     for (size_t i = 0; i < count; i++) {
         const ecs_map_entry *row = ecs_map_at(i);
         norm_entry_set_path(&row_keys[i], row->ecs_path, ecs_map_path_len(row));
+        for (size_t p = 0; p < MAMORI_ARRAY_LEN(enrich_pairs); p++)
+            if (strcmp(row->ecs_path, enrich_pairs[p][0]) == 0) row_enrich_source[i] = (uint8_t)(p + 1);
     }
 }
 
@@ -776,32 +823,41 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
  * Winlogbeat does: search and pivots use the names, Windows sends full paths. The source is
  * the value that will own the path after norm_settle(): a shipper's own ECS field, else the
  * best mapped EventData field. */
-static void enrich_names(normalizer *n)
+static inline void enrich_candidate(const struct entry **best, const struct entry *e)
 {
-    static const char *const pairs[][2] = {
-        {"process.executable", "process.name"},
-        {"process.parent.executable", "process.parent.name"},
-        {"file.path", "file.name"},
-    };
+    const struct entry *b = *best;
+    if (!b || (b->kind == KIND_MAPPED && (e->kind == KIND_INPUT || e->prio < b->prio))) *best = e;
+}
+
+/* entries[system_begin, mapped_begin) are emit_system's (derived and weak: never sources);
+ * from mapped_begin on map_event_data's: mapped rows, whose source is known by row, and
+ * paths under winlog.event_data. (never sources). */
+static void enrich_names(normalizer *n, uint32_t system_begin, uint32_t mapped_begin)
+{
     static const uint32_t source_lens[] = {sizeof "process.executable" - 1, sizeof "process.parent.executable" - 1,
                                            sizeof "file.path" - 1};
-    const struct entry *best[MAMORI_ARRAY_LEN(pairs)] = {NULL};
-    for (uint32_t i = 0; i < n->entry_count; i++) {
+    const struct entry *best[MAMORI_ARRAY_LEN(enrich_pairs)] = {NULL};
+    for (uint32_t i = 0; i < system_begin; i++) {
         const struct entry *e = &n->entries[i];
         if (e->kind != KIND_MAPPED && e->kind != KIND_INPUT) continue;
-        for (size_t p = 0; p < MAMORI_ARRAY_LEN(pairs); p++) {
-            if (e->path_len != source_lens[p] || memcmp(e->path, pairs[p][0], source_lens[p]) != 0) continue;
-            const struct entry *b = best[p];
-            if (!b || (b->kind == KIND_MAPPED && (e->kind == KIND_INPUT || e->prio < b->prio))) best[p] = e;
+        for (size_t p = 0; p < MAMORI_ARRAY_LEN(enrich_pairs); p++) {
+            if (e->path_len != source_lens[p] || memcmp(e->path, enrich_pairs[p][0], source_lens[p]) != 0) continue;
+            enrich_candidate(&best[p], e);
         }
     }
-    for (size_t p = 0; p < MAMORI_ARRAY_LEN(pairs); p++) {
+    for (uint32_t i = mapped_begin; i < n->entry_count; i++) {
+        const struct entry *e = &n->entries[i];
+        if (e->kind != KIND_MAPPED) continue;
+        unsigned source = row_enrich_source[e->prio >> 1];
+        if (source) enrich_candidate(&best[source - 1], e);
+    }
+    for (size_t p = 0; p < MAMORI_ARRAY_LEN(enrich_pairs); p++) {
         if (!best[p] || !json_is_string(best[p]->value)) continue;
         const json_value *v = best[p]->value;
         size_t start = v->len;
         while (start > 0 && v->str[start - 1] != '\\' && v->str[start - 1] != '/') start--;
         if (start == v->len) continue;
-        push_static(n, pairs[p][1], new_string(n, v->str + start, v->len - start), KIND_WEAK);
+        push_static(n, enrich_pairs[p][1], new_string(n, v->str + start, v->len - start), KIND_WEAK);
     }
 }
 
@@ -841,10 +897,12 @@ int norm_winlog_finish(normalizer *n)
     struct logsource_winlog_ecs ecs;
     winlog_logsource(n, json_is_string(channel) ? channel->str : NULL, json_is_string(channel) ? channel->len : 0,
                      have_event_id ? event_id : -1, &ls, &ecs);
+    uint32_t system_begin = n->entry_count;
     emit_system(n, &ls, &ecs, have_event_id, event_id);
+    uint32_t mapped_begin = n->entry_count;
     int rc = map_event_data(n, &ls);
     if (rc) return rc;
-    enrich_names(n);
+    enrich_names(n, system_begin, mapped_begin);
     enrich_hashes(n, &ls);
     return 0;
 }
