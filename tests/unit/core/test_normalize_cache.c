@@ -1,0 +1,247 @@
+/* tests/unit/core/test_normalize_cache.c — the normalizer's per-thread caches (norm3):
+ * the NXLog shape cache (top-level key classification and ecs_map rows, per key sequence)
+ * and the sort cache (the sorted order per entry path sequence, verified before use). A
+ * normalizer that has seen many events must give exactly what a fresh one gives: every event
+ * here is normalized by the warm normalizer and by a new one and the two compared (canonical
+ * JSON, deferred JSON, field paths). The sort cache is also driven directly with a forced
+ * hash collision (core/normalize_internal.h). */
+#include "normalize_fixture.h"
+
+#include "core/normalize_internal.h"
+
+/* text through the warm normalizer and through a fresh one: the same event or the same
+ * rejection. */
+static void expect_as_fresh(struct fixture *f, const char *text)
+{
+    mamori_event warm, cold;
+    int warm_rc = norm_text(f, EVENT_FORMAT_AUTO, text, &warm);
+    char warm_err[sizeof f->err];
+    memcpy(warm_err, f->err, sizeof warm_err);
+    normalizer *saved = f->norm;
+    f->norm = normalizer_create();
+    int cold_rc = norm_text(f, EVENT_FORMAT_AUTO, text, &cold);
+    normalizer_destroy(f->norm);
+    f->norm = saved;
+    if (warm_rc != cold_rc) fail_msg("rc %d warm, %d fresh (%s / %s): %s", warm_rc, cold_rc, warm_err, f->err, text);
+    if (warm_rc) {
+        assert_string_equal(warm_err, f->err);
+        return;
+    }
+    check_invariants(f, &warm);
+    assert_same_event(&warm, &cold);
+    for (uint32_t i = 0; i < warm.field_count; i++) {
+        const event_field *a = &warm.fields[i], *b = &cold.fields[i];
+        assert_int_equal(a->type, b->type);
+        assert_int_equal(a->flags, b->flags);
+        assert_int_equal(a->text_len, b->text_len);
+        if (a->text) assert_memory_equal(a->text, b->text, a->text_len);
+        else assert_null(b->text);
+    }
+}
+
+/* Each event twice (the second meets its own shape), then the whole list again. */
+static void expect_list_as_fresh(struct fixture *f, const char *const *events, size_t count)
+{
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < count; i++) {
+            expect_as_fresh(f, events[i]);
+            expect_as_fresh(f, events[i]);
+        }
+}
+
+#define SYSMON "\"Channel\":\"Microsoft-Windows-Sysmon/Operational\""
+
+static void test_value_dependent_decisions_with_one_shape(void **state)
+{
+    struct fixture *f = *state;
+    /* the same top-level keys each time; what changes is a value the NXLog rules look at */
+    static const char *const events[] = {
+        /* ProcessID: a number is the System pid, text stays EventData */
+        "{\"EventID\":1," SYSMON ",\"ProcessID\":4,\"Image\":\"C:\\\\a.exe\"}",
+        "{\"EventID\":1," SYSMON ",\"ProcessID\":\"4\",\"Image\":\"C:\\\\a.exe\"}",
+        /* AccountName is System only with a UserID; an object UserID is not one (flattened) */
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"UserID\":\"S-1-5-18\",\"AccountName\":\"SYSTEM\"}",
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"UserID\":{\"x\":1},\"AccountName\":\"SYSTEM\"}",
+        /* NXLog's own EventType is dropped, Sysmon's stays EventData */
+        "{\"EventID\":13," SYSMON ",\"EventType\":\"INFO\",\"TargetObject\":\"HKLM\\\\x\"}",
+        "{\"EventID\":13," SYSMON ",\"EventType\":\"SetValue\",\"TargetObject\":\"HKLM\\\\x\"}",
+        "{\"EventID\":13," SYSMON ",\"EventType\":\"AUDIT_SUCCESS\",\"TargetObject\":\"HKLM\\\\x\"}",
+        /* an EventData value that is an object keeps its structure; a System key's object is ECS */
+        "{\"EventID\":1," SYSMON ",\"ProcessID\":4,\"Image\":{\"a\":\"b\",\"#text\":\"C:\\\\c.exe\"}}",
+        "{\"EventID\":1," SYSMON ",\"ProcessID\":4,\"Image\":{\"a\":\"b\",\"c\":\"d\"}}",
+        "{\"EventID\":1," SYSMON ",\"ProcessID\":{\"q\":1},\"Image\":\"C:\\\\a.exe\"}",
+        /* the event id changes the logsource and so the ecs_map row of Description */
+        "{\"EventID\":1," SYSMON ",\"Description\":\"d\",\"ProcessGuid\":\"{5770385F-C22A-43E0-BF4C-06F5698FFBD9}\"}",
+        "{\"EventID\":7," SYSMON ",\"Description\":\"d\",\"ProcessGuid\":\"{5770385F-C22A-43E0-BF4C-06F5698FFBD9}\"}",
+        "{\"EventID\":255," SYSMON ",\"Description\":\"d\",\"ProcessGuid\":\"{5770385F-C22A-43E0-BF4C-06F5698FFBD9}\"}",
+        "{\"EventID\":\"x\"," SYSMON ",\"Description\":\"d\",\"ProcessGuid\":\"not a guid\"}",
+        /* the channel too, with the same key lengths */
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"CommandLine\":\"cmd\",\"NewProcessId\":\"0x10\"}",
+        "{\"EventID\":4688,\"Channel\":\"Securitz\",\"CommandLine\":\"cmd\",\"NewProcessId\":\"16\"}",
+    };
+    expect_list_as_fresh(f, events, sizeof events / sizeof events[0]);
+    /* and the decisions themselves, after the cache has seen both sides */
+    mamori_event a = must_norm(f, EVENT_FORMAT_AUTO, events[0]);
+    assert_int(&a, "winlog.process.pid", 4);
+    assert_absent(&a, "winlog.event_data.ProcessID");
+    mamori_event b = must_norm(f, EVENT_FORMAT_AUTO, events[1]);
+    assert_absent(&b, "winlog.process.pid");
+    assert_int(&b, "process.pid", 4); /* EventData ProcessID, mapped (caselessly) */
+    mamori_event c = must_norm(f, EVENT_FORMAT_AUTO, events[3]);
+    assert_absent(&c, "winlog.user.name");
+    assert_str(&c, "user.name", "SYSTEM"); /* EventData AccountName, mapped */
+    mamori_event d = must_norm(f, EVENT_FORMAT_AUTO, events[2]);
+    assert_str(&d, "winlog.user.name", "SYSTEM");
+    mamori_event e = must_norm(f, EVENT_FORMAT_AUTO, events[5]);
+    assert_str(&e, "winlog.event_data.EventType", "SetValue");
+    mamori_event g = must_norm(f, EVENT_FORMAT_AUTO, events[4]);
+    assert_absent(&g, "winlog.event_data.EventType");
+    mamori_event h = must_norm(f, EVENT_FORMAT_AUTO, events[10]);
+    assert_str(&h, "process.pe.description", "d");
+    mamori_event i = must_norm(f, EVENT_FORMAT_AUTO, events[11]);
+    assert_str(&i, "file.pe.description", "d");
+    assert_absent(&i, "process.pe.description");
+}
+
+static void test_keys_that_differ_by_little(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const events[] = {
+        "{\"EventID\":1," SYSMON ",\"Image\":\"C:\\\\a.exe\",\"User\":\"u\"}",
+        /* one key byte changed (same lengths: the same slot, the bytes differ) */
+        "{\"EventID\":1," SYSMON ",\"Imagf\":\"C:\\\\a.exe\",\"User\":\"u\"}",
+        "{\"EventID\":1," SYSMON ",\"image\":\"C:\\\\a.exe\",\"User\":\"u\"}",
+        "{\"EventID\":1," SYSMON ",\"Image\":\"C:\\\\a.exe\",\"Usex\":\"u\"}",
+        "{\"EventID\":1,\"Channem\":\"Microsoft-Windows-Sysmon/Operational\",\"Image\":\"C:\\\\a.exe\",\"User\":\"u\"}",
+        /* the same keys in another order */
+        "{\"User\":\"u\",\"Image\":\"C:\\\\a.exe\"," SYSMON ",\"EventID\":1}",
+        "{" SYSMON ",\"EventID\":1,\"User\":\"u\",\"Image\":\"C:\\\\a.exe\"}",
+        /* names that sanitize_name changes, or with bytes below '.', at the same places */
+        "{\"EventID\":1," SYSMON ",\"Ima e\":\"C:\\\\a.exe\",\"Us.r\":\"u\"}",
+        "{\"EventID\":1," SYSMON ",\"Ima-e\":\"C:\\\\a.exe\",\"Us+r\":\"u\"}",
+        "{\"EventID\":1," SYSMON ",\"     \":\"C:\\\\a.exe\",\"\":\"u\"}",
+        /* a key twice: rejected, then the shape without it is fine */
+        "{\"EventID\":1," SYSMON ",\"Image\":\"C:\\\\a.exe\",\"Image\":\"u\"}",
+        "{\"EventID\":1," SYSMON ",\"Image\":\"C:\\\\a.exe\",\"Imag\":\"u\"}",
+        "{\"EventID\":1,\"EventID\":1," SYSMON ",\"Image\":\"C:\\\\a.exe\"}",
+        /* two names mapping to one path: the loser goes back to EventData (settled each time) */
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"ProcessId\":\"0x4\",\"NewProcessId\":\"0x8\"}",
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"ProcessId\":\"4\",\"NewProcessId\":\"8\"}",
+        "{\"EventID\":4688,\"Channel\":\"Security\",\"ProcessId\":\"4\",\"NewProcessId\":\"4\"}",
+    };
+    expect_list_as_fresh(f, events, sizeof events / sizeof events[0]);
+    mamori_event a = must_norm(f, EVENT_FORMAT_AUTO, events[1]);
+    assert_str(&a, "winlog.event_data.Imagf", "C:\\a.exe");
+    assert_absent(&a, "process.executable");
+    mamori_event b = must_norm(f, EVENT_FORMAT_AUTO, events[0]);
+    assert_str(&b, "process.executable", "C:\\a.exe");
+    assert_str(&b, "process.name", "a.exe");
+    mamori_event c = must_norm(f, EVENT_FORMAT_AUTO, events[7]);
+    assert_str(&c, "winlog.event_data.Imae", "C:\\a.exe");
+    assert_str(&c, "winlog.event_data.Us_r", "u");
+    mamori_event d = must_norm(f, EVENT_FORMAT_AUTO, events[14]);
+    assert_int(&d, "process.pid", 8);
+    assert_int(&d, "winlog.event_data.ProcessId", 4); /* the loser, displaced */
+}
+
+/* More shapes than the caches have slots, each seen twice, in two rounds: evictions and
+ * slot collisions (same member count and key lengths, different bytes). */
+static void test_many_shapes(void **state)
+{
+    struct fixture *f = *state;
+    enum { SHAPES = 300 };
+    static char texts[SHAPES][1024];
+    static const char *events[SHAPES];
+    for (int i = 0; i < SHAPES; i++) {
+        int len = snprintf(texts[i], sizeof texts[i], "{\"EventID\":%d," SYSMON ",\"Image\":\"C:\\\\%d.exe\"", i % 30, i);
+        /* i % 40 extra members named A000, A001, … B000 …: many shapes share a member count
+         * and key lengths and differ only in bytes */
+        for (int k = 0; k < i % 40; k++)
+            len += snprintf(texts[i] + len, sizeof texts[i] - (size_t)len, ",\"%c%03d\":\"v\"", 'A' + i % 26, k);
+        snprintf(texts[i] + len, sizeof texts[i] - (size_t)len, "}");
+        events[i] = texts[i];
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < SHAPES; i++) {
+            arena_reset(&f->arena);
+            expect_as_fresh(f, events[i]);
+            expect_as_fresh(f, events[(i * 7) % SHAPES]);
+        }
+    /* more top-level members than a shape holds: not remembered, still right */
+    char big[8192];
+    int len = snprintf(big, sizeof big, "{\"EventID\":1," SYSMON);
+    for (int k = 0; k < (int)NX_SHAPE_MEMBERS_MAX + 10; k++)
+        len += snprintf(big + len, sizeof big - (size_t)len, ",\"Field%03d\":\"%d\"", k, k);
+    snprintf(big + len, sizeof big - (size_t)len, "}");
+    expect_as_fresh(f, big);
+    expect_as_fresh(f, big);
+    /* more entries than the sort cache remembers (ECS, in reverse order) */
+    len = snprintf(big, sizeof big, "{");
+    for (int k = (int)SORT_CACHE_ENTRIES_MAX + 20; k > 0; k--)
+        len += snprintf(big + len, sizeof big - (size_t)len, "%s\"f%03d\":%d", k > (int)SORT_CACHE_ENTRIES_MAX + 19 ? "" : ",", k, k);
+    snprintf(big + len, sizeof big - (size_t)len, "}");
+    expect_as_fresh(f, big);
+    expect_as_fresh(f, big);
+}
+
+/* The sort cache driven directly: two entry lists forced onto one shape hash. The second
+ * must not take the first's order (the check fails and it is sorted), and a hit with equal
+ * paths reports them (no_equal false). */
+static void sort_with_shape(normalizer *n, const char *const *paths, uint32_t count, uint64_t shape, bool *no_equal,
+                            const char **out)
+{
+    static const json_value v = {.type = JSON_NULL};
+    n->entry_count = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        norm_push_entry(n, paths[i], strlen(paths[i]), &v, KIND_INPUT);
+        n->order[i] = &n->entries[i];
+    }
+    norm_sort_cached(n, count, shape, no_equal);
+    for (uint32_t i = 0; i < count; i++) out[i] = n->order[i]->path;
+}
+
+static void test_sort_cache_collision(void **state)
+{
+    (void)state;
+    normalizer *n = normalizer_create();
+    static const char *const first[] = {"z", "winlog.event_data.b", "a.b", "winlog.event_data.a", "host.name", "a"};
+    static const char *const second[] = {"a", "winlog.event_data.a", "host.name", "winlog.event_data.b", "a.b", "z"};
+    static const char *const want[] = {"a", "a.b", "host.name", "winlog.event_data.a", "winlog.event_data.b", "z"};
+    static const char *const dups[] = {"b", "a", "b", "a.c", "winlog.event_data.x", "winlog.event_data.x"};
+    enum { COUNT = 6 };
+    const char *out[COUNT];
+    bool no_equal;
+    for (int pass = 0; pass < 2; pass++) { /* a miss, then a hit */
+        sort_with_shape(n, first, COUNT, 42, &no_equal, out);
+        for (int i = 0; i < COUNT; i++) assert_string_equal(out[i], want[i]);
+        assert_true(no_equal == (pass == 1)); /* known only on a hit */
+    }
+    sort_with_shape(n, second, COUNT, 42, &no_equal, out); /* same hash, other push order */
+    for (int i = 0; i < COUNT; i++) assert_string_equal(out[i], want[i]);
+    /* equal paths: stable (push order kept), reported on a hit */
+    for (int pass = 0; pass < 2; pass++) {
+        sort_with_shape(n, dups, COUNT, 42, &no_equal, out);
+        assert_false(no_equal);
+        assert_ptr_equal(n->order[0], &n->entries[1]); /* a */
+        assert_ptr_equal(n->order[1], &n->entries[3]); /* a.c */
+        assert_ptr_equal(n->order[2], &n->entries[0]); /* b, pushed first */
+        assert_ptr_equal(n->order[3], &n->entries[2]);
+        assert_ptr_equal(n->order[4], &n->entries[4]);
+        assert_ptr_equal(n->order[5], &n->entries[5]);
+    }
+    /* the dups' order with another hash, then the first list onto it: verified and re-sorted */
+    sort_with_shape(n, first, COUNT, 42, &no_equal, out);
+    for (int i = 0; i < COUNT; i++) assert_string_equal(out[i], want[i]);
+    normalizer_destroy(n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_value_dependent_decisions_with_one_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_that_differ_by_little, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_shapes, setup, teardown),
+        cmocka_unit_test(test_sort_cache_collision),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
