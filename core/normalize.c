@@ -434,6 +434,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     n->low_bytes = false;
     n->winlogbeat = false;
     n->nx_shape = NULL;
+    n->value_pool_left = 0;
     memset(n->ws, 0, sizeof n->ws);
     memset(out, 0, sizeof *out);
 
@@ -533,6 +534,7 @@ int normalize_event_json(normalizer *n, arena *a, mamori_event *ev, char *err, s
 {
     MAMORI_ASSERT(ev->field_count <= ENTRY_CAP);
     n->arena = a;
+    n->value_pool_left = 0;
     n->err = err;
     n->err_len = err_len;
     if (err && err_len) err[0] = '\0';

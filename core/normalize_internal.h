@@ -16,6 +16,7 @@
 #define EVENT_DATA_PREFIX "winlog.event_data."
 #define EVENT_DATA_PREFIX_LEN (sizeof EVENT_DATA_PREFIX - 1)
 #define RESOLVE_ROUNDS_MAX 4
+#define VALUE_POOL_BLOCK 16u
 _Static_assert(EVENT_DATA_PREFIX_LEN + 8 < EVENT_MAX_PATH_BYTES, "path limit leaves room for EventData names");
 
 /* Who put a path there decides who keeps it when a path is claimed twice. */
@@ -166,6 +167,8 @@ struct normalizer {
     struct sort_cache_slot sort_cache[SORT_CACHE_SLOTS];
     struct nx_shape_slot nx_shapes[NX_SHAPE_SLOTS];
     struct nx_shape_slot *nx_shape; /* the current NXLog event's, or NULL */
+    json_value *value_pool;          /* new_value's block, this event's */
+    uint32_t value_pool_left;
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;
     char received_text[28];
@@ -181,9 +184,17 @@ static inline bool key_is(const char *key, size_t len, const char *lit, size_t l
 
 static inline unsigned char ascii_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
 
+/* The values the normalizer makes come from the arena a block at a time (an event makes
+ * ~15: converted System fields, stamps, lists); the block is per event (normalize_event
+ * empties it: the caller may reset the arena between events). */
 static inline json_value *new_value(normalizer *n, enum json_type type)
 {
-    json_value *v = arena_alloc(n->arena, sizeof *v);
+    if (MAMORI_UNLIKELY(n->value_pool_left == 0)) {
+        n->value_pool = arena_alloc(n->arena, VALUE_POOL_BLOCK * sizeof *n->value_pool);
+        n->value_pool_left = VALUE_POOL_BLOCK;
+    }
+    json_value *v = n->value_pool++;
+    n->value_pool_left--;
     memset(v, 0, sizeof *v);
     v->type = (uint8_t)type;
     return v;
