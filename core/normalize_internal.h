@@ -63,6 +63,7 @@ struct event_data {
 #define NX_ECS_ROW_UNKNOWN 0xffffu
 #define NX_ECS_ROW_NONE 0xfffeu
 struct nx_member_info {
+    uint64_t head, tail; /* the key's first and last 8 bytes (load_partial, zero-padded) */
     uint16_t key_off; /* in nx_shape_slot.keys */
     uint16_t key_len;
     uint16_t ecs_row;   /* for the slot's logsource: a row index, NX_ECS_ROW_NONE or _UNKNOWN */

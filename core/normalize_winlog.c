@@ -361,7 +361,11 @@ static const struct nx_member_info *nx_shape_find(normalizer *n, const json_valu
         for (; i < count; i++) {
             const struct nx_member_info *info = &slot->members[i];
             const json_member *m = &raw->members[i];
-            if (info->key_len != m->key_len || !bytes_eq(slot->keys + info->key_off, m->key, m->key_len)) break;
+            uint32_t len = m->key_len;
+            if (info->key_len != len || load_partial(m->key, MAMORI_MIN(len, 8u), 0) != info->head) break;
+            if (len <= 8) continue;
+            if (load_partial(m->key + len - 8, 8, 0) != info->tail) break;
+            if (len > 16 && !bytes_eq(slot->keys + info->key_off + 8, m->key + 8, len - 16)) break;
         }
         if (i == count) {
             n->nx_shape = slot;
@@ -382,7 +386,9 @@ static const struct nx_member_info *nx_shape_find(normalizer *n, const json_valu
         bool low = false;
         bool clean = !name_changes(m->key, m->key_len, false, &low);
         memcpy(slot->keys + off, m->key, m->key_len);
-        *info = (struct nx_member_info){.key_off = (uint16_t)off, .key_len = (uint16_t)m->key_len,
+        *info = (struct nx_member_info){.head = load_partial(m->key, MAMORI_MIN(m->key_len, 8u), 0),
+                                        .tail = m->key_len > 8 ? load_partial(m->key + m->key_len - 8, 8, 0) : 0,
+                                        .key_off = (uint16_t)off, .key_len = (uint16_t)m->key_len,
                                         .ecs_row = NX_ECS_ROW_UNKNOWN, .nx_row = (uint8_t)(key ? key - nx_keys + 1 : 0),
                                         .name_clean = clean, .low_bytes = low};
         off += m->key_len;
@@ -739,6 +745,7 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
         else if (KEY_IS(d->name, d->name_len, "Hashes") || KEY_IS(d->name, d->name_len, "Hash")) n->ws[WS_HASHES] = v;
         bool exact = true;
         const ecs_map_entry *row;
+        size_t row_index = 0;
         if (shape && d->member >= 0) {
             struct nx_member_info *info = &shape->members[d->member];
             if (info->ecs_row == NX_ECS_ROW_UNKNOWN) {
@@ -747,19 +754,21 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
                 info->ecs_exact = exact;
             }
             row = info->ecs_row == NX_ECS_ROW_NONE ? NULL : ecs_map_at(info->ecs_row);
+            row_index = info->ecs_row;
             exact = info->ecs_exact;
         } else {
             row = map_lookup(d, ls, &exact);
+            if (row) row_index = ecs_map_index(row);
         }
         if (row) {
             if (row->type == ECS_TYPE_LONG) v = norm_as_long(n, v);
             else if (row->type == ECS_TYPE_GUID) v = norm_as_guid(n, v);
-            const struct entry *k = &row_keys[ecs_map_index(row)];
+            const struct entry *k = &row_keys[row_index];
             struct entry *e =
                 norm_push_keyed(n, k->path, k->path_len, k->key0, k->key1, k->path_hash, k->in_event_data, v, KIND_MAPPED);
             e->src_name = d->name;
             e->src_len = d->name_len;
-            e->prio = (uint32_t)ecs_map_index(row) * 2u + (exact ? 0u : 1u);
+            e->prio = (uint32_t)row_index * 2u + (exact ? 0u : 1u);
             continue;
         }
         size_t len = EVENT_DATA_PREFIX_LEN + d->name_len;
