@@ -109,6 +109,17 @@ const json_value *norm_as_long(normalizer *n, const json_value *v)
     return r;
 }
 
+/* norm_as_long(n, norm_as_text(n, v)): a JSON integer whose text is canonical decimal is
+ * already what the two make of it (NXLog's numeric System fields), so it is returned as is. */
+const json_value *norm_as_long_text(normalizer *n, const json_value *v)
+{
+    int64_t i;
+    if (v->type == JSON_NUMBER && v->flags == JSON_FLAG_INT && v->reserved == 0 && v->str &&
+        parse_decimal(v->str, v->len, &i) && i == v->num.i)
+        return v;
+    return norm_as_long(n, norm_as_text(n, v));
+}
+
 /* Decimal text of v into out (>= 21 bytes); returns the length. */
 size_t norm_format_i64(int64_t v, char *out)
 {

@@ -274,6 +274,7 @@ int norm_reject(normalizer *n, const char *reason, const char *path, size_t len)
 bool norm_value_int(const json_value *v, int64_t *out);
 const json_value *norm_as_text(normalizer *n, const json_value *v);
 const json_value *norm_as_long(normalizer *n, const json_value *v);
+const json_value *norm_as_long_text(normalizer *n, const json_value *v);
 size_t norm_format_i64(int64_t v, char *out);
 const json_value *norm_as_guid(normalizer *n, const json_value *v);
 const json_value *norm_as_keywords(normalizer *n, const json_value *v);

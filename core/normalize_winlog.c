@@ -677,7 +677,7 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
     else PUSH_SYSTEM(n, "winlog.event_id", ws[WS_EVENT_ID]);
     if (ws[WS_KEYWORDS]) PUSH_SYSTEM(n, "winlog.keywords", norm_as_keywords(n, ws[WS_KEYWORDS]));
 #define SYSTEM_LONG(slot, lit) \
-    if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_long(n, norm_as_text(n, ws[slot])))
+    if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_long_text(n, ws[slot]))
 #define SYSTEM_TEXT(slot, lit) \
     if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_text(n, ws[slot]))
     SYSTEM_LONG(WS_OPCODE, "winlog.opcode");

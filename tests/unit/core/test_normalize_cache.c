@@ -4,7 +4,8 @@
  * normalizer that has seen many events must give exactly what a fresh one gives: every event
  * here is normalized by the warm normalizer and by a new one and the two compared (canonical
  * JSON, deferred JSON, field paths). The sort cache is also driven directly with a forced
- * hash collision (core/normalize_internal.h). */
+ * hash collision (core/normalize_internal.h). And NXLog's numeric System fields, which
+ * are kept as the parser's value when that is what converting them would make. */
 #include "normalize_fixture.h"
 
 #include "core/normalize_internal.h"
@@ -235,6 +236,56 @@ static void test_sort_cache_collision(void **state)
     normalizer_destroy(n);
 }
 
+/* NXLog's numeric System fields: a JSON integer with canonical text is kept as the DOM value
+ * (norm_as_long_text); anything else becomes text first, an integer only if canonical. */
+static void test_numeric_system_fields(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *task;
+        bool integer;
+        int64_t i;
+        const char *text;
+    } cases[] = {
+        {"0", true, 0, "0"},
+        {"-7", true, -7, "-7"},
+        {"9223372036854775807", true, INT64_MAX, "9223372036854775807"},
+        {"-9223372036854775808", false, 0, "-9223372036854775808"}, /* parse_decimal stops at INT64_MAX */
+        {"9223372036854775808", false, 0, "9223372036854775808"},
+        {"-0", false, 0, "-0"},
+        {"1.5", false, 0, "1.5"},
+        {"1e2", false, 0, "1e2"},
+        {"\"12\"", true, 12, "12"},
+        {"\"012\"", false, 0, "012"},
+        {"true", false, 0, "true"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"EventID\":1," SYSMON ",\"Task\":%s,\"RecordNumber\":%s}", cases[k].task,
+                 cases[k].task);
+        expect_as_fresh(f, text);
+        mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO, text);
+        static const char *const paths[] = {"winlog.task", "winlog.record_id"};
+        for (size_t p = 0; p < 2; p++) {
+            const json_value *v = get(&ev, paths[p]);
+            assert_non_null(v);
+            if (cases[k].integer) {
+                assert_int(&ev, paths[p], cases[k].i);
+            } else {
+                assert_int_equal(v->type, JSON_STRING);
+                assert_int_equal(v->len, strlen(cases[k].text));
+                assert_memory_equal(v->str, cases[k].text, v->len);
+            }
+            const event_field *fld = NULL;
+            for (uint32_t i = 0; i < ev.field_count; i++)
+                if (strcmp(ev.fields[i].path, paths[p]) == 0) fld = &ev.fields[i];
+            assert_non_null(fld);
+            assert_int_equal(fld->text_len, strlen(cases[k].text));
+            assert_memory_equal(fld->text, cases[k].text, fld->text_len);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_that_differ_by_little, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_shapes, setup, teardown),
         cmocka_unit_test(test_sort_cache_collision),
+        cmocka_unit_test_setup_teardown(test_numeric_system_fields, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
