@@ -186,6 +186,22 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v)
     return new_string(n, o, 38);
 }
 
+/* The 16 lower-case hex digits of x, most significant first: each 32-bit half's nibbles
+ * spread to bytes, made ASCII by arithmetic on all 8 at once. */
+static void hex16(uint64_t x, char out[16])
+{
+    for (int half = 0; half < 2; half++) {
+        uint64_t v = half ? (uint32_t)x : x >> 32;
+        v = (v | v << 16) & 0x0000FFFF0000FFFFULL;
+        v = (v | v << 8) & 0x00FF00FF00FF00FFULL;
+        v = (v | v << 4) & 0x0F0F0F0F0F0F0F0FULL; /* byte i = nibble i */
+        uint64_t letters = ((v + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL; /* nibble >= 10 */
+        v += 0x3030303030303030ULL + letters * (uint64_t)('a' - '0' - 10);
+        v = __builtin_bswap64(v);
+        memcpy(out + 8 * half, &v, 8);
+    }
+}
+
 /* Keywords: an integer (NXLog prints the mask signed) or hex text → "0x…" lowercase. */
 const json_value *norm_as_keywords(normalizer *n, const json_value *v)
 {
@@ -202,13 +218,13 @@ const json_value *norm_as_keywords(normalizer *n, const json_value *v)
     } else {
         return v;
     }
-    static const char hex[] = "0123456789abcdef";
+    char all[16];
+    hex16(mask, all);
+    size_t digits = mask ? (size_t)(64 - __builtin_clzll(mask) + 3) / 4 : 1;
     char *o = arena_alloc(n->arena, 20);
-    size_t digits = 1;
-    while (digits < 16 && (mask >> (4 * digits))) digits++;
     o[0] = '0';
     o[1] = 'x';
-    for (size_t i = 0; i < digits; i++) o[2 + i] = hex[(mask >> (4 * (digits - 1 - i))) & 15];
+    memcpy(o + 2, all + 16 - digits, digits);
     o[2 + digits] = '\0';
     return new_string(n, o, 2 + digits);
 }

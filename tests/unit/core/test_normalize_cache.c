@@ -5,7 +5,8 @@
  * here is normalized by the warm normalizer and by a new one and the two compared (canonical
  * JSON, deferred JSON, field paths). The sort cache is also driven directly with a forced
  * hash collision (core/normalize_internal.h). And NXLog's numeric System fields, which
- * are kept as the parser's value when that is what converting them would make. */
+ * are kept as the parser's value when that is what converting them would make, and the
+ * Keywords mask's hex text. */
 #include "normalize_fixture.h"
 
 #include "core/normalize_internal.h"
@@ -286,6 +287,42 @@ static void test_numeric_system_fields(void **state)
     }
 }
 
+/* Keywords as NXLog prints them (a signed integer) or as hex text: "0x" and lower-case hex
+ * without leading zeros (hex16 makes all 16 digits at once, the leading zeros are cut). */
+static void test_keywords_hex(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"0", "0x0"},
+        {"9", "0x9"},
+        {"10", "0xa"},
+        {"15", "0xf"},
+        {"16", "0x10"},
+        {"255", "0xff"},
+        {"4096", "0x1000"},
+        {"81985529216486895", "0x123456789abcdef"},
+        {"-9223372036854775808", "0x8000000000000000"},
+        {"-9218868437227405312", "0x8010000000000000"},
+        {"-1", "0xffffffffffffffff"},
+        {"-6066930334832433271", "0xabcdef0123456789"},
+        {"\"0xABC\"", "0xabc"},
+        {"\"0X00ff\"", "0xff"},
+        {"\"0x0000000000000000\"", "0x0"},
+        {"\"0xfedcba9876543210\"", "0xfedcba9876543210"},
+        {"\"0x\"", "0x"},
+        {"\"0xg1\"", "0xg1"},
+        {"\"Audit Success\"", "Audit Success"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"EventID\":1," SYSMON ",\"Keywords\":%s}", cases[k].in);
+        mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO, text);
+        assert_str(&ev, "winlog.keywords", cases[k].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_shapes, setup, teardown),
         cmocka_unit_test(test_sort_cache_collision),
         cmocka_unit_test_setup_teardown(test_numeric_system_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keywords_hex, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
