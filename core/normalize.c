@@ -484,21 +484,20 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     add_stamps(n, stamp);
 
     uint32_t count = n->entry_count;
-    uint64_t paths_hash = count;
+    uint64_t paths_shape = count; /* the first round's norm_order_shape, with the order made */
     for (uint32_t i = 0; i < count; i++) {
-        n->order[i] = &n->entries[i];
-        paths_hash = (paths_hash + n->entries[i].path_hash) * 0x9E3779B97F4A7C15ULL;
+        struct entry *e = &n->entries[i];
+        n->order[i] = e;
+        e->sort_pos = (uint8_t)i;
+        paths_shape = (paths_shape + e->path_hash) * NORM_SHAPE_MUL;
     }
-    bool no_equal;
-    norm_sort_cached(n, count, paths_hash, &no_equal);
-    bool again = !no_equal;
-    if (again) {
-        rc = norm_settle(n, &count, &again);
-        if (rc) return rc;
-    }
-    for (int round = 1; again; round++) {
+    bool again = true;
+    for (int round = 0; again; round++) {
         if (round == RESOLVE_ROUNDS_MAX) return norm_reject(n, "duplicate field", n->order[0]->path, n->order[0]->path_len);
-        norm_sort_entries(n, count);
+        bool no_equal;
+        if (round) paths_shape = norm_order_shape(n, count);
+        norm_sort_cached(n, count, paths_shape, round == 0, &no_equal);
+        if (no_equal) break; /* norm_settle would keep every entry */
         rc = norm_settle(n, &count, &again);
         if (rc) return rc;
     }

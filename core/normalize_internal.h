@@ -42,6 +42,8 @@ struct entry {
     uint32_t path_hash; /* event_path_hash(path, path_len): folds to a constant for literal paths */
     uint8_t kind;
     bool in_event_data; /* path starts with EVENT_DATA_PREFIX: keys are of the bytes after it */
+    uint8_t sort_pos;   /* norm_order_shape: the entry's place in the order given to the sort
+                         * (read only for events of <= SORT_CACHE_ENTRIES_MAX entries) */
 };
 
 struct event_data {
@@ -131,16 +133,16 @@ struct ls_cache_slot {
 };
 
 /* The order norm_sort_entries gave an event, remembered per thread by a hash of its entry
- * paths in push order (the paths' event_path_hash): the next event with the same paths is put
- * in that order and the order is verified, pair by pair, with the sort's own comparison —
- * a verified order is the one stable sort (norm_sort_cached). Direct-mapped; events with
- * more entries than SORT_CACHE_ENTRIES_MAX are always sorted. */
+ * paths in the order given (the paths' event_path_hash): the next event with the same paths
+ * is put in that order and the order is verified, pair by pair, with the sort's own
+ * comparison — a verified order is the one stable sort (norm_sort_cached). Direct-mapped;
+ * events with more entries than SORT_CACHE_ENTRIES_MAX are always sorted. */
 #define SORT_CACHE_SLOTS 256u
 #define SORT_CACHE_ENTRIES_MAX 255u
 struct sort_cache_slot {
     uint64_t shape;
     uint32_t count; /* 0 = empty */
-    uint8_t order[SORT_CACHE_ENTRIES_MAX]; /* entry index at each sorted position */
+    uint8_t order[SORT_CACHE_ENTRIES_MAX]; /* at each sorted position, the place it came from */
 };
 
 struct normalizer {
@@ -303,10 +305,15 @@ int norm_winlog_finish(normalizer *n) MAMORI_WUR;
 
 /* normalize_write.c: sort, settle duplicates and conflicts, write the canonical JSON. */
 void norm_sort_entries(normalizer *n, uint32_t count);
-/* norm_sort_entries through the sort cache for n->order[i] == &n->entries[i]: shape is the
- * hash of the entries' paths in push order. Sets *no_equal when the sorted order holds no
- * two equal paths (norm_settle would keep every entry; false when unknown). */
-void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool *no_equal);
+/* The sort cache's key for n->order[0..count): a hash of the paths in that order (their
+ * event_path_hash); also sets each entry's sort_pos. */
+#define NORM_SHAPE_MUL 0x9E3779B97F4A7C15ULL
+uint64_t norm_order_shape(normalizer *n, uint32_t count);
+/* norm_sort_entries through the sort cache, shape from norm_order_shape (sort_pos set);
+ * pushed: n->order[i] == &n->entries[i] for all i (as normalize_event starts). Sets *no_equal
+ * when the sorted order holds no two equal paths (norm_settle would keep every entry; false
+ * when unknown). */
+void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool pushed, bool *no_equal);
 int norm_settle(normalizer *n, uint32_t *count, bool *again) MAMORI_WUR;
 void norm_write_json(normalizer *n, struct entry *const *v, uint32_t count);
 void norm_sort_bytewise(struct entry **v, struct entry **tmp, uint32_t count);

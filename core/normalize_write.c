@@ -153,8 +153,8 @@ void norm_sort_entries(normalizer *n, uint32_t count)
 }
 
 /* Whether n->order[0..count) is the order norm_sort_entries gives: every neighbour pair
- * strictly increasing by (path, push index) — the one stable sort, as (path, index) is a total
- * order. *no_equal: no two neighbours share a path. */
+ * strictly increasing by (path, place given) — the one stable sort, as (path, place) is a
+ * total order. *no_equal: no two neighbours share a path. */
 static bool order_is_sorted(const normalizer *n, uint32_t count, bool *no_equal)
 {
     struct entry *const *v = n->order;
@@ -172,30 +172,58 @@ static bool order_is_sorted(const normalizer *n, uint32_t count, bool *no_equal)
             }
         }
         int c = a->in_event_data == b->in_event_data ? entry_cmp(a, b) : path_cmp(a->path, a->path_len, b->path, b->path_len);
-        if (c > 0 || (c == 0 && a > b)) return false;
+        if (c > 0 || (c == 0 && a->sort_pos > b->sort_pos)) return false;
         equal |= c == 0;
     }
     *no_equal = !equal;
     return true;
 }
 
-void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool *no_equal)
+/* count in 1..SORT_CACHE_ENTRIES_MAX, sort_pos set; pushed: n->order[i] == &n->entries[i]
+ * (the first round: no copy of the given order needed). */
+static void sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool pushed, bool *no_equal)
+{
+    struct entry **v = n->order, **given = n->scratch;
+    struct sort_cache_slot *slot = &n->sort_cache[(shape >> 32) % SORT_CACHE_SLOTS];
+    if (slot->count == count && slot->shape == shape) {
+        if (pushed) {
+            for (uint32_t i = 0; i < count; i++) v[i] = &n->entries[slot->order[i]];
+        } else {
+            memcpy(given, v, count * sizeof *v);
+            for (uint32_t i = 0; i < count; i++) v[i] = given[slot->order[i]];
+        }
+        if (order_is_sorted(n, count, no_equal)) return;
+        if (pushed) {
+            for (uint32_t i = 0; i < count; i++) v[i] = &n->entries[i];
+        } else {
+            memcpy(v, given, count * sizeof *v);
+        }
+    }
+    norm_sort_entries(n, count);
+    slot->shape = shape;
+    slot->count = count;
+    for (uint32_t i = 0; i < count; i++) slot->order[i] = v[i]->sort_pos;
+}
+
+uint64_t norm_order_shape(normalizer *n, uint32_t count)
+{
+    uint64_t shape = count;
+    for (uint32_t i = 0; i < count; i++) {
+        struct entry *e = n->order[i];
+        e->sort_pos = (uint8_t)i;
+        shape = (shape + e->path_hash) * NORM_SHAPE_MUL;
+    }
+    return shape;
+}
+
+void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool pushed, bool *no_equal)
 {
     *no_equal = false;
     if (count == 0 || count > SORT_CACHE_ENTRIES_MAX) {
         norm_sort_entries(n, count);
         return;
     }
-    struct sort_cache_slot *slot = &n->sort_cache[(shape >> 32) % SORT_CACHE_SLOTS];
-    if (slot->count == count && slot->shape == shape) {
-        for (uint32_t i = 0; i < count; i++) n->order[i] = &n->entries[slot->order[i]];
-        if (order_is_sorted(n, count, no_equal)) return;
-        for (uint32_t i = 0; i < count; i++) n->order[i] = &n->entries[i];
-    }
-    norm_sort_entries(n, count);
-    slot->shape = shape;
-    slot->count = count;
-    for (uint32_t i = 0; i < count; i++) slot->order[i] = (uint8_t)(n->order[i] - n->entries);
+    sort_cached(n, count, shape, pushed, no_equal);
 }
 
 static bool json_equal(const json_value *a, const json_value *b)

@@ -198,7 +198,8 @@ static void sort_with_shape(normalizer *n, const char *const *paths, uint32_t co
         norm_push_entry(n, paths[i], strlen(paths[i]), &v, KIND_INPUT);
         n->order[i] = &n->entries[i];
     }
-    norm_sort_cached(n, count, shape, no_equal);
+    (void)norm_order_shape(n, count); /* the positions; the hash is forced */
+    norm_sort_cached(n, count, shape, true, no_equal);
     for (uint32_t i = 0; i < count; i++) out[i] = n->order[i]->path;
 }
 
