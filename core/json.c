@@ -627,6 +627,26 @@ static inline int parse_container(json_parser *p, json_value *v)
     return p->text[p->pos] == '{' ? parse_object(p, v) : parse_array(p, v);
 }
 
+/* A nested object or array as the value of the member slot *m: parsed by recursion, which
+ * uses the stack above the slot and may move it (grow), so the caller's loop pointers are
+ * refreshed. Inline: the loop's locals stay in registers. */
+static inline __attribute__((always_inline)) int nested_value(json_parser *p, size_t *pos, json_member **stack,
+                                                               json_member **limit, json_member **m)
+{
+    json_value child;
+    size_t slot = (size_t)(*m - *stack);
+    p->pos = *pos;
+    p->top = slot + 1;
+    int rc = parse_container(p, &child);
+    if (rc) return rc;
+    *pos = p->pos;
+    *stack = p->stack; /* moved if it grew */
+    *limit = *stack + p->cap;
+    *m = *stack + slot;
+    (*m)->value = child;
+    return 0;
+}
+
 /* Doubles the stack; returns it. */
 static __attribute__((noinline)) json_member *stack_grow(json_parser *p)
 {
@@ -685,17 +705,8 @@ static int parse_object(json_parser *p, json_value *v)
             rc = scalar_at(p, t, end, &pos, &m->value);
             if (MAMORI_UNLIKELY(rc)) {
                 if (rc < 0) return rc;
-                json_value child;
-                size_t slot = (size_t)(m - stack);
-                p->pos = pos;
-                p->top = slot + 1;
-                rc = parse_container(p, &child);
+                rc = nested_value(p, &pos, &stack, &limit, &m);
                 if (rc) return rc;
-                pos = p->pos;
-                stack = p->stack; /* moved if it grew */
-                limit = stack + p->cap;
-                m = stack + slot;
-                m->value = child;
             }
             m++;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
@@ -752,17 +763,8 @@ static int parse_array(json_parser *p, json_value *v)
             int rc = scalar_at(p, t, end, &pos, &m->value);
             if (MAMORI_UNLIKELY(rc)) {
                 if (rc < 0) return rc;
-                json_value child;
-                size_t slot = (size_t)(m - stack);
-                p->pos = pos;
-                p->top = slot + 1;
-                rc = parse_container(p, &child);
+                rc = nested_value(p, &pos, &stack, &limit, &m);
                 if (rc) return rc;
-                pos = p->pos;
-                stack = p->stack; /* moved if it grew */
-                limit = stack + p->cap;
-                m = stack + slot;
-                m->value = child;
             }
             m++;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
