@@ -175,7 +175,14 @@ int loader_check_pattern(struct detect_loader *l, const char *expr, uint32_t *fl
 const detect_options *loader_options(const struct detect_loader *l);
 
 /* detection.c: the detection section (without condition) → search identifiers; then the
- * condition(s) → one tree. */
+ * condition(s) → one tree. item.c: one `field|modifiers: value(s)` item (key NULL: a plain
+ * keyword list) → its predicates' tree. */
+int detection_item(load_ctx *c, struct fy_node *key, const char *key_text, size_t key_len, struct fy_node *value,
+                   struct cnode **out);
+static inline bool text_is(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
 struct detection;
 int detection_parse(load_ctx *c, struct fy_node *detection, struct detection **out);
 /* Builds the rule's condition from the `condition` node (string or list of strings). */
