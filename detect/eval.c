@@ -94,24 +94,21 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
     }
     size_t paths = rs->path_count ? rs->path_count : 1, plan_dbs = 1;
     for (uint32_t p = 0; p < rs->path_count; p++) plan_dbs += rs->paths[p].db_count;
-    if (paths > w->path_at_cap) {
-        free(w->path_at);
-        w->path_at = mamori_xmalloc(paths * sizeof *w->path_at);
-        w->path_at_cap = paths;
-    }
-    memset(w->path_at, 0xFF, w->path_at_cap * sizeof *w->path_at); /* nowhere yet */
-    memset(w->mapped_gen, 0, w->field_cap * sizeof *w->mapped_gen);
-    w->ls_gen = 0;
-    w->gen_valid = false; /* the first event starts generation 1 */
     if (paths > w->plan_path_cap) {
         free(w->plan_mark);
         free(w->plan_first);
         free(w->plan_count);
+        free(w->path_at);
         w->plan_mark = mamori_xcalloc(paths, sizeof *w->plan_mark);
         w->plan_first = mamori_xmalloc(paths * sizeof *w->plan_first);
         w->plan_count = mamori_xmalloc(paths * sizeof *w->plan_count);
+        w->path_at = mamori_xmalloc(paths * sizeof *w->path_at);
         w->plan_path_cap = paths;
     }
+    memset(w->path_at, 0xFF, w->plan_path_cap * sizeof *w->path_at); /* nowhere yet */
+    memset(w->mapped_gen, 0, w->field_cap * sizeof *w->mapped_gen);
+    w->ls_gen = 0;
+    w->gen_valid = false; /* the first event starts generation 1 */
     if (plan_dbs > w->plan_db_cap) {
         free(w->plan_dbs);
         w->plan_dbs = mamori_xmalloc(plan_dbs * sizeof *w->plan_dbs);

@@ -567,9 +567,9 @@ struct detect_worker {
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     uint32_t channel_at, event_id_at; /* field indexes of winlog.channel/event_id last seen */
     /* Where each path was found in the last event that was asked for it (or where it would
-     * have sorted): events of one kind hold a path at the same index (path_get). */
+     * have sorted): events of one kind hold a path at the same index (path_get); plan_path_cap
+     * entries. */
     uint32_t *path_at;
-    size_t path_at_cap;
     /* field_resolve_mapped per field for the logsource ls_gen counts (resolve) */
     uint32_t ls_gen;
     struct logsource_set gen_ls;
