@@ -1,27 +1,13 @@
-/* core/json.c — the JSON parser and writer behind every event, frame payload, config
- * fragment and API body. Strict about structure, lenient about bad UTF-8 (replaced). */
-#include "json.h"
+/* core/json.c — the JSON parser behind every event, frame payload, config fragment and API
+ * body: structure, numbers and the common (zero-copy) string inline; strings needing a copy
+ * in json_string.c, the writer in json_write.c. Strict about structure, lenient about bad
+ * UTF-8 (replaced). */
+#include "json_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
-struct json_parser {
-    json_member *stack; /* children of the containers being parsed */
-    size_t top;
-    size_t cap;
-    /* per-document state */
-    arena *arena;
-    const char *text;
-    size_t len;
-    size_t pos;
-    unsigned depth;
-    json_error *err;
-};
 
 json_parser *json_parser_create(void)
 {
@@ -38,7 +24,7 @@ void json_parser_destroy(json_parser *p)
     free(p);
 }
 
-static int fail(json_parser *p, size_t at, const char *msg)
+int json_fail(json_parser *p, size_t at, const char *msg)
 {
     if (p->err) {
         p->err->offset = at;
@@ -62,306 +48,10 @@ static __attribute__((noinline)) size_t skip_ws_at(const char *t, size_t pos, si
 
 static inline void skip_ws(json_parser *p) { p->pos = skip_ws_at(p->text, p->pos, p->len); }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid/truncated. */
-static size_t utf8_sequence(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return (avail >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (avail < 3 || (s[2] & 0xC0) != 0x80) return 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-        return (s[1] >= lo && s[1] <= hi) ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (avail < 4 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-        return (s[1] >= lo && s[1] <= hi) ? 4 : 0;
-    }
-    return 0;
-}
-
-static size_t put_utf8(char *out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-static int hex4(const char *s, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-#ifndef __SSE2__
-/* True if any byte of w is < 0x20, '"', '\\' or >= 0x80. */
-static inline bool word_needs_attention(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t lt20 = (w - ones * 0x20) & ~w;
-    uint64_t quote = w ^ (ones * '"');
-    uint64_t bslash = w ^ (ones * '\\');
-    uint64_t zq = (quote - ones) & ~quote;
-    uint64_t zb = (bslash - ones) & ~bslash;
-    return ((lt20 | zq | zb) & highs) != 0 || (w & highs) != 0;
-}
-#endif
-
-#ifdef __SSE2__
-/* Bit k set when byte k of the 16 at s needs attention: '"', '\\', < 0x20 or >= 0x80 (as
- * word_needs_attention). The last two are one signed saturating subtraction: x - 0x20 is
- * negative exactly for the bytes below 0x20 and for those >= 0x80 (negative as signed), and
- * the mask reads only each byte's sign bit (one instruction less than compare-less-than). */
-static inline unsigned block_attention_x(__m128i x)
-{
-    __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
-                               _mm_subs_epi8(x, _mm_set1_epi8(0x20)));
-    return (unsigned)_mm_movemask_epi8(bad);
-}
-
-static inline unsigned block_attention(const unsigned char *s)
-{
-    return block_attention_x(_mm_loadu_si128((const __m128i *)(const void *)s));
-}
-#endif
-
-/* The byte a two-character escape stands for ("\\n" → '\n'); 0 for 'u' and invalid ones. */
-static const char simple_escape[256] = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
-                                        ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t'};
-
-/* Parses a string starting at the opening quote at p->pos; t[p->pos + 1 .. i0) is known to
- * be plain ASCII (parse_string's first block). Out of line: it is large (saving and restoring
- * its registers costs more than the common string it is not needed for). */
-static __attribute__((noinline)) int parse_string_from(json_parser *p, size_t i0, const char **out, uint32_t *out_len,
-                                                       uint8_t *flags)
-{
-    const unsigned char *t = (const unsigned char *)p->text;
-    size_t start = p->pos + 1, i = i0, end = p->len;
-    *flags = 0;
-    /* Fast path: no escapes and valid UTF-8 → zero copy. The block scans stop at the first
-     * byte needing attention; only the last bytes of the input go word or byte at a time. */
-    for (;;) {
-#ifdef __SSE2__
-        unsigned m = 0;
-        while (i + 16 <= end && !(m = block_attention(t + i))) i += 16;
-        if (m) i += (size_t)__builtin_ctz(m);
-#else
-        while (i + 8 <= end) {
-            uint64_t w;
-            memcpy(&w, t + i, 8);
-            if (word_needs_attention(w)) break;
-            i += 8;
-        }
-#endif
-        if (i >= end) return fail(p, p->pos, "unterminated string");
-        unsigned char c = t[i];
-        if (c == '"') {
-            if (i - start > UINT32_MAX) return fail(p, p->pos, "string too long");
-            *out = p->text + start;
-            *out_len = (uint32_t)(i - start);
-            p->pos = i + 1;
-            return 0;
-        }
-        if (c == '\\') break;
-        if (c < 0x20) return fail(p, i, "control character in string");
-        if (c >= 0x80) {
-            size_t n = utf8_sequence(t + i, end - i);
-            if (!n) break; /* invalid: needs a copy with replacement */
-            i += n;
-            continue;
-        }
-        i++;
-    }
-    /* Slow path: decode into the arena. Output is at most the raw length, except that
-     * each invalid byte (1 byte) becomes U+FFFD (3 bytes); grow when that happens. */
-    size_t cap = (end - start) < 256 ? (end - start) + 16 : 256;
-    char *o = arena_alloc(p->arena, cap);
-    size_t olen = i - start;
-    if (olen + 16 > cap) {
-        o = arena_grow(p->arena, o, cap, olen + 64);
-        cap = olen + 64;
-    }
-#ifdef __SSE2__
-    if (i + 16 <= end) { /* the clean prefix by blocks: reads stay before t[i + 16], writes before o[olen + 16] */
-        for (size_t k = 0; k < olen; k += 16)
-            _mm_storeu_si128((__m128i *)(void *)(o + k), _mm_loadu_si128((const __m128i *)(const void *)(t + start + k)));
-    } else
-#endif
-    {
-        memcpy(o, t + start, olen);
-    }
-    for (;;) {
-        if (cap - olen < 32) {
-            size_t ncap = cap * 2;
-            o = arena_grow(p->arena, o, cap, ncap);
-            cap = ncap;
-        }
-        /* Copy clean blocks at once: escaped text (Windows paths) is mostly plain. A block is
-         * stored whole and the output advanced by its clean prefix (cap - olen >= 32). The
-         * short escapes inside a block (`\\`, `\r\n`…) are decoded from the block's mask:
-         * the next one is found by shifting the mask, not by loading and comparing again,
-         * and the rest of the block is stored again behind the decoded byte. */
-#ifdef __SSE2__
-        /* One bound per block, lim: a block starts at least 32 bytes before the input's end
-         * (so the block, the byte after an escape and a block stored again behind an escape
-         * are all inside the input: no bound checks per escape) and while the output keeps
-         * 32 bytes of room (it grows no faster than the input is consumed here). The input's
-         * last bytes go one at a time below. */
-        size_t lim = 0, room = cap - olen;
-        bool blocks = end >= 32 && room >= 32;
-        if (blocks) lim = end - 32 < i + (room - 32) ? end - 32 : i + (room - 32);
-        while (blocks && i <= lim) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
-            unsigned m = block_attention_x(x);
-            _mm_storeu_si128((__m128i *)(void *)(o + olen), x);
-            if (!m) {
-                olen += 16;
-                i += 16;
-                continue;
-            }
-            size_t block_end = i + 16; /* m covers t[i..block_end), bit 0 = t[i] */
-            for (;;) {
-                unsigned k = (unsigned)__builtin_ctz(m);
-                olen += k;
-                i += k;
-                char decoded;
-                if (t[i] != '\\' || !(decoded = simple_escape[t[i + 1]])) goto attention;
-                o[olen++] = decoded; /* olen grew by at most i did since the check: room stays */
-                i += 2;
-                if (i >= block_end) break;
-                m >>= k + 2; /* k + 2 < 16 here */
-                _mm_storeu_si128((__m128i *)(void *)(o + olen), _mm_loadu_si128((const __m128i *)(const void *)(t + i)));
-                if (!m) {
-                    olen += block_end - i;
-                    i = block_end;
-                    break;
-                }
-            }
-        }
-#else
-        while (i + 8 <= end && cap - olen >= 16) {
-            uint64_t w;
-            memcpy(&w, t + i, 8);
-            if (word_needs_attention(w)) break;
-            memcpy(o + olen, &w, 8);
-            olen += 8;
-            i += 8;
-        }
-#endif
-#ifdef __SSE2__
-    attention:
-#endif
-        if (cap - olen < 32) continue;
-        if (i >= end) return fail(p, p->pos, "unterminated string");
-        unsigned char c = t[i];
-        if (c == '"') {
-            i++;
-            break;
-        }
-        if (c == '\\') {
-            if (i + 1 >= end) return fail(p, i, "unterminated escape");
-            unsigned char e = t[i + 1];
-            i += 2;
-            /* Windows paths escape every backslash: that one first, then the table. */
-            if (MAMORI_LIKELY(e == '\\')) {
-                o[olen++] = '\\';
-                continue;
-            }
-            if (simple_escape[e]) {
-                o[olen++] = simple_escape[e];
-                continue;
-            }
-            switch (e) {
-            case 'u': {
-                uint32_t cp;
-                if (i + 4 > end || hex4(p->text + i, &cp)) return fail(p, i - 2, "bad \\u escape");
-                i += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    uint32_t lo;
-                    if (i + 6 <= end && t[i] == '\\' && t[i + 1] == 'u' && !hex4(p->text + i + 2, &lo) &&
-                        lo >= 0xDC00 && lo <= 0xDFFF) {
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                        i += 6;
-                    } else {
-                        cp = 0xFFFD;
-                        *flags |= JSON_FLAG_REPLACED;
-                    }
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    cp = 0xFFFD;
-                    *flags |= JSON_FLAG_REPLACED;
-                }
-                olen += put_utf8(o + olen, cp);
-                break;
-            }
-            default:
-                return fail(p, i - 2, "bad escape in string");
-            }
-            continue;
-        }
-        if (c < 0x20) return fail(p, i, "control character in string");
-        if (c < 0x80) {
-            o[olen++] = (char)c;
-            i++;
-            continue;
-        }
-        size_t n = utf8_sequence(t + i, end - i);
-        if (n) {
-            if (cap - olen < n + 8) {
-                o = arena_grow(p->arena, o, cap, cap * 2);
-                cap *= 2;
-            }
-            memcpy(o + olen, t + i, n);
-            olen += n;
-            i += n;
-        } else {
-            olen += put_utf8(o + olen, 0xFFFD);
-            *flags |= JSON_FLAG_REPLACED;
-            i++;
-        }
-    }
-    if (olen > UINT32_MAX) return fail(p, p->pos, "string too long");
-    o = arena_grow(p->arena, o, cap, olen ? olen : 1); /* give back the unused tail */
-    *out = o;
-    *out_len = (uint32_t)olen;
-    p->pos = i;
-    return 0;
-}
-
 /* The common string, inline: keys and short values that end within the first 16-byte blocks,
  * with no escape or non-ASCII byte before the closing quote (zero copy). The opening quote is
  * at text[*pos]; on success *pos moves past the closing one. Otherwise returns false with
- * *resume where parse_string_from continues (the callers call it in their unlikely branch, so
+ * *resume where json_string_from continues (the callers call it in their unlikely branch, so
  * that its arguments are not computed on the common path). */
 static inline __attribute__((always_inline)) bool string_fast(const char *text, size_t end, size_t *pos,
                                                               const char **out, uint32_t *out_len, size_t *resume)
@@ -391,15 +81,6 @@ static inline __attribute__((always_inline)) bool string_fast(const char *text, 
     return false;
 }
 
-/* A member's key beyond string_fast; json_member has no flags, so the key's are dropped
- * (as they always were). */
-static __attribute__((noinline)) int key_from(json_parser *p, size_t pos, size_t resume, json_member *m)
-{
-    uint8_t flags;
-    p->pos = pos;
-    return parse_string_from(p, resume, &m->key, &m->key_len, &flags);
-}
-
 /* Any number at p->pos, exactly: int64 when it is an integer that fits, else a double by
  * strtod; the text is kept. number_at's fast path gives the same values for the integers it
  * takes. */
@@ -414,7 +95,7 @@ static __attribute__((noinline)) int parse_number(json_parser *p, json_value *v)
         neg = true;
         i++;
     }
-    if (i >= end) return fail(p, start, "bad number");
+    if (i >= end) return json_fail(p, start, "bad number");
     if (t[i] == '0') {
         i++;
     } else if (t[i] >= '1' && t[i] <= '9') {
@@ -425,14 +106,14 @@ static __attribute__((noinline)) int parse_number(json_parser *p, json_value *v)
             i++;
         }
     } else {
-        return fail(p, start, "bad number");
+        return json_fail(p, start, "bad number");
     }
     if (i < end && t[i] == '.') {
         is_int = false;
         i++;
         size_t s = i;
         while (i < end && t[i] >= '0' && t[i] <= '9') i++;
-        if (i == s) return fail(p, start, "bad number: no digits after '.'");
+        if (i == s) return json_fail(p, start, "bad number: no digits after '.'");
     }
     if (i < end && (t[i] == 'e' || t[i] == 'E')) {
         is_int = false;
@@ -440,10 +121,10 @@ static __attribute__((noinline)) int parse_number(json_parser *p, json_value *v)
         if (i < end && (t[i] == '+' || t[i] == '-')) i++;
         size_t s = i;
         while (i < end && t[i] >= '0' && t[i] <= '9') i++;
-        if (i == s) return fail(p, start, "bad number: no digits in exponent");
+        if (i == s) return json_fail(p, start, "bad number: no digits in exponent");
     }
     size_t n = i - start;
-    if (n > JSON_MAX_NUMBER_CHARS) return fail(p, start, "number too long");
+    if (n > JSON_MAX_NUMBER_CHARS) return json_fail(p, start, "number too long");
     v->type = JSON_NUMBER;
     v->flags = 0;
     v->reserved = 0;
@@ -580,7 +261,7 @@ static inline __attribute__((always_inline)) int scalar_at(json_parser *p, const
             return 0;
         }
         p->pos = *pos;
-        int rc = parse_string_from(p, resume, &v->str, &v->len, &v->flags);
+        int rc = json_string_from(p, resume, &v->str, &v->len, &v->flags);
         *pos = p->pos;
         return rc;
     }
@@ -590,25 +271,25 @@ static inline __attribute__((always_inline)) int scalar_at(json_parser *p, const
     case '{':
     case '[': return 1;
     case 't':
-        if (end - *pos < 4 || memcmp(t + *pos, "true", 4) != 0) return fail(p, *pos, "invalid literal");
+        if (end - *pos < 4 || memcmp(t + *pos, "true", 4) != 0) return json_fail(p, *pos, "invalid literal");
         v->type = JSON_BOOL;
         v->num.i = 0;
         v->num.b = true;
         n = 4;
         break;
     case 'f':
-        if (end - *pos < 5 || memcmp(t + *pos, "false", 5) != 0) return fail(p, *pos, "invalid literal");
+        if (end - *pos < 5 || memcmp(t + *pos, "false", 5) != 0) return json_fail(p, *pos, "invalid literal");
         v->type = JSON_BOOL;
         v->num.i = 0;
         n = 5;
         break;
     case 'n':
-        if (end - *pos < 4 || memcmp(t + *pos, "null", 4) != 0) return fail(p, *pos, "invalid literal");
+        if (end - *pos < 4 || memcmp(t + *pos, "null", 4) != 0) return json_fail(p, *pos, "invalid literal");
         v->type = JSON_NULL;
         v->num.i = 0;
         n = 4;
         break;
-    default: return fail(p, *pos, "unexpected character");
+    default: return json_fail(p, *pos, "unexpected character");
     }
     v->flags = 0;
     v->reserved = 0;
@@ -665,7 +346,7 @@ static int parse_object(json_parser *p, json_value *v)
 {
     const char *t = p->text;
     size_t end = p->len, open_at = p->pos;
-    if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
+    if (++p->depth > JSON_MAX_DEPTH) return json_fail(p, open_at, "nesting too deep");
     size_t base = p->top;
     json_member *stack = p->stack, *m = stack + base, *limit = stack + p->cap; /* m: the next slot */
     size_t pos = open_at + 1;
@@ -677,7 +358,7 @@ static int parse_object(json_parser *p, json_value *v)
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != '"')) {
                 pos = skip_ws_at(t, pos, end);
                 if (pos >= end || t[pos] != '"')
-                    return fail(p, pos, pos >= end ? "unterminated object" : "expected string key");
+                    return json_fail(p, pos, pos >= end ? "unterminated object" : "expected string key");
             }
             /* The key goes straight into its slot. */
             if (MAMORI_UNLIKELY(m == limit)) {
@@ -689,18 +370,18 @@ static int parse_object(json_parser *p, json_value *v)
             size_t resume;
             int rc;
             if (MAMORI_UNLIKELY(!string_fast(t, end, &pos, &m->key, &m->key_len, &resume))) {
-                rc = key_from(p, pos, resume, m);
+                rc = json_key_from(p, pos, resume, m);
                 if (rc) return rc;
                 pos = p->pos;
             }
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ':')) {
                 pos = skip_ws_at(t, pos, end);
-                if (pos >= end || t[pos] != ':') return fail(p, pos, "expected ':'");
+                if (pos >= end || t[pos] != ':') return json_fail(p, pos, "expected ':'");
             }
             pos++;
             if (MAMORI_UNLIKELY(pos >= end || (unsigned char)t[pos] <= ' ')) {
                 pos = skip_ws_at(t, pos, end);
-                if (pos >= end) return fail(p, pos, "unexpected end of input");
+                if (pos >= end) return json_fail(p, pos, "unexpected end of input");
             }
             rc = scalar_at(p, t, end, &pos, &m->value);
             if (MAMORI_UNLIKELY(rc)) {
@@ -711,18 +392,18 @@ static int parse_object(json_parser *p, json_value *v)
             m++;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
                 pos = skip_ws_at(t, pos, end);
-                if (pos >= end) return fail(p, open_at, "unterminated object");
+                if (pos >= end) return json_fail(p, open_at, "unterminated object");
                 if (t[pos] == '}') {
                     pos++;
                     break;
                 }
-                if (t[pos] != ',') return fail(p, pos, "expected ',' or '}'");
+                if (t[pos] != ',') return json_fail(p, pos, "expected ',' or '}'");
             }
             pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
     size_t count = (size_t)(m - stack) - base;
-    if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
+    if (count > UINT32_MAX) return json_fail(p, open_at, "too many elements");
     v->type = JSON_OBJECT;
     v->flags = 0;
     v->reserved = 0;
@@ -741,7 +422,7 @@ static int parse_array(json_parser *p, json_value *v)
 {
     const char *t = p->text;
     size_t end = p->len, open_at = p->pos;
-    if (++p->depth > JSON_MAX_DEPTH) return fail(p, open_at, "nesting too deep");
+    if (++p->depth > JSON_MAX_DEPTH) return json_fail(p, open_at, "nesting too deep");
     size_t base = p->top;
     json_member *stack = p->stack, *m = stack + base, *limit = stack + p->cap; /* m: the next slot */
     size_t pos = open_at + 1;
@@ -752,7 +433,7 @@ static int parse_array(json_parser *p, json_value *v)
         for (;;) {
             if (MAMORI_UNLIKELY(pos >= end || (unsigned char)t[pos] <= ' ')) {
                 pos = skip_ws_at(t, pos, end);
-                if (pos >= end) return fail(p, pos, "unexpected end of input");
+                if (pos >= end) return json_fail(p, pos, "unexpected end of input");
             }
             if (MAMORI_UNLIKELY(m == limit)) {
                 size_t top = (size_t)(m - stack);
@@ -769,18 +450,18 @@ static int parse_array(json_parser *p, json_value *v)
             m++;
             if (MAMORI_UNLIKELY(pos >= end || t[pos] != ',')) {
                 pos = skip_ws_at(t, pos, end);
-                if (pos >= end) return fail(p, open_at, "unterminated array");
+                if (pos >= end) return json_fail(p, open_at, "unterminated array");
                 if (t[pos] == ']') {
                     pos++;
                     break;
                 }
-                if (t[pos] != ',') return fail(p, pos, "expected ',' or ']'");
+                if (t[pos] != ',') return json_fail(p, pos, "expected ',' or ']'");
             }
             pos++; /* whitespace after ',' is skipped at the loop's top */
         }
     }
     size_t count = (size_t)(m - stack) - base;
-    if (count > UINT32_MAX) return fail(p, open_at, "too many elements");
+    if (count > UINT32_MAX) return json_fail(p, open_at, "too many elements");
     v->type = JSON_ARRAY;
     v->flags = 0;
     v->reserved = 0;
@@ -801,7 +482,7 @@ static int parse_value(json_parser *p, json_value *v)
 {
     const char *t = p->text;
     size_t end = p->len, pos = skip_ws_at(t, p->pos, end);
-    if (pos >= end) return fail(p, pos, "unexpected end of input");
+    if (pos >= end) return json_fail(p, pos, "unexpected end of input");
     int rc = scalar_at(p, t, end, &pos, v);
     p->pos = pos;
     if (rc <= 0) return rc;
@@ -825,7 +506,7 @@ int json_parse(json_parser *p, arena *a, const char *text, size_t len, json_valu
     int rc = parse_value(p, out);
     if (rc) return rc;
     skip_ws(p);
-    if (p->pos != p->len) return fail(p, p->pos, "trailing characters after value");
+    if (p->pos != p->len) return json_fail(p, p->pos, "trailing characters after value");
     return 0;
 }
 
@@ -852,72 +533,4 @@ const json_value *json_object_get(const json_value *obj, const char *key, size_t
         if (m->key_len == key_len && memcmp(m->key, key, key_len) == 0) return &m->value;
     }
     return NULL;
-}
-
-void json_write_string(buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    buf_reserve(out, n + 2);
-    out->data[out->len++] = '"';
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (MAMORI_LIKELY(c >= 0x20 && c != '"' && c != '\\')) continue;
-        buf_append(out, s + run, i - run);
-        run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t elen = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        }
-        buf_append(out, esc, elen);
-    }
-    buf_append(out, s + run, n - run);
-    buf_putc(out, '"');
-}
-
-void json_write_value(buf *out, const json_value *v)
-{
-    switch (v->type) {
-    case JSON_NULL: buf_append(out, "null", 4); break;
-    case JSON_BOOL: v->num.b ? buf_append(out, "true", 4) : buf_append(out, "false", 5); break;
-    case JSON_NUMBER:
-        if (v->str) buf_append(out, v->str, v->len);
-        else if (v->flags & JSON_FLAG_INT) buf_put_i64(out, v->num.i);
-        else buf_printf(out, "%.17g", v->num.d);
-        break;
-    case JSON_STRING: json_write_string(out, v->str, v->len); break;
-    case JSON_ARRAY:
-        buf_putc(out, '[');
-        for (uint32_t i = 0; i < v->len; i++) {
-            if (i) buf_putc(out, ',');
-            json_write_value(out, &v->items[i]);
-        }
-        buf_putc(out, ']');
-        break;
-    case JSON_OBJECT:
-        buf_putc(out, '{');
-        for (uint32_t i = 0; i < v->len; i++) {
-            if (i) buf_putc(out, ',');
-            json_write_string(out, v->members[i].key, v->members[i].key_len);
-            buf_putc(out, ':');
-            json_write_value(out, &v->members[i].value);
-        }
-        buf_putc(out, '}');
-        break;
-    default: mamori_panic(__FILE__, __LINE__, "unknown json type %d", v->type);
-    }
 }
