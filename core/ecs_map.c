@@ -44,6 +44,10 @@ static const ecs_map_entry rows[] = {
     {"SubjectUserName", 0, SVC(SECURITY), KW, "user.name"},
     {"SubjectUserSid", 0, SVC(SECURITY), KW, "user.id"},
     {"TargetLogonId", 0, SVC(SECURITY), KW, "winlog.logon.id"},
+    /* Ours, not pySigma's: Security 4688's ParentProcessName is the creator's full path, as
+     * Winlogbeat maps it (pySigma's generic row below would put a path in
+     * process.parent.name, where ParentImage rules never look). */
+    {"ParentProcessName", 0, SVC(SECURITY), KW, "process.parent.executable"},
 
     /* ---- ecs_windows field mapping: every Windows logsource ------------------------- */
     {"EventID", 0, 0, KW, "event.code"},

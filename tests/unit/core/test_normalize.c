@@ -509,7 +509,9 @@ static void test_winlog_collisions_keep_every_field(void **state)
     assert_str(&ev, "winlog.logon.id", "0x1");
     assert_str(&ev, "winlog.event_data.TargetLogonId", "0x2");
     assert_str(&ev, "process.executable", "C:\\a.exe");
-    assert_str(&ev, "process.parent.name", "C:\\p.exe"); /* pySigma: ParentProcessName → process.parent.name */
+    /* the creator's full path: process.parent.executable (as Winlogbeat), name derived */
+    assert_str(&ev, "process.parent.executable", "C:\\p.exe");
+    assert_str(&ev, "process.parent.name", "p.exe");
     struct logsource_set ls;
     logsource_classify(&ev, &ls);
     assert_true(logsource_has(&ls, LOGSOURCE_CATEGORY_PROCESS_CREATION));

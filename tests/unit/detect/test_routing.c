@@ -42,6 +42,34 @@ static void test_category_routing(void **state)
     harness_fini(&h);
 }
 
+static void test_4688_parent(void **state)
+{
+    (void)state;
+    /* 4688's ParentProcessName is the creator's full path: ParentImage rules see it, and a
+     * fieldref between Image and ParentImage compares the two paths */
+    const char *rule = "title: parent\nid: parent\nlogsource:\n    category: process_creation\n    product: windows\n"
+                       "detection:\n    sel:\n        ParentImage|endswith: '\\cmd.exe'\n    condition: sel\n";
+    const char *self = "title: self\nid: self\nlogsource:\n    category: process_creation\n    product: windows\n"
+                       "detection:\n    sel:\n        Image|fieldref: ParentImage\n    condition: sel\n";
+    char ev[1024];
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688,
+                                       "\"NewProcessName\":\"C:\\\\a.exe\",\"ParentProcessName\":\"C:\\\\Windows\\\\cmd.exe\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688,
+                                        "\"NewProcessName\":\"C:\\\\a.exe\",\"ParentProcessName\":\"C:\\\\cmd.exe.bak\"")));
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, SYSMON, 1, "\"ParentImage\":\"C:\\\\Windows\\\\cmd.exe\"")));
+    harness_fini(&h);
+    harness_init(&h, self);
+    harness_expect_loaded(&h, 1);
+    assert_true(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688,
+                                       "\"NewProcessName\":\"C:\\\\x.exe\",\"ParentProcessName\":\"C:\\\\x.exe\"")));
+    assert_false(harness_fires(&h, evtx(ev, sizeof ev, "Security", 4688,
+                                        "\"NewProcessName\":\"C:\\\\x.exe\",\"ParentProcessName\":\"C:\\\\y.exe\"")));
+    harness_fini(&h);
+}
+
 static void test_displaced_field(void **state)
 {
     (void)state;
@@ -199,7 +227,8 @@ static void test_winlogbeat_and_nxlog_shapes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_category_routing),       cmocka_unit_test(test_displaced_field),
+        cmocka_unit_test(test_category_routing),
+        cmocka_unit_test(test_4688_parent),       cmocka_unit_test(test_displaced_field),
         cmocka_unit_test(test_service_routing),        cmocka_unit_test(test_product_routing),
         cmocka_unit_test(test_ecs_events),             cmocka_unit_test(test_registry_categories),
         cmocka_unit_test(test_unroutable),             cmocka_unit_test(test_keywords_route_by_product),
