@@ -136,7 +136,8 @@ static const ecs_map_entry rows[] = {
 /* Integer-typed ECS paths that no row above produces: the winlog system fields the
  * normalizer writes and a few common ECS counters agents send. */
 static const char *const extra_long_paths[] = {
-    "winlog.event_id", "winlog.record_id", "winlog.process.pid", "winlog.process.thread.id", "winlog.version",
+    "winlog.event_id", "winlog.record_id", "winlog.level", "winlog.process.pid", "winlog.process.thread.id",
+    "winlog.version",
     "process.exit_code", "file.size", "source.bytes", "destination.bytes", "network.bytes",
 };
 

@@ -147,6 +147,7 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
     if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_long_text(n, ws[slot]))
 #define SYSTEM_TEXT(slot, lit) \
     if (ws[slot]) PUSH_SYSTEM(n, lit, norm_as_text(n, ws[slot]))
+    SYSTEM_LONG(WS_LEVEL, "winlog.level"); /* the number Sigma's `Level` means; log.level has its name */
     SYSTEM_LONG(WS_OPCODE, "winlog.opcode");
     SYSTEM_LONG(WS_PID, "winlog.process.pid");
     SYSTEM_LONG(WS_TID, "winlog.process.thread.id");

@@ -18,8 +18,7 @@
 #define EVENT_DATA_PREFIX "winlog.event_data."
 
 /* evtx System fields Sigma rules name (Provider_Name and EventID have ecs_map rows). The
- * normalizer writes them under winlog.*; Level becomes a name in log.level and has no
- * numeric alias. */
+ * normalizer writes them under winlog.* (Level also as a name in log.level). */
 static const struct {
     const char *field;
     const char *path;
@@ -29,6 +28,7 @@ static const struct {
     {"Task", "winlog.task"},                    {"Opcode", "winlog.opcode"},
     {"Keywords", "winlog.keywords"},            {"Security_UserID", "winlog.user.identifier"},
     {"Execution_ProcessID", "winlog.process.pid"}, {"Execution_ThreadID", "winlog.process.thread.id"},
+    {"Level", "winlog.level"},
 };
 
 const char *field_system_alias(const char *field, size_t len)

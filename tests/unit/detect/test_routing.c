@@ -70,6 +70,34 @@ static void test_4688_parent(void **state)
     harness_fini(&h);
 }
 
+static void test_system_level(void **state)
+{
+    (void)state;
+    /* Sigma's Level is the evtx System level, a number (the normalizer also names it in
+     * log.level); NXLog lines carry it as a top-level Level */
+    const char *rule = "title: lvl\nid: lvl\nlogsource:\n    service: application\n    product: windows\n"
+                       "detection:\n    sel:\n        EventID: 2027\n        Level: 2\n    condition: sel\n";
+    const char *filtered = "title: kw\nid: kw\nlogsource:\n    service: application\n    product: windows\n"
+                           "detection:\n    keywords:\n        - 'Trojan'\n    info:\n        Level: 4\n"
+                           "    condition: keywords and not info\n";
+#define LEVEL_EVENT(level)                                                                                      \
+    "{\"Event\":{\"System\":{\"Channel\":\"Application\",\"EventID\":2027,\"Level\":" #level                           \
+    ",\"Provider\":{\"#attributes\":{\"Name\":\"MSMQ\"}}},\"EventData\":{\"Data\":\"Trojan found\"}}}"
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    assert_true(harness_fires(&h, LEVEL_EVENT(2)));
+    assert_false(harness_fires(&h, LEVEL_EVENT(4)));
+    assert_true(harness_fires(&h, "{\"Channel\":\"Application\",\"EventID\":2027,\"Level\":\"2\",\"Hostname\":\"h\"}"));
+    harness_fini(&h);
+    harness_init(&h, filtered);
+    harness_expect_loaded(&h, 1);
+    assert_true(harness_fires(&h, LEVEL_EVENT(2)));
+    assert_false(harness_fires(&h, LEVEL_EVENT(4))); /* an information-level event is filtered out */
+    harness_fini(&h);
+#undef LEVEL_EVENT
+}
+
 static void test_displaced_field(void **state)
 {
     (void)state;
@@ -228,7 +256,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_category_routing),
-        cmocka_unit_test(test_4688_parent),       cmocka_unit_test(test_displaced_field),
+        cmocka_unit_test(test_4688_parent),
+        cmocka_unit_test(test_system_level),       cmocka_unit_test(test_displaced_field),
         cmocka_unit_test(test_service_routing),        cmocka_unit_test(test_product_routing),
         cmocka_unit_test(test_ecs_events),             cmocka_unit_test(test_registry_categories),
         cmocka_unit_test(test_unroutable),             cmocka_unit_test(test_keywords_route_by_product),
