@@ -18,7 +18,8 @@
 #define EVENT_DATA_PREFIX "winlog.event_data."
 
 /* evtx System fields Sigma rules name (Provider_Name and EventID have ecs_map rows). The
- * normalizer writes them under winlog.* (Level also as a name in log.level). */
+ * normalizer writes them under winlog.* (Level also as a name in log.level), and the
+ * rendered message (evtx RenderingInfo, NXLog's Message) in message. */
 static const struct {
     const char *field;
     const char *path;
@@ -28,7 +29,7 @@ static const struct {
     {"Task", "winlog.task"},                    {"Opcode", "winlog.opcode"},
     {"Keywords", "winlog.keywords"},            {"Security_UserID", "winlog.user.identifier"},
     {"Execution_ProcessID", "winlog.process.pid"}, {"Execution_ThreadID", "winlog.process.thread.id"},
-    {"Level", "winlog.level"},
+    {"Level", "winlog.level"},                  {"Message", "message"},
 };
 
 const char *field_system_alias(const char *field, size_t len)

@@ -98,6 +98,27 @@ static void test_system_level(void **state)
 #undef LEVEL_EVENT
 }
 
+static void test_rendered_message(void **state)
+{
+    (void)state;
+    /* Application-log rules test the rendered message (Message), which the normalizer keeps
+     * in message: NXLog's Message, evtx's RenderingInfo */
+    const char *rule = "title: msg\nid: msg\nlogsource:\n    service: application\n    product: windows\n"
+                       "detection:\n    sel:\n        EventID: 1033\n        Message|contains: AteraAgent\n"
+                       "    condition: sel\n";
+    harness h;
+    harness_init(&h, rule);
+    harness_expect_loaded(&h, 1);
+    assert_true(harness_fires(&h, "{\"Channel\":\"Application\",\"EventID\":1033,\"SourceName\":\"MsiInstaller\","
+                                  "\"Hostname\":\"h\",\"Message\":\"Product: AteraAgent -- Installation completed.\"}"));
+    assert_false(harness_fires(&h, "{\"Channel\":\"Application\",\"EventID\":1033,\"SourceName\":\"MsiInstaller\","
+                                   "\"Hostname\":\"h\",\"Message\":\"Product: Other -- Installation completed.\"}"));
+    assert_true(harness_fires(&h, "{\"Event\":{\"System\":{\"Channel\":\"Application\",\"EventID\":1033,"
+                                  "\"Provider\":{\"#attributes\":{\"Name\":\"MsiInstaller\"}}},\"EventData\":{\"Data\":\"x\"},"
+                                  "\"RenderingInfo\":{\"Message\":\"Product: AteraAgent\"}}}"));
+    harness_fini(&h);
+}
+
 static void test_displaced_field(void **state)
 {
     (void)state;
@@ -257,7 +278,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_category_routing),
         cmocka_unit_test(test_4688_parent),
-        cmocka_unit_test(test_system_level),       cmocka_unit_test(test_displaced_field),
+        cmocka_unit_test(test_system_level),
+        cmocka_unit_test(test_rendered_message),       cmocka_unit_test(test_displaced_field),
         cmocka_unit_test(test_service_routing),        cmocka_unit_test(test_product_routing),
         cmocka_unit_test(test_ecs_events),             cmocka_unit_test(test_registry_categories),
         cmocka_unit_test(test_unroutable),             cmocka_unit_test(test_keywords_route_by_product),
