@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""tests/differential/synth.py — NXLog-flat Windows events generated from SigmaHQ rules'
+selections, one JSON object per line, for run.sh's comparison of two Sigma evaluators.
+
+    SEED=1 synth.py RULEDIR... > events.jsonl
+
+Per routable rule, four events: the non-filter selections filled, all selections filled, and
+two random subsets. A value satisfies its modifiers (wildcards expanded, contains/startswith/
+endswith wrapped, base64/base64offset encoded, a cidr's first host, numeric comparisons,
+exists, fieldref, all) in random ASCII case; `re`, `expand` and the utf16 family are left
+out. Events are inputs, not expectations: the two evaluators' answers are compared."""
+import base64, glob, ipaddress, json, os, random, re, sys
+import yaml
+
+random.seed(int(os.environ.get('SEED', '1')))
+SYSMON = 'Microsoft-Windows-Sysmon/Operational'
+CAT = {
+    'process_creation': (SYSMON, 1), 'file_change': (SYSMON, 2), 'network_connection': (SYSMON, 3),
+    'process_termination': (SYSMON, 5), 'driver_load': (SYSMON, 6), 'image_load': (SYSMON, 7),
+    'create_remote_thread': (SYSMON, 8), 'raw_access_thread': (SYSMON, 9), 'process_access': (SYSMON, 10),
+    'file_event': (SYSMON, 11), 'registry_add': (SYSMON, 12), 'registry_delete': (SYSMON, 12),
+    'registry_set': (SYSMON, 13), 'registry_event': (SYSMON, 13), 'registry_rename': (SYSMON, 14),
+    'create_stream_hash': (SYSMON, 15), 'pipe_created': (SYSMON, 17), 'wmi_event': (SYSMON, 19),
+    'dns_query': (SYSMON, 22), 'file_delete': (SYSMON, 23), 'clipboard_capture': (SYSMON, 24),
+    'process_tampering': (SYSMON, 25), 'file_delete_detected': (SYSMON, 26),
+    'file_block_executable': (SYSMON, 27), 'file_block_shredding': (SYSMON, 28),
+    'file_executable_detected': (SYSMON, 29), 'sysmon_status': (SYSMON, 4), 'sysmon_error': (SYSMON, 255),
+    'ps_module': ('Microsoft-Windows-PowerShell/Operational', 4103),
+    'ps_script': ('Microsoft-Windows-PowerShell/Operational', 4104),
+    'ps_classic_start': ('Windows PowerShell', 400), 'ps_classic_provider_start': ('Windows PowerShell', 600),
+    'ps_classic_script': ('Windows PowerShell', 800),
+}
+SVC = {
+    'security': 'Security', 'system': 'System', 'application': 'Application', 'sysmon': SYSMON,
+    'powershell': 'Microsoft-Windows-PowerShell/Operational', 'powershell-classic': 'Windows PowerShell',
+    'taskscheduler': 'Microsoft-Windows-TaskScheduler/Operational',
+    'wmi': 'Microsoft-Windows-WMI-Activity/Operational',
+    'windefend': 'Microsoft-Windows-Windows Defender/Operational',
+    'bits-client': 'Microsoft-Windows-Bits-Client/Operational',
+    'dns-client': 'Microsoft-Windows-DNS Client Events/Operational',
+    'ntlm': 'Microsoft-Windows-NTLM/Operational', 'smbclient-security': 'Microsoft-Windows-SmbClient/Security',
+    'codeintegrity-operational': 'Microsoft-Windows-CodeIntegrity/Operational',
+    'firewall-as': 'Microsoft-Windows-Windows Firewall With Advanced Security/Firewall',
+    'capi2': 'Microsoft-Windows-CAPI2/Operational',
+    'terminalservices-localsessionmanager': 'Microsoft-Windows-TerminalServices-LocalSessionManager/Operational',
+}
+
+def wild(v):
+    """A string the Sigma wildcard pattern v matches (escapes honoured)."""
+    out, i = [], 0
+    while i < len(v):
+        c = v[i]
+        if c == '\\' and i + 1 < len(v) and v[i + 1] in '*?\\':
+            out.append(v[i + 1]); i += 2; continue
+        if c == '*':
+            out.append(random.choice(['', 'Ab3', 'x y'])); i += 1; continue
+        if c == '?':
+            out.append('Q'); i += 1; continue
+        out.append(c); i += 1
+    return ''.join(out)
+
+def case(s):
+    r = random.random()
+    if r < 0.15: return s.upper()
+    if r < 0.3: return s.lower()
+    return s
+
+def one_value(v, mods):
+    """A value that satisfies (field|mods: v), or None when we cannot make one."""
+    if v is None: return None
+    if isinstance(v, bool): return v
+    if isinstance(v, (int, float)):
+        if 'gt' in mods: return v + 1
+        if 'gte' in mods: return v
+        if 'lt' in mods: return v - 1
+        if 'lte' in mods: return v
+        return v
+    s = str(v)
+    if 're' in mods or 'expand' in mods or 'wide' in mods or 'utf16le' in mods or 'utf16be' in mods or 'utf16' in mods:
+        return None
+    if 'cidr' in mods:
+        try:
+            net = ipaddress.ip_network(s, strict=False)
+            return str(net.network_address + (1 if net.num_addresses > 1 else 0))
+        except ValueError:
+            return None
+    t = wild(s) if 'base64' not in mods and 'base64offset' not in mods else s
+    if 'base64' in mods or 'base64offset' in mods:
+        t = base64.b64encode(t.encode()).decode()
+        if 'base64offset' in mods: t = t.rstrip('=')[:max(1, len(t.rstrip('=')) - 2)]
+    elif 'cased' not in mods:
+        t = case(t)
+    if 'contains' in mods: t = 'pre ' + t + ' post'
+    elif 'startswith' in mods: t = t + '_tail'
+    elif 'endswith' in mods: t = 'C:\\dir\\' + t
+    return t
+
+def fill(sel, ev):
+    if isinstance(sel, list):
+        if sel and all(isinstance(x, dict) for x in sel):
+            fill(random.choice(sel), ev)
+        elif sel:
+            kw = random.choice(sel)
+            if isinstance(kw, str): ev['Details'] = 'kw ' + case(wild(kw)) + ' end'
+        return
+    if not isinstance(sel, dict): return
+    for key, v in sel.items():
+        parts = str(key).split('|')
+        field, mods = parts[0], set(parts[1:])
+        if not field:
+            continue
+        if 'exists' in mods:
+            if v is True: ev[field] = 'present'
+            else: ev.pop(field, None)
+            continue
+        if 'fieldref' in mods:
+            ref = v if not isinstance(v, list) else v[0]
+            ev.setdefault(ref, 'SameValue')
+            ev[field] = ev[ref]
+            continue
+        vals = v if isinstance(v, list) else [v]
+        if 'all' in mods and all(isinstance(x, str) for x in vals):
+            parts_ = [one_value(x, mods - {'startswith', 'endswith'} | {'contains'}) for x in vals]
+            if None in parts_: continue
+            ev[field] = ' '.join(parts_)
+            continue
+        if not vals: continue
+        x = one_value(random.choice(vals), mods)
+        if x is None:
+            if random.choice(vals) is None: ev.pop(field, None)
+            continue
+        ev[field] = x
+
+def route(ls):
+    cat, svc = ls.get('category'), ls.get('service')
+    if ls.get('product') not in (None, 'windows'): return None
+    if cat:
+        if cat not in CAT: return None
+        ch, eid = CAT[cat]
+        if svc and SVC.get(svc) != ch: return None
+        return ch, eid
+    if svc in SVC: return SVC[svc], None
+    return None
+
+def main():
+    out = sys.stdout
+    n = 0
+    for d in sys.argv[1:]:
+        for f in sorted(glob.glob(d + '/**/*.yml', recursive=True)):
+            try:
+                docs = list(yaml.safe_load_all(open(f, encoding='utf-8')))
+            except Exception:
+                continue
+            for r in docs:
+                if not isinstance(r, dict) or 'detection' not in r or 'correlation' in r: continue
+                if r.get('status') in ('deprecated', 'unsupported'): continue
+                rt = route(r.get('logsource') or {})
+                if not rt: continue
+                det = r['detection']
+                names = [k for k in det if k not in ('condition', 'timeframe')]
+                for variant in range(4):
+                    ev = {'Channel': rt[0], 'EventID': rt[1] if rt[1] is not None else 1,
+                          'SourceName': 'Synth', 'Hostname': 'ws1.corp', 'RecordNumber': n}
+                    if variant == 0:
+                        chosen = [k for k in names if not k.startswith('filter')]
+                    elif variant == 1:
+                        chosen = names
+                    else:
+                        chosen = random.sample(names, k=random.randint(1, len(names)))
+                    for k in chosen: fill(det[k], ev)
+                    if 'Provider_Name' in ev: ev['SourceName'] = ev.pop('Provider_Name')
+                    if rt[1] is not None: ev['EventID'] = rt[1]
+                    if not isinstance(ev.get('EventID'), int):
+                        try: ev['EventID'] = int(ev['EventID'])
+                        except Exception: ev['EventID'] = rt[1] or 1
+                    out.write(json.dumps(ev) + '\n')
+                    n += 1
+    print(n, 'events', file=sys.stderr)
+
+main()
