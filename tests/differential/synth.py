@@ -7,8 +7,8 @@ selections, one JSON object per line, for run.sh's comparison of two Sigma evalu
 Per routable rule, four events: the non-filter selections filled, all selections filled, and
 two random subsets. A value satisfies its modifiers (wildcards expanded, contains/startswith/
 endswith wrapped, base64/base64offset encoded, a cidr's first host, numeric comparisons,
-exists, fieldref, all) in random ASCII case; `re`, `expand` and the utf16 family are left
-out. Events are inputs, not expectations: the two evaluators' answers are compared."""
+exists, fieldref, all; UTF-16 before base64) in random ASCII case; `re`, `expand` and UTF-16
+without base64 are left out. Events are inputs, not expectations: the two evaluators' answers are compared."""
 import base64, glob, ipaddress, json, os, random, re, sys
 import yaml
 
@@ -76,7 +76,8 @@ def one_value(v, mods):
         if 'lte' in mods: return v
         return v
     s = str(v)
-    if 're' in mods or 'expand' in mods or 'wide' in mods or 'utf16le' in mods or 'utf16be' in mods or 'utf16' in mods:
+    utf16 = mods & {'wide', 'utf16le', 'utf16be', 'utf16'}
+    if 're' in mods or 'expand' in mods or (utf16 and not mods & {'base64', 'base64offset'}):
         return None
     if 'cidr' in mods:
         try:
@@ -86,8 +87,11 @@ def one_value(v, mods):
             return None
     t = wild(s) if 'base64' not in mods and 'base64offset' not in mods else s
     if 'base64' in mods or 'base64offset' in mods:
-        t = base64.b64encode(t.encode()).decode()
-        if 'base64offset' in mods: t = t.rstrip('=')[:max(1, len(t.rstrip('=')) - 2)]
+        if mods & {'wide', 'utf16le'}: raw = t.encode('utf-16-le')
+        elif 'utf16be' in mods: raw = t.encode('utf-16-be')
+        elif 'utf16' in mods: raw = b'\xff\xfe' + t.encode('utf-16-le')
+        else: raw = t.encode()
+        t = base64.b64encode(raw).decode()
     elif 'cased' not in mods:
         t = case(t)
     if 'contains' in mods: t = 'pre ' + t + ' post'
