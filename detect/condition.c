@@ -7,8 +7,8 @@
  *   quant   := "1" | "any" | "all"
  *
  * so precedence runs or < and < not < x-of < parentheses, as the specification lists it.
- * Identifiers resolve to the search identifiers' trees; `x of` patterns that select
- * nothing vanish from the expression (pySigma does the same). Keywords are matched
+ * Identifiers resolve to the search identifiers' trees; an `x of` pattern that selects
+ * nothing rejects the rule (as pySigma 2.x does). Keywords are matched
  * case-insensitively. The deprecated `| count()` aggregation is rejected with its own
  * reason; correlation rules replace it. */
 #include "internal.h"
@@ -93,7 +93,15 @@ static int parse_selector(parser *p, bool all, struct cnode **out)
     if (p->kind != TOK_WORD || is_keyword(p)) return syntax(p, "expected a search identifier pattern after 'of'");
     bool them = word_is(p, "them");
     uint32_t n = detection_select(p->d, p->word, p->word_len, them, NULL, 0);
-    struct cnode **kids = arena_alloc(a, (n ? n : 1) * sizeof *kids);
+    if (n == 0) {
+        /* pySigma (2.x) rejects such a rule; dropping the selector would change what the
+         * rest of the condition means (`a or not 1 of filter_*`) without a word */
+        char what[160];
+        snprintf(what, sizeof what, "'%s of %.*s' selects no search identifier", all ? "all" : "1",
+                 (int)MAMORI_MIN(p->word_len, 100), p->word);
+        return syntax(p, what);
+    }
+    struct cnode **kids = arena_alloc(a, n * sizeof *kids);
     detection_select(p->d, p->word, p->word_len, them, kids, n);
     next(p);
     *out = cnode_join(a, all ? CN_AND : CN_OR, kids, n);

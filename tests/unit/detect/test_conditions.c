@@ -86,8 +86,15 @@ static void test_x_of(void **state)
     /* `*` anywhere in the pattern */
     assert_true(fires_with(ids, "1 of *_cli", "\"CommandLine\":\"x\""));
     assert_true(fires_with(ids, "1 of sel*img", "\"Image\":\"x\""));
-    /* a pattern is a full match: "selection" alone selects nothing named selection_* */
-    assert_true(fires_with(ids, "selection_img and not 1 of filter", "\"Image\":\"x\""));
+    /* a pattern is a full match: "filter" alone selects none of the filter_* identifiers */
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "title: t\nlogsource:\n    product: windows\ndetection:\n%s    condition: selection_img and not 1 of filter\n",
+             ids);
+    harness h;
+    const detect_problem *p = expect_one_problem(&h, yaml);
+    assert_non_null(strstr(p->message, "'1 of filter' selects no search identifier"));
+    problem_fini(&h);
 }
 
 static void test_them_skips_underscore(void **state)
@@ -120,14 +127,6 @@ static void test_identifier_names(void **state)
     assert_true(fires_with(ids, "sel-1 and 2nd_sel", "\"Image\":\"x\",\"CommandLine\":\"x\""));
 }
 
-static void test_vanishing_selector(void **state)
-{
-    (void)state;
-    /* no filter_* identifier: the selector drops out of the expression */
-    assert_true(fires("a and not 1 of filter_*", "A"));
-    assert_true(fires("a or all of nothing_*", "A"));
-    assert_false(fires("a or all of nothing_*", "B"));
-}
 
 static const detect_problem *bad_condition(harness *h, const char *condition)
 {
@@ -135,6 +134,28 @@ static const detect_problem *bad_condition(harness *h, const char *condition)
     snprintf(yaml, sizeof yaml,
              "title: t\nlogsource:\n    product: windows\ndetection:\n    a:\n        A: x\n    condition: %s\n", condition);
     return expect_one_problem(h, yaml);
+}
+
+static void test_selector_selecting_nothing(void **state)
+{
+    (void)state;
+    /* no filter_* identifier: the rule is rejected (pySigma 2.x), naming the selector —
+     * neither dropped (which turns `a or not 1 of filter_*` into `a`) nor false */
+    harness h;
+    const char *conds[] = {"a and not 1 of filter_*", "a or all of nothing_*", "1 of them and 1 of x*"};
+    const char *names[] = {"'1 of filter_*'", "'all of nothing_*'", "'1 of x*'"};
+    for (size_t i = 0; i < 3; i++) {
+        const detect_problem *p = bad_condition(&h, conds[i]);
+        assert_int_equal(p->reason, DETECT_REASON_CONDITION);
+        assert_non_null(strstr(p->message, names[i]));
+        assert_non_null(strstr(p->message, "selects no search identifier"));
+        problem_fini(&h);
+    }
+    /* `them` skips _-prefixed identifiers: with only those, it selects nothing */
+    const detect_problem *p = expect_one_problem(
+        &h, "title: t\nlogsource:\n    product: windows\ndetection:\n    _a:\n        A: x\n    condition: 1 of them\n");
+    assert_non_null(strstr(p->message, "'1 of them' selects no search identifier"));
+    problem_fini(&h);
 }
 
 static void test_errors(void **state)
@@ -181,7 +202,7 @@ int main(void)
         cmocka_unit_test(test_precedence),     cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_keywords_case),  cmocka_unit_test(test_x_of),
         cmocka_unit_test(test_them_skips_underscore), cmocka_unit_test(test_condition_list),
-        cmocka_unit_test(test_identifier_names), cmocka_unit_test(test_vanishing_selector),
+        cmocka_unit_test(test_identifier_names), cmocka_unit_test(test_selector_selecting_nothing),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
