@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/differential/run.sh — compares `mamorictl scan` with an independent Sigma evaluator
-# (the sigma-rust crate, src/main.rs) over the whole SigmaHQ rule set, on events generated
-# from the rules themselves (synth.py, fixed seeds) and, optionally, on extra NXLog-flat
-# JSON-lines files given as arguments (e.g. the OTRF recordings). Prints every (event, rule)
-# pair only one side fires, grouped by rule, with the rule file. Not part of ctest: it needs
-# cargo and takes minutes; see README.md for what the known differences mean.
+# (the sigma-rust crate, src/main.rs): the whole SigmaHQ rule set on events generated from
+# the rules themselves (synth.py, fixed seeds) and on any NXLog-flat JSON-lines files given
+# as arguments (e.g. the OTRF recordings), then random rules on random events
+# (random_rules.py). Prints every (event, rule) pair only one side fires, grouped by rule,
+# with the rule file (report.py). Not part of ctest: it needs cargo and takes minutes; see
+# README.md for what the known differences mean.
 #
 #   tests/differential/run.sh [--build DIR] [EVENTS.jsonl...]
 set -euo pipefail
@@ -30,33 +31,23 @@ for seed in 1 2 3; do
 done
 inputs+=("$@")
 
-status=0
-for input in "${inputs[@]}"; do
-    "$oracle" "$input" "${dirs[@]}" 2>"$work/oracle.err" | sort -u > "$work/oracle.tsv"
-    rules=()
-    for d in "${dirs[@]}"; do rules+=(--rules "$d"); done
+compare() { # compare EVENTS RULEDIR...
+    local input=$1
+    shift
+    "$oracle" "$input" "$@" 2>"$work/oracle.err" | sort -u > "$work/oracle.tsv"
+    local rules=()
+    for d in "$@"; do rules+=(--rules "$d"); done
     "$build/cli/mamorictl" scan "${rules[@]}" --quiet "$input" 2>"$work/scan.err" |
         python3 -c 'import json, sys
 for line in sys.stdin:
     a = json.loads(line)
     print("%d\t%s" % (a["source"]["index"], a["rule"]["id"]))' | sort -u > "$work/mamori.tsv"
-    python3 - "$input" "$work/mamori.tsv" "$work/oracle.tsv" "$sigma" <<'PY'
-import collections, glob, os, re, sys
-inp, ours_f, theirs_f, sigma = sys.argv[1:5]
-ours = set(open(ours_f).read().split("\n")) - {""}
-theirs = set(open(theirs_f).read().split("\n")) - {""}
-files = {}
-for f in glob.glob(sigma + "/rules*/**/*.yml", recursive=True):
-    m = re.search(r"^id: (\S+)", open(f, encoding="utf-8").read(), re.M)
-    if m: files[m.group(1)] = os.path.relpath(f, sigma)
-print("%s: mamori %d alerts, sigma-rust %d, both %d" % (os.path.basename(inp), len(ours), len(theirs), len(ours & theirs)))
-for name, pairs in (("only mamori", ours - theirs), ("only sigma-rust", theirs - ours)):
-    by_rule = collections.defaultdict(list)
-    for p in pairs:
-        idx, rid = p.split("\t")
-        by_rule[rid].append(int(idx))
-    for rid, idx in sorted(by_rule.items(), key=lambda x: -len(x[1])):
-        print("  %-16s %5d  %s  (lines %s)" % (name, len(idx), files.get(rid, rid), ",".join(str(i + 1) for i in sorted(idx)[:5])))
-PY
+    python3 "$here/report.py" "$input" "$work/mamori.tsv" "$work/oracle.tsv" "$@"
+}
+
+for input in "${inputs[@]}"; do compare "$input" "${dirs[@]}"; done
+for seed in 1 2; do
+    python3 "$here/random_rules.py" "$seed" 300 2000 "$work/random$seed"
+    compare "$work/random$seed/events.jsonl" "$work/random$seed/rules"
 done
-exit $status
+exit 0
