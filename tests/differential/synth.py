@@ -7,8 +7,9 @@ selections, one JSON object per line, for run.sh's comparison of two Sigma evalu
 Per routable rule, four events: the non-filter selections filled, all selections filled, and
 two random subsets. A value satisfies its modifiers (wildcards expanded, contains/startswith/
 endswith wrapped, base64/base64offset encoded, a cidr's first host, numeric comparisons,
-exists, fieldref, all; UTF-16 before base64) in random ASCII case; `re`, `expand` and UTF-16
-without base64 are left out. Events are inputs, not expectations: the two evaluators' answers are compared."""
+exists, fieldref, all; UTF-16 before base64; `re` by a sample built from the expression and
+checked with Python's re) in random ASCII case; `expand` and UTF-16 without base64 are left
+out. Events are inputs, not expectations: the two evaluators' answers are compared."""
 import base64, glob, ipaddress, json, os, random, re, sys
 import yaml
 
@@ -59,6 +60,81 @@ def wild(v):
         out.append(c); i += 1
     return ''.join(out)
 
+def regex_sample(pattern, mods):
+    """A string the regular expression matches (Python's parser; verified with re.search), or
+    None when the expression uses what the sampler does not build (back references…)."""
+    import re
+    try:
+        import re._parser as sre_parse
+        from re._constants import (ANY, ASSERT, ASSERT_NOT, AT, BRANCH, CATEGORY, IN, LITERAL,
+                                   MAX_REPEAT, MIN_REPEAT, NEGATE, NOT_LITERAL, RANGE, SUBPATTERN,
+                                   POSSESSIVE_REPEAT, ATOMIC_GROUP)
+    except ImportError:
+        return None
+    cats = {'CATEGORY_DIGIT': '7', 'CATEGORY_NOT_DIGIT': 'x', 'CATEGORY_SPACE': ' ',
+            'CATEGORY_NOT_SPACE': 'x', 'CATEGORY_WORD': 'w', 'CATEGORY_NOT_WORD': '-'}
+
+    def gen(items):
+        out = []
+        for op, av in items:
+            if op == LITERAL: out.append(chr(av))
+            elif op == NOT_LITERAL: out.append('x' if av != ord('x') else 'y')
+            elif op == ANY: out.append('x')
+            elif op == IN:
+                neg = any(o == NEGATE for o, _ in av)
+                if neg:
+                    for c in 'xQ7-~ ':
+                        if not in_set(av, c): out.append(c); break
+                    else: raise ValueError
+                else:
+                    o, a = next((o, a) for o, a in av if o != NEGATE)
+                    if o == LITERAL: out.append(chr(a))
+                    elif o == RANGE: out.append(chr(a[0]))
+                    elif o == CATEGORY: out.append(cats.get(str(a), 'x'))
+                    else: raise ValueError
+            elif op in (MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT):
+                lo, hi, sub = av
+                n = lo if hi == lo else min(hi, lo + random.randint(0, 2))
+                out.append(''.join(gen(sub) for _ in range(n)))
+            elif op in (SUBPATTERN,):
+                out.append(gen(av[-1]))
+            elif op == ATOMIC_GROUP: out.append(gen(av))
+            elif op == BRANCH: out.append(gen(random.choice(av[1])))
+            elif op == AT: pass
+            elif op == CATEGORY: out.append(cats.get(str(av), 'x'))
+            elif op in (ASSERT, ASSERT_NOT): pass
+            else: raise ValueError
+        return ''.join(out)
+
+    cat_re = {'CATEGORY_DIGIT': r'\d', 'CATEGORY_NOT_DIGIT': r'\D', 'CATEGORY_SPACE': r'\s',
+              'CATEGORY_NOT_SPACE': r'\S', 'CATEGORY_WORD': r'\w', 'CATEGORY_NOT_WORD': r'\W'}
+
+    def in_set(av, c):
+        for o, a in av:
+            if o == LITERAL and c.lower() == chr(a).lower(): return True
+            if o == RANGE and (a[0] <= ord(c.lower()) <= a[1] or a[0] <= ord(c.upper()) <= a[1]): return True
+            if o == CATEGORY and re.fullmatch(cat_re.get(str(a), '.'), c): return True
+        return False
+
+    flags = 0
+    if 'i' in mods: flags |= re.I
+    if 'm' in mods: flags |= re.M
+    if 's' in mods: flags |= re.S
+    try:
+        tree = sre_parse.parse(pattern, flags)
+    except Exception:
+        return None
+    for _ in range(5):
+        try:
+            sample = gen(list(tree))
+        except Exception:
+            return None
+        try:
+            if re.search(pattern, sample, flags): return sample
+        except Exception:
+            return None
+    return None
+
 def case(s):
     r = random.random()
     if r < 0.15: return s.upper()
@@ -77,7 +153,9 @@ def one_value(v, mods):
         return v
     s = str(v)
     utf16 = mods & {'wide', 'utf16le', 'utf16be', 'utf16'}
-    if 're' in mods or 'expand' in mods or (utf16 and not mods & {'base64', 'base64offset'}):
+    if 're' in mods:
+        return regex_sample(s, mods)
+    if 'expand' in mods or (utf16 and not mods & {'base64', 'base64offset'}):
         return None
     if 'cidr' in mods:
         try:
