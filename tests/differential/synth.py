@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""tests/differential/synth.py — NXLog-flat Windows events generated from SigmaHQ rules'
-selections, one JSON object per line, for run.sh's comparison of two Sigma evaluators.
+"""tests/differential/synth.py — NXLog-flat Windows (and Sysmon for Linux) events generated
+from SigmaHQ rules' selections, one JSON object per line, for run.sh's comparison of two Sigma evaluators.
 
     SEED=1 synth.py RULEDIR... > events.jsonl
 
@@ -213,8 +213,13 @@ def fill(sel, ev):
             continue
         ev[field] = x
 
+LINUX = {'process_creation': 1, 'network_connection': 3, 'file_event': 11}
+
+
 def route(ls):
     cat, svc = ls.get('category'), ls.get('service')
+    if ls.get('product') == 'linux' and not svc and cat in LINUX:
+        return 'Linux-Sysmon/Operational', LINUX[cat]
     if ls.get('product') not in (None, 'windows'): return None
     if cat:
         if cat not in CAT: return None

@@ -69,6 +69,7 @@ fn service_of(channel: &str) -> Option<(&'static str, &'static str)> {
         ("system", "system", ""),
         ("application", "application", ""),
         ("microsoft-windows-sysmon/operational", "sysmon", "sysmon"),
+        ("linux-sysmon/operational", "sysmon", "sysmon"),
         ("microsoft-windows-powershell/operational", "powershell", "ps"),
         ("powershellcore/operational", "", "ps"),
         ("windows powershell", "powershell-classic", "psc"),
@@ -190,6 +191,8 @@ fn main() {
             None => ("?", ""),
         };
         let cats = categories(table, id);
+        // Sysmon for Linux is the one Linux channel core/logsource.c routes
+        let product = if channel.eq_ignore_ascii_case("Linux-Sysmon/Operational") { "linux" } else { "windows" };
         // Sigma's System field names for NXLog's
         if let Some(s) = obj.get("SourceName").cloned() {
             obj.entry("Provider_Name").or_insert(s);
@@ -212,7 +215,7 @@ fn main() {
         for (rid, r) in &rules {
             let ls = &r.logsource;
             if let Some(p) = &ls.product {
-                if p != "windows" {
+                if p != product {
                     continue;
                 }
             }
