@@ -3,6 +3,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -40,27 +41,37 @@ static bool digits(const char *s, size_t n, unsigned *out)
     return true;
 }
 
-int clock_parse_rfc3339(const char *s, size_t len, int64_t *out_us)
+/* The first 19 bytes, "YYYY-MM-DDTHH:MM:SS": seconds since the epoch before any offset, leap
+ * second clamped. False if they are not a date and time. */
+static bool parse_prefix(const char *s, int64_t *out_s)
 {
     unsigned year, mon, day, hour, min, sec;
-    if (len < 19) return -EINVAL;
     if (!digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &mon) || s[7] != '-' ||
         !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s + 11, 2, &hour) ||
         s[13] != ':' || !digits(s + 14, 2, &min) || s[16] != ':' || !digits(s + 17, 2, &sec))
-        return -EINVAL;
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return -EINVAL;
+        return false;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return false;
+    if (sec == 60) sec = 59; /* leap second: clamp, ordering is what matters */
+    *out_s = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
+    return true;
+}
+
+/* What follows the first 19 bytes: fraction and zone. */
+static bool parse_rest(const char *s, size_t len, int64_t *frac_us_out, int64_t *offset_s_out)
+{
     size_t i = 19;
     int64_t frac_us = 0;
     if (i < len && (s[i] == '.' || s[i] == ',')) {
         i++;
+        /* digits past the sixth count for nothing; more than nine are an error */
+        static const int32_t scale[9] = {100000, 10000, 1000, 100, 10, 1, 0, 0, 0};
         size_t start = i;
-        int64_t scale = 100000;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
-            frac_us += (s[i] - '0') * scale;
-            scale /= 10;
+            if (i - start == 9) return false;
+            frac_us += (s[i] - '0') * scale[i - start];
             i++;
         }
-        if (i == start || i - start > 9) return -EINVAL;
+        if (i == start) return false;
     }
     int64_t offset_s = 0;
     if (i < len) {
@@ -68,19 +79,51 @@ int clock_parse_rfc3339(const char *s, size_t len, int64_t *out_us)
             i++;
         } else if ((s[i] == '+' || s[i] == '-') && len - i == 6 && s[i + 3] == ':') {
             unsigned oh, om;
-            if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59) return -EINVAL;
+            if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59) return false;
             offset_s = (int64_t)(oh * 3600 + om * 60);
             if (s[i] == '-') offset_s = -offset_s;
             i = len;
         } else {
-            return -EINVAL;
+            return false;
         }
     }
-    if (i != len) return -EINVAL;
-    if (sec == 60) sec = 59; /* leap second: clamp, ordering is what matters */
-    int64_t days = days_from_civil(year, mon, day);
-    int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - offset_s;
-    *out_us = secs * 1000000 + frac_us;
+    if (i != len) return false;
+    *frac_us_out = frac_us;
+    *offset_s_out = offset_s;
+    return true;
+}
+
+int clock_parse_rfc3339(const char *s, size_t len, int64_t *out_us)
+{
+    int64_t secs, frac_us, offset_s;
+    if (len < 19 || !parse_prefix(s, &secs) || !parse_rest(s, len, &frac_us, &offset_s)) return -EINVAL;
+    *out_us = (secs - offset_s) * 1000000 + frac_us;
+    return 0;
+}
+
+int clock_parse_rfc3339_memo(clock_rfc3339_memo *m, const char *s, size_t len, int64_t *out_us)
+{
+    if (len < 19) return -EINVAL;
+    uint64_t w0, w1;
+    uint32_t w2;
+    memcpy(&w0, s, 8);
+    memcpy(&w1, s + 8, 8);
+    memcpy(&w2, s + 15, 4); /* bytes 15..18, overlapping the second word */
+    int64_t secs;
+    if (m->parse_valid && w0 == m->parse_words[0] && w1 == m->parse_words[1] && w2 == m->parse_tail) {
+        secs = m->parse_secs;
+    } else {
+        m->parse_valid = false;
+        if (!parse_prefix(s, &secs)) return -EINVAL;
+        m->parse_words[0] = w0;
+        m->parse_words[1] = w1;
+        m->parse_tail = w2;
+        m->parse_secs = secs;
+        m->parse_valid = true;
+    }
+    int64_t frac_us, offset_s;
+    if (!parse_rest(s, len, &frac_us, &offset_s)) return -EINVAL;
+    *out_us = (secs - offset_s) * 1000000 + frac_us;
     return 0;
 }
 
@@ -116,6 +159,34 @@ size_t clock_format_rfc3339(int64_t us, char *out)
         out[i] = (char)('0' + frac % 10);
         frac /= 10;
     }
+    out[26] = 'Z';
+    out[27] = '\0';
+    return 27;
+}
+
+size_t clock_format_rfc3339_memo(clock_rfc3339_memo *m, int64_t us, char *out)
+{
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) { /* floor: the fraction counts up from the second before */
+        secs--;
+        frac += 1000000;
+    }
+    if (m->format_valid && secs == m->format_secs) {
+        memcpy(out, m->format_prefix, 19);
+    } else {
+        clock_format_rfc3339(us, out); /* the fraction is written again below */
+        memcpy(m->format_prefix, out, 19);
+        m->format_secs = secs;
+        m->format_valid = true;
+    }
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
+    unsigned f = (unsigned)frac;
+    out[19] = '.';
+    memcpy(out + 20, pairs + 2 * (f / 10000), 2);
+    memcpy(out + 22, pairs + 2 * (f / 100 % 100), 2);
+    memcpy(out + 24, pairs + 2 * (f % 100), 2);
     out[26] = 'Z';
     out[27] = '\0';
     return 27;

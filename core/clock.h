@@ -29,6 +29,22 @@ int clock_parse_rfc3339(const char *s, size_t len, int64_t *out_us) MAMORI_WUR;
 /* Formats microseconds since the epoch as "YYYY-MM-DDTHH:MM:SS.ffffffZ" into out (>= 28
  * bytes). Returns the length written (27). */
 size_t clock_format_rfc3339(int64_t us, char *out);
+/* Consecutive events mostly share their timestamp's date and time of day and differ in the
+ * fraction: a memo of the last seconds parsed (by the 19 bytes "YYYY-MM-DDTHH:MM:SS", compared
+ * in full) and formatted (by the second) makes both nearly free. Per thread, in caller memory,
+ * zero-initialized; results are exactly clock_parse_rfc3339's and clock_format_rfc3339's. */
+typedef struct clock_rfc3339_memo {
+    uint64_t parse_words[2]; /* bytes 0..15 of the last valid prefix */
+    uint32_t parse_tail;     /* bytes 15..18 */
+    bool parse_valid;
+    bool format_valid;
+    int64_t parse_secs;  /* the prefix's seconds since the epoch, no offset applied */
+    int64_t format_secs; /* the second format_prefix shows (floor of us / 1e6) */
+    char format_prefix[19];
+} clock_rfc3339_memo;
+int clock_parse_rfc3339_memo(clock_rfc3339_memo *m, const char *s, size_t len, int64_t *out_us) MAMORI_WUR;
+size_t clock_format_rfc3339_memo(clock_rfc3339_memo *m, int64_t us, char *out);
+
 /* Days since 1970-01-01 (UTC) of a time in microseconds; floor for negative times. */
 static inline int64_t clock_day_of_us(int64_t us)
 {

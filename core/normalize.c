@@ -368,7 +368,7 @@ static int64_t handle_time(normalizer *n, const event_stamp *stamp, bool winlog)
     bool parsed = false;
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(candidates) && !parsed; i++) {
         const json_value *c = candidates[i];
-        parsed = json_is_string(c) && clock_parse_rfc3339(c->str, c->len, &t) == 0;
+        parsed = json_is_string(c) && clock_parse_rfc3339_memo(&n->time_memo, c->str, c->len, &t) == 0;
     }
     int64_t received = stamp->received_us;
     if (!parsed) {
@@ -376,7 +376,7 @@ static int64_t handle_time(normalizer *n, const event_stamp *stamp, bool winlog)
         return received;
     }
     char *text = arena_alloc(n->arena, 28);
-    size_t len = clock_format_rfc3339(t, text);
+    size_t len = clock_format_rfc3339_memo(&n->time_memo, t, text);
     PUSH_LIT(n, "@timestamp", new_string(n, text, len), KIND_DERIVED);
     int64_t lo = INT64_MIN, hi = INT64_MAX;
     if (stamp->max_past_us > 0 && __builtin_sub_overflow(received, stamp->max_past_us, &lo)) lo = INT64_MIN;

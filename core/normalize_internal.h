@@ -5,6 +5,7 @@
 #ifndef MAMORI_CORE_NORMALIZE_INTERNAL_H
 #define MAMORI_CORE_NORMALIZE_INTERNAL_H
 
+#include "clock.h"
 #include "event.h"
 #include "logsource.h"
 
@@ -172,6 +173,7 @@ struct normalizer {
     struct nx_shape_slot *nx_shape; /* the current NXLog event's, or NULL */
     json_value *value_pool;          /* new_value's block, this event's */
     uint32_t value_pool_left;
+    clock_rfc3339_memo time_memo; /* the event time's parse and format (handle_time) */
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;
     char received_text[28];
