@@ -250,18 +250,16 @@ void norm_entry_set_path(struct entry *e, const char *path, size_t len)
     }
     e->in_event_data = off != 0;
     e->path_hash = event_path_hash(path, len);
+    e->flags = norm_path_flags(path, len);
     e->key0 = rank_word(path, len, off);
     e->key1 = rank_word(path, len, off + 8);
 }
 
-/* What every pushed entry starts with but its path and keys. */
-static inline void entry_fill(struct entry *e, const json_value *v, enum entry_kind kind)
+void norm_entry_format_int(normalizer *n, struct entry *e)
 {
-    e->value = v;
-    e->src_name = NULL;
-    e->src_len = 0;
-    e->prio = 0;
-    e->kind = (uint8_t)kind;
+    char *t = arena_alloc(n->arena, 21);
+    e->text_len = (uint32_t)norm_format_i64(e->value->num.i, t);
+    e->text = t;
 }
 
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
@@ -269,26 +267,7 @@ struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const
     MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
     struct entry *e = &n->entries[n->entry_count++];
     norm_entry_set_path(e, path, len);
-    entry_fill(e, v, kind);
-    return e;
-}
-
-struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
-                              uint32_t path_hash, bool in_event_data, const json_value *v, enum entry_kind kind)
-{
-    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
-    struct entry *e = &n->entries[n->entry_count++];
-#ifndef NDEBUG
-    norm_entry_set_path(e, path, len);
-    MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data && e->path_hash == path_hash);
-#endif
-    e->path = path;
-    e->path_len = (uint32_t)len;
-    e->key0 = key0;
-    e->key1 = key1;
-    e->in_event_data = in_event_data;
-    e->path_hash = path_hash;
-    entry_fill(e, v, kind);
+    norm_entry_fill(n, e, v, kind);
     return e;
 }
 
@@ -514,33 +493,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     }
     if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
     event_field *fields = arena_alloc(a, (size_t)count * sizeof *fields + 1);
-    const uint64_t mamori_key = rank_word("mamori.", 7, 0) >> 8;
-    for (uint32_t i = 0; i < count; i++) {
-        const struct entry *e = n->order[i];
-        const json_value *v = e->value;
-        event_field *f = &fields[i];
-        f->path = e->path;
-        f->path_len = e->path_len;
-        f->path_hash = e->path_hash;
-        f->value = v;
-        f->text = NULL;
-        f->text_len = 0;
-        if ((v->type == JSON_STRING || v->type == JSON_NUMBER) && v->str) {
-            f->text = v->str;
-            f->text_len = v->len;
-        } else if (v->type == JSON_BOOL) {
-            f->text = v->num.b ? "true" : "false";
-            f->text_len = v->num.b ? 4 : 5;
-        } else if (v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT)) { /* the normalizer's own */
-            char *t = arena_alloc(a, 21);
-            f->text_len = (uint32_t)norm_format_i64(v->num.i, t);
-            f->text = t;
-        }
-        f->type = v->type;
-        /* "mamori." from the key: its first 7 bytes ranked ('.' zeroed) and the byte itself */
-        f->flags = !e->in_event_data && (e->key0 >> 8) == mamori_key && e->path[6] == '.' ? EVENT_FIELD_SERVER : 0;
-        f->reserved = 0;
-    }
+    for (uint32_t i = 0; i < count; i++) fields[i] = n->order[i]->field;
     out->ts_us = ts_us;
     out->index = index;
     out->field_count = count;

@@ -72,13 +72,13 @@ static const json_value *string_list(normalizer *n, const char *const *items)
 }
 
 static inline void push_system(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
-                               uint32_t hash, const json_value *v)
+                               uint32_t hash, uint8_t flags, const json_value *v)
 {
-    if (v && v->type != JSON_OBJECT) norm_push_keyed(n, path, len, key0, key1, hash, false, v, KIND_DERIVED);
+    if (v && v->type != JSON_OBJECT) norm_push_keyed(n, path, len, key0, key1, hash, false, flags, v, KIND_DERIVED);
 }
 #define PUSH_SYSTEM(n, lit, v)                                                                                    \
     push_system((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), \
-                event_path_hash(lit, sizeof lit - 1), (v))
+                event_path_hash(lit, sizeof lit - 1), norm_path_flags(lit, sizeof lit - 1), (v))
 
 /* Constant values shared by every event (never written: the fields hold const pointers),
  * instead of one arena value each per event. */
@@ -233,7 +233,8 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
             else if (row->type == ECS_TYPE_GUID) v = norm_as_guid(n, v);
             const struct entry *k = &row_keys[row_index];
             struct entry *e =
-                norm_push_keyed(n, k->path, k->path_len, k->key0, k->key1, k->path_hash, k->in_event_data, v, KIND_MAPPED);
+                norm_push_keyed(n, k->path, k->path_len, k->key0, k->key1, k->path_hash, k->in_event_data, k->flags, v,
+                                KIND_MAPPED);
             e->src_name = d->name;
             e->src_len = d->name_len;
             e->prio = (uint32_t)row_index * 2u + (exact ? 0u : 1u);
@@ -245,7 +246,7 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
         memcpy(path + EVENT_DATA_PREFIX_LEN, d->name, d->name_len);
         path[len] = '\0';
         norm_push_keyed(n, path, len, rank_word(d->name, d->name_len, 0), rank_word(d->name, d->name_len, 8),
-                        event_path_hash(path, len), true, v, KIND_INPUT);
+                        event_path_hash(path, len), true, 0, v, KIND_INPUT);
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "event.h"
 #include "logsource.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* Room beyond the input's own fields for what the normalizer adds (system fields,
@@ -34,18 +35,44 @@ struct entry {
      * winlog.event_data. (in_event_data) the 16 after that shared prefix. Keys compare only
      * between entries alike in in_event_data (norm_sort_entries sorts the two apart). */
     uint64_t key0, key1;
-    const char *path;    /* NUL-terminated; arena or static */
-    const json_value *value;
+    /* The event_field this entry becomes, written when it is pushed (text, type and flags
+     * from the value and the path then, as normalize_event used to at the end), so that the
+     * field array is a copy per kept entry. */
+    union {
+        event_field field;
+        struct {
+            const char *path; /* NUL-terminated; arena or static */
+            uint32_t path_len;
+            uint32_t path_hash; /* event_path_hash(path, path_len): folds to a constant for literal paths */
+            const json_value *value;
+            const char *text;
+            uint32_t text_len;
+            uint8_t type;
+            uint8_t flags; /* EVENT_FIELD_SERVER: the path starts with "mamori." */
+            uint16_t reserved;
+        };
+    };
     const char *src_name; /* KIND_MAPPED: the EventData name it came from */
-    uint32_t path_len;
     uint32_t src_len;
     uint32_t prio; /* KIND_MAPPED: row index * 2 + (1 if matched only caselessly) */
-    uint32_t path_hash; /* event_path_hash(path, path_len): folds to a constant for literal paths */
     uint8_t kind;
     bool in_event_data; /* path starts with EVENT_DATA_PREFIX: keys are of the bytes after it */
     uint8_t sort_pos;   /* norm_order_shape: the entry's place in the order given to the sort
                          * (read only for events of <= SORT_CACHE_ENTRIES_MAX entries) */
 };
+#define ENTRY_FIELD_SAME(member) \
+    _Static_assert(offsetof(struct entry, member) - offsetof(struct entry, field) == offsetof(event_field, member), \
+                   "struct entry mirrors event_field: " #member)
+ENTRY_FIELD_SAME(path);
+ENTRY_FIELD_SAME(path_len);
+ENTRY_FIELD_SAME(path_hash);
+ENTRY_FIELD_SAME(value);
+ENTRY_FIELD_SAME(text);
+ENTRY_FIELD_SAME(text_len);
+ENTRY_FIELD_SAME(type);
+ENTRY_FIELD_SAME(flags);
+ENTRY_FIELD_SAME(reserved);
+#undef ENTRY_FIELD_SAME
 
 struct event_data {
     const char *name; /* sanitized: no spaces; '.' only between nested levels */
@@ -283,10 +310,65 @@ size_t norm_format_i64(int64_t v, char *out);
 const json_value *norm_as_guid(normalizer *n, const json_value *v);
 const json_value *norm_as_keywords(normalizer *n, const json_value *v);
 void norm_entry_set_path(struct entry *e, const char *path, size_t len);
+
+/* event_field.flags of a path: folds to a constant for a literal. */
+static inline uint8_t norm_path_flags(const char *path, size_t len)
+{
+    return len >= 7 && memcmp(path, "mamori.", 7) == 0 ? EVENT_FIELD_SERVER : 0;
+}
+
+/* The text of an integer the normalizer made without one (rare: they keep their text). */
+void norm_entry_format_int(normalizer *n, struct entry *e);
+
+/* What every pushed entry starts with but its path and keys: the value, its field text and
+ * type (event_field.text), the kind. */
+static inline void norm_entry_fill(normalizer *n, struct entry *e, const json_value *v, enum entry_kind kind)
+{
+    e->value = v;
+    e->type = v->type;
+    e->reserved = 0;
+    e->text = NULL;
+    e->text_len = 0;
+    if ((v->type == JSON_STRING || v->type == JSON_NUMBER) && v->str) {
+        e->text = v->str;
+        e->text_len = v->len;
+    } else if (v->type == JSON_BOOL) {
+        e->text = v->num.b ? "true" : "false";
+        e->text_len = v->num.b ? 4 : 5;
+    } else if (MAMORI_UNLIKELY(v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT))) {
+        norm_entry_format_int(n, e);
+    }
+    e->src_name = NULL;
+    e->src_len = 0;
+    e->prio = 0;
+    e->kind = (uint8_t)kind;
+}
+
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind);
-/* norm_push_entry with the keys norm_entry_set_path would compute, computed by the caller. */
-struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
-                              uint32_t path_hash, bool in_event_data, const json_value *v, enum entry_kind kind);
+
+/* norm_push_entry with the keys, hash and flags norm_entry_set_path would compute, computed by
+ * the caller (constants for literal paths). */
+static inline struct entry *norm_push_keyed(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
+                                            uint32_t path_hash, bool in_event_data, uint8_t flags, const json_value *v,
+                                            enum entry_kind kind)
+{
+    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
+    struct entry *e = &n->entries[n->entry_count++];
+#ifndef NDEBUG
+    norm_entry_set_path(e, path, len);
+    MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data && e->path_hash == path_hash &&
+                  e->flags == flags);
+#endif
+    e->path = path;
+    e->path_len = (uint32_t)len;
+    e->key0 = key0;
+    e->key1 = key1;
+    e->in_event_data = in_event_data;
+    e->path_hash = path_hash;
+    e->flags = flags;
+    norm_entry_fill(n, e, v, kind);
+    return e;
+}
 int norm_flatten_member(normalizer *n, const json_member *m, size_t prefix_len) MAMORI_WUR;
 
 static inline struct entry *push_static(normalizer *n, const char *path, const json_value *v, enum entry_kind kind)
@@ -297,7 +379,7 @@ static inline struct entry *push_static(normalizer *n, const char *path, const j
  * checked in debug builds). */
 #define PUSH_LIT(n, lit, v, kind) \
     norm_push_keyed((n), lit, sizeof lit - 1, rank_word(lit, sizeof lit - 1, 0), rank_word(lit, sizeof lit - 1, 8), \
-                    event_path_hash(lit, sizeof lit - 1), false, (v), (kind))
+                    event_path_hash(lit, sizeof lit - 1), false, norm_path_flags(lit, sizeof lit - 1), (v), (kind))
 
 /* normalize_winlog.c: the three winlog shapes into System fields and EventData, then entries. */
 int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v) MAMORI_WUR;
