@@ -265,8 +265,10 @@ void norm_entry_format_int(normalizer *n, struct entry *e)
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
 {
     MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
-    struct entry *e = &n->entries[n->entry_count++];
+    struct entry *e = &n->entries[n->entry_count];
+    e->sort_pos = (uint8_t)n->entry_count++;
     norm_entry_set_path(e, path, len);
+    n->paths_shape = (n->paths_shape + e->path_hash) * NORM_SHAPE_MUL;
     norm_entry_fill(n, e, v, kind);
     return e;
 }
@@ -435,6 +437,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     n->err_len = err_len;
     if (err && err_len) err[0] = '\0';
     n->entry_count = 0;
+    n->paths_shape = 0;
     n->event_data_count = 0;
     n->timestamp = NULL;
     n->low_bytes = false;
@@ -463,13 +466,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     add_stamps(n, stamp);
 
     uint32_t count = n->entry_count;
-    uint64_t paths_shape = count; /* the first round's norm_order_shape, with the order made */
-    for (uint32_t i = 0; i < count; i++) {
-        struct entry *e = &n->entries[i];
-        n->order[i] = e;
-        e->sort_pos = (uint8_t)i;
-        paths_shape = (paths_shape + e->path_hash) * NORM_SHAPE_MUL;
-    }
+    uint64_t paths_shape = n->paths_shape + count; /* the first round's norm_order_shape, folded by the pushes */
     bool again = true;
     for (int round = 0; again; round++) {
         if (round == RESOLVE_ROUNDS_MAX) return norm_reject(n, "duplicate field", n->order[0]->path, n->order[0]->path_len);

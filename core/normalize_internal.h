@@ -166,6 +166,7 @@ struct ls_cache_slot {
  * comparison — a verified order is the one stable sort (norm_sort_cached). Direct-mapped;
  * events with more entries than SORT_CACHE_ENTRIES_MAX are always sorted. */
 #define SORT_CACHE_SLOTS 256u
+#define NORM_SHAPE_MUL 0x9E3779B97F4A7C15ULL
 #define SORT_CACHE_ENTRIES_MAX 255u
 struct sort_cache_slot {
     uint64_t shape;
@@ -183,6 +184,7 @@ struct normalizer {
     struct event_data event_data[EVENT_MAX_FIELDS];
     uint32_t entry_count;
     uint32_t event_data_count;
+    uint64_t paths_shape; /* the pushed entries' path hashes folded in push order (norm_order_shape's) */
     buf out;
     char path[EVENT_MAX_PATH_BYTES + 1];
     /* per event */
@@ -353,7 +355,9 @@ static inline struct entry *norm_push_keyed(normalizer *n, const char *path, siz
                                             enum entry_kind kind)
 {
     MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
-    struct entry *e = &n->entries[n->entry_count++];
+    struct entry *e = &n->entries[n->entry_count];
+    e->sort_pos = (uint8_t)n->entry_count++;
+    n->paths_shape = (n->paths_shape + path_hash) * NORM_SHAPE_MUL;
 #ifndef NDEBUG
     norm_entry_set_path(e, path, len);
     MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data && e->path_hash == path_hash &&
@@ -390,11 +394,12 @@ int norm_winlog_finish(normalizer *n) MAMORI_WUR;
 /* normalize_write.c: sort, settle duplicates and conflicts, write the canonical JSON. */
 void norm_sort_entries(normalizer *n, uint32_t count);
 /* The sort cache's key for n->order[0..count): a hash of the paths in that order (their
- * event_path_hash); also sets each entry's sort_pos. */
-#define NORM_SHAPE_MUL 0x9E3779B97F4A7C15ULL
+ * event_path_hash folded as the pushes fold them into n->paths_shape, plus the count); also
+ * sets each entry's sort_pos. */
 uint64_t norm_order_shape(normalizer *n, uint32_t count);
 /* norm_sort_entries through the sort cache, shape from norm_order_shape (sort_pos set);
- * pushed: n->order[i] == &n->entries[i] for all i (as normalize_event starts). Sets *no_equal
+ * pushed: the order given is n->entries[0..count) as pushed (n->paths_shape + count, sort_pos
+ * set by the pushes; n->order is written here). Sets *no_equal
  * when the sorted order holds no two equal paths (norm_settle would keep every entry; false
  * when unknown). */
 void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool pushed, bool *no_equal);

@@ -152,34 +152,57 @@ void norm_sort_entries(normalizer *n, uint32_t count)
     for (uint32_t i = lo; i < others; i++) *o++ = keys[i].e;
 }
 
-/* Whether n->order[0..count) is the order norm_sort_entries gives: every neighbour pair
- * strictly increasing by (path, place given) — the one stable sort, as (path, place) is a
- * total order. *no_equal: no two neighbours share a path. */
-static bool order_is_sorted(const normalizer *n, uint32_t count, bool *no_equal)
+/* n->order[0..count) made from a remembered order (at each sorted position, the place given)
+ * and checked to be the order norm_sort_entries gives: every neighbour pair strictly increasing
+ * by (path, place given) — the one stable sort, as (path, place) is a total order. The order
+ * given is n->entries (pushed) or the copy in n->scratch. *no_equal: no two neighbours share a
+ * path. On false n->order is partly written. */
+static inline __attribute__((always_inline)) bool order_apply_sorted(normalizer *n, uint32_t count, const uint8_t *order,
+                                                                     bool pushed, bool *no_equal)
 {
-    struct entry *const *v = n->order;
+    struct entry **v = n->order;
+    struct entry *const *given = n->scratch;
+    /* the EventData prefix's keys: a path outside it compares with one inside by its keys
+     * unless they equal the prefix's (its first 16 bytes are the prefix's) */
+    const uint64_t prefix_key0 = rank_word(EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN, 0);
+    const uint64_t prefix_key1 = rank_word(EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN, 8);
     bool equal = false;
+    struct entry *a = pushed ? &n->entries[order[0]] : given[order[0]];
+    v[0] = a;
     for (uint32_t i = 1; i < count; i++) {
-        const struct entry *a = v[i - 1], *b = v[i];
+        struct entry *b = pushed ? &n->entries[order[i]] : given[order[i]];
+        v[i] = b;
         if (MAMORI_LIKELY(a->in_event_data == b->in_event_data)) {
             if (MAMORI_LIKELY(a->key0 != b->key0)) {
                 if (a->key0 > b->key0) return false;
+                a = b;
                 continue;
             }
             if (a->key1 != b->key1) {
                 if (a->key1 > b->key1) return false;
+                a = b;
                 continue;
             }
+            int c = entry_cmp(a, b);
+            if (c > 0 || (c == 0 && a->sort_pos > b->sort_pos)) return false;
+            equal |= c == 0;
+            a = b;
+            continue;
         }
-        int c = a->in_event_data == b->in_event_data ? entry_cmp(a, b) : path_cmp(a->path, a->path_len, b->path, b->path_len);
-        if (c > 0 || (c == 0 && a->sort_pos > b->sort_pos)) return false;
-        equal |= c == 0;
+        /* one inside the prefix, one outside: never equal paths */
+        const struct entry *out = a->in_event_data ? b : a;
+        bool a_first;
+        if (out->key0 != prefix_key0) a_first = (out->key0 < prefix_key0) == (out == a);
+        else if (out->key1 != prefix_key1) a_first = (out->key1 < prefix_key1) == (out == a);
+        else a_first = path_cmp(a->path, a->path_len, b->path, b->path_len) < 0;
+        if (!a_first) return false;
+        a = b;
     }
     *no_equal = !equal;
     return true;
 }
 
-/* count in 1..SORT_CACHE_ENTRIES_MAX, sort_pos set; pushed: n->order[i] == &n->entries[i]
+/* count in 1..SORT_CACHE_ENTRIES_MAX, sort_pos set; pushed: the order given is n->entries
  * (the first round: no copy of the given order needed). */
 static void sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool pushed, bool *no_equal)
 {
@@ -187,18 +210,15 @@ static void sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool push
     struct sort_cache_slot *slot = &n->sort_cache[(shape >> 32) % SORT_CACHE_SLOTS];
     if (slot->count == count && slot->shape == shape) {
         if (pushed) {
-            for (uint32_t i = 0; i < count; i++) v[i] = &n->entries[slot->order[i]];
+            if (order_apply_sorted(n, count, slot->order, true, no_equal)) return;
         } else {
             memcpy(given, v, count * sizeof *v);
-            for (uint32_t i = 0; i < count; i++) v[i] = given[slot->order[i]];
-        }
-        if (order_is_sorted(n, count, no_equal)) return;
-        if (pushed) {
-            for (uint32_t i = 0; i < count; i++) v[i] = &n->entries[i];
-        } else {
+            if (order_apply_sorted(n, count, slot->order, false, no_equal)) return;
             memcpy(v, given, count * sizeof *v);
         }
     }
+    if (pushed)
+        for (uint32_t i = 0; i < count; i++) v[i] = &n->entries[i];
     norm_sort_entries(n, count);
     slot->shape = shape;
     slot->count = count;
@@ -207,19 +227,21 @@ static void sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool push
 
 uint64_t norm_order_shape(normalizer *n, uint32_t count)
 {
-    uint64_t shape = count;
+    uint64_t shape = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct entry *e = n->order[i];
         e->sort_pos = (uint8_t)i;
         shape = (shape + e->path_hash) * NORM_SHAPE_MUL;
     }
-    return shape;
+    return shape + count;
 }
 
 void norm_sort_cached(normalizer *n, uint32_t count, uint64_t shape, bool pushed, bool *no_equal)
 {
     *no_equal = false;
     if (count == 0 || count > SORT_CACHE_ENTRIES_MAX) {
+        if (pushed)
+            for (uint32_t i = 0; i < count; i++) n->order[i] = &n->entries[i];
         norm_sort_entries(n, count);
         return;
     }
