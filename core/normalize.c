@@ -386,34 +386,41 @@ static void add_stamps(normalizer *n, const event_stamp *stamp)
 
 enum shape { SHAPE_ECS, SHAPE_EVTX, SHAPE_NXLOG, SHAPE_WINLOGBEAT };
 
+unsigned norm_shape_key_bits(const char *k, size_t len)
+{
+    switch (len) {
+    case 5: return memcmp(k, "Event", 5) == 0 ? SHAPE_KEY_EVENT : 0;
+    case 6: return memcmp(k, "winlog", 6) == 0 ? SHAPE_KEY_WINLOG : 0;
+    case 7:
+        if (memcmp(k, "EventID", 7) == 0) return SHAPE_KEY_EVENT_ID;
+        return memcmp(k, "Channel", 7) == 0 ? SHAPE_KEY_CHANNEL : 0;
+    case 10: return memcmp(k, "SourceName", 10) == 0 ? SHAPE_KEY_CHANNEL : 0;
+    default:
+        if (len > 7 && memcmp(k, "winlog.", 7) == 0 &&
+            (KEY_IS(k, len, "winlog.channel") || (len >= 17 && memcmp(k, "winlog.event_data", 17) == 0 && (len == 17 || k[17] == '.'))))
+            return SHAPE_KEY_WINLOGBEAT;
+        return 0;
+    }
+}
+
 static enum shape detect_shape(const json_value *raw, enum event_format format, const json_value **evtx_event)
 {
     bool event_id = false, channel = false, winlog = false;
     const json_value *event = NULL;
     for (uint32_t i = 0; i < raw->len; i++) {
         const json_member *m = &raw->members[i];
-        const char *k = m->key;
-        switch (m->key_len) {
-        case 5:
-            if (memcmp(k, "Event", 5) == 0 && m->value.type == JSON_OBJECT && !event) event = &m->value;
+        switch (norm_shape_key_bits(m->key, m->key_len)) {
+        case SHAPE_KEY_EVENT:
+            if (m->value.type == JSON_OBJECT && !event) event = &m->value;
             break;
-        case 6:
-            if (memcmp(k, "winlog", 6) == 0 && m->value.type == JSON_OBJECT)
+        case SHAPE_KEY_WINLOG:
+            if (m->value.type == JSON_OBJECT)
                 winlog = winlog || json_object_get(&m->value, "event_data", 10) || json_object_get(&m->value, "channel", 7);
             break;
-        case 7:
-            if (memcmp(k, "EventID", 7) == 0) event_id = true;
-            else if (memcmp(k, "Channel", 7) == 0) channel = true;
-            break;
-        case 10:
-            if (memcmp(k, "SourceName", 10) == 0) channel = true;
-            break;
-        default:
-            if (m->key_len > 7 && memcmp(k, "winlog.", 7) == 0 &&
-                (KEY_IS(k, m->key_len, "winlog.channel") ||
-                 (m->key_len >= 17 && memcmp(k, "winlog.event_data", 17) == 0 && (m->key_len == 17 || k[17] == '.'))))
-                winlog = true;
-            break;
+        case SHAPE_KEY_EVENT_ID: event_id = true; break;
+        case SHAPE_KEY_CHANNEL: channel = true; break;
+        case SHAPE_KEY_WINLOGBEAT: winlog = true; break;
+        default: break;
         }
     }
     if (format == EVENT_FORMAT_ECS) return SHAPE_ECS;
@@ -449,7 +456,14 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
 
     if (raw->type != JSON_OBJECT) return norm_reject(n, "event is not an object", NULL, 0);
     const json_value *evtx_event = NULL;
-    enum shape shape = detect_shape(raw, format, &evtx_event);
+    enum shape shape;
+    /* an NXLog event of a shape seen before: its keys decide (norm_nx_shape_lookup checks them) */
+    struct nx_shape_slot *nx = format != EVENT_FORMAT_ECS ? norm_nx_shape_lookup(n, raw) : NULL;
+    if (nx && (nx->nxlog_by_keys & (format == EVENT_FORMAT_WINLOG ? NX_BY_KEYS_WINLOG : NX_BY_KEYS_AUTO)))
+        shape = SHAPE_NXLOG;
+    else
+        shape = detect_shape(raw, format, &evtx_event);
+    if (shape != SHAPE_NXLOG) n->nx_shape = NULL;
     int rc = 0;
     switch (shape) {
     case SHAPE_ECS: rc = flatten(n, raw, 0); break;

@@ -102,9 +102,14 @@ struct nx_member_info {
     uint8_t low_bytes;  /* the key holds a byte below '.' */
     uint8_t ecs_exact;  /* ecs_row matched with exact case */
 };
+/* nx_shape_slot.nxlog_by_keys: the keys alone make detect_shape answer NXLog (no "Event" or
+ * "winlog" member, whose values it looks into), for format auto and for format winlog */
+#define NX_BY_KEYS_AUTO 1u
+#define NX_BY_KEYS_WINLOG 2u
 struct nx_shape_slot {
     uint64_t lens_hash;
     uint32_t member_count; /* 0 = empty */
+    uint8_t nxlog_by_keys; /* NX_BY_KEYS_* */
     bool ls_valid;
     struct logsource_set ls; /* what the members' ecs_row are for */
     struct nx_member_info members[NX_SHAPE_MEMBERS_MAX];
@@ -388,7 +393,20 @@ static inline struct entry *push_static(normalizer *n, const char *path, const j
 /* normalize_winlog.c: the three winlog shapes into System fields and EventData, then entries. */
 int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v) MAMORI_WUR;
 int norm_collect_evtx(normalizer *n, const json_value *raw, const json_value *event) MAMORI_WUR;
+/* The NXLog shape slot whose keys are raw's (checked byte for byte), or NULL; sets n->nx_shape.
+ * Only looks: norm_collect_nxlog fills a slot on a miss. */
+struct nx_shape_slot *norm_nx_shape_lookup(normalizer *n, const json_value *raw);
+/* n->nx_shape: norm_nx_shape_lookup's answer for raw, or NULL when it has not looked (or missed). */
 int norm_collect_nxlog(normalizer *n, const json_value *raw) MAMORI_WUR;
+/* detect_shape's facts about one top-level key (normalize.c; the NXLog shape cache keeps them) */
+enum shape_key_bits {
+    SHAPE_KEY_EVENT = 1u,    /* "Event": an evtx_dump document if its value holds System */
+    SHAPE_KEY_WINLOG = 2u,   /* "winlog": Winlogbeat if its value holds event_data or channel */
+    SHAPE_KEY_EVENT_ID = 4u, /* "EventID" */
+    SHAPE_KEY_CHANNEL = 8u,  /* "Channel" or "SourceName" */
+    SHAPE_KEY_WINLOGBEAT = 16u, /* "winlog.channel", "winlog.event_data[.…]" */
+};
+unsigned norm_shape_key_bits(const char *key, size_t len);
 int norm_winlog_finish(normalizer *n) MAMORI_WUR;
 
 /* normalize_write.c: sort, settle duplicates and conflicts, write the canonical JSON. */

@@ -344,33 +344,49 @@ static bool is_nxlog_event_type(const json_value *v)
     return false;
 }
 
-/* The classification of raw's top-level keys from the shape cache, checked byte for byte,
- * or made and remembered; NULL when the event is too large to remember. Sets n->nx_shape. */
-static const struct nx_member_info *nx_shape_find(normalizer *n, const json_value *raw)
+static uint64_t nx_lens_hash(const json_value *raw)
+{
+    uint64_t h = raw->len;
+    for (uint32_t i = 0; i < raw->len; i++) h = (h << 5 | h >> 59) + raw->members[i].key_len;
+    return h * 0x9E3779B97F4A7C15ULL;
+}
+
+static struct nx_shape_slot *nx_slot_of(normalizer *n, uint64_t lens_hash)
+{
+    return &n->nx_shapes[(lens_hash >> 40) % NX_SHAPE_SLOTS];
+}
+
+struct nx_shape_slot *norm_nx_shape_lookup(normalizer *n, const json_value *raw)
 {
     n->nx_shape = NULL;
     uint32_t count = raw->len;
     if (count == 0 || count > NX_SHAPE_MEMBERS_MAX) return NULL;
-    uint64_t h = count;
-    for (uint32_t i = 0; i < count; i++) h = (h << 5 | h >> 59) + raw->members[i].key_len;
-    h *= 0x9E3779B97F4A7C15ULL;
-    struct nx_shape_slot *slot = &n->nx_shapes[(h >> 40) % NX_SHAPE_SLOTS];
-    if (slot->member_count == count && slot->lens_hash == h) {
-        uint32_t i = 0;
-        for (; i < count; i++) {
-            const struct nx_member_info *info = &slot->members[i];
-            const json_member *m = &raw->members[i];
-            uint32_t len = m->key_len;
-            if (info->key_len != len || load_partial(m->key, MAMORI_MIN(len, 8u), 0) != info->head) break;
-            if (len <= 8) continue;
-            if (load_partial(m->key + len - 8, 8, 0) != info->tail) break;
-            if (len > 16 && !bytes_eq(slot->keys + info->key_off + 8, m->key + 8, len - 16)) break;
-        }
-        if (i == count) {
-            n->nx_shape = slot;
-            return slot->members;
-        }
+    uint64_t h = nx_lens_hash(raw);
+    struct nx_shape_slot *slot = nx_slot_of(n, h);
+    if (slot->member_count != count || slot->lens_hash != h) return NULL;
+    for (uint32_t i = 0; i < count; i++) {
+        const struct nx_member_info *info = &slot->members[i];
+        const json_member *m = &raw->members[i];
+        uint32_t len = m->key_len;
+        if (info->key_len != len || load_partial(m->key, MAMORI_MIN(len, 8u), 0) != info->head) return NULL;
+        if (len <= 8) continue;
+        if (load_partial(m->key + len - 8, 8, 0) != info->tail) return NULL;
+        if (len > 16 && !bytes_eq(slot->keys + info->key_off + 8, m->key + 8, len - 16)) return NULL;
     }
+    n->nx_shape = slot;
+    return slot;
+}
+
+/* The classification of raw's top-level keys from the shape cache (n->nx_shape when
+ * norm_nx_shape_lookup found it already), or made and remembered; NULL when the event is too
+ * large to remember. Sets n->nx_shape. */
+static const struct nx_member_info *nx_shape_find(normalizer *n, const json_value *raw)
+{
+    if (n->nx_shape || norm_nx_shape_lookup(n, raw)) return n->nx_shape->members;
+    uint32_t count = raw->len;
+    if (count == 0 || count > NX_SHAPE_MEMBERS_MAX) return NULL;
+    uint64_t h = nx_lens_hash(raw);
+    struct nx_shape_slot *slot = nx_slot_of(n, h);
     size_t bytes = 0;
     for (uint32_t i = 0; i < count; i++) bytes += raw->members[i].key_len;
     if (bytes > NX_SHAPE_KEY_BYTES) {
@@ -378,12 +394,14 @@ static const struct nx_member_info *nx_shape_find(normalizer *n, const json_valu
         return NULL;
     }
     size_t off = 0;
+    unsigned key_bits = 0;
     for (uint32_t i = 0; i < count; i++) {
         const json_member *m = &raw->members[i];
         struct nx_member_info *info = &slot->members[i];
         const struct nx_key *key = m->key_len ? nx_find(m->key, m->key_len) : NULL;
         bool low = false;
         bool clean = !name_changes(m->key, m->key_len, false, &low);
+        key_bits |= norm_shape_key_bits(m->key, m->key_len);
         memcpy(slot->keys + off, m->key, m->key_len);
         *info = (struct nx_member_info){.head = load_partial(m->key, MAMORI_MIN(m->key_len, 8u), 0),
                                         .tail = m->key_len > 8 ? load_partial(m->key + m->key_len - 8, 8, 0) : 0,
@@ -391,6 +409,12 @@ static const struct nx_member_info *nx_shape_find(normalizer *n, const json_valu
                                         .ecs_row = NX_ECS_ROW_UNKNOWN, .nx_row = (uint8_t)(key ? key - nx_keys + 1 : 0),
                                         .name_clean = clean, .low_bytes = low};
         off += m->key_len;
+    }
+    /* detect_shape's answer from these keys alone, when their values do not enter it */
+    slot->nxlog_by_keys = 0;
+    if (!(key_bits & (SHAPE_KEY_EVENT | SHAPE_KEY_WINLOG | SHAPE_KEY_WINLOGBEAT)) && (key_bits & SHAPE_KEY_EVENT_ID)) {
+        slot->nxlog_by_keys = NX_BY_KEYS_WINLOG;
+        if (key_bits & SHAPE_KEY_CHANNEL) slot->nxlog_by_keys |= NX_BY_KEYS_AUTO;
     }
     slot->lens_hash = h;
     slot->member_count = count;
