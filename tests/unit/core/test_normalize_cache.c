@@ -13,15 +13,15 @@
 
 /* text through the warm normalizer and through a fresh one: the same event or the same
  * rejection. */
-static void expect_as_fresh(struct fixture *f, const char *text)
+static void expect_as_fresh_in(struct fixture *f, enum event_format format, const char *text)
 {
     mamori_event warm, cold;
-    int warm_rc = norm_text(f, EVENT_FORMAT_AUTO, text, &warm);
+    int warm_rc = norm_text(f, format, text, &warm);
     char warm_err[sizeof f->err];
     memcpy(warm_err, f->err, sizeof warm_err);
     normalizer *saved = f->norm;
     f->norm = normalizer_create();
-    int cold_rc = norm_text(f, EVENT_FORMAT_AUTO, text, &cold);
+    int cold_rc = norm_text(f, format, text, &cold);
     normalizer_destroy(f->norm);
     f->norm = saved;
     if (warm_rc != cold_rc) fail_msg("rc %d warm, %d fresh (%s / %s): %s", warm_rc, cold_rc, warm_err, f->err, text);
@@ -33,6 +33,7 @@ static void expect_as_fresh(struct fixture *f, const char *text)
     assert_same_event(&warm, &cold);
     for (uint32_t i = 0; i < warm.field_count; i++) {
         const event_field *a = &warm.fields[i], *b = &cold.fields[i];
+        assert_int_equal(a->path_hash, b->path_hash);
         assert_int_equal(a->type, b->type);
         assert_int_equal(a->flags, b->flags);
         assert_int_equal(a->text_len, b->text_len);
@@ -40,6 +41,8 @@ static void expect_as_fresh(struct fixture *f, const char *text)
         else assert_null(b->text);
     }
 }
+
+static void expect_as_fresh(struct fixture *f, const char *text) { expect_as_fresh_in(f, EVENT_FORMAT_AUTO, text); }
 
 /* Each event twice (the second meets its own shape), then the whole list again. */
 static void expect_list_as_fresh(struct fixture *f, const char *const *events, size_t count)
@@ -324,6 +327,96 @@ static void test_keywords_hex(void **state)
     }
 }
 
+/* The event time's memo (clock_rfc3339_memo in the normalizer): consecutive events of one shape
+ * whose timestamps share all but a few bytes, cross a second, minute, hour, day, month or year,
+ * have fractions of every length, offsets, and invalid ones right after a valid one with the
+ * same first 19 bytes (the winlog fallbacks then decide) — each as a fresh normalizer makes it. */
+static void test_event_time_memo(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const stamps[] = {
+        "2020-10-22T03:52:01.720Z", "2020-10-22T03:52:01.721Z", "2020-10-22T03:52:01.720Z", "2020-10-22T03:52:02.000Z",
+        "2020-10-22T03:52:59.999Z", "2020-10-22T03:53:00.000Z", "2020-10-22T03:59:59.999999Z", "2020-10-22T04:00:00Z",
+        "2020-10-22T23:59:59.9Z", "2020-10-23T00:00:00.1Z", "2020-10-31T23:59:59.999Z", "2020-11-01T00:00:00.000Z",
+        "2020-12-31T23:59:59.999999999Z", "2021-01-01T00:00:00.000000001Z", "2020-02-29T12:00:00Z", "2020-02-31T12:00:00Z",
+        "2021-01-01T00:00:00", "2021-01-01T00:00:00.5", "2021-01-01T00:00:00.12", "2021-01-01T00:00:00.1234",
+        "2021-01-01T00:00:00.12345", "2021-01-01T00:00:00.123456", "2021-01-01T00:00:00.1234567",
+        "2021-01-01T00:00:00.12345678", "2021-01-01T00:00:00.1234567890", /* ten digits: invalid */
+        "2021-01-01T00:00:00.123+01:00", "2021-01-01T00:00:00.123-01:30", "2021-01-01T00:00:00.123+14:00",
+        "2021-01-01T00:00:00.123+24:00", "2021-01-01T00:00:00.123+01", "2021-01-01T00:00:00.Z",
+        "2021-01-01T00:00:00.123", "2021-01-01T00:00:00.123ZZ", "2021-01-01 00:00:00.123", "2021-01-01t00:00:00.123z",
+        "2021-01-01T00:00:60.123Z", "2021-01-01T00:00:61.123Z", "2021-01-01T24:00:00.123Z", "2021-13-01T00:00:00.123Z",
+        "2021-01-01T00:00:0", "2021-01-01X00:00:00.123Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "", "2021-01-01T00:00:00.123Z",
+    };
+    char event[512];
+    for (size_t i = 0; i < sizeof stamps / sizeof stamps[0]; i++) {
+        /* NXLog with @timestamp, with EventTime (the fallback) and with both */
+        snprintf(event, sizeof event, "{\"EventID\":1," SYSMON ",\"@timestamp\":\"%s\",\"Image\":\"a.exe\"}", stamps[i]);
+        expect_as_fresh(f, event);
+        snprintf(event, sizeof event,
+                 "{\"EventID\":1," SYSMON ",\"@timestamp\":\"%s\",\"EventTime\":\"2020-10-22 03:52:01\",\"Image\":\"a.exe\"}",
+                 stamps[i]);
+        expect_as_fresh(f, event);
+        snprintf(event, sizeof event, "{\"EventID\":1," SYSMON ",\"UtcTime\":\"%s\",\"Image\":\"a.exe\"}", stamps[i]);
+        expect_as_fresh(f, event);
+        /* ECS */
+        snprintf(event, sizeof event, "{\"@timestamp\":\"%s\",\"process\":{\"name\":\"a.exe\"}}", stamps[i]);
+        expect_as_fresh(f, event);
+    }
+    /* a cached prefix whose rest is invalid, then valid again: the time comes from the fallback */
+    mamori_event a = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":1," SYSMON ",\"@timestamp\":\"2022-05-06T07:08:09.5Z\"}");
+    assert_str(&a, "@timestamp", "2022-05-06T07:08:09.500000Z");
+    mamori_event b = must_norm(f, EVENT_FORMAT_AUTO,
+                               "{\"EventID\":1," SYSMON ",\"@timestamp\":\"2022-05-06T07:08:09.5Q\",\"EventTime\":\"2022-05-06 07:08:10\"}");
+    assert_str(&b, "@timestamp", "2022-05-06T07:08:10.000000Z");
+    mamori_event c = must_norm(f, EVENT_FORMAT_AUTO, "{\"EventID\":1," SYSMON ",\"@timestamp\":\"2022-05-06T07:08:09.25+02:00\"}");
+    assert_str(&c, "@timestamp", "2022-05-06T05:08:09.250000Z");
+}
+
+/* detect_shape skipped for an NXLog key sequence seen before: only when its keys alone decide.
+ * The same keys under another format, keys whose values detect_shape reads ("Event",
+ * "winlog") and flat Winlogbeat keys — each as a fresh normalizer makes it, in every order. */
+static void test_shape_by_keys(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const events[] = {
+        "{\"EventID\":1," SYSMON ",\"Image\":\"a.exe\"}",
+        "{\"EventID\":1,\"Chanel\":\"x\",\"Image\":\"a.exe\"}", /* no channel: NXLog for format winlog only */
+        "{\"EventID\":1,\"SourceName\":\"x\",\"Image\":\"a.exe\"}",
+        "{\"EventID\":1," SYSMON ",\"Event\":\"text\"}",
+        "{\"EventID\":1," SYSMON ",\"Event\":{\"System\":{\"EventID\":4,\"Channel\":\"Security\"}}}",
+        "{\"EventID\":1," SYSMON ",\"Event\":{\"Other\":1}}",
+        "{\"EventID\":1," SYSMON ",\"winlog\":\"text\"}",
+        "{\"EventID\":1," SYSMON ",\"winlog\":{\"channel\":\"Security\"}}",
+        "{\"EventID\":1," SYSMON ",\"winlog\":{\"other\":1}}",
+        "{\"EventID\":1," SYSMON ",\"winlog.channel\":\"Security\"}",
+        "{\"EventID\":1," SYSMON ",\"winlog.event_data.x\":\"y\"}",
+        "{\"EventID\":1," SYSMON ",\"winlog.event_dataz\":\"y\"}",
+    };
+    static const enum event_format formats[] = {EVENT_FORMAT_AUTO, EVENT_FORMAT_WINLOG, EVENT_FORMAT_ECS};
+    const size_t count = sizeof events / sizeof events[0];
+    for (size_t round = 0; round < 2; round++)
+        for (size_t i = 0; i < count; i++)
+            for (size_t k = 0; k < 3; k++)
+                for (size_t j = 0; j < 3; j++) {
+                    expect_as_fresh_in(f, formats[(k + j) % 3], events[i]);
+                    expect_as_fresh_in(f, formats[k], events[(i + j + round) % count]);
+                }
+    /* the decisions themselves, each right after the NXLog event of the same keys */
+    must_norm(f, EVENT_FORMAT_AUTO, events[3]);
+    mamori_event evtx = must_norm(f, EVENT_FORMAT_AUTO, events[4]);
+    assert_int(&evtx, "winlog.event_id", 4);
+    must_norm(f, EVENT_FORMAT_WINLOG, events[1]);
+    mamori_event ecs = must_norm(f, EVENT_FORMAT_AUTO, events[1]);
+    assert_absent(&ecs, "winlog.event_id");
+    must_norm(f, EVENT_FORMAT_AUTO, events[0]);
+    mamori_event as_ecs = must_norm(f, EVENT_FORMAT_ECS, events[0]);
+    assert_absent(&as_ecs, "winlog.event_id");
+    mamori_event nx = must_norm(f, EVENT_FORMAT_AUTO, events[0]);
+    assert_int(&nx, "winlog.event_id", 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +426,8 @@ int main(void)
         cmocka_unit_test(test_sort_cache_collision),
         cmocka_unit_test_setup_teardown(test_numeric_system_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keywords_hex, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_time_memo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shape_by_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
