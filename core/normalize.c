@@ -53,7 +53,19 @@ int norm_reject(normalizer *n, const char *reason, const char *path, size_t len)
     return -EINVAL;
 }
 
-/* Canonical decimal only ("0", "-12", no '+', no leading zeros) so text ↔ integer is 1:1. */
+/* The value of the k (1..8) decimal digits in the first bytes of w (byte 0 the most
+ * significant): shifted up so that the bytes before them read as leading zeros, then pairs,
+ * quads and octets combined by multiplication (as the JSON parser does). */
+static inline uint64_t digits_value(uint64_t w, unsigned k)
+{
+    w = (w << (8 * (8 - k))) & 0x0F0F0F0F0F0F0F0FULL;
+    w = (w * 2561) >> 8;
+    w = ((w & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+    return ((w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+}
+
+/* Canonical decimal only ("0", "-12", no '+', no leading zeros) so text ↔ integer is 1:1.
+ * Up to 8 digits (pids, ids, versions: nearly all) are checked and read a word at a time. */
 static bool parse_decimal(const char *s, size_t len, int64_t *out)
 {
     size_t i = 0;
@@ -65,11 +77,21 @@ static bool parse_decimal(const char *s, size_t len, int64_t *out)
     if (i >= len || len - i > 19) return false;
     if (s[i] == '0' && (len - i > 1 || neg)) return false;
     uint64_t mag = 0;
-    for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        mag = mag * 10 + (uint64_t)(s[i] - '0');
+    if (len - i <= 8) {
+        /* padded with '0' bytes: every byte must be a digit ('0'..'9', bytes below 0x80) */
+        uint64_t w = load_partial(s + i, len - i, 0x3030303030303030ULL);
+        const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, highs = 0x8080808080808080ULL;
+        uint64_t b = w & low7;
+        uint64_t digit = (b + 0x5050505050505050ULL) & ~(b + 0x4646464646464646ULL) & ~w & highs;
+        if (digit != highs) return false;
+        mag = digits_value(w, (unsigned)(len - i));
+    } else {
+        for (; i < len; i++) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            mag = mag * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (mag > (uint64_t)INT64_MAX) return false;
     }
-    if (mag > (uint64_t)INT64_MAX) return false;
     *out = neg ? -(int64_t)mag : (int64_t)mag;
     return true;
 }
@@ -87,7 +109,7 @@ bool norm_value_int(const json_value *v, int64_t *out)
 
 /* winlog values are text in every shape but evtx_dump, which types numbers and booleans:
  * make them text again so the shapes agree (mapped LONG fields become integers later). */
-const json_value *norm_as_text(normalizer *n, const json_value *v)
+const json_value *norm_as_text_slow(normalizer *n, const json_value *v)
 {
     if (v->type == JSON_NUMBER && v->str) return new_string(n, v->str, v->len);
     if (v->type == JSON_BOOL) return v->num.b ? new_string(n, "true", 4) : new_string(n, "false", 5);

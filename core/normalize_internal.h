@@ -310,7 +310,13 @@ static inline bool bytes_eq(const char *a, const char *b, size_t len)
 /* normalize.c: rejections, value conversions, entries, ECS flattening. */
 int norm_reject(normalizer *n, const char *reason, const char *path, size_t len) MAMORI_WUR;
 bool norm_value_int(const json_value *v, int64_t *out);
-const json_value *norm_as_text(normalizer *n, const json_value *v);
+const json_value *norm_as_text_slow(normalizer *n, const json_value *v);
+/* winlog values are text in every shape but evtx_dump's (numbers, booleans made text again);
+ * text, the common case, inline. */
+static inline const json_value *norm_as_text(normalizer *n, const json_value *v)
+{
+    return v->type == JSON_STRING ? v : norm_as_text_slow(n, v);
+}
 const json_value *norm_as_long(normalizer *n, const json_value *v);
 const json_value *norm_as_long_text(normalizer *n, const json_value *v);
 size_t norm_format_i64(int64_t v, char *out);
