@@ -114,6 +114,14 @@ void *arena_memdup(arena *a, const void *p, size_t len)
     return d;
 }
 
+void arena_trim(arena *a, void *p, size_t bytes, size_t keep)
+{
+    size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (need == 0) need = ARENA_ALIGN;
+    size_t keep_need = (keep + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (p && (char *)p + need == a->cursor && keep_need <= need) a->cursor = (char *)p + keep_need;
+}
+
 void *arena_grow(arena *a, void *p, size_t old_bytes, size_t new_bytes)
 {
     size_t old_need = (old_bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);

@@ -33,6 +33,9 @@ void *arena_alloc(arena *a, size_t bytes);
 char *arena_strndup(arena *a, const char *s, size_t len);
 /* Returns a copy of `len` bytes owned by the arena (no terminator). */
 void *arena_memdup(arena *a, const void *p, size_t len);
+/* Gives back the tail of `p` (an allocation of `bytes`) past its first `keep` bytes when p is
+ * the most recent allocation; does nothing otherwise. */
+void arena_trim(arena *a, void *p, size_t bytes, size_t keep);
 /* Grows the most recent allocation `p` of `old_bytes` to `new_bytes` in place when
  * possible, else copies. Returns the (possibly moved) block. */
 void *arena_grow(arena *a, void *p, size_t old_bytes, size_t new_bytes);

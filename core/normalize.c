@@ -201,7 +201,7 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v)
         w[k] |= upper >> 2; /* 0x80 >> 2 = 0x20: 'A' → 'a' */
     }
     if (v->len == 38 && !upper_any) return v; /* already canonical */
-    char *o = arena_alloc(n->arena, 38);
+    char *o = norm_alloc(n, 38);
     o[0] = '{';
     for (size_t k = 0; k < 5; k++) memcpy(o + 1 + offsets[k], &w[k], 8);
     o[37] = '}';
@@ -243,7 +243,7 @@ const json_value *norm_as_keywords(normalizer *n, const json_value *v)
     char all[16];
     hex16(mask, all);
     size_t digits = mask ? (size_t)(64 - __builtin_clzll(mask) + 3) / 4 : 1;
-    char *o = arena_alloc(n->arena, 20);
+    char *o = norm_alloc(n, 20);
     o[0] = '0';
     o[1] = 'x';
     memcpy(o + 2, all + 16 - digits, digits);
@@ -279,9 +279,28 @@ void norm_entry_set_path(struct entry *e, const char *path, size_t len)
 
 void norm_entry_format_int(normalizer *n, struct entry *e)
 {
-    char *t = arena_alloc(n->arena, 21);
+    char *t = norm_alloc(n, 21);
     e->text_len = (uint32_t)norm_format_i64(e->value->num.i, t);
     e->text = t;
+}
+
+void *norm_pool_refill(normalizer *n, size_t need)
+{
+    norm_pool_trim(n);
+    size_t bytes = MAMORI_MAX(need, (size_t)NORM_POOL_BLOCK);
+    char *b = arena_alloc(n->arena, bytes);
+    n->pool_block = b;
+    n->pool_block_bytes = bytes;
+    n->pool = b + need;
+    n->pool_left = bytes - need;
+    return b;
+}
+
+void norm_pool_trim(normalizer *n)
+{
+    if (n->pool_block) arena_trim(n->arena, n->pool_block, n->pool_block_bytes, (size_t)(n->pool - n->pool_block));
+    n->pool_block = NULL;
+    n->pool_left = 0;
 }
 
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
@@ -315,7 +334,7 @@ static int add_leaf(normalizer *n, size_t len, const json_value *v)
     if (v->type == JSON_STRING && v->len && ((v->str[0] >= '0' && v->str[0] <= '9') || v->str[0] == '-') &&
         ecs_map_path_type(p, len) == ECS_TYPE_LONG)
         v = norm_as_long(n, v);
-    norm_push_entry(n, arena_strndup(n->arena, p, len), len, v, KIND_INPUT);
+    norm_push_entry(n, norm_strndup(n, p, len), len, v, KIND_INPUT);
     return 0;
 }
 
@@ -378,7 +397,7 @@ static int64_t handle_time(normalizer *n, const event_stamp *stamp, bool winlog)
         if (n->timestamp) PUSH_LIT(n, "@timestamp", n->timestamp, KIND_INPUT);
         return received;
     }
-    char *text = arena_alloc(n->arena, 28);
+    char *text = norm_alloc(n, 28);
     size_t len = clock_format_rfc3339_memo(&n->time_memo, t, text);
     PUSH_LIT(n, "@timestamp", new_string(n, text, len), KIND_DERIVED);
     int64_t lo = INT64_MIN, hi = INT64_MAX;
@@ -390,17 +409,18 @@ static int64_t handle_time(normalizer *n, const event_stamp *stamp, bool winlog)
 static void add_stamps(normalizer *n, const event_stamp *stamp)
 {
     size_t tenant_len = strlen(stamp->tenant), agent_len = strlen(stamp->agent_id);
-    const json_value *agent = new_string(n, arena_strndup(n->arena, stamp->agent_id, agent_len), agent_len);
+    const json_value *agent = new_string(n, norm_strndup(n, stamp->agent_id, agent_len), agent_len);
     if (n->received_us_cached != stamp->received_us || !n->received_text[0]) {
         clock_format_rfc3339(stamp->received_us, n->received_text);
         n->received_us_cached = stamp->received_us;
     }
-    char *text = arena_memdup(n->arena, n->received_text, 28);
+    char *text = norm_alloc(n, 28);
+    memcpy(text, n->received_text, 28);
     /* in path order: the sort passes a run in order cheaply */
     PUSH_LIT(n, "host.id", agent, KIND_WEAK);
     PUSH_LIT(n, "mamori.agent_id", agent, KIND_STAMP);
     PUSH_LIT(n, "mamori.received", new_string(n, text, 27), KIND_STAMP);
-    PUSH_LIT(n, "mamori.tenant", new_string(n, arena_strndup(n->arena, stamp->tenant, tenant_len), tenant_len),
+    PUSH_LIT(n, "mamori.tenant", new_string(n, norm_strndup(n, stamp->tenant, tenant_len), tenant_len),
                 KIND_STAMP);
 }
 
@@ -472,7 +492,8 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     n->low_bytes = false;
     n->winlogbeat = false;
     n->nx_shape = NULL;
-    n->value_pool_left = 0;
+    n->pool_left = 0;
+    n->pool_block = NULL;
     memset(n->ws, 0, sizeof n->ws);
     memset(out, 0, sizeof *out);
 
@@ -525,7 +546,10 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
         if (n->out.len > UINT32_MAX) return norm_reject(n, "event too large", NULL, 0);
     }
     if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
-    event_field *fields = arena_alloc(a, (size_t)count * sizeof *fields + 1);
+    size_t fields_bytes = (size_t)count * sizeof(event_field) + 1;
+    event_field *fields = fields_bytes <= n->pool_left ? norm_alloc(n, fields_bytes) : NULL;
+    norm_pool_trim(n);
+    if (!fields) fields = arena_alloc(a, fields_bytes);
     for (uint32_t i = 0; i < count; i++) fields[i] = n->order[i]->field;
     out->ts_us = ts_us;
     out->index = index;
@@ -546,7 +570,8 @@ int normalize_event_json(normalizer *n, arena *a, mamori_event *ev, char *err, s
 {
     MAMORI_ASSERT(ev->field_count <= ENTRY_CAP);
     n->arena = a;
-    n->value_pool_left = 0;
+    n->pool_left = 0;
+    n->pool_block = NULL;
     n->err = err;
     n->err_len = err_len;
     if (err && err_len) err[0] = '\0';

@@ -61,7 +61,7 @@ static const json_value *string_list(normalizer *n, const char *const *items)
     while (count < 3 && items[count]) count++;
     json_value *v = new_value(n, JSON_ARRAY);
     v->len = count;
-    v->items = arena_alloc(n->arena, count * sizeof(json_value));
+    v->items = norm_alloc(n, count * sizeof(json_value));
     for (uint32_t i = 0; i < count; i++) {
         memset(&v->items[i], 0, sizeof(json_value));
         v->items[i].type = JSON_STRING;
@@ -117,7 +117,7 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
     json_value *id = NULL;
     const json_value *code = NULL;
     if (have_event_id) {
-        char *text = arena_alloc(n->arena, 24);
+        char *text = norm_alloc(n, 24);
         size_t len = norm_format_i64(event_id, text);
         id = new_value(n, JSON_NUMBER); /* an integer with its decimal text */
         id->flags = JSON_FLAG_INT;
@@ -241,7 +241,7 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
             continue;
         }
         size_t len = EVENT_DATA_PREFIX_LEN + d->name_len;
-        char *path = arena_alloc(n->arena, len + 1);
+        char *path = norm_alloc(n, len + 1);
         memcpy(path, EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN);
         memcpy(path + EVENT_DATA_PREFIX_LEN, d->name, d->name_len);
         path[len] = '\0';
@@ -286,7 +286,7 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
             size_t alg_len = (size_t)(eq - s), value_len = (size_t)(item_end - eq - 1);
             for (size_t a = 0; a < MAMORI_ARRAY_LEN(algos); a++) {
                 if (strlen(algos[a][0]) != alg_len || strncasecmp(algos[a][0], s, alg_len) != 0) continue;
-                char *lower = arena_alloc(n->arena, value_len + 1);
+                char *lower = norm_alloc(n, value_len + 1);
                 for (size_t k = 0; k < value_len; k++) lower[k] = (char)ascii_lower((unsigned char)eq[1 + k]);
                 lower[value_len] = '\0';
                 push_static(n, algos[a][column], new_string(n, lower, value_len), KIND_WEAK);

@@ -18,7 +18,7 @@
 #define EVENT_DATA_PREFIX "winlog.event_data."
 #define EVENT_DATA_PREFIX_LEN (sizeof EVENT_DATA_PREFIX - 1)
 #define RESOLVE_ROUNDS_MAX 4
-#define VALUE_POOL_BLOCK 16u
+#define NORM_POOL_BLOCK 1024u /* bytes of the arena an event's small allocations come from at a time */
 _Static_assert(EVENT_DATA_PREFIX_LEN + 8 < EVENT_MAX_PATH_BYTES, "path limit leaves room for EventData names");
 
 /* Who put a path there decides who keeps it when a path is claimed twice. */
@@ -205,8 +205,14 @@ struct normalizer {
     struct sort_cache_slot sort_cache[SORT_CACHE_SLOTS];
     struct nx_shape_slot nx_shapes[NX_SHAPE_SLOTS];
     struct nx_shape_slot *nx_shape; /* the current NXLog event's, or NULL */
-    json_value *value_pool;          /* new_value's block, this event's */
-    uint32_t value_pool_left;
+    /* This event's small allocations (values, texts, paths) are bumped from one block of the
+     * arena (norm_alloc), whose unused tail normalize_event gives back: one arena call per
+     * event instead of one per allocation. Emptied per event (the caller may reset the arena
+     * between events). */
+    char *pool;
+    size_t pool_left;
+    char *pool_block;
+    size_t pool_block_bytes;
     clock_rfc3339_memo time_memo; /* the event time's parse and format (handle_time) */
     /* mamori.received text of the last stamp: a batch shares one received time */
     int64_t received_us_cached;
@@ -223,17 +229,34 @@ static inline bool key_is(const char *key, size_t len, const char *lit, size_t l
 
 static inline unsigned char ascii_lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c; }
 
-/* The values the normalizer makes come from the arena a block at a time (an event makes
- * ~15: converted System fields, stamps, lists); the block is per event (normalize_event
- * empties it: the caller may reset the arena between events). */
+void *norm_pool_refill(normalizer *n, size_t need);
+/* The unused tail of this event's block back to the arena (when nothing was allocated from
+ * the arena after it); the next norm_alloc takes a new block. */
+void norm_pool_trim(normalizer *n);
+
+/* 8-byte aligned memory from the arena, by way of this event's block. */
+static inline void *norm_alloc(normalizer *n, size_t bytes)
+{
+    size_t need = (bytes + 7) & ~(size_t)7;
+    if (MAMORI_UNLIKELY(need > n->pool_left)) return norm_pool_refill(n, need);
+    void *p = n->pool;
+    n->pool += need;
+    n->pool_left -= need;
+    return p;
+}
+
+static inline char *norm_strndup(normalizer *n, const char *s, size_t len)
+{
+    char *p = norm_alloc(n, len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+/* The values the normalizer makes (converted System fields, stamps, lists). */
 static inline json_value *new_value(normalizer *n, enum json_type type)
 {
-    if (MAMORI_UNLIKELY(n->value_pool_left == 0)) {
-        n->value_pool = arena_alloc(n->arena, VALUE_POOL_BLOCK * sizeof *n->value_pool);
-        n->value_pool_left = VALUE_POOL_BLOCK;
-    }
-    json_value *v = n->value_pool++;
-    n->value_pool_left--;
+    json_value *v = norm_alloc(n, sizeof *v);
     memset(v, 0, sizeof *v);
     v->type = (uint8_t)type;
     return v;

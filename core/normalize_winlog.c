@@ -40,7 +40,7 @@ static const char *sanitize_name(normalizer *n, const char *key, size_t len, uin
         *out_len = (uint32_t)len;
         return key;
     }
-    char *o = arena_alloc(n->arena, len + 2);
+    char *o = norm_alloc(n, len + 2);
     size_t k = 0;
     for (size_t i = 0; i < len; i++) {
         if (key[i] == ' ') continue;
@@ -95,7 +95,7 @@ static int collect_event_data_value(normalizer *n, char *name, size_t name_len, 
         if (text) v = text;
     }
     if (v->type != JSON_OBJECT) {
-        const char *stable = name_len == 0 ? "_" : arena_strndup(n->arena, name, name_len);
+        const char *stable = name_len == 0 ? "_" : norm_strndup(n, name, name_len);
         return push_event_data(n, stable, (uint32_t)(name_len ? name_len : 1), v);
     }
     for (uint32_t i = 0; i < v->len; i++) {
@@ -553,7 +553,7 @@ int norm_winlogbeat_leaf(normalizer *n, size_t len, const json_value *v)
     if (prefix) {
         uint32_t name_len;
         const char *name = sanitize_name(n, p + prefix, len - prefix, &name_len, true);
-        if (name == p + prefix) name = arena_strndup(n->arena, name, name_len); /* n->path is reused */
+        if (name == p + prefix) name = norm_strndup(n, name, name_len); /* n->path is reused */
         int rc = push_event_data(n, name, name_len, v);
         return rc ? rc : 1;
     }

@@ -279,7 +279,7 @@ static bool json_equal(const json_value *a, const json_value *b)
 static void displace(normalizer *n, struct entry *e)
 {
     size_t len = EVENT_DATA_PREFIX_LEN + e->src_len;
-    char *path = arena_alloc(n->arena, len + 1);
+    char *path = norm_alloc(n, len + 1);
     memcpy(path, EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN);
     memcpy(path + EVENT_DATA_PREFIX_LEN, e->src_name, e->src_len);
     path[len] = '\0';

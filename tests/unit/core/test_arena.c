@@ -61,6 +61,27 @@ static void test_grow_in_place_and_shrink(void **state)
     arena_fini(&a);
 }
 
+static void test_trim(void **state)
+{
+    (void)state;
+    arena a;
+    arena_init(&a, 4096);
+    char *p = arena_alloc(&a, 1000);
+    arena_trim(&a, p, 1000, 40); /* the most recent: the tail comes back, rounded to 16 */
+    assert_ptr_equal(arena_alloc(&a, 8), p + 48);
+    char *q = arena_alloc(&a, 100);
+    arena_trim(&a, p, 1000, 0); /* not the most recent: nothing */
+    assert_ptr_equal(arena_alloc(&a, 8), q + 112);
+    char *big = arena_alloc(&a, 3000); /* a block of its own */
+    char *after = arena_alloc(&a, 16);
+    arena_trim(&a, big, 3000, 10);
+    assert_ptr_equal(arena_alloc(&a, 16), after + 16);
+    char *r = arena_alloc(&a, 64);
+    arena_trim(&a, r, 64, 0); /* everything back */
+    assert_ptr_equal(arena_alloc(&a, 64), r);
+    arena_fini(&a);
+}
+
 static void test_reset_retains_and_reuses_chunks(void **state)
 {
     (void)state;
@@ -89,6 +110,7 @@ int main(void)
         cmocka_unit_test(test_alignment_and_contents),
         cmocka_unit_test(test_big_blocks_keep_current_chunk),
         cmocka_unit_test(test_grow_in_place_and_shrink),
+        cmocka_unit_test(test_trim),
         cmocka_unit_test(test_reset_retains_and_reuses_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
