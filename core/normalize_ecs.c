@@ -265,6 +265,27 @@ static const char *hash_owner(const struct logsource_set *ls)
     return (ls->categories & file_like) ? "file" : NULL;
 }
 
+/* dst[0..len) = src[0..len) with ASCII upper case lowered, 8 bytes at a time (a last word
+ * overlapping the one before: lowering twice changes nothing). */
+static void lower_copy(char *dst, const char *src, size_t len)
+{
+    if (len < 8) {
+        for (size_t k = 0; k < len; k++) dst[k] = (char)ascii_lower((unsigned char)src[k]);
+        return;
+    }
+    const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7F7F7F7F7F7F7F7FULL, highs = 0x8080808080808080ULL;
+    for (size_t k = 0;; k += 8) {
+        if (k + 8 > len) k = len - 8;
+        uint64_t w;
+        memcpy(&w, src + k, 8);
+        uint64_t b = w & low7; /* no carries between bytes below; the high bit is checked apart */
+        uint64_t upper = (b + ones * (0x80u - 'A')) & ~(b + ones * (0x7fu - 'Z')) & ~w & highs;
+        w |= upper >> 2; /* 0x80 >> 2 = 0x20 */
+        memcpy(dst + k, &w, 8);
+        if (k + 8 == len) return;
+    }
+}
+
 /* "SHA1=…,MD5=…,SHA256=…,IMPHASH=…" → <owner>.hash.sha1 … and <owner>.pe.imphash, lowercase. */
 static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
 {
@@ -287,7 +308,7 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
             for (size_t a = 0; a < MAMORI_ARRAY_LEN(algos); a++) {
                 if (strlen(algos[a][0]) != alg_len || strncasecmp(algos[a][0], s, alg_len) != 0) continue;
                 char *lower = norm_alloc(n, value_len + 1);
-                for (size_t k = 0; k < value_len; k++) lower[k] = (char)ascii_lower((unsigned char)eq[1 + k]);
+                lower_copy(lower, eq + 1, value_len);
                 lower[value_len] = '\0';
                 push_static(n, algos[a][column], new_string(n, lower, value_len), KIND_WEAK);
                 break;
@@ -295,6 +316,26 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
         }
         s = item_end + 1;
     }
+}
+
+/* The position after the last '\\' or '/' of s[0..len), or 0: whole words from the end
+ * (exact per-byte matches, so the highest one is the last separator), then bytes. */
+static size_t after_last_separator(const char *s, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7F7F7F7F7F7F7F7FULL;
+    size_t end = len;
+    for (; end >= 8; end -= 8) {
+        uint64_t w, hits = 0;
+        memcpy(&w, s + end - 8, 8);
+        const uint64_t seps[2] = {ones * '\\', ones * '/'};
+        for (int k = 0; k < 2; k++) {
+            uint64_t t = w ^ seps[k]; /* zero where the byte is the separator */
+            hits |= ~(((t & low7) + low7) | t | low7);
+        }
+        if (hits) return end - 8 + (size_t)(63 - __builtin_clzll(hits)) / 8 + 1;
+    }
+    while (end > 0 && s[end - 1] != '\\' && s[end - 1] != '/') end--;
+    return end;
 }
 
 /* process.name / process.parent.name / file.name from the executable and file paths, as
@@ -332,8 +373,7 @@ static void enrich_names(normalizer *n, uint32_t system_begin, uint32_t mapped_b
     for (size_t p = 0; p < MAMORI_ARRAY_LEN(enrich_pairs); p++) {
         if (!best[p] || !json_is_string(best[p]->value)) continue;
         const json_value *v = best[p]->value;
-        size_t start = v->len;
-        while (start > 0 && v->str[start - 1] != '\\' && v->str[start - 1] != '/') start--;
+        size_t start = after_last_separator(v->str, v->len);
         if (start == v->len) continue;
         push_static(n, enrich_pairs[p][1], new_string(n, v->str + start, v->len - start), KIND_WEAK);
     }

@@ -708,6 +708,70 @@ static void test_scratch_reuse_is_stable(void **state)
     }
 }
 
+#define SYSMON "\"Channel\":\"Microsoft-Windows-Sysmon/Operational\""
+
+/* process.name from the last '\\' or '/' of Image and the Hashes values lowered are found a
+ * word at a time: separators of both kinds at every offset of paths of 0..40 bytes, none at
+ * all, one at the very end, bytes >= 0x80; hash text of 1..40 bytes with upper case, lower
+ * case, the bytes next to 'A'..'Z' and UTF-8 whose low 7 bits are upper-case letters. Each
+ * checked against a byte-at-a-time reference on the event's own values. */
+static void test_enrichment_word_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    static const char filler[] = "abc\xc3\xa9@[`{ZAz0";
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t sep = 0; sep <= len + 1; sep++) {
+            char path[64], hash[64], event[512];
+            for (size_t k = 0; k < len; k++) path[k] = filler[(k * 7 + len) % (sizeof filler - 1)];
+            for (size_t k = 0; k < len; k++) hash[k] = filler[(k * 5 + sep) % (sizeof filler - 1)];
+            /* sep == len + 1: no separator; else one at sep (or at the end) and one of the other kind before it */
+            if (sep < len) path[sep] = (sep & 1) ? '/' : '\\';
+            if (sep < len && sep > 3) path[sep / 2] = (sep & 1) ? '\\' : '/';
+            if (len) hash[len / 2] = 'Q';
+            if (len >= 2) memcpy(hash + sep % (len - 1), "\xc3\x81", 2); /* U+00C1: 0xC3's low 7 bits are 'C' */
+            /* a UTF-8 sequence cut by the separators may be replaced by the parser: fine, the
+             * reference below reads the parsed values */
+            char path_json[160];
+            size_t o = 0;
+            for (size_t k = 0; k < len; k++) {
+                if (path[k] == '\\') path_json[o++] = '\\';
+                path_json[o++] = path[k];
+            }
+            path_json[o] = '\0';
+            hash[len] = '\0';
+            snprintf(event, sizeof event,
+                     "{\"EventID\":1," SYSMON ",\"Image\":\"%s\",\"Hashes\":\"SHA1=x,MD5=%s,IMPHASH=AbC\"}", path_json,
+                     len ? hash : "Q");
+            mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO, event);
+            const json_value *exe = get(&ev, "process.executable");
+            assert_non_null(exe);
+            size_t start = exe->len;
+            while (start > 0 && exe->str[start - 1] != '\\' && exe->str[start - 1] != '/') start--;
+            const json_value *name = get(&ev, "process.name");
+            if (start == exe->len) {
+                assert_null(name);
+            } else {
+                assert_non_null(name);
+                assert_int_equal(name->len, exe->len - start);
+                assert_memory_equal(name->str, exe->str + start, name->len);
+            }
+            const json_value *hashes = get(&ev, "winlog.event_data.Hashes");
+            assert_non_null(hashes);
+            const char *md5 = (const char *)memchr(hashes->str, ',', hashes->len) + 5; /* after ",MD5=" */
+            const char *md5_end = memchr(md5, ',', hashes->len - (size_t)(md5 - hashes->str));
+            char want[128];
+            size_t want_len = (size_t)(md5_end - md5);
+            for (size_t k = 0; k < want_len; k++)
+                want[k] = (char)(md5[k] >= 'A' && md5[k] <= 'Z' ? md5[k] + 32 : md5[k]);
+            const json_value *got = get(&ev, "process.hash.md5");
+            assert_non_null(got);
+            assert_int_equal(got->len, want_len);
+            assert_memory_equal(got->str, want, want_len);
+            assert_str(&ev, "process.pe.imphash", "abc");
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +794,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_winlog_evtx_variants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_winlog_winlogbeat_alongside_ecs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scratch_reuse_is_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enrichment_word_at_a_time, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
