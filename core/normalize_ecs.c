@@ -298,6 +298,10 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
     const char *owner = hash_owner(ls);
     if (!owner || !json_is_string(h)) return;
     int column = owner[0] == 'p' ? 1 : 2;
+    /* Each algorithm once: norm_settle would keep the first of equal weak paths anyway, and a
+     * Hashes value of thousands of items must not push thousands of entries (ENTRY_CAP). */
+    unsigned seen = 0;
+    _Static_assert(MAMORI_ARRAY_LEN(algos) <= 8 * sizeof seen, "one bit per algorithm");
     const char *s = h->str, *end = h->str + h->len;
     while (s < end) {
         const char *comma = memchr(s, ',', (size_t)(end - s));
@@ -307,6 +311,8 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
             size_t alg_len = (size_t)(eq - s), value_len = (size_t)(item_end - eq - 1);
             for (size_t a = 0; a < MAMORI_ARRAY_LEN(algos); a++) {
                 if (strlen(algos[a][0]) != alg_len || strncasecmp(algos[a][0], s, alg_len) != 0) continue;
+                if (seen & 1u << a) break;
+                seen |= 1u << a;
                 char *lower = norm_alloc(n, value_len + 1);
                 lower_copy(lower, eq + 1, value_len);
                 lower[value_len] = '\0';

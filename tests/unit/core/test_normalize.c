@@ -772,6 +772,25 @@ static void test_enrichment_word_at_a_time(void **state)
     }
 }
 
+/* A Hashes value naming one algorithm many times: the first is the one kept, and thousands of
+ * items are one field each, not thousands of entries (they used to overrun the entry space:
+ * an assertion, the process gone, for one bad event). */
+static void test_hashes_repeated(void **state)
+{
+    struct fixture *f = *state;
+    mamori_event a = must_norm(f, EVENT_FORMAT_AUTO,
+                               "{\"EventID\":1," SYSMON ",\"Image\":\"a.exe\",\"Hashes\":\"MD5=AA,sha1=S1,md5=BB,MD5=CC,SHA1=S2\"}");
+    assert_str(&a, "process.hash.md5", "aa");
+    assert_str(&a, "process.hash.sha1", "s1");
+    static char event[32768];
+    int len = snprintf(event, sizeof event, "{\"EventID\":1," SYSMON ",\"Image\":\"a.exe\",\"Hashes\":\"");
+    for (int k = 0; k < 3000; k++) len += snprintf(event + len, sizeof event - (size_t)len, "%sMD5=%X", k ? "," : "", k + 10);
+    snprintf(event + len, sizeof event - (size_t)len, "\"}");
+    mamori_event b = must_norm(f, EVENT_FORMAT_AUTO, event);
+    assert_str(&b, "process.hash.md5", "a");
+    assert_true(b.field_count < 64);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +814,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_winlog_winlogbeat_alongside_ecs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scratch_reuse_is_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enrichment_word_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hashes_repeated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
