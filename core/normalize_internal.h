@@ -101,6 +101,8 @@ struct nx_member_info {
     uint8_t name_clean; /* sanitize_name leaves the key as it is */
     uint8_t low_bytes;  /* the key holds a byte below '.' */
     uint8_t ecs_exact;  /* ecs_row matched with exact case */
+    uint8_t plain_event_data; /* an EventData name as it is: not in nx_keys, name_clean, no low
+                               * bytes, its path within EVENT_MAX_PATH_BYTES */
 };
 /* nx_shape_slot.nxlog_by_keys: the keys alone make detect_shape answer NXLog (no "Event" or
  * "winlog" member, whose values it looks into), for format auto and for format winlog */

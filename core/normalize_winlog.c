@@ -407,7 +407,9 @@ static const struct nx_member_info *nx_shape_find(normalizer *n, const json_valu
                                         .tail = m->key_len > 8 ? load_partial(m->key + m->key_len - 8, 8, 0) : 0,
                                         .key_off = (uint16_t)off, .key_len = (uint16_t)m->key_len,
                                         .ecs_row = NX_ECS_ROW_UNKNOWN, .nx_row = (uint8_t)(key ? key - nx_keys + 1 : 0),
-                                        .name_clean = clean, .low_bytes = low};
+                                        .name_clean = clean, .low_bytes = low,
+                                        .plain_event_data = !key && clean && !low &&
+                                                            EVENT_DATA_PREFIX_LEN + m->key_len <= EVENT_MAX_PATH_BYTES};
         off += m->key_len;
     }
     /* detect_shape's answer from these keys alone, when their values do not enter it */
@@ -448,6 +450,15 @@ int norm_collect_nxlog(normalizer *n, const json_value *raw)
     for (uint32_t i = 0; i < raw->len; i++) {
         const json_member *m = &raw->members[i];
         const json_value *v = &m->value;
+        if (infos && infos[i].plain_event_data && v->type != JSON_OBJECT) { /* nx_event_data's common case */
+            if (n->entry_count + n->event_data_count >= EVENT_MAX_FIELDS) return norm_reject(n, "too many fields", NULL, 0);
+            struct event_data *d = &n->event_data[n->event_data_count++];
+            d->name = m->key;
+            d->name_len = m->key_len;
+            d->member = (int32_t)i;
+            d->value = v;
+            continue;
+        }
         const struct nx_key *key = infos   ? (infos[i].nx_row ? &nx_keys[infos[i].nx_row - 1] : NULL)
                                    : m->key_len ? nx_find(m->key, m->key_len)
                                                 : NULL;

@@ -147,6 +147,19 @@ static void test_keys_that_differ_by_little(void **state)
     mamori_event d = must_norm(f, EVENT_FORMAT_AUTO, events[14]);
     assert_int(&d, "process.pid", 8);
     assert_int(&d, "winlog.event_data.ProcessId", 4); /* the loser, displaced */
+    /* names at the path limit (winlog.event_data. + 238 bytes) and one byte past it, each after
+     * its own shape, and plain names whose values turn into objects */
+    char name[300], text[512];
+    for (size_t len = 236; len <= 240; len++) {
+        for (size_t k = 0; k < len; k++) name[k] = (char)('a' + k % 26);
+        name[len] = '\0';
+        snprintf(text, sizeof text, "{\"EventID\":1," SYSMON ",\"%s\":\"v\",\"Image\":\"x\"}", name);
+        expect_as_fresh(f, text);
+        expect_as_fresh(f, text);
+        snprintf(text, sizeof text, "{\"EventID\":1," SYSMON ",\"%s\":{\"#text\":\"w\"},\"Image\":{\"a\":1}}", name);
+        expect_as_fresh(f, text);
+    }
+    expect_reject(f, EVENT_FORMAT_AUTO, text, "field path too long");
 }
 
 /* More shapes than the caches have slots, each seen twice, in two rounds: evictions and
