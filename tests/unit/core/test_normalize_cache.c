@@ -156,6 +156,14 @@ static void test_keys_that_differ_by_little(void **state)
         snprintf(text, sizeof text, "{\"EventID\":1," SYSMON ",\"%s\":\"v\",\"Image\":\"x\"}", name);
         expect_as_fresh(f, text);
         expect_as_fresh(f, text);
+        if (EVENT_DATA_PREFIX_LEN + len > EVENT_MAX_PATH_BYTES) {
+            expect_reject(f, EVENT_FORMAT_AUTO, text, "field path too long");
+        } else {
+            char path[320];
+            snprintf(path, sizeof path, "winlog.event_data.%s", name);
+            mamori_event ev = must_norm(f, EVENT_FORMAT_AUTO, text);
+            assert_str(&ev, path, "v");
+        }
         snprintf(text, sizeof text, "{\"EventID\":1," SYSMON ",\"%s\":{\"#text\":\"w\"},\"Image\":{\"a\":1}}", name);
         expect_as_fresh(f, text);
     }
