@@ -359,27 +359,30 @@ static inline uint8_t norm_path_flags(const char *path, size_t len)
 void norm_entry_format_int(normalizer *n, struct entry *e);
 
 /* What every pushed entry starts with but its path and keys: the value, its field text and
- * type (event_field.text), the kind. */
+ * type (event_field.text), the kind. src_name, src_len and prio are read only for KIND_MAPPED
+ * entries, whose pusher sets them. The value is read into locals first: stores through e (byte
+ * members alias anything) would make the compiler load it again. */
 static inline void norm_entry_fill(normalizer *n, struct entry *e, const json_value *v, enum entry_kind kind)
 {
-    e->value = v;
-    e->type = v->type;
-    e->reserved = 0;
-    e->text = NULL;
-    e->text_len = 0;
-    if ((v->type == JSON_STRING || v->type == JSON_NUMBER) && v->str) {
-        e->text = v->str;
-        e->text_len = v->len;
-    } else if (v->type == JSON_BOOL) {
-        e->text = v->num.b ? "true" : "false";
-        e->text_len = v->num.b ? 4 : 5;
-    } else if (MAMORI_UNLIKELY(v->type == JSON_NUMBER && (v->flags & JSON_FLAG_INT))) {
-        norm_entry_format_int(n, e);
+    const uint8_t type = v->type, flags = v->flags;
+    const char *str = v->str;
+    const uint32_t len = v->len;
+    const char *text = NULL;
+    uint32_t text_len = 0;
+    if ((type == JSON_STRING || type == JSON_NUMBER) && str) {
+        text = str;
+        text_len = len;
+    } else if (type == JSON_BOOL) {
+        text = v->num.b ? "true" : "false";
+        text_len = v->num.b ? 4 : 5;
     }
-    e->src_name = NULL;
-    e->src_len = 0;
-    e->prio = 0;
+    e->value = v;
+    e->text = text;
+    e->text_len = text_len;
+    e->type = type;
+    e->reserved = 0;
     e->kind = (uint8_t)kind;
+    if (MAMORI_UNLIKELY(!text && type == JSON_NUMBER && (flags & JSON_FLAG_INT))) norm_entry_format_int(n, e);
 }
 
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind);
@@ -390,15 +393,17 @@ static inline struct entry *norm_push_keyed(normalizer *n, const char *path, siz
                                             uint32_t path_hash, bool in_event_data, uint8_t flags, const json_value *v,
                                             enum entry_kind kind)
 {
-    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
-    struct entry *e = &n->entries[n->entry_count];
-    e->sort_pos = (uint8_t)n->entry_count++;
+    const uint32_t index = n->entry_count;
+    MAMORI_ASSERT(index < ENTRY_CAP);
+    n->entry_count = index + 1;
     n->paths_shape = (n->paths_shape + path_hash) * NORM_SHAPE_MUL;
+    struct entry *e = &n->entries[index];
 #ifndef NDEBUG
     norm_entry_set_path(e, path, len);
     MAMORI_ASSERT(e->key0 == key0 && e->key1 == key1 && e->in_event_data == in_event_data && e->path_hash == path_hash &&
                   e->flags == flags);
 #endif
+    e->sort_pos = (uint8_t)index;
     e->path = path;
     e->path_len = (uint32_t)len;
     e->key0 = key0;
