@@ -9,6 +9,9 @@
 #include "normalize_internal.h"
 
 #include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,8 +177,34 @@ static inline uint64_t bytes_in_range(uint64_t w, unsigned lo, unsigned hi)
     return (w + ones * (0x80u - lo)) & ~(w + ones * (0x7fu - hi)) & highs;
 }
 
+#ifdef __SSE2__
+/* Of the 16 bytes x: all-ones where a byte is a hex digit ('0'..'9', 'a'..'f', 'A'..'F'; bytes
+ * >= 0x80 are negative as signed and fail every range); *upper: where it is 'A'..'F'. */
+static inline __m128i hex_bytes(__m128i x, __m128i *upper)
+{
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
+    __m128i folded = _mm_or_si128(x, _mm_set1_epi8(0x20));
+    __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)), _mm_cmplt_epi8(folded, _mm_set1_epi8('f' + 1)));
+    *upper = _mm_andnot_si128(_mm_cmpeq_epi8(folded, x), letter); /* a letter the fold changed */
+    return _mm_or_si128(digit, letter);
+}
+
+/* The 16 bytes x match the GUID layout where dash_bits (bit i: byte i) say '-' and hex digits
+ * elsewhere; their 'A'..'F' lowered into *lowered. */
+static inline bool guid_block(__m128i x, unsigned dash_bits, __m128i *lowered, unsigned *upper_bits)
+{
+    __m128i upper;
+    unsigned hex = (unsigned)_mm_movemask_epi8(hex_bytes(x, &upper));
+    unsigned dash = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('-')));
+    *lowered = _mm_or_si128(x, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+    *upper_bits |= (unsigned)_mm_movemask_epi8(upper);
+    return ((hex & ~dash_bits) | (dash & dash_bits)) == 0xffffu;
+}
+#endif
+
 /* "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}" / "5770385f-…" → "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}".
- * Checked and case-folded 8 bytes at a time: words at 0, 8, 16, 24 and 28 (overlapping). */
+ * Checked and case-folded 16 bytes at a time (bytes 0, 16 and 20, overlapping), or without
+ * SSE2 8 at a time (words at 0, 8, 16, 24 and 28). */
 const json_value *norm_as_guid(normalizer *n, const json_value *v)
 {
     if (!v || v->type != JSON_STRING) return v;
@@ -185,7 +214,25 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v)
         s++;
         len = 36;
     }
-    if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return v;
+    if (len != 36) return v;
+#ifdef __SSE2__
+    /* dashes at 8, 13 | 18, 23 (bytes 2, 7 of the second block) | 23 (byte 3 of the third) */
+    __m128i lo[3];
+    unsigned upper_any = 0;
+    if (!guid_block(_mm_loadu_si128((const __m128i *)(const void *)s), 1u << 8 | 1u << 13, &lo[0], &upper_any) ||
+        !guid_block(_mm_loadu_si128((const __m128i *)(const void *)(s + 16)), 1u << 2 | 1u << 7, &lo[1], &upper_any) ||
+        !guid_block(_mm_loadu_si128((const __m128i *)(const void *)(s + 20)), 1u << 3, &lo[2], &upper_any))
+        return v;
+    if (v->len == 38 && !upper_any) return v; /* already canonical */
+    char *o = norm_alloc(n, 38);
+    o[0] = '{';
+    _mm_storeu_si128((__m128i *)(void *)(o + 1), lo[0]);
+    _mm_storeu_si128((__m128i *)(void *)(o + 17), lo[1]);
+    _mm_storeu_si128((__m128i *)(void *)(o + 21), lo[2]);
+    o[37] = '}';
+    return new_string(n, o, 38);
+#else
+    if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return v;
     static const uint8_t offsets[5] = {0, 8, 16, 24, 28};
     /* the dashes' bytes (checked above): s[8] and s[13] in the second word, s[18] and s[23] in the third */
     static const uint64_t dashes[5] = {0, 0x0000800000000080ULL, 0x8000000000800000ULL, 0, 0};
@@ -206,6 +253,7 @@ const json_value *norm_as_guid(normalizer *n, const json_value *v)
     for (size_t k = 0; k < 5; k++) memcpy(o + 1 + offsets[k], &w[k], 8);
     o[37] = '}';
     return new_string(n, o, 38);
+#endif
 }
 
 /* The 16 lower-case hex digits of x, most significant first: each 32-bit half's nibbles

@@ -167,12 +167,11 @@ static void test_guid_check_and_case(void **state)
      * including the neighbours of the hex ranges: '/', ':', '@', 'G', '`', 'g' */
     static const char good[] = "5770385F-C22A-43E0-BF4C-06F5698FFBD9";
     static const char bad_bytes[] = "/:@G`g \x10\x19";
-    static const size_t positions[] = {0, 7, 9, 12, 14, 17, 19, 22, 24, 27, 28, 31, 32, 35};
-    for (size_t p = 0; p < sizeof positions / sizeof positions[0]; p++) {
+    for (size_t p = 0; p < sizeof good - 1; p++) { /* every position: hex digits and dashes */
         for (size_t b = 0; b < sizeof bad_bytes - 1; b++) {
             char text[64], escaped[64];
             memcpy(text, good, sizeof good);
-            text[positions[p]] = bad_bytes[b];
+            text[p] = bad_bytes[b];
             /* control bytes as JSON escapes; the normalizer sees the raw byte */
             size_t k = 0;
             for (size_t i = 0; text[i]; i++) {
@@ -182,6 +181,17 @@ static void test_guid_check_and_case(void **state)
             escaped[k] = '\0';
             expect_activity_id(f, escaped, text);
         }
+    }
+    /* a dash where a digit belongs, a digit where a dash belongs; two bytes >= 0x80 (U+00E9) at
+     * every position, the length kept */
+    for (size_t p = 0; p + 1 < sizeof good - 1; p++) {
+        char text[64];
+        memcpy(text, good, sizeof good);
+        text[p] = text[p] == '-' ? 'a' : '-';
+        expect_activity_id(f, text, text);
+        memcpy(text, good, sizeof good);
+        memcpy(text + p, "\xc3\xa9", 2);
+        expect_activity_id(f, text, text);
     }
     /* bytes >= 0x80, a dash moved, wrong lengths, unbalanced braces: as sent */
     expect_activity_id(f, "5770385F-C22A-43E0-BF4C-06F5698FFB\\u00e9", "5770385F-C22A-43E0-BF4C-06F5698FFB\xc3\xa9");
