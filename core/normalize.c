@@ -474,6 +474,15 @@ static void add_stamps(normalizer *n, const event_stamp *stamp)
 
 /* ---- the entry point ------------------------------------------------------------------- */
 
+/* The field array: from this event's block when it fits, whose tail then goes back. */
+static event_field *alloc_fields(normalizer *n, uint32_t count)
+{
+    size_t bytes = (size_t)count * sizeof(event_field) + 1;
+    event_field *fields = bytes <= n->pool_left ? norm_alloc(n, bytes) : NULL;
+    norm_pool_trim(n);
+    return fields ? fields : arena_alloc(n->arena, bytes);
+}
+
 enum shape { SHAPE_ECS, SHAPE_EVTX, SHAPE_NXLOG, SHAPE_WINLOGBEAT };
 
 unsigned norm_shape_key_bits(const char *k, size_t len)
@@ -582,23 +591,41 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
         rc = norm_settle(n, &count, &again);
         if (rc) return rc;
     }
-    for (uint32_t i = 0; i + 1 < count; i++) {
-        const struct entry *x = n->order[i], *y = n->order[i + 1];
-        if (x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len))
-            return norm_reject(n, "conflicting field", x->path, x->path_len);
+    /* Neighbours in the ranked order where one path is the other's prefix and '.': a leaf that
+     * is also an object. Checked while the field array is copied when that array is in the
+     * ranked order (no path byte below '.') and the count is within the limit (whose rejection
+     * comes second); else first, on its own. */
+    const bool in_copy = !n->low_bytes && count <= EVENT_MAX_FIELDS;
+    if (!in_copy) {
+        for (uint32_t i = 0; i + 1 < count; i++) {
+            const struct entry *x = n->order[i], *y = n->order[i + 1];
+            if (x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len))
+                return norm_reject(n, "conflicting field", x->path, x->path_len);
+        }
+        if (count > EVENT_MAX_FIELDS) return norm_reject(n, "too many fields", NULL, 0);
     }
-    if (count > EVENT_MAX_FIELDS) return norm_reject(n, "too many fields", NULL, 0);
-
+    event_field *fields = NULL;
+    if (in_copy) {
+        fields = alloc_fields(n, count);
+        const struct entry *x = count ? n->order[0] : NULL;
+        if (count) fields[0] = x->field;
+        for (uint32_t i = 1; i < count; i++) {
+            const struct entry *y = n->order[i];
+            fields[i] = y->field;
+            if (x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len))
+                return norm_reject(n, "conflicting field", x->path, x->path_len);
+            x = y;
+        }
+    }
     if (!n->defer_json) {
         norm_write_json(n, n->order, count);
         if (n->out.len > UINT32_MAX) return norm_reject(n, "event too large", NULL, 0);
     }
-    if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
-    size_t fields_bytes = (size_t)count * sizeof(event_field) + 1;
-    event_field *fields = fields_bytes <= n->pool_left ? norm_alloc(n, fields_bytes) : NULL;
-    norm_pool_trim(n);
-    if (!fields) fields = arena_alloc(a, fields_bytes);
-    for (uint32_t i = 0; i < count; i++) fields[i] = n->order[i]->field;
+    if (!in_copy) {
+        if (n->low_bytes) norm_sort_bytewise(n->order, n->scratch, count);
+        fields = alloc_fields(n, count);
+        for (uint32_t i = 0; i < count; i++) fields[i] = n->order[i]->field;
+    }
     out->ts_us = ts_us;
     out->index = index;
     out->field_count = count;

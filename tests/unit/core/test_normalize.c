@@ -791,6 +791,28 @@ static void test_hashes_repeated(void **state)
     assert_true(b.field_count < 64);
 }
 
+/* The leaf/object conflict check runs while the field array is copied, or on its own first
+ * when the array is sorted bytewise (a path byte below '.') or the event has too many fields:
+ * the same rejections, in the same precedence (the conflict before the count). */
+static void test_conflicts_in_every_path(void **state)
+{
+    struct fixture *f = *state;
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"b\":1,\"a\":1,\"a.b\":2}", "conflicting field 'a'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"b\":1,\"a\":1,\"a.b\":2,\"x\\u0001\":3}", "conflicting field 'a'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"a\\u0001\":1,\"a\":1,\"a.b\":2}", "conflicting field 'a'");
+    expect_reject(f, EVENT_FORMAT_ECS, "{\"zz\":{\"a\":1},\"zz.a.b\":2}", "conflicting field 'zz.a'");
+    mamori_event ok = must_norm(f, EVENT_FORMAT_ECS, "{\"a\":1,\"a\\u0001\":2,\"ab\":3}");
+    assert_int(&ok, "a", 1);
+    /* input within the limit, the stamps past it */
+    static char big[40000];
+    for (int conflict = 0; conflict < 2; conflict++) {
+        int len = snprintf(big, sizeof big, "{%s", conflict ? "\"a\":1,\"a.b\":2" : "\"a\":1,\"b\":2");
+        for (int k = 0; k < EVENT_MAX_FIELDS - 3; k++) len += snprintf(big + len, sizeof big - (size_t)len, ",\"f%04d\":%d", k, k);
+        snprintf(big + len, sizeof big - (size_t)len, "}");
+        expect_reject(f, EVENT_FORMAT_ECS, big, conflict ? "conflicting field 'a'" : "too many fields");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +837,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scratch_reuse_is_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enrichment_word_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hashes_repeated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflicts_in_every_path, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
