@@ -207,6 +207,7 @@ struct normalizer {
     struct sort_cache_slot sort_cache[SORT_CACHE_SLOTS];
     struct nx_shape_slot nx_shapes[NX_SHAPE_SLOTS];
     struct nx_shape_slot *nx_shape; /* the current NXLog event's, or NULL */
+    struct nx_shape_slot *nx_last;  /* the last one found or filled (tried first), or NULL */
     /* This event's small allocations (values, texts, paths) are bumped from one block of the
      * arena (norm_alloc), whose unused tail normalize_event gives back: one arena call per
      * event instead of one per allocation. Emptied per event (the caller may reset the arena

@@ -356,24 +356,36 @@ static struct nx_shape_slot *nx_slot_of(normalizer *n, uint64_t lens_hash)
     return &n->nx_shapes[(lens_hash >> 40) % NX_SHAPE_SLOTS];
 }
 
+/* raw's keys are those of slot, byte for byte. */
+static bool nx_slot_matches(const struct nx_shape_slot *slot, const json_value *raw)
+{
+    uint32_t count = raw->len;
+    for (uint32_t i = 0; i < count; i++) {
+        const struct nx_member_info *info = &slot->members[i];
+        const json_member *m = &raw->members[i];
+        uint32_t len = m->key_len;
+        if (info->key_len != len || load_partial(m->key, MAMORI_MIN(len, 8u), 0) != info->head) return false;
+        if (len <= 8) continue;
+        if (load_partial(m->key + len - 8, 8, 0) != info->tail) return false;
+        if (len > 16 && !bytes_eq(slot->keys + info->key_off + 8, m->key + 8, len - 16)) return false;
+    }
+    return true;
+}
+
 struct nx_shape_slot *norm_nx_shape_lookup(normalizer *n, const json_value *raw)
 {
     n->nx_shape = NULL;
     uint32_t count = raw->len;
     if (count == 0 || count > NX_SHAPE_MEMBERS_MAX) return NULL;
-    uint64_t h = nx_lens_hash(raw);
-    struct nx_shape_slot *slot = nx_slot_of(n, h);
-    if (slot->member_count != count || slot->lens_hash != h) return NULL;
-    for (uint32_t i = 0; i < count; i++) {
-        const struct nx_member_info *info = &slot->members[i];
-        const json_member *m = &raw->members[i];
-        uint32_t len = m->key_len;
-        if (info->key_len != len || load_partial(m->key, MAMORI_MIN(len, 8u), 0) != info->head) return NULL;
-        if (len <= 8) continue;
-        if (load_partial(m->key + len - 8, 8, 0) != info->tail) return NULL;
-        if (len > 16 && !bytes_eq(slot->keys + info->key_off + 8, m->key + 8, len - 16)) return NULL;
+    /* most events have the shape of the one before: its slot is tried before hashing */
+    struct nx_shape_slot *slot = n->nx_last;
+    if (!slot || slot->member_count != count || !nx_slot_matches(slot, raw)) {
+        uint64_t h = nx_lens_hash(raw);
+        slot = nx_slot_of(n, h);
+        if (slot == n->nx_last || slot->member_count != count || slot->lens_hash != h || !nx_slot_matches(slot, raw))
+            return NULL;
     }
-    n->nx_shape = slot;
+    n->nx_shape = n->nx_last = slot;
     return slot;
 }
 
@@ -421,7 +433,7 @@ static const struct nx_member_info *nx_shape_find(normalizer *n, const json_valu
     slot->lens_hash = h;
     slot->member_count = count;
     slot->ls_valid = false;
-    n->nx_shape = slot;
+    n->nx_shape = n->nx_last = slot;
     return slot->members;
 }
 
