@@ -69,7 +69,7 @@ static inline uint64_t digits_value(uint64_t w, unsigned k)
 
 /* Canonical decimal only ("0", "-12", no '+', no leading zeros) so text ↔ integer is 1:1.
  * Up to 8 digits (pids, ids, versions: nearly all) are checked and read a word at a time. */
-static bool parse_decimal(const char *s, size_t len, int64_t *out)
+static inline __attribute__((always_inline)) bool parse_decimal(const char *s, size_t len, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
