@@ -55,20 +55,25 @@ static const json_value *level_value(const json_value *level, const json_value *
     return NULL;
 }
 
-static const json_value *string_list(normalizer *n, const char *const *items)
+/* event.category / event.type: an array of the source's strings, items copied from the
+ * ones made when the source was looked up. */
+static const json_value *string_list(normalizer *n, const json_value *items, uint32_t count)
 {
-    uint32_t count = 0;
-    while (count < 3 && items[count]) count++;
     json_value *v = new_value(n, JSON_ARRAY);
     v->len = count;
     v->items = norm_alloc(n, count * sizeof(json_value));
-    for (uint32_t i = 0; i < count; i++) {
-        memset(&v->items[i], 0, sizeof(json_value));
-        v->items[i].type = JSON_STRING;
-        v->items[i].str = items[i];
-        v->items[i].len = (uint32_t)strlen(items[i]);
-    }
+    for (uint32_t k = 0; k < count; k++) v->items[k] = items[k]; /* at most 3: no memcpy call */
     return v;
+}
+
+static void string_items(const char *const *names, json_value *items, uint8_t *count)
+{
+    uint32_t k = 0;
+    while (k < 3 && names[k]) {
+        items[k] = (json_value){.type = JSON_STRING, .str = names[k], .len = (uint32_t)strlen(names[k])};
+        k++;
+    }
+    *count = (uint8_t)k;
 }
 
 static inline void push_system(normalizer *n, const char *path, size_t len, uint64_t key0, uint64_t key1,
@@ -108,9 +113,10 @@ static const json_value *module_value(normalizer *n, unsigned service)
  * has, they reach the sort as a run already in order, which its insertion sorts and merges
  * pass with one comparison each. Their paths are all different, so the order changes no
  * outcome of norm_settle. */
-static void emit_system(normalizer *n, const struct logsource_set *ls, const struct logsource_winlog_ecs *ecs,
-                        bool have_event_id, int64_t event_id)
+static void emit_system(normalizer *n, const struct winlog_source *source, bool have_event_id, int64_t event_id)
 {
+    const struct logsource_set *ls = &source->ls;
+    const struct logsource_winlog_ecs *ecs = &source->ecs;
     const json_value **ws = n->ws;
     const json_value *provider = ws[WS_PROVIDER_NAME] && ws[WS_PROVIDER_NAME]->type != JSON_OBJECT ? ws[WS_PROVIDER_NAME] : NULL;
     const json_value *computer = ws[WS_COMPUTER] && ws[WS_COMPUTER]->type != JSON_OBJECT ? ws[WS_COMPUTER] : NULL;
@@ -126,12 +132,13 @@ static void emit_system(normalizer *n, const struct logsource_set *ls, const str
         id->len = (uint32_t)len;
         code = new_string(n, text, len);
     }
-    if (ecs->category[0]) PUSH_LIT(n, "event.category", string_list(n, ecs->category), KIND_DERIVED);
+    if (ecs->category[0])
+        PUSH_LIT(n, "event.category", string_list(n, source->category_items, source->category_count), KIND_DERIVED);
     if (code) PUSH_LIT(n, "event.code", code, KIND_DERIVED);
     PUSH_LIT(n, "event.kind", &kind_event, KIND_DERIVED);
     if (ls->service) PUSH_LIT(n, "event.module", module_value(n, ls->service), KIND_DERIVED);
     if (provider) PUSH_SYSTEM(n, "event.provider", provider);
-    if (ecs->type[0]) PUSH_LIT(n, "event.type", string_list(n, ecs->type), KIND_DERIVED);
+    if (ecs->type[0]) PUSH_LIT(n, "event.type", string_list(n, source->type_items, source->type_count), KIND_DERIVED);
     if (computer) PUSH_LIT(n, "host.name", computer, KIND_WEAK);
     PUSH_LIT(n, "host.os.type", &os_values[ls->product == LOGSOURCE_PRODUCT_LINUX], KIND_WEAK);
     const json_value *level = level_value(ws[WS_LEVEL], ws[WS_SEVERITY]);
@@ -385,30 +392,33 @@ static void enrich_names(normalizer *n, uint32_t system_begin, uint32_t mapped_b
     }
 }
 
+static void source_fill(const char *channel, size_t len, int64_t event_id, struct winlog_source *source)
+{
+    logsource_from_winlog(channel, len, event_id, &source->ls, &source->ecs);
+    string_items(source->ecs.category, source->category_items, &source->category_count);
+    string_items(source->ecs.type, source->type_items, &source->type_count);
+}
+
 /* logsource_from_winlog through the per-thread cache (a linear search of its event table
- * per event otherwise). */
-static void winlog_logsource(normalizer *n, const char *channel, size_t len, int64_t event_id,
-                             struct logsource_set *ls, struct logsource_winlog_ecs *ecs)
+ * per event otherwise); *local holds the answer when it is not cached. */
+static const struct winlog_source *winlog_logsource(normalizer *n, const char *channel, size_t len, int64_t event_id,
+                                                    struct winlog_source *local)
 {
     if (!channel || len == 0 || len > LS_CACHE_CHANNEL_MAX) {
-        logsource_from_winlog(channel, len, event_id, ls, ecs);
-        return;
+        source_fill(channel, len, event_id, local);
+        return local;
     }
     size_t tail = MAMORI_MIN(len, 8);
     uint64_t h = ((uint64_t)event_id * 0x9E3779B97F4A7C15ULL) ^
                  (load_partial(channel + len - tail, tail, 0) * 0xff51afd7ed558ccdULL) ^ len;
     struct ls_cache_slot *slot = &n->ls_cache[(h >> 40) % LS_CACHE_SLOTS];
-    if (slot->channel_len == len && slot->event_id == event_id && bytes_eq(slot->channel, channel, len)) {
-        *ls = slot->ls;
-        *ecs = slot->ecs;
-        return;
-    }
-    logsource_from_winlog(channel, len, event_id, ls, ecs);
+    if (slot->channel_len == len && slot->event_id == event_id && bytes_eq(slot->channel, channel, len))
+        return &slot->source;
+    source_fill(channel, len, event_id, &slot->source);
     slot->event_id = event_id;
     slot->channel_len = (uint32_t)len;
     memcpy(slot->channel, channel, len);
-    slot->ls = *ls;
-    slot->ecs = *ecs;
+    return &slot->source;
 }
 
 int norm_winlog_finish(normalizer *n)
@@ -417,12 +427,14 @@ int norm_winlog_finish(normalizer *n)
     int64_t event_id = -1;
     bool have_event_id = norm_value_int(ws[WS_EVENT_ID], &event_id);
     const json_value *channel = ws[WS_CHANNEL];
-    struct logsource_set ls;
-    struct logsource_winlog_ecs ecs;
-    winlog_logsource(n, json_is_string(channel) ? channel->str : NULL, json_is_string(channel) ? channel->len : 0,
-                     have_event_id ? event_id : -1, &ls, &ecs);
+    struct winlog_source local;
+    const struct winlog_source *source =
+        winlog_logsource(n, json_is_string(channel) ? channel->str : NULL, json_is_string(channel) ? channel->len : 0,
+                         have_event_id ? event_id : -1, &local);
+    /* the slot may be refilled by a later event; this one's answer is copied (ls) or used now */
+    const struct logsource_set ls = source->ls;
     uint32_t system_begin = n->entry_count;
-    emit_system(n, &ls, &ecs, have_event_id, event_id);
+    emit_system(n, source, have_event_id, event_id);
     uint32_t mapped_begin = n->entry_count;
     int rc = map_event_data(n, &ls);
     if (rc) return rc;

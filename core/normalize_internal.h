@@ -159,12 +159,18 @@ struct sort_key {
  * answers are remembered per thread, direct-mapped (norm_winlog_finish). */
 #define LS_CACHE_SLOTS 64u
 #define LS_CACHE_CHANNEL_MAX 64u
+struct winlog_source {
+    struct logsource_set ls;
+    struct logsource_winlog_ecs ecs;
+    /* ecs.category and ecs.type as the JSON string items of event.category / event.type */
+    json_value category_items[3], type_items[3];
+    uint8_t category_count, type_count;
+};
 struct ls_cache_slot {
     int64_t event_id;
     uint32_t channel_len; /* 0 = empty slot (an empty channel is never cached) */
     char channel[LS_CACHE_CHANNEL_MAX];
-    struct logsource_set ls;
-    struct logsource_winlog_ecs ecs;
+    struct winlog_source source;
 };
 
 /* The order norm_sort_entries gave an event, remembered per thread by a hash of its entry
