@@ -203,6 +203,17 @@ static const ecs_map_entry *map_lookup(const struct event_data *d, const struct 
     return memchr(d->name, '.', d->name_len) ? NULL : ecs_map_lookup(d->name, d->name_len, ls, exact);
 }
 
+/* dst[0..len) = src[0..len): names are short, a libc call costs more than the copy. */
+static inline void copy_short(char *dst, const char *src, size_t len)
+{
+    if (len < 8) {
+        for (size_t k = 0; k < len; k++) dst[k] = src[k];
+        return;
+    }
+    for (size_t k = 0; k + 8 < len; k += 8) memcpy(dst + k, src + k, 8);
+    memcpy(dst + len - 8, src + len - 8, 8); /* the last word, overlapping the one before */
+}
+
 static int map_event_data(normalizer *n, const struct logsource_set *ls)
 {
     pthread_once(&row_keys_once, row_keys_build);
@@ -250,10 +261,25 @@ static int map_event_data(normalizer *n, const struct logsource_set *ls)
         size_t len = EVENT_DATA_PREFIX_LEN + d->name_len;
         char *path = norm_alloc(n, len + 1);
         memcpy(path, EVENT_DATA_PREFIX, EVENT_DATA_PREFIX_LEN);
-        memcpy(path + EVENT_DATA_PREFIX_LEN, d->name, d->name_len);
+        copy_short(path + EVENT_DATA_PREFIX_LEN, d->name, d->name_len);
         path[len] = '\0';
-        norm_push_keyed(n, path, len, rank_word(d->name, d->name_len, 0), rank_word(d->name, d->name_len, 8),
-                        event_path_hash(path, len), true, 0, v, KIND_INPUT);
+        uint64_t key0, key1;
+        if (shape && d->member >= 0) {
+            /* an NXLog name as sent, which holds no '.' (name_clean): its keys are its first 16
+             * bytes as they are, from the words the shape keeps */
+            const struct nx_member_info *info = &shape->members[d->member];
+            key0 = __builtin_bswap64(info->head);
+            key1 = d->name_len <= 8 ? 0
+                   : d->name_len <= 16 ? __builtin_bswap64(info->tail >> (8 * (16 - d->name_len)))
+                                       : __builtin_bswap64(load_partial(d->name + 8, 8, 0));
+#ifndef NDEBUG
+            MAMORI_ASSERT(key0 == rank_word(d->name, d->name_len, 0) && key1 == rank_word(d->name, d->name_len, 8));
+#endif
+        } else {
+            key0 = rank_word(d->name, d->name_len, 0);
+            key1 = rank_word(d->name, d->name_len, 8);
+        }
+        norm_push_keyed(n, path, len, key0, key1, event_path_hash(path, len), true, 0, v, KIND_INPUT);
     }
     return 0;
 }
