@@ -272,6 +272,22 @@ static void hex16(uint64_t x, char out[16])
     }
 }
 
+/* s[0..len) (1..16 bytes) is hex as norm_as_keywords writes it: lower case, no leading zero
+ * but for "0". Checked 8 bytes at a time (the last word overlapping; short text padded with
+ * '0', itself a digit). */
+static bool hex_is_canonical(const char *s, size_t len)
+{
+    if (s[0] == '0' && len > 1) return false;
+    const uint64_t highs = 0x8080808080808080ULL, zeros = 0x3030303030303030ULL;
+    uint64_t words[2] = {load_partial(s, MAMORI_MIN(len, 8), zeros), len > 8 ? load_partial(s + len - 8, 8, 0) : zeros};
+    for (int k = 0; k < 2; k++) {
+        uint64_t w = words[k];
+        if (w & highs) return false;
+        if ((bytes_in_range(w, '0', '9') | bytes_in_range(w, 'a', 'f')) != highs) return false;
+    }
+    return true;
+}
+
 /* Keywords: an integer (NXLog prints the mask signed) or hex text → "0x…" lowercase. */
 const json_value *norm_as_keywords(normalizer *n, const json_value *v)
 {
@@ -280,6 +296,7 @@ const json_value *norm_as_keywords(normalizer *n, const json_value *v)
         mask = (uint64_t)v->num.i;
     } else if (v->type == JSON_STRING && v->len > 2 && v->len <= 18 && v->str[0] == '0' &&
                (v->str[1] == 'x' || v->str[1] == 'X')) {
+        if (v->str[1] == 'x' && hex_is_canonical(v->str + 2, v->len - 2)) return v; /* what the rest would write */
         for (uint32_t i = 2; i < v->len; i++) {
             int d = hex_digit(v->str[i]);
             if (d < 0) return v;

@@ -357,6 +357,28 @@ static void test_keywords_hex(void **state)
         {"\"0x\"", "0x"},
         {"\"0xg1\"", "0xg1"},
         {"\"Audit Success\"", "Audit Success"},
+        /* canonical text kept as sent; anything else made again: every width 1..16, leading
+         * zeros, upper case, the bytes next to the hex ranges in either word, 17 digits */
+        {"\"0x8000000000000000\"", "0x8000000000000000"},
+        {"\"0x0\"", "0x0"},
+        {"\"0x00\"", "0x0"},
+        {"\"0x01\"", "0x1"},
+        {"\"0xa\"", "0xa"},
+        {"\"0xA\"", "0xa"},
+        {"\"0x1234567\"", "0x1234567"},
+        {"\"0x12345678\"", "0x12345678"},
+        {"\"0x123456789\"", "0x123456789"},
+        {"\"0x12345678F\"", "0x12345678f"},
+        {"\"0xF23456789\"", "0xf23456789"},
+        {"\"0x1234:6789\"", "0x1234:6789"},
+        {"\"0x1234/6789\"", "0x1234/6789"},
+        {"\"0x1234567g\"", "0x1234567g"},
+        {"\"0x12345678`\"", "0x12345678`"},
+        {"\"0x123456789abcdef@\"", "0x123456789abcdef@"},
+        {"\"0x123456789abcdef0\"", "0x123456789abcdef0"},
+        {"\"0x0123456789abcdef\"", "0x123456789abcdef"},
+        {"\"0x1234\\u00e9\"", "0x1234\xc3\xa9"},
+        {"\"0x123456789abcdef01\"", "0x123456789abcdef01"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char text[256];
