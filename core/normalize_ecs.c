@@ -207,7 +207,14 @@ static const ecs_map_entry *map_lookup(const struct event_data *d, const struct 
 static inline void copy_short(char *dst, const char *src, size_t len)
 {
     if (len < 8) {
-        for (size_t k = 0; k < len; k++) dst[k] = src[k];
+        if (len >= 4) { /* two 4-byte copies, overlapping */
+            memcpy(dst, src, 4);
+            memcpy(dst + len - 4, src + len - 4, 4);
+        } else if (len) { /* first, middle, last */
+            dst[0] = src[0];
+            dst[len / 2] = src[len / 2];
+            dst[len - 1] = src[len - 1];
+        }
         return;
     }
     for (size_t k = 0; k + 8 < len; k += 8) memcpy(dst + k, src + k, 8);
