@@ -186,6 +186,21 @@ static const char *const enrich_pairs[][2] = {
 };
 static uint8_t row_enrich_source[ROW_KEYS_MAX];
 
+/* enrich_hashes' algorithms and where each goes for a process and for a file */
+static const char *const hash_algos[][3] = {
+    {"MD5", "process.hash.md5", "file.hash.md5"},          {"SHA1", "process.hash.sha1", "file.hash.sha1"},
+    {"SHA256", "process.hash.sha256", "file.hash.sha256"}, {"SHA384", "process.hash.sha384", "file.hash.sha384"},
+    {"SHA512", "process.hash.sha512", "file.hash.sha512"}, {"IMPHASH", "process.pe.imphash", "file.pe.imphash"},
+};
+/* The enrichment's target paths with their keys, hash and flags, made once (as row_keys). */
+static struct entry enrich_keys[MAMORI_ARRAY_LEN(enrich_pairs)];
+static struct entry hash_keys[MAMORI_ARRAY_LEN(hash_algos)][2];
+
+static inline void push_weak_keyed(normalizer *n, const struct entry *k, const json_value *v)
+{
+    norm_push_keyed(n, k->path, k->path_len, k->key0, k->key1, k->path_hash, k->in_event_data, k->flags, v, KIND_WEAK);
+}
+
 static void row_keys_build(void)
 {
     size_t count = ecs_map_count();
@@ -196,6 +211,10 @@ static void row_keys_build(void)
         for (size_t p = 0; p < MAMORI_ARRAY_LEN(enrich_pairs); p++)
             if (strcmp(row->ecs_path, enrich_pairs[p][0]) == 0) row_enrich_source[i] = (uint8_t)(p + 1);
     }
+    for (size_t p = 0; p < MAMORI_ARRAY_LEN(enrich_pairs); p++)
+        norm_entry_set_path(&enrich_keys[p], enrich_pairs[p][1], strlen(enrich_pairs[p][1]));
+    for (size_t a = 0; a < MAMORI_ARRAY_LEN(hash_algos); a++)
+        for (size_t c = 0; c < 2; c++) norm_entry_set_path(&hash_keys[a][c], hash_algos[a][c + 1], strlen(hash_algos[a][c + 1]));
 }
 
 static const ecs_map_entry *map_lookup(const struct event_data *d, const struct logsource_set *ls, bool *exact)
@@ -329,11 +348,6 @@ static void lower_copy(char *dst, const char *src, size_t len)
 /* "SHA1=…,MD5=…,SHA256=…,IMPHASH=…" → <owner>.hash.sha1 … and <owner>.pe.imphash, lowercase. */
 static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
 {
-    static const char *const algos[][3] = {
-        {"MD5", "process.hash.md5", "file.hash.md5"},          {"SHA1", "process.hash.sha1", "file.hash.sha1"},
-        {"SHA256", "process.hash.sha256", "file.hash.sha256"}, {"SHA384", "process.hash.sha384", "file.hash.sha384"},
-        {"SHA512", "process.hash.sha512", "file.hash.sha512"}, {"IMPHASH", "process.pe.imphash", "file.pe.imphash"},
-    };
     const json_value *h = n->ws[WS_HASHES];
     const char *owner = hash_owner(ls);
     if (!owner || !json_is_string(h)) return;
@@ -341,7 +355,7 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
     /* Each algorithm once: norm_settle would keep the first of equal weak paths anyway, and a
      * Hashes value of thousands of items must not push thousands of entries (ENTRY_CAP). */
     unsigned seen = 0;
-    _Static_assert(MAMORI_ARRAY_LEN(algos) <= 8 * sizeof seen, "one bit per algorithm");
+    _Static_assert(MAMORI_ARRAY_LEN(hash_algos) <= 8 * sizeof seen, "one bit per algorithm");
     const char *s = h->str, *end = h->str + h->len;
     while (s < end) {
         const char *comma = memchr(s, ',', (size_t)(end - s));
@@ -349,14 +363,14 @@ static void enrich_hashes(normalizer *n, const struct logsource_set *ls)
         const char *eq = memchr(s, '=', (size_t)(item_end - s));
         if (eq && eq + 1 < item_end) {
             size_t alg_len = (size_t)(eq - s), value_len = (size_t)(item_end - eq - 1);
-            for (size_t a = 0; a < MAMORI_ARRAY_LEN(algos); a++) {
-                if (strlen(algos[a][0]) != alg_len || strncasecmp(algos[a][0], s, alg_len) != 0) continue;
+            for (size_t a = 0; a < MAMORI_ARRAY_LEN(hash_algos); a++) {
+                if (strlen(hash_algos[a][0]) != alg_len || strncasecmp(hash_algos[a][0], s, alg_len) != 0) continue;
                 if (seen & 1u << a) break;
                 seen |= 1u << a;
                 char *lower = norm_alloc(n, value_len + 1);
                 lower_copy(lower, eq + 1, value_len);
                 lower[value_len] = '\0';
-                push_static(n, algos[a][column], new_string(n, lower, value_len), KIND_WEAK);
+                push_weak_keyed(n, &hash_keys[a][column - 1], new_string(n, lower, value_len));
                 break;
             }
         }
@@ -421,7 +435,7 @@ static void enrich_names(normalizer *n, uint32_t system_begin, uint32_t mapped_b
         const json_value *v = best[p]->value;
         size_t start = after_last_separator(v->str, v->len);
         if (start == v->len) continue;
-        push_static(n, enrich_pairs[p][1], new_string(n, v->str + start, v->len - start), KIND_WEAK);
+        push_weak_keyed(n, &enrich_keys[p], new_string(n, v->str + start, v->len - start));
     }
 }
 

@@ -423,10 +423,6 @@ static inline struct entry *norm_push_keyed(normalizer *n, const char *path, siz
 }
 int norm_flatten_member(normalizer *n, const json_member *m, size_t prefix_len) MAMORI_WUR;
 
-static inline struct entry *push_static(normalizer *n, const char *path, const json_value *v, enum entry_kind kind)
-{
-    return norm_push_entry(n, path, strlen(path), v, kind);
-}
 /* A literal path's keys fold to constants here (lit is never under EVENT_DATA_PREFIX;
  * checked in debug builds). */
 #define PUSH_LIT(n, lit, v, kind) \
