@@ -460,6 +460,7 @@ int cmd_scan(int argc, char **argv)
         detect_loader_destroy(loader);
         goto out;
     }
+    detect_worker_set_warm(s.worker, true); /* each batch is parsed and normalized right before */
     s.norm = normalizer_create();
     normalizer_set_defer_json(s.norm, true); /* written for alerting events only */
     s.parser = json_parser_create();

@@ -224,6 +224,12 @@ void detect_worker_destroy(detect_worker *w);
  * event. Cheap when rs is already bound. -ENOMEM-like Hyperscan failures give -EIO. */
 int detect_worker_bind(detect_worker *w, detect_ruleset *rs) MAMORI_WUR;
 
+/* warm: the caller has just built the events it evaluates (parsed and normalized them
+ * itself, as mamorictl scan does), so their values are still in cache and the batch walk
+ * does not prefetch them. Default false: events that arrive cold (the bus, the store).
+ * Changes speed only, never results. */
+void detect_worker_set_warm(detect_worker *w, bool warm);
+
 /* Evaluates every rule that routes to ev and returns the matching ones through *matches
  * (owned by the worker, valid until its next detect_eval or bind), in rule set order, each
  * rule at most once. Borrows ev for the call. No allocation. The worker must be bound. */

@@ -515,6 +515,7 @@ struct ls_cache_entry {
 struct detect_worker {
     detect_ruleset *rs;
     hs_scratch_t *scratch;
+    bool warm; /* detect_worker_set_warm: no value prefetching */
     /* per event */
     uint64_t *alt_bits;
     uint32_t *touched; /* alternatives whose bit is set */

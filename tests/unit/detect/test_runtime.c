@@ -315,6 +315,15 @@ static void test_batch_equals_single(void **state)
         assert_int_equal(single.event[i], batch.event[i]);
         assert_string_equal(single.rule[i], batch.rule[i]);
     }
+    /* a warm worker (no value prefetching, as mamorictl scan) reports the same */
+    detect_worker_set_warm(h.worker, true);
+    struct collected warm = {.n = 0};
+    assert_int_equal(detect_eval_batch(h.worker, evs, N, collect, &warm), batch.n);
+    for (size_t i = 0; i < batch.n; i++) {
+        assert_int_equal(warm.event[i], batch.event[i]);
+        assert_string_equal(warm.rule[i], batch.rule[i]);
+    }
+    detect_worker_set_warm(h.worker, false);
     /* more events than one internal chunk */
     static mamori_event many[600];
     for (size_t i = 0; i < 600; i++) many[i] = evs[i % N];
