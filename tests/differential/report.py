@@ -4,6 +4,7 @@ rule) pair only one side fires, grouped by rule, with the rule's file."""
 import collections, glob, os, re, sys
 
 inp, ours_f, theirs_f = sys.argv[1:4]
+left, right = os.environ.get("REPORT_LABELS", "mamori sigma-rust").split()
 dirs = sys.argv[4:]
 ours = set(open(ours_f).read().split("\n")) - {""}
 theirs = set(open(theirs_f).read().split("\n")) - {""}
@@ -16,8 +17,8 @@ for d in dirs:
 name = os.path.basename(inp)
 if name == "events.jsonl":
     name = os.path.join(os.path.basename(os.path.dirname(inp)), name)
-print("%s: mamori %d alerts, sigma-rust %d, both %d" % (name, len(ours), len(theirs), len(ours & theirs)))
-for name, pairs in (("only mamori", ours - theirs), ("only sigma-rust", theirs - ours)):
+print("%s: %s %d alerts, %s %d, both %d" % (name, left, len(ours), right, len(theirs), len(ours & theirs)))
+for name, pairs in (("only " + left, ours - theirs), ("only " + right, theirs - ours)):
     by_rule = collections.defaultdict(list)
     for p in pairs:
         idx, rid = p.split("\t")
