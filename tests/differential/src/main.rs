@@ -3,7 +3,7 @@
 // object per line), routed by logsource as Mamori routes them (core/logsource.c), and prints
 // "<line index>\t<rule id>" for every match. Two of sigma-rust's departures from the Sigma
 // specification are compensated by rewriting the rule before it is parsed (`null` holds for
-// an absent field; keywords are substring searches); the others are listed in README.md.
+// an absent field; keywords are substring searches); the others are in docs/detection.md §9.1.
 use serde_norway::Value;
 use sigma_rust::{Event, Rule};
 use std::io::{BufRead, BufReader, Write};
@@ -61,8 +61,10 @@ fn rewrite_rule(text: &str) -> Option<String> {
     serde_norway::to_string(&doc).ok()
 }
 
+/// (Sigma service, EventID table) of a channel: the part of core/logsource.c's channel table
+/// that SigmaHQ's Windows rules and the generated events use (an event of another channel
+/// meets only the rules without service and category).
 fn service_of(channel: &str) -> Option<(&'static str, &'static str)> {
-    // (service, table)
     let c = channel.to_ascii_lowercase();
     let rows: &[(&str, &str, &str)] = &[
         ("security", "security", "security"),
