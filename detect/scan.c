@@ -552,22 +552,20 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
     w->item_count = 0;
     w->hit_count = 0;
     w->text_len = 0;
-    if (w->warm) { /* the caller just wrote these events: nothing to fetch */
-        for (uint32_t e = 0; e < n; e++) {
-            classify(w, &events[e], e);
-            list_event(w, &events[e], e);
-        }
-    } else {
+    const bool cold = !w->warm; /* a warm caller just wrote these events: nothing to fetch */
+    if (cold) {
         for (uint32_t e = 0; e < n && e < PREFETCH_FIELDS_AHEAD; e++) prefetch_fields(&events[e]);
         for (uint32_t e = 0; e < n && e < PREFETCH_VALUES_AHEAD; e++) prefetch_values(&events[e]);
         for (uint32_t e = 0; e < n && e < PREFETCH_STRINGS_AHEAD; e++) prefetch_strings(&events[e]);
-        for (uint32_t e = 0; e < n; e++) {
+    }
+    for (uint32_t e = 0; e < n; e++) {
+        if (cold) {
             if (e + PREFETCH_FIELDS_AHEAD < n) prefetch_fields(&events[e + PREFETCH_FIELDS_AHEAD]);
             if (e + PREFETCH_VALUES_AHEAD < n) prefetch_values(&events[e + PREFETCH_VALUES_AHEAD]);
             if (e + PREFETCH_STRINGS_AHEAD < n) prefetch_strings(&events[e + PREFETCH_STRINGS_AHEAD]);
-            classify(w, &events[e], e);
-            list_event(w, &events[e], e);
         }
+        classify(w, &events[e], e);
+        list_event(w, &events[e], e);
     }
 
     /* counting sort by database: each database scanned back to back while it is in cache */
