@@ -143,12 +143,25 @@ fn main() {
     let mut failed = 0;
     for dir in &args[2..] {
         for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-            let entry = entry.unwrap();
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("sigma-oracle: {}: {}", dir, e);
+                    std::process::exit(2);
+                }
+            };
             let p = entry.path();
             if !p.is_file() || p.extension().map(|e| e != "yml").unwrap_or(true) {
                 continue;
             }
-            let text = std::fs::read_to_string(p).unwrap();
+            let text = match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("sigma-oracle: {}: {}", p.display(), e);
+                    continue;
+                }
+            };
             if text.contains("\ncorrelation:") {
                 continue;
             }
@@ -170,11 +183,23 @@ fn main() {
         }
     }
     eprintln!("{} rules loaded, {} rejected", rules.len(), failed);
-    let f = std::fs::File::open(&args[1]).unwrap();
+    let f = match std::fs::File::open(&args[1]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sigma-oracle: {}: {}", args[1], e);
+            std::process::exit(2);
+        }
+    };
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     for (idx, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.unwrap();
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sigma-oracle: {} line {}: {}", args[1], idx + 1, e);
+                std::process::exit(2);
+            }
+        };
         let mut v: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(_) => continue,
@@ -235,7 +260,9 @@ fn main() {
                 continue;
             }
             if r.is_match(&event) {
-                writeln!(out, "{}\t{}", idx, rid).unwrap();
+                if writeln!(out, "{}\t{}", idx, rid).is_err() {
+                    std::process::exit(1); /* stdout closed */
+                }
             }
         }
     }
