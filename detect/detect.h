@@ -213,6 +213,7 @@ typedef struct detect_worker_stats {
     uint64_t candidates; /* rules whose condition was evaluated */
     uint64_t matches;
     uint64_t scan_errors; /* hs_scan failures (logged, rate-limited): should stay 0 */
+    uint64_t shape_hits;  /* events walked by a cached walk plan of their shape (plan.c) */
 } detect_worker_stats;
 
 detect_worker *detect_worker_create(void);

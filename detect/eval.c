@@ -43,6 +43,7 @@ void detect_worker_destroy(detect_worker *w)
     free(w->mapped_gen);
     free(w->mapped_path);
     memo_fini(&w->memo);
+    shapes_free(w);
     free(w);
 }
 
@@ -117,6 +118,7 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
         w->plan_db_cap = plan_dbs;
     }
     w->plan_valid = false;
+    shapes_forget(w); /* their path ids and databases are the old rule set's */
     memset(w->lazy_mark, 0, w->db_cap * sizeof *w->lazy_mark);
     memset(w->rule_mark, 0, w->rule_cap * sizeof *w->rule_mark);
     memset(w->field_mark, 0, w->field_cap * sizeof *w->field_mark);

@@ -18,6 +18,7 @@
 #include <hs/hs.h>
 #include <libfyaml.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- limits (not configurable: they bound recursion and encodings, not workloads) ----- */
@@ -307,7 +308,7 @@ struct path {
     uint32_t db_count;
 };
 
-/* The per-event path lookup (scan.c): the paths with eager databases and the paths keyword
+/* The path table (path_lookup below): the paths with eager databases and the paths keyword
  * searches skip on winlog events (field_is_synthesized), keyed by event_path_hash (the
  * normalizer stores it in every field: the path's bytes are read on a hit only, to verify
  * it). A field of an event that no database scans usually stops at an empty slot. */
@@ -512,6 +513,86 @@ struct ls_cache_entry {
     struct logsource_set ls;
 };
 
+/* Paths are short (a few words): compared inline, 8 bytes at a time. */
+static inline bool path_equal(const char *a, const char *b, uint32_t len)
+{
+    if (len < 8) return memcmp(a, b, len) == 0;
+    uint64_t x, y;
+    for (uint32_t i = 0; i + 8 < len; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) return false;
+    }
+    memcpy(&x, a + len - 8, 8);
+    memcpy(&y, b + len - 8, 8);
+    return x == y;
+}
+
+/* The path table's reference for a path (path id or extra path, with flags), or DETECT_NONE
+ * when the path is not in it (no eager database scans it and keyword searches do not skip it). */
+static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, uint32_t len, uint32_t hash)
+{
+    for (uint32_t s = hash & rs->path_slot_mask;; s = (s + 1) & rs->path_slot_mask) {
+        const struct path_slot *slot = &rs->path_slots[s];
+        if (!slot->hash) return DETECT_NONE;
+        if (slot->hash != hash) continue;
+        uint32_t id = slot->ref & PATH_SLOT_ID;
+        const char *str;
+        uint32_t str_len;
+        if (slot->ref & PATH_SLOT_EXTRA) {
+            str = rs->extra_paths[id].str;
+            str_len = rs->extra_paths[id].len;
+        } else {
+            str = rs->paths[id].str;
+            str_len = rs->paths[id].len;
+        }
+        if (str_len == len && path_equal(str, path, len)) return slot->ref;
+    }
+}
+
+/* Walk plans by event shape (plan.c). Events of one kind (a Sysmon event id, a Security
+ * event id, one agent's process events) carry the same fields in the same order, so what the
+ * walk does with each field — which databases scan it (path table lookup, then the
+ * logsource's databases of that path) and whether keyword searches read it — is worked out
+ * once per shape and replayed. A shape is the sequence of (path hash, path length, flags) of
+ * the fields, with the event's logsource and winlog flag; an event matches a cached shape when
+ * all of them are equal and the shape's checks hold (shape_build). Direct-mapped, rebuilt on
+ * a miss; forgotten by detect_worker_bind. */
+#define SHAPE_SLOTS 128
+#define SHAPE_FIELDS_MAX 256 /* events with more fields are walked field by field */
+struct shape_op {            /* a field the walk does something with */
+    uint16_t field;          /* index in the event */
+    uint16_t keyword;        /* keyword searches read its value */
+    uint32_t pid;            /* path id, or DETECT_NONE */
+    uint32_t db_first, db_count; /* its databases: shape dbs[db_first..+db_count) */
+};
+struct shape_check { /* a field whose path the walk must know (see shape_build) */
+    uint32_t field;
+    const char *str; /* its bytes must be this table path's; NULL: it must be in no slot */
+};
+struct shape {
+    uint64_t tag; /* lookup hash; 0: empty */
+    struct logsource_set ls;
+    bool winlog;
+    uint32_t field_count, op_count, check_count, db_count;
+    uint32_t cap; /* of keys, ops, checks (field_count at most), dbs grow separately */
+    uint32_t db_cap;
+    uint64_t *keys;  /* per field: shape_field_key */
+    uint8_t *flags;  /* per field: its flags */
+    struct shape_op *ops;
+    struct shape_check *checks;
+    uint32_t *dbs;
+};
+
+/* The key of a field in a shape (its flags are kept beside): path length and hash, one load. */
+_Static_assert(offsetof(event_field, path_hash) == offsetof(event_field, path_len) + 4, "path_len, path_hash adjacent");
+static inline uint64_t shape_field_key(const event_field *f)
+{
+    uint64_t k;
+    memcpy(&k, &f->path_len, sizeof k);
+    return k;
+}
+
 struct detect_worker {
     detect_ruleset *rs;
     hs_scratch_t *scratch;
@@ -565,6 +646,7 @@ struct detect_worker {
     size_t plan_path_cap, plan_db_cap;
     uint32_t plan_joined[KEYWORD_DBS_MAX], plan_per_value[KEYWORD_DBS_MAX]; /* keyword databases */
     uint32_t plan_njoined, plan_nper_value;
+    struct shape *shapes; /* SHAPE_SLOTS, allocated on first use */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     uint32_t channel_at, event_id_at; /* field indexes of winlog.channel/event_id last seen */
     /* Where each path was found in the last event that was asked for it (or where it would
@@ -578,6 +660,18 @@ struct detect_worker {
     uint32_t *mapped_gen, *mapped_path;
     detect_worker_stats stats;
 };
+
+/* plan.c: the walk's plans. plan_for makes the worker's plan the logsource ls's (its keyword
+ * databases: plan_joined, plan_per_value); plan_path gives the databases of path pid that
+ * apply to it. shape_get returns the walk plan of event e of the batch (classified, under the
+ * current plan), built on a miss; NULL when the event cannot have one (a field without path
+ * hash, more than SHAPE_FIELDS_MAX fields): then the caller walks field by field.
+ * shapes_forget drops them all (rebind). */
+void plan_for(detect_worker *w, const struct logsource_set *ls);
+const uint32_t *plan_path(detect_worker *w, uint32_t pid, uint32_t *count);
+const struct shape *shape_get(detect_worker *w, const mamori_event *ev, uint32_t e);
+void shapes_forget(detect_worker *w);
+void shapes_free(detect_worker *w);
 
 /* eval.c: the value at path pid in the event being evaluated (w->ev), as event_get finds it. */
 const json_value *path_get(detect_worker *w, uint32_t pid);

@@ -253,43 +253,6 @@ static void prefetch_strings(const mamori_event *ev)
     }
 }
 
-/* Paths are short (a few words): compared inline, 8 bytes at a time. */
-static inline bool path_equal(const char *a, const char *b, uint32_t len)
-{
-    if (len < 8) return memcmp(a, b, len) == 0;
-    uint64_t x, y;
-    for (uint32_t i = 0; i + 8 < len; i += 8) {
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if (x != y) return false;
-    }
-    memcpy(&x, a + len - 8, 8);
-    memcpy(&y, b + len - 8, 8);
-    return x == y;
-}
-
-/* The path table's reference for a path (path id or extra path, with flags), or DETECT_NONE
- * when the path is not in it (no eager database scans it and keyword searches do not skip it). */
-static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, uint32_t len, uint32_t hash)
-{
-    for (uint32_t s = hash & rs->path_slot_mask;; s = (s + 1) & rs->path_slot_mask) {
-        const struct path_slot *slot = &rs->path_slots[s];
-        if (!slot->hash) return DETECT_NONE;
-        if (slot->hash != hash) continue;
-        uint32_t id = slot->ref & PATH_SLOT_ID;
-        const char *str;
-        uint32_t str_len;
-        if (slot->ref & PATH_SLOT_EXTRA) {
-            str = rs->extra_paths[id].str;
-            str_len = rs->extra_paths[id].len;
-        } else {
-            str = rs->paths[id].str;
-            str_len = rs->paths[id].len;
-        }
-        if (str_len == len && path_equal(str, path, len)) return slot->ref;
-    }
-}
-
 /* The winlog event id as logsource_classify reads it: an integer, or a string of at most 18
  * digits; -1 otherwise. */
 static int64_t winlog_event_id(const event_field *f)
@@ -386,78 +349,56 @@ static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
     c->ls = w->batch_ls[e];
 }
 
-/* Makes the plan the current event's logsource's: the keyword databases that apply, and no
- * path's list yet (plan_path computes them as fields ask). */
-static void plan_for(detect_worker *w, const struct logsource_set *ls)
+/* The scans of one field: its path's databases (pid, dbs[0..count)), and when keyword
+ * searches read it, the per-value keyword databases and the joined text. */
+static inline void list_field(detect_worker *w, uint32_t e, const event_field *f, uint32_t pid, const uint32_t *dbs,
+                              uint32_t count, bool keyword)
 {
-    if (w->plan_valid && ls->categories == w->plan_ls.categories && ls->service == w->plan_ls.service &&
-        ls->product == w->plan_ls.product)
-        return;
-    const detect_ruleset *rs = w->rs;
-    w->plan_valid = true;
-    w->plan_ls = *ls;
-    if (++w->plan_gen == 0) { /* wrapped: every mark could look current */
-        memset(w->plan_mark, 0, w->plan_path_cap * sizeof *w->plan_mark);
-        w->plan_gen = 1;
-    }
-    w->plan_len = 0;
-    w->plan_njoined = w->plan_nper_value = 0;
-    for (uint32_t i = 0; i < rs->keyword_db_count && w->plan_njoined < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->keyword_db_cls[i], ls)) w->plan_joined[w->plan_njoined++] = rs->keyword_dbs[i];
-    for (uint32_t i = 0; i < rs->keyword_value_db_count && w->plan_nper_value < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->keyword_value_db_cls[i], ls))
-            w->plan_per_value[w->plan_nper_value++] = rs->keyword_value_dbs[i];
+    uint64_t text_hash = 0;
+    for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
+    if (!keyword) return;
+    for (uint32_t k = 0; k < w->plan_nper_value; k++) push_field(w, w->plan_per_value[k], DETECT_NONE, e, f, &text_hash);
+    if (w->plan_njoined) join_field(w, f);
 }
 
-/* The databases of path pid that apply to the plan's logsource (*count of them). */
-static inline const uint32_t *plan_path(detect_worker *w, uint32_t pid, uint32_t *count)
-{
-    if (w->plan_mark[pid] != w->plan_gen) {
-        const detect_ruleset *rs = w->rs;
-        const struct path *p = &rs->paths[pid];
-        uint32_t first = w->plan_len; /* each path once per plan: the lists fit plan_db_cap */
-        for (uint32_t k = 0; k < p->db_count; k++)
-            if (db_class_applies(&rs->path_db_cls[p->db_first + k], &w->plan_ls))
-                w->plan_dbs[w->plan_len++] = rs->path_dbs[p->db_first + k];
-        w->plan_first[pid] = first;
-        w->plan_count[pid] = w->plan_len - first;
-        w->plan_mark[pid] = w->plan_gen;
-    }
-    *count = w->plan_count[pid];
-    return w->plan_dbs + w->plan_first[pid];
-}
-
-/* Lists what one event needs scanned. */
+/* Lists what one event needs scanned: by its shape's walk plan (plan.c), or field by field
+ * (an event whose shape has none). */
 static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 {
     const detect_ruleset *rs = w->rs;
     plan_for(w, &w->batch_ls[e]);
-    const uint32_t *joined = w->plan_joined, *per_value = w->plan_per_value;
-    uint32_t njoined = w->plan_njoined, nper_value = w->plan_nper_value;
-    bool keywords = njoined || nper_value;
+    const uint32_t *joined = w->plan_joined;
+    uint32_t njoined = w->plan_njoined;
+    bool keywords = njoined || w->plan_nper_value;
     /* keyword searches cover the record, not what the normalizer adds to winlog events */
     bool winlog = keywords && w->batch_winlog[e];
     w->join_len = 0;
-    for (uint32_t i = 0; i < ev->field_count; i++) {
-        const event_field *f = &ev->fields[i];
-        uint32_t hash = f->path_hash;
-        if (hash) {
-            if (f->flags & EVENT_FIELD_SERVER) continue;
-        } else {
-            if (f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
-            hash = event_path_hash(f->path, f->path_len);
+    const struct shape *s = shape_get(w, ev, e);
+    if (s) {
+        for (uint32_t o = 0; o < s->op_count; o++) {
+            const struct shape_op *op = &s->ops[o];
+            list_field(w, e, &ev->fields[op->field], op->pid, s->dbs + op->db_first, op->db_count, op->keyword);
         }
-        uint32_t ref = path_lookup(rs, f->path, f->path_len, hash);
-        if (ref == DETECT_NONE) ref = PATH_SLOT_EXTRA; /* not in the table: nothing to scan, no flag */
-        uint64_t text_hash = 0;
-        if (!(ref & PATH_SLOT_EXTRA)) {
-            uint32_t pid = ref & PATH_SLOT_ID, count;
-            const uint32_t *dbs = plan_path(w, pid, &count);
-            for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
+    } else {
+        for (uint32_t i = 0; i < ev->field_count; i++) {
+            const event_field *f = &ev->fields[i];
+            uint32_t hash = f->path_hash;
+            if (hash) {
+                if (f->flags & EVENT_FIELD_SERVER) continue;
+            } else {
+                if (f->path_len >= 7 && memcmp(f->path, "mamori.", 7) == 0) continue;
+                hash = event_path_hash(f->path, f->path_len);
+            }
+            uint32_t ref = path_lookup(rs, f->path, f->path_len, hash);
+            if (ref == DETECT_NONE) ref = PATH_SLOT_EXTRA; /* not in the table: nothing to scan, no flag */
+            uint32_t pid = DETECT_NONE, count = 0;
+            const uint32_t *dbs = NULL;
+            if (!(ref & PATH_SLOT_EXTRA)) {
+                pid = ref & PATH_SLOT_ID;
+                dbs = plan_path(w, pid, &count);
+            }
+            list_field(w, e, f, pid, dbs, count, keywords && !(winlog && (ref & PATH_SLOT_SYNTHESIZED)));
         }
-        if (!keywords || (winlog && (ref & PATH_SLOT_SYNTHESIZED))) continue;
-        for (uint32_t k = 0; k < nper_value; k++) push_field(w, per_value[k], DETECT_NONE, e, f, &text_hash);
-        if (njoined) join_field(w, f);
     }
     if (w->join_len && w->join_len <= UINT32_MAX)
         for (uint32_t k = 0; k < njoined; k++) {

@@ -1,0 +1,187 @@
+/* tests/unit/detect/test_shapes.c — walk plans by event shape (detect/plan.c): events of one
+ * shape are walked from a cached plan, and that must never change what fires. The field
+ * path hash (core/event.h) is cheap on purpose — the last 8 bytes and the length — so
+ * "process.executable" and "xrocess.executable" share it; SourceProcessId and
+ * TargetProcessId do too in real Sysmon events. A plan built from one of them must not be
+ * replayed on the other, in either order, in one batch or across batches. */
+#include "helpers.h"
+
+#include "core/event.h"
+
+#define MAX_EVENTS 16
+
+typedef struct events {
+    mamori_event ev[MAX_EVENTS];
+    size_t n;
+} events;
+
+/* Normalizes each JSON text (format auto) into e, all in h->mem. */
+static void normalize_all(harness *h, const char *const *json, size_t n, events *e)
+{
+    arena_reset(&h->mem);
+    assert_true(n <= MAX_EVENTS);
+    event_stamp stamp = {.tenant = "t", .agent_id = "a", .agent_hash = 1, .seq = 1, .received_us = 1714566896000000LL};
+    for (size_t i = 0; i < n; i++) {
+        json_value *v = arena_alloc(&h->mem, sizeof *v);
+        json_error jerr;
+        assert_int_equal(json_parse(h->parser, &h->mem, json[i], strlen(json[i]), v, &jerr), 0);
+        char why[128];
+        int rc = normalize_event(h->norm, &h->mem, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)i, &e->ev[i], why, sizeof why);
+        if (rc) fprintf(stderr, "normalize: %s\n", why);
+        assert_int_equal(rc, 0);
+    }
+    e->n = n;
+}
+
+static void count_by_event(void *ctx, size_t event_index, const detect_rule *rule)
+{
+    (void)rule;
+    ((size_t *)ctx)[event_index]++;
+}
+
+/* Evaluates e as one batch; fired[i] = rules that fired on event i. */
+static void eval_batch(harness *h, const events *e, size_t *fired)
+{
+    memset(fired, 0, e->n * sizeof *fired);
+    detect_eval_batch(h->worker, e->ev, e->n, count_by_event, fired);
+}
+
+static const char *const exe_rule = "title: exe\nid: exe\nlogsource:\n    category: process_creation\n    product: windows\n"
+                                    "detection:\n    sel:\n        Image|endswith: '\\evil.exe'\n    condition: sel\n";
+
+/* An ECS process start whose executable lives at `path` ("process" or a lookalike). */
+static void process_event(char *out, size_t size, const char *path, const char *exe)
+{
+    snprintf(out, size,
+             "{\"event\":{\"category\":[\"process\"],\"type\":[\"start\"]},\"host\":{\"os\":{\"type\":\"windows\"}},"
+             "\"%s\":{\"executable\":\"%s\"}}",
+             path, exe);
+}
+
+static void test_hash_lookalike_in_batch(void **state)
+{
+    (void)state;
+    /* the premise: the two paths share length and hash, so only their bytes tell them apart */
+    assert_int_equal(event_path_hash("process.executable", 18), event_path_hash("xrocess.executable", 18));
+    harness h;
+    harness_init(&h, exe_rule);
+    harness_expect_loaded(&h, 1);
+    char real[512], fake[512];
+    process_event(real, sizeof real, "process", "C:\\\\evil.exe");
+    process_event(fake, sizeof fake, "xrocess", "C:\\\\evil.exe");
+    /* alternating, starting with either: each plan is built from one and offered to the other */
+    const char *const orders[2][6] = {{real, fake, real, fake, fake, real}, {fake, real, fake, real, real, fake}};
+    for (int o = 0; o < 2; o++) {
+        events e;
+        normalize_all(&h, orders[o], 6, &e);
+        size_t fired[MAX_EVENTS];
+        for (int round = 0; round < 3; round++) { /* across batches too: plans outlive a batch */
+            eval_batch(&h, &e, fired);
+            for (size_t i = 0; i < e.n; i++) assert_int_equal(fired[i], orders[o][i] == real ? 1 : 0);
+        }
+        for (size_t i = 0; i < e.n; i++) { /* and one by one */
+            const detect_match *m;
+            assert_int_equal(detect_eval(h.worker, &e.ev[i], &m), orders[o][i] == real ? 1 : 0);
+        }
+    }
+    harness_fini(&h);
+}
+
+/* EventData names of one length ending alike share their hash (in real Sysmon process
+ * access events SourceProcessId and TargetProcessId do): a rule reading one must see it,
+ * and only it, whichever came first. */
+static void test_event_data_lookalikes(void **state)
+{
+    (void)state;
+    assert_int_equal(event_path_hash("winlog.event_data.FooProcessId", 30),
+                     event_path_hash("winlog.event_data.BarProcessId", 30));
+    harness h;
+    harness_init(&h, "title: foo\nid: foo\nlogsource:\n    category: process_access\n    product: windows\n"
+                     "detection:\n    sel:\n        FooProcessId: '4242'\n    condition: sel\n");
+    harness_expect_loaded(&h, 1);
+#define ACCESS_EVENT(field)                                                                                         \
+    "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":10,"                 \
+    "\"Computer\":\"ws1\",\"TimeCreated\":{\"#attributes\":{\"SystemTime\":\"2024-05-01T12:00:00Z\"}}},"              \
+    "\"EventData\":{\"" field "\":\"4242\",\"SourceImage\":\"C:\\\\a.exe\"}}}"
+    const char *a = ACCESS_EVENT("FooProcessId"), *b = ACCESS_EVENT("BarProcessId");
+    const char *const order[] = {b, a, b, b, a, a, b};
+    events e;
+    normalize_all(&h, order, 7, &e);
+    size_t fired[MAX_EVENTS];
+    for (int round = 0; round < 2; round++) {
+        eval_batch(&h, &e, fired);
+        for (size_t i = 0; i < e.n; i++) assert_int_equal(fired[i], order[i] == a ? 1 : 0);
+    }
+    harness_fini(&h);
+}
+
+/* Events of one shape are walked from the cached plan (counted), and what fires is what a
+ * worker without plans (a fresh one, per event) fires. */
+static void test_plans_used_and_exact(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, exe_rule);
+    char texts[8][512];
+    const char *json[8];
+    for (int i = 0; i < 8; i++) {
+        process_event(texts[i], sizeof texts[i], "process", i % 3 ? "C:\\\\good.exe" : "C:\\\\evil.exe");
+        json[i] = texts[i];
+    }
+    events e;
+    normalize_all(&h, json, 8, &e);
+    size_t fired[MAX_EVENTS];
+    detect_worker_stats before, after;
+    detect_worker_stats_get(h.worker, &before);
+    eval_batch(&h, &e, fired);
+    detect_worker_stats_get(h.worker, &after);
+    assert_int_equal(after.shape_hits - before.shape_hits, 7); /* the first one built it */
+    for (size_t i = 0; i < e.n; i++) {
+        assert_int_equal(fired[i], i % 3 ? 0 : 1);
+        detect_worker *fresh = detect_worker_create();
+        assert_int_equal(detect_worker_bind(fresh, h.rs), 0);
+        const detect_match *m;
+        assert_int_equal(detect_eval(fresh, &e.ev[i], &m), fired[i]);
+        detect_worker_destroy(fresh);
+    }
+    harness_fini(&h);
+}
+
+/* A rebind forgets the plans: their path ids and databases belong to the old rule set. */
+static void test_rebind_forgets_plans(void **state)
+{
+    (void)state;
+    harness h1, h2;
+    harness_init(&h1, exe_rule);
+    harness_init(&h2, "title: cmd\nid: cmd\nlogsource:\n    category: process_creation\n    product: windows\n"
+                      "detection:\n    sel:\n        CommandLine|contains: 'steal'\n    condition: sel\n");
+    const char *json[] = {"{\"event\":{\"category\":[\"process\"],\"type\":[\"start\"]},\"host\":{\"os\":{\"type\":\"windows\"}},"
+                          "\"process\":{\"executable\":\"C:\\\\evil.exe\",\"command_line\":\"steal it\"}}"};
+    events e;
+    normalize_all(&h1, json, 1, &e);
+    size_t fired[MAX_EVENTS];
+    for (int i = 0; i < 3; i++) {
+        eval_batch(&h1, &e, fired); /* h1's worker plans the shape under h1's rule set */
+        assert_int_equal(fired[0], 1);
+    }
+    const detect_match *m;
+    assert_int_equal(detect_worker_bind(h1.worker, h2.rs), 0);
+    assert_int_equal(detect_eval(h1.worker, &e.ev[0], &m), 1);
+    assert_string_equal(m[0].rule->id, "cmd");
+    assert_int_equal(detect_worker_bind(h1.worker, h1.rs), 0);
+    assert_int_equal(detect_eval(h1.worker, &e.ev[0], &m), 1);
+    assert_string_equal(m[0].rule->id, "exe");
+    harness_fini(&h2);
+    harness_fini(&h1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hash_lookalike_in_batch),
+        cmocka_unit_test(test_event_data_lookalikes),
+        cmocka_unit_test(test_plans_used_and_exact),
+        cmocka_unit_test(test_rebind_forgets_plans),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
