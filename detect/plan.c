@@ -98,7 +98,8 @@ static bool shape_matches(const detect_worker *w, const struct shape *s, const m
 {
     const event_field *f = ev->fields;
     uint64_t diff = 0;
-    for (uint32_t i = 0; i < s->field_count; i++) diff |= (shape_field_key(&f[i]) ^ s->keys[i]) | (uint8_t)(f[i].flags ^ s->flags[i]);
+    for (uint32_t i = 0; i < s->field_count; i++)
+        diff |= (shape_field_key(&f[i]) ^ s->keys[i]) | (uint8_t)(f[i].flags ^ s->flags[i]);
     if (diff) return false;
     for (uint32_t c = 0; c < s->check_count; c++) {
         const struct shape_check *k = &s->checks[c];
