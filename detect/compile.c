@@ -468,6 +468,27 @@ static void parse_extensions(detect_ruleset *rs)
     json_parser_destroy(jp);
 }
 
+
+/* The fewest bytes of one value any of a joined database's expressions can match: Hyperscan's
+ * minimum match width (the value-boundary anchors `(?:^|\xff)` and `(?:\xff|$)` count for
+ * nothing there, and their \xff alternative only adds the separator around the same value
+ * bytes). 0 when an expression cannot be analysed. */
+static uint32_t join_min(const char *const *exprs, const uint32_t *flags, uint32_t count)
+{
+    uint32_t min = UINT32_MAX;
+    for (uint32_t k = 0; k < count && min; k++) {
+        hs_expr_info_t *info = NULL;
+        hs_compile_error_t *cerr = NULL;
+        if (hs_expression_info(exprs[k], flags[k], &info, &cerr) == HS_SUCCESS && info)
+            min = MAMORI_MIN(min, info->min_width);
+        else
+            min = 0;
+        if (cerr) hs_free_compile_error(cerr);
+        free(info);
+    }
+    return min == UINT32_MAX ? 0 : min;
+}
+
 int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detect_ruleset **out, detect_report *report,
                   char *err, size_t err_len)
 {
@@ -554,6 +575,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             else d->bytes = literal_set_bytes(d->lit);
             d->defer = d->hs && !d->joined && d->bytes >= DETECT_DEFER_BYTES;
             d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
+            if (d->joined) d->join_min = join_min(d->exprs, bd->flags, d->id_count);
             db_bytes += d->bytes;
             patterns += d->id_count;
         }

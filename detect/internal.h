@@ -425,6 +425,9 @@ struct db {
     bool lazy;             /* non-trigger patterns: scanned only when a candidate asks */
     bool defer;            /* large: scanned database by database over the batch, not per value */
     bool memo;             /* costlier to scan than to look up in the worker's scan memo */
+    uint32_t join_min;     /* joined: the fewest bytes of one value any of its expressions
+                            * matches (a match never crosses the 0xFF between values, so a
+                            * shorter value need not be joined); 0 when unknown */
     uint32_t id_count;     /* distinct expressions */
     const char **exprs;    /* id → expression (borrowed from the rule memory) */
     uint32_t *alt_first;   /* id → alts[alt_first[id] .. alt_first[id+1]) */
@@ -652,6 +655,7 @@ struct detect_worker {
     size_t plan_path_cap, plan_db_cap;
     uint32_t plan_joined[KEYWORD_DBS_MAX], plan_per_value[KEYWORD_DBS_MAX]; /* keyword databases */
     uint32_t plan_njoined, plan_nper_value;
+    uint32_t plan_join_min; /* values shorter than this are not joined (the plan's dbs' join_min) */
     struct shape *shapes; /* SHAPE_SLOTS, allocated on first use */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     uint32_t channel_at, event_id_at; /* field indexes of winlog.channel/event_id last seen */

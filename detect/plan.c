@@ -24,8 +24,12 @@ void plan_for(detect_worker *w, const struct logsource_set *ls)
     }
     w->plan_len = 0;
     w->plan_njoined = w->plan_nper_value = 0;
+    w->plan_join_min = UINT32_MAX;
     for (uint32_t i = 0; i < rs->keyword_db_count && w->plan_njoined < KEYWORD_DBS_MAX; i++)
-        if (db_class_applies(&rs->keyword_db_cls[i], ls)) w->plan_joined[w->plan_njoined++] = rs->keyword_dbs[i];
+        if (db_class_applies(&rs->keyword_db_cls[i], ls)) {
+            w->plan_joined[w->plan_njoined++] = rs->keyword_dbs[i];
+            w->plan_join_min = MAMORI_MIN(w->plan_join_min, rs->dbs[rs->keyword_dbs[i]].join_min);
+        }
     for (uint32_t i = 0; i < rs->keyword_value_db_count && w->plan_nper_value < KEYWORD_DBS_MAX; i++)
         if (db_class_applies(&rs->keyword_value_db_cls[i], ls))
             w->plan_per_value[w->plan_nper_value++] = rs->keyword_value_dbs[i];

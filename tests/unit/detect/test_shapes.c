@@ -175,6 +175,29 @@ static void test_rebind_forgets_plans(void **state)
     harness_fini(&h1);
 }
 
+/* Keyword searches join an event's values but skip those shorter than any keyword could
+ * match (detect/scan.c join_text): a value exactly as long as the shortest keyword is still
+ * searched, at the start, the end or alone, and short values around it change nothing. */
+static void test_join_skips_short_values(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, "title: kw\nid: kw\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'hello'\n"
+                     "        - 'sekurlsa::'\n    condition: k\n");
+    harness_expect_loaded(&h, 1);
+#define KW_EVENT(data)                                                                                          \
+    "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"                 \
+    "\"Computer\":\"ws1\",\"TimeCreated\":{\"#attributes\":{\"SystemTime\":\"2024-05-01T12:00:00Z\"}}},"              \
+    "\"EventData\":{" data "}}}"
+    assert_true(harness_fires(&h, KW_EVENT("\"A\":\"hello\"")));
+    assert_true(harness_fires(&h, KW_EVENT("\"A\":\"x\",\"B\":\"HELLO\",\"C\":\"y\"")));
+    assert_true(harness_fires(&h, KW_EVENT("\"A\":\"hello world\",\"B\":\"1\"")));
+    assert_true(harness_fires(&h, KW_EVENT("\"A\":\"ab\",\"B\":\"say hello\"")));
+    assert_false(harness_fires(&h, KW_EVENT("\"A\":\"hell\",\"B\":\"o\"")));
+    assert_false(harness_fires(&h, KW_EVENT("\"A\":\"he\",\"B\":\"llo\",\"C\":\"sekurlsa:\"")));
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_event_data_lookalikes),
         cmocka_unit_test(test_plans_used_and_exact),
         cmocka_unit_test(test_rebind_forgets_plans),
+        cmocka_unit_test(test_join_skips_short_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
