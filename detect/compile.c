@@ -468,7 +468,6 @@ static void parse_extensions(detect_ruleset *rs)
     json_parser_destroy(jp);
 }
 
-
 /* The fewest bytes of one value any of a joined database's expressions can match: Hyperscan's
  * minimum match width (the value-boundary anchors `(?:^|\xff)` and `(?:\xff|$)` count for
  * nothing there, and their \xff alternative only adds the separator around the same value

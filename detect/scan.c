@@ -356,8 +356,8 @@ static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
 
 /* The scans of one field: its path's databases (pid, dbs[0..count)), and when keyword
  * searches read it, the per-value keyword databases and the joined text. */
-static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_field *f, uint32_t pid, const uint32_t *dbs,
-                              uint32_t count, bool keyword)
+static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_field *f, uint32_t pid,
+                                     const uint32_t *dbs, uint32_t count, bool keyword)
 {
     uint64_t text_hash = 0;
     for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
