@@ -69,10 +69,18 @@ static struct arena_chunk *new_chunk(arena *a, size_t bytes)
     return c;
 }
 
+static inline size_t align_up(size_t bytes) { return (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
+
+/* What an allocation of `bytes` takes from the chunk: aligned, never nothing. */
+static inline size_t reserved(size_t bytes)
+{
+    size_t need = align_up(bytes);
+    return need ? need : ARENA_ALIGN;
+}
+
 void *arena_alloc(arena *a, size_t bytes)
 {
-    size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (need == 0) need = ARENA_ALIGN;
+    size_t need = reserved(bytes);
     if (MAMORI_LIKELY(a->cursor && (size_t)(a->end - a->cursor) >= need)) {
         void *p = a->cursor;
         a->cursor += need;
@@ -116,16 +124,13 @@ void *arena_memdup(arena *a, const void *p, size_t len)
 
 void arena_trim(arena *a, void *p, size_t bytes, size_t keep)
 {
-    size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (need == 0) need = ARENA_ALIGN;
-    size_t keep_need = (keep + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t need = reserved(bytes), keep_need = align_up(keep);
     if (p && (char *)p + need == a->cursor && keep_need <= need) a->cursor = (char *)p + keep_need;
 }
 
 void *arena_grow(arena *a, void *p, size_t old_bytes, size_t new_bytes)
 {
-    size_t old_need = (old_bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    size_t new_need = (new_bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t old_need = align_up(old_bytes), new_need = align_up(new_bytes);
     if (p && (char *)p + old_need == a->cursor && (size_t)(a->end - (char *)p) >= new_need) {
         a->cursor = (char *)p + new_need;
         return p;

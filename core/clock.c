@@ -129,6 +129,20 @@ int clock_parse_rfc3339_memo(clock_rfc3339_memo *m, const char *s, size_t len, i
 
 static void put2(char *p, unsigned v) { p[0] = (char)('0' + v / 10); p[1] = (char)('0' + v % 10); }
 
+/* ".ffffffZ" and the terminator at out[19..27] (frac < 1000000), two digits at a time. */
+static void put_fraction(char *out, unsigned frac)
+{
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
+    out[19] = '.';
+    memcpy(out + 20, pairs + 2 * (frac / 10000), 2);
+    memcpy(out + 22, pairs + 2 * (frac / 100 % 100), 2);
+    memcpy(out + 24, pairs + 2 * (frac % 100), 2);
+    out[26] = 'Z';
+    out[27] = '\0';
+}
+
 size_t clock_format_rfc3339(int64_t us, char *out)
 {
     int64_t day = clock_day_of_us(us);
@@ -154,13 +168,7 @@ size_t clock_format_rfc3339(int64_t us, char *out)
     put2(out + 14, secs / 60 % 60);
     out[16] = ':';
     put2(out + 17, secs % 60);
-    out[19] = '.';
-    for (int i = 25; i >= 20; i--) {
-        out[i] = (char)('0' + frac % 10);
-        frac /= 10;
-    }
-    out[26] = 'Z';
-    out[27] = '\0';
+    put_fraction(out, frac);
     return 27;
 }
 
@@ -173,21 +181,12 @@ size_t clock_format_rfc3339_memo(clock_rfc3339_memo *m, int64_t us, char *out)
     }
     if (m->format_valid && secs == m->format_secs) {
         memcpy(out, m->format_prefix, 19);
+        put_fraction(out, (unsigned)frac);
     } else {
-        clock_format_rfc3339(us, out); /* the fraction is written again below */
+        clock_format_rfc3339(us, out);
         memcpy(m->format_prefix, out, 19);
         m->format_secs = secs;
         m->format_valid = true;
     }
-    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                   "8081828384858687888990919293949596979899";
-    unsigned f = (unsigned)frac;
-    out[19] = '.';
-    memcpy(out + 20, pairs + 2 * (f / 10000), 2);
-    memcpy(out + 22, pairs + 2 * (f / 100 % 100), 2);
-    memcpy(out + 24, pairs + 2 * (f % 100), 2);
-    out[26] = 'Z';
-    out[27] = '\0';
     return 27;
 }

@@ -491,6 +491,12 @@ static void add_stamps(normalizer *n, const event_stamp *stamp)
 
 /* ---- the entry point ------------------------------------------------------------------- */
 
+/* Whether y's path continues x's with a '.': x is a leaf that is also an object. */
+static inline bool leaf_under(const struct entry *x, const struct entry *y)
+{
+    return x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len);
+}
+
 /* The field array: from this event's block when it fits, whose tail then goes back. */
 static event_field *alloc_fields(normalizer *n, uint32_t count)
 {
@@ -616,8 +622,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     if (!in_copy) {
         for (uint32_t i = 0; i + 1 < count; i++) {
             const struct entry *x = n->order[i], *y = n->order[i + 1];
-            if (x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len))
-                return norm_reject(n, "conflicting field", x->path, x->path_len);
+            if (leaf_under(x, y)) return norm_reject(n, "conflicting field", x->path, x->path_len);
         }
         if (count > EVENT_MAX_FIELDS) return norm_reject(n, "too many fields", NULL, 0);
     }
@@ -629,8 +634,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
         for (uint32_t i = 1; i < count; i++) {
             const struct entry *y = n->order[i];
             fields[i] = y->field;
-            if (x->path_len < y->path_len && y->path[x->path_len] == '.' && bytes_eq(x->path, y->path, x->path_len))
-                return norm_reject(n, "conflicting field", x->path, x->path_len);
+            if (leaf_under(x, y)) return norm_reject(n, "conflicting field", x->path, x->path_len);
             x = y;
         }
     }
