@@ -64,7 +64,7 @@ typedef struct bev {
     mamori_event ev;
     event_field fields[2];
     json_value ip, user;
-    char ip_text[24], user_text[24];
+    char ip_text[24], user_text[32]; /* "user" and up to 20 digits */
 } bev;
 
 static void make_event(bev *b, uint64_t user, uint32_t ip, int64_t ts_us)
