@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* XXH3 inlined: values are hashed on the hot path, most of them short */
 #include <xxhash.h>
 
 void memo_init(struct scan_memo *m)
