@@ -370,9 +370,15 @@ void norm_pool_trim(normalizer *n)
 
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
 {
-    MAMORI_ASSERT(n->entry_count < ENTRY_CAP);
-    struct entry *e = &n->entries[n->entry_count];
-    e->sort_pos = (uint8_t)n->entry_count++;
+    uint32_t index = n->entry_count;
+    if (MAMORI_UNLIKELY(index >= ENTRY_CAP)) {
+        n->entries_full = true;
+        index = ENTRY_CAP; /* the spare entry (normalize_internal.h) */
+    } else {
+        n->entry_count = index + 1;
+    }
+    struct entry *e = &n->entries[index];
+    e->sort_pos = (uint8_t)index;
     norm_entry_set_path(e, path, len);
     n->paths_shape = (n->paths_shape + e->path_hash) * NORM_SHAPE_MUL;
     norm_entry_fill(n, e, v, kind);
@@ -566,6 +572,7 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     n->err_len = err_len;
     if (err && err_len) err[0] = '\0';
     n->entry_count = 0;
+    n->entries_full = false;
     n->paths_shape = 0;
     n->event_data_count = 0;
     n->timestamp = NULL;
@@ -601,6 +608,8 @@ int normalize_event(normalizer *n, arena *a, enum event_format format, const jso
     if (rc) return rc;
     int64_t ts_us = handle_time(n, stamp, shape != SHAPE_ECS);
     add_stamps(n, stamp);
+    /* the last push: what the normalizer added did not fit (see ENTRY_CAP) */
+    if (MAMORI_UNLIKELY(n->entries_full)) return norm_reject(n, "too many fields", NULL, 0);
 
     uint32_t count = n->entry_count;
     uint64_t paths_shape = n->paths_shape + count; /* the first round's norm_order_shape, folded by the pushes */

@@ -13,8 +13,15 @@
 #include <string.h>
 
 /* Room beyond the input's own fields for what the normalizer adds (system fields,
- * stamps, enrichment); the final event is still held to EVENT_MAX_FIELDS. */
-#define ENTRY_CAP (EVENT_MAX_FIELDS + 128)
+ * stamps, enrichment); the final event is still held to EVENT_MAX_FIELDS. What it adds comes
+ * from fixed tables and stays well inside the room, but the bound is not derived from them:
+ * a push beyond ENTRY_CAP lands in a spare entry and the event is rejected as having too
+ * many fields (entries_full), never an abort. Tests build the normalizer with a small
+ * room (test_normalize_room) to take that path. */
+#ifndef NORM_ENTRY_ROOM
+#define NORM_ENTRY_ROOM 128
+#endif
+#define ENTRY_CAP (EVENT_MAX_FIELDS + NORM_ENTRY_ROOM)
 #define EVENT_DATA_PREFIX "winlog.event_data."
 #define EVENT_DATA_PREFIX_LEN (sizeof EVENT_DATA_PREFIX - 1)
 #define RESOLVE_ROUNDS_MAX 4
@@ -188,7 +195,7 @@ struct sort_cache_slot {
 };
 
 struct normalizer {
-    struct entry entries[ENTRY_CAP];
+    struct entry entries[ENTRY_CAP + 1]; /* the last: where pushes beyond ENTRY_CAP land */
     struct entry *order[ENTRY_CAP];
     struct entry *scratch[ENTRY_CAP];
     struct sort_key sort_keys[ENTRY_CAP];
@@ -197,6 +204,7 @@ struct normalizer {
     struct event_data event_data[EVENT_MAX_FIELDS];
     uint32_t entry_count;
     uint32_t event_data_count;
+    bool entries_full; /* a push found ENTRY_CAP entries: the event is rejected */
     uint64_t paths_shape; /* the pushed entries' path hashes folded in push order (norm_order_shape's) */
     buf out;
     char path[EVENT_MAX_PATH_BYTES + 1];
@@ -400,9 +408,13 @@ static inline struct entry *norm_push_keyed(normalizer *n, const char *path, siz
                                             uint32_t path_hash, bool in_event_data, uint8_t flags, const json_value *v,
                                             enum entry_kind kind)
 {
-    const uint32_t index = n->entry_count;
-    MAMORI_ASSERT(index < ENTRY_CAP);
-    n->entry_count = index + 1;
+    uint32_t index = n->entry_count;
+    if (MAMORI_UNLIKELY(index >= ENTRY_CAP)) {
+        n->entries_full = true;
+        index = ENTRY_CAP; /* the spare entry, overwritten by each such push */
+    } else {
+        n->entry_count = index + 1;
+    }
     n->paths_shape = (n->paths_shape + path_hash) * NORM_SHAPE_MUL;
     struct entry *e = &n->entries[index];
 #ifndef NDEBUG
