@@ -606,6 +606,12 @@ struct detect_worker {
     detect_ruleset *rs;
     hs_scratch_t *scratch;
     bool warm; /* detect_worker_set_warm: no value prefetching */
+    /* cold batches: the event whose values are being prefetched, a few fields at a time while
+     * the walk works on an earlier one (scan.c, prefetch_step), and the next field to fetch */
+    const mamori_event *pf_ev;
+    uint32_t pf_field;
+    const char *pf_line; /* the field array of a later event, a cache line at a time: */
+    uint32_t pf_lines;   /* lines of it left to prefetch */
     /* per event */
     uint64_t *alt_bits;
     uint32_t *touched; /* alternatives whose bit is set */

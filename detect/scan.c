@@ -214,14 +214,22 @@ static ALWAYS_INLINE void join_field(detect_worker *w, const event_field *f)
  * normalizer copies each field's text into the field array and hashes its path, so walking
  * an event reads its field array and the texts; a field without them (an event built by
  * hand) is a chain field → value → string. Prefetching a few events ahead, one link per
- * event, overlaps those misses instead of taking them in turn. */
+ * event, overlaps those misses instead of taking them in turn.
+ *
+ * The fetches are spread over the walk: while it lists an event's fields, each field listed
+ * prefetches one line of the field array PREFETCH_FIELDS_AHEAD events on and the values of
+ * PREFETCH_STEP_FIELDS fields PREFETCH_VALUES_AHEAD events on (prefetch_step); what is left
+ * when the event is done goes at once. Issued all at once per event (as before), they filled
+ * the miss queue: the prefetch instructions themselves stalled, the core idle on the memory
+ * and then the memory idle on the core (docs/detection.md §10.14). */
 #ifndef PREFETCH_FIELDS_AHEAD
 #define PREFETCH_FIELDS_AHEAD 3
 #define PREFETCH_VALUES_AHEAD 2
 #define PREFETCH_STRINGS_AHEAD 1
+#define PREFETCH_STEP_FIELDS 1
 #endif
 #ifndef PREFETCH_TEXT_BYTES
-#define PREFETCH_TEXT_BYTES 256 /* the hardware prefetcher follows longer texts */
+#define PREFETCH_TEXT_BYTES 512 /* the hardware prefetcher follows longer texts */
 #endif
 static void prefetch_fields(const mamori_event *ev)
 {
@@ -229,21 +237,42 @@ static void prefetch_fields(const mamori_event *ev)
     for (; p < end; p += 64) __builtin_prefetch(p);
 }
 
-/* The first PREFETCH_TEXT_BYTES of every text (the keyword join reads them all), or the
- * values and paths of fields without text. */
+/* The first PREFETCH_TEXT_BYTES of a field's text (the keyword join reads them all), or its
+ * value and path when it has no text. */
+static ALWAYS_INLINE void prefetch_value(const event_field *f)
+{
+    if (f->text) {
+        uintptr_t p = (uintptr_t)f->text & ~(uintptr_t)63, end = (uintptr_t)f->text + f->text_len;
+        if (end - p > PREFETCH_TEXT_BYTES) end = p + PREFETCH_TEXT_BYTES;
+        for (; p < end; p += 64) __builtin_prefetch((const void *)p);
+    } else {
+        __builtin_prefetch(f->value);
+        if (!f->path_hash) __builtin_prefetch(f->path);
+    }
+}
+
 static void prefetch_values(const mamori_event *ev)
 {
-    for (uint32_t i = 0; i < ev->field_count; i++) {
-        const event_field *f = &ev->fields[i];
-        if (f->text) {
-            uintptr_t p = (uintptr_t)f->text & ~(uintptr_t)63, end = (uintptr_t)f->text + f->text_len;
-            if (end - p > PREFETCH_TEXT_BYTES) end = p + PREFETCH_TEXT_BYTES;
-            for (; p < end; p += 64) __builtin_prefetch((const void *)p);
-        } else {
-            __builtin_prefetch(f->value);
-            if (!f->path_hash) __builtin_prefetch(f->path);
-        }
+    for (uint32_t i = 0; i < ev->field_count; i++) prefetch_value(&ev->fields[i]);
+}
+
+/* The walk's share of the fetches ahead, once per field it lists (count = PREFETCH_STEP_FIELDS)
+ * and once more when an event is done (count = UINT32_MAX: the rest): a line of w->pf_line's
+ * field array, the values of `count` more fields of w->pf_ev. Both are set by scan_batch,
+ * in cold batches only. */
+static ALWAYS_INLINE void prefetch_step(detect_worker *w, uint32_t count)
+{
+    if (w->pf_lines) {
+        __builtin_prefetch(w->pf_line);
+        w->pf_line += 64;
+        w->pf_lines--;
     }
+    const mamori_event *ev = w->pf_ev;
+    if (!ev) return;
+    uint32_t i = w->pf_field, end = count >= ev->field_count - i ? ev->field_count : i + count;
+    for (; i < end; i++) prefetch_value(&ev->fields[i]);
+    w->pf_field = i;
+    if (i == ev->field_count) w->pf_ev = NULL;
 }
 
 /* The strings of fields without text whose values were prefetched: only events built by
@@ -383,6 +412,7 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
         for (uint32_t o = 0; o < s->op_count; o++) {
             const struct shape_op *op = &s->ops[o];
             list_field(w, e, &ev->fields[op->field], op->pid, s->dbs + op->db_first, op->db_count, op->keyword);
+            prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
     } else {
         for (uint32_t i = 0; i < ev->field_count; i++) {
@@ -403,6 +433,7 @@ static void list_event(detect_worker *w, const mamori_event *ev, uint32_t e)
                 dbs = plan_path(w, pid, &count);
             }
             list_field(w, e, f, pid, dbs, count, keywords && !(winlog && (ref & PATH_SLOT_SYNTHESIZED)));
+            prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
     }
     if (w->join_len && w->join_len <= UINT32_MAX)
@@ -504,15 +535,30 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
         for (uint32_t e = 0; e < n && e < PREFETCH_VALUES_AHEAD; e++) prefetch_values(&events[e]);
         for (uint32_t e = 0; e < n && e < PREFETCH_STRINGS_AHEAD; e++) prefetch_strings(&events[e]);
     }
+    w->pf_ev = NULL;
+    w->pf_lines = 0;
     for (uint32_t e = 0; e < n; e++) {
         if (cold) {
-            if (e + PREFETCH_FIELDS_AHEAD < n) prefetch_fields(&events[e + PREFETCH_FIELDS_AHEAD]);
-            if (e + PREFETCH_VALUES_AHEAD < n) prefetch_values(&events[e + PREFETCH_VALUES_AHEAD]);
+            for (; w->pf_lines; w->pf_lines--, w->pf_line += 64) __builtin_prefetch(w->pf_line);
+            if (e + PREFETCH_FIELDS_AHEAD < n) { /* its field array, a line per field listed */
+                const mamori_event *ahead = &events[e + PREFETCH_FIELDS_AHEAD];
+                uintptr_t first = (uintptr_t)ahead->fields & ~(uintptr_t)63;
+                uintptr_t end = (uintptr_t)ahead->fields + (size_t)ahead->field_count * sizeof *ahead->fields;
+                w->pf_line = (const char *)first;
+                w->pf_lines = (uint32_t)((end - first + 63) / 64);
+            }
+            prefetch_step(w, UINT32_MAX); /* what the walk of the last event left */
+            if (e + PREFETCH_VALUES_AHEAD < n) {
+                w->pf_ev = &events[e + PREFETCH_VALUES_AHEAD];
+                w->pf_field = 0;
+            }
             if (e + PREFETCH_STRINGS_AHEAD < n) prefetch_strings(&events[e + PREFETCH_STRINGS_AHEAD]);
         }
         classify(w, &events[e], e);
         list_event(w, &events[e], e);
     }
+    w->pf_ev = NULL; /* the caller's events: not to be read after this call */
+    w->pf_lines = 0;
 
     /* counting sort by database: each database scanned back to back while it is in cache */
     uint32_t *start = w->db_start;

@@ -7,7 +7,8 @@
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
  * time. The end-to-end line writes the canonical JSON of alerting events only, as mamorictl
  * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e] [--rules DIR]…
- * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf). */
+ * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf, and its read floor: the
+ * same events' fields and texts read once, no detection). */
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
@@ -154,6 +155,51 @@ static void bench_detect(const char *name, detect_ruleset *rs, const struct even
            st1.scans > st0.scans ? 100.0 * (double)(st1.memo_hits - st0.memo_hits) / (double)(st1.scans - st0.scans) : 0.0,
            (double)(st1.candidates - st0.candidates) / (double)e->count,
            100.0 * (double)(st1.shape_hits - st0.shape_hits) / (double)e->count);
+}
+
+/* The memory floor of the cold line: read what detection may read of each event — its field
+ * array and every cache line of every text (the keyword join copies all texts of 9 bytes or
+ * more), the value of each field without text — and nothing else. Same events, same order. */
+static void bench_read_floor(const char *name, const struct events *e)
+{
+    double secs[RUNS_MAX];
+    uint64_t sum = 0;
+    for (int r = -1; r < RUNS; r++) {
+        double t0 = cpu_s();
+        for (size_t i = 0; i < e->count; i++) {
+            const mamori_event *ev = &e->ev[i];
+            if (i + 2 < e->count) { /* as detection does: the fields and texts of events ahead */
+                const mamori_event *next = &e->ev[i + 2];
+                for (uint32_t k = 0; k < next->field_count; k++) {
+                    const event_field *f = &next->fields[k];
+                    if (f->text)
+                        for (uint32_t b = 0; b < f->text_len && b < 256; b += 64) __builtin_prefetch(f->text + b);
+                }
+            }
+            if (i + 3 < e->count) {
+                const mamori_event *next = &e->ev[i + 3];
+                const char *p = (const char *)next->fields, *end = p + (size_t)next->field_count * sizeof *next->fields;
+                for (; p < end; p += 64) __builtin_prefetch(p);
+            }
+            for (uint32_t k = 0; k < ev->field_count; k++) {
+                const event_field *f = &ev->fields[k];
+                sum += f->path_hash;
+                if (!f->text) {
+                    sum += f->value->type;
+                    continue;
+                }
+                const volatile uint8_t *t = (const volatile uint8_t *)f->text;
+                for (uint32_t b = 0; b < f->text_len; b += 64) sum += t[b];
+                if (f->text_len) sum += t[f->text_len - 1];
+            }
+        }
+        double t = cpu_s() - t0;
+        if (r >= 0) secs[r] = t;
+    }
+    qsort(secs, (size_t)RUNS, sizeof secs[0], cmp_double);
+    double t = secs[RUNS / 2];
+    printf("%-34s %10.0f events/s %8.0f ns/event  (checksum %llu)\n", name, (double)e->count / t,
+           t / (double)e->count * 1e9, (unsigned long long)(sum & 0xff));
 }
 
 /* Detection right after normalization, batch by batch (as the consumer sees events: still in
@@ -326,6 +372,7 @@ int main(int argc, char **argv)
             printf("OTRF normalized: %zu events (%zu rejected)\n", e.count, e.rejected);
             if (!batch_only) bench_detect("detect_eval        otrf (all rules)", rs, &e, false);
             bench_detect("detect_eval_batch  otrf (all rules)", rs, &e, true);
+            bench_read_floor("read floor         otrf (no rules)", &e);
 #ifdef DETECT_PROFILE
             detect_profile_print(rs, stdout); /* all runs of the lines above */
 #endif
