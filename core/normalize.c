@@ -370,13 +370,7 @@ void norm_pool_trim(normalizer *n)
 
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind)
 {
-    uint32_t index = n->entry_count;
-    if (MAMORI_UNLIKELY(index >= ENTRY_CAP)) {
-        n->entries_full = true;
-        index = ENTRY_CAP; /* the spare entry (normalize_internal.h) */
-    } else {
-        n->entry_count = index + 1;
-    }
+    const uint32_t index = norm_claim_entry(n);
     struct entry *e = &n->entries[index];
     e->sort_pos = (uint8_t)index;
     norm_entry_set_path(e, path, len);

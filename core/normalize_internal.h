@@ -400,6 +400,19 @@ static inline void norm_entry_fill(normalizer *n, struct entry *e, const json_va
     if (MAMORI_UNLIKELY(!text && type == JSON_NUMBER && (flags & JSON_FLAG_INT))) norm_entry_format_int(n, e);
 }
 
+/* The index of the entry the next push fills: the next free one, or past ENTRY_CAP the spare
+ * entry, overwritten by each such push, with the event marked for rejection. */
+static inline uint32_t norm_claim_entry(normalizer *n)
+{
+    uint32_t index = n->entry_count;
+    if (MAMORI_UNLIKELY(index >= ENTRY_CAP)) {
+        n->entries_full = true;
+        return ENTRY_CAP;
+    }
+    n->entry_count = index + 1;
+    return index;
+}
+
 struct entry *norm_push_entry(normalizer *n, const char *path, size_t len, const json_value *v, enum entry_kind kind);
 
 /* norm_push_entry with the keys, hash and flags norm_entry_set_path would compute, computed by
@@ -408,13 +421,7 @@ static inline struct entry *norm_push_keyed(normalizer *n, const char *path, siz
                                             uint32_t path_hash, bool in_event_data, uint8_t flags, const json_value *v,
                                             enum entry_kind kind)
 {
-    uint32_t index = n->entry_count;
-    if (MAMORI_UNLIKELY(index >= ENTRY_CAP)) {
-        n->entries_full = true;
-        index = ENTRY_CAP; /* the spare entry, overwritten by each such push */
-    } else {
-        n->entry_count = index + 1;
-    }
+    const uint32_t index = norm_claim_entry(n);
     n->paths_shape = (n->paths_shape + path_hash) * NORM_SHAPE_MUL;
     struct entry *e = &n->entries[index];
 #ifndef NDEBUG

@@ -168,12 +168,14 @@ static void bench_read_floor(const char *name, const struct events *e)
         double t0 = cpu_s();
         for (size_t i = 0; i < e->count; i++) {
             const mamori_event *ev = &e->ev[i];
-            if (i + 2 < e->count) { /* as detection does: the fields and texts of events ahead */
+            /* the prefetches detection issues for cold events (detect/scan.c: field arrays 3
+             * events ahead, texts up to 512 bytes 2 ahead), here at once per event */
+            if (i + 2 < e->count) {
                 const mamori_event *next = &e->ev[i + 2];
                 for (uint32_t k = 0; k < next->field_count; k++) {
                     const event_field *f = &next->fields[k];
                     if (f->text)
-                        for (uint32_t b = 0; b < f->text_len && b < 256; b += 64) __builtin_prefetch(f->text + b);
+                        for (uint32_t b = 0; b < f->text_len && b < 512; b += 64) __builtin_prefetch(f->text + b);
                 }
             }
             if (i + 3 < e->count) {
