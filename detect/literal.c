@@ -455,6 +455,25 @@ __attribute__((target("avx2"))) static inline __m256i contains_block(const uint8
     return _mm256_and_si256(m0, m1);
 }
 
+/* Verifies the candidate positions nz (bits of a block at text[at]) whose bucket bits m holds. */
+__attribute__((target("avx2"))) static inline uint64_t contains_report(const struct lit_contains *c, const char *text,
+                                                                       size_t len, size_t at, __m256i m, uint32_t nz,
+                                                                       uint64_t seen, literal_match_fn fn, void *ctx)
+{
+    uint8_t bits[32];
+    _mm256_storeu_si256((__m256i *)bits, m);
+    for (; nz; nz &= nz - 1) {
+        uint32_t k = (uint32_t)__builtin_ctz(nz);
+        seen = contains_verify(c, text, len, at + k, bits[k], seen, fn, ctx);
+    }
+    return seen;
+}
+
+__attribute__((target("avx2"))) static inline uint32_t block_nonzero(__m256i m)
+{
+    return ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, _mm256_setzero_si256()));
+}
+
 __attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_contains *c, const char *text,
                                                                 size_t len, literal_match_fn fn, void *ctx)
 {
@@ -462,51 +481,39 @@ __attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_
     const __m256i hi0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi0));
     const __m256i lo1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->lo1));
     const __m256i hi1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi1));
-    const __m256i zero = _mm256_setzero_si256();
     const uint8_t *t = (const uint8_t *)text;
     uint64_t seen = 0;
     size_t j = 0;
-    uint8_t bits[32];
     /* two blocks per test: most of a keyword text holds no candidate pair */
     for (; j + 65 <= len; j += 64) {
         __m256i m0 = contains_block(t + j, lo0, hi0, lo1, hi1), m1 = contains_block(t + j + 32, lo0, hi0, lo1, hi1);
         if (MAMORI_LIKELY(_mm256_testz_si256(_mm256_or_si256(m0, m1), _mm256_or_si256(m0, m1)))) continue;
-        for (int h = 0; h < 2; h++) {
-            __m256i m = h ? m1 : m0;
-            uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
-            if (!nz) continue;
-            _mm256_storeu_si256((__m256i *)bits, m);
-            for (; nz; nz &= nz - 1) {
-                uint32_t k = (uint32_t)__builtin_ctz(nz);
-                seen = contains_verify(c, text, len, j + (size_t)h * 32 + k, bits[k], seen, fn, ctx);
-            }
-        }
+        seen = contains_report(c, text, len, j, m0, block_nonzero(m0), seen, fn, ctx);
+        seen = contains_report(c, text, len, j + 32, m1, block_nonzero(m1), seen, fn, ctx);
     }
     for (; j + 33 <= len; j += 32) {
         __m256i m = contains_block(t + j, lo0, hi0, lo1, hi1);
-        uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
-        if (MAMORI_LIKELY(!nz)) continue;
-        _mm256_storeu_si256((__m256i *)bits, m);
-        for (; nz; nz &= nz - 1) {
-            uint32_t k = (uint32_t)__builtin_ctz(nz);
-            seen = contains_verify(c, text, len, j + k, bits[k], seen, fn, ctx);
-        }
+        uint32_t nz = block_nonzero(m);
+        if (MAMORI_UNLIKELY(nz)) seen = contains_report(c, text, len, j, m, nz, seen, fn, ctx);
     }
     if (j + 1 >= len) return;
-    /* the last positions (fewer than 32): the rest of the value, zero padded */
-    uint8_t pad[64];
-    _mm256_storeu_si256((__m256i *)(pad + 32), zero);
-    _mm256_storeu_si256((__m256i *)pad, zero);
-    memcpy(pad, t + j, len - j);
-    __m256i m = contains_block(pad, lo0, hi0, lo1, hi1);
-    uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
-    nz &= (uint32_t)(((uint64_t)1 << (len - 1 - j)) - 1); /* pairs inside the value */
-    if (!nz) return;
-    _mm256_storeu_si256((__m256i *)bits, m);
-    for (; nz; nz &= nz - 1) {
-        uint32_t k = (uint32_t)__builtin_ctz(nz);
-        seen = contains_verify(c, text, len, j + k, bits[k], seen, fn, ctx);
+    if (j) {
+        /* the last positions of a long value: its last 33 bytes, the pairs already filtered
+         * (before j) masked off (0 < j - at < 32: the loops stop at the first j > len - 33) */
+        size_t at = len - 33;
+        __m256i m = contains_block(t + at, lo0, hi0, lo1, hi1);
+        uint32_t nz = block_nonzero(m) & (~0u << (j - at));
+        if (nz) contains_report(c, text, len, at, m, nz, seen, fn, ctx);
+        return;
     }
+    /* a value shorter than 33 bytes: zero padded */
+    uint8_t pad[64];
+    _mm256_storeu_si256((__m256i *)(pad + 32), _mm256_setzero_si256());
+    _mm256_storeu_si256((__m256i *)pad, _mm256_setzero_si256());
+    memcpy(pad, t, len);
+    __m256i m = contains_block(pad, lo0, hi0, lo1, hi1);
+    uint32_t nz = block_nonzero(m) & (uint32_t)(((uint64_t)1 << (len - 1)) - 1); /* pairs inside the value */
+    if (nz) contains_report(c, text, len, 0, m, nz, seen, fn, ctx);
 }
 #endif
 

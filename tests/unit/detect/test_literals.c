@@ -275,8 +275,9 @@ static void test_contains_sets_match_reference(void **state)
 }
 
 /* A contains literal at every offset of values of every length up to 3 blocks of 64 (the
- * AVX2 filter tests two 32-byte blocks at once, then single blocks, then the zero-padded
- * tail): found wherever it starts, including pairs straddling the block edges. */
+ * AVX2 filter tests two 32-byte blocks at once, then single blocks, then the value's last 33
+ * bytes, or a zero-padded copy of a value shorter than that): found wherever it starts,
+ * including pairs straddling the block edges. */
 static void test_contains_every_offset(void **state)
 {
     (void)state;
@@ -301,11 +302,67 @@ static void test_contains_every_offset(void **state)
     harness_fini(&h);
 }
 
+/* Keywords over an event's values joined (detect/scan.c), one of them long (up to 5000 bytes,
+ * the contains filter's last block overlapping the blocks before it): found at every offset,
+ * by the literal set ('zq7') and by Hyperscan ('ab*cd'), and never across two values. */
+static void long_value_event(char *json, size_t size, const char *command_line)
+{
+    snprintf(json, size,
+             "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+             "\"EventData\":{\"Description\":\"short one\",\"CommandLine\":\"%s\",\"User\":\"u\"}}}",
+             command_line);
+}
+
+static void test_keywords_in_long_values(void **state)
+{
+    (void)state;
+    harness lit, hs;
+    harness_init(&lit, "title: t\nid: r1\nlogsource:\n    product: windows\n"
+                       "detection:\n    keywords:\n        - 'zq7'\n    condition: keywords\n");
+    harness_init(&hs, "title: t\nid: r1\nlogsource:\n    product: windows\n"
+                      "detection:\n    keywords:\n        - 'ab*cd'\n    condition: keywords\n");
+    harness_expect_loaded(&lit, 1);
+    harness_expect_loaded(&hs, 1);
+    static char value[6000], json[6400];
+    static const size_t lens[] = {240, 255, 256, 257, 258, 288, 289, 290, 320, 321, 333, 1000, 5000};
+    for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+        size_t len = lens[l];
+        for (size_t pos = 0; pos + 3 <= len; pos += pos < 40 || pos + 40 > len ? 1 : 37) {
+            memset(value, 'a', len);
+            value[len] = '\0';
+            memcpy(value + pos, pos % 2 ? "ZQ7" : "zq7", 3);
+            long_value_event(json, sizeof json, value);
+            if (!harness_fires(&lit, json)) fail_msg("zq7: len %zu pos %zu", len, pos);
+            memcpy(value + pos, "abcd", pos + 4 <= len ? 4 : 3);
+            long_value_event(json, sizeof json, value);
+            if (harness_fires(&hs, json) != (pos + 4 <= len)) fail_msg("ab*cd: len %zu pos %zu", len, pos);
+        }
+        /* the halves in two values, long and short either way round: no match */
+        memset(value, 'x', len);
+        value[len] = '\0';
+        memcpy(value + len - 2, "ab", 2);
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"cd zq\",\"User\":\"7\"}}}",
+                 value);
+        if (harness_fires(&hs, json) || harness_fires(&lit, json)) fail_msg("across values: len %zu", len);
+        value[len - 2] = 'z', value[len - 1] = 'q';
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"ParentCommandLine\":\"xx ab\",\"CommandLine\":\"cd%s\",\"Image\":\"7 x\"}}}",
+                 value);
+        if (harness_fires(&hs, json) || harness_fires(&lit, json)) fail_msg("across values, short first: len %zu", len);
+    }
+    harness_fini(&lit);
+    harness_fini(&hs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contains_sets_match_reference),
         cmocka_unit_test(test_contains_every_offset),
+        cmocka_unit_test(test_keywords_in_long_values),
         cmocka_unit_test(test_literals_match_reference),
         cmocka_unit_test(test_literal_key_lengths),
     };
