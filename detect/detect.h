@@ -256,4 +256,11 @@ void detect_worker_stats_get(const detect_worker *w, detect_worker_stats *out);
 void detect_profile_print(const detect_ruleset *rs, FILE *out);
 #endif
 
+#ifdef DETECT_AB
+/* Tuning builds only (-DDETECT_AB): which of two variants of a change under test runs, 0 or
+ * 1 (DETECT_AB_PICK in detect/internal.h). `bench_detect_bench --ab` times both on the same
+ * batches (docs/detection.md §10.15). Process-wide; not thread-safe. */
+extern int detect_ab_variant;
+#endif
+
 #endif

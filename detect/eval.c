@@ -12,6 +12,10 @@
 
 detect_worker *detect_worker_create(void) { return mamori_xcalloc(1, sizeof(detect_worker)); }
 
+#ifdef DETECT_AB
+int detect_ab_variant;
+#endif
+
 void detect_worker_set_warm(detect_worker *w, bool warm) { w->warm = warm; }
 
 void detect_worker_destroy(detect_worker *w)

@@ -28,6 +28,15 @@
 #define DETECT_CONDITION_BYTES_MAX 8192
 #define DETECT_IDENTIFIERS_MAX 4096   /* search identifiers of one rule */
 #define DETECT_NONE UINT32_MAX
+
+/* A change under test: the code of variant a, or in a tuning build (-DDETECT_AB) the variant
+ * detect_ab_variant picks, so that one process times both on the same events (detect.h). */
+#ifdef DETECT_AB
+#define DETECT_AB_PICK(a, b) (detect_ab_variant ? (b) : (a))
+#else
+#define DETECT_AB_PICK(a, b) (a)
+#endif
+
 #define DETECT_KEYWORD_SEPARATOR 0xFF /* never in UTF-8 text: joins values for one keyword scan */
 /* Events scanned together (detect_eval_batch's chunks): large enough that each deferred
  * database is scanned for many events at once, small enough that a chunk's events are still

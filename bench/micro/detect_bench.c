@@ -6,9 +6,10 @@
  * (c) parse + normalize + detect end to end on the OTRF lines. Prints the rule-set compile
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
  * time. The end-to-end line writes the canonical JSON of alerting events only, as mamorictl
- * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e] [--rules DIR]…
+ * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--rules DIR]…
  * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf, and its read floor: the
- * same events' fields and texts read once, no detection). */
+ * same events' fields and texts read once, no detection; `ab`: a tuning build's two variants
+ * side by side, bench_ab). */
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
@@ -204,6 +205,26 @@ static void bench_read_floor(const char *name, const struct events *e)
            t / (double)e->count * 1e9, (unsigned long long)(sum & 0xff));
 }
 
+/* Parses and normalizes the lines from *i on into batch (at most E2E_BATCH events; rejected
+ * lines skipped), advancing *i. Returns the number of events. */
+static size_t normalize_batch(json_parser *p, normalizer *n, arena *a, const struct lines *l, size_t *i,
+                              mamori_event *batch)
+{
+    static const event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
+                                      .received_us = 1714566896000000LL};
+    arena_reset(a);
+    size_t k = 0;
+    for (; k < E2E_BATCH && *i < l->count; (*i)++) {
+        json_value *v = arena_alloc(a, sizeof *v);
+        json_error err;
+        char why[128];
+        if (json_parse(p, a, l->text[*i], l->len[*i], v, &err) == 0 &&
+            normalize_event(n, a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)k, &batch[k], why, sizeof why) == 0)
+            k++;
+    }
+    return k;
+}
+
 /* Detection right after normalization, batch by batch (as the consumer sees events: still in
  * cache): normalize 256 lines untimed, then time detect_eval over them. */
 static void bench_warm(const char *name, detect_ruleset *rs, const struct lines *l)
@@ -218,22 +239,11 @@ static void bench_warm(const char *name, detect_ruleset *rs, const struct lines 
         detect_worker_set_warm(w, true); /* each batch was just normalized */
         arena a;
         arena_init(&a, 16u << 20);
-        event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
-                             .received_us = 1714566896000000LL};
         static mamori_event batch[E2E_BATCH];
         double t = 0;
         alerts = events = 0;
         for (size_t i = 0; i < l->count;) {
-            arena_reset(&a);
-            size_t k = 0;
-            for (; k < E2E_BATCH && i < l->count; i++) {
-                json_value *v = arena_alloc(&a, sizeof *v);
-                json_error err;
-                char why[128];
-                if (json_parse(p, &a, l->text[i], l->len[i], v, &err) == 0 &&
-                    normalize_event(n, &a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)k, &batch[k], why, sizeof why) == 0)
-                    k++;
-            }
+            size_t k = normalize_batch(p, n, &a, l, &i, batch);
             double t0 = cpu_s();
             detect_eval_batch(w, batch, k, count_match, &alerts);
             t += cpu_s() - t0;
@@ -250,6 +260,74 @@ static void bench_warm(const char *name, detect_ruleset *rs, const struct lines 
     printf("%-34s %10.0f events/s %8.0f ns/event  %zu events, %zu alerts\n", name, (double)events / t,
            t / (double)events * 1e9, events, alerts);
 }
+
+#ifdef DETECT_AB
+/* Two variants of a change under test (DETECT_AB_PICK, detect/internal.h) timed in one
+ * process on the same batches, so that a noisy host slows both alike: per batch, warm — each
+ * variant right after the batch is normalized (again for the second), the order alternating
+ * from batch to batch; cold — the pre-normalized events in two passes, batches alternating
+ * between the variants and swapped in the second pass. Prints each variant's time and the
+ * ratio 1/0 (below 1: variant 1 is faster) and checks both raise the same alerts. */
+static void ab_print(const char *name, const double t[2], const size_t alerts[2], size_t events)
+{
+    printf("%-34s variant 0 %6.0f ns/event, variant 1 %6.0f ns/event, ratio 1/0 %.4f  %zu events, alerts %zu / %zu%s\n",
+           name, t[0] / (double)events * 1e9, t[1] / (double)events * 1e9, t[1] / t[0], events, alerts[0], alerts[1],
+           alerts[0] == alerts[1] ? "" : "  DIFFERENT ALERTS");
+}
+
+static void bench_ab(detect_ruleset *rs, const struct lines *l, const struct events *e)
+{
+    double t[2] = {0, 0};
+    size_t alerts[2] = {0, 0}, events = 0;
+    for (int r = 0; r < RUNS; r++) {
+        json_parser *p = json_parser_create();
+        normalizer *n = normalizer_create();
+        detect_worker *w = detect_worker_create();
+        if (detect_worker_bind(w, rs)) abort();
+        detect_worker_set_warm(w, true);
+        arena a;
+        arena_init(&a, 16u << 20);
+        static mamori_event batch[E2E_BATCH];
+        size_t nb = 0;
+        for (size_t i = 0; i < l->count; nb++) {
+            size_t from = i, k = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                i = from;
+                k = normalize_batch(p, n, &a, l, &i, batch);
+                detect_ab_variant = pass ^ (int)(nb & 1);
+                double t0 = cpu_s();
+                detect_eval_batch(w, batch, k, count_match, &alerts[detect_ab_variant]);
+                t[detect_ab_variant] += cpu_s() - t0;
+            }
+            events += k;
+        }
+        arena_fini(&a);
+        detect_worker_destroy(w);
+        normalizer_destroy(n);
+        json_parser_destroy(p);
+    }
+    ab_print("A/B  otrf, warm batches", t, alerts, events);
+
+    t[0] = t[1] = 0;
+    alerts[0] = alerts[1] = events = 0;
+    for (int r = 0; r < RUNS; r++) {
+        detect_worker *w = detect_worker_create();
+        if (detect_worker_bind(w, rs)) abort();
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0, nb = 0; i < e->count; i += E2E_BATCH, nb++) {
+                size_t k = MAMORI_MIN((size_t)E2E_BATCH, e->count - i);
+                detect_ab_variant = pass ^ (int)(nb & 1);
+                double t0 = cpu_s();
+                detect_eval_batch(w, e->ev + i, k, count_match, &alerts[detect_ab_variant]);
+                t[detect_ab_variant] += cpu_s() - t0;
+            }
+        events += e->count;
+        detect_worker_destroy(w);
+    }
+    ab_print("A/B  otrf, cold (pre-normalized)", t, alerts, events);
+    detect_ab_variant = 0;
+}
+#endif
 
 /* As mamorictl scan: the canonical JSON of an event is written only when it raises an alert. */
 struct e2e_ctx {
@@ -328,10 +406,16 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) RUNS = atoi(argv[++i]) > 0 && atoi(argv[i]) <= RUNS_MAX ? atoi(argv[i]) : 5;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc && rule_dir_count < 16) rule_dirs[rule_dir_count++] = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e] [--rules DIR]…\n", argv[0]);
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--rules DIR]…\n", argv[0]);
             return 2;
         }
     }
+#ifndef DETECT_AB
+    if (only && !strcmp(only, "ab")) {
+        fprintf(stderr, "--only ab: this build has no variants to compare (configure with -DCMAKE_C_FLAGS=-DDETECT_AB)\n");
+        return 2;
+    }
+#endif
     static char defaults[3][1024];
     if (rule_dir_count == 0) {
         const char *sub[] = {"rules", "rules-emerging-threats", "rules-threat-hunting"};
@@ -359,7 +443,7 @@ int main(int argc, char **argv)
 
     bool batch_only = only && !strcmp(only, "batch");
     if (batch_only) only = "otrf";
-    if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm")) {
+    if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm") || !strcmp(only, "ab")) {
         struct lines otrf = {0};
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/otrf", MAMORI_DATA_DIR);
@@ -388,6 +472,17 @@ int main(int argc, char **argv)
 #endif
         }
         if (!only || !strcmp(only, "e2e")) bench_e2e("parse+normalize+detect  otrf", rs, &otrf);
+#ifdef DETECT_AB
+        if (only && !strcmp(only, "ab")) {
+            arena a;
+            arena_init(&a, 64u << 20);
+            struct events e = {0};
+            normalize_all(&otrf, &a, &e);
+            bench_ab(rs, &otrf, &e);
+            free(e.ev);
+            arena_fini(&a);
+        }
+#endif
     }
     if (!only || !strcmp(only, "ecs")) {
         struct lines ecs = {0};
