@@ -3,7 +3,7 @@
  * per line, pretty-printed, or a top-level array of objects), normalizes each event as the
  * server does (tenant "offline", agent "scan"), evaluates every rule, writes one NDJSON
  * alert per match to stdout and a summary to stderr. One worker, one thread; events are
- * normalized and detected in batches of 256 and the arena is reset after each batch, so
+ * normalized and detected in batches of 64 and the arena is reset after each batch, so
  * memory stays flat however large the input. Correlation rules (detect/correlate.h) see the
  * matches of their base rules after the whole input was read, sorted by event time, so
  * they fire as on a stream where nothing arrives late; only those matches are kept. */
@@ -31,7 +31,11 @@
 #define SCAN_AGENT "scan"
 #define OUTPUT_FLUSH_BYTES (256 * 1024)
 #define REJECT_WARNINGS_MAX 10
-#define SCAN_BATCH_EVENTS 256 /* normalized together, then detected together */
+/* Events normalized together, then detected together. 64 OTRF events (~350 KB of DOM,
+ * texts and fields) stay in L2 until detection reads them; with 256 (~1.4 MB) detection
+ * took their misses: 6-8% slower, 2-4% end to end (bench_detect_bench --only ab --ab-batch
+ * 256, docs/detection.md §10.15). */
+#define SCAN_BATCH_EVENTS 64
 /* The batch arena's first chunk: 256 OTRF lines take ~2 MB of DOM, decoded strings and
  * fields; a chunk overflowing it is freed on every reset (core/arena.c), so a smaller one
  * made every batch allocate, fault in and free ~2 MB again. */

@@ -1,15 +1,16 @@
 /* bench/micro/detect_bench.c — detection throughput on one core with the whole SigmaHQ rule
  * set: (a) every OTRF recording (zips under MAMORI_DATA_DIR/otrf, NXLog lines, normalized
  * once with format auto, then detect_eval timed alone over all of them: events cold in
- * memory), (a') the same with detect_eval timed right after each 256-event batch is
- * normalized (events warm, as a consumer sees them), (b) synthetic ECS process events,
+ * memory), (a') the same with detect_eval timed right after each batch is normalized (events
+ * warm, as mamorictl scan sees them; --batch events, default 64), (b) synthetic ECS process events,
  * (c) parse + normalize + detect end to end on the OTRF lines. Prints the rule-set compile
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
  * time. The end-to-end line writes the canonical JSON of alerting events only, as mamorictl
- * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--rules DIR]…
+ * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N]
+ * [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--rules DIR]…
  * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf, and its read floor: the
- * same events' fields and texts read once, no detection; `ab`: a tuning build's two variants
- * side by side, bench_ab). */
+ * same events' fields and texts read once, no detection; `ab`: two variants timed on the same
+ * batches, bench_ab: a -DDETECT_AB build's code variants, or --ab-batch's batch size). */
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
@@ -25,7 +26,13 @@
 
 static int RUNS = 5; /* --runs */
 #define RUNS_MAX 100
-#define E2E_BATCH 256
+/* Events normalized, then detected together in the warm and end-to-end lines: as mamorictl
+ * scan (cli/cmd_scan.c SCAN_BATCH_EVENTS) unless --batch says otherwise. */
+static size_t WARM_BATCH = 64;
+#define BATCH_MAX 1024
+/* Events per detect_eval_batch call in the cold lines (pre-normalized events, as a consumer
+ * reads them off the bus). */
+#define COLD_BATCH 256
 
 static double cpu_s(void)
 {
@@ -133,8 +140,8 @@ static void bench_detect(const char *name, detect_ruleset *rs, const struct even
         alerts = 0;
         double t0 = cpu_s();
         if (batched) {
-            for (size_t i = 0; i < e->count; i += E2E_BATCH)
-                detect_eval_batch(w, e->ev + i, MAMORI_MIN((size_t)E2E_BATCH, e->count - i), count_match, &alerts);
+            for (size_t i = 0; i < e->count; i += COLD_BATCH)
+                detect_eval_batch(w, e->ev + i, MAMORI_MIN((size_t)COLD_BATCH, e->count - i), count_match, &alerts);
         } else {
             for (size_t i = 0; i < e->count; i++) {
                 const detect_match *m;
@@ -205,16 +212,16 @@ static void bench_read_floor(const char *name, const struct events *e)
            t / (double)e->count * 1e9, (unsigned long long)(sum & 0xff));
 }
 
-/* Parses and normalizes the lines from *i on into batch (at most E2E_BATCH events; rejected
- * lines skipped), advancing *i. Returns the number of events. */
+/* Parses and normalizes the lines from *i on into batch (at most size events; rejected lines
+ * skipped), advancing *i. Returns the number of events. */
 static size_t normalize_batch(json_parser *p, normalizer *n, arena *a, const struct lines *l, size_t *i,
-                              mamori_event *batch)
+                              mamori_event *batch, size_t size)
 {
     static const event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
                                       .received_us = 1714566896000000LL};
     arena_reset(a);
     size_t k = 0;
-    for (; k < E2E_BATCH && *i < l->count; (*i)++) {
+    for (; k < size && *i < l->count; (*i)++) {
         json_value *v = arena_alloc(a, sizeof *v);
         json_error err;
         char why[128];
@@ -225,8 +232,8 @@ static size_t normalize_batch(json_parser *p, normalizer *n, arena *a, const str
     return k;
 }
 
-/* Detection right after normalization, batch by batch (as the consumer sees events: still in
- * cache): normalize 256 lines untimed, then time detect_eval over them. */
+/* Detection right after normalization, batch by batch (as mamorictl scan sees events: still
+ * in cache): normalize --batch lines untimed, then time detect_eval over them. */
 static void bench_warm(const char *name, detect_ruleset *rs, const struct lines *l)
 {
     double secs[RUNS_MAX];
@@ -239,11 +246,11 @@ static void bench_warm(const char *name, detect_ruleset *rs, const struct lines 
         detect_worker_set_warm(w, true); /* each batch was just normalized */
         arena a;
         arena_init(&a, 16u << 20);
-        static mamori_event batch[E2E_BATCH];
+        static mamori_event batch[BATCH_MAX];
         double t = 0;
         alerts = events = 0;
         for (size_t i = 0; i < l->count;) {
-            size_t k = normalize_batch(p, n, &a, l, &i, batch);
+            size_t k = normalize_batch(p, n, &a, l, &i, batch, WARM_BATCH);
             double t0 = cpu_s();
             detect_eval_batch(w, batch, k, count_match, &alerts);
             t += cpu_s() - t0;
@@ -261,13 +268,22 @@ static void bench_warm(const char *name, detect_ruleset *rs, const struct lines 
            t / (double)events * 1e9, events, alerts);
 }
 
+/* ---- A/B: two variants timed in one process on the same events ------------------------ */
+
+/* Variant 1 of `--only ab` normalizes and detects in batches of this many events instead of
+ * --batch (0: the same batches; the variants differ by code, DETECT_AB_PICK in a -DDETECT_AB
+ * build). */
+static size_t AB_BATCH = 0; /* --ab-batch */
+
+static void ab_variant(int v)
+{
 #ifdef DETECT_AB
-/* Two variants of a change under test (DETECT_AB_PICK, detect/internal.h) timed in one
- * process on the same batches, so that a noisy host slows both alike: per batch, warm — each
- * variant right after the batch is normalized (again for the second), the order alternating
- * from batch to batch; cold — the pre-normalized events in two passes, batches alternating
- * between the variants and swapped in the second pass. Prints each variant's time and the
- * ratio 1/0 (below 1: variant 1 is faster) and checks both raise the same alerts. */
+    detect_ab_variant = AB_BATCH ? 0 : v;
+#else
+    (void)v;
+#endif
+}
+
 static void ab_print(const char *name, const double t[2], const size_t alerts[2], size_t events)
 {
     printf("%-34s variant 0 %6.0f ns/event, variant 1 %6.0f ns/event, ratio 1/0 %.4f  %zu events, alerts %zu / %zu%s\n",
@@ -275,59 +291,75 @@ static void ab_print(const char *name, const double t[2], const size_t alerts[2]
            alerts[0] == alerts[1] ? "" : "  DIFFERENT ALERTS");
 }
 
+/* Two variants timed in one process on the same lines, so that a noisy host slows both alike:
+ * each group of AB_GROUP lines is parsed, normalized and detected batch by batch by one
+ * variant, then again by the other, the order alternating from group to group. Two lines:
+ * detection alone (warm), and parse + normalize + detect (canonical JSON deferred as in
+ * mamorictl scan, and not written). Then cold: the pre-normalized events in two passes of COLD_BATCH-event
+ * batches alternating between the variants, swapped in the second pass. Prints each
+ * variant's time, the ratio 1/0 (below 1: variant 1 is faster), and both alert counts. */
+#define AB_GROUP 1024
 static void bench_ab(detect_ruleset *rs, const struct lines *l, const struct events *e)
 {
-    double t[2] = {0, 0};
+    double warm[2] = {0, 0}, e2e[2] = {0, 0};
     size_t alerts[2] = {0, 0}, events = 0;
     for (int r = 0; r < RUNS; r++) {
         json_parser *p = json_parser_create();
         normalizer *n = normalizer_create();
+        normalizer_set_defer_json(n, true);
         detect_worker *w = detect_worker_create();
         if (detect_worker_bind(w, rs)) abort();
         detect_worker_set_warm(w, true);
         arena a;
         arena_init(&a, 16u << 20);
-        static mamori_event batch[E2E_BATCH];
-        size_t nb = 0;
-        for (size_t i = 0; i < l->count; nb++) {
-            size_t from = i, k = 0;
+        static mamori_event batch[BATCH_MAX];
+        for (size_t from = 0, group = 0; from < l->count; from += AB_GROUP, group++) {
+            struct lines part = *l;
+            part.count = MAMORI_MIN(l->count, from + AB_GROUP);
             for (int pass = 0; pass < 2; pass++) {
-                i = from;
-                k = normalize_batch(p, n, &a, l, &i, batch);
-                detect_ab_variant = pass ^ (int)(nb & 1);
+                int v = pass ^ (int)(group & 1);
+                size_t size = v && AB_BATCH ? AB_BATCH : WARM_BATCH;
+                ab_variant(v);
                 double t0 = cpu_s();
-                detect_eval_batch(w, batch, k, count_match, &alerts[detect_ab_variant]);
-                t[detect_ab_variant] += cpu_s() - t0;
+                for (size_t i = from; i < part.count;) {
+                    size_t k = normalize_batch(p, n, &a, &part, &i, batch, size);
+                    double t1 = cpu_s();
+                    detect_eval_batch(w, batch, k, count_match, &alerts[v]);
+                    warm[v] += cpu_s() - t1;
+                    if (!pass) events += k;
+                }
+                e2e[v] += cpu_s() - t0;
             }
-            events += k;
         }
         arena_fini(&a);
         detect_worker_destroy(w);
         normalizer_destroy(n);
         json_parser_destroy(p);
     }
-    ab_print("A/B  otrf, warm batches", t, alerts, events);
+    ab_print("A/B  otrf, warm batches", warm, alerts, events);
+    ab_print("A/B  otrf, parse+normalize+detect", e2e, alerts, events);
+    if (AB_BATCH) return; /* cold batches are not the caller's to size */
 
-    t[0] = t[1] = 0;
+    double cold[2] = {0, 0};
     alerts[0] = alerts[1] = events = 0;
     for (int r = 0; r < RUNS; r++) {
         detect_worker *w = detect_worker_create();
         if (detect_worker_bind(w, rs)) abort();
         for (int pass = 0; pass < 2; pass++)
-            for (size_t i = 0, nb = 0; i < e->count; i += E2E_BATCH, nb++) {
-                size_t k = MAMORI_MIN((size_t)E2E_BATCH, e->count - i);
-                detect_ab_variant = pass ^ (int)(nb & 1);
+            for (size_t i = 0, nb = 0; i < e->count; i += COLD_BATCH, nb++) {
+                size_t k = MAMORI_MIN((size_t)COLD_BATCH, e->count - i);
+                int v = pass ^ (int)(nb & 1);
+                ab_variant(v);
                 double t0 = cpu_s();
-                detect_eval_batch(w, e->ev + i, k, count_match, &alerts[detect_ab_variant]);
-                t[detect_ab_variant] += cpu_s() - t0;
+                detect_eval_batch(w, e->ev + i, k, count_match, &alerts[v]);
+                cold[v] += cpu_s() - t0;
             }
         events += e->count;
         detect_worker_destroy(w);
     }
-    ab_print("A/B  otrf, cold (pre-normalized)", t, alerts, events);
-    detect_ab_variant = 0;
+    ab_print("A/B  otrf, cold (pre-normalized)", cold, alerts, events);
+    ab_variant(0);
 }
-#endif
 
 /* As mamorictl scan: the canonical JSON of an event is written only when it raises an alert. */
 struct e2e_ctx {
@@ -360,24 +392,13 @@ static void bench_e2e(const char *name, detect_ruleset *rs, const struct lines *
         detect_worker_set_warm(w, true); /* as mamorictl scan */
         arena a;
         arena_init(&a, 16u << 20);
-        event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
-                             .received_us = 1714566896000000LL};
         alerts = 0;
-        static mamori_event batch[E2E_BATCH];
+        static mamori_event batch[BATCH_MAX];
         normalizer_set_defer_json(n, true);
         struct e2e_ctx ctx = {.n = n, .a = &a, .batch = batch};
         double t0 = cpu_s();
-        for (size_t i = 0; i < l->count;) { /* as mamorictl scan does: batches of 256 */
-            arena_reset(&a);
-            size_t k = 0;
-            for (; k < E2E_BATCH && i < l->count; i++) {
-                json_value *v = arena_alloc(&a, sizeof *v);
-                json_error err;
-                char why[128];
-                if (json_parse(p, &a, l->text[i], l->len[i], v, &err) == 0 &&
-                    normalize_event(n, &a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)k, &batch[k], why, sizeof why) == 0)
-                    k++;
-            }
+        for (size_t i = 0; i < l->count;) { /* as mamorictl scan does: batches of --batch */
+            size_t k = normalize_batch(p, n, &a, l, &i, batch, WARM_BATCH);
             detect_eval_batch(w, batch, k, e2e_match, &ctx);
         }
         double t = cpu_s() - t0;
@@ -405,14 +426,21 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) RUNS = atoi(argv[++i]) > 0 && atoi(argv[i]) <= RUNS_MAX ? atoi(argv[i]) : 5;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc && rule_dir_count < 16) rule_dirs[rule_dir_count++] = argv[++i];
+        else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--ab-batch")) && i + 1 < argc &&
+                 strtoull(argv[i + 1], NULL, 10) >= 1 && strtoull(argv[i + 1], NULL, 10) <= BATCH_MAX)
+            *(!strcmp(argv[i], "--batch") ? &WARM_BATCH : &AB_BATCH) = strtoull(argv[i + 1], NULL, 10), i++;
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--rules DIR]…\n", argv[0]);
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--rules DIR]…\n"
+                            "  --batch N: events per batch of the warm and e2e lines (1-%d, default 64, as mamorictl scan)\n"
+                            "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n",
+                    argv[0], BATCH_MAX);
             return 2;
         }
     }
 #ifndef DETECT_AB
-    if (only && !strcmp(only, "ab")) {
-        fprintf(stderr, "--only ab: this build has no variants to compare (configure with -DCMAKE_C_FLAGS=-DDETECT_AB)\n");
+    if (only && !strcmp(only, "ab") && !AB_BATCH) {
+        fprintf(stderr, "--only ab: this build has no code variants to compare (configure with "
+                        "-DCMAKE_C_FLAGS=-DDETECT_AB), and --ab-batch is not given\n");
         return 2;
     }
 #endif
@@ -472,7 +500,6 @@ int main(int argc, char **argv)
 #endif
         }
         if (!only || !strcmp(only, "e2e")) bench_e2e("parse+normalize+detect  otrf", rs, &otrf);
-#ifdef DETECT_AB
         if (only && !strcmp(only, "ab")) {
             arena a;
             arena_init(&a, 64u << 20);
@@ -482,7 +509,6 @@ int main(int argc, char **argv)
             free(e.ev);
             arena_fini(&a);
         }
-#endif
     }
     if (!only || !strcmp(only, "ecs")) {
         struct lines ecs = {0};
