@@ -33,8 +33,8 @@
 #define REJECT_WARNINGS_MAX 10
 /* Events normalized together, then detected together. 64 OTRF events (~350 KB of DOM,
  * texts and fields) stay in L2 until detection reads them; with 256 (~1.4 MB) detection
- * took their misses: 6-8% slower, 2-4% end to end (bench_detect_bench --only ab --ab-batch
- * 256, docs/detection.md §10.15). */
+ * took their misses: 6-13% slower, 2-6% end to end (bench_detect_bench --only ab
+ * --ab-batch 256, docs/detection.md §10.15). */
 #define SCAN_BATCH_EVENTS 64
 /* The batch arena's first chunk: 256 OTRF lines take ~2 MB of DOM, decoded strings and
  * fields; a chunk overflowing it is freed on every reset (core/arena.c), so a smaller one

@@ -258,7 +258,7 @@ void detect_profile_print(const detect_ruleset *rs, FILE *out);
 
 #ifdef DETECT_AB
 /* Tuning builds only (-DDETECT_AB): which of two variants of a change under test runs, 0 or
- * 1 (DETECT_AB_PICK in detect/internal.h). `bench_detect_bench --ab` times both on the same
+ * 1 (DETECT_AB_PICK in detect/internal.h). `bench_detect_bench --only ab` times both on the same
  * batches (docs/detection.md §10.15). Process-wide; not thread-safe. */
 extern int detect_ab_variant;
 #endif
