@@ -100,23 +100,28 @@ struct events {
     size_t rejected;
 };
 
+/* Parses and normalizes one line into *out (event index `index`, in arena a); false when the
+ * line is not valid JSON or the normalizer rejects it. */
+static bool normalize_line(json_parser *p, normalizer *n, arena *a, const struct lines *l, size_t i, uint32_t index,
+                           mamori_event *out)
+{
+    static const event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
+                                      .received_us = 1714566896000000LL};
+    json_value *v = arena_alloc(a, sizeof *v);
+    json_error err;
+    char why[128];
+    return json_parse(p, a, l->text[i], l->len[i], v, &err) == 0 &&
+           normalize_event(n, a, EVENT_FORMAT_AUTO, v, &stamp, index, out, why, sizeof why) == 0;
+}
+
 static void normalize_all(const struct lines *l, arena *a, struct events *out)
 {
     json_parser *p = json_parser_create();
     normalizer *n = normalizer_create();
-    event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
-                         .received_us = 1714566896000000LL};
     out->ev = calloc(l->count ? l->count : 1, sizeof *out->ev);
     for (size_t i = 0; i < l->count; i++) {
-        json_value *v = arena_alloc(a, sizeof *v);
-        json_error err;
-        char why[128];
-        if (json_parse(p, a, l->text[i], l->len[i], v, &err) != 0 ||
-            normalize_event(n, a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)i, &out->ev[out->count], why, sizeof why) != 0) {
-            out->rejected++;
-            continue;
-        }
-        out->count++;
+        if (normalize_line(p, n, a, l, i, (uint32_t)i, &out->ev[out->count])) out->count++;
+        else out->rejected++;
     }
     normalizer_destroy(n);
     json_parser_destroy(p);
@@ -217,18 +222,10 @@ static void bench_read_floor(const char *name, const struct events *e)
 static size_t normalize_batch(json_parser *p, normalizer *n, arena *a, const struct lines *l, size_t *i,
                               mamori_event *batch, size_t size)
 {
-    static const event_stamp stamp = {.tenant = "bench", .agent_id = "agent-0001", .agent_hash = 1, .seq = 1,
-                                      .received_us = 1714566896000000LL};
     arena_reset(a);
     size_t k = 0;
-    for (; k < size && *i < l->count; (*i)++) {
-        json_value *v = arena_alloc(a, sizeof *v);
-        json_error err;
-        char why[128];
-        if (json_parse(p, a, l->text[*i], l->len[*i], v, &err) == 0 &&
-            normalize_event(n, a, EVENT_FORMAT_AUTO, v, &stamp, (uint32_t)k, &batch[k], why, sizeof why) == 0)
-            k++;
-    }
+    for (; k < size && *i < l->count; (*i)++)
+        if (normalize_line(p, n, a, l, *i, (uint32_t)k, &batch[k])) k++;
     return k;
 }
 
@@ -436,6 +433,10 @@ int main(int argc, char **argv)
                     argv[0], BATCH_MAX);
             return 2;
         }
+    }
+    if (AB_BATCH && !(only && !strcmp(only, "ab"))) {
+        fprintf(stderr, "--ab-batch: only with --only ab\n");
+        return 2;
     }
 #ifndef DETECT_AB
     if (only && !strcmp(only, "ab") && !AB_BATCH) {
