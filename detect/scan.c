@@ -231,10 +231,19 @@ static ALWAYS_INLINE void join_field(detect_worker *w, const event_field *f)
 #ifndef PREFETCH_TEXT_BYTES
 #define PREFETCH_TEXT_BYTES 512 /* the hardware prefetcher follows longer texts */
 #endif
+/* The cache lines of ev's field array: the first in *first, their count returned. */
+static ALWAYS_INLINE uint32_t field_lines(const mamori_event *ev, const char **first)
+{
+    uintptr_t start = (uintptr_t)ev->fields & ~(uintptr_t)63;
+    uintptr_t end = (uintptr_t)ev->fields + (size_t)ev->field_count * sizeof *ev->fields;
+    *first = (const char *)start;
+    return (uint32_t)((end - start + 63) / 64);
+}
+
 static void prefetch_fields(const mamori_event *ev)
 {
-    const char *p = (const char *)ev->fields, *end = p + (size_t)ev->field_count * sizeof *ev->fields;
-    for (; p < end; p += 64) __builtin_prefetch(p);
+    const char *p;
+    for (uint32_t n = field_lines(ev, &p); n; n--, p += 64) __builtin_prefetch(p);
 }
 
 /* The first PREFETCH_TEXT_BYTES of a field's text (the keyword join reads them all), or its
@@ -541,13 +550,8 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n)
     for (uint32_t e = 0; e < n; e++) {
         if (cold) {
             for (; w->pf_lines; w->pf_lines--, w->pf_line += 64) __builtin_prefetch(w->pf_line);
-            if (e + PREFETCH_FIELDS_AHEAD < n) { /* its field array, a line per field listed */
-                const mamori_event *ahead = &events[e + PREFETCH_FIELDS_AHEAD];
-                uintptr_t first = (uintptr_t)ahead->fields & ~(uintptr_t)63;
-                uintptr_t end = (uintptr_t)ahead->fields + (size_t)ahead->field_count * sizeof *ahead->fields;
-                w->pf_line = (const char *)first;
-                w->pf_lines = (uint32_t)((end - first + 63) / 64);
-            }
+            if (e + PREFETCH_FIELDS_AHEAD < n) /* its field array, a line per field listed */
+                w->pf_lines = field_lines(&events[e + PREFETCH_FIELDS_AHEAD], &w->pf_line);
             prefetch_step(w, UINT32_MAX); /* what the walk of the last event left */
             if (e + PREFETCH_VALUES_AHEAD < n) {
                 w->pf_ev = &events[e + PREFETCH_VALUES_AHEAD];
