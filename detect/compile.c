@@ -22,18 +22,24 @@ static atomic_uint_fast64_t next_generation = 1;
 
 /* ---- interning ---------------------------------------------------------------------------------- */
 
-static uint32_t intern_path(builder *b, const char *s, size_t len)
+/* A path's id in the table, added on first sight. A static string (an ecs_map row's path,
+ * which is the very pointer the normalizer gives its mapped fields) is kept as it is, not
+ * copied: then an event field's path is often the table's own pointer, and the walk's checks
+ * (shape_matches) stop at comparing pointers. */
+static uint32_t intern_path_as(builder *b, const char *s, size_t len, bool is_static)
 {
     detect_ruleset *rs = b->rs;
     uint32_t id = strmap_get(&rs->path_index, s, len);
     if (id != DETECT_NONE) return id;
-    const char *copy = arena_strndup(&rs->mem, s, len);
+    const char *copy = is_static ? s : arena_strndup(&rs->mem, s, len);
     struct path p = {.str = copy, .len = (uint32_t)len, .hash = event_path_hash(copy, len), .db_first = 0, .db_count = 0};
     id = rs->path_count;
     VEC_PUSH(rs->paths, rs->path_count, b->path_cap, p);
     strmap_put(&rs->path_index, copy, len, id);
     return id;
 }
+
+static uint32_t intern_path(builder *b, const char *s, size_t len) { return intern_path_as(b, s, len, false); }
 
 static uint32_t intern_field(builder *b, const char *name, size_t len)
 {
@@ -508,7 +514,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     rs->row_path = mamori_xmalloc(ecs_map_count() * sizeof *rs->row_path);
     for (size_t i = 0; i < ecs_map_count(); i++) {
         const char *p = ecs_map_at(i)->ecs_path;
-        rs->row_path[i] = intern_path(&b, p, strlen(p));
+        rs->row_path[i] = intern_path_as(&b, p, strlen(p), true);
     }
 
     uint32_t live = 0;

@@ -531,9 +531,12 @@ struct ls_cache_entry {
     struct logsource_set ls;
 };
 
-/* Paths are short (a few words): compared inline, 8 bytes at a time. */
+/* Paths are short (a few words): compared inline, 8 bytes at a time. The same pointer is
+ * the common case: the table keeps ecs_map's own strings, which the normalizer gives mapped
+ * fields (compile.c, intern_path_as). */
 static inline bool path_equal(const char *a, const char *b, uint32_t len)
 {
+    if (a == b) return true;
     if (len < 8) return memcmp(a, b, len) == 0;
     uint64_t x, y;
     for (uint32_t i = 0; i + 8 < len; i += 8) {
