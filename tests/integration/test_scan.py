@@ -105,7 +105,13 @@ def test_all_cases_with_the_whole_rule_set():
     missing = [(f, rid) for f, (rid, want) in expect.items() if fired.get((f, rid), 0) < want]
     assert not missing, missing
     assert re.search(r"rules: \d+ loaded", err)
-    assert re.search(r"scan: \d+ events \(0 rejected\) from %d files, \d+ alerts, [0-9.]+ s, \d+ events/s" % len(files), err)
+    summary = re.search(r"scan: \d+ events \(0 rejected\) from %d files, \d+ alerts, [0-9.]+ s, \d+ events/s; "
+                        r"CPU ([0-9.]+) s \(([0-9.]+) s scanning, ([0-9.]+) s reading ahead\), \d+ events/s per core"
+                        % len(files), err)
+    assert summary, err
+    # the per-core figure counts the read-ahead thread's CPU with the scan thread's
+    total, scanning, ahead = (float(x) for x in summary.groups())
+    assert abs(total - scanning - ahead) <= 0.0015, summary.group(0)
 
 
 RULE = """title: Whoami
