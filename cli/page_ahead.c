@@ -11,7 +11,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 
-/* How much one call populates, and the nap when the window is full. */
+/* How much is read in per step (between looks at the scan's position and the stop flag),
+ * and the nap when the window is full. */
 #define PAGE_AHEAD_CHUNK ((size_t)2 << 20)
 #define PAGE_AHEAD_NAP_NS 1000000L
 
@@ -48,7 +49,7 @@ static void populate(const page_ahead *r, const char *p, size_t n)
 static void *page_ahead_main(void *arg)
 {
     page_ahead *r = arg;
-    size_t done = 0; /* [0, done) populated or passed by the scan; a multiple of the page size */
+    size_t done = 0; /* [0, done) read in or passed by the scan; a multiple of the page size */
     while (!atomic_load_explicit(&r->stop, memory_order_relaxed) && done < r->len) {
         size_t pos = atomic_load_explicit(&r->consumer, memory_order_relaxed);
         if (done < pos) done = pos - pos % r->page; /* the scan overtook: what it passed is in */
@@ -69,7 +70,7 @@ static void *page_ahead_main(void *arg)
 }
 
 /* Whether the page cache holds at least 9 in 10 of the pages of [base, base + len): then
- * the scan's own faults are cheaper than a thread reading ahead (§10.16). */
+ * the scan's own faults are cheaper than a thread reading ahead (docs/detection.md §10.16). */
 static bool mostly_held(const char *base, size_t len, size_t page)
 {
     size_t pages = (len + page - 1) / page;

@@ -3,7 +3,7 @@
  * `mamorictl scan` maps its input files and parses them in place. A page the scan touches
  * first costs a fault, and a page not in the page cache costs a read from disk on top: on a
  * cold file that is more CPU and wall time than parsing, normalizing and detecting together
- * (docs/detection.md §8). The read-ahead thread reads one byte of every page a window ahead
+ * (docs/detection.md §10.16). The read-ahead thread reads one byte of every page a window ahead
  * of the position the scan reports, so that the scan thread finds its pages read and mapped
  * and the disk reads overlap the scan on another core. It only reads: the scan's results do
  * not depend on it. A file the page cache holds is left to the scan's own faults.
@@ -15,7 +15,7 @@
 
 typedef struct page_ahead page_ahead;
 
-/* How far ahead of the scan `mamorictl scan` keeps pages populated: the scan consumes
+/* How far ahead of the scan `mamorictl scan` keeps its pages read in: the scan consumes
  * 0.5–1.5 GB/s, and the thread naps 1 ms when the window is full. */
 #define PAGE_AHEAD_WINDOW ((size_t)64 << 20)
 
@@ -25,7 +25,7 @@ typedef struct page_ahead page_ahead;
  * cannot be started. */
 page_ahead *page_ahead_start(const char *base, size_t len, size_t window);
 
-/* The scan has reached offset pos: the thread keeps the window after it populated. Cheap
+/* The scan has reached offset pos: the thread keeps the window after it read in. Cheap
  * (one relaxed store); NULL r is allowed. */
 void page_ahead_advance(page_ahead *r, size_t pos);
 
