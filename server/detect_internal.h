@@ -14,12 +14,17 @@
 extern const uint64_t detect_latency_bucket_us[DETECT_LATENCY_BUCKETS - 1];
 
 #define DETECT_POLL_BATCHES 64u
+/* Events evaluated together (detect_thread.c, evaluate): consecutive polled batches are laid
+ * end to end up to this many events, the detection engine's chunk (detect/internal.h
+ * DETECT_BATCH_MAX). */
+#define DETECT_GROUP_EVENTS 128u
 #define DETECT_SHUTDOWN_WAIT_MS 30000
 #define ALERT_BODY_MAX_BYTES (64u * 1024u)
 
 /* Counters of one detection thread, summed at scrape time. */
 typedef struct detect_counters {
     _Atomic uint64_t batches, events, scans, memo_hits, candidates, matches, scan_errors;
+    _Atomic uint64_t eval_calls; /* engine calls: each a group of consecutive polled batches */
     _Atomic uint64_t eval_us_sum;
     _Atomic uint64_t alerts_written, alerts_existing, alerts_dropped;
     _Atomic uint64_t commits, commit_errors, marks_written;

@@ -378,6 +378,8 @@ void detect_rt_write_metrics(void *ctx, buf *o)
                   "mamori_detect_alerts_dropped_total{reason=\"batch_limit\"} %llu\n",
                (unsigned long long)c.alerts_dropped);
     metric(o, "mamori_detect_batches_total", "counter", "batches evaluated", c.batches);
+    metric(o, "mamori_detect_eval_calls_total", "counter",
+           "detection engine calls (consecutive polled batches evaluated together)", c.eval_calls);
     metric(o, "mamori_detect_events_evaluated_total", "counter", "events evaluated against the rule set", c.events);
     metric(o, "mamori_detect_candidate_rules_total", "counter", "rule conditions evaluated (candidates)", c.candidates);
     metric(o, "mamori_detect_rule_matches_total", "counter", "rule matches", c.matches);

@@ -1,7 +1,8 @@
 /* server/detect_thread.c — one detection thread per partition of the bus group "detect".
- * Per batch: take the current rule set from the slot (the batch boundary is the swap
- * point: a batch is evaluated whole with one rule set, never twice, never skipped), evaluate
- * it with this thread's worker, and keep the alerts until the store has made the batch
+ * Per group of polled batches (consecutive ones, up to DETECT_GROUP_EVENTS events): take the
+ * current rule set from the slot (the group boundary is the swap point: a batch is evaluated
+ * whole with one rule set, never twice, never skipped), evaluate the group's events with this
+ * thread's worker in one call, and keep each batch's alerts until the store has made the batch
  * durable; then write them, with the agents' "detected up to" watermarks, in one RocksDB
  * write, and release the batch. Batches without alerts only move the watermarks, which are
  * written every detect.checkpoint_interval_ms. Acks never wait for any of this. On Kafka a
@@ -78,8 +79,15 @@ typedef struct thread_state {
     store_alert *combined; /* single-event then correlation alerts of one write */
     bool *combined_written;
     uint32_t combined_cap;
-    /* the batch being evaluated */
-    bus_batch *batch;
+    /* the group of batches being evaluated (evaluate_group): one detect_eval_batch call over
+     * their events laid end to end; on_match follows the batch an event index falls in */
+    bus_batch **group;
+    uint32_t group_count, group_at;   /* batches in the group; the one being matched */
+    uint32_t group_base, group_end;   /* that batch's events: group indices [base, end) */
+    uint32_t group_first_alert[DETECT_POLL_BATCHES], group_first_hit[DETECT_POLL_BATCHES];
+    mamori_event *group_events;       /* the group's events, copied end to end (2+ batches) */
+    uint32_t group_events_cap;
+    bus_batch *batch;                 /* group[group_at] */
     corr_gen *batch_corr;
     uint32_t batch_alerts;
     int64_t now_us;
@@ -162,10 +170,24 @@ static void reserve_alerts(thread_state *s, uint32_t more)
     s->alert_cap = cap;
 }
 
-static void on_match(void *ctx, size_t event_index, const detect_rule *rule)
+/* Makes group[j] the batch being matched: its alerts and hits start at the current counts. */
+static void enter_batch(thread_state *s, uint32_t j)
+{
+    s->group_at = j;
+    s->batch = s->group[j];
+    s->group_base = j ? s->group_end : 0;
+    s->group_end = s->group_base + s->batch->event_count;
+    s->group_first_alert[j] = s->alert_count;
+    s->group_first_hit[j] = s->hit_count;
+    s->batch_alerts = 0;
+}
+
+static void on_match(void *ctx, size_t group_index, const detect_rule *rule)
 {
     thread_state *s = ctx;
+    while (group_index >= s->group_end) enter_batch(s, s->group_at + 1); /* matches come in event order */
     bus_batch *b = s->batch;
+    size_t event_index = group_index - s->group_base;
     if (corr_gen_uses(s->batch_corr, rule)) {
         if (s->hit_count == s->hit_cap) {
             s->hit_cap = s->hit_cap ? s->hit_cap * 2 : 256;
@@ -233,32 +255,73 @@ static detect_ruleset *current_ruleset(thread_state *s, corr_gen **corr)
     }
 }
 
-static void evaluate(thread_state *s, bus_batch *b)
+/* Evaluates bs[0..k) (k >= 1) with one rule set and one detect_eval_batch call over their
+ * events laid end to end: an agent's batch is often a few events (many agents, each sending
+ * little), and the engine's per-call work (the deferred databases' scans, docs/detection.md
+ * §6) is paid per call, not per event. Each batch still gets its own pending entry, alerts
+ * and hits. */
+static void evaluate_group(thread_state *s, bus_batch **bs, uint32_t k)
 {
-    if (s->pending_count == s->pending_cap) {
-        s->pending_cap = s->pending_cap ? s->pending_cap * 2 : 64;
+    if (s->pending_count + k > s->pending_cap) {
+        while (s->pending_count + k > s->pending_cap) s->pending_cap = s->pending_cap ? s->pending_cap * 2 : 64;
         s->pending = mamori_xrealloc(s->pending, s->pending_cap * sizeof *s->pending);
     }
     corr_gen *corr = NULL;
     detect_ruleset *rs = current_ruleset(s, &corr);
-    s->batch = b;
+    const mamori_event *events = bs[0]->events;
+    uint32_t total = 0;
+    for (uint32_t j = 0; j < k; j++) total += bs[j]->event_count;
+    if (k > 1 && total) { /* the events' structs side by side; their fields stay where they are */
+        if (total > s->group_events_cap) {
+            s->group_events_cap = MAMORI_MAX(total, s->group_events_cap * 2);
+            s->group_events = mamori_xrealloc(s->group_events, s->group_events_cap * sizeof *s->group_events);
+        }
+        uint32_t at = 0;
+        for (uint32_t j = 0; j < k; j++) {
+            if (bs[j]->event_count) memcpy(s->group_events + at, bs[j]->events, bs[j]->event_count * sizeof *bs[j]->events);
+            at += bs[j]->event_count;
+        }
+        events = s->group_events;
+    }
+    s->group = bs;
+    s->group_count = k;
     s->batch_corr = corr;
-    s->batch_alerts = 0;
     s->now_us = clock_wall_us();
-    uint32_t first = s->alert_count, first_hit = s->hit_count;
+    enter_batch(s, 0);
     int64_t t0 = clock_mono_us();
     /* an empty rule set (no rules configured) costs nothing per event: not even routing */
-    if (b->event_count && detect_ruleset_rule_count(rs)) detect_eval_batch(s->worker, b->events, b->event_count, on_match, s);
+    if (total && detect_ruleset_rule_count(rs)) detect_eval_batch(s->worker, events, total, on_match, s);
+    while (s->group_at + 1 < k) enter_batch(s, s->group_at + 1);
     detect_counters *c = &s->t->counters;
     atomic_fetch_add_explicit(&c->eval_us_sum, (uint64_t)(clock_mono_us() - t0), memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->batches, k, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->eval_calls, 1, memory_order_relaxed);
     add_worker_stats(s);
-    s->pending[s->pending_count++] = (pending){.batch = b, .rs = rs, .corr = corr, .first_alert = first,
-                                               .alert_count = s->alert_count - first, .first_hit = first_hit,
-                                               .hit_count = s->hit_count - first_hit};
-    atomic_fetch_add_explicit(&c->pending, 1, memory_order_relaxed);
+    for (uint32_t j = 0; j < k; j++) {
+        uint32_t alert_end = j + 1 < k ? s->group_first_alert[j + 1] : s->alert_count;
+        uint32_t hit_end = j + 1 < k ? s->group_first_hit[j + 1] : s->hit_count;
+        s->pending[s->pending_count++] = (pending){
+            .batch = bs[j], .rs = j ? detect_ruleset_ref(rs) : rs, .corr = j ? corr_gen_ref(corr) : corr,
+            .first_alert = s->group_first_alert[j], .alert_count = alert_end - s->group_first_alert[j],
+            .first_hit = s->group_first_hit[j], .hit_count = hit_end - s->group_first_hit[j]};
+    }
+    atomic_fetch_add_explicit(&c->pending, k, memory_order_relaxed);
+    s->group = NULL;
+    s->group_count = 0;
     s->batch = NULL;
     s->batch_corr = NULL;
+}
+
+/* Evaluates the polled batches in groups of up to DETECT_GROUP_EVENTS events (a larger batch
+ * alone), in their order. */
+static void evaluate(thread_state *s, bus_batch **bs, uint32_t n)
+{
+    for (uint32_t i = 0; i < n;) {
+        uint32_t k = 1, events = bs[i]->event_count;
+        while (i + k < n && events + bs[i + k]->event_count <= DETECT_GROUP_EVENTS) events += bs[i + k++]->event_count;
+        evaluate_group(s, bs + i, k);
+        i += k;
+    }
 }
 
 /* ---- commit ---- */
@@ -548,7 +611,7 @@ static void *thread_main(void *arg)
             }
             if (n < 0) n = 0;
         }
-        for (int i = 0; i < n; i++) evaluate(&s, polled[i]);
+        if (n > 0) evaluate(&s, polled, (uint32_t)n);
         if (backoff_ms) {
             struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
@@ -581,6 +644,7 @@ static void *thread_main(void *arg)
     free(s.hits);
     free(s.combined);
     free(s.combined_written);
+    free(s.group_events);
     corr_alerts_fini(&s.corr_out);
     corr_records_fini(&s.rekeyed);
     corr_checkpoint_fini(&s.ckpt);

@@ -556,6 +556,55 @@ def test_hot_reload_on_sighup():
         srv.stop()
 
 
+def test_small_batches_evaluated_together_keep_their_alerts():
+    """Many small batches sent back to back: the detect thread evaluates consecutive ones in
+    one engine call (mamori_detect_eval_calls_total below batches_total), and every alert
+    still names its own batch and event: each event's command line says which batch and
+    position it was sent at, and the stored event an alert points to must say the same."""
+    d = temp_dir("mamori-alerts-group-")
+    rules = os.path.join(d, "rules")
+    os.makedirs(rules)
+    for name, text in (("a.yml", RULE_A), ("b.yml", RULE_B)):
+        with open(os.path.join(rules, name), "w") as f:
+            f.write(text)
+    api_port = free_port()
+    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "api.rate_limit_per_key=0",
+                           "--set", "store.sync=false", "--set", "detect.threads=1"]).start()
+    api = Api(d, api_port)
+    try:
+        wait_log(srv, r"rule set loaded generation=(\d+) rules=2 ")
+        s = Sender(srv, "group-01")
+        expected = set()  # (seq, rule id, command line)
+        batches = 300
+        for i in range(batches):
+            events = []
+            for j in range(1 + i % 3):
+                kind = (i * 7 + j) % 4  # whoami, net user, both rules' fields apart, nothing
+                exe = "C:\\Windows\\System32\\" + ("whoami.exe" if kind == 0 else "net.exe" if kind == 1 else "cmd.exe")
+                cmd = "%s b%d e%d" % ("net user x" if kind == 1 else "run", i, j)
+                events.append(ecs_process(exe, cmd))
+                if kind == 0:
+                    expected.add((s.seq + 1, "5b0c7b58-0a6e-4b0e-9d7e-aaaaaaaaaaaa", cmd))
+                elif kind == 1:
+                    expected.add((s.seq + 1, "5b0c7b58-0a6e-4b0e-9d7e-bbbbbbbbbbbb", cmd))
+            s.send(events, fmt=FORMAT_ECS, wait=False)
+        s.wait_ack(s.seq)
+        s.close()
+        m = api.wait_detected(batches)
+        assert m["mamori_detect_batches_total"] == batches
+        assert m["mamori_detect_eval_calls_total"] < batches, "no two batches were evaluated together"
+        got = set()
+        for a in api.alerts(limit=1000)[0]:
+            st, ev = api.call("GET", "/v1/events/" + a["event"]["id"])
+            assert st == 200, ev
+            cmd = ev["process"]["command_line"]
+            assert cmd.split()[-2] == "b%d" % (a["event"]["seq"] - (s.seq - batches) - 1), (a, cmd)
+            got.add((a["event"]["seq"], a["rule"]["id"], cmd))
+        assert got == expected
+    finally:
+        srv.stop()
+
+
 def test_config_rules_and_check():
     d = temp_dir("mamori-alerts-cfg-")
     path = os.path.join(d, "m.yaml")
