@@ -119,6 +119,8 @@ def main():
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs: at least 1")
+    if args.events is not None and args.events < 1:
+        ap.error("--events: at least 1")
     ctl = os.path.join(args.build, "cli", "mamorictl")
     if not os.access(ctl, os.X_OK):
         raise SystemExit("scan_bench: %s: not built (scripts/build.sh release)" % ctl)

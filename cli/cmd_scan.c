@@ -37,9 +37,10 @@
  * took their misses: 6-13% slower, 2-6% end to end (bench_detect_bench --only ab
  * --ab-batch 256, docs/detection.md §10.15). */
 #define SCAN_BATCH_EVENTS 64
-/* The batch arena's first chunk: 256 OTRF lines take ~2 MB of DOM, decoded strings and
- * fields; a chunk overflowing it is freed on every reset (core/arena.c), so a smaller one
- * made every batch allocate, fault in and free ~2 MB again. */
+/* The batch arena's first chunk: a batch of 64 OTRF lines takes ~0.5 MB of DOM, decoded
+ * strings and fields, but lines of some sources are far longer; a chunk overflowing the first
+ * is freed on every reset (core/arena.c), so a first chunk too small makes every batch
+ * allocate, fault in and free its overflow again. */
 #define SCAN_ARENA_BYTES (8u << 20)
 #define SCAN_INVALID_REPORTED 10 /* invalid JSON values named on stderr; the rest are counted */
 #define PROGRESS_INTERVAL_US 500000
@@ -487,8 +488,7 @@ int cmd_scan(int argc, char **argv)
     s.started_us = s.last_progress_us = clock_mono_us();
     /* this thread's CPU time and the read-ahead threads': the per-core figure, whatever the
      * machine's load */
-    struct timespec cpu0, cpu1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+    int64_t cpu0_us = clock_thread_cpu_us();
 
     status = 0;
     for (size_t i = 0; i < file_count && status == 0; i++) status = scan_file(&s, files[i], i + 1);
@@ -496,8 +496,7 @@ int cmd_scan(int argc, char **argv)
     if (s.corr) run_correlations(&s);
     progress(&s, true);
     double secs = (double)(clock_mono_us() - s.started_us) / 1e6;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
-    double cpu_scan = (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) * 1e-9;
+    double cpu_scan = (double)(clock_thread_cpu_us() - cpu0_us) / 1e6;
     double cpu = cpu_scan + s.readahead_cpu_s;
 
     const detect_report *report = detect_loader_report(loader);

@@ -2,6 +2,7 @@
 #include "page_ahead.h"
 
 #include "core/base.h"
+#include "core/clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,13 +27,6 @@ struct page_ahead {
     double cpu_s; /* written by the thread before it returns, read after the join */
     pthread_t thread;
 };
-
-static double thread_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* Brings [p, p + n) in: one read per page, each a fault that maps the page (and its
  * neighbours) and reads it from disk when the page cache does not hold it. Not
@@ -65,7 +59,7 @@ static void *page_ahead_main(void *arg)
         populate(r, r->base + done, end - done);
         done = end;
     }
-    r->cpu_s = thread_cpu_s();
+    r->cpu_s = (double)clock_thread_cpu_us() / 1e6;
     return NULL;
 }
 
@@ -85,13 +79,14 @@ static bool mostly_held(const char *base, size_t len, size_t page)
 
 page_ahead *page_ahead_start(const char *base, size_t len, size_t window)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    if (mostly_held(base, len, page > 0 ? (size_t)page : 4096)) return NULL;
+    long sys_page = sysconf(_SC_PAGESIZE);
+    size_t page = sys_page > 0 ? (size_t)sys_page : 4096;
+    if (mostly_held(base, len, page)) return NULL;
     page_ahead *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->base = base;
     r->len = len;
-    r->page = page > 0 ? (size_t)page : 4096;
+    r->page = page;
     r->window = window < r->page ? r->page : window;
     atomic_init(&r->consumer, 0);
     atomic_init(&r->stop, false);

@@ -22,6 +22,14 @@ static inline int64_t clock_mono_us(void)
 
 static inline int64_t clock_mono_ms(void) { return clock_mono_us() / 1000; }
 
+/* CPU time the calling thread has used (per-core figures). */
+static inline int64_t clock_thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Parses an RFC 3339 / ISO 8601 timestamp ("2020-10-22T03:52:01.720Z", offsets, a space
  * instead of 'T', up to 9 fractional digits; also Sysmon's "2020-10-22 03:52:01.720"
  * taken as UTC) into microseconds since the epoch. Returns -EINVAL if it is not one. */
