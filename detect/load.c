@@ -553,13 +553,21 @@ static void load_file(detect_loader *l, const char *path)
     size_t size = (size_t)st.st_size;
     char *text = mamori_xmalloc(size + 1);
     size_t got = 0;
+    int read_errno = 0;
     while (got < size) {
         ssize_t n = read(fd, text + got, size - got);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
+        if (n < 0) read_errno = errno;
+        if (n <= 0) break; /* 0: the file shrank; what was read is the rule text */
         got += (size_t)n;
     }
     close(fd);
+    if (read_errno) { /* not half a file parsed as if it were the whole */
+        snprintf(msg, sizeof msg, "cannot read: %s", strerror(read_errno));
+        add_problem(l, path, 0, DETECT_REASON_FILE, msg, NULL, NULL);
+        free(text);
+        return;
+    }
     text[got] = '\0';
     int64_t t0 = clock_mono_us();
     l->report.files++;

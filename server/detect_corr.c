@@ -283,8 +283,18 @@ corr_rt *corr_rt_create(const mamori_config *cfg, store *db)
     /* before ingest opens: the checkpoint's fed-up-to seqs, and what is durable now (every
      * batch up to it is fed, live or by re-detection, before the threads take new ones) */
     corr_rt_load_marks(c);
-    (void)store_list_all_agents(db, add_prepared, c);
+    corr_rt_prepare(c);
     return c;
+}
+
+void corr_rt_prepare(corr_rt *c)
+{
+    pthread_mutex_lock(&c->mu);
+    free(c->prepared);
+    c->prepared = NULL;
+    c->prepared_count = 0;
+    (void)store_list_all_agents(c->db, add_prepared, c);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void corr_rt_destroy(corr_rt *c)

@@ -31,6 +31,7 @@ typedef struct detect_counters {
     _Atomic uint64_t latency_buckets[DETECT_LATENCY_BUCKETS];
     _Atomic uint64_t latency_us_sum, latency_count;
     _Atomic uint64_t pending; /* batches evaluated, waiting for the store to make them durable */
+    _Atomic uint64_t skipped; /* batches taken while no rule set could be built (re-detected later) */
 } detect_counters;
 
 /* One detection thread: its bus partition, worker, and alerts waiting for durability. */
@@ -73,9 +74,18 @@ struct detect_rt {
     bool loader_started;
     pthread_mutex_t mu; /* guards the fields below */
     pthread_cond_t cv;
-    bool ready;           /* the first rule set is in the slot and recovery ran */
+    bool ready;           /* the threads may consume: the first rule set is in and recovery ran, or
+                           * the first build failed on the embedded bus (degraded, below) */
     bool reload_requested;
     bool stopping;
+    /* Embedded bus, first build failed: the threads take batches without rules (the store and
+     * ingest go on) and write no watermark, so the first good build re-detects them from the
+     * store (docs/detection.md §7.1). Set before ready, cleared by the loader while the
+     * threads are paused. */
+    _Atomic bool degraded;
+    _Atomic bool pause;      /* the loader asks the threads to stop between groups of batches */
+    uint32_t paused, exited; /* threads stopped at the loader's request; threads gone */
+    bool threads_idle;       /* Kafka, first build failed: the threads wait without consuming */
     ruleset_info info;
     uint64_t reloads_ok, reloads_failed;
     uint64_t recovered_batches, recovered_events, recovered_alerts, recovery_missing_batches;
@@ -129,6 +139,9 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, corr_gen **corr, r
  * loader thread, with the first rule set, before the threads consume) re-detects the gaps and
  * frees the plan. Everything received after start-up goes through the threads. */
 recover_plan *detect_recover_prepare(detect_rt *rt);
+/* The same, later: the first build failed, and the first good one re-detects what the threads
+ * took without rules (the threads paused, the watermarks as that start left them). */
+recover_plan *detect_recover_prepare_degraded(detect_rt *rt);
 /* False when alerts could not be written (correlation checkpoints then stay off until the
  * next start, which replays from the last one). */
 bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, corr_gen *corr);
@@ -234,6 +247,9 @@ void corr_checkpoint_fini(corr_checkpoint *k);
 
 /* Reads the stored checkpoint's seqs and every agent's durable seq (call before ingest opens). */
 corr_rt *corr_rt_create(const mamori_config *cfg, store *db);
+/* Reads every agent's durable seq again (the first good build after a failed one: what is
+ * durable now is fed, by re-detection, before the paused threads go on). */
+void corr_rt_prepare(corr_rt *c);
 void corr_rt_destroy(corr_rt *c);
 /* The checkpoint's fed-up-to seq of an agent (0 if it does not know the agent) and its anchor
  * (newest receive time fed); false when there is no checkpoint (start from the watermarks). */

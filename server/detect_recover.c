@@ -1,8 +1,10 @@
 /* server/detect_recover.c — closing the crash gap. Acks wait for the store, not for
  * detection, so a crash can leave batches durable but undetected: exactly the batches of an
  * agent with seq in (watermark, durable seq]. Once at start-up, before the detection threads
- * consume, this re-reads those batches' events from the store, evaluates them with the
- * first rule set and writes their alerts (same deterministic ids: nothing doubles) and the
+ * consume (or, when the first build failed, at the first good one with the threads paused:
+ * they took batches without rules meanwhile and moved no watermark), this re-reads those
+ * batches' events from the store, evaluates them with the first rule set and writes their
+ * alerts (same deterministic ids: nothing doubles) and the
  * new watermarks. The store has no (agent, seq) index, so the events are found by a time
  * scan of the tenant from `detect.recovery_lookback_s` before the last watermark write; an
  * undetected event stamped earlier than that is not re-detected (its batch is logged and
@@ -288,9 +290,10 @@ static void recover_tenant(recover *r, uint64_t tenant_hash, int64_t checkpoint_
 struct recover_plan {
     recover r;
     int64_t since_us, checkpoint_us;
+    const char *why; /* why the gap is there, for the log */
 };
 
-recover_plan *detect_recover_prepare(detect_rt *rt)
+static recover_plan *prepare(detect_rt *rt, const char *why)
 {
     store *db = rt->db;
     int64_t since = 0, checkpoint = 0;
@@ -321,6 +324,7 @@ recover_plan *detect_recover_prepare(detect_rt *rt)
     recover_plan *plan = mamori_xcalloc(1, sizeof *plan);
     plan->since_us = since;
     plan->checkpoint_us = checkpoint;
+    plan->why = why;
     recover *r = &plan->r;
     r->rt = rt;
     if (store_detect_marks_scan(db, collect_mark, r) != 0) {
@@ -342,6 +346,14 @@ recover_plan *detect_recover_prepare(detect_rt *rt)
     return plan;
 }
 
+recover_plan *detect_recover_prepare(detect_rt *rt) { return prepare(rt, "a crash, or a stop while no rule set was running"); }
+
+recover_plan *detect_recover_prepare_degraded(detect_rt *rt)
+{
+    MAMORI_ASSERT(!rt->durable_on_publish); /* Kafka: the threads did not consume meanwhile */
+    return prepare(rt, "taken while no rule set could be built");
+}
+
 void detect_recover_free(recover_plan *plan)
 {
     if (!plan) return;
@@ -355,6 +367,7 @@ bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, c
     store *db = rt->db;
     recover r = plan->r;
     int64_t since = plan->since_us, checkpoint = plan->checkpoint_us;
+    const char *why = plan->why;
     int64_t now = clock_wall_us();
     r.now_us = now;
     free(plan);
@@ -366,9 +379,9 @@ bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, c
         corr_batches += r.gaps[i].to_seq - MAMORI_MIN(r.gaps[i].corr_from, r.gaps[i].to_seq);
     }
     LOG_WARN(MOD,
-             "%zu agents have %llu batches stored but not detected (a crash): re-detecting them; %llu batches after the "
+             "%zu agents have %llu batches stored but not detected (%s): re-detecting them; %llu batches after the "
              "correlation checkpoint are fed to the correlations again",
-             r.gap_count, (unsigned long long)batches, (unsigned long long)corr_batches);
+             r.gap_count, (unsigned long long)batches, why, (unsigned long long)corr_batches);
     r.worker = detect_worker_create();
     bool bound = detect_worker_bind(r.worker, rs) == 0;
     if (!bound) LOG_ERROR(MOD, "re-detection: cannot bind the rule set; the gap is not re-detected");

@@ -9,12 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 
 #define MOD "detect"
 #define REJECTIONS_LOGGED_MAX 100u
+/* After a failed first build: build again after 10 s, doubling up to 5 min (and on SIGHUP). */
+#define DETECT_FIRST_RETRY_MS 10000u
+#define DETECT_FIRST_RETRY_MAX_MS 300000u
 
 const uint64_t detect_latency_bucket_us[DETECT_LATENCY_BUCKETS - 1] = {
     500,    1000,   2000,   3000,    5000,    7500,    10000,   15000,    20000,    30000,    50000,    75000,
@@ -136,6 +140,25 @@ static void log_loaded(const char *what, const ruleset_info *i)
              i->load_ms, i->compile_ms, i->databases, i->patterns, (double)i->database_bytes / 1048576.0);
 }
 
+/* Swaps a built set in (threads pick it up at their next group of batches; the old one is
+ * freed when the last batch evaluated with it is done) and records it. */
+static void install(detect_rt *rt, detect_ruleset *rs, corr_gen *corr, const ruleset_info *info)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->info = *info;
+    rt->reloads_ok++;
+    pthread_mutex_unlock(&rt->mu);
+    corr_rt_swap(rt->corr, corr, rt->slot, rs); /* the set and its correlations together */
+    log_loaded("rule set loaded", info);
+}
+
+static void note_failed(detect_rt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->reloads_failed++;
+    pthread_mutex_unlock(&rt->mu);
+}
+
 int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
 {
     pthread_mutex_lock(&rt->reload_mu);
@@ -143,22 +166,15 @@ int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
     corr_gen *corr = NULL;
     ruleset_info info;
     int rc = detect_build_ruleset(rt, &rs, &corr, &info, err, err_len);
-    pthread_mutex_lock(&rt->mu);
     if (rc == 0) {
-        rt->info = info;
-        rt->reloads_ok++;
+        install(rt, rs, corr, &info);
     } else {
-        rt->reloads_failed++;
-    }
-    uint64_t kept = rt->info.generation;
-    pthread_mutex_unlock(&rt->mu);
-    if (rc == 0) {
-        /* the swap: threads pick the new set up at their next batch; the old one is freed
-         * when the last batch evaluated with it is done */
-        corr_rt_swap(rt->corr, corr, rt->slot, rs); /* the set and its correlations together */
-        log_loaded("rule set loaded", &info);
-    } else {
-        LOG_ERROR(MOD, "rule set reload failed, keeping generation %llu: %s", (unsigned long long)kept, err);
+        note_failed(rt);
+        pthread_mutex_lock(&rt->mu);
+        uint64_t kept = rt->info.generation;
+        pthread_mutex_unlock(&rt->mu);
+        if (kept) LOG_ERROR(MOD, "rule set reload failed, keeping generation %llu: %s", (unsigned long long)kept, err);
+        else LOG_ERROR(MOD, "rule set build failed: %s", err);
     }
     pthread_mutex_unlock(&rt->reload_mu);
     return rc;
@@ -166,19 +182,109 @@ int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
 
 /* ---- the loader thread ---- */
 
+/* Stops every detection thread between two groups of batches (or until it is gone). */
+static void pause_threads(detect_rt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    atomic_store_explicit(&rt->pause, true, memory_order_release);
+    while (rt->paused + rt->exited < rt->thread_count && !rt->stopping) pthread_cond_wait(&rt->cv, &rt->mu);
+    pthread_mutex_unlock(&rt->mu);
+}
+
+static void resume_threads(detect_rt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    atomic_store_explicit(&rt->pause, false, memory_order_release);
+    pthread_cond_broadcast(&rt->cv);
+    pthread_mutex_unlock(&rt->mu);
+}
+
+/* Waits for a reload request, or for the retry after `retry_ms`; false when stopping. */
+static bool wait_request(detect_rt *rt, uint32_t retry_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += retry_ms / 1000;
+    until.tv_nsec += (long)(retry_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&rt->mu);
+    while (!rt->stopping && !rt->reload_requested)
+        if (pthread_cond_timedwait(&rt->cv, &rt->mu, &until) == ETIMEDOUT) break;
+    bool stopping = rt->stopping;
+    rt->reload_requested = false;
+    pthread_mutex_unlock(&rt->mu);
+    return !stopping;
+}
+
+/* No rule set could be built at start: builds again on SIGHUP, and by itself after
+ * DETECT_FIRST_RETRY_MS doubling up to DETECT_FIRST_RETRY_MAX_MS, until one builds. On the
+ * embedded bus the threads meanwhile take batches without rules (degraded): they are paused
+ * before the set goes in, and *plan becomes the re-detection of what they took. False when
+ * the runtime stops first. */
+static bool first_set_later(detect_rt *rt, recover_plan **plan)
+{
+    char err[1024];
+    uint32_t retry_ms = DETECT_FIRST_RETRY_MS;
+    for (;;) {
+        if (!wait_request(rt, retry_ms)) return false;
+        retry_ms = MAMORI_MIN(retry_ms * 2, DETECT_FIRST_RETRY_MAX_MS);
+        LOG_INFO(MOD, "building the rule set again (%u paths)", rt->cfg->detect.rules.count);
+        pthread_mutex_lock(&rt->reload_mu);
+        detect_ruleset *rs = NULL;
+        corr_gen *corr = NULL;
+        ruleset_info info;
+        if (detect_build_ruleset(rt, &rs, &corr, &info, err, sizeof err) != 0) {
+            note_failed(rt);
+            pthread_mutex_unlock(&rt->reload_mu);
+            LOG_ERROR(MOD, "rule set build failed, still detecting nothing: %s", err);
+            continue;
+        }
+        if (atomic_load_explicit(&rt->degraded, memory_order_relaxed)) {
+            /* what the threads released so far is durable and below no watermark: the gap
+             * (watermark, durable seq] of each agent, read with the threads stopped */
+            pause_threads(rt);
+            detect_recover_free(*plan);
+            corr_rt_prepare(rt->corr);
+            *plan = detect_recover_prepare_degraded(rt);
+        }
+        install(rt, rs, corr, &info);
+        pthread_mutex_unlock(&rt->reload_mu);
+        return true;
+    }
+}
+
 static void *loader_main(void *arg)
 {
     detect_rt *rt = arg;
     pthread_setname_np(pthread_self(), "detect-loader");
     char err[1024];
     if (detect_rt_reload(rt, err, sizeof err) != 0) {
-        /* nothing to keep yet: run with no rules rather than stall ingest behind the bus */
-        detect_ruleset *empty = NULL;
-        detect_loader *l = detect_loader_create(NULL);
-        if (detect_loader_build(l, &empty, err, sizeof err) != 0) mamori_panic(__FILE__, __LINE__, "empty rule set: %s", err);
-        detect_loader_destroy(l);
-        corr_rt_swap(rt->corr, NULL, rt->slot, empty);
-        LOG_ERROR(MOD, "no rule set could be built: detecting nothing until a reload (SIGHUP) succeeds");
+        if (rt->durable_on_publish) {
+            /* Kafka: the threads do not consume until a set builds, so the detect group's
+             * committed offsets hold and nothing is skipped; ingest does not wait for them */
+            LOG_ERROR(MOD, "no rule set could be built: the detection threads wait (the detect group's offsets hold) "
+                           "until a build succeeds (SIGHUP, or a retry)");
+            pthread_mutex_lock(&rt->mu);
+            rt->threads_idle = true; /* a shutdown need not wait for them */
+            pthread_mutex_unlock(&rt->mu);
+        } else {
+            /* Embedded bus: waiting would stop ingest once the bus is full. The threads take
+             * batches without rules instead, and the first good build re-detects them. */
+            detect_ruleset *empty = NULL;
+            detect_loader *l = detect_loader_create(NULL);
+            if (detect_loader_build(l, &empty, err, sizeof err) != 0)
+                mamori_panic(__FILE__, __LINE__, "empty rule set: %s", err);
+            detect_loader_destroy(l);
+            corr_rt_swap(rt->corr, NULL, rt->slot, empty);
+            atomic_store_explicit(&rt->degraded, true, memory_order_release);
+            LOG_ERROR(MOD, "no rule set could be built: events are stored but not detected until a build succeeds "
+                           "(SIGHUP, or a retry); they are re-detected then");
+            pthread_mutex_lock(&rt->mu);
+            rt->ready = true;
+            pthread_cond_broadcast(&rt->cv);
+            pthread_mutex_unlock(&rt->mu);
+        }
+        if (!first_set_later(rt, &rt->recovery)) return NULL;
     }
     corr_gen *corr = NULL;
     detect_ruleset *rs = corr_rt_acquire(rt->corr, rt->slot, &corr);
@@ -190,7 +296,14 @@ static void *loader_main(void *arg)
     detect_ruleset_unref(rs);
     pthread_mutex_lock(&rt->mu);
     rt->ready = true;
+    rt->threads_idle = false;
     pthread_cond_broadcast(&rt->cv);
+    pthread_mutex_unlock(&rt->mu);
+    if (atomic_exchange_explicit(&rt->degraded, false, memory_order_acq_rel)) {
+        LOG_INFO(MOD, "detecting again: batches from now on are evaluated as they come");
+        resume_threads(rt);
+    }
+    pthread_mutex_lock(&rt->mu);
     while (!rt->stopping) {
         while (!rt->stopping && !rt->reload_requested) pthread_cond_wait(&rt->cv, &rt->mu);
         if (rt->stopping) break;
@@ -235,7 +348,11 @@ int detect_rt_create(const mamori_config *cfg, store *db, bus *b, detect_rt **ou
     rt->alerts_to_bus = rt->durable_on_publish && !(roles & CONFIG_ROLE_STORE);
     rt->slot = detect_slot_create();
     pthread_mutex_init(&rt->mu, NULL);
-    pthread_cond_init(&rt->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_request's timed waits */
+    pthread_cond_init(&rt->cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&rt->reload_mu, NULL);
     pthread_mutex_init(&rt->rules_mu, NULL);
     rt->thread_count = cfg->detect.threads;
@@ -274,7 +391,14 @@ void detect_rt_join(detect_rt *rt)
 {
     if (!rt) return;
     /* the threads drain the (shut down) bus first: they need the first rule set for that,
-     * so the loader keeps running until they are done */
+     * so the loader keeps running until they are done — unless no set could be built on
+     * Kafka: then they never consumed, and what they would drain is delivered again */
+    pthread_mutex_lock(&rt->mu);
+    if (rt->threads_idle) {
+        rt->stopping = true;
+        pthread_cond_broadcast(&rt->cv);
+    }
+    pthread_mutex_unlock(&rt->mu);
     detect_threads_join(rt);
     corr_intake_stop(rt->intake); /* what it read and did not write is read again at the next start */
     pthread_mutex_lock(&rt->mu);
@@ -358,6 +482,7 @@ void detect_rt_write_metrics(void *ctx, buf *o)
     uint64_t ok = rt->reloads_ok, failed = rt->reloads_failed;
     uint64_t rb = rt->recovered_batches, re = rt->recovered_events, ra = rt->recovered_alerts;
     uint64_t rm = rt->recovery_missing_batches;
+    bool no_set = info.generation == 0 || atomic_load_explicit(&rt->degraded, memory_order_relaxed);
     pthread_mutex_unlock(&rt->mu);
 
     buf_puts(o, "# HELP mamori_detect_alerts_total alerts raised (new, durable), by rule\n"
@@ -378,6 +503,10 @@ void detect_rt_write_metrics(void *ctx, buf *o)
                   "mamori_detect_alerts_dropped_total{reason=\"batch_limit\"} %llu\n",
                (unsigned long long)c.alerts_dropped);
     metric(o, "mamori_detect_batches_total", "counter", "batches evaluated", c.batches);
+    metric(o, "mamori_detect_batches_skipped_total", "counter",
+           "batches taken while no rule set could be built (re-detected by the first good build)", c.skipped);
+    metric(o, "mamori_detect_no_ruleset", "gauge",
+           "1 while no rule set is running (the first build failed, or is not done)", no_set);
     metric(o, "mamori_detect_eval_calls_total", "counter",
            "detection engine calls (consecutive polled batches evaluated together)", c.eval_calls);
     metric(o, "mamori_detect_events_evaluated_total", "counter", "events evaluated against the rule set", c.events);

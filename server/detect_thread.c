@@ -38,6 +38,7 @@ typedef struct pending {
     uint32_t first_alert, alert_count;
     uint32_t first_hit, hit_count;
     bool corr_fed;
+    bool skipped; /* taken while no rule set could be built: no watermark, no feeding (§7.1) */
 } pending;
 
 typedef struct corr_hit {
@@ -268,6 +269,18 @@ static void evaluate_group(thread_state *s, bus_batch **bs, uint32_t k)
     }
     corr_gen *corr = NULL;
     detect_ruleset *rs = current_ruleset(s, &corr);
+    if (atomic_load_explicit(&s->rt->degraded, memory_order_acquire)) {
+        /* no rule set could be built: the batches only wait for their durability, and the
+         * first good build re-detects them from the store (their watermark does not move) */
+        for (uint32_t j = 0; j < k; j++)
+            s->pending[s->pending_count++] = (pending){.batch = bs[j], .rs = j ? detect_ruleset_ref(rs) : rs,
+                                                       .corr = j ? corr_gen_ref(corr) : corr,
+                                                       .first_alert = s->alert_count, .first_hit = s->hit_count,
+                                                       .corr_fed = true, .skipped = true};
+        atomic_fetch_add_explicit(&s->t->counters.skipped, k, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->t->counters.pending, k, memory_order_relaxed);
+        return;
+    }
     const mamori_event *events = bs[0]->events;
     uint32_t total = 0;
     for (uint32_t j = 0; j < k; j++) total += bs[j]->event_count;
@@ -512,7 +525,8 @@ static bool commit_ready(thread_state *s, bool force_marks)
                         s->t->no, s->rekeyed.count, strerror(-sent));
         return false;
     }
-    for (uint32_t i = 0; i < k; i++) marks_note(&s->marks, s->pending[i].batch);
+    for (uint32_t i = 0; i < k; i++)
+        if (!s->pending[i].skipped) marks_note(&s->marks, s->pending[i].batch);
     int64_t now_ms = clock_mono_ms();
     bool marks_due = s->marks.count &&
                      (force_marks || now_ms - s->last_marks_flush_ms >= (int64_t)s->rt->cfg->detect.checkpoint_interval_ms);
@@ -573,6 +587,48 @@ static bool commit_ready(thread_state *s, bool force_marks)
 
 /* ---- the thread ---- */
 
+/* The loader asked the threads to stop between groups (the first good build after a failed
+ * one): wait until it is done, then evaluate with the new set the batches taken without
+ * rules that this thread still holds. Those not durable when the loader listed the gap are
+ * not in its re-detection; those that were are evaluated twice, which adds nothing (alert
+ * ids are deterministic, correlations skip batches fed already). */
+static void pause_here(thread_state *s)
+{
+    detect_rt *rt = s->rt;
+    if (!atomic_load_explicit(&rt->pause, memory_order_acquire)) return;
+    pthread_mutex_lock(&rt->mu);
+    rt->paused++;
+    pthread_cond_broadcast(&rt->cv);
+    while (rt->pause && !rt->stopping) pthread_cond_wait(&rt->cv, &rt->mu);
+    rt->paused--;
+    pthread_mutex_unlock(&rt->mu);
+    uint32_t n = 0;
+    while (n < s->pending_count && s->pending[n].skipped) n++;
+    if (n == 0 || atomic_load_explicit(&rt->degraded, memory_order_acquire)) return;
+    /* a skipped batch has no alerts, hits or marks: only its references to drop */
+    bus_batch **again = mamori_xcalloc(n, sizeof *again);
+    for (uint32_t i = 0; i < n; i++) {
+        again[i] = s->pending[i].batch;
+        detect_ruleset_unref(s->pending[i].rs);
+        corr_gen_unref(s->pending[i].corr);
+    }
+    memmove(s->pending, s->pending + n, (s->pending_count - n) * sizeof *s->pending);
+    s->pending_count -= n;
+    atomic_fetch_sub_explicit(&s->t->counters.pending, n, memory_order_relaxed);
+    MAMORI_ASSERT(s->pending_count == 0); /* nothing is evaluated with rules before the set is in */
+    LOG_INFO(MOD, "thread %u: %u batches taken without rules and still held at the switch, evaluated now", s->t->no, n);
+    evaluate(s, again, n);
+    free(again);
+}
+
+static void thread_exited(detect_rt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->exited++;
+    pthread_cond_broadcast(&rt->cv);
+    pthread_mutex_unlock(&rt->mu);
+}
+
 /* Waits for the first rule set and the start-up re-detection; false if the runtime stops
  * before (only when starting it failed half-way). */
 static bool wait_ready(detect_rt *rt)
@@ -590,7 +646,10 @@ static void *thread_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "detect-%u", t->no);
     pthread_setname_np(pthread_self(), name);
-    if (!wait_ready(t->rt)) return NULL;
+    if (!wait_ready(t->rt)) {
+        thread_exited(t->rt);
+        return NULL;
+    }
     thread_state s = {.t = t, .rt = t->rt, .worker = detect_worker_create(), .last_marks_flush_ms = clock_mono_ms()};
     buf_init(&s.bodies);
     corr_alerts_init(&s.corr_out);
@@ -603,6 +662,7 @@ static void *thread_main(void *arg)
     uint32_t backoff_ms = 0;
     for (;;) {
         int n = 0;
+        if (!draining) pause_here(&s);
         if (!draining) {
             n = bus_poll(t->consumer, polled, DETECT_POLL_BATCHES, s.pending_count ? 2 : 100);
             if (n == -ESHUTDOWN) {
@@ -649,6 +709,7 @@ static void *thread_main(void *arg)
     corr_records_fini(&s.rekeyed);
     corr_checkpoint_fini(&s.ckpt);
     detect_worker_destroy(s.worker);
+    thread_exited(t->rt);
     return NULL;
 }
 

@@ -31,8 +31,9 @@ def free_port():
 class Server:
     """mamorid --dev DIR on a fixed free port (so a restart keeps the address)."""
 
-    def __init__(self, dev_dir, port=None, extra=()):
+    def __init__(self, dev_dir, port=None, extra=(), prefix=()):
         self.dir = dev_dir
+        self.prefix = list(prefix)  # e.g. setpriv: run mamorid as another user
         self.port = port or free_port()
         self.extra = list(extra)
         # every server gets its own API port too: tests run in parallel
@@ -49,7 +50,7 @@ class Server:
         log = open(self.log_path, "a")
         # the log is appended across restarts: only this start's lines count
         offset = os.path.getsize(self.log_path)
-        self.proc = subprocess.Popen([MAMORID, "--dev", self.dir, "--ingest-port", str(self.port)] + self.extra,
+        self.proc = subprocess.Popen(self.prefix + [MAMORID, "--dev", self.dir, "--ingest-port", str(self.port)] + self.extra,
                                      stdout=log, stderr=log)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -84,6 +85,15 @@ class Server:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+
+def unprivileged(dev_dir):
+    """A Server prefix running mamorid as nobody when the tests run as root (for tests of a
+    file mamorid cannot read: root reads a mode-000 directory anyway); dev_dir opened to it."""
+    if os.geteuid() != 0:
+        return []
+    os.chmod(dev_dir, 0o777)
+    return ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def sim(dev_dir, *args, timeout=900, background=False):

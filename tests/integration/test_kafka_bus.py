@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from harness import MAMORICTL, Server, ctl, parse_sim, sim, temp_dir
+from harness import MAMORICTL, Server, ctl, parse_sim, sim, temp_dir, unprivileged
 
 SOURCE = os.environ.get("MAMORI_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 KAFKA_DEV = os.path.join(SOURCE, "deploy/kafka-dev.sh")
@@ -224,6 +224,53 @@ def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
     counts = host_counts(dev_dir, "kb")
     assert counts["events"] == total, "events lost or duplicated across the crash"
     assert set(counts["by_value"].values()) == {EVENTS}
+
+
+def count_alerts(dev_dir):
+    alerts = subprocess.run([MAMORICTL, "alerts", "--dev", dev_dir, "--json", "--limit", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert alerts.returncode == 0, alerts.stderr
+    return len([l for l in alerts.stdout.splitlines() if l.strip()])
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not os.path.exists("/usr/bin/setpriv"), reason="needs setpriv")
+def test_no_rule_set_holds_the_detect_offsets(broker, dev_dir):
+    """The first rule-set build fails (the rule directory cannot be read; docs/detection.md
+    §7.1): the store group goes on, the detect group consumes nothing, so its committed offsets
+    hold; once a build succeeds (SIGHUP) every matching event alerts, exactly once."""
+    rules = write_rule(dev_dir)
+    os.chmod(rules, 0)
+    server = kafka_server(dev_dir, broker.bootstrap, "norules")
+    server.prefix = unprivileged(dev_dir)
+    server.extra += ["--rules", rules]
+    server.start(timeout=120)
+    try:
+        deadline = time.time() + 60
+        while "no rule set could be built: the detection threads wait" not in server.log():
+            assert time.time() < deadline, server.log()[-3000:]
+            time.sleep(0.1)
+        s = sim(dev_dir, "--agents", 4, "--events-per-agent", 2000, "--agent-prefix", "kn", "--timeout", 300)
+        assert s["_rc"] == 0 and s["acked"] == 8000, s["_stderr"][-3000:]
+        deadline = time.time() + 90
+        while ctl("search", "--dev", dev_dir, "--from", "2000-01-01T00:00:00Z", "any where true | count")["count"] < 8000:
+            assert time.time() < deadline, "the store group did not go on without rules"
+            time.sleep(0.5)
+        m = metrics(server)
+        assert not any(v for k, v in m.items() if k.startswith('mamori_bus_kafka_consumed_total{group="norules-detect"'))
+        assert count_alerts(dev_dir) == 0
+        os.chmod(rules, 0o755)
+        mark = len(server.log())
+        server.proc.send_signal(1)
+        deadline = time.time() + 60
+        while "rule set loaded" not in server.log()[mark:]:
+            assert time.time() < deadline, server.log()[-3000:]
+            time.sleep(0.1)
+        wait_consumed(server)
+        matching = ctl("search", "--dev", dev_dir, "--from", "2000-01-01T00:00:00Z",
+                       r'process where event.type == "start" and process.executable : "*\\cmd.exe" | count')
+        assert count_alerts(dev_dir) == matching["count"] > 0
+    finally:
+        server.stop()
 
 
 def test_broker_outage_is_backpressure_not_loss(broker, dev_dir):

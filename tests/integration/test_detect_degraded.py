@@ -1,0 +1,153 @@
+"""No rule set at start (docs/detection.md §7.1): the first build fails, ingest and the store go
+on, and the events received meanwhile are detected once a build succeeds — by the first good
+build while the node runs, or by the next start — each exactly once.
+
+The failure is made real: the rule directory cannot be read (mode 000, mamorid run as nobody
+when the tests run as root, since root reads it anyway). The directory is checked only for
+existence at start, so the start goes on and the loader's build fails."""
+import os
+import threading
+import time
+
+import pytest
+
+from harness import FORMAT_ECS, Server, free_port, temp_dir, unprivileged
+from test_alerts import RULE_A, Api, Sender, ecs_process, restart, wait_log
+
+RULE_A_ID = "5b0c7b58-0a6e-4b0e-9d7e-aaaaaaaaaaaa"
+
+pytestmark = pytest.mark.skipif(os.geteuid() == 0 and not os.path.exists("/usr/bin/setpriv"),
+                                reason="needs setpriv to run mamorid as nobody")
+
+
+def unreadable_rules(d):
+    rules = os.path.join(d, "rules")
+    os.makedirs(rules)
+    with open(os.path.join(rules, "a.yml"), "w") as f:
+        f.write(RULE_A)
+    os.chmod(rules, 0)
+    return rules
+
+
+def server(d, rules):
+    api_port = free_port()
+    srv = Server(d, prefix=unprivileged(d), extra=["--api-port", str(api_port), "--rules", rules, "--set",
+                                          "api.rate_limit_per_key=0", "--set", "store.sync=false"])
+    return srv.start(), Api(d, api_port)
+
+
+def batch():
+    """One whoami (rule A fires) and one event it does not fire on, stamped now (re-detection
+    finds stored events by their time)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    events = [ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami /all"),
+              ecs_process("C:\\Windows\\System32\\notepad.exe", "notepad a.txt")]
+    for e in events:
+        e["@timestamp"] = now
+    return events
+
+
+def wait_metric(api, name, want, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = api.metrics().get(name, -1)
+        if v >= want:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("%s stayed below %s: %r" % (name, want, api.metrics().get(name)))
+
+
+def alerts_by_seq(api):
+    out = {}
+    for a in api.alerts(limit=1000)[0]:
+        assert a["rule"]["id"] == RULE_A_ID, a
+        out[a["event"]["seq"]] = out.get(a["event"]["seq"], 0) + 1
+    return out
+
+
+def test_batches_taken_without_rules_are_detected_by_the_first_good_build():
+    d = temp_dir("mamori-degraded-")
+    rules = unreadable_rules(d)
+    srv, api = server(d, rules)
+    try:
+        wait_log(srv, r"no rule set could be built: events are stored but not detected")
+        m = api.metrics()
+        assert m["mamori_detect_no_ruleset"] == 1
+        s = Sender(srv, "degraded-01")
+        # enough that re-detecting them takes a while, while more arrive
+        early = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(300)]
+        wait_metric(api, "mamori_detect_batches_skipped_total", len(early))
+        assert api.alerts(limit=10)[0] == []
+        assert api.metrics()["mamori_detect_no_ruleset"] == 1
+        assert api.metrics()["mamori_detect_batches_total"] == 0
+        # a failed retry changes nothing
+        mark = len(srv.log())
+        srv.proc.send_signal(1)
+        wait_log(srv, r"rule set build failed, still detecting nothing: .*rules", start=mark)
+        assert api.metrics()["mamori_detect_reloads_total{result=\"failed\"}"] == 2
+        # the directory readable again, SIGHUP while an agent keeps sending: every batch, taken
+        # before, during or after the switch, gets its alert once
+        os.chmod(rules, 0o755)
+        during, stop = [], threading.Event()
+
+        def keep_sending():
+            while not stop.is_set():
+                during.append(s.send(batch(), fmt=FORMAT_ECS))
+
+        t = threading.Thread(target=keep_sending)
+        t.start()
+        try:
+            time.sleep(0.3)
+            mark = len(srv.log())
+            srv.proc.send_signal(1)
+            wait_log(srv, r"rule set loaded generation=\d+ rules=1 ", start=mark)
+            wait_log(srv, r"(\d+) agents have (\d+) batches stored but not detected \(taken while no rule set could "
+                          r"be built\): re-detecting them", start=mark)
+            found = wait_log(srv, r"re-detection done batches_found=(\d+) batches_missing=0 ", start=mark)
+            wait_log(srv, r"detecting again", start=mark)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            t.join()
+        late = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
+        s.close()
+        sent = early + during + late
+        assert len(during) > 0 and int(found.group(1)) >= len(early)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(alerts_by_seq(api)) < len(sent):
+            time.sleep(0.2)
+        fired = alerts_by_seq(api)
+        assert sorted(fired) == sorted(sent), (sorted(fired), sorted(sent))
+        assert set(fired.values()) == {1}
+        m = api.metrics()
+        assert m["mamori_detect_no_ruleset"] == 0
+        assert m["mamori_detect_recovered_batches_total"] == int(found.group(1))
+        assert m["mamori_detect_recovered_alerts_total"] >= len(early)
+        # the watermarks moved past them: a restart re-detects nothing
+        mark = restart(srv)
+        wait_log(srv, r"rule set loaded", start=mark)
+        api.wait_detected(0)
+        assert "re-detecting" not in srv.log()[mark:]
+        assert alerts_by_seq(api) == fired
+    finally:
+        srv.stop()
+
+
+def test_batches_taken_without_rules_are_detected_at_the_next_start():
+    d = temp_dir("mamori-degraded-restart-")
+    rules = unreadable_rules(d)
+    srv, api = server(d, rules)
+    try:
+        wait_log(srv, r"no rule set could be built")
+        s = Sender(srv, "degraded-02")
+        seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(4)]
+        s.close()
+        wait_metric(api, "mamori_detect_batches_skipped_total", len(seqs))
+        # stopped while degraded: no watermark was written for them
+        os.chmod(rules, 0o755)
+        mark = restart(srv)
+        wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
+        fired = alerts_by_seq(api)
+        assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+    finally:
+        srv.stop()
