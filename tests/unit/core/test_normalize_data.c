@@ -24,7 +24,7 @@ static char *read_file(const char *path, size_t *len)
 /* The rule's `category:` / `service:` under logsource (plain text scan of the YAML). */
 static void rule_logsource(const char *rule_path, char *category, char *service, size_t cap)
 {
-    size_t len;
+    size_t len = 0;
     char *text = read_file(rule_path, &len);
     category[0] = service[0] = '\0';
     if (!text) return;
@@ -256,7 +256,7 @@ static void walk_regression(struct fixture *f, const char *dir, size_t *events, 
         size_t n = strlen(de->d_name);
         if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len;
+        size_t len = 0;
         char *text = read_file(path, &len);
         size_t pos = 0;
         for (;;) {

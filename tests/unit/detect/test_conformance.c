@@ -122,7 +122,7 @@ static size_t count_fires(const char *rule_path, const char *rule_id, const char
     normalizer *norm = normalizer_create();
     arena a;
     arena_init(&a, 64 * 1024);
-    size_t len, pos = 0, fired = 0;
+    size_t len = 0, pos = 0, fired = 0;
     char *text = read_all(events_path, &len);
     assert_non_null(text);
     event_stamp stamp = {.tenant = "offline", .agent_id = "scan", .agent_hash = 1, .seq = 1, .received_us = 1714566896000000LL};
