@@ -258,6 +258,16 @@ def test_no_rule_set_holds_the_detect_offsets(broker, dev_dir):
         m = metrics(server)
         assert not any(v for k, v in m.items() if k.startswith('mamori_bus_kafka_consumed_total{group="norules-detect"'))
         assert count_alerts(dev_dir) == 0
+        # a stop while the threads wait does not wait for them; the offsets still hold after it
+        t0 = time.time()
+        assert server.stop() == 0
+        assert time.time() - t0 < 30
+        mark = len(server.log())
+        server.start(timeout=120)
+        deadline = time.time() + 60
+        while "no rule set could be built: the detection threads wait" not in server.log()[mark:]:
+            assert time.time() < deadline, server.log()[-3000:]
+            time.sleep(0.1)
         os.chmod(rules, 0o755)
         mark = len(server.log())
         server.proc.send_signal(1)
