@@ -4,11 +4,11 @@
  * consume (or, when the first build failed, at the first good one with the threads paused:
  * they took batches without rules meanwhile and moved no watermark), this re-reads those
  * batches' events from the store, evaluates them with the first rule set and writes their
- * alerts (same deterministic ids: nothing doubles) and the
- * new watermarks. The store has no (agent, seq) index, so the events are found by a time
- * scan of the tenant from `detect.recovery_lookback_s` before the last watermark write; an
- * undetected event stamped earlier than that is not re-detected (its batch is logged and
- * counted as missing — docs/detection.md "Live detection" states the gap). */
+ * alerts (same deterministic ids: nothing doubles) and the new watermarks. The store has no
+ * (agent, seq) index, so the events are found by a time scan of the tenant from
+ * `detect.recovery_lookback_s` before the last watermark write; an undetected event stamped
+ * earlier than that is not re-detected (its batch is logged and counted as missing —
+ * docs/detection.md "Live detection" states the gap). */
 #include "detect_internal.h"
 
 #include <errno.h>
@@ -346,7 +346,10 @@ static recover_plan *prepare(detect_rt *rt, const char *why)
     return plan;
 }
 
-recover_plan *detect_recover_prepare(detect_rt *rt) { return prepare(rt, "a crash, or a stop while no rule set was running"); }
+recover_plan *detect_recover_prepare(detect_rt *rt)
+{
+    return prepare(rt, "a crash, or a stop while no rule set was running");
+}
 
 recover_plan *detect_recover_prepare_degraded(detect_rt *rt)
 {

@@ -50,8 +50,8 @@ class Server:
         log = open(self.log_path, "a")
         # the log is appended across restarts: only this start's lines count
         offset = os.path.getsize(self.log_path)
-        self.proc = subprocess.Popen(self.prefix + [MAMORID, "--dev", self.dir, "--ingest-port", str(self.port)] + self.extra,
-                                     stdout=log, stderr=log)
+        cmd = self.prefix + [MAMORID, "--dev", self.dir, "--ingest-port", str(self.port)] + self.extra
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

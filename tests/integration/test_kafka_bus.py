@@ -252,11 +252,13 @@ def test_no_rule_set_holds_the_detect_offsets(broker, dev_dir):
         s = sim(dev_dir, "--agents", 4, "--events-per-agent", 2000, "--agent-prefix", "kn", "--timeout", 300)
         assert s["_rc"] == 0 and s["acked"] == 8000, s["_stderr"][-3000:]
         deadline = time.time() + 90
-        while ctl("search", "--dev", dev_dir, "--from", "2000-01-01T00:00:00Z", "any where true | count")["count"] < 8000:
+        everything = ("search", "--dev", dev_dir, "--from", "2000-01-01T00:00:00Z", "any where true | count")
+        while ctl(*everything)["count"] < 8000:
             assert time.time() < deadline, "the store group did not go on without rules"
             time.sleep(0.5)
         m = metrics(server)
-        assert not any(v for k, v in m.items() if k.startswith('mamori_bus_kafka_consumed_total{group="norules-detect"'))
+        detect = 'mamori_bus_kafka_consumed_total{group="norules-detect"'
+        assert not any(v for k, v in m.items() if k.startswith(detect))
         assert count_alerts(dev_dir) == 0
         # a stop while the threads wait does not wait for them; the offsets still hold after it
         t0 = time.time()
