@@ -20,20 +20,25 @@ pytestmark = pytest.mark.skipif(os.geteuid() == 0 and not os.path.exists("/usr/b
                                 reason="needs setpriv to run mamorid as nobody")
 
 
-def unreadable_rules(d):
+@pytest.fixture
+def node():
+    """mamorid whose first rule-set build failed: (server, api, its rule directory). The
+    directory holds rule A and has mode 000 until a test makes it readable."""
+    d = temp_dir("mamori-degraded-")
     rules = os.path.join(d, "rules")
     os.makedirs(rules)
     with open(os.path.join(rules, "a.yml"), "w") as f:
         f.write(RULE_A)
     os.chmod(rules, 0)
-    return rules
-
-
-def server(d, rules):
     api_port = free_port()
     srv = Server(d, prefix=unprivileged(d), extra=["--api-port", str(api_port), "--rules", rules, "--set",
-                                          "api.rate_limit_per_key=0", "--set", "store.sync=false"])
-    return srv.start(), Api(d, api_port)
+                                                   "api.rate_limit_per_key=0", "--set", "store.sync=false"])
+    try:
+        srv.start()
+        wait_log(srv, r"no rule set could be built: events are stored but not detected")
+        yield srv, Api(d, api_port), rules
+    finally:
+        srv.stop()
 
 
 def batch():
@@ -65,89 +70,77 @@ def alerts_by_seq(api):
     return out
 
 
-def test_batches_taken_without_rules_are_detected_by_the_first_good_build():
-    d = temp_dir("mamori-degraded-")
-    rules = unreadable_rules(d)
-    srv, api = server(d, rules)
+def test_batches_taken_without_rules_are_detected_by_the_first_good_build(node):
+    srv, api, rules = node
+    m = api.metrics()
+    assert m["mamori_detect_no_ruleset"] == 1
+    s = Sender(srv, "degraded-01")
+    # enough that re-detecting them takes a while, while more arrive
+    early = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(300)]
+    wait_metric(api, "mamori_detect_batches_skipped_total", len(early))
+    assert api.alerts(limit=10)[0] == []
+    assert api.metrics()["mamori_detect_no_ruleset"] == 1
+    assert api.metrics()["mamori_detect_batches_total"] == 0
+    # a failed retry changes nothing
+    mark = len(srv.log())
+    srv.proc.send_signal(1)
+    wait_log(srv, r"rule set build failed, still detecting nothing: .*rules", start=mark)
+    assert api.metrics()["mamori_detect_reloads_total{result=\"failed\"}"] == 2
+    # the directory readable again, SIGHUP while an agent keeps sending: every batch, taken
+    # before, during or after the switch, gets its alert once
+    os.chmod(rules, 0o755)
+    during, stop = [], threading.Event()
+
+    def keep_sending():
+        while not stop.is_set():
+            during.append(s.send(batch(), fmt=FORMAT_ECS))
+
+    t = threading.Thread(target=keep_sending)
+    t.start()
     try:
-        wait_log(srv, r"no rule set could be built: events are stored but not detected")
-        m = api.metrics()
-        assert m["mamori_detect_no_ruleset"] == 1
-        s = Sender(srv, "degraded-01")
-        # enough that re-detecting them takes a while, while more arrive
-        early = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(300)]
-        wait_metric(api, "mamori_detect_batches_skipped_total", len(early))
-        assert api.alerts(limit=10)[0] == []
-        assert api.metrics()["mamori_detect_no_ruleset"] == 1
-        assert api.metrics()["mamori_detect_batches_total"] == 0
-        # a failed retry changes nothing
+        time.sleep(0.3)
         mark = len(srv.log())
         srv.proc.send_signal(1)
-        wait_log(srv, r"rule set build failed, still detecting nothing: .*rules", start=mark)
-        assert api.metrics()["mamori_detect_reloads_total{result=\"failed\"}"] == 2
-        # the directory readable again, SIGHUP while an agent keeps sending: every batch, taken
-        # before, during or after the switch, gets its alert once
-        os.chmod(rules, 0o755)
-        during, stop = [], threading.Event()
-
-        def keep_sending():
-            while not stop.is_set():
-                during.append(s.send(batch(), fmt=FORMAT_ECS))
-
-        t = threading.Thread(target=keep_sending)
-        t.start()
-        try:
-            time.sleep(0.3)
-            mark = len(srv.log())
-            srv.proc.send_signal(1)
-            wait_log(srv, r"rule set loaded generation=\d+ rules=1 ", start=mark)
-            wait_log(srv, r"(\d+) agents have (\d+) batches stored but not detected \(taken while no rule set could "
-                          r"be built\): re-detecting them", start=mark)
-            found = wait_log(srv, r"re-detection done batches_found=(\d+) batches_missing=0 ", start=mark)
-            wait_log(srv, r"detecting again", start=mark)
-            time.sleep(0.3)
-        finally:
-            stop.set()
-            t.join()
-        late = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
-        s.close()
-        sent = early + during + late
-        assert len(during) > 0 and int(found.group(1)) >= len(early)
-        deadline = time.time() + 60
-        while time.time() < deadline and len(alerts_by_seq(api)) < len(sent):
-            time.sleep(0.2)
-        fired = alerts_by_seq(api)
-        assert sorted(fired) == sorted(sent), (sorted(fired), sorted(sent))
-        assert set(fired.values()) == {1}
-        m = api.metrics()
-        assert m["mamori_detect_no_ruleset"] == 0
-        assert m["mamori_detect_recovered_batches_total"] == int(found.group(1))
-        assert m["mamori_detect_recovered_alerts_total"] >= len(early)
-        # the watermarks moved past them: a restart re-detects nothing
-        mark = restart(srv)
-        wait_log(srv, r"rule set loaded", start=mark)
-        api.wait_detected(0)
-        assert "re-detecting" not in srv.log()[mark:]
-        assert alerts_by_seq(api) == fired
+        wait_log(srv, r"rule set loaded generation=\d+ rules=1 ", start=mark)
+        wait_log(srv, r"(\d+) agents have (\d+) batches stored but not detected \(taken while no rule set could "
+                      r"be built\): re-detecting them", start=mark)
+        found = wait_log(srv, r"re-detection done batches_found=(\d+) batches_missing=0 ", start=mark)
+        wait_log(srv, r"detecting again", start=mark)
+        time.sleep(0.3)
     finally:
-        srv.stop()
+        stop.set()
+        t.join()
+    late = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
+    s.close()
+    sent = early + during + late
+    assert len(during) > 0 and int(found.group(1)) >= len(early)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(alerts_by_seq(api)) < len(sent):
+        time.sleep(0.2)
+    fired = alerts_by_seq(api)
+    assert sorted(fired) == sorted(sent), (sorted(fired), sorted(sent))
+    assert set(fired.values()) == {1}
+    m = api.metrics()
+    assert m["mamori_detect_no_ruleset"] == 0
+    assert m["mamori_detect_recovered_batches_total"] == int(found.group(1))
+    assert m["mamori_detect_recovered_alerts_total"] >= len(early)
+    # the watermarks moved past them: a restart re-detects nothing
+    mark = restart(srv)
+    wait_log(srv, r"rule set loaded", start=mark)
+    api.wait_detected(0)
+    assert "re-detecting" not in srv.log()[mark:]
+    assert alerts_by_seq(api) == fired
 
 
-def test_batches_taken_without_rules_are_detected_at_the_next_start():
-    d = temp_dir("mamori-degraded-restart-")
-    rules = unreadable_rules(d)
-    srv, api = server(d, rules)
-    try:
-        wait_log(srv, r"no rule set could be built")
-        s = Sender(srv, "degraded-02")
-        seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(4)]
-        s.close()
-        wait_metric(api, "mamori_detect_batches_skipped_total", len(seqs))
-        # stopped while degraded: no watermark was written for them
-        os.chmod(rules, 0o755)
-        mark = restart(srv)
-        wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
-        fired = alerts_by_seq(api)
-        assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
-    finally:
-        srv.stop()
+def test_batches_taken_without_rules_are_detected_at_the_next_start(node):
+    srv, api, rules = node
+    s = Sender(srv, "degraded-02")
+    seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(4)]
+    s.close()
+    wait_metric(api, "mamori_detect_batches_skipped_total", len(seqs))
+    # stopped while degraded: no watermark was written for them
+    os.chmod(rules, 0o755)
+    mark = restart(srv)
+    wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
+    fired = alerts_by_seq(api)
+    assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
