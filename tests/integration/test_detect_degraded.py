@@ -144,3 +144,19 @@ def test_batches_taken_without_rules_are_detected_at_the_next_start(node):
     wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
     fired = alerts_by_seq(api)
     assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+
+
+def test_the_loader_builds_again_by_itself(node):
+    """No SIGHUP: the loader's own retry (10 s after the failed first build) picks the
+    readable directory up, and what was taken meanwhile is detected."""
+    srv, api, rules = node
+    s = Sender(srv, "degraded-03")
+    seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
+    s.close()
+    wait_metric(api, "mamori_detect_batches_skipped_total", len(seqs))
+    os.chmod(rules, 0o755)
+    wait_log(srv, r"building the rule set again", timeout=30)
+    wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), timeout=30)
+    assert "SIGHUP: reloading" not in srv.log()
+    fired = alerts_by_seq(api)
+    assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
