@@ -47,6 +47,10 @@ typedef struct rule_counter {
 
 typedef struct recover_plan recover_plan;
 
+typedef struct detect_agent_key {
+    uint64_t tenant_hash, agent_hash;
+} detect_agent_key;
+
 /* What the last successful load reported (for metrics and logs). */
 typedef struct ruleset_info {
     uint64_t generation;
@@ -86,6 +90,11 @@ struct detect_rt {
     _Atomic bool pause;      /* the loader asks the threads to stop between groups of batches */
     uint32_t paused, exited; /* threads stopped at the loader's request; threads gone */
     bool threads_idle;       /* Kafka, first build failed: the threads wait without consuming */
+    /* Agents whose watermark must not move for the rest of the run: re-detection of their gap
+     * could not be written (detect_recover.c), so the next start re-detects it. Sorted by
+     * (tenant, agent); set once by the loader before the threads consume, then only read. */
+    detect_agent_key *held;
+    size_t held_count;
     ruleset_info info;
     uint64_t reloads_ok, reloads_failed;
     uint64_t recovered_batches, recovered_events, recovered_alerts, recovery_missing_batches;
@@ -143,7 +152,7 @@ recover_plan *detect_recover_prepare(detect_rt *rt);
  * took without rules (the threads paused, the watermarks as that start left them). */
 recover_plan *detect_recover_prepare_degraded(detect_rt *rt);
 /* False when alerts could not be written (correlation checkpoints then stay off until the
- * next start, which replays from the last one). */
+ * next start, which replays from the last one; the gap's agents go to rt->held). */
 bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, corr_gen *corr);
 void detect_recover_free(recover_plan *plan); /* a plan never run (start-up failed) */
 

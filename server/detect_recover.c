@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 
 #define MOD "detect"
@@ -156,7 +157,9 @@ static void flush_corr_alerts(recover *r)
     corr_alerts_fix(&r->corr_out);
     bool *written = mamori_xcalloc(r->corr_out.count, sizeof *written);
     uint32_t n = 0;
-    int rc = store_alerts_commit(r->rt->db, r->corr_out.v, r->corr_out.count, NULL, 0, written, &n);
+    int rc = failpoint("detect.recover.write") ? -EIO
+                                               : store_alerts_commit(r->rt->db, r->corr_out.v, r->corr_out.count, NULL,
+                                                                     0, written, &n);
     if (rc) {
         r->commit_errors++;
         LOG_ERROR(MOD, "re-detection: writing %u correlation alerts failed: %s", r->corr_out.count, strerror(-rc));
@@ -175,7 +178,9 @@ static void flush_alerts(recover *r)
     if (!r->alert_count) return;
     for (uint32_t i = 0; i < r->alert_count; i++) r->alerts[i].body = r->bodies.data + r->offsets[i];
     uint32_t written = 0;
-    int rc = store_alerts_commit(r->rt->db, r->alerts, r->alert_count, NULL, 0, r->written, &written);
+    int rc = failpoint("detect.recover.write")
+                 ? -EIO
+                 : store_alerts_commit(r->rt->db, r->alerts, r->alert_count, NULL, 0, r->written, &written);
     if (rc) {
         r->commit_errors++;
         LOG_ERROR(MOD, "re-detection: writing %u alerts failed: %s", r->alert_count, strerror(-rc));
@@ -425,9 +430,25 @@ bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, c
                                        g->last_received_us ? g->last_received_us : now};
         free(g->seen_seqs);
     }
+    bool marked = false;
     if (bound && r.commit_errors == 0) {
-        if (store_alerts_commit(db, NULL, 0, marks, r.gap_count, NULL, NULL) != 0)
-            LOG_ERROR(MOD, "re-detection: writing the watermarks failed (the gap is re-detected again next start)");
+        marked = store_alerts_commit(db, NULL, 0, marks, r.gap_count, NULL, NULL) == 0;
+        if (!marked) LOG_ERROR(MOD, "re-detection: writing the watermarks failed");
+    }
+    if (!marked && r.gap_count) {
+        /* the threads will detect these agents' later batches: were they to move the
+         * watermarks past the gap, the next start would not see it */
+        detect_agent_key *held = mamori_xcalloc(r.gap_count, sizeof *held);
+        for (size_t i = 0; i < r.gap_count; i++) held[i] = (detect_agent_key){r.gaps[i].tenant_hash, r.gaps[i].agent_hash};
+        pthread_mutex_lock(&rt->mu);
+        MAMORI_ASSERT(!rt->held); /* one re-detection per run */
+        rt->held = held; /* the gaps are sorted by (tenant, agent) */
+        rt->held_count = r.gap_count;
+        pthread_mutex_unlock(&rt->mu);
+        LOG_ERROR(MOD,
+                  "re-detection incomplete: the watermarks of %zu agents stay where they are until the next start, "
+                  "which re-detects their gap again",
+                  r.gap_count);
     }
     pthread_mutex_lock(&rt->mu);
     rt->recovered_batches += found;

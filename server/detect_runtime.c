@@ -422,6 +422,7 @@ void detect_rt_destroy(detect_rt *rt)
     corr_intake_free(rt->intake);
     corr_rt_destroy(rt->corr);
     free(rt->threads);
+    free(rt->held);
     for (uint32_t i = 0; i < rt->rule_counter_count; i++) {
         free(rt->rule_counters[i].rule_id);
         free(rt->rule_counters[i].level);

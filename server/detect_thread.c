@@ -509,6 +509,24 @@ static int send_alerts(thread_state *s, uint32_t alerts, uint32_t *written)
     return rc;
 }
 
+static int cmp_agent_key(const void *x, const void *y)
+{
+    const detect_agent_key *a = x, *b = y;
+    if (a->tenant_hash != b->tenant_hash) return a->tenant_hash < b->tenant_hash ? -1 : 1;
+    return a->agent_hash < b->agent_hash ? -1 : a->agent_hash > b->agent_hash;
+}
+
+/* Does the batch's watermark move? Not for a batch taken without rules, nor for an agent
+ * whose re-detection could not be written (rt->held: the next start re-detects from the
+ * watermark it has). */
+static bool moves_mark(const detect_rt *rt, const pending *p)
+{
+    if (p->skipped) return false;
+    if (!rt->held_count) return true;
+    detect_agent_key key = {p->batch->tenant_hash, p->batch->agent_hash};
+    return !bsearch(&key, rt->held, rt->held_count, sizeof key, cmp_agent_key);
+}
+
 /* Writes what is ready. Returns false after a failed write (the caller backs off). */
 static bool commit_ready(thread_state *s, bool force_marks)
 {
@@ -526,7 +544,7 @@ static bool commit_ready(thread_state *s, bool force_marks)
         return false;
     }
     for (uint32_t i = 0; i < k; i++)
-        if (!s->pending[i].skipped) marks_note(&s->marks, s->pending[i].batch);
+        if (moves_mark(s->rt, &s->pending[i])) marks_note(&s->marks, s->pending[i].batch);
     int64_t now_ms = clock_mono_ms();
     bool marks_due = s->marks.count &&
                      (force_marks || now_ms - s->last_marks_flush_ms >= (int64_t)s->rt->cfg->detect.checkpoint_interval_ms);

@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "core/clock.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "internal.h"
 #include "response.h"
@@ -200,6 +201,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "mamorid: %s\n", err);
             return 1;
         }
+        /* test hooks (core/failpoint.h): honoured by development nodes only */
+        const char *fp = getenv("MAMORI_FAILPOINTS");
+        if (fp && *fp) LOG_WARN(MOD, "failpoints armed (%d): %s", failpoints_arm(fp), fp);
     }
     for (int i = 0; i < set_count; i++) {
         char key[128];

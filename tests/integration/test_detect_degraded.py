@@ -160,3 +160,36 @@ def test_the_loader_builds_again_by_itself(node):
     assert "SIGHUP: reloading" not in srv.log()
     fired = alerts_by_seq(api)
     assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+
+
+def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
+    """The re-detection's alert writes fail (failpoint detect.recover.write, docs/detection.md
+    §7.4): the agent's later batches are detected and alert, but its watermark stays below the
+    gap, so the next start re-detects the gap instead of losing it."""
+    srv, api, rules = node
+    s = Sender(srv, "degraded-04")
+    early = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
+    s.close()
+    wait_metric(api, "mamori_detect_batches_skipped_total", len(early))
+    os.chmod(rules, 0o755)
+    srv.stop()
+    mark = len(srv.log())
+    os.environ["MAMORI_FAILPOINTS"] = "detect.recover.write"
+    try:
+        srv.start()
+    finally:
+        del os.environ["MAMORI_FAILPOINTS"]
+    wait_log(srv, r"re-detection: writing \d+ alerts failed", start=mark)
+    wait_log(srv, r"re-detection incomplete: the watermarks of 1 agents stay where they are", start=mark)
+    s = Sender(srv, "degraded-04")
+    later = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(2)]
+    s.close()
+    deadline = time.time() + 60
+    while time.time() < deadline and sorted(alerts_by_seq(api)) != later:
+        time.sleep(0.2)
+    assert sorted(alerts_by_seq(api)) == later  # live detection goes on; the gap has no alerts yet
+    api.wait_detected(len(later))
+    mark = restart(srv)  # no failpoint now
+    wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(early + later), start=mark)
+    fired = alerts_by_seq(api)
+    assert sorted(fired) == sorted(early + later) and set(fired.values()) == {1}
