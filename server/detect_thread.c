@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 
 #define MOD "detect"
@@ -575,10 +576,11 @@ static bool commit_ready(thread_state *s, bool force_marks)
     uint32_t written = 0;
     int64_t t0 = clock_mono_us();
     /* split roles (no correlations there, detect_corr.c): alerts go to the store shards */
-    int rc = s->rt->alerts_to_bus ? send_alerts(s, alerts, &written)
-                                  : store_alerts_commit_state(s->rt->db, s->combined, total, s->marks.v, s->marks.count,
-                                                              ckpt ? &s->ckpt.write : NULL, s->combined_written,
-                                                              &written);
+    int rc = s->rt->alerts_to_bus             ? send_alerts(s, alerts, &written)
+             : failpoint("detect.commit") ? -EIO /* a test hook, README */
+                                          : store_alerts_commit_state(s->rt->db, s->combined, total, s->marks.v,
+                                                                      s->marks.count, ckpt ? &s->ckpt.write : NULL,
+                                                                      s->combined_written, &written);
     detect_counters *c = &s->t->counters;
     if (ckpt) corr_rt_checkpoint_done(s->rt->corr, &s->ckpt, rc == 0, clock_mono_us() - t0);
     if (rc) {

@@ -1,5 +1,6 @@
 /* Unit tests: core/failpoint.c — disarmed by default, armed by name only, re-armed from
- * scratch, malformed specs (empty items, over-long names) skipped. */
+ * scratch, counted points fail their first N times, malformed specs (empty items, over-long
+ * names, bad counts) skipped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,12 +51,32 @@ static void test_malformed_items_skipped(void **state)
     assert_int_equal(failpoints_arm(NULL), 0);
 }
 
+static void test_counted(void **state)
+{
+    (void)state;
+    assert_int_equal(failpoints_arm("detect.commit=3,other"), 2);
+    for (int i = 0; i < 3; i++) assert_true(failpoint("detect.commit"));
+    for (int i = 0; i < 5; i++) assert_false(failpoint("detect.commit"));
+    assert_true(failpoint("other")); /* uncounted: every time */
+    assert_true(failpoint("other"));
+    /* bad counts: the item is skipped */
+    assert_int_equal(failpoints_arm("a=0,b=-2,c=,d=3x,e=1"), 1);
+    assert_false(failpoint("a"));
+    assert_false(failpoint("b"));
+    assert_false(failpoint("c"));
+    assert_false(failpoint("d"));
+    assert_true(failpoint("e"));
+    assert_false(failpoint("e"));
+    assert_int_equal(failpoints_arm(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_disarmed_by_default),
         cmocka_unit_test(test_armed_by_name),
         cmocka_unit_test(test_malformed_items_skipped),
+        cmocka_unit_test(test_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

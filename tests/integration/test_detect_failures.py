@@ -1,10 +1,15 @@
-"""No rule set at start (docs/detection.md §7.1): the first build fails, ingest and the store go
-on, and the events received meanwhile are detected once a build succeeds — by the first good
-build while the node runs, or by the next start — each exactly once.
+"""Live detection when something fails (docs/detection.md §7): nothing received is left
+undetected, nothing alerts twice.
 
-The failure is made real: the rule directory cannot be read (mode 000, mamorid run as nobody
-when the tests run as root, since root reads it anyway). The directory is checked only for
-existence at start, so the start goes on and the loader's build fails."""
+- No rule set at start (§7.1): the first build fails, ingest and the store go on, and the
+  events received meanwhile are detected once a build succeeds — by the first good build
+  while the node runs (SIGHUP or the loader's own retry), or by the next start. The failure is
+  made real: the rule directory cannot be read (mode 000, mamorid run as nobody when the tests
+  run as root, since root reads it anyway); the directory is checked only for existence at
+  start, so the start goes on and the loader's build fails.
+- Writes that fail, through failpoints (README, "Building and testing by hand"): a
+  re-detection that cannot write its alerts (§7.4), a detection thread's alert write failing
+  and retried (§7.2)."""
 import os
 import threading
 import time
@@ -16,8 +21,18 @@ from test_alerts import RULE_A, Api, Sender, ecs_process, restart, wait_log
 
 RULE_A_ID = "5b0c7b58-0a6e-4b0e-9d7e-aaaaaaaaaaaa"
 
-pytestmark = pytest.mark.skipif(os.geteuid() == 0 and not os.path.exists("/usr/bin/setpriv"),
-                                reason="needs setpriv to run mamorid as nobody")
+needs_setpriv = pytest.mark.skipif(os.geteuid() == 0 and not os.path.exists("/usr/bin/setpriv"),
+                                   reason="needs setpriv to run mamorid as nobody")
+
+
+def start(srv, failpoints=None):
+    """Starts srv, with MAMORI_FAILPOINTS set for that process only."""
+    if failpoints:
+        os.environ["MAMORI_FAILPOINTS"] = failpoints
+    try:
+        return srv.start()
+    finally:
+        os.environ.pop("MAMORI_FAILPOINTS", None)
 
 
 @pytest.fixture
@@ -70,6 +85,7 @@ def alerts_by_seq(api):
     return out
 
 
+@needs_setpriv
 def test_batches_taken_without_rules_are_detected_by_the_first_good_build(node):
     srv, api, rules = node
     m = api.metrics()
@@ -132,6 +148,7 @@ def test_batches_taken_without_rules_are_detected_by_the_first_good_build(node):
     assert alerts_by_seq(api) == fired
 
 
+@needs_setpriv
 def test_batches_taken_without_rules_are_detected_at_the_next_start(node):
     srv, api, rules = node
     s = Sender(srv, "degraded-02")
@@ -146,6 +163,7 @@ def test_batches_taken_without_rules_are_detected_at_the_next_start(node):
     assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
 
 
+@needs_setpriv
 def test_the_loader_builds_again_by_itself(node):
     """No SIGHUP: the loader's own retry (10 s after the failed first build) picks the
     readable directory up, and what was taken meanwhile is detected."""
@@ -162,6 +180,7 @@ def test_the_loader_builds_again_by_itself(node):
     assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
 
 
+@needs_setpriv
 def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
     """The re-detection's alert writes fail (failpoint detect.recover.write, docs/detection.md
     §7.4): the agent's later batches are detected and alert, but its watermark stays below the
@@ -174,11 +193,7 @@ def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
     os.chmod(rules, 0o755)
     srv.stop()
     mark = len(srv.log())
-    os.environ["MAMORI_FAILPOINTS"] = "detect.recover.write"
-    try:
-        srv.start()
-    finally:
-        del os.environ["MAMORI_FAILPOINTS"]
+    start(srv, "detect.recover.write")
     wait_log(srv, r"re-detection: writing \d+ alerts failed", start=mark)
     wait_log(srv, r"re-detection incomplete: the watermarks of 1 agents stay where they are", start=mark)
     s = Sender(srv, "degraded-04")
@@ -193,3 +208,31 @@ def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
     wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(early + later), start=mark)
     fired = alerts_by_seq(api)
     assert sorted(fired) == sorted(early + later) and set(fired.values()) == {1}
+
+
+def test_alert_writes_that_fail_are_retried():
+    """A detection thread's alert write fails three times (failpoint detect.commit=3): the
+    batch stays pending, the write is retried with backoff, and the alert is written once."""
+    d = temp_dir("mamori-commit-fail-")
+    rules = os.path.join(d, "rules")
+    os.makedirs(rules)
+    with open(os.path.join(rules, "a.yml"), "w") as f:
+        f.write(RULE_A)
+    api_port = free_port()
+    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "api.rate_limit_per_key=0"])
+    start(srv, "detect.commit=3")
+    try:
+        wait_log(srv, r"failpoints armed \(1\): detect.commit=3")
+        wait_log(srv, r"rule set loaded")
+        api = Api(d, api_port)
+        s = Sender(srv, "commit-01")
+        seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(2)]
+        s.close()  # acked: acks never wait for detection
+        m = api.wait_detected(len(seqs), timeout=60)
+        assert m["mamori_detect_commit_errors_total"] == 3
+        wait_log(srv, r"writing \d+ alerts failed, retrying: Input/output error")
+        fired = alerts_by_seq(api)
+        assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+        assert m["mamori_detect_alerts_total{rule_id=\"%s\",level=\"medium\"}" % RULE_A_ID] == len(seqs)
+    finally:
+        srv.stop()
