@@ -2,9 +2,9 @@
  * paths no real input reaches deterministically (a RocksDB write failing at one moment and
  * not at the next). Disarmed unless failpoints_arm() is called: mamorid calls it only for a
  * development node (--dev) started with MAMORI_FAILPOINTS=name[=N][,…] in its environment
- * (each point fails every time it is reached, or its first N times),
- * so a production node never consults them. The points are listed in the README ("Building
- * and testing by hand"). */
+ * (each point fails every time it is reached, or its first N times), so a production node
+ * never consults them. The points are listed in the README ("Building and testing by
+ * hand"). */
 #ifndef MAMORI_CORE_FAILPOINT_H
 #define MAMORI_CORE_FAILPOINT_H
 
