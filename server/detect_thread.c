@@ -701,11 +701,13 @@ static void *thread_main(void *arg)
         if (!draining) continue;
         if (s.pending_count == 0 && s.marks.count == 0 && s.corr_out.count == 0) break;
         if (clock_mono_ms() > deadline_ms) {
-            /* never durable (the store kept failing): not marked detected, so the next
-             * start-up re-detects whatever the store did keep (Kafka: they are not committed,
-             * so the group delivers them again) */
-            LOG_ERROR(MOD, "thread %u: %u batches never became durable; their alerts are not written", t->no,
-                      s.pending_count);
+            /* never durable, or their alerts and watermarks could not be written (the store
+             * kept failing): not marked detected, so the next start-up re-detects whatever the
+             * store did keep (Kafka: they are not committed, so the group delivers them again) */
+            LOG_ERROR(MOD,
+                      "thread %u: shutdown: %u batches not done (never durable, or their alerts and watermarks could "
+                      "not be written): not marked detected, the next start re-detects them",
+                      t->no, s.pending_count);
             /* correlation alerts still held stay "in flight": no later checkpoint may cover
              * the state that consumed their matches, so the next start replays them */
             release(&s, s.pending_count, false);

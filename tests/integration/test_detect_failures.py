@@ -9,7 +9,7 @@ undetected, nothing alerts twice.
   start, so the start goes on and the loader's build fails.
 - Writes that fail, through failpoints (README, "Building and testing by hand"): a
   re-detection that cannot write its alerts (§7.4), a detection thread's alert write failing
-  and retried (§7.2)."""
+  and retried (§7.2), or failing until shutdown (§7.2)."""
 import os
 import threading
 import time
@@ -234,5 +234,36 @@ def test_alert_writes_that_fail_are_retried():
         fired = alerts_by_seq(api)
         assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
         assert m["mamori_detect_alerts_total{rule_id=\"%s\",level=\"medium\"}" % RULE_A_ID] == len(seqs)
+    finally:
+        srv.stop()
+
+
+def test_alerts_not_written_by_shutdown_are_redetected_at_the_next_start():
+    """Every alert write fails (failpoint detect.commit) until mamorid is stopped: after its
+    30 s shutdown wait it leaves the batches not marked detected (docs/detection.md §7.2), and
+    the next start re-detects them, one alert each."""
+    d = temp_dir("mamori-commit-stop-")
+    rules = os.path.join(d, "rules")
+    os.makedirs(rules)
+    with open(os.path.join(rules, "a.yml"), "w") as f:
+        f.write(RULE_A)
+    api_port = free_port()
+    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "api.rate_limit_per_key=0"])
+    start(srv, "detect.commit")
+    try:
+        wait_log(srv, r"rule set loaded")
+        api = Api(d, api_port)
+        s = Sender(srv, "commit-02")
+        seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(2)]
+        s.close()
+        wait_metric(api, "mamori_detect_commit_errors_total", 1)
+        assert alerts_by_seq(api) == {}
+        srv.stop(timeout=90)
+        wait_log(srv, r"shutdown: [12] batches not done \(never durable, or their alerts")
+        mark = len(srv.log())
+        start(srv)
+        wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
+        fired = alerts_by_seq(api)
+        assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
     finally:
         srv.stop()
