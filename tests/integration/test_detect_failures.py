@@ -35,23 +35,32 @@ def start(srv, failpoints=None):
         os.environ.pop("MAMORI_FAILPOINTS", None)
 
 
-@pytest.fixture
-def node():
-    """mamorid whose first rule-set build failed: (server, api, its rule directory). The
-    directory holds rule A and has mode 000 until a test makes it readable."""
-    d = temp_dir("mamori-degraded-")
+def rule_a_node(prefix, readable=True):
+    """A node (not started) with rule A in its rule directory: (server, that directory).
+    Unreadable: the directory has mode 000 and mamorid runs as nobody when we are root."""
+    d = temp_dir(prefix)
     rules = os.path.join(d, "rules")
     os.makedirs(rules)
     with open(os.path.join(rules, "a.yml"), "w") as f:
         f.write(RULE_A)
-    os.chmod(rules, 0)
+    if not readable:
+        os.chmod(rules, 0)
     api_port = free_port()
-    srv = Server(d, prefix=unprivileged(d), extra=["--api-port", str(api_port), "--rules", rules, "--set",
-                                                   "api.rate_limit_per_key=0", "--set", "store.sync=false"])
+    srv = Server(d, prefix=[] if readable else unprivileged(d),
+                 extra=["--api-port", str(api_port), "--rules", rules, "--set", "api.rate_limit_per_key=0"])
+    return srv, rules
+
+
+@pytest.fixture
+def node():
+    """mamorid whose first rule-set build failed: (server, api, its rule directory). The
+    directory holds rule A and has mode 000 until a test makes it readable."""
+    srv, rules = rule_a_node("mamori-degraded-", readable=False)
+    srv.extra += ["--set", "store.sync=false"]
     try:
         srv.start()
         wait_log(srv, r"no rule set could be built: events are stored but not detected")
-        yield srv, Api(d, api_port), rules
+        yield srv, Api(srv.dir, srv.api_port), rules
     finally:
         srv.stop()
 
@@ -75,6 +84,26 @@ def wait_metric(api, name, want, timeout=60):
             return v
         time.sleep(0.1)
     raise AssertionError("%s stayed below %s: %r" % (name, want, api.metrics().get(name)))
+
+
+def send_batches(srv, agent, n):
+    """n batches from one agent, each acked; their seqs."""
+    s = Sender(srv, agent)
+    seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(n)]
+    s.close()
+    return seqs
+
+
+def taken_without_rules(srv, api, agent, n):
+    seqs = send_batches(srv, agent, n)
+    wait_metric(api, "mamori_detect_batches_skipped_total", n)
+    return seqs
+
+
+def assert_one_alert_each(api, seqs):
+    fired = alerts_by_seq(api)
+    assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}, (sorted(fired), sorted(seqs))
+    return fired
 
 
 def alerts_by_seq(api):
@@ -151,16 +180,12 @@ def test_batches_taken_without_rules_are_detected_by_the_first_good_build(node):
 @needs_setpriv
 def test_batches_taken_without_rules_are_detected_at_the_next_start(node):
     srv, api, rules = node
-    s = Sender(srv, "degraded-02")
-    seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(4)]
-    s.close()
-    wait_metric(api, "mamori_detect_batches_skipped_total", len(seqs))
+    seqs = taken_without_rules(srv, api, "degraded-02", 4)
     # stopped while degraded: no watermark was written for them
     os.chmod(rules, 0o755)
     mark = restart(srv)
     wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
-    fired = alerts_by_seq(api)
-    assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+    assert_one_alert_each(api, seqs)
 
 
 @needs_setpriv
@@ -168,16 +193,12 @@ def test_the_loader_builds_again_by_itself(node):
     """No SIGHUP: the loader's own retry (10 s after the failed first build) picks the
     readable directory up, and what was taken meanwhile is detected."""
     srv, api, rules = node
-    s = Sender(srv, "degraded-03")
-    seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
-    s.close()
-    wait_metric(api, "mamori_detect_batches_skipped_total", len(seqs))
+    seqs = taken_without_rules(srv, api, "degraded-03", 3)
     os.chmod(rules, 0o755)
     wait_log(srv, r"building the rule set again", timeout=30)
     wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), timeout=30)
     assert "SIGHUP: reloading" not in srv.log()
-    fired = alerts_by_seq(api)
-    assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+    assert_one_alert_each(api, seqs)
 
 
 @needs_setpriv
@@ -186,19 +207,14 @@ def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
     §7.4): the agent's later batches are detected and alert, but its watermark stays below the
     gap, so the next start re-detects the gap instead of losing it."""
     srv, api, rules = node
-    s = Sender(srv, "degraded-04")
-    early = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(3)]
-    s.close()
-    wait_metric(api, "mamori_detect_batches_skipped_total", len(early))
+    early = taken_without_rules(srv, api, "degraded-04", 3)
     os.chmod(rules, 0o755)
     srv.stop()
     mark = len(srv.log())
     start(srv, "detect.recover.write")
     wait_log(srv, r"re-detection: writing \d+ alerts failed", start=mark)
     wait_log(srv, r"re-detection incomplete: the watermarks of 1 agents stay where they are", start=mark)
-    s = Sender(srv, "degraded-04")
-    later = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(2)]
-    s.close()
+    later = send_batches(srv, "degraded-04", 2)
     deadline = time.time() + 60
     while time.time() < deadline and sorted(alerts_by_seq(api)) != later:
         time.sleep(0.2)
@@ -206,33 +222,23 @@ def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
     api.wait_detected(len(later))
     mark = restart(srv)  # no failpoint now
     wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(early + later), start=mark)
-    fired = alerts_by_seq(api)
-    assert sorted(fired) == sorted(early + later) and set(fired.values()) == {1}
+    assert_one_alert_each(api, early + later)
 
 
 def test_alert_writes_that_fail_are_retried():
     """A detection thread's alert write fails three times (failpoint detect.commit=3): the
     batch stays pending, the write is retried with backoff, and the alert is written once."""
-    d = temp_dir("mamori-commit-fail-")
-    rules = os.path.join(d, "rules")
-    os.makedirs(rules)
-    with open(os.path.join(rules, "a.yml"), "w") as f:
-        f.write(RULE_A)
-    api_port = free_port()
-    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "api.rate_limit_per_key=0"])
+    srv, _ = rule_a_node("mamori-commit-fail-")
     start(srv, "detect.commit=3")
+    api = Api(srv.dir, srv.api_port)
     try:
         wait_log(srv, r"failpoints armed \(1\): detect.commit=3")
         wait_log(srv, r"rule set loaded")
-        api = Api(d, api_port)
-        s = Sender(srv, "commit-01")
-        seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(2)]
-        s.close()  # acked: acks never wait for detection
+        seqs = send_batches(srv, "commit-01", 2)  # acked: acks never wait for detection
         m = api.wait_detected(len(seqs), timeout=60)
         assert m["mamori_detect_commit_errors_total"] == 3
         wait_log(srv, r"writing \d+ alerts failed, retrying: Input/output error")
-        fired = alerts_by_seq(api)
-        assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+        assert_one_alert_each(api, seqs)
         assert m["mamori_detect_alerts_total{rule_id=\"%s\",level=\"medium\"}" % RULE_A_ID] == len(seqs)
     finally:
         srv.stop()
@@ -242,20 +248,12 @@ def test_alerts_not_written_by_shutdown_are_redetected_at_the_next_start():
     """Every alert write fails (failpoint detect.commit) until mamorid is stopped: after its
     30 s shutdown wait it leaves the batches not marked detected (docs/detection.md §7.2), and
     the next start re-detects them, one alert each."""
-    d = temp_dir("mamori-commit-stop-")
-    rules = os.path.join(d, "rules")
-    os.makedirs(rules)
-    with open(os.path.join(rules, "a.yml"), "w") as f:
-        f.write(RULE_A)
-    api_port = free_port()
-    srv = Server(d, extra=["--api-port", str(api_port), "--rules", rules, "--set", "api.rate_limit_per_key=0"])
+    srv, _ = rule_a_node("mamori-commit-stop-")
     start(srv, "detect.commit")
+    api = Api(srv.dir, srv.api_port)
     try:
         wait_log(srv, r"rule set loaded")
-        api = Api(d, api_port)
-        s = Sender(srv, "commit-02")
-        seqs = [s.send(batch(), fmt=FORMAT_ECS) for _ in range(2)]
-        s.close()
+        seqs = send_batches(srv, "commit-02", 2)
         wait_metric(api, "mamori_detect_commit_errors_total", 1)
         assert alerts_by_seq(api) == {}
         srv.stop(timeout=90)
@@ -263,7 +261,6 @@ def test_alerts_not_written_by_shutdown_are_redetected_at_the_next_start():
         mark = len(srv.log())
         start(srv)
         wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(seqs), start=mark)
-        fired = alerts_by_seq(api)
-        assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}
+        assert_one_alert_each(api, seqs)
     finally:
         srv.stop()
