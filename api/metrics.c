@@ -99,6 +99,8 @@ void handle_metrics(api_req *r)
     metric(o, "mamori_store_batches_written_total", "counter", "batches written", ss.batches_written);
     metric(o, "mamori_store_batches_duplicate_total", "counter", "re-delivered batches skipped", ss.batches_duplicate);
     metric(o, "mamori_store_group_commits_total", "counter", "group commits (WAL writes)", ss.group_commits);
+    metric(o, "mamori_store_group_commit_errors_total", "counter", "group commits that failed (retried; acks wait)",
+           ss.group_commit_errors);
     metric(o, "mamori_store_index_slices_flushed_total", "counter", "index slices written", ss.index_slices_flushed);
     metric(o, "mamori_store_index_entries_pending", "gauge", "postings entries in memory", ss.index_entries_pending);
     metric(o, "mamori_store_index_writer_waits_total", "counter", "group commits that waited for the slice writer",

@@ -357,6 +357,7 @@ struct store {
 
     /* counters */
     _Atomic uint64_t events_written, batches_written, batches_duplicate, group_commits;
+    _Atomic uint64_t group_commit_errors; /* failed group commits (the caller retries) */
     _Atomic uint64_t slices_flushed, entries_pending, retention_ranges_deleted;
     _Atomic uint64_t slice_flush_us_total, slice_flush_us_max, writer_waits;
     _Atomic uint64_t recovered_events;

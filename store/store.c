@@ -403,6 +403,7 @@ void store_get_stats(store *s, store_stats *out)
     out->batches_written = atomic_load_explicit(&s->batches_written, memory_order_relaxed);
     out->batches_duplicate = atomic_load_explicit(&s->batches_duplicate, memory_order_relaxed);
     out->group_commits = atomic_load_explicit(&s->group_commits, memory_order_relaxed);
+    out->group_commit_errors = atomic_load_explicit(&s->group_commit_errors, memory_order_relaxed);
     out->index_slices_flushed = atomic_load_explicit(&s->slices_flushed, memory_order_relaxed);
     out->index_entries_pending = atomic_load_explicit(&s->entries_pending, memory_order_relaxed);
     out->retention_ranges_deleted = atomic_load_explicit(&s->retention_ranges_deleted, memory_order_relaxed);

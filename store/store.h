@@ -171,6 +171,7 @@ typedef struct store_stats {
     uint64_t batches_written;
     uint64_t batches_duplicate;
     uint64_t group_commits;
+    uint64_t group_commit_errors;  /* failed group commits (the writer retries them) */
     uint64_t index_slices_flushed;
     uint64_t index_entries_pending; /* in the in-memory slice */
     uint64_t events_sst_bytes;      /* live SST bytes of the events column family */

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include "core/clock.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -256,10 +257,14 @@ int store_write_group(store *s, const store_batch *batches, size_t count, store_
         bytes += sizeof lkey + s->ixlog.len;
     }
     char *err = NULL;
-    rocksdb_write(s->db, s->write_options, s->wb, &err);
+    if (MAMORI_UNLIKELY(failpoint("store.write"))) /* a test hook (README): the write fails as RocksDB's would */
+        err = mamori_xstrdup("IO error: failpoint store.write");
+    else
+        rocksdb_write(s->db, s->write_options, s->wb, &err);
     tw_wait_extracted(s, g); /* the events are borrowed: done with them before returning */
     if (err) {
         tw_discard(s, g);
+        atomic_fetch_add_explicit(&s->group_commit_errors, 1, memory_order_relaxed);
         return store_rocks_error(err, "group commit");
     }
 

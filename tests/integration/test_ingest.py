@@ -124,3 +124,33 @@ def test_otrf_replay_is_normalized_and_indexed(dev_dir):
     procs = ctl("store", "lookup", "--dev", dev_dir, "--tenant", "default", "--field", "event.category",
                 "--value", "process")
     assert procs["events"] > 0
+
+
+def test_failed_store_writes_delay_the_ack_and_lose_nothing(dev_dir):
+    """The store's group commit fails three times (failpoint store.write=3, README): the batch
+    is not acknowledged until a retry has made it durable, and it is stored once."""
+    from test_alerts import FORMAT_ECS, Api, Sender, ecs_process  # raw protocol, one batch per ACK
+    os.environ["MAMORI_FAILPOINTS"] = "store.write=3"
+    try:
+        server = Server(dev_dir, extra=["--set", "api.rate_limit_per_key=0"]).start()
+    finally:
+        del os.environ["MAMORI_FAILPOINTS"]
+    try:
+        api = Api(dev_dir, server.api_port)
+        s = Sender(server, "fail-01")
+        t0 = time.time()
+        first = s.send([ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami")] * 3, fmt=FORMAT_ECS)
+        waited = time.time() - t0
+        t0 = time.time()
+        s.send([ecs_process("C:\\Windows\\System32\\whoami.exe", "whoami")], fmt=FORMAT_ECS)
+        second = time.time() - t0
+        s.close()
+        m = api.metrics()
+        assert m["mamori_store_group_commit_errors_total"] == 3
+        # retried after 50, 100 and 200 ms: the ACK waited for the fourth write
+        assert waited >= 0.35 > second, (waited, second)
+        assert first == 1 and m["mamori_store_batches_written_total"] == 2
+        assert m["mamori_store_events_written_total"] == 4
+        assert "group commit failed, retrying" in server.log()
+    finally:
+        server.stop()
