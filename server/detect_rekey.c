@@ -1,7 +1,7 @@
 /* server/detect_rekey.c — the receiving end of re-keyed correlation matches (Kafka,
  * docs/detection.md §11.8). Detection threads publish the base matches of correlations not
  * grouped by host to the matches topic, keyed by tenant + group-by value (detect_corr.c,
- * detect_thread.c); here one thread per detect process reads the partitions this process owns
+ * detect_commit.c); here one thread per detect process reads the partitions this process owns
  * (p % bus.kafka.correlate_shards == correlate_shard) in group "correlate", feeds them to one
  * engine per tenant and writes the correlation alerts where this process's alerts go (its
  * store, or the alerts topic towards the store shards). Each key's state lives on exactly one
