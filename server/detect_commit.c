@@ -250,22 +250,12 @@ static int send_alerts(thread_state *s, uint32_t alerts, uint32_t *written)
     return rc;
 }
 
-static int cmp_agent_key(const void *x, const void *y)
-{
-    const detect_agent_key *a = x, *b = y;
-    if (a->tenant_hash != b->tenant_hash) return a->tenant_hash < b->tenant_hash ? -1 : 1;
-    return a->agent_hash < b->agent_hash ? -1 : a->agent_hash > b->agent_hash;
-}
-
 /* Does the batch's watermark move? Not for a batch taken without rules, nor for an agent
  * whose re-detection could not be written (rt->held: the next start re-detects from the
  * watermark it has). */
 static bool moves_mark(const detect_rt *rt, const pending *p)
 {
-    if (p->skipped) return false;
-    if (!rt->held_count) return true;
-    detect_agent_key key = {p->batch->tenant_hash, p->batch->agent_hash};
-    return !bsearch(&key, rt->held, rt->held_count, sizeof key, cmp_agent_key);
+    return !p->skipped && !detect_agent_held(rt, p->batch->tenant_hash, p->batch->agent_hash);
 }
 
 /* Writes what is ready. Returns false after a failed write (the caller backs off). */

@@ -154,6 +154,8 @@ recover_plan *detect_recover_prepare_degraded(detect_rt *rt);
 /* False when alerts could not be written (correlation checkpoints then stay off until the
  * next start, which replays from the last one; the gap's agents go to rt->held). */
 bool detect_recover_run(detect_rt *rt, recover_plan *plan, detect_ruleset *rs, corr_gen *corr);
+/* Is the agent's watermark held for the rest of the run (rt->held)? */
+bool detect_agent_held(const detect_rt *rt, uint64_t tenant_hash, uint64_t agent_hash);
 void detect_recover_free(recover_plan *plan); /* a plan never run (start-up failed) */
 
 /* The alert a rule raises on an event (alert_record.c). The body goes to body_out (the

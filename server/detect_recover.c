@@ -91,6 +91,19 @@ static int cmp_gap(const void *x, const void *y)
     return cmp_pair(a->tenant_hash, a->agent_hash, b->tenant_hash, b->agent_hash);
 }
 
+static int cmp_agent_key(const void *x, const void *y)
+{
+    const detect_agent_key *a = x, *b = y;
+    return cmp_pair(a->tenant_hash, a->agent_hash, b->tenant_hash, b->agent_hash);
+}
+
+bool detect_agent_held(const detect_rt *rt, uint64_t tenant_hash, uint64_t agent_hash)
+{
+    if (!rt->held_count) return false;
+    detect_agent_key key = {tenant_hash, agent_hash};
+    return bsearch(&key, rt->held, rt->held_count, sizeof key, cmp_agent_key) != NULL;
+}
+
 static const store_detect_mark *find_mark(const recover *r, uint64_t th, uint64_t ah)
 {
     store_detect_mark key = {.tenant_hash = th, .agent_hash = ah};

@@ -140,48 +140,6 @@ static void log_loaded(const char *what, const ruleset_info *i)
              i->load_ms, i->compile_ms, i->databases, i->patterns, (double)i->database_bytes / 1048576.0);
 }
 
-/* Swaps a built set in (threads pick it up at their next group of batches; the old one is
- * freed when the last batch evaluated with it is done) and records it. */
-static void install(detect_rt *rt, detect_ruleset *rs, corr_gen *corr, const ruleset_info *info)
-{
-    pthread_mutex_lock(&rt->mu);
-    rt->info = *info;
-    rt->reloads_ok++;
-    pthread_mutex_unlock(&rt->mu);
-    corr_rt_swap(rt->corr, corr, rt->slot, rs); /* the set and its correlations together */
-    log_loaded("rule set loaded", info);
-}
-
-static void note_failed(detect_rt *rt)
-{
-    pthread_mutex_lock(&rt->mu);
-    rt->reloads_failed++;
-    pthread_mutex_unlock(&rt->mu);
-}
-
-int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
-{
-    pthread_mutex_lock(&rt->reload_mu);
-    detect_ruleset *rs = NULL;
-    corr_gen *corr = NULL;
-    ruleset_info info;
-    int rc = detect_build_ruleset(rt, &rs, &corr, &info, err, err_len);
-    if (rc == 0) {
-        install(rt, rs, corr, &info);
-    } else {
-        note_failed(rt);
-        pthread_mutex_lock(&rt->mu);
-        uint64_t kept = rt->info.generation;
-        pthread_mutex_unlock(&rt->mu);
-        if (kept) LOG_ERROR(MOD, "rule set reload failed, keeping generation %llu: %s", (unsigned long long)kept, err);
-        else LOG_ERROR(MOD, "rule set build failed: %s", err);
-    }
-    pthread_mutex_unlock(&rt->reload_mu);
-    return rc;
-}
-
-/* ---- the loader thread ---- */
-
 /* Stops every detection thread between two groups of batches (or until it is gone). */
 static void pause_threads(detect_rt *rt)
 {
@@ -198,6 +156,49 @@ static void resume_threads(detect_rt *rt)
     pthread_cond_broadcast(&rt->cv);
     pthread_mutex_unlock(&rt->mu);
 }
+
+/* Builds a rule set from the configured paths and swaps it in: threads pick it up at their
+ * next group of batches, the old one is freed when the last batch evaluated with it is done.
+ * After a failed first build (degraded, embedded bus) the threads are paused first and the
+ * re-detection of what they took without rules is planned (rt->recovery); the loader runs it
+ * and lets them go on. A failure keeps the running set, if any. */
+int detect_rt_reload(detect_rt *rt, char *err, size_t err_len)
+{
+    pthread_mutex_lock(&rt->reload_mu);
+    detect_ruleset *rs = NULL;
+    corr_gen *corr = NULL;
+    ruleset_info info;
+    int rc = detect_build_ruleset(rt, &rs, &corr, &info, err, err_len);
+    if (rc == 0 && atomic_load_explicit(&rt->degraded, memory_order_relaxed)) {
+        /* what the threads released so far is durable and below no watermark: the gap
+         * (watermark, durable seq] of each agent, read with the threads stopped */
+        pause_threads(rt);
+        detect_recover_free(rt->recovery);
+        corr_rt_prepare(rt->corr);
+        rt->recovery = detect_recover_prepare_degraded(rt);
+    }
+    pthread_mutex_lock(&rt->mu);
+    if (rc == 0) {
+        rt->info = info;
+        rt->reloads_ok++;
+    } else {
+        rt->reloads_failed++;
+    }
+    uint64_t kept = rt->info.generation;
+    pthread_mutex_unlock(&rt->mu);
+    if (rc == 0) {
+        corr_rt_swap(rt->corr, corr, rt->slot, rs); /* the set and its correlations together */
+        log_loaded("rule set loaded", &info);
+    } else if (kept) {
+        LOG_ERROR(MOD, "rule set reload failed, keeping generation %llu: %s", (unsigned long long)kept, err);
+    } else {
+        LOG_ERROR(MOD, "rule set build failed, still detecting nothing: %s", err);
+    }
+    pthread_mutex_unlock(&rt->reload_mu);
+    return rc;
+}
+
+/* ---- the loader thread ---- */
 
 /* Waits for a reload request, or for the retry after `retry_ms`; false when stopping. */
 static bool wait_request(detect_rt *rt, uint32_t retry_ms)
@@ -217,11 +218,9 @@ static bool wait_request(detect_rt *rt, uint32_t retry_ms)
 }
 
 /* No rule set could be built at start: builds again on SIGHUP, and by itself after
- * DETECT_FIRST_RETRY_MS doubling up to DETECT_FIRST_RETRY_MAX_MS, until one builds. On the
- * embedded bus the threads meanwhile take batches without rules (degraded): they are paused
- * before the set goes in, and *plan becomes the re-detection of what they took. False when
- * the runtime stops first. */
-static bool first_set_later(detect_rt *rt, recover_plan **plan)
+ * DETECT_FIRST_RETRY_MS doubling up to DETECT_FIRST_RETRY_MAX_MS, until one builds. False
+ * when the runtime stops first. */
+static bool first_set_later(detect_rt *rt)
 {
     char err[1024];
     uint32_t retry_ms = DETECT_FIRST_RETRY_MS;
@@ -229,28 +228,18 @@ static bool first_set_later(detect_rt *rt, recover_plan **plan)
         if (!wait_request(rt, retry_ms)) return false;
         retry_ms = MAMORI_MIN(retry_ms * 2, DETECT_FIRST_RETRY_MAX_MS);
         LOG_INFO(MOD, "building the rule set again (%u paths)", rt->cfg->detect.rules.count);
-        pthread_mutex_lock(&rt->reload_mu);
-        detect_ruleset *rs = NULL;
-        corr_gen *corr = NULL;
-        ruleset_info info;
-        if (detect_build_ruleset(rt, &rs, &corr, &info, err, sizeof err) != 0) {
-            note_failed(rt);
-            pthread_mutex_unlock(&rt->reload_mu);
-            LOG_ERROR(MOD, "rule set build failed, still detecting nothing: %s", err);
-            continue;
-        }
-        if (atomic_load_explicit(&rt->degraded, memory_order_relaxed)) {
-            /* what the threads released so far is durable and below no watermark: the gap
-             * (watermark, durable seq] of each agent, read with the threads stopped */
-            pause_threads(rt);
-            detect_recover_free(*plan);
-            corr_rt_prepare(rt->corr);
-            *plan = detect_recover_prepare_degraded(rt);
-        }
-        install(rt, rs, corr, &info);
-        pthread_mutex_unlock(&rt->reload_mu);
-        return true;
+        if (detect_rt_reload(rt, err, sizeof err) == 0) return true;
     }
+}
+
+/* The threads may consume (they wait for this at start). */
+static void set_ready(detect_rt *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->ready = true;
+    rt->threads_idle = false;
+    pthread_cond_broadcast(&rt->cv);
+    pthread_mutex_unlock(&rt->mu);
 }
 
 static void *loader_main(void *arg)
@@ -279,12 +268,9 @@ static void *loader_main(void *arg)
             atomic_store_explicit(&rt->degraded, true, memory_order_release);
             LOG_ERROR(MOD, "no rule set could be built: events are stored but not detected until a build succeeds "
                            "(SIGHUP, or a retry); they are re-detected then");
-            pthread_mutex_lock(&rt->mu);
-            rt->ready = true;
-            pthread_cond_broadcast(&rt->cv);
-            pthread_mutex_unlock(&rt->mu);
+            set_ready(rt);
         }
-        if (!first_set_later(rt, &rt->recovery)) return NULL;
+        if (!first_set_later(rt)) return NULL;
     }
     corr_gen *corr = NULL;
     detect_ruleset *rs = corr_rt_acquire(rt->corr, rt->slot, &corr);
@@ -294,11 +280,7 @@ static void *loader_main(void *arg)
     corr_rt_started(rt->corr, recovered);
     corr_gen_unref(corr);
     detect_ruleset_unref(rs);
-    pthread_mutex_lock(&rt->mu);
-    rt->ready = true;
-    rt->threads_idle = false;
-    pthread_cond_broadcast(&rt->cv);
-    pthread_mutex_unlock(&rt->mu);
+    set_ready(rt);
     if (atomic_exchange_explicit(&rt->degraded, false, memory_order_acq_rel)) {
         LOG_INFO(MOD, "detecting again: batches from now on are evaluated as they come");
         resume_threads(rt);

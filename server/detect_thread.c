@@ -133,22 +133,13 @@ static void evaluate_group(thread_state *s, bus_batch **bs, uint32_t k)
     }
     corr_gen *corr = NULL;
     detect_ruleset *rs = current_ruleset(s, &corr);
-    if (atomic_load_explicit(&s->rt->degraded, memory_order_acquire)) {
-        /* no rule set could be built: the batches only wait for their durability, and the
-         * first good build re-detects them from the store (their watermark does not move) */
-        for (uint32_t j = 0; j < k; j++)
-            s->pending[s->pending_count++] = (pending){.batch = bs[j], .rs = j ? detect_ruleset_ref(rs) : rs,
-                                                       .corr = j ? corr_gen_ref(corr) : corr,
-                                                       .first_alert = s->alert_count, .first_hit = s->hit_count,
-                                                       .corr_fed = true, .skipped = true};
-        atomic_fetch_add_explicit(&s->t->counters.skipped, k, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->t->counters.pending, k, memory_order_relaxed);
-        return;
-    }
+    /* no rule set could be built: the batches only wait for their durability, and the first
+     * good build re-detects them from the store (their watermark does not move) */
+    bool skipped = atomic_load_explicit(&s->rt->degraded, memory_order_acquire);
     const mamori_event *events = bs[0]->events;
     uint32_t total = 0;
     for (uint32_t j = 0; j < k; j++) total += bs[j]->event_count;
-    if (k > 1 && total) { /* the events' structs side by side; their fields stay where they are */
+    if (k > 1 && total && !skipped) { /* the events' structs side by side; their fields stay where they are */
         if (total > s->group_events_cap) {
             s->group_events_cap = MAMORI_MAX(total, s->group_events_cap * 2);
             s->group_events = mamori_xrealloc(s->group_events, s->group_events_cap * sizeof *s->group_events);
@@ -167,20 +158,25 @@ static void evaluate_group(thread_state *s, bus_batch **bs, uint32_t k)
     enter_batch(s, 0);
     int64_t t0 = clock_mono_us();
     /* an empty rule set (no rules configured) costs nothing per event: not even routing */
-    if (total && detect_ruleset_rule_count(rs)) detect_eval_batch(s->worker, events, total, on_match, s);
+    if (total && !skipped && detect_ruleset_rule_count(rs)) detect_eval_batch(s->worker, events, total, on_match, s);
     while (s->group_at + 1 < k) enter_batch(s, s->group_at + 1);
     detect_counters *c = &s->t->counters;
-    atomic_fetch_add_explicit(&c->eval_us_sum, (uint64_t)(clock_mono_us() - t0), memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->batches, k, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->eval_calls, 1, memory_order_relaxed);
-    add_worker_stats(s);
+    if (skipped) {
+        atomic_fetch_add_explicit(&c->skipped, k, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&c->eval_us_sum, (uint64_t)(clock_mono_us() - t0), memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->batches, k, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->eval_calls, 1, memory_order_relaxed);
+        add_worker_stats(s);
+    }
     for (uint32_t j = 0; j < k; j++) {
         uint32_t alert_end = j + 1 < k ? s->group_first_alert[j + 1] : s->alert_count;
         uint32_t hit_end = j + 1 < k ? s->group_first_hit[j + 1] : s->hit_count;
         s->pending[s->pending_count++] = (pending){
             .batch = bs[j], .rs = j ? detect_ruleset_ref(rs) : rs, .corr = j ? corr_gen_ref(corr) : corr,
             .first_alert = s->group_first_alert[j], .alert_count = alert_end - s->group_first_alert[j],
-            .first_hit = s->group_first_hit[j], .hit_count = hit_end - s->group_first_hit[j]};
+            .first_hit = s->group_first_hit[j], .hit_count = hit_end - s->group_first_hit[j],
+            .corr_fed = skipped, .skipped = skipped};
     }
     atomic_fetch_add_explicit(&c->pending, k, memory_order_relaxed);
     s->group = NULL;
@@ -218,20 +214,20 @@ static void pause_here(thread_state *s)
     while (rt->pause && !rt->stopping) pthread_cond_wait(&rt->cv, &rt->mu);
     rt->paused--;
     pthread_mutex_unlock(&rt->mu);
-    uint32_t n = 0;
-    while (n < s->pending_count && s->pending[n].skipped) n++;
+    uint32_t n = s->pending_count;
     if (n == 0 || atomic_load_explicit(&rt->degraded, memory_order_acquire)) return;
-    /* a skipped batch has no alerts, hits or marks: only its references to drop */
+    /* every batch this thread holds was taken without rules (nothing is evaluated with rules
+     * before the set is in); a skipped batch has no alerts, hits or marks: only its
+     * references to drop */
     bus_batch **again = mamori_xcalloc(n, sizeof *again);
     for (uint32_t i = 0; i < n; i++) {
+        MAMORI_ASSERT(s->pending[i].skipped);
         again[i] = s->pending[i].batch;
         detect_ruleset_unref(s->pending[i].rs);
         corr_gen_unref(s->pending[i].corr);
     }
-    memmove(s->pending, s->pending + n, (s->pending_count - n) * sizeof *s->pending);
-    s->pending_count -= n;
+    s->pending_count = 0;
     atomic_fetch_sub_explicit(&s->t->counters.pending, n, memory_order_relaxed);
-    MAMORI_ASSERT(s->pending_count == 0); /* nothing is evaluated with rules before the set is in */
     LOG_INFO(MOD, "thread %u: %u batches taken without rules and still held at the switch, evaluated now", s->t->no, n);
     evaluate(s, again, n);
     free(again);
@@ -278,8 +274,8 @@ static void *thread_main(void *arg)
     uint32_t backoff_ms = 0;
     for (;;) {
         int n = 0;
-        if (!draining) pause_here(&s);
         if (!draining) {
+            pause_here(&s);
             n = bus_poll(t->consumer, polled, DETECT_POLL_BATCHES, s.pending_count ? 2 : 100);
             if (n == -ESHUTDOWN) {
                 draining = true;
