@@ -345,7 +345,7 @@ void corr_rt_started(corr_rt *c, bool recovered)
         /* re-detected alerts were not written: no checkpoint may cover the state that
          * consumed their matches; the next start replays from the stored one */
         c->inflight++;
-        LOG_ERROR(MOD, "correlation checkpoints are off until the next start (re-detected alerts not written)");
+        LOG_ERROR(MOD, "correlation checkpoints are off until the next start (the re-detection did not complete)");
     }
     /* everything durable before ingest opened has been fed (before the crash, or just now) */
     for (size_t i = 0; i < c->prepared_count; i++) {

@@ -95,6 +95,11 @@ struct detect_rt {
      * (tenant, agent); set once by the loader before the threads consume, then only read. */
     detect_agent_key *held;
     size_t held_count;
+    /* Every agent's watermark is held for the run: the gap could not even be read (the
+     * detection state or watermarks unreadable at start or at the degraded switch), so the
+     * next start re-detects from the watermarks as they are. Set, like held, before the
+     * threads consume. */
+    bool held_all;
     ruleset_info info;
     uint64_t reloads_ok, reloads_failed;
     uint64_t recovered_batches, recovered_events, recovered_alerts, recovery_missing_batches;

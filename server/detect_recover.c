@@ -99,6 +99,7 @@ static int cmp_agent_key(const void *x, const void *y)
 
 bool detect_agent_held(const detect_rt *rt, uint64_t tenant_hash, uint64_t agent_hash)
 {
+    if (rt->held_all) return true;
     if (!rt->held_count) return false;
     detect_agent_key key = {tenant_hash, agent_hash};
     return bsearch(&key, rt->held, rt->held_count, sizeof key, cmp_agent_key) != NULL;
@@ -311,15 +312,33 @@ struct recover_plan {
     const char *why; /* why the gap is there, for the log */
 };
 
+/* The gap could not be read: no watermark moves for the rest of the run (rt->held_all), so
+ * the threads cannot carry the watermarks past a gap nobody saw; the next start reads it
+ * again. Called before the threads consume (at start, or with them paused). */
+static recover_plan *unreadable(detect_rt *rt, const char *what)
+{
+    if (rt->durable_on_publish) { /* Kafka: the detect group's offsets, not the store, hold the gap */
+        LOG_ERROR(MOD, "cannot read the detection %s", what);
+        return NULL;
+    }
+    pthread_mutex_lock(&rt->mu);
+    rt->held_all = true;
+    pthread_mutex_unlock(&rt->mu);
+    LOG_ERROR(MOD,
+              "cannot read the detection %s: re-detection skipped; no watermark moves until the next start, which "
+              "re-detects what is not marked detected",
+              what);
+    return NULL;
+}
+
 static recover_plan *prepare(detect_rt *rt, const char *why)
 {
     store *db = rt->db;
     int64_t since = 0, checkpoint = 0;
     int64_t now = clock_wall_us();
-    if (store_detect_state_get(db, &since, &checkpoint) != 0) {
-        LOG_ERROR(MOD, "cannot read the detection state: start-up re-detection skipped");
-        return NULL;
-    }
+    /* detect.recover.read: a test hook (README), the read fails as RocksDB's would */
+    if (failpoint("detect.recover.read") || store_detect_state_get(db, &since, &checkpoint) != 0)
+        return unreadable(rt, "state");
     if (since == 0) {
         start_marks sm = {.now_us = now};
         (void)store_list_all_agents(db, add_start_mark, &sm);
@@ -346,10 +365,9 @@ static recover_plan *prepare(detect_rt *rt, const char *why)
     recover *r = &plan->r;
     r->rt = rt;
     if (store_detect_marks_scan(db, collect_mark, r) != 0) {
-        LOG_ERROR(MOD, "cannot read the detection watermarks: start-up re-detection skipped");
         free(r->marks);
         free(plan);
-        return NULL;
+        return unreadable(rt, "watermarks");
     }
     if (r->mark_count) qsort(r->marks, r->mark_count, sizeof *r->marks, cmp_mark); /* none: NULL, UB for qsort */
     (void)store_list_all_agents(db, collect_gap, r);

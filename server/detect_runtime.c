@@ -275,7 +275,7 @@ static void *loader_main(void *arg)
     corr_gen *corr = NULL;
     detect_ruleset *rs = corr_rt_acquire(rt->corr, rt->slot, &corr);
     corr_rt_restore(rt->corr); /* the checkpointed state, before re-detection feeds what followed it */
-    bool recovered = detect_recover_run(rt, rt->recovery, rs, corr);
+    bool recovered = detect_recover_run(rt, rt->recovery, rs, corr) && !rt->held_all; /* held_all: gap unread */
     rt->recovery = NULL;
     corr_rt_started(rt->corr, recovered);
     corr_gen_unref(corr);
@@ -466,6 +466,7 @@ void detect_rt_write_metrics(void *ctx, buf *o)
     uint64_t rb = rt->recovered_batches, re = rt->recovered_events, ra = rt->recovered_alerts;
     uint64_t rm = rt->recovery_missing_batches;
     bool no_set = info.generation == 0 || atomic_load_explicit(&rt->degraded, memory_order_relaxed);
+    bool held = rt->held_all || rt->held_count;
     pthread_mutex_unlock(&rt->mu);
 
     buf_puts(o, "# HELP mamori_detect_alerts_total alerts raised (new, durable), by rule\n"
@@ -490,6 +491,9 @@ void detect_rt_write_metrics(void *ctx, buf *o)
            "batches taken while no rule set could be built (re-detected by the first good build)", c.skipped);
     metric(o, "mamori_detect_no_ruleset", "gauge",
            "1 while no rule set is running (the first build failed, or is not done)", no_set);
+    metric(o, "mamori_detect_watermarks_held", "gauge",
+           "1 when re-detection could not read or write its gap: watermarks stay until the next start re-detects it",
+           held);
     metric(o, "mamori_detect_eval_calls_total", "counter",
            "detection engine calls (consecutive polled batches evaluated together)", c.eval_calls);
     metric(o, "mamori_detect_events_evaluated_total", "counter", "events evaluated against the rule set", c.events);

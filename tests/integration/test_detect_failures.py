@@ -7,8 +7,8 @@ undetected, nothing alerts twice.
   made real: the rule directory cannot be read (mode 000, mamorid run as nobody when the tests
   run as root, since root reads it anyway); the directory is checked only for existence at
   start, so the start goes on and the loader's build fails.
-- Writes that fail, through failpoints (README, "Building and testing by hand"): a
-  re-detection that cannot write its alerts (§7.4), a detection thread's alert write failing
+- Writes and reads that fail, through failpoints (README, "Building and testing by hand"): a
+  re-detection that cannot write its alerts or read its gap (§7.4), a detection thread's alert write failing
   and retried (§7.2), or failing until shutdown (§7.2)."""
 import os
 import threading
@@ -104,6 +104,15 @@ def assert_one_alert_each(api, seqs):
     fired = alerts_by_seq(api)
     assert sorted(fired) == sorted(seqs) and set(fired.values()) == {1}, (sorted(fired), sorted(seqs))
     return fired
+
+
+def alerts_by_agent_seq(api):
+    out = {}
+    for a in api.alerts(limit=1000)[0]:
+        assert a["rule"]["id"] == RULE_A_ID, a
+        k = (a["agent_id"], a["event"]["seq"])
+        out[k] = out.get(k, 0) + 1
+    return out
 
 
 def alerts_by_seq(api):
@@ -220,9 +229,41 @@ def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
         time.sleep(0.2)
     assert sorted(alerts_by_seq(api)) == later  # live detection goes on; the gap has no alerts yet
     api.wait_detected(len(later))
+    assert api.metrics()["mamori_detect_watermarks_held"] == 1
     mark = restart(srv)  # no failpoint now
     wait_log(srv, r"re-detection done batches_found=%d batches_missing=0 " % len(early + later), start=mark)
     assert_one_alert_each(api, early + later)
+    assert api.metrics()["mamori_detect_watermarks_held"] == 0
+
+
+@needs_setpriv
+def test_a_gap_that_cannot_be_read_holds_every_watermark(node):
+    """The detection state cannot be read at start (failpoint detect.recover.read, docs/
+    detection.md §7.4), so the gap is not even listed: no watermark may move for the run, or
+    the later batches would carry it past the gap. The next start re-detects the gap."""
+    srv, api, rules = node
+    early = taken_without_rules(srv, api, "degraded-05", 3)
+    os.chmod(rules, 0o755)
+    srv.stop()
+    mark = len(srv.log())
+    start(srv, "detect.recover.read")
+    wait_log(srv, r"cannot read the detection state: re-detection skipped; no watermark moves", start=mark)
+    wait_log(srv, r"correlation checkpoints are off until the next start", start=mark)
+    later = [("degraded-05", q) for q in send_batches(srv, "degraded-05", 2)]
+    later += [("degraded-06", q) for q in send_batches(srv, "degraded-06", 1)]
+    deadline = time.time() + 60
+    while time.time() < deadline and sorted(alerts_by_agent_seq(api)) != sorted(later):
+        time.sleep(0.2)
+    assert sorted(alerts_by_agent_seq(api)) == sorted(later)  # live detection goes on; the gap has no alerts
+    api.wait_detected(len(later))
+    assert api.metrics()["mamori_detect_watermarks_held"] == 1
+    mark = restart(srv)  # no failpoint now
+    # both agents re-detected: degraded-06's watermark did not move either
+    wait_log(srv, r"2 agents have 6 batches stored but not detected", start=mark)
+    wait_log(srv, r"re-detection done batches_found=6 batches_missing=0 ", start=mark)
+    fired = alerts_by_agent_seq(api)
+    assert sorted(fired) == sorted([("degraded-05", q) for q in early] + later) and set(fired.values()) == {1}
+    assert api.metrics()["mamori_detect_watermarks_held"] == 0
 
 
 def test_alert_writes_that_fail_are_retried():
