@@ -114,9 +114,11 @@ static struct db_build *build_for(builder *b, uint32_t path, struct db_class cls
 }
 
 
-/* A literal set takes the contains values of its path and class only when its substring
- * filter can hold them all (literal_contains_fit); otherwise they go to the path's
- * Hyperscan database, whose literal matcher is built for large sets. */
+/* A literal set takes the contains values of its path and class that it can hold
+ * (literal_contains_overflow: all when its substring filter can hold those of two bytes or
+ * more, else the one- and two-byte ones); the others go to the path's Hyperscan database,
+ * whose literal matcher is built for large sets but spends dozens of cycles per byte
+ * confirming one- and two-byte literals. */
 static void split_contains(builder *b)
 {
     uint32_t n = b->build_count;
@@ -124,12 +126,13 @@ static void split_contains(builder *b)
         struct db_build *db = &b->builds[i];
         if (!db->literal) continue;
         db_prepare(db);
-        if (literal_contains_fit(db->exprs, db->flags, db->id_count)) continue;
+        uint32_t from = literal_contains_overflow(db->exprs, db->flags, db->id_count);
+        if (from == UINT32_MAX) continue;
         struct entry *moved = NULL;
         uint32_t moved_count = 0, moved_cap = 0, kept = 0;
         for (uint32_t k = 0; k < db->count; k++) {
             uint32_t len;
-            if (literal_parse(db->entries[k].expr, db->entries[k].flags, NULL, &len) == LIT_CONTAINS)
+            if (literal_parse(db->entries[k].expr, db->entries[k].flags, NULL, &len) == LIT_CONTAINS && len >= from)
                 VEC_PUSH(moved, moved_count, moved_cap, db->entries[k]);
             else db->entries[kept++] = db->entries[k];
         }

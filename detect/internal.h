@@ -366,15 +366,21 @@ static inline bool db_class_applies(const struct db_class *c, const struct logso
 enum lit_kind { LIT_EXACT = 0, LIT_PREFIX, LIT_SUFFIX, LIT_CONTAINS };
 struct litset;
 /* The kind of a Hyperscan expression that is a plain literal in byte mode (`^lit\z`, `^lit`,
- * `lit\z`, or unanchored `lit` of at least 2 bytes, with literal bytes spelled as
+ * `lit\z`, or unanchored `lit`, with literal bytes spelled as
  * sigstr_expression does), its bytes in out (NULL: not wanted; else at least strlen(expr)
  * bytes) and their count in *len; -1 for anything else (wildcards, classes, UTF-8 mode). */
 int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len);
-/* Whether the unanchored (LIT_CONTAINS) expressions among exprs fit one literal set's
+/* A literal set holds its unanchored (LIT_CONTAINS) expressions of two bytes or more in a
  * substring filter (at most LITERAL_CONTAINS_MAX of them, their rarest byte pairs in at most
- * 8 buckets); the others belong in Hyperscan, whose literal matcher handles large sets. */
+ * 8 buckets), those of one byte (at most LITERAL_SHORT_MAX) apart, and those of two in a
+ * table (at most LITERAL_PAIRS_MAX) when the filter cannot hold them.
+ * literal_contains_overflow says which contains expressions among exprs a set cannot hold:
+ * those of at least the length it returns (UINT32_MAX: none). They belong in Hyperscan,
+ * whose literal matcher handles large sets. */
 #define LITERAL_CONTAINS_MAX 64
-bool literal_contains_fit(const char *const *exprs, const uint32_t *flags, uint32_t count);
+#define LITERAL_SHORT_MAX 64
+#define LITERAL_PAIRS_MAX 1024
+uint32_t literal_contains_overflow(const char *const *exprs, const uint32_t *flags, uint32_t count);
 /* A set of expressions literal_parse accepts, expression i reported as id i. Owned. */
 struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags, uint32_t count);
 void literal_set_free(struct litset *set);

@@ -56,8 +56,34 @@ struct lit_contains {
     bool avx2;
 };
 
+/* Unanchored literals of one or two bytes, which the substring filter cannot take (a single
+ * byte has no pair) or has no bucket left for (Hyperscan, their fallback, confirms a short
+ * literal at nearly every position of a value: 45 of the 150 cycles per byte a 2,944-literal
+ * command-line database spent). A single byte is looked for with memchr (both cases when
+ * caseless). Pairs by one walk over the value: bit (a | b << 8) of `bits` is set for every
+ * byte pair some literal matches (each case variant of a caseless one), and a set bit is
+ * resolved in `pairs`, sorted by folded pair. */
+struct lit_pair {
+    uint16_t folded; /* first | second << 8, ASCII lowercase */
+    uint8_t b0, b1;  /* as written (cased) */
+    bool cased;
+    uint32_t id;
+};
+
+struct lit_short {
+    uint64_t bits[65536 / 64];
+    struct lit_pair *pairs;
+    uint32_t pair_count, pair_cap;
+    struct {
+        uint8_t lower, upper; /* equal when cased or not a letter */
+        uint32_t id;
+    } one[LITERAL_SHORT_MAX];
+    uint32_t one_count;
+};
+
 struct litset {
     struct lit_contains contains;
+    struct lit_short *shorts; /* NULL when there is none */
     struct lit_entry *entries;
     uint32_t entry_count;
     char *texts;
@@ -136,7 +162,7 @@ static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, 
         uint8_t *t = el <= sizeof stackbuf ? stackbuf : mamori_xmalloc(el);
         uint32_t len;
         int kind = literal_parse(exprs[i], flags[i], (char *)t, &len);
-        if (kind == LIT_CONTAINS) {
+        if (kind == LIT_CONTAINS && len >= 2) {
             literals++;
             for (uint32_t k = 0; k < len; k++) t[k] = fold(t[k]);
             uint32_t off = best_pair(t, len);
@@ -156,10 +182,25 @@ static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, 
     return literals > LITERAL_CONTAINS_MAX ? UINT32_MAX : n;
 }
 
-bool literal_contains_fit(const char *const *exprs, const uint32_t *flags, uint32_t count)
+/* Whether the contains literals of two bytes or more among exprs fit the substring filter. */
+static bool filter_fits(const char *const *exprs, const uint32_t *flags, uint32_t count)
 {
     uint16_t pairs[LIT_BUCKETS];
     return contains_pairs(exprs, flags, count, pairs, LIT_BUCKETS) <= LIT_BUCKETS;
+}
+
+uint32_t literal_contains_overflow(const char *const *exprs, const uint32_t *flags, uint32_t count)
+{
+    uint32_t n1 = 0, n2 = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len;
+        if (literal_parse(exprs[i], flags[i], NULL, &len) != LIT_CONTAINS || len > 2) continue;
+        if (len == 1) n1++;
+        else n2++;
+    }
+    if (n1 > LITERAL_SHORT_MAX) return 1; /* all to Hyperscan (no SigmaHQ path comes near) */
+    if (filter_fits(exprs, flags, count)) return UINT32_MAX; /* all stay */
+    return n2 <= LITERAL_PAIRS_MAX ? 3 : 2; /* the filter (or the pair table) keeps the pairs */
 }
 
 static void contains_mark(struct lit_contains *c, uint8_t folded, uint8_t bit, bool second)
@@ -218,7 +259,6 @@ int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len)
         k++;
     }
     if (k == 0 && !(start && end)) return -1;
-    if (!start && !end && k < 2) return -1; /* contains needs a pair of bytes to filter on */
     *len = k;
     return start && end ? LIT_EXACT : start ? LIT_PREFIX : end ? LIT_SUFFIX : LIT_CONTAINS;
 }
@@ -297,6 +337,54 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
 #endif
 }
 
+static struct lit_short *shorts_of(struct litset *set)
+{
+    if (!set->shorts) set->shorts = mamori_xcalloc(1, sizeof *set->shorts);
+    return set->shorts;
+}
+
+static void short_add_one(struct litset *set, uint8_t c, bool cased, uint32_t id)
+{
+    struct lit_short *s = shorts_of(set);
+    MAMORI_ASSERT(s->one_count < LITERAL_SHORT_MAX); /* compile.c checks literal_contains_overflow */
+    uint8_t lower = cased ? c : fold(c);
+    uint8_t upper = !cased && lower >= 'a' && lower <= 'z' ? (uint8_t)(lower - 32) : lower;
+    s->one[s->one_count].lower = lower;
+    s->one[s->one_count].upper = upper;
+    s->one[s->one_count].id = id;
+    s->one_count++;
+}
+
+static void short_add_pair(struct litset *set, const uint8_t *t, bool cased, uint32_t id)
+{
+    struct lit_short *s = shorts_of(set);
+    MAMORI_ASSERT(s->pair_count < LITERAL_PAIRS_MAX);
+    if (s->pair_count == s->pair_cap) {
+        s->pair_cap = s->pair_cap ? s->pair_cap * 2 : 16;
+        s->pairs = mamori_xrealloc(s->pairs, s->pair_cap * sizeof *s->pairs);
+    }
+    uint8_t f0 = fold(t[0]), f1 = fold(t[1]); /* caseless texts are folded already */
+    s->pairs[s->pair_count++] =
+        (struct lit_pair){.folded = (uint16_t)(f0 | f1 << 8), .b0 = t[0], .b1 = t[1], .cased = cased, .id = id};
+    uint8_t v0[2] = {t[0], t[0]}, v1[2] = {t[1], t[1]};
+    if (!cased) {
+        if (f0 >= 'a' && f0 <= 'z') v0[1] = (uint8_t)(f0 - 32);
+        if (f1 >= 'a' && f1 <= 'z') v1[1] = (uint8_t)(f1 - 32);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            uint32_t bit = v0[i] | (uint32_t)v1[k] << 8;
+            s->bits[bit >> 6] |= (uint64_t)1 << (bit & 63);
+        }
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+    const struct lit_pair *x = a, *y = b;
+    if (x->folded != y->folded) return x->folded < y->folded ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags, uint32_t count)
 {
     const uint16_t probe = 1;
@@ -314,6 +402,10 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         bool cased = !(flags[i] & HS_FLAG_CASELESS);
         if (!cased)
             for (uint32_t k = 0; k < len; k++) t[k] = (char)fold((uint8_t)t[k]);
+        if (kind == LIT_CONTAINS && len == 1) {
+            short_add_one(set, (uint8_t)t[0], cased, i);
+            continue;
+        }
         set->entries[set->entry_count++] =
             (struct lit_entry){.text = t, .len = len, .id = i, .kind = (uint8_t)kind, .cased = cased};
         t += len;
@@ -351,6 +443,21 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         i = j;
     }
     set->bytes = sizeof *set + text_bytes + set->entry_count * sizeof *set->entries + slots * sizeof *set->slots;
+    if (set->contains.count && !filter_fits(exprs, flags, count)) {
+        /* only pairs are left (compile.c moved the longer ones to Hyperscan): the pair table */
+        for (uint32_t i = anchored; i < set->entry_count; i++) {
+            const struct lit_entry *e = &set->entries[i];
+            MAMORI_ASSERT(e->len == 2);
+            short_add_pair(set, (const uint8_t *)e->text, e->cased, e->id);
+        }
+        set->entry_count = anchored;
+        set->contains.count = 0;
+    }
+    if (set->shorts) {
+        struct lit_short *sh = set->shorts;
+        if (sh->pair_count) qsort(sh->pairs, sh->pair_count, sizeof *sh->pairs, pair_cmp);
+        set->bytes += sizeof *sh + sh->pair_count * sizeof *sh->pairs;
+    }
     if (set->contains.count) contains_build(&set->contains, set->entries + anchored);
     set->bytes += set->contains.count * sizeof *set->contains.entries;
     return set;
@@ -359,6 +466,8 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
 void literal_set_free(struct litset *set)
 {
     if (!set) return;
+    if (set->shorts) free(set->shorts->pairs);
+    free(set->shorts);
     free(set->contains.entries);
     free(set->entries);
     free(set->texts);
@@ -370,7 +479,7 @@ size_t literal_set_bytes(const struct litset *set) { return set->bytes; }
 
 bool literal_set_worth_memo(const struct litset *set)
 {
-    return set->contains.count || __builtin_popcount(set->prefix_lens) + __builtin_popcount(set->suffix_lens) >= 3;
+    return set->contains.count || set->shorts || __builtin_popcount(set->prefix_lens) + __builtin_popcount(set->suffix_lens) >= 3;
 }
 
 static bool equal_at(const struct lit_entry *e, const char *s)
@@ -517,8 +626,42 @@ __attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_
 }
 #endif
 
+/* Reports the pair literals matching the bytes at t[0], t[1] (a set bit of `bits`), each
+ * once: seen has a bit per entry of pairs. */
+static void pair_report(const struct lit_short *s, const uint8_t *t, uint64_t *seen, literal_match_fn fn, void *ctx)
+{
+    uint16_t key = (uint16_t)(fold(t[0]) | fold(t[1]) << 8);
+    uint32_t lo = 0, hi = s->pair_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->pairs[mid].folded < key) lo = mid + 1;
+        else hi = mid;
+    }
+    for (uint32_t i = lo; i < s->pair_count && s->pairs[i].folded == key; i++) {
+        const struct lit_pair *p = &s->pairs[i];
+        if ((seen[i >> 6] >> (i & 63)) & 1 || (p->cased && (p->b0 != t[0] || p->b1 != t[1]))) continue;
+        seen[i >> 6] |= (uint64_t)1 << (i & 63);
+        fn(p->id, ctx);
+    }
+}
+
+static void short_scan(const struct lit_short *s, const char *text, size_t len, literal_match_fn fn, void *ctx)
+{
+    for (uint32_t i = 0; i < s->one_count; i++)
+        if (memchr(text, s->one[i].lower, len) || (s->one[i].upper != s->one[i].lower && memchr(text, s->one[i].upper, len)))
+            fn(s->one[i].id, ctx);
+    if (!s->pair_count || len < 2) return;
+    const uint8_t *t = (const uint8_t *)text;
+    uint64_t seen[LITERAL_PAIRS_MAX / 64] = {0};
+    for (size_t p = 0; p + 1 < len; p++) {
+        uint32_t bit = t[p] | (uint32_t)t[p + 1] << 8;
+        if (MAMORI_UNLIKELY((s->bits[bit >> 6] >> (bit & 63)) & 1)) pair_report(s, t + p, seen, fn, ctx);
+    }
+}
+
 void literal_set_scan(const struct litset *set, const char *text, size_t len, literal_match_fn fn, void *ctx)
 {
+    if (set->shorts) short_scan(set->shorts, text, len, fn, ctx);
     if (set->contains.count) {
 #ifdef LIT_HAVE_AVX2
         if (set->contains.avx2) contains_scan_avx2(&set->contains, text, len, fn, ctx);

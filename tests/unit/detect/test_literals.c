@@ -357,6 +357,83 @@ static void test_keywords_in_long_values(void **state)
     harness_fini(&hs);
 }
 
+/* Contains values of one and two bytes (detect/literal.c: single bytes by memchr, pairs by a
+ * table when the substring filter has no bucket left), many of them with a few longer ones
+ * (which go to Hyperscan), cased and caseless, on a field and as keywords: the engine agrees
+ * with the reference on every event, and a pair never matches across two joined values. */
+static void test_short_contains_match_reference(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "aAzZ@[`{0.-/ q7";
+    enum { SHORT = 90, LONG = 12, TOTAL = SHORT + LONG, EVENTS_PER_ROUND = 300 };
+    uint32_t matched = 0;
+    for (int keywords = 0; keywords < 2; keywords++) {
+        static struct rule rules[TOTAL];
+        static char yaml[TOTAL * 400];
+        size_t off = 0;
+        for (uint32_t r = 0; r < TOTAL; r++) {
+            rules[r].mod = MOD_CONTAINS;
+            rules[r].cased = !keywords && r % 4 == 1;
+            if (r < SHORT) {
+                uint32_t len = 1 + r % 2;
+                for (uint32_t k = 0; k < len; k++) rules[r].value[k] = alphabet[rnd(sizeof alphabet - 1)];
+                rules[r].value[len] = '\0';
+            } else {
+                do random_value(rules[r].value, sizeof rules[r].value, 4);
+                while (strlen(rules[r].value) < 3 || rules[r].value[strlen(rules[r].value) - 1] == '\\');
+            }
+            if (keywords)
+                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
+                                        "    product: windows\ndetection:\n    keywords:\n        - '%s'\n"
+                                        "    condition: keywords\n",
+                                        r ? "---\n" : "", r, r, rules[r].value);
+            else
+                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
+                                        "    product: windows\ndetection:\n    selection:\n        CommandLine|contains%s: "
+                                        "'%s'\n    condition: selection\n",
+                                        r ? "---\n" : "", r, r, rules[r].cased ? "|cased" : "", rules[r].value);
+            assert_true(off < sizeof yaml);
+        }
+        harness h;
+        harness_init(&h, yaml);
+        harness_expect_loaded(&h, TOTAL);
+        for (uint32_t e = 0; e < EVENTS_PER_ROUND; e++) {
+            /* short values (a few bytes: most pairs absent) and long ones (most present) */
+            char a[400], b[64], json[1024];
+            size_t la = rnd(4) ? rnd(6) : rnd(300), lb = rnd(8);
+            for (size_t k = 0; k < la; k++) a[k] = rnd(16) ? alphabet[rnd(sizeof alphabet - 1)] : 'x';
+            for (size_t k = 0; k < lb; k++) b[k] = alphabet[rnd(sizeof alphabet - 1)];
+            a[la] = b[lb] = '\0';
+            snprintf(json, sizeof json,
+                     "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                     "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"%s\"}}}",
+                     a, b);
+            static const char *ids[TOTAL];
+            size_t n = harness_eval(&h, json, ids, TOTAL);
+            bool fired[TOTAL] = {0};
+            for (size_t i = 0; i < n; i++) fired[strtoul(ids[i] + 1, NULL, 10)] = true;
+            for (uint32_t r = 0; r < TOTAL; r++) {
+                /* keywords: any value of the record, never across two ("1" is the EventID) */
+                bool want = reference(MOD_CONTAINS, rules[r].cased, rules[r].value, a) ||
+                            (keywords && (reference(MOD_CONTAINS, false, rules[r].value, b) ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon/Operational") ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "1") ||
+                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon")));
+                if (want != fired[r])
+                    fprintf(stderr, "%s r%u ('%s'%s) on '%s' / '%s': engine %d, reference %d\n",
+                            keywords ? "keyword" : "CommandLine|contains", r, rules[r].value,
+                            rules[r].cased ? ", cased" : "", a, b, fired[r], want);
+                assert_int_equal(want, fired[r]);
+                matched += want;
+            }
+        }
+        harness_fini(&h);
+    }
+    assert_true(matched > EVENTS_PER_ROUND * 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_keywords_in_long_values),
         cmocka_unit_test(test_literals_match_reference),
         cmocka_unit_test(test_literal_key_lengths),
+        cmocka_unit_test(test_short_contains_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
