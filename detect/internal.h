@@ -526,8 +526,10 @@ struct hit {
     uint32_t event, alt;
 };
 
-/* Winlog logsource classifications by (channel, event id): a stream repeats a handful of
- * them, and logsource_from_winlog compares the channel against its whole table. */
+/* Logsource classifications by (channel, event id) for winlog events — a stream repeats a
+ * handful of them, and logsource_from_winlog compares the channel against its whole table —
+ * and for ECS events by the values logsource_from_ecs reads (event_id -2/-3, the key in
+ * channel: scan.c classify_ecs). */
 #define LS_CACHE_SLOTS 64
 #define LS_CACHE_CHANNEL_MAX 96
 struct ls_cache_entry {
@@ -683,6 +685,7 @@ struct detect_worker {
     struct shape *shapes; /* SHAPE_SLOTS, allocated on first use */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     uint32_t channel_at, event_id_at; /* field indexes of winlog.channel/event_id last seen */
+    uint32_t ecs_at[4]; /* and of event.category, event.type, host.os.type, dns.question.name */
     /* Where each path was found in the last event that was asked for it (or where it would
      * have sorted): events of one kind hold a path at the same index (path_get); plan_path_cap
      * entries. */

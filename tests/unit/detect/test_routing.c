@@ -188,6 +188,77 @@ static void test_ecs_events(void **state)
     harness_fini(&h);
 }
 
+/* One worker classifies a stream of ECS events whose routing inputs change from event to
+ * event (event.category and event.type as strings or arrays, host.os.type in any case or
+ * absent, dns.question.name present or not, fields added and dropped so their positions
+ * move): each event routes as its own fields say (detect/scan.c remembers classifications by
+ * those values, and where the fields were). */
+static void test_ecs_classification_per_event(void **state)
+{
+    (void)state;
+    static const char *const categories[] = {"process", "network", "dns", "file"};
+    static const char *const products[] = {"windows", "linux"};
+    char yaml[4096];
+    size_t off = 0;
+    for (int c = 0; c < 3; c++)
+        for (int p = 0; p < 2; p++)
+            off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                    "%stitle: t\nid: %s-%s\nlogsource:\n    category: %s\n    product: %s\n"
+                                    "detection:\n    selection:\n        Image|endswith: '\\x.exe'\n"
+                                    "    condition: selection\n",
+                                    off ? "---\n" : "", categories[c], products[p],
+                                    c == 0 ? "process_creation" : c == 1 ? "network_connection" : "dns_query",
+                                    products[p]);
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 6);
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    uint32_t fired_total = 0;
+    for (int e = 0; e < 600; e++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t r = (uint32_t)x;
+        const char *cat = categories[r % 4], *cat2 = categories[(r >> 2) % 4];
+        bool two = (r >> 4) & 1, array = (r >> 5) & 1;
+        const char *type = (r >> 6) % 3 == 0 ? "start" : (r >> 6) % 3 == 1 ? "connection" : "end";
+        int os = (int)((r >> 8) % 4); /* windows, Windows, linux, none */
+        bool dns = (r >> 10) & 1, extra = (r >> 11) & 1;
+        char category[64], json[512];
+        if (array || two)
+            snprintf(category, sizeof category, two ? "[\"%s\",\"%s\"]" : "[\"%s\"]", cat, cat2);
+        else
+            snprintf(category, sizeof category, "\"%s\"", cat);
+        snprintf(json, sizeof json,
+                 "{\"event\":{\"category\":%s,\"type\":%s%s%s},%s%s%s%s"
+                 "\"process\":{\"executable\":\"C:\\\\x.exe\"}}",
+                 category, array ? "[\"" : "\"", type, array ? "\"]" : "\"",
+                 extra ? "\"agent\":{\"id\":\"a\"},\"file\":{\"path\":\"p\"}," : "",
+                 dns ? "\"dns\":{\"question\":{\"name\":\"example.org\"}}," : "",
+                 os == 3 ? "" : os == 2 ? "\"host\":{\"os\":{\"type\":\"linux\"}},"
+                          : os == 1 ? "\"host\":{\"os\":{\"type\":\"Windows\"}},"
+                                    : "\"host\":{\"os\":{\"type\":\"windows\"}},",
+                 extra ? "\"user\":{\"name\":\"u\"}," : "");
+        bool has[4] = {false, false, false, false};
+        for (int c = 0; c < 4; c++) has[c] = !strcmp(cat, categories[c]) || (two && !strcmp(cat2, categories[c]));
+        bool start = !strcmp(type, "start");
+        bool want_cat[3] = {has[0] && start, has[1] && (start || !strcmp(type, "connection")), has[2] || (dns && has[1])};
+        const char *ids[8];
+        size_t n = harness_eval(&h, json, ids, 8);
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < 2; p++) {
+                char id[32];
+                snprintf(id, sizeof id, "%s-%s", categories[c], products[p]);
+                bool fired = false;
+                for (size_t i = 0; i < n; i++) fired |= !strcmp(ids[i], id);
+                bool want = want_cat[c] && (os == 3 || (p == 0) == (os < 2));
+                if (want != fired) fprintf(stderr, "event %d %s: rule %s fired %d, want %d\n", e, json, id, fired, want);
+                assert_int_equal(want, fired);
+                fired_total += fired;
+            }
+    }
+    assert_true(fired_total > 100);
+    harness_fini(&h);
+}
+
 static void test_registry_categories(void **state)
 {
     (void)state;
@@ -281,7 +352,7 @@ int main(void)
         cmocka_unit_test(test_system_level),
         cmocka_unit_test(test_rendered_message),       cmocka_unit_test(test_displaced_field),
         cmocka_unit_test(test_service_routing),        cmocka_unit_test(test_product_routing),
-        cmocka_unit_test(test_ecs_events),             cmocka_unit_test(test_registry_categories),
+        cmocka_unit_test(test_ecs_events),             cmocka_unit_test(test_ecs_classification_per_event),             cmocka_unit_test(test_registry_categories),
         cmocka_unit_test(test_unroutable),             cmocka_unit_test(test_keywords_route_by_product),
         cmocka_unit_test(test_system_fields_and_case), cmocka_unit_test(test_winlogbeat_and_nxlog_shapes),
     };
