@@ -92,6 +92,13 @@ static void make_ecs(struct lines *l, size_t count)
     }
 }
 
+static void ecs_free(struct lines *l)
+{
+    for (size_t i = 0; i < l->count; i++) free(l->text[i]);
+    free(l->text);
+    free(l->len);
+}
+
 /* ---- runs ------------------------------------------------------------------------------------ */
 
 struct events {
@@ -294,19 +301,24 @@ static void ab_print(const char *name, const double t[2], const size_t alerts[2]
  * detection alone (warm), and parse + normalize + detect (canonical JSON deferred as in
  * mamorictl scan, and not written). Then cold: the pre-normalized events in two passes of COLD_BATCH-event
  * batches alternating between the variants, swapped in the second pass. Prints each
- * variant's time, the ratio 1/0 (below 1: variant 1 is faster), and both alert counts. */
+ * variant's time, the ratio 1/0 (below 1: variant 1 is faster), and both alert counts. Each
+ * variant has its worker, bound to rs[v]: the same rule set, or with --ab-rules the set built
+ * under that variant (a change to how rules compile). */
 #define AB_GROUP 1024
-static void bench_ab(detect_ruleset *rs, const struct lines *l, const struct events *e)
+static void bench_ab(detect_ruleset *const rs[2], const char *label, const struct lines *l, const struct events *e)
 {
+    char name[64];
     double warm[2] = {0, 0}, e2e[2] = {0, 0};
     size_t alerts[2] = {0, 0}, events = 0;
     for (int r = 0; r < RUNS; r++) {
         json_parser *p = json_parser_create();
         normalizer *n = normalizer_create();
         normalizer_set_defer_json(n, true);
-        detect_worker *w = detect_worker_create();
-        if (detect_worker_bind(w, rs)) abort();
-        detect_worker_set_warm(w, true);
+        detect_worker *ws[2] = {detect_worker_create(), detect_worker_create()};
+        for (int v = 0; v < 2; v++) {
+            if (detect_worker_bind(ws[v], rs[v])) abort();
+            detect_worker_set_warm(ws[v], true);
+        }
         arena a;
         arena_init(&a, 16u << 20);
         static mamori_event batch[BATCH_MAX];
@@ -321,7 +333,7 @@ static void bench_ab(detect_ruleset *rs, const struct lines *l, const struct eve
                 for (size_t i = from; i < part.count;) {
                     size_t k = normalize_batch(p, n, &a, &part, &i, batch, size);
                     double t1 = cpu_s();
-                    detect_eval_batch(w, batch, k, count_match, &alerts[v]);
+                    detect_eval_batch(ws[v], batch, k, count_match, &alerts[v]);
                     warm[v] += cpu_s() - t1;
                     if (!pass) events += k;
                 }
@@ -329,32 +341,36 @@ static void bench_ab(detect_ruleset *rs, const struct lines *l, const struct eve
             }
         }
         arena_fini(&a);
-        detect_worker_destroy(w);
+        for (int v = 0; v < 2; v++) detect_worker_destroy(ws[v]);
         normalizer_destroy(n);
         json_parser_destroy(p);
     }
-    ab_print("A/B  otrf, warm batches", warm, alerts, events);
-    ab_print("A/B  otrf, parse+normalize+detect", e2e, alerts, events);
+    snprintf(name, sizeof name, "A/B  %s, warm batches", label);
+    ab_print(name, warm, alerts, events);
+    snprintf(name, sizeof name, "A/B  %s, parse+normalize+detect", label);
+    ab_print(name, e2e, alerts, events);
     if (AB_BATCH) return; /* cold batches are not the caller's to size */
 
     double cold[2] = {0, 0};
     alerts[0] = alerts[1] = events = 0;
     for (int r = 0; r < RUNS; r++) {
-        detect_worker *w = detect_worker_create();
-        if (detect_worker_bind(w, rs)) abort();
+        detect_worker *ws[2] = {detect_worker_create(), detect_worker_create()};
+        for (int v = 0; v < 2; v++)
+            if (detect_worker_bind(ws[v], rs[v])) abort();
         for (int pass = 0; pass < 2; pass++)
             for (size_t i = 0, nb = 0; i < e->count; i += COLD_BATCH, nb++) {
                 size_t k = MAMORI_MIN((size_t)COLD_BATCH, e->count - i);
                 int v = pass ^ (int)(nb & 1);
                 ab_variant(v);
                 double t0 = cpu_s();
-                detect_eval_batch(w, e->ev + i, k, count_match, &alerts[v]);
+                detect_eval_batch(ws[v], e->ev + i, k, count_match, &alerts[v]);
                 cold[v] += cpu_s() - t0;
             }
         events += e->count;
-        detect_worker_destroy(w);
+        for (int v = 0; v < 2; v++) detect_worker_destroy(ws[v]);
     }
-    ab_print("A/B  otrf, cold (pre-normalized)", cold, alerts, events);
+    snprintf(name, sizeof name, "A/B  %s, cold (pre-normalized)", label);
+    ab_print(name, cold, alerts, events);
     ab_variant(0);
 }
 
@@ -418,24 +434,28 @@ int main(int argc, char **argv)
     const char *only = NULL;
     const char *rule_dirs[16];
     size_t rule_dir_count = 0;
+    bool ab_rules = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc) max_events = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) RUNS = atoi(argv[++i]) > 0 && atoi(argv[i]) <= RUNS_MAX ? atoi(argv[i]) : 5;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc && rule_dir_count < 16) rule_dirs[rule_dir_count++] = argv[++i];
+        else if (!strcmp(argv[i], "--ab-rules")) ab_rules = true;
         else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--ab-batch")) && i + 1 < argc &&
                  strtoull(argv[i + 1], NULL, 10) >= 1 && strtoull(argv[i + 1], NULL, 10) <= BATCH_MAX)
             *(!strcmp(argv[i], "--batch") ? &WARM_BATCH : &AB_BATCH) = strtoull(argv[i + 1], NULL, 10), i++;
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--rules DIR]…\n"
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--ab-rules] [--rules DIR]…\n"
                             "  --batch N: events per batch of the warm and e2e lines (1-%d, default 64, as mamorictl scan)\n"
-                            "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n",
+                            "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n"
+                            "  --ab-rules: with --only ab, each variant's rule set is built under that variant, and the\n"
+                            "    synthetic ECS process starts are compared too\n",
                     argv[0], BATCH_MAX);
             return 2;
         }
     }
-    if (AB_BATCH && !(only && !strcmp(only, "ab"))) {
-        fprintf(stderr, "--ab-batch: only with --only ab\n");
+    if ((AB_BATCH || ab_rules) && !(only && !strcmp(only, "ab"))) {
+        fprintf(stderr, "--ab-batch, --ab-rules: only with --only ab\n");
         return 2;
     }
 #ifndef DETECT_AB
@@ -459,10 +479,26 @@ int main(int argc, char **argv)
     char err[512];
     for (size_t i = 0; i < rule_dir_count; i++)
         if (detect_loader_add_path(loader, rule_dirs[i], err, sizeof err)) fprintf(stderr, "%s\n", err);
-    detect_ruleset *rs;
+    detect_ruleset *rs, *ab_rs[2] = {NULL, NULL};
     if (detect_loader_build(loader, &rs, err, sizeof err)) {
         fprintf(stderr, "build: %s\n", err);
         return 1;
+    }
+    ab_rs[0] = ab_rs[1] = rs;
+    if (ab_rules) { /* the first build was variant 0's (ab_variant starts at 0) */
+        detect_loader *l1 = detect_loader_create(NULL);
+        for (size_t i = 0; i < rule_dir_count; i++)
+            if (detect_loader_add_path(l1, rule_dirs[i], err, sizeof err)) fprintf(stderr, "%s\n", err);
+        ab_variant(1);
+        if (detect_loader_build(l1, &ab_rs[1], err, sizeof err)) {
+            fprintf(stderr, "build (variant 1): %s\n", err);
+            return 1;
+        }
+        ab_variant(0);
+        const detect_report *r1 = detect_loader_report(l1);
+        printf("variant 1 rules: %u databases, %u patterns, %.1f MiB databases\n", r1->databases, r1->patterns,
+               (double)r1->database_bytes / 1048576.0);
+        detect_loader_destroy(l1);
     }
     const detect_report *rep = detect_loader_report(loader);
     printf("rules: %u loaded, %u rejected, %u skipped; load %.0f ms + Hyperscan %.0f ms (wall %.0f ms); "
@@ -506,10 +542,22 @@ int main(int argc, char **argv)
             arena_init(&a, 64u << 20);
             struct events e = {0};
             normalize_all(&otrf, &a, &e);
-            bench_ab(rs, &otrf, &e);
+            bench_ab(ab_rs, "otrf", &otrf, &e);
             free(e.ev);
             arena_fini(&a);
         }
+    }
+    if (ab_rules) {
+        struct lines ecs = {0};
+        make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
+        arena a;
+        arena_init(&a, 64u << 20);
+        struct events e = {0};
+        normalize_all(&ecs, &a, &e);
+        bench_ab(ab_rs, "ecs process", &ecs, &e);
+        free(e.ev);
+        arena_fini(&a);
+        ecs_free(&ecs);
     }
     if (!only || !strcmp(only, "ecs")) {
         struct lines ecs = {0};
@@ -520,12 +568,14 @@ int main(int argc, char **argv)
         normalize_all(&ecs, &a, &e);
         bench_detect("detect_eval        ecs process", rs, &e, false);
         bench_detect("detect_eval_batch  ecs process", rs, &e, true);
+#ifdef DETECT_PROFILE
+        detect_profile_print(rs, stdout);
+#endif
         free(e.ev);
         arena_fini(&a);
-        for (size_t i = 0; i < ecs.count; i++) free(ecs.text[i]);
-        free(ecs.text);
-        free(ecs.len);
+        ecs_free(&ecs);
     }
+    if (ab_rs[1] != rs) detect_ruleset_unref(ab_rs[1]);
     detect_ruleset_unref(rs);
     detect_loader_destroy(loader);
     return 0;
