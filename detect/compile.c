@@ -451,7 +451,8 @@ void ruleset_free(detect_ruleset *rs)
     free(rs->preds);
     free(rs->alt_pred);
     free(rs->alt_path);
-    free(rs->alt_lazy_db);
+    free(rs->alt_lazy_first);
+    free(rs->alt_lazy_dbs);
     free(rs->nodes);
     free(rs->kids);
     free(rs->paths);
@@ -495,6 +496,36 @@ static uint32_t join_min(const char *const *exprs, const uint32_t *flags, uint32
         free(info);
     }
     return min == UINT32_MAX ? 0 : min;
+}
+
+/* Each alternative's lazy databases (alt_lazy_first/alt_lazy_dbs), each listed once. */
+static void lazy_lists(detect_ruleset *rs)
+{
+    uint32_t n = rs->alt_count;
+    uint32_t *last = mamori_xmalloc((n ? n : 1) * sizeof *last); /* last database counted + 1 */
+    rs->alt_lazy_first = mamori_xcalloc((size_t)n + 1, sizeof *rs->alt_lazy_first);
+    memset(last, 0, (n ? n : 1) * sizeof *last);
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t *fill = pass ? mamori_xcalloc(n ? n : 1, sizeof *fill) : NULL;
+        for (uint32_t i = 0; i < rs->db_count; i++) {
+            const struct db *d = &rs->dbs[i];
+            if (!d->lazy) continue;
+            for (uint32_t k = 0; k < d->alt_first[d->id_count]; k++) {
+                uint32_t a = d->alts[k];
+                if (last[a] == i + 1) continue; /* another pattern of it in this database */
+                last[a] = i + 1;
+                if (pass == 0) rs->alt_lazy_first[a + 1]++;
+                else rs->alt_lazy_dbs[rs->alt_lazy_first[a] + fill[a]++] = i;
+            }
+        }
+        if (pass == 0) {
+            for (uint32_t a = 0; a < n; a++) rs->alt_lazy_first[a + 1] += rs->alt_lazy_first[a];
+            rs->alt_lazy_dbs = mamori_xmalloc((rs->alt_lazy_first[n] ? rs->alt_lazy_first[n] : 1) * sizeof *rs->alt_lazy_dbs);
+            memset(last, 0, (n ? n : 1) * sizeof *last);
+        }
+        free(fill);
+    }
+    free(last);
 }
 
 int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detect_ruleset **out, detect_report *report,
@@ -609,14 +640,10 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     rs->keyword_value_dbs = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_dbs);
     rs->keyword_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_db_cls);
     rs->keyword_value_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_db_cls);
-    rs->alt_lazy_db = mamori_xmalloc((rs->alt_count ? rs->alt_count : 1) * sizeof *rs->alt_lazy_db);
-    for (uint32_t a = 0; a < rs->alt_count; a++) rs->alt_lazy_db[a] = -1;
+    lazy_lists(rs);
     for (uint32_t i = 0; i < rs->db_count; i++) {
         const struct db *d = &rs->dbs[i];
-        if (d->lazy) {
-            for (uint32_t k = 0; k < d->alt_first[d->id_count]; k++) rs->alt_lazy_db[d->alts[k]] = (int32_t)i;
-            continue;
-        }
+        if (d->lazy) continue;
         if (d->path != DETECT_NONE) {
             rs->path_db_cls[first[d->path] + fill[d->path]] = d->cls;
             rs->path_dbs[first[d->path] + fill[d->path]++] = i;

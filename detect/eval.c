@@ -216,11 +216,13 @@ static bool eval_pred(detect_worker *w, const struct rt_pred *p)
         for (uint32_t k = 0; k < p->alt_count; k++) {
             uint32_t alt = p->alt_first + k;
             if (rs->alt_path[alt] != path) continue;
-            int32_t lazy = rs->alt_lazy_db[alt];
-            if (lazy >= 0 && (w->lazy_mark[lazy] != w->mark || w->lazy_path[lazy] != path)) {
-                w->lazy_mark[lazy] = w->mark;
-                w->lazy_path[lazy] = path;
-                scan_lazy(w, (uint32_t)lazy, path);
+            for (uint32_t i = rs->alt_lazy_first[alt]; i < rs->alt_lazy_first[alt + 1] && !alt_set(w, alt); i++) {
+                uint32_t lazy = rs->alt_lazy_dbs[i];
+                if (w->lazy_mark[lazy] != w->mark || w->lazy_path[lazy] != path) {
+                    w->lazy_mark[lazy] = w->mark;
+                    w->lazy_path[lazy] = path;
+                    scan_lazy(w, lazy, path);
+                }
             }
             return alt_set(w, alt);
         }

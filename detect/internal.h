@@ -465,7 +465,11 @@ struct detect_ruleset {
     uint32_t pred_count;
     uint32_t *alt_pred; /* alternative → pred */
     uint32_t *alt_path; /* alternative → path id */
-    int32_t *alt_lazy_db; /* alternative → lazy database holding it, or -1 (scanned eagerly) */
+    /* alternative → the lazy databases holding its patterns: alt_lazy_dbs[alt_lazy_first[a] ..
+     * alt_lazy_first[a + 1]), none when it is scanned eagerly. Usually one; more when its
+     * patterns went to several (contains values of a literal set split by length, or a literal
+     * and a Hyperscan pattern of one predicate). */
+    uint32_t *alt_lazy_first, *alt_lazy_dbs;
     uint32_t alt_count;
 
     struct enode *nodes;

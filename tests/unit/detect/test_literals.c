@@ -434,6 +434,52 @@ static void test_short_contains_match_reference(void **state)
     assert_true(matched > EVENTS_PER_ROUND * 10);
 }
 
+/* A predicate that is not a rule's trigger is scanned lazily, when the rule is a candidate. A
+ * value list's contains values of two bytes and longer ones go to different databases when
+ * the substring filter is full (the longer ones to Hyperscan): the predicate must read both
+ * (detect/compile.c lazy_lists; SigmaHQ-like random rules lost matches before it did). */
+static void test_lazy_predicate_split_across_sets(void **state)
+{
+    (void)state;
+    char yaml[8192];
+    size_t off = 0;
+    /* rule 0: its trigger is the rarer ParentCommandLine value; the CommandLine list is lazy */
+    off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                            "title: t\nid: r0\nlogsource:\n    category: process_creation\n    product: windows\n"
+                            "detection:\n    trigger:\n        ParentCommandLine|contains: 'qqzzqqzzqq'\n"
+                            "    lazy:\n        CommandLine|contains:\n            - 'long value x'\n"
+                            "            - 'ab'\n            - 'k'\n    condition: trigger and lazy\n");
+    /* more lazy CommandLine contains values: the filter cannot hold them all */
+    static const char *const more[] = {"c1:", "d2;", "e3|", "f4@", "g5[", "h6`", "i7{", "j8}", "k9~", "lA^"};
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(more); i++)
+        off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                "---\ntitle: t\nid: m%zu\nlogsource:\n    category: process_creation\n"
+                                "    product: windows\ndetection:\n    trigger:\n        ParentCommandLine|contains: "
+                                "'qqzzqqzzqq'\n    lazy:\n        CommandLine|contains: '%s'\n"
+                                "    condition: trigger and lazy\n",
+                                i, more[i]);
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 1 + MAMORI_ARRAY_LEN(more));
+    static const struct {
+        const char *command_line;
+        bool fires;
+    } cases[] = {{"xx AB xx", true}, {"a LONG VALUE X", true}, {"K", true}, {"a b", false}, {"", false}};
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"x qqzzqqzzqq\"}}}",
+                 cases[i].command_line);
+        const char *ids[16];
+        size_t n = harness_eval(&h, json, ids, 16);
+        bool fired = false;
+        for (size_t k = 0; k < n; k++) fired |= !strcmp(ids[k], "r0");
+        if (fired != cases[i].fires) fail_msg("'%s': fired %d", cases[i].command_line, fired);
+    }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_literals_match_reference),
         cmocka_unit_test(test_literal_key_lengths),
         cmocka_unit_test(test_short_contains_match_reference),
+        cmocka_unit_test(test_lazy_predicate_split_across_sets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
