@@ -361,14 +361,35 @@ static uint32_t field_find(const mamori_event *ev, uint32_t *hint, const char *p
     return UINT32_MAX;
 }
 
-/* The fields winlog.channel and winlog.event_id (NULL when absent). */
+/* The fields winlog.channel and winlog.event_id (NULL when absent): where the last event had
+ * them (events of a stream are shaped alike), else found by path hash from the end of the
+ * field array (fields are sorted by path and winlog.* sorts last; the path bytes are read to
+ * verify a hit only) — unless the last field sorts before winlog.channel: an ECS event. */
 static void find_winlog(detect_worker *w, const mamori_event *ev, const event_field **channel,
                         const event_field **event_id)
 {
-    uint32_t c = field_find(ev, &w->channel_at, "winlog.channel", 14, event_path_hash("winlog.channel", 14));
-    uint32_t i = field_find(ev, &w->event_id_at, "winlog.event_id", 15, event_path_hash("winlog.event_id", 15));
-    *channel = c == UINT32_MAX ? NULL : &ev->fields[c];
-    *event_id = i == UINT32_MAX ? NULL : &ev->fields[i];
+    const uint32_t channel_hash = event_path_hash("winlog.channel", 14); /* constants once inlined */
+    const uint32_t event_id_hash = event_path_hash("winlog.event_id", 15);
+    if (field_is(ev, w->channel_at, "winlog.channel", 14, channel_hash) &&
+        field_is(ev, w->event_id_at, "winlog.event_id", 15, event_id_hash)) {
+        *channel = &ev->fields[w->channel_at];
+        *event_id = &ev->fields[w->event_id_at];
+        return;
+    }
+    *channel = *event_id = NULL;
+    uint32_t n = ev->field_count;
+    if (n == 0 || field_order(&ev->fields[n - 1], "winlog.channel", 14) < 0) return;
+    for (uint32_t i = n; i-- > 0 && !(*channel && *event_id);) {
+        const event_field *f = &ev->fields[i];
+        if (f->path_hash && f->path_hash != channel_hash && f->path_hash != event_id_hash) continue;
+        if (f->path_len == 14 && memcmp(f->path, "winlog.channel", 14) == 0) {
+            *channel = f;
+            w->channel_at = i;
+        } else if (f->path_len == 15 && memcmp(f->path, "winlog.event_id", 15) == 0) {
+            *event_id = f;
+            w->event_id_at = i;
+        }
+    }
 }
 
 static uint64_t ls_slot_hash(const char *key, uint32_t len, int64_t id)
