@@ -54,6 +54,8 @@ static const char usage_text[] =
     "          --no-rebase          replay timestamps as recorded\n"
     "          --inject-malformed K every K-th event is invalid JSON\n"
     "          --seed S             synthetic activity seed (default 1)\n"
+    "          --dump               write the synthetic events (--agents N, --events-per-agent M, agent by\n"
+    "                               agent, as each would send them) to stdout as NDJSON; no server\n"
     "response: --sandbox DIR        the directory tree response actions may list, fetch from and delete in\n"
     "          --sandbox-procs N    start N long-running child processes to list and kill (default 0)\n"
     "          --isolation MODE     state (default: isolation is recorded and reported) or nft (isolate\n"
@@ -108,7 +110,7 @@ enum {
     OPT_DEV = 256, OPT_SERVER, OPT_CA, OPT_CERT_DIR, OPT_SERVER_NAME, OPT_AGENTS, OPT_PREFIX, OPT_FIRST, OPT_TENANT,
     OPT_SHARED, OPT_EVENTS, OPT_DURATION, OPT_RATE, OPT_BATCH, OPT_FLUSH, OPT_INFLIGHT, OPT_IDLE, OPT_FORMAT,
     OPT_REPLAY, OPT_NO_REBASE, OPT_MALFORMED, OPT_SEED, OPT_NO_COMPRESS, OPT_ZSTD, OPT_THREADS, OPT_HANDSHAKES,
-    OPT_TIMEOUT, OPT_PROGRESS, OPT_LOG, OPT_SANDBOX, OPT_SANDBOX_PROCS, OPT_ISOLATION, OPT_HELP
+    OPT_TIMEOUT, OPT_PROGRESS, OPT_LOG, OPT_SANDBOX, OPT_SANDBOX_PROCS, OPT_ISOLATION, OPT_DUMP, OPT_HELP
 };
 
 static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_given)
@@ -130,7 +132,7 @@ static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_g
         {"timeout", required_argument, 0, OPT_TIMEOUT}, {"progress-ms", required_argument, 0, OPT_PROGRESS},
         {"log-level", required_argument, 0, OPT_LOG}, {"help", no_argument, 0, OPT_HELP},
         {"sandbox", required_argument, 0, OPT_SANDBOX}, {"sandbox-procs", required_argument, 0, OPT_SANDBOX_PROCS},
-        {"isolation", required_argument, 0, OPT_ISOLATION},
+        {"isolation", required_argument, 0, OPT_ISOLATION}, {"dump", no_argument, 0, OPT_DUMP},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -204,6 +206,7 @@ static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_g
             else if (strcmp(optarg, "state") == 0) o->isolation_nft = false;
             else usage_error("--isolation: '%s' is not state or nft", optarg);
             break;
+        case OPT_DUMP: o->dump = true; break;
         case OPT_HELP:
         case 'h': fputs(usage_text, stdout); exit(0);
         default: exit(EXIT_USAGE);
@@ -218,6 +221,11 @@ static void parse_options(int argc, char **argv, sim_options *o, bool *timeout_g
     o->replay_count = file_count;
 
     if (!o->agents) usage_error("%s", "--agents N is required");
+    if (o->dump) {
+        if (!o->events_per_agent || file_count || o->duration_s > 0 || o->idle)
+            usage_error("%s", "--dump needs --events-per-agent M (synthetic events; no --replay, --duration, --idle)");
+        return;
+    }
     if (!o->dev_dir && !(o->server && o->ca_file && o->cert_dir))
         usage_error("%s", "give --dev DIR, or --server HOST:PORT with --ca FILE and --cert-dir DIR");
     if (o->dev_dir && o->ca_file) usage_error("%s", "--ca: with --dev the CA is DIR/ca.pem");
@@ -324,12 +332,44 @@ static void print_summary(const sim_run *run, const totals *t, double seconds, b
     fflush(stdout);
 }
 
+/* --dump: each agent's synthetic events, as build_batch renders them (same hosts, seeds and
+ * one-in-five Linux hosts in ECS), one per line, agent after agent. */
+static int dump_events(const sim_options *opt)
+{
+    buf line;
+    buf_init(&line);
+    int64_t now_us = clock_wall_us();
+    for (uint32_t i = 0; i < opt->agents; i++) {
+        char agent_id[SIM_AGENT_ID_MAX + 1];
+        snprintf(agent_id, sizeof agent_id, "%s-%05u", opt->agent_prefix, opt->first_agent + i);
+        sim_host host;
+        sim_host_init(&host, agent_id, opt->first_agent + i,
+                      opt->format != SIM_FORMAT_ECS || (opt->first_agent + i) % 5 != 4);
+        sim_model *m = model_create(&host, opt->seed ^ ((uint64_t)host.index * 0x9E3779B97F4A7C15ULL));
+        for (uint64_t k = 0; k < opt->events_per_agent; k++) {
+            buf_clear(&line);
+            model_render(m, opt->format, now_us + (int64_t)k, &line);
+            buf_putc(&line, '\n');
+            if (fwrite(line.data, 1, line.len, stdout) != line.len) {
+                fprintf(stderr, "mamori-agent-sim: --dump: writing stdout: %s\n", strerror(errno));
+                model_destroy(m);
+                buf_fini(&line);
+                return EXIT_SETUP;
+            }
+        }
+        model_destroy(m);
+    }
+    buf_fini(&line);
+    return fflush(stdout) == 0 ? 0 : EXIT_SETUP;
+}
+
 int main(int argc, char **argv)
 {
     static sim_run run;
     bool timeout_given = false;
     parse_options(argc, argv, &run.opt, &timeout_given);
     sim_options *opt = &run.opt;
+    if (opt->dump) return dump_events(opt);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);

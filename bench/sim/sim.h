@@ -70,6 +70,7 @@ typedef struct sim_options {
     const char *sandbox_dir;   /* response actions: the permitted root; NULL = none */
     uint32_t sandbox_procs;    /* long-running children started for list/kill_process */
     bool isolation_nft;        /* isolate/release install/delete nftables rules for real */
+    bool dump;                 /* write the synthetic events to stdout instead of sending them */
 } sim_options;
 
 /* ---- identities (identity.c) ---- */
