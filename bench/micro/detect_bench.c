@@ -17,6 +17,7 @@
 #include "detect/detect.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,29 @@ static void make_ecs(struct lines *l, size_t count)
                          i % 5000, 1000 + i % 60000, image, cmd, 500 + i % 100, parent, i % 7, i % 300);
         lines_add(l, ev, (size_t)n);
     }
+}
+
+/* NDJSON lines of a file (--ndjson), each its own allocation as make_ecs's. */
+static void read_ndjson(struct lines *l, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "--ndjson %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (l->count < max && (n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+        if (n == 0) continue;
+        char *copy = malloc((size_t)n + 1);
+        memcpy(copy, line, (size_t)n);
+        copy[n] = '\0';
+        lines_add(l, copy, (size_t)n);
+    }
+    free(line);
+    fclose(f);
 }
 
 static void ecs_free(struct lines *l)
@@ -435,21 +459,25 @@ int main(int argc, char **argv)
     const char *rule_dirs[16];
     size_t rule_dir_count = 0;
     bool ab_rules = false;
+    const char *ndjson = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc) max_events = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) RUNS = atoi(argv[++i]) > 0 && atoi(argv[i]) <= RUNS_MAX ? atoi(argv[i]) : 5;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc && rule_dir_count < 16) rule_dirs[rule_dir_count++] = argv[++i];
         else if (!strcmp(argv[i], "--ab-rules")) ab_rules = true;
+        else if (!strcmp(argv[i], "--ndjson") && i + 1 < argc) ndjson = argv[++i];
         else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--ab-batch")) && i + 1 < argc &&
                  strtoull(argv[i + 1], NULL, 10) >= 1 && strtoull(argv[i + 1], NULL, 10) <= BATCH_MAX)
             *(!strcmp(argv[i], "--batch") ? &WARM_BATCH : &AB_BATCH) = strtoull(argv[i + 1], NULL, 10), i++;
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--ab-rules] [--rules DIR]…\n"
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--ab-rules] [--ndjson FILE] [--rules DIR]…\n"
                             "  --batch N: events per batch of the warm and e2e lines (1-%d, default 64, as mamorictl scan)\n"
                             "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n"
                             "  --ab-rules: with --only ab, each variant's rule set is built under that variant, and the\n"
-                            "    synthetic ECS process starts are compared too\n",
+                            "    synthetic ECS process starts are compared too\n"
+                            "  --ndjson FILE: the ecs lines (and --ab-rules' second comparison) read the events of FILE\n"
+                            "    (e.g. mamori-agent-sim --dump) instead of the synthetic ECS process starts\n",
                     argv[0], BATCH_MAX);
             return 2;
         }
@@ -549,25 +577,27 @@ int main(int argc, char **argv)
     }
     if (ab_rules) {
         struct lines ecs = {0};
-        make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
+        if (ndjson) read_ndjson(&ecs, ndjson, max_events);
+        else make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
         arena a;
         arena_init(&a, 64u << 20);
         struct events e = {0};
         normalize_all(&ecs, &a, &e);
-        bench_ab(ab_rs, "ecs process", &ecs, &e);
+        bench_ab(ab_rs, ndjson ? "ndjson" : "ecs process", &ecs, &e);
         free(e.ev);
         arena_fini(&a);
         ecs_free(&ecs);
     }
     if (!only || !strcmp(only, "ecs")) {
         struct lines ecs = {0};
-        make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
+        if (ndjson) read_ndjson(&ecs, ndjson, max_events);
+        else make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
         arena a;
         arena_init(&a, 64u << 20);
         struct events e = {0};
         normalize_all(&ecs, &a, &e);
-        bench_detect("detect_eval        ecs process", rs, &e, false);
-        bench_detect("detect_eval_batch  ecs process", rs, &e, true);
+        bench_detect(ndjson ? "detect_eval        ndjson" : "detect_eval        ecs process", rs, &e, false);
+        bench_detect(ndjson ? "detect_eval_batch  ndjson" : "detect_eval_batch  ecs process", rs, &e, true);
 #ifdef DETECT_PROFILE
         detect_profile_print(rs, stdout);
 #endif
