@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from harness import DATA, MAMORICTL
+from harness import DATA, MAMORICTL, SIM
 
 SIGMA = os.path.join(DATA, "sigma")
 RULE_DIRS = [os.path.join(SIGMA, d) for d in ("rules", "rules-emerging-threats", "rules-threat-hunting")]
@@ -243,3 +243,27 @@ def test_lint_sigmahq():
     assert loaded * 100 >= (loaded + bad) * 99
     rc, out, err = run("rules", "lint", "--placeholder", "known_cdcs=dc01.corp", *RULE_DIRS)
     assert rc == 0, out
+
+
+def test_simulator_dump_scans(workdir):
+    """mamori-agent-sim --dump writes the events its agents would send (docs/simulator.md), as
+    NDJSON that mamorictl scan reads: every line an ECS event of its agent's host, one host in
+    five a Linux one, and the whole SigmaHQ set runs over them."""
+    p = subprocess.run([SIM, "--dump", "--agents", "5", "--events-per-agent", "200"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(events) == 1000
+    assert [e["host"]["name"] for e in events[::200]] == ["sim-%05d" % i for i in range(5)]
+    assert {e["host"]["os"]["type"] for e in events[800:]} == {"linux"}
+    assert {e["host"]["os"]["type"] for e in events[:800]} == {"windows"}
+    assert len({e["event"]["category"][0] for e in events}) >= 3
+    path = write(os.path.join(workdir, "model.ndjson"), p.stdout)
+    args = ["scan", "--format", "ecs", "--quiet"]
+    for d in RULE_DIRS:
+        args += ["--rules", d]
+    rc, out, err = run(*(args + [path]))
+    assert rc == 0, err
+    assert "scan: 1000 events (0 rejected)" in err, err
+    p = subprocess.run([SIM, "--dump", "--agents", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 2 and "--dump needs --events-per-agent" in p.stderr
