@@ -502,9 +502,8 @@ static uint32_t join_min(const char *const *exprs, const uint32_t *flags, uint32
 static void lazy_lists(detect_ruleset *rs)
 {
     uint32_t n = rs->alt_count;
-    uint32_t *last = mamori_xmalloc((n ? n : 1) * sizeof *last); /* last database counted + 1 */
+    uint32_t *last = mamori_xcalloc(n ? n : 1, sizeof *last); /* last database counted + 1 */
     rs->alt_lazy_first = mamori_xcalloc((size_t)n + 1, sizeof *rs->alt_lazy_first);
-    memset(last, 0, (n ? n : 1) * sizeof *last);
     for (int pass = 0; pass < 2; pass++) {
         uint32_t *fill = pass ? mamori_xcalloc(n ? n : 1, sizeof *fill) : NULL;
         for (uint32_t i = 0; i < rs->db_count; i++) {
@@ -520,7 +519,8 @@ static void lazy_lists(detect_ruleset *rs)
         }
         if (pass == 0) {
             for (uint32_t a = 0; a < n; a++) rs->alt_lazy_first[a + 1] += rs->alt_lazy_first[a];
-            rs->alt_lazy_dbs = mamori_xmalloc((rs->alt_lazy_first[n] ? rs->alt_lazy_first[n] : 1) * sizeof *rs->alt_lazy_dbs);
+            uint32_t total = rs->alt_lazy_first[n];
+            rs->alt_lazy_dbs = mamori_xmalloc((total ? total : 1) * sizeof *rs->alt_lazy_dbs);
             memset(last, 0, (n ? n : 1) * sizeof *last);
         }
         free(fill);
