@@ -452,6 +452,15 @@ static void bench_e2e(const char *name, detect_ruleset *rs, const struct lines *
            t / (double)l->count * 1e9, (double)l->bytes / t / 1e6, alerts);
 }
 
+/* The ECS-side lines (--ndjson's file, else the synthetic process starts), normalized in a. */
+static void ecs_events(struct lines *ecs, arena *a, struct events *e, const char *ndjson, size_t max_events)
+{
+    if (ndjson) read_ndjson(ecs, ndjson, max_events);
+    else make_ecs(ecs, max_events == SIZE_MAX ? 200000 : max_events);
+    arena_init(a, 64u << 20);
+    normalize_all(ecs, a, e);
+}
+
 int main(int argc, char **argv)
 {
     size_t max_events = SIZE_MAX;
@@ -577,12 +586,9 @@ int main(int argc, char **argv)
     }
     if (ab_rules) {
         struct lines ecs = {0};
-        if (ndjson) read_ndjson(&ecs, ndjson, max_events);
-        else make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
         arena a;
-        arena_init(&a, 64u << 20);
         struct events e = {0};
-        normalize_all(&ecs, &a, &e);
+        ecs_events(&ecs, &a, &e, ndjson, max_events);
         bench_ab(ab_rs, ndjson ? "ndjson" : "ecs process", &ecs, &e);
         free(e.ev);
         arena_fini(&a);
@@ -590,12 +596,9 @@ int main(int argc, char **argv)
     }
     if (!only || !strcmp(only, "ecs")) {
         struct lines ecs = {0};
-        if (ndjson) read_ndjson(&ecs, ndjson, max_events);
-        else make_ecs(&ecs, max_events == SIZE_MAX ? 200000 : max_events);
         arena a;
-        arena_init(&a, 64u << 20);
         struct events e = {0};
-        normalize_all(&ecs, &a, &e);
+        ecs_events(&ecs, &a, &e, ndjson, max_events);
         bench_detect(ndjson ? "detect_eval        ndjson" : "detect_eval        ecs process", rs, &e, false);
         bench_detect(ndjson ? "detect_eval_batch  ndjson" : "detect_eval_batch  ecs process", rs, &e, true);
 #ifdef DETECT_PROFILE

@@ -86,6 +86,16 @@ def wait_metric(api, name, want, timeout=60):
     raise AssertionError("%s stayed below %s: %r" % (name, want, api.metrics().get(name)))
 
 
+def wait_for(get, want, timeout=60):
+    """Polls get() until it returns want (True), or returns False after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if get() == want:
+            return True
+        time.sleep(0.2)
+    return get() == want
+
+
 def send_batches(srv, agent, n):
     """n batches from one agent, each acked; their seqs."""
     s = Sender(srv, agent)
@@ -98,6 +108,17 @@ def taken_without_rules(srv, api, agent, n):
     seqs = send_batches(srv, agent, n)
     wait_metric(api, "mamori_detect_batches_skipped_total", n)
     return seqs
+
+
+def gap_then_restart(srv, api, rules, agent, failpoint):
+    """Three batches of agent taken without rules (a gap), then a restart with the rule
+    directory readable and `failpoint` armed: (the gap's seqs, the log offset of the new run)."""
+    early = taken_without_rules(srv, api, agent, 3)
+    os.chmod(rules, 0o755)
+    srv.stop()
+    mark = len(srv.log())
+    start(srv, failpoint)
+    return early, mark
 
 
 def assert_one_alert_each(api, seqs):
@@ -216,18 +237,12 @@ def test_a_redetection_that_cannot_write_holds_the_watermarks(node):
     §7.4): the agent's later batches are detected and alert, but its watermark stays below the
     gap, so the next start re-detects the gap instead of losing it."""
     srv, api, rules = node
-    early = taken_without_rules(srv, api, "degraded-04", 3)
-    os.chmod(rules, 0o755)
-    srv.stop()
-    mark = len(srv.log())
-    start(srv, "detect.recover.write")
+    early, mark = gap_then_restart(srv, api, rules, "degraded-04", "detect.recover.write")
     wait_log(srv, r"re-detection: writing \d+ alerts failed", start=mark)
     wait_log(srv, r"re-detection incomplete: the watermarks of 1 agents stay where they are", start=mark)
     later = send_batches(srv, "degraded-04", 2)
-    deadline = time.time() + 60
-    while time.time() < deadline and sorted(alerts_by_seq(api)) != later:
-        time.sleep(0.2)
-    assert sorted(alerts_by_seq(api)) == later  # live detection goes on; the gap has no alerts yet
+    # live detection goes on; the gap has no alerts yet
+    assert wait_for(lambda: sorted(alerts_by_seq(api)), later), sorted(alerts_by_seq(api))
     api.wait_detected(len(later))
     assert api.metrics()["mamori_detect_watermarks_held"] == 1
     mark = restart(srv)  # no failpoint now
@@ -242,19 +257,13 @@ def test_a_gap_that_cannot_be_read_holds_every_watermark(node):
     detection.md §7.4), so the gap is not even listed: no watermark may move for the run, or
     the later batches would carry it past the gap. The next start re-detects the gap."""
     srv, api, rules = node
-    early = taken_without_rules(srv, api, "degraded-05", 3)
-    os.chmod(rules, 0o755)
-    srv.stop()
-    mark = len(srv.log())
-    start(srv, "detect.recover.read")
+    early, mark = gap_then_restart(srv, api, rules, "degraded-05", "detect.recover.read")
     wait_log(srv, r"cannot read the detection state: re-detection skipped; no watermark moves", start=mark)
     wait_log(srv, r"correlation checkpoints are off until the next start", start=mark)
     later = [("degraded-05", q) for q in send_batches(srv, "degraded-05", 2)]
     later += [("degraded-06", q) for q in send_batches(srv, "degraded-06", 1)]
-    deadline = time.time() + 60
-    while time.time() < deadline and sorted(alerts_by_agent_seq(api)) != sorted(later):
-        time.sleep(0.2)
-    assert sorted(alerts_by_agent_seq(api)) == sorted(later)  # live detection goes on; the gap has no alerts
+    # live detection goes on; the gap has no alerts yet
+    assert wait_for(lambda: sorted(alerts_by_agent_seq(api)), sorted(later)), sorted(alerts_by_agent_seq(api))
     api.wait_detected(len(later))
     assert api.metrics()["mamori_detect_watermarks_held"] == 1
     mark = restart(srv)  # no failpoint now

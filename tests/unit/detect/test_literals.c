@@ -202,6 +202,54 @@ static void json_unescape(const char *in, char *out)
     *out = '\0';
 }
 
+/* Appends rule r (a contains value on CommandLine, or a keyword) to yaml at *off. */
+static void contains_rule_yaml(char *yaml, size_t size, size_t *off, uint32_t r, const struct rule *rule, bool keyword)
+{
+    if (keyword)
+        *off += (size_t)snprintf(yaml + *off, size - *off,
+                                 "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
+                                 "    product: windows\ndetection:\n    keywords:\n        - '%s'\n"
+                                 "    condition: keywords\n",
+                                 r ? "---\n" : "", r, r, rule->value);
+    else
+        *off += (size_t)snprintf(yaml + *off, size - *off,
+                                 "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
+                                 "    product: windows\ndetection:\n    selection:\n        CommandLine|contains%s: "
+                                 "'%s'\n    condition: selection\n",
+                                 r ? "---\n" : "", r, r, rule->cased ? "|cased" : "", rule->value);
+    assert_true(*off < size);
+}
+
+/* Evaluates json — a Sysmon event whose CommandLine is a and ParentCommandLine b (unescaped),
+ * its other values `others` — and checks each of the count contains rules (ids r0…) against
+ * the reference: a keyword matches any value of the record, never across two. Returns how
+ * many fired. */
+static uint32_t check_contains_rules(harness *h, const char *json, const struct rule *rules, uint32_t count,
+                                     bool keywords, const char *a, const char *b, const char *const *others)
+{
+    static const char *ids[256];
+    static bool fired[256];
+    assert_true(count <= 256);
+    size_t n = harness_eval(h, json, ids, count);
+    memset(fired, 0, sizeof fired);
+    for (size_t i = 0; i < n; i++) fired[strtoul(ids[i] + 1, NULL, 10)] = true;
+    uint32_t matched = 0;
+    for (uint32_t r = 0; r < count; r++) {
+        bool want = reference(MOD_CONTAINS, rules[r].cased, rules[r].value, a);
+        if (keywords) {
+            want |= reference(MOD_CONTAINS, false, rules[r].value, b);
+            for (const char *const *o = others; *o; o++) want |= reference(MOD_CONTAINS, false, rules[r].value, *o);
+        }
+        if (want != fired[r])
+            fprintf(stderr, "%s r%u ('%s'%s) on '%s' / '%s': engine %d, reference %d\n",
+                    keywords ? "keyword" : "CommandLine|contains", r, rules[r].value, rules[r].cased ? ", cased" : "",
+                    a, b, fired[r], want);
+        assert_int_equal(want, fired[r]);
+        matched += want;
+    }
+    return matched;
+}
+
 /* A few contains values (both cased and caseless; for keywords and for a field): the literal
  * set's filter takes them; the engine must agree with the reference on every event. */
 static void test_contains_sets_match_reference(void **state)
@@ -219,19 +267,7 @@ static void test_contains_sets_match_reference(void **state)
             rules[r].cased = !keywords && (r + round) % 3 == 1;
             do random_value(rules[r].value, sizeof rules[r].value, 4);
             while (strlen(rules[r].value) < 2 || (rules[r].value[strlen(rules[r].value) - 1] == '\\'));
-            if (keywords)
-                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
-                                        "    product: windows\ndetection:\n    keywords:\n        - '%s'\n"
-                                        "    condition: keywords\n",
-                                        r ? "---\n" : "", r, r, rules[r].value);
-            else
-                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
-                                        "    product: windows\ndetection:\n    selection:\n        CommandLine|contains%s: "
-                                        "'%s'\n    condition: selection\n",
-                                        r ? "---\n" : "", r, r, rules[r].cased ? "|cased" : "", rules[r].value);
-            assert_true(off < sizeof yaml);
+            contains_rule_yaml(yaml, sizeof yaml, &off, r, &rules[r], keywords);
         }
         harness h;
         harness_init(&h, yaml);
@@ -248,26 +284,9 @@ static void test_contains_sets_match_reference(void **state)
             char va[sizeof a], vb[sizeof b];
             json_unescape(a, va);
             json_unescape(b, vb);
-            static const char *ids[SMALL];
-            size_t n = harness_eval(&h, json, ids, SMALL);
-            bool fired[SMALL] = {0};
-            for (size_t i = 0; i < n; i++) fired[strtoul(ids[i] + 1, NULL, 10)] = true;
-            for (uint32_t r = 0; r < SMALL; r++) {
-                /* keywords: any value of the record (the other values are "ws1", "1", the channel…) */
-                bool want = reference(MOD_CONTAINS, rules[r].cased, rules[r].value, va) ||
-                            (keywords && (reference(MOD_CONTAINS, false, rules[r].value, vb) ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon/Operational") ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "ws1") ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "2024-05-01T12:00:00Z") ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "1") ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon")));
-                if (want != fired[r])
-                    fprintf(stderr, "%s r%u ('%s'%s) on '%s' / '%s': engine %d, reference %d\n",
-                            keywords ? "keyword" : "CommandLine|contains", r, rules[r].value,
-                            rules[r].cased ? ", cased" : "", va, vb, fired[r], want);
-                assert_int_equal(want, fired[r]);
-                matched += want;
-            }
+            static const char *const others[] = {"Microsoft-Windows-Sysmon/Operational", "ws1", "2024-05-01T12:00:00Z",
+                                                 "1", "Microsoft-Windows-Sysmon", NULL};
+            matched += check_contains_rules(&h, json, rules, SMALL, keywords, va, vb, others);
         }
         harness_fini(&h);
     }
@@ -382,19 +401,7 @@ static void test_short_contains_match_reference(void **state)
                 do random_value(rules[r].value, sizeof rules[r].value, 4);
                 while (strlen(rules[r].value) < 3 || rules[r].value[strlen(rules[r].value) - 1] == '\\');
             }
-            if (keywords)
-                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
-                                        "    product: windows\ndetection:\n    keywords:\n        - '%s'\n"
-                                        "    condition: keywords\n",
-                                        r ? "---\n" : "", r, r, rules[r].value);
-            else
-                off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                        "%stitle: t%u\nid: r%u\nlogsource:\n    category: process_creation\n"
-                                        "    product: windows\ndetection:\n    selection:\n        CommandLine|contains%s: "
-                                        "'%s'\n    condition: selection\n",
-                                        r ? "---\n" : "", r, r, rules[r].cased ? "|cased" : "", rules[r].value);
-            assert_true(off < sizeof yaml);
+            contains_rule_yaml(yaml, sizeof yaml, &off, r, &rules[r], keywords);
         }
         harness h;
         harness_init(&h, yaml);
@@ -410,24 +417,9 @@ static void test_short_contains_match_reference(void **state)
                      "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
                      "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"%s\"}}}",
                      a, b);
-            static const char *ids[TOTAL];
-            size_t n = harness_eval(&h, json, ids, TOTAL);
-            bool fired[TOTAL] = {0};
-            for (size_t i = 0; i < n; i++) fired[strtoul(ids[i] + 1, NULL, 10)] = true;
-            for (uint32_t r = 0; r < TOTAL; r++) {
-                /* keywords: any value of the record, never across two ("1" is the EventID) */
-                bool want = reference(MOD_CONTAINS, rules[r].cased, rules[r].value, a) ||
-                            (keywords && (reference(MOD_CONTAINS, false, rules[r].value, b) ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon/Operational") ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "1") ||
-                                          reference(MOD_CONTAINS, false, rules[r].value, "Microsoft-Windows-Sysmon")));
-                if (want != fired[r])
-                    fprintf(stderr, "%s r%u ('%s'%s) on '%s' / '%s': engine %d, reference %d\n",
-                            keywords ? "keyword" : "CommandLine|contains", r, rules[r].value,
-                            rules[r].cased ? ", cased" : "", a, b, fired[r], want);
-                assert_int_equal(want, fired[r]);
-                matched += want;
-            }
+            static const char *const others[] = {"Microsoft-Windows-Sysmon/Operational", "1", "Microsoft-Windows-Sysmon",
+                                                 NULL};
+            matched += check_contains_rules(&h, json, rules, TOTAL, keywords, a, b, others);
         }
         harness_fini(&h);
     }
