@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/crash.h"
 
 static void usage(FILE *out)
 {
@@ -31,6 +32,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    (void)crash_report_install("mamorictl"); /* a crash prints its stack (core/crash.h) */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "core/clock.h"
+#include "core/crash.h"
 #include "core/failpoint.h"
 #include "core/log.h"
 #include "internal.h"
@@ -252,6 +253,7 @@ int main(int argc, char **argv)
     if (log_level_parse(cfg.log.level, &level) == 0) log_set_level(level);
 
     raise_fd_limit();
+    (void)crash_report_install("mamorid"); /* a crash logs its stack (core/crash.h) */
     signal(SIGPIPE, SIG_IGN);
     sigset_t sigs;
     sigemptyset(&sigs);

@@ -77,6 +77,9 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
                 raise RuntimeError("mamorid did not stop on SIGTERM:\n" + self.log()[-4000:])
+            if self.proc.returncode < 0:  # died of a signal while shutting down: a crash (its stack is logged)
+                raise RuntimeError("mamorid died of signal %d on SIGTERM:\n%s" % (-self.proc.returncode,
+                                                                                 self.log()[-6000:]))
         return self.proc.returncode if self.proc else None
 
     def kill9(self):

@@ -40,7 +40,7 @@ def test_200_agents_5000_events_each_stored_exactly_once(dev_dir):
         assert s["acked"] == 1_000_000
         assert s["rejected"] == 0
     finally:
-        assert server.stop() == 0
+        assert server.stop() == 0, server.log()[-4000:]
     # by a scan of the event keys
     assert ctl("store", "count", "--dev", dev_dir)["events"] == 1_000_000
     assert ctl("store", "count", "--dev", dev_dir, "--tenant", "default")["events"] == 1_000_000

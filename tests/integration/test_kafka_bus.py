@@ -180,7 +180,7 @@ def test_kafka_bus_exactly_once_across_kill_9(broker, dev_dir):
                               if k.startswith('mamori_bus_kafka_consumed_total{group="kill-detect"'))
         assert detect_consumed >= s["batches"]  # more when a rebalance redelivered some
     finally:
-        assert server.stop() == 0
+        assert server.stop() == 0, server.log()[-4000:]
     first = AGENTS * EVENTS - rejected
     assert ctl("store", "count", "--dev", dev_dir)["events"] == first
     assert host_counts(dev_dir, "ka")["events"] == first
@@ -262,7 +262,7 @@ def test_no_rule_set_holds_the_detect_offsets(broker, dev_dir):
         assert count_alerts(dev_dir) == 0
         # a stop while the threads wait does not wait for them; the offsets still hold after it
         t0 = time.time()
-        assert server.stop() == 0
+        assert server.stop() == 0, server.log()[-4000:]
         assert time.time() - t0 < 30
         mark = len(server.log())
         server.start(timeout=120)
