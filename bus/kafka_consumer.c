@@ -1,12 +1,13 @@
 /* bus/kafka_consumer.c — the consumer side of the Kafka bus (docs/kafka.md §4): each
- * bus_consumer is one rdkafka consumer in the group "<prefix><group>" (cooperative-sticky, no
- * auto-commit). Per partition it keeps the offsets it handed out in order; bus_done marks
+ * bus_consumer is one rdkafka consumer in the group "<prefix><group>" (cooperative-sticky
+ * where librdkafka allows it: kafka_assignor; no auto-commit). Per partition it keeps the offsets it handed out in order; bus_done marks
  * them, and the committed offset only moves over the done prefix, so a crash only ever
  * redelivers, and redelivery is idempotent downstream (the store skips seqs it has; alert
  * ids are deterministic). Also: the shutdown drain and the start-up catch-up check. */
 #include "kafka_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,25 @@ static void describe(const rd_kafka_topic_partition_list_t *parts, char *out, si
         pos += (size_t)snprintf(out + pos, len - pos, "%s%d", i ? "," : "", parts->elems[i].partition);
 }
 
+/* The groups' assignment strategy: cooperative-sticky (a member joining or leaving moves only
+ * the partitions that must move), except with librdkafka before 2.3.0, whose cooperative-sticky
+ * assignor aborts (or crashes) when a consumer is destroyed before its first assignment
+ * (librdkafka #4312, fixed in 2.3.0): seen here as mamorid dying of SIGABRT at shutdown with
+ * `rd_kafka_sticky_assignor_state_destroy: Assertion 'assignor_state' failed` (Debian 12 ships
+ * 2.0.2). There, the eager round-robin assignor: every rebalance revokes and reassigns all of
+ * a member's partitions, which on_rebalance handles the same way (done batches committed at
+ * the revocation, the rest redelivered). */
+const char *kafka_assignor(void)
+{
+    static atomic_bool logged;
+    bool fixed = rd_kafka_version() >= 0x020300ff;
+    if (!fixed && !atomic_exchange(&logged, true))
+        LOG_INFO(MOD, "librdkafka %s: consumer groups use the roundrobin assignor (its cooperative-sticky one aborts "
+                      "at shutdown before 2.3.0)",
+                 rd_kafka_version_str());
+    return fixed ? "cooperative-sticky" : "roundrobin";
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     kafka_consumer *c = opaque;
@@ -257,7 +277,7 @@ int kafka_consumer_open(bus *bb, const char *name, uint32_t index, bus_consumer 
     snprintf(client_id, sizeof client_id, "%s-%s-%u", k->client_id, g->name, index);
     rd_kafka_conf_t *conf = kafka_conf_new(k, client_id, c, kafka_on_consumer_error);
     if (!conf || kafka_conf_set(conf, "group.id", g->kafka_id, client_id) ||
-        kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", client_id) ||
+        kafka_conf_set(conf, "partition.assignment.strategy", kafka_assignor(), client_id) ||
         kafka_conf_set(conf, "enable.auto.commit", "false", client_id) ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", client_id) ||
         kafka_conf_set(conf, "auto.offset.reset", "earliest", client_id) ||

@@ -134,6 +134,9 @@ rd_kafka_conf_t *kafka_conf_new(kafka_bus *k, const char *client_id, void *opaqu
                                 void (*error_cb)(rd_kafka_t *, int, const char *, void *));
 void kafka_on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void kafka_on_consumer_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+/* partition.assignment.strategy for the consumer groups (kafka_consumer.c: cooperative-sticky,
+ * or roundrobin on a librdkafka whose cooperative-sticky assignor aborts at shutdown). */
+const char *kafka_assignor(void);
 void kafka_report_error(kafka_bus *k, rd_kafka_t *rk, int err, const char *reason);
 /* Creates the topic unless it exists or opt.partitions is 0. A broker that does not answer is
  * only logged. */
