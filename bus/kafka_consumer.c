@@ -1,9 +1,10 @@
 /* bus/kafka_consumer.c — the consumer side of the Kafka bus (docs/kafka.md §4): each
  * bus_consumer is one rdkafka consumer in the group "<prefix><group>" (cooperative-sticky
- * where librdkafka allows it: kafka_assignor; no auto-commit). Per partition it keeps the offsets it handed out in order; bus_done marks
- * them, and the committed offset only moves over the done prefix, so a crash only ever
- * redelivers, and redelivery is idempotent downstream (the store skips seqs it has; alert
- * ids are deterministic). Also: the shutdown drain and the start-up catch-up check. */
+ * where librdkafka allows it: kafka_assignor; no auto-commit). Per partition it keeps the
+ * offsets it handed out in order; bus_done marks them, and the committed offset only moves
+ * over the done prefix, so a crash only ever redelivers, and redelivery is idempotent
+ * downstream (the store skips seqs it has; alert ids are deterministic). Also: the shutdown
+ * drain and the start-up catch-up check. */
 #include "kafka_internal.h"
 
 #include <errno.h>
