@@ -90,6 +90,21 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
 
+def stop_all(servers):
+    """Stops every server still running — all of them, even when one dies of a signal at stop
+    (Server.stop raises then) — and re-raises the first such error afterwards."""
+    first = None
+    for s in servers:
+        if s is None or not s.alive():
+            continue
+        try:
+            s.stop()
+        except Exception as e:  # re-raised below, once the others are stopped
+            first = first or e
+    if first:
+        raise first
+
+
 def unprivileged(dev_dir):
     """A Server prefix running mamorid as nobody when the tests run as root (for tests of a
     file mamorid cannot read: root reads a mode-000 directory anyway); dev_dir opened to it."""

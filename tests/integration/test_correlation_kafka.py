@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness import MAMORICTL, KafkaBroker, Server, metrics, temp_dir
+from harness import MAMORICTL, KafkaBroker, Server, metrics, stop_all, temp_dir
 from test_alerts import Sender
 
 PREFIX = "ck-"
@@ -199,9 +199,7 @@ def test_rekeyed_correlations_fire_once_across_two_detect_workers(broker):
             fed_before, total(detects, "mamori_detect_correlation_intake_matches_total")))
         assert sorted(a["id"] for a in alerts(store)) == sorted(a["id"] for a in got)
     finally:
-        for p in everyone:
-            if p.alive():
-                p.stop()
+        stop_all(everyone)
         if not os.environ.get("MAMORI_KEEP_TEST_DIRS"):
             shutil.rmtree(base, ignore_errors=True)
 

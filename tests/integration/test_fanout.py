@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from harness import MAMORID, KafkaBroker, Server, free_port, sim, temp_dir
+from harness import MAMORID, KafkaBroker, Server, free_port, sim, stop_all, temp_dir
 from test_api import Api
 from test_response import RespAgent, api_bytes, wait_status
 
@@ -97,12 +97,12 @@ def cluster():
         apis["ingest"] = Api(ingest.dir, ingest.api_port)
         yield apis, shards, api_node, base, ingest
     finally:
-        for p in procs:
-            if p.alive():
-                p.stop()
-        broker.stop()
-        if not os.environ.get("MAMORI_KEEP_TEST_DIRS"):
-            shutil.rmtree(base, ignore_errors=True)
+        try:
+            stop_all(procs)
+        finally:
+            broker.stop()
+            if not os.environ.get("MAMORI_KEEP_TEST_DIRS"):
+                shutil.rmtree(base, ignore_errors=True)
 
 
 def ids(rows):

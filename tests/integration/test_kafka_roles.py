@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import MAMORICTL, KafkaBroker, Server, ctl, metrics, parse_sim, sim, temp_dir
+from harness import MAMORICTL, KafkaBroker, Server, ctl, metrics, parse_sim, sim, stop_all, temp_dir
 
 AGENTS = 200
 EVENTS = int(os.environ.get("MAMORI_ROLES_EVENTS", "5000"))
@@ -180,9 +180,7 @@ def test_roles_as_processes_exactly_once_across_kill_9(broker, base):
     finally:
         if run and run.poll() is None:
             run.kill()
-        for p in everyone:
-            if p.alive():
-                p.stop()
+        stop_all(everyone)
     # every event exactly once across the shards, each host whole on one shard
     counts = [ctl("store", "count", "--data", os.path.join(st.dir, "data"))["events"] for st in stores]
     assert sum(counts) == AGENTS * EVENTS, counts
