@@ -72,7 +72,7 @@ struct lit_pair {
 };
 
 struct lit_short {
-    uint64_t bits[65536 / 64];
+    uint64_t *bits; /* 65536 bits, allocated with the first pair */
     struct lit_pair *pairs;
     uint32_t pair_count, pair_cap;
     struct {
@@ -364,6 +364,7 @@ static void short_add_pair(struct litset *set, const uint8_t *t, bool cased, uin
         s->pair_cap = s->pair_cap ? s->pair_cap * 2 : 16;
         s->pairs = mamori_xrealloc(s->pairs, s->pair_cap * sizeof *s->pairs);
     }
+    if (!s->bits) s->bits = mamori_xcalloc(65536 / 64, sizeof *s->bits);
     uint8_t f0 = fold(t[0]), f1 = fold(t[1]); /* caseless texts are folded already */
     s->pairs[s->pair_count++] =
         (struct lit_pair){.folded = (uint16_t)(f0 | f1 << 8), .b0 = t[0], .b1 = t[1], .cased = cased, .id = id};
@@ -443,7 +444,6 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         set->slots[s] = (struct lit_slot){.word = word, .tag = tag, .first = i, .count = j - i};
         i = j;
     }
-    set->bytes = sizeof *set + text_bytes + set->entry_count * sizeof *set->entries + slots * sizeof *set->slots;
     if (set->contains.count && !filter_fits(exprs, flags, count)) {
         /* only pairs are left (compile.c moved the longer ones to Hyperscan): the pair table */
         for (uint32_t i = anchored; i < set->entry_count; i++) {
@@ -454,10 +454,11 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         set->entry_count = anchored;
         set->contains.count = 0;
     }
+    set->bytes = sizeof *set + text_bytes + set->entry_count * sizeof *set->entries + slots * sizeof *set->slots;
     if (set->shorts) {
         struct lit_short *sh = set->shorts;
         if (sh->pair_count) qsort(sh->pairs, sh->pair_count, sizeof *sh->pairs, pair_cmp);
-        set->bytes += sizeof *sh + sh->pair_count * sizeof *sh->pairs;
+        set->bytes += sizeof *sh + sh->pair_count * sizeof *sh->pairs + (sh->bits ? 65536 / 8 : 0);
     }
     if (set->contains.count) contains_build(&set->contains, set->entries + anchored);
     set->bytes += set->contains.count * sizeof *set->contains.entries;
@@ -467,7 +468,10 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
 void literal_set_free(struct litset *set)
 {
     if (!set) return;
-    if (set->shorts) free(set->shorts->pairs);
+    if (set->shorts) {
+        free(set->shorts->pairs);
+        free(set->shorts->bits);
+    }
     free(set->shorts);
     free(set->contains.entries);
     free(set->entries);
@@ -655,7 +659,8 @@ static void short_scan(const struct lit_short *s, const char *text, size_t len, 
     }
     if (!s->pair_count || len < 2) return;
     const uint8_t *t = (const uint8_t *)text;
-    uint64_t seen[LITERAL_PAIRS_MAX / 64] = {0};
+    uint64_t seen[LITERAL_PAIRS_MAX / 64];
+    memset(seen, 0, (s->pair_count + 63) / 64 * sizeof *seen); /* the words pair_report can touch */
     for (size_t p = 0; p + 1 < len; p++) {
         uint32_t bit = t[p] | (uint32_t)t[p + 1] << 8;
         if (MAMORI_UNLIKELY((s->bits[bit >> 6] >> (bit & 63)) & 1)) pair_report(s, t + p, seen, fn, ctx);
