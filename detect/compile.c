@@ -190,6 +190,18 @@ static void distribute_entries(builder *b)
     }
     for (uint32_t p = 0; p < rs->path_count; p++)
         if (own[p] || target[p] == DETECT_NONE) target[p] = p;
+    /* lazy alternatives lazy.c cannot answer without a scan (a user regular expression, a `?`
+     * wildcard, windash, more than LAZY_DIRECT_MAX values) get a database of their own per path
+     * and class: asking for one of them does not scan the thousands of patterns lazy.c answers */
+    uint32_t *exprs = mamori_xcalloc(rs->alt_count ? rs->alt_count : 1, sizeof *exprs);
+    bool *hard = mamori_xcalloc(rs->alt_count ? rs->alt_count : 1, sizeof *hard);
+    for (uint32_t i = 0; i < b->pending_count; i++) {
+        const struct entry *e = &b->pending[i];
+        exprs[e->alt]++;
+        if (!lazy_expr_answerable(e->expr, e->flags)) hard[e->alt] = true;
+    }
+    for (uint32_t a = 0; a < rs->alt_count; a++) hard[a] = hard[a] || exprs[a] > LAZY_DIRECT_MAX;
+    free(exprs);
     for (uint32_t i = 0; i < b->pending_count; i++) {
         const struct entry *e = &b->pending[i];
         uint32_t path = rs->alt_path[e->alt];
@@ -203,15 +215,17 @@ static void distribute_entries(builder *b)
          * own (literal.c); split_contains sends contains values back to Hyperscan when the
          * set's filter cannot hold them */
         uint32_t lit_len;
-        bool literal = (path != DETECT_NONE || e->joined) && !e->regex &&
+        bool apart = lazy && hard[e->alt];
+        bool literal = (path != DETECT_NONE || e->joined) && !e->regex && !apart &&
                        literal_parse(e->expr, e->flags, NULL, &lit_len) >= 0;
         struct db_build *db = build_for(b, path == DETECT_NONE ? DETECT_NONE : target[path], class_of(&r->route),
-                                        path == DETECT_NONE && e->joined, e->regex && path != DETECT_NONE && !lazy, lazy,
-                                        literal);
+                                        path == DETECT_NONE && e->joined,
+                                        (e->regex && path != DETECT_NONE && !lazy) || apart, lazy, literal);
         VEC_PUSH(db->entries, db->count, db->cap, *e);
     }
     free(b->pending);
     b->pending = NULL;
+    free(hard);
     free(own);
     b->path_target = target;
 }
@@ -434,6 +448,7 @@ void ruleset_free(detect_ruleset *rs)
         if (rs->dbs[i].hs) hs_free_database(rs->dbs[i].hs);
         literal_set_free(rs->dbs[i].lit);
         free(rs->dbs[i].exprs);
+        free(rs->dbs[i].flags);
         free(rs->dbs[i].alt_first);
         free(rs->dbs[i].alts);
     }
@@ -453,6 +468,7 @@ void ruleset_free(detect_ruleset *rs)
     free(rs->alt_path);
     free(rs->alt_lazy_first);
     free(rs->alt_lazy_dbs);
+    lazy_direct_free(rs);
     free(rs->nodes);
     free(rs->kids);
     free(rs->paths);
@@ -607,14 +623,16 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             d->alt_first = bd->alt_first;
             d->alts = bd->alts;
             d->exprs = bd->exprs;
+            d->flags = bd->flags;
             bd->exprs = NULL;
+            bd->flags = NULL;
             bd->alt_first = NULL;
             bd->alts = NULL;
             if (d->hs) hs_database_size(d->hs, &d->bytes);
             else d->bytes = literal_set_bytes(d->lit);
             d->defer = d->hs && !d->joined && d->bytes >= DETECT_DEFER_BYTES;
             d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
-            if (d->joined) d->join_min = join_min(d->exprs, bd->flags, d->id_count);
+            if (d->joined) d->join_min = join_min(d->exprs, d->flags, d->id_count);
             db_bytes += d->bytes;
             patterns += d->id_count;
         }
@@ -641,6 +659,10 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     rs->keyword_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_db_cls);
     rs->keyword_value_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_db_cls);
     lazy_lists(rs);
+    int64_t t3 = clock_mono_us();
+    lazy_direct_build(rs, l ? loader_options(l)->compile_threads : 0); /* its Hyperscan databases count as compile time, its bytes as databases' */
+    t2 += clock_mono_us() - t3;
+    db_bytes += rs->alt_bytes;
     for (uint32_t i = 0; i < rs->db_count; i++) {
         const struct db *d = &rs->dbs[i];
         if (d->lazy) continue;

@@ -214,6 +214,8 @@ typedef struct detect_worker_stats {
     uint64_t matches;
     uint64_t scan_errors; /* hs_scan failures (logged, rate-limited): should stay 0 */
     uint64_t shape_hits;  /* events walked by a cached walk plan of their shape (plan.c) */
+    uint64_t lazy_direct; /* lazy predicates answered from the value itself, without a scan (lazy.c) */
+    uint64_t lazy_scans;  /* lazy databases scanned for a candidate (at most once per event and path) */
 } detect_worker_stats;
 
 detect_worker *detect_worker_create(void);

@@ -216,11 +216,20 @@ static bool eval_pred(detect_worker *w, const struct rt_pred *p)
         for (uint32_t k = 0; k < p->alt_count; k++) {
             uint32_t alt = p->alt_first + k;
             if (rs->alt_path[alt] != path) continue;
+            if (alt_set(w, alt)) return true;
+            if (rs->alt_lit_first[alt] != rs->alt_lit_first[alt + 1]) {
+                int direct = lazy_direct(w, alt, path);
+                if (direct >= 0) {
+                    w->stats.lazy_direct++;
+                    return direct;
+                }
+            }
             for (uint32_t i = rs->alt_lazy_first[alt]; i < rs->alt_lazy_first[alt + 1] && !alt_set(w, alt); i++) {
                 uint32_t lazy = rs->alt_lazy_dbs[i];
                 if (w->lazy_mark[lazy] != w->mark || w->lazy_path[lazy] != path) {
                     w->lazy_mark[lazy] = w->mark;
                     w->lazy_path[lazy] = path;
+                    w->stats.lazy_scans++;
                     scan_lazy(w, lazy, path);
                 }
             }

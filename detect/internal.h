@@ -430,6 +430,23 @@ bool memo_replay(const struct scan_memo *m, uint64_t hash, uint32_t db, const ch
 void memo_record(struct scan_memo *m, uint32_t id);
 void memo_store(struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len);
 
+/* One way of answering a lazy alternative without its lazy databases (lazy.c): a plain
+ * literal, a star-only wildcard, a literal set or a Hyperscan database of its own. */
+#define ALT_LIT_GLOB 4 /* kinds beyond enum lit_kind: segments between `*` */
+#define ALT_LIT_SET 5  /* the alternative's plain literals in a literal set */
+#define ALT_LIT_HS 6   /* the alternative's expressions in a Hyperscan database of their own */
+struct alt_lit {
+    const char *text; /* folded (ASCII lowercase) when caseless; a wildcard's segments in a row */
+    uint32_t len;     /* bytes of text */
+    uint8_t kind;     /* enum lit_kind, or ALT_LIT_* */
+    bool cased;
+    bool start, end;  /* ALT_LIT_GLOB: anchored at the value's start, end */
+    uint32_t seg_count;
+    const uint32_t *seg; /* ALT_LIT_GLOB: the segments' lengths */
+    struct litset *set;  /* ALT_LIT_SET (owned) */
+    hs_database_t *hs;   /* ALT_LIT_HS (owned) */
+};
+
 struct db {
     hs_database_t *hs;      /* NULL for a literal set */
     struct litset *lit;     /* exact/prefix/suffix literals matched without Hyperscan */
@@ -445,6 +462,7 @@ struct db {
                             * shorter value need not be joined); 0 when unknown */
     uint32_t id_count;     /* distinct expressions */
     const char **exprs;    /* id → expression (borrowed from the rule memory) */
+    uint32_t *flags;       /* id → its Hyperscan flags */
     uint32_t *alt_first;   /* id → alts[alt_first[id] .. alt_first[id+1]) */
     uint32_t *alts;
     size_t bytes;
@@ -470,6 +488,12 @@ struct detect_ruleset {
      * patterns went to several (contains values of a literal set split by length, or a literal
      * and a Hyperscan pattern of one predicate). */
     uint32_t *alt_lazy_first, *alt_lazy_dbs;
+    /* lazy alternative → how lazy.c answers it without a scan: alt_lits[alt_lit_first[a] ..
+     * alt_lit_first[a + 1]); none when it cannot (more than LAZY_DIRECT_MAX expressions,
+     * or Hyperscan refused its own database) */
+    uint32_t *alt_lit_first;
+    struct alt_lit *alt_lits;
+    size_t alt_bytes; /* their literal sets' and Hyperscan databases' */
     uint32_t alt_count;
 
     struct enode *nodes;
@@ -723,6 +747,18 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n);
 /* Scans the current event's value at `path` with lazy database `db`, setting alternative
  * bits directly (the event is being evaluated). */
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
+/* lazy.c: lists how each lazy alternative is answered (alt_lit_first/alt_lits) once the
+ * databases are built (compiling the Hyperscan databases of its own some need on up to
+ * threads threads, 0: one per CPU); lazy_direct answers such an alternative for the current
+ * event's value at path without its lazy databases: 1 (its bit set) or 0, or -1 when a scan
+ * costs less (a long value, an array). */
+#ifndef LAZY_DIRECT_MAX
+#define LAZY_DIRECT_MAX 64 /* more expressions per alternative: scanned (a long list costs what a scan does) */
+#endif
+bool lazy_expr_answerable(const char *expr, uint32_t flags);
+void lazy_direct_build(detect_ruleset *rs, unsigned threads);
+void lazy_direct_free(detect_ruleset *rs);
+int lazy_direct(detect_worker *w, uint32_t alt, uint32_t path);
 
 /* fields.c: runtime resolution of a Sigma field to the path it lives at in an event. The
  * field's winlog.event_data.<Field> when the event has it (the caller checks: eval.c

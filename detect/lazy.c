@@ -1,0 +1,420 @@
+/* detect/lazy.c — lazy predicates answered from the value itself. A lazy database holds the
+ * non-trigger patterns of a path and class (compile.c); a candidate asking for one of them
+ * used to scan the event's value with the whole database, which answers every rule's
+ * patterns at once — thousands of them for process.command_line — when the candidate needs
+ * one predicate's values, most often a short list of plain literals (`Image|endswith:
+ * ['\a.exe', '\b.exe']`). So each lazy alternative also keeps what it takes to answer it
+ * alone: its plain literals (literal_parse) and star-only wildcards, compared with the value
+ * one by one while that costs less than a scan (LAZY_DIRECT_BUDGET); its literals in a
+ * literal set of its own when it has many contains values; or, for anything else (a user
+ * regular expression, a `?` wildcard, windash), a Hyperscan database of its own — compile.c
+ * also keeps those alternatives' patterns out of the large lazy databases. The semantics
+ * are literal.c's and Hyperscan's: byte mode, ASCII case folding when caseless. The answer
+ * is the scan's for that alternative; the lazy databases stay unscanned, and are scanned
+ * only for the values an answer here declines (long values, arrays). */
+#include "internal.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The work a direct answer may take, in byte comparisons: a contains literal costs the
+ * value's length, an anchored one its own. Above it the databases are scanned. */
+#ifndef LAZY_DIRECT_BUDGET
+#define LAZY_DIRECT_BUDGET 512
+#endif
+
+static inline uint8_t fold(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c + 32) : c; }
+
+/* A Sigma wildcard value without `?` as sigstr_expression writes it — plain literal bytes
+ * (as literal_parse reads them) between `.*`, `^` first or `\z` last — into its segments:
+ * their bytes one after another in out, each length in seg (at most strlen(expr) / 2 + 1 of
+ * them). Returns the segment count (≥ 2), or 0 for any other expression. */
+static uint32_t glob_parse(const char *expr, uint32_t flags, char *out, uint32_t *seg, bool *start, bool *end)
+{
+    const uint32_t allowed = HS_FLAG_CASELESS | HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+    if ((flags & ~allowed) || !(flags & HS_FLAG_DOTALL)) return 0; /* `.` must take any byte */
+    size_t n = strlen(expr);
+    *start = n > 0 && expr[0] == '^';
+    *end = n >= 2 && expr[n - 2] == '\\' && expr[n - 1] == 'z';
+    size_t from = *start ? 1 : 0, to = *end ? n - 2 : n;
+    uint32_t segs = 0, k = 0, len = 0;
+    for (size_t i = from; i < to;) {
+        char c = expr[i];
+        if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
+            out[k++] = c;
+            len++;
+            i++;
+        } else if (c == '\\' && i + 4 <= to && expr[i + 1] == 'x') {
+            unsigned v;
+            char hex[3] = {expr[i + 2], expr[i + 3], 0}, *stop;
+            v = (unsigned)strtoul(hex, &stop, 16);
+            if (*stop || !isxdigit((unsigned char)hex[0])) return 0;
+            out[k++] = (char)v;
+            len++;
+            i += 4;
+        } else if (c == '.' && i + 1 < to && expr[i + 1] == '*') {
+            seg[segs++] = len;
+            len = 0;
+            i += 2;
+        } else {
+            return 0; /* `?`, windash, a class, a user regular expression */
+        }
+    }
+    seg[segs++] = len;
+    return segs >= 2 ? segs : 0;
+}
+
+static int lit_order(const void *a, const void *b)
+{
+    const struct alt_lit *x = a, *y = b;
+    return x->kind != y->kind ? (x->kind < y->kind ? -1 : 1) : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Whether expression expr (with its Hyperscan flags) is a plain literal or a star-only
+ * wildcard lazy_direct compares itself. */
+bool lazy_expr_answerable(const char *expr, uint32_t flags)
+{
+    size_t n = strlen(expr);
+    char stackbuf[256];
+    uint32_t stackseg[130];
+    char *out = n < sizeof stackbuf ? stackbuf : mamori_xmalloc(n + 1);
+    uint32_t *seg = n / 2 + 2 <= MAMORI_ARRAY_LEN(stackseg) ? stackseg : mamori_xmalloc((n / 2 + 2) * sizeof *seg);
+    uint32_t len;
+    bool start, end;
+    bool ok = literal_parse(expr, flags, NULL, &len) >= 0 || glob_parse(expr, flags, out, seg, &start, &end) > 0;
+    if (out != stackbuf) free(out);
+    if (seg != stackseg) free(seg);
+    return ok;
+}
+
+/* The alt_lit of expression id of d, its bytes (and segment lengths) in the rule memory. */
+static struct alt_lit make_lit(detect_ruleset *rs, const struct db *d, uint32_t id)
+{
+    size_t n = strlen(d->exprs[id]);
+    char *text = arena_alloc(&rs->mem, n + 1);
+    bool cased = !(d->flags[id] & HS_FLAG_CASELESS);
+    struct alt_lit lit = {.text = text, .cased = cased};
+    uint32_t len;
+    int kind = literal_parse(d->exprs[id], d->flags[id], text, &len);
+    if (kind >= 0) {
+        lit.kind = (uint8_t)kind;
+        lit.len = len;
+    } else {
+        uint32_t *seg = arena_alloc(&rs->mem, (n / 2 + 2) * sizeof *seg);
+        bool start, end;
+        lit.seg_count = glob_parse(d->exprs[id], d->flags[id], text, seg, &start, &end);
+        MAMORI_ASSERT(lit.seg_count >= 2);
+        lit.kind = ALT_LIT_GLOB;
+        lit.start = start;
+        lit.end = end;
+        lit.seg = seg;
+        for (uint32_t k = 0; k < lit.seg_count; k++) lit.len += seg[k];
+    }
+    if (!cased)
+        for (uint32_t c = 0; c < lit.len; c++) text[c] = (char)fold((uint8_t)text[c]);
+    return lit;
+}
+
+/* An alternative with this many contains values or more has them (and its other plain
+ * literals) in a literal set of its own: one substring filter pass instead of a search per value. */
+#ifndef LAZY_SET_MIN
+#define LAZY_SET_MIN 4
+#endif
+
+struct src {
+    const char *expr;
+    uint32_t flags;
+    const struct db *db; /* and its id there, for make_lit */
+    uint32_t id;
+};
+
+/* The entries of alternative a from its expressions src[0..n): one literal set for its plain
+ * literals when it has LAZY_SET_MIN contains values or more and the set's filter holds them,
+ * then each wildcard; else one entry per expression. Returns the entry count (out: NULL to
+ * count only). */
+static uint32_t alt_entries(detect_ruleset *rs, const struct src *src, uint32_t n, struct alt_lit *out)
+{
+    if (n > LAZY_DIRECT_MAX) return 0;
+    const char *exprs[LAZY_DIRECT_MAX];
+    uint32_t flags[LAZY_DIRECT_MAX], lits = 0, contains = 0, len;
+    for (uint32_t i = 0; i < n; i++) {
+        int kind = literal_parse(src[i].expr, src[i].flags, NULL, &len);
+        if (kind < 0) continue;
+        contains += kind == LIT_CONTAINS;
+        exprs[lits] = src[i].expr;
+        flags[lits++] = src[i].flags;
+    }
+    bool set = contains >= LAZY_SET_MIN && literal_contains_overflow(exprs, flags, lits) == UINT32_MAX;
+    uint32_t k = 0;
+    if (set) {
+        if (out) {
+            out[k] = (struct alt_lit){.kind = ALT_LIT_SET, .set = literal_set_build(exprs, flags, lits)};
+            rs->alt_bytes += literal_set_bytes(out[k].set);
+        }
+        k++;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (set && literal_parse(src[i].expr, src[i].flags, NULL, &len) >= 0) continue;
+        if (out) out[k] = make_lit(rs, src[i].db, src[i].id);
+        k++;
+    }
+    return k;
+}
+
+/* The Hyperscan databases of the alternatives lazy.c cannot answer with literals (a user
+ * regular expression, a `?` wildcard, windash…): one per alternative, of its expressions,
+ * compiled on up to `threads` threads like the rule set's (Hyperscan spends ~3 ms on even
+ * the smallest). A database Hyperscan will not have stays NULL: that alternative is then
+ * answered by scanning its lazy database, which did compile. */
+struct alt_pool {
+    const struct src *src;
+    const uint32_t *first; /* alternative a: src[first[a] .. first[a + 1]) */
+    const uint32_t *alts;  /* the alternatives to compile */
+    uint32_t count;
+    hs_database_t **out; /* by alternative */
+    atomic_uint next;
+};
+
+static hs_database_t *alt_compile(const struct src *src, uint32_t n)
+{
+    const char *exprs[LAZY_DIRECT_MAX];
+    unsigned flags[LAZY_DIRECT_MAX], ids[LAZY_DIRECT_MAX];
+    for (uint32_t i = 0; i < n; i++) {
+        exprs[i] = src[i].expr;
+        flags[i] = src[i].flags | HS_FLAG_SINGLEMATCH;
+        ids[i] = 0;
+    }
+    hs_database_t *db = NULL;
+    hs_compile_error_t *cerr = NULL;
+    if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &db, &cerr) != HS_SUCCESS) db = NULL;
+    if (cerr) hs_free_compile_error(cerr);
+    return db;
+}
+
+static void *alt_pool_worker(void *arg)
+{
+    struct alt_pool *p = arg;
+    for (uint32_t i; (i = atomic_fetch_add(&p->next, 1)) < p->count;) {
+        uint32_t a = p->alts[i];
+        p->out[a] = alt_compile(p->src + p->first[a], p->first[a + 1] - p->first[a]);
+    }
+    return NULL;
+}
+
+static void alt_databases(detect_ruleset *rs, struct alt_pool *p, unsigned threads)
+{
+    if (threads == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = online > 0 ? (unsigned)online : 1;
+    }
+    threads = MAMORI_MIN(MAMORI_MIN(threads, 16u), p->count ? p->count : 1);
+    pthread_t tids[16];
+    unsigned started = 0;
+    for (unsigned i = 1; i < threads; i++)
+        if (pthread_create(&tids[started], NULL, alt_pool_worker, p) == 0) started++;
+    alt_pool_worker(p);
+    for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
+    for (uint32_t i = 0; i < p->count; i++) {
+        hs_database_t **db = &p->out[p->alts[i]];
+        size_t bytes;
+        if (*db && hs_alloc_scratch(*db, &rs->scratch_proto) != HS_SUCCESS) {
+            hs_free_database(*db);
+            *db = NULL;
+        }
+        if (*db && hs_database_size(*db, &bytes) == HS_SUCCESS) rs->alt_bytes += bytes;
+    }
+}
+
+void lazy_direct_build(detect_ruleset *rs, unsigned threads)
+{
+    uint32_t n = rs->alt_count;
+    uint32_t *first = mamori_xcalloc((size_t)n + 1, sizeof *first);
+    bool *plain = mamori_xmalloc(n ? n : 1);
+    memset(plain, 1, n ? n : 1);
+    for (uint32_t i = 0; i < rs->db_count; i++) {
+        const struct db *d = &rs->dbs[i];
+        if (!d->lazy) continue;
+        for (uint32_t id = 0; id < d->id_count; id++) {
+            bool ok = lazy_expr_answerable(d->exprs[id], d->flags[id]);
+            for (uint32_t k = d->alt_first[id]; k < d->alt_first[id + 1]; k++) {
+                first[d->alts[k] + 1]++;
+                if (!ok) plain[d->alts[k]] = false;
+            }
+        }
+    }
+    for (uint32_t a = 0; a < n; a++) {
+        if (first[a + 1] > LAZY_DIRECT_MAX) plain[a] = false;
+        first[a + 1] += first[a];
+    }
+    /* (plain[a]: every expression of a is answered by literals or wildcards; the others get
+     * a Hyperscan database of their own) */
+    /* each alternative's expressions, gathered from its databases */
+    struct src *src = mamori_xmalloc((first[n] ? first[n] : 1) * sizeof *src);
+    uint32_t *fill = mamori_xcalloc(n ? n : 1, sizeof *fill);
+    for (uint32_t i = 0; i < rs->db_count; i++) {
+        const struct db *d = &rs->dbs[i];
+        if (!d->lazy) continue;
+        for (uint32_t id = 0; id < d->id_count; id++)
+            for (uint32_t k = d->alt_first[id]; k < d->alt_first[id + 1]; k++) {
+                uint32_t a = d->alts[k];
+                src[first[a] + fill[a]++] = (struct src){.expr = d->exprs[id], .flags = d->flags[id], .db = d, .id = id};
+            }
+    }
+    free(fill);
+    hs_database_t **hs = mamori_xcalloc(n ? n : 1, sizeof *hs);
+    uint32_t *hard = mamori_xmalloc((n ? n : 1) * sizeof *hard), hard_count = 0;
+    for (uint32_t a = 0; a < n; a++)
+        if (!plain[a] && first[a + 1] > first[a] && first[a + 1] - first[a] <= LAZY_DIRECT_MAX) hard[hard_count++] = a;
+    struct alt_pool pool = {.src = src, .first = first, .alts = hard, .count = hard_count, .out = hs};
+    atomic_init(&pool.next, 0);
+    alt_databases(rs, &pool, threads);
+    free(hard);
+    rs->alt_lit_first = mamori_xcalloc((size_t)n + 1, sizeof *rs->alt_lit_first);
+    for (uint32_t a = 0; a < n; a++) {
+        uint32_t count = hs[a] ? 1 : plain[a] ? alt_entries(rs, src + first[a], first[a + 1] - first[a], NULL) : 0;
+        rs->alt_lit_first[a + 1] = rs->alt_lit_first[a] + count;
+    }
+    uint32_t total = rs->alt_lit_first[n];
+    rs->alt_lits = mamori_xmalloc((total ? total : 1) * sizeof *rs->alt_lits);
+    for (uint32_t a = 0; a < n; a++) {
+        if (rs->alt_lit_first[a] == rs->alt_lit_first[a + 1]) continue;
+        struct alt_lit *out = rs->alt_lits + rs->alt_lit_first[a];
+        if (hs[a]) {
+            *out = (struct alt_lit){.kind = ALT_LIT_HS, .hs = hs[a]};
+            continue;
+        }
+        uint32_t count = alt_entries(rs, src + first[a], first[a + 1] - first[a], out);
+        /* cheapest first: whole values, prefixes, suffixes, substrings, wildcards, the set */
+        qsort(out, count, sizeof *out, lit_order);
+    }
+    free(hs);
+    free(src);
+    free(first);
+    free(plain);
+}
+
+void lazy_direct_free(detect_ruleset *rs)
+{
+    for (uint32_t i = 0; rs->alt_lit_first && i < rs->alt_lit_first[rs->alt_count]; i++) {
+        if (rs->alt_lits[i].kind == ALT_LIT_SET) literal_set_free(rs->alt_lits[i].set);
+        else if (rs->alt_lits[i].kind == ALT_LIT_HS) hs_free_database(rs->alt_lits[i].hs);
+    }
+    free(rs->alt_lit_first);
+    free(rs->alt_lits);
+}
+
+static inline bool same(const char *v, const char *t, uint32_t n, bool cased)
+{
+    if (cased) return memcmp(v, t, n) == 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (fold((uint8_t)v[i]) != (uint8_t)t[i]) return false;
+    return true;
+}
+
+/* The first position at or after from where t[0..n) occurs in v[0..len), or SIZE_MAX. */
+static size_t find(const char *v, size_t len, size_t from, const char *t, uint32_t n, bool cased)
+{
+    if (n == 0) return from <= len ? from : SIZE_MAX;
+    if (n > len || from > len - n) return SIZE_MAX;
+    uint8_t c0 = (uint8_t)t[0];
+    for (size_t i = from, last = len - n; i <= last; i++) {
+        uint8_t c = (uint8_t)v[i];
+        if ((cased ? c : fold(c)) == c0 && same(v + i, t, n, cased)) return i;
+    }
+    return SIZE_MAX;
+}
+
+/* A star-only wildcard: the first segment at the start when anchored, the last at the end
+ * when anchored, the others each at its leftmost place after the previous one (taking the
+ * leftmost never loses a match: a later segment only needs to start after it). */
+static bool glob_matches(const char *v, size_t len, const struct alt_lit *l)
+{
+    const char *t = l->text;
+    uint32_t first = 0, last = l->seg_count - 1;
+    size_t pos = 0, tail = l->end ? l->seg[last] : 0;
+    if (tail > len) return false;
+    if (l->start) {
+        if (l->seg[0] > len - tail || !same(v, t, l->seg[0], l->cased)) return false;
+        pos = l->seg[0];
+        t += l->seg[0];
+        first = 1;
+    }
+    uint32_t stop = l->end ? last : last + 1;
+    for (uint32_t k = first; k < stop; k++) {
+        size_t at = find(v, len - tail, pos, t, l->seg[k], l->cased);
+        if (at == SIZE_MAX) return false;
+        pos = at + l->seg[k];
+        t += l->seg[k];
+    }
+    return !l->end || (pos <= len - tail && same(v + len - tail, t, (uint32_t)tail, l->cased));
+}
+
+static int hs_hit(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
+{
+    (void)id;
+    (void)from;
+    (void)to;
+    (void)flags;
+    *(bool *)ctx = true;
+    return 1; /* one is enough */
+}
+
+static void set_hit(uint32_t id, void *ctx)
+{
+    (void)id;
+    *(bool *)ctx = true;
+}
+
+static bool lit_matches(const char *v, size_t len, const struct alt_lit *l)
+{
+    switch (l->kind) {
+    case LIT_EXACT: return len == l->len && same(v, l->text, l->len, l->cased);
+    case LIT_PREFIX: return len >= l->len && same(v, l->text, l->len, l->cased);
+    case LIT_SUFFIX: return len >= l->len && same(v + len - l->len, l->text, l->len, l->cased);
+    case LIT_CONTAINS: return find(v, len, 0, l->text, l->len, l->cased) != SIZE_MAX;
+    case ALT_LIT_GLOB: return glob_matches(v, len, l);
+    default: {
+        bool hit = false;
+        literal_set_scan(l->set, v, len, set_hit, &hit);
+        return hit;
+    }
+    }
+}
+
+int lazy_direct(detect_worker *w, uint32_t alt, uint32_t path)
+{
+    const detect_ruleset *rs = w->rs;
+    const struct alt_lit *first = rs->alt_lits + rs->alt_lit_first[alt], *end = rs->alt_lits + rs->alt_lit_first[alt + 1];
+    const json_value *v = path_get(w, path);
+    if (!v) return 0; /* nothing to scan: no match */
+    if (v->type == JSON_ARRAY) return -1;
+    char tmp[32];
+    const char *text;
+    size_t len;
+    if (!direct_scalar_text(v, tmp, &text, &len)) return 0; /* what scan_lazy skips too */
+    if (len > UINT32_MAX) return -1;
+    if (first->kind == ALT_LIT_HS) { /* its own database: the only entry */
+        bool hit = false;
+        hs_error_t rc = hs_scan(first->hs, text, (unsigned)len, 0, w->scratch, hs_hit, &hit);
+        if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) return -1; /* the database scan logs it */
+        if (!hit) return 0;
+        w->alt_bits[alt >> 6] |= (uint64_t)1 << (alt & 63);
+        w->touched[w->touched_count++] = alt;
+        return 1;
+    }
+    size_t cost = 0;
+    for (const struct alt_lit *l = first; l < end; l++)
+        cost += l->kind == ALT_LIT_SET ? len / 4 : l->kind >= LIT_CONTAINS ? len : l->len;
+    if (cost > LAZY_DIRECT_BUDGET) return -1;
+    for (const struct alt_lit *l = first; l < end; l++) {
+        if (!lit_matches(text, len, l)) continue;
+        w->alt_bits[alt >> 6] |= (uint64_t)1 << (alt & 63);
+        w->touched[w->touched_count++] = alt; /* cleared with the event's other bits */
+        return 1;
+    }
+    return 0;
+}
