@@ -230,54 +230,6 @@ static void distribute_entries(builder *b)
     b->path_target = target;
 }
 
-/* A static guess of how rarely an expression matches: its literal bytes, more when anchored.
- * Used only to choose which side of an AND makes a rule a candidate. */
-static double expression_strength(const char *e)
-{
-    double literal = 0;
-    size_t n = strlen(e);
-    for (size_t i = 0; i < n; i++) {
-        char c = e[i];
-        if (c == '\\' && i + 1 < n) {
-            if (e[i + 1] == 'x' && i + 3 < n) {
-                literal++;
-                i += 3;
-            } else if (e[i + 1] == 'z' || e[i + 1] == 'A') {
-                i++;
-            } else {
-                literal += (e[i + 1] == 'd' || e[i + 1] == 'w' || e[i + 1] == 's') ? 0 : 1;
-                i++;
-            }
-        } else if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (unsigned char)c >= 0x80) {
-            literal++;
-        }
-    }
-    bool start = n && e[0] == '^', end = n >= 2 && !strcmp(e + n - 2, "\\z");
-    return literal + (start && end ? 6 : start || end ? 1 : 0);
-}
-
-/* Fields whose values repeat across most events of a kind (the image of a common binary,
- * an event id; a CallTrace lists ntdll.dll and kernelbase.dll frame after frame, so
- * `CallTrace|contains: ntdll.dll` holds on nearly every process access): a match there says
- * little, prefer the other side of an AND. */
-static bool common_field(const char *field)
-{
-    static const char *const common[] = {"Image", "ParentImage", "OriginalFileName", "EventID", "Provider_Name",
-                                         "Channel", "Product", "Company", "Description", "Signed", "Initiated",
-                                         "SourceImage", "TargetImage", "User", "IntegrityLevel", "CallTrace"};
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(common); i++)
-        if (field && !strcmp(field, common[i])) return true;
-    return false;
-}
-
-static double pred_strength(const struct pspec *ps)
-{
-    double s = 1e9;
-    for (uint32_t k = 0; k < ps->pattern_count; k++) s = MAMORI_MIN(s, expression_strength(ps->patterns[k].expr));
-    if (ps->pattern_count == 0) s = 0;
-    return common_field(ps->field) ? s / 4 : s;
-}
-
 static uint32_t make_pred(builder *b, const struct pspec *ps, uint32_t rule, const struct lrule *lr)
 {
     detect_ruleset *rs = b->rs;

@@ -65,6 +65,9 @@ typedef struct builder {
     uint32_t build_slot_cap;
 } builder;
 
+/* strength.c: a static guess of how rarely predicate ps matches (trigger choice). */
+double pred_strength(const struct pspec *ps);
+
 /* Sorts db's entries, gives each distinct (expression, flags) an id and lists its alternatives. */
 void db_prepare(struct db_build *db);
 /* Compiles every database of b on up to threads threads (literal sets built in place). */

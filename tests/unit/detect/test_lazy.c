@@ -227,11 +227,67 @@ static void test_wildcard_segments(void **state)
     harness_fini(&h);
 }
 
+/* A user regular expression beside a literal side of its AND waits for the literal (it is
+ * asked only of candidates, by its own database); alone, it makes its rule a candidate. */
+static void test_regex_side_waits(void **state)
+{
+    (void)state;
+    const char *yaml =
+        "title: t\nid: guid\nlogsource:\n    category: process_creation\n    product: windows\n"
+        "detection:\n    a:\n        CommandLine|re: '[A-F0-9]{8}-[A-F0-9]{4}-[A-F0-9]{4}'\n"
+        "    b:\n        CommandLine|contains: 'qlogin'\n    condition: a and b\n"
+        "---\ntitle: t\nid: hex\nlogsource:\n    category: process_creation\n    product: windows\n"
+        "detection:\n    sel:\n        Image|endswith: '\\ping.exe'\n        CommandLine|re: '0x[a-fA-F0-9]{8}'\n"
+        "    condition: sel\n"
+        "---\ntitle: t\nid: domain\nlogsource:\n    category: process_creation\n    product: windows\n"
+        "detection:\n    sel:\n        Image|endswith: '\\net.exe'\n        CommandLine|re: 'net\\s+group\\s+/domain'\n"
+        "    condition: sel\n"
+        "---\ntitle: t\nid: view\nlogsource:\n    category: process_creation\n    product: windows\n"
+        "detection:\n    sel:\n        CommandLine|re: '(?i)net\\s+view'\n    condition: sel\n";
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 4);
+    static const struct {
+        const char *image, *command_line, *fires;
+        uint64_t candidates;
+    } cases[] = {
+        {"C:\\\\w\\\\cmd.exe", "x DEADBEEF-1234-ABCD 0x0A0B0C0D", "", 0}, /* both regexes, neither literal */
+        {"C:\\\\w\\\\cmd.exe", "qlogin DEADBEEF-1234-ABCD", "guid", 1},
+        {"C:\\\\w\\\\cmd.exe", "qlogin x", "", 1},
+        {"C:\\\\w\\\\PING.EXE", "ping 0x0A0B0C0D", "hex", 1},
+        {"C:\\\\w\\\\ping.exe", "ping 10.0.0.1", "", 1},
+        {"C:\\\\w\\\\cmd.exe", "NET  View", "view", 1},
+        {"C:\\\\w\\\\cmd.exe", "network view", "", 0},
+        /* a long literal run in a regex, against a common field's short suffix: still the suffix */
+        {"C:\\\\w\\\\cmd.exe", "net group /domain", "", 0},
+        {"C:\\\\w\\\\net.exe", "net  group  /domain", "domain", 1},
+    };
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"Image\":\"%s\",\"CommandLine\":\"%s\"}}}",
+                 cases[i].image, cases[i].command_line);
+        detect_worker_stats before, after;
+        detect_worker_stats_get(h.worker, &before);
+        const char *ids[4];
+        size_t n = harness_eval(&h, json, ids, 4);
+        detect_worker_stats_get(h.worker, &after);
+        const char *fired = n ? ids[0] : "";
+        if (n > 1 || strcmp(fired, cases[i].fires) || after.candidates - before.candidates != cases[i].candidates)
+            fail_msg("'%s': fired %zu (%s), %llu candidates, want %s and %llu", cases[i].command_line, n, fired,
+                     (unsigned long long)(after.candidates - before.candidates), cases[i].fires,
+                     (unsigned long long)cases[i].candidates);
+    }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_answers_match_eager),
         cmocka_unit_test(test_wildcard_segments),
+        cmocka_unit_test(test_regex_side_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
