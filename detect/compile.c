@@ -275,9 +275,52 @@ static uint32_t make_pred(builder *b, const struct pspec *ps, uint32_t rule, con
     if (b->strength_cap < rs->pred_count) {
         b->strength_cap = b->strength_cap ? b->strength_cap * 2 : 1024;
         b->strength = mamori_xrealloc(b->strength, b->strength_cap * sizeof *b->strength);
+        b->pspec = mamori_xrealloc(b->pspec, b->strength_cap * sizeof *b->pspec);
     }
     b->strength[pred_id] = ps->kind == PRED_PATTERN ? pred_strength(ps) : -1;
+    b->pspec[pred_id] = ps;
     return pred_id;
+}
+
+#define FACTOR_MIN 3 /* shorter required literals hold on too many values to be worth it */
+
+/* A trigger made of user regular expressions waits behind their required literals: a
+ * predicate of those literals on the same field (caseless contains, in the literal sets with
+ * the thousands of others) becomes the trigger, and the expressions become lazy, asked only
+ * of the candidates it makes (by a database of their own, lazy.c). Exact: every match of an
+ * expression contains its literal (regex_factor), so a rule the literals leave out could not
+ * hold. Scanning every command line with process_creation's ~20 trigger expressions took
+ * ~490 ns (Hyperscan, all together); their literals cost next to nothing there. */
+static void factor_triggers(builder *b, uint32_t first_pred, uint32_t rule, const struct lrule *lr)
+{
+    detect_ruleset *rs = b->rs;
+    for (uint32_t p = first_pred, end = rs->pred_count; p < end; p++) {
+        const struct pspec *ps = b->pspec[p];
+        if (!rs->preds[p].trigger || ps->kind != PRED_PATTERN || !ps->field || !ps->pattern_count) continue;
+        struct pattern *factors = arena_alloc(&rs->mem, ps->pattern_count * sizeof *factors);
+        uint32_t k = 0;
+        for (; k < ps->pattern_count; k++) {
+            const struct pattern *pt = &ps->patterns[k];
+            char lit[64];
+            uint32_t n = pt->regex ? regex_factor(pt->expr, pt->flags, lit, sizeof lit) : 0;
+            if (n < FACTOR_MIN) break;
+            char *expr = arena_alloc(&rs->mem, 4 * n + 1), *o = expr;
+            for (uint32_t c = 0; c < n; c++) {
+                char ch = lit[c];
+                if ((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')) *o++ = ch;
+                else o += snprintf(o, 5, "\\x%02x", (unsigned char)ch);
+            }
+            *o = '\0';
+            factors[k] = (struct pattern){.expr = expr, .flags = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL};
+        }
+        if (k < ps->pattern_count) continue;
+        struct pspec *f = arena_alloc(&rs->mem, sizeof *f);
+        *f = *ps;
+        f->patterns = factors;
+        uint32_t fid = make_pred(b, f, rule, lr);
+        rs->preds[fid].trigger = true;
+        rs->preds[p].trigger = false;
+    }
 }
 
 static uint32_t compile_node(builder *b, struct cnode *n, uint32_t rule, const struct lrule *lr)
@@ -532,11 +575,13 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
         lr->info.index = idx;
         rs->infos[idx] = &lr->info;
         rs->rules[idx].route = lr->route;
+        uint32_t first_pred = rs->pred_count;
         rs->rules[idx].root = compile_node(&b, lr->cond, idx, lr);
         uint32_t root = rs->rules[idx].root;
         bool triggerable = trigger_score(&b, root) >= 0;
         MAMORI_DEBUG_ASSERT(!triggerable || static_eval(rs, root) == TV_FALSE); /* sound, maybe not tight */
         if (triggerable) mark_triggers(&b, root);
+        if (triggerable) factor_triggers(&b, first_pred, idx, lr);
         rs->rules[idx].always = !triggerable;
     }
 
@@ -680,6 +725,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     free(b.path_target);
     free(b.alt_primary);
     free(b.strength);
+    free(b.pspec);
     strmap_fini(&b.field_index);
 
     if (rc == 0) {

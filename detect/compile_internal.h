@@ -57,6 +57,7 @@ typedef struct builder {
     uint32_t pending_count, pending_cap;
     uint32_t *path_target; /* path → the path whose database scans it */
     double *strength;      /* pred → how rarely it should match (trigger choice) */
+    const struct pspec **pspec; /* pred → its specification */
     uint32_t strength_cap;
     struct db_build *builds;
     uint32_t build_count, build_cap;
@@ -67,6 +68,10 @@ typedef struct builder {
 
 /* strength.c: a static guess of how rarely predicate ps matches (trigger choice). */
 double pred_strength(const struct pspec *ps);
+/* The longest literal (ASCII, at most cap bytes, into out) every match of regular expression
+ * expr (its Hyperscan flags) contains, compared caselessly; 0 when there is none this reader
+ * can vouch for (a top-level alternation, Unicode case folding, syntax it does not know). */
+uint32_t regex_factor(const char *expr, uint32_t flags, char *out, uint32_t cap);
 
 /* Sorts db's entries, gives each distinct (expression, flags) an id and lists its alternatives. */
 void db_prepare(struct db_build *db);

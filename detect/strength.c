@@ -145,3 +145,103 @@ double pred_strength(const struct pspec *ps)
     if (regex) s /= REGEX_DIVISOR;
     return common_field(ps->field) ? s / 4 : s;
 }
+
+/* ---- required literals of regular expressions ---------------------------------------- */
+
+/* Skips a group or class starting at e[i] ('(' or '['); returns the index past it, or n when
+ * it does not close. */
+static size_t skip_nested(const char *e, size_t i, size_t n)
+{
+    if (e[i] == '[') {
+        i++;
+        if (i < n && e[i] == '^') i++;
+        if (i < n && e[i] == ']') i++;
+        while (i < n && e[i] != ']') i += e[i] == '\\' ? 2 : 1;
+        return i < n ? i + 1 : n;
+    }
+    int depth = 0;
+    while (i < n) {
+        char c = e[i];
+        if (c == '\\') {
+            i += 2;
+            continue;
+        }
+        if (c == '[') {
+            i = skip_nested(e, i, n);
+            continue;
+        }
+        if (c == '(') depth++;
+        else if (c == ')' && --depth == 0) return i + 1;
+        i++;
+    }
+    return n;
+}
+
+uint32_t regex_factor(const char *e, uint32_t flags, char *out, uint32_t cap)
+{
+    if (flags & (HS_FLAG_UTF8 | HS_FLAG_UCP)) return 0; /* caseless Unicode folds 'k' to U+212A */
+    if (strstr(e, "(?x") || strstr(e, "\\Q")) return 0;  /* extended syntax, quoting */
+    size_t n = strlen(e), i = 0;
+    uint32_t best = 0, cur = 0;
+    char run[256];
+    while (i < n) {
+        char c = e[i], lit = 0;
+        bool is_lit = false;
+        if (c == '|') return 0; /* an alternative without it */
+        if (c == '(' && i + 3 < n && e[i + 1] == '?' && e[i + 2] == 'i' && e[i + 3] == ')') {
+            i += 4; /* (?i): the factor is caseless anyway */
+            continue;
+        }
+        size_t next;
+        if (c == '(' || c == '[') {
+            next = skip_nested(e, i, n);
+        } else if (c == '\\' && i + 1 < n) {
+            char x = e[i + 1];
+            next = i + 2;
+            if (x == 'x' && i + 3 < n && e[i + 2] != '{') {
+                char hex[3] = {e[i + 2], e[i + 3], 0};
+                unsigned v = 0;
+                bool ok = true;
+                for (int d = 0; d < 2; d++) {
+                    char h = hex[d];
+                    v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : (ok = false, 0));
+                }
+                next = i + 4;
+                if (ok && v >= 0x20 && v < 0x7f) is_lit = true, lit = (char)v;
+            } else if (!((x >= '0' && x <= '9') || (x >= 'A' && x <= 'Z') || (x >= 'a' && x <= 'z')) && (unsigned char)x < 0x80) {
+                is_lit = true, lit = x; /* escaped punctuation */
+            } else if (x == 'x' || !strchr("dDwWsSbBAzZntrfvae", x)) {
+                return 0; /* \x{…}, octal, back references, \c, \p{…}…: escapes longer than two bytes */
+            }
+        } else if (c == '{' && !(i + 1 < n && e[i + 1] >= '0' && e[i + 1] <= '9')) {
+            return 0; /* a literal brace, or syntax this reader does not know */
+        } else {
+            next = i + 1;
+            if (c != '.' && c != '^' && c != '$' && c != '?' && c != '*' && c != '+' && c != '{' && c != ')' &&
+                (unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
+                is_lit = true, lit = c;
+        }
+        /* the atom's quantifier: optional (?, *, {0…}) drops it, repeated (+, {m≥1…}) keeps one */
+        bool optional = false, repeated = false;
+        if (next < n) {
+            char q = e[next];
+            if (q == '?' || q == '*') optional = true, next++;
+            else if (q == '+') repeated = true, next++;
+            else if (q == '{' && next + 1 < n && e[next + 1] >= '0' && e[next + 1] <= '9') {
+                optional = e[next + 1] == '0' && next + 2 < n && (e[next + 2] == ',' || e[next + 2] == '}');
+                repeated = !optional;
+                while (next < n && e[next] != '}') next++;
+                next++;
+            }
+            if (next < n && (optional || repeated) && (e[next] == '?' || e[next] == '+')) next++; /* lazy, possessive */
+        }
+        if (is_lit && !optional && cur < sizeof run) run[cur++] = lit;
+        if (!is_lit || optional || repeated) { /* the run ends here */
+            if (cur > best && cur <= cap) memcpy(out, run, cur), best = cur;
+            cur = 0;
+        }
+        i = next;
+    }
+    if (cur > best && cur <= cap) memcpy(out, run, cur), best = cur;
+    return best;
+}

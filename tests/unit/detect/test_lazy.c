@@ -257,7 +257,9 @@ static void test_regex_side_waits(void **state)
         {"C:\\\\w\\\\PING.EXE", "ping 0x0A0B0C0D", "hex", 1},
         {"C:\\\\w\\\\ping.exe", "ping 10.0.0.1", "", 1},
         {"C:\\\\w\\\\cmd.exe", "NET  View", "view", 1},
-        {"C:\\\\w\\\\cmd.exe", "network view", "", 0},
+        /* alone, the expression's required literal ('view', test_factor.c) is the trigger */
+        {"C:\\\\w\\\\cmd.exe", "network view", "", 1},
+        {"C:\\\\w\\\\cmd.exe", "net users", "", 0},
         /* a long literal run in a regex, against a common field's short suffix: still the suffix */
         {"C:\\\\w\\\\cmd.exe", "net group /domain", "", 0},
         {"C:\\\\w\\\\net.exe", "net  group  /domain", "domain", 1},
