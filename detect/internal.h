@@ -444,7 +444,8 @@ struct alt_lit {
     uint32_t seg_count;
     const uint32_t *seg; /* ALT_LIT_GLOB: the segments' lengths */
     struct litset *set;  /* ALT_LIT_SET (owned) */
-    hs_database_t *hs;   /* ALT_LIT_HS (owned) */
+    hs_database_t *hs;   /* ALT_LIT_HS (owned by one of the alternatives sharing it) */
+    bool owner;
 };
 
 struct db {

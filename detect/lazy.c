@@ -229,6 +229,14 @@ static void alt_databases(detect_ruleset *rs, struct alt_pool *p, unsigned threa
     }
 }
 
+static bool same_sources(const struct src *a, uint32_t na, const struct src *b, uint32_t nb)
+{
+    if (na != nb) return false;
+    for (uint32_t i = 0; i < na; i++)
+        if (a[i].flags != b[i].flags || (a[i].expr != b[i].expr && strcmp(a[i].expr, b[i].expr))) return false;
+    return true;
+}
+
 void lazy_direct_build(detect_ruleset *rs, unsigned threads)
 {
     uint32_t n = rs->alt_count;
@@ -265,17 +273,26 @@ void lazy_direct_build(detect_ruleset *rs, unsigned threads)
             }
     }
     free(fill);
+    /* the alternatives that need a database of their own; those of one predicate on several
+     * paths have the same expressions, and share one (same_as: the one compiled) */
     hs_database_t **hs = mamori_xcalloc(n ? n : 1, sizeof *hs);
     uint32_t *hard = mamori_xmalloc((n ? n : 1) * sizeof *hard), hard_count = 0;
-    for (uint32_t a = 0; a < n; a++)
-        if (!plain[a] && first[a + 1] > first[a] && first[a + 1] - first[a] <= LAZY_DIRECT_MAX) hard[hard_count++] = a;
+    uint32_t *same_as = mamori_xmalloc((n ? n : 1) * sizeof *same_as);
+    for (uint32_t a = 0; a < n; a++) {
+        same_as[a] = a;
+        if (plain[a] || first[a + 1] == first[a] || first[a + 1] - first[a] > LAZY_DIRECT_MAX) continue;
+        for (uint32_t j = 0; j < hard_count && same_as[a] == a; j++)
+            if (same_sources(src + first[a], first[a + 1] - first[a], src + first[hard[j]], first[hard[j] + 1] - first[hard[j]]))
+                same_as[a] = hard[j];
+        if (same_as[a] == a) hard[hard_count++] = a;
+    }
     struct alt_pool pool = {.src = src, .first = first, .alts = hard, .count = hard_count, .out = hs};
     atomic_init(&pool.next, 0);
     alt_databases(rs, &pool, threads);
     free(hard);
     rs->alt_lit_first = mamori_xcalloc((size_t)n + 1, sizeof *rs->alt_lit_first);
     for (uint32_t a = 0; a < n; a++) {
-        uint32_t count = hs[a] ? 1 : plain[a] ? alt_entries(rs, src + first[a], first[a + 1] - first[a], NULL) : 0;
+        uint32_t count = hs[same_as[a]] ? 1 : plain[a] ? alt_entries(rs, src + first[a], first[a + 1] - first[a], NULL) : 0;
         rs->alt_lit_first[a + 1] = rs->alt_lit_first[a] + count;
     }
     uint32_t total = rs->alt_lit_first[n];
@@ -283,14 +300,15 @@ void lazy_direct_build(detect_ruleset *rs, unsigned threads)
     for (uint32_t a = 0; a < n; a++) {
         if (rs->alt_lit_first[a] == rs->alt_lit_first[a + 1]) continue;
         struct alt_lit *out = rs->alt_lits + rs->alt_lit_first[a];
-        if (hs[a]) {
-            *out = (struct alt_lit){.kind = ALT_LIT_HS, .hs = hs[a]};
+        if (hs[same_as[a]]) {
+            *out = (struct alt_lit){.kind = ALT_LIT_HS, .hs = hs[same_as[a]], .owner = same_as[a] == a};
             continue;
         }
         uint32_t count = alt_entries(rs, src + first[a], first[a + 1] - first[a], out);
         /* cheapest first: whole values, prefixes, suffixes, substrings, wildcards, the set */
         qsort(out, count, sizeof *out, lit_order);
     }
+    free(same_as);
     free(hs);
     free(src);
     free(first);
@@ -301,7 +319,7 @@ void lazy_direct_free(detect_ruleset *rs)
 {
     for (uint32_t i = 0; rs->alt_lit_first && i < rs->alt_lit_first[rs->alt_count]; i++) {
         if (rs->alt_lits[i].kind == ALT_LIT_SET) literal_set_free(rs->alt_lits[i].set);
-        else if (rs->alt_lits[i].kind == ALT_LIT_HS) hs_free_database(rs->alt_lits[i].hs);
+        else if (rs->alt_lits[i].kind == ALT_LIT_HS && rs->alt_lits[i].owner) hs_free_database(rs->alt_lits[i].hs);
     }
     free(rs->alt_lit_first);
     free(rs->alt_lits);
