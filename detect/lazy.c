@@ -166,10 +166,11 @@ static uint32_t alt_entries(detect_ruleset *rs, const struct src *src, uint32_t 
 }
 
 /* The Hyperscan databases of the alternatives lazy.c cannot answer with literals (a user
- * regular expression, a `?` wildcard, windash…): one per alternative, of its expressions,
- * compiled on up to `threads` threads like the rule set's (Hyperscan spends ~3 ms on even
- * the smallest). A database Hyperscan will not have stays NULL: that alternative is then
- * answered by scanning its lazy database, which did compile. */
+ * regular expression, a `?` wildcard, windash…): one per distinct list of expressions (the
+ * alternatives of one predicate on several paths share it), compiled on up to `threads`
+ * threads like the rule set's (Hyperscan spends 3–5 ms on even the smallest). A database
+ * Hyperscan will not have stays NULL: its alternatives are then answered by scanning their
+ * lazy databases, which did compile. */
 struct alt_pool {
     const struct src *src;
     const uint32_t *first; /* alternative a: src[first[a] .. first[a + 1]) */
