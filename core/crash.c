@@ -27,7 +27,7 @@ static void put(const char *s) { (void)!write(STDERR_FILENO, s, strlen(s)); }
 
 static void put_number(uintptr_t v, unsigned base)
 {
-    char digits[2 * sizeof v + 3], *p = digits + sizeof digits;
+    char digits[24], *p = digits + sizeof digits; /* 20 decimal digits, or "0x" and 16 */
     *--p = '\0';
     do {
         *--p = "0123456789abcdef"[v % base];

@@ -71,7 +71,8 @@ static void compile_db(struct db_build *db)
 }
 
 struct pool {
-    struct db_build *builds;
+    void (*fn)(uint32_t i, void *ctx);
+    void *ctx;
     uint32_t count;
     atomic_uint next;
 };
@@ -79,23 +80,20 @@ struct pool {
 static void *pool_worker(void *arg)
 {
     struct pool *p = arg;
-    for (;;) {
-        uint32_t i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->count) return NULL;
-        compile_db(&p->builds[i]);
-    }
+    for (uint32_t i; (i = atomic_fetch_add(&p->next, 1)) < p->count;) p->fn(i, p->ctx);
+    return NULL;
 }
 
-void db_compile_all(builder *b, unsigned threads)
+void compile_parallel(uint32_t count, unsigned threads, void (*fn)(uint32_t i, void *ctx), void *ctx)
 {
-    struct pool p = {.builds = b->builds, .count = b->build_count};
+    struct pool p = {.fn = fn, .ctx = ctx, .count = count};
     atomic_init(&p.next, 0);
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (unsigned)n : 1;
     }
     if (threads > COMPILE_THREADS_MAX) threads = COMPILE_THREADS_MAX;
-    if (threads > b->build_count) threads = b->build_count ? b->build_count : 1;
+    if (threads > count) threads = count ? count : 1;
     pthread_t tids[COMPILE_THREADS_MAX];
     unsigned started = 0;
     for (unsigned i = 1; i < threads; i++)
@@ -103,6 +101,10 @@ void db_compile_all(builder *b, unsigned threads)
     pool_worker(&p);
     for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
 }
+
+static void compile_one(uint32_t i, void *ctx) { compile_db(&((struct db_build *)ctx)[i]); }
+
+void db_compile_all(builder *b, unsigned threads) { compile_parallel(b->build_count, threads, compile_one, b->builds); }
 
 /* A database refused expression `failed`: reject every rule using it, drop their entries,
  * recompile. Returns 0 when the database compiled in the end. */

@@ -364,6 +364,12 @@ static inline bool db_class_applies(const struct db_class *c, const struct logso
 /* ---- literal sets (literal.c): exact, prefix and suffix literals without Hyperscan ------ */
 
 enum lit_kind { LIT_EXACT = 0, LIT_PREFIX, LIT_SUFFIX, LIT_CONTAINS };
+/* ASCII lowercase of one byte: Hyperscan's caseless folding in byte mode. */
+static inline uint8_t ascii_fold(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c + 32) : c; }
+/* The byte expression s spells at s[i] (before s[to]) the way sigstr_expression writes a
+ * value's bytes — a letter or digit as itself, anything else as `\xHH` — into *byte; returns
+ * how many characters that took (1 or 4), 0 when no literal byte starts there. */
+size_t literal_byte(const char *s, size_t i, size_t to, uint8_t *byte);
 struct litset;
 /* The kind of a Hyperscan expression that is a plain literal in byte mode (`^lit\z`, `^lit`,
  * `lit\z`, or unanchored `lit`, with literal bytes spelled as
@@ -757,6 +763,10 @@ void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
 #define LAZY_DIRECT_MAX 64 /* more expressions per alternative: scanned (a long list costs what a scan does) */
 #endif
 bool lazy_expr_answerable(const char *expr, uint32_t flags);
+/* compile_db.c: calls fn(i, ctx) for every i < count on up to threads threads (0: one per
+ * CPU; at most COMPILE_THREADS_MAX of compile_internal.h), the caller's among them; returns
+ * when all are done. */
+void compile_parallel(uint32_t count, unsigned threads, void (*fn)(uint32_t i, void *ctx), void *ctx);
 void lazy_direct_build(detect_ruleset *rs, unsigned threads);
 void lazy_direct_free(detect_ruleset *rs);
 int lazy_direct(detect_worker *w, uint32_t alt, uint32_t path);

@@ -14,10 +14,6 @@
  * only for the values an answer here declines (long values, arrays). */
 #include "internal.h"
 
-#include <ctype.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +22,6 @@
 #ifndef LAZY_DIRECT_BUDGET
 #define LAZY_DIRECT_BUDGET 512
 #endif
-
-static inline uint8_t fold(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c + 32) : c; }
 
 /* A Sigma wildcard value without `?` as sigstr_expression writes it — plain literal bytes
  * (as literal_parse reads them) between `.*`, `^` first or `\z` last — into its segments:
@@ -43,20 +37,13 @@ static uint32_t glob_parse(const char *expr, uint32_t flags, char *out, uint32_t
     size_t from = *start ? 1 : 0, to = *end ? n - 2 : n;
     uint32_t segs = 0, k = 0, len = 0;
     for (size_t i = from; i < to;) {
-        char c = expr[i];
-        if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
-            out[k++] = c;
+        uint8_t byte;
+        size_t took = literal_byte(expr, i, to, &byte);
+        if (took) {
+            out[k++] = (char)byte;
             len++;
-            i++;
-        } else if (c == '\\' && i + 4 <= to && expr[i + 1] == 'x') {
-            unsigned v;
-            char hex[3] = {expr[i + 2], expr[i + 3], 0}, *stop;
-            v = (unsigned)strtoul(hex, &stop, 16);
-            if (*stop || !isxdigit((unsigned char)hex[0])) return 0;
-            out[k++] = (char)v;
-            len++;
-            i += 4;
-        } else if (c == '.' && i + 1 < to && expr[i + 1] == '*') {
+            i += took;
+        } else if (expr[i] == '.' && i + 1 < to && expr[i + 1] == '*') {
             seg[segs++] = len;
             len = 0;
             i += 2;
@@ -115,7 +102,7 @@ static struct alt_lit make_lit(detect_ruleset *rs, const struct db *d, uint32_t 
         for (uint32_t k = 0; k < lit.seg_count; k++) lit.len += seg[k];
     }
     if (!cased)
-        for (uint32_t c = 0; c < lit.len; c++) text[c] = (char)fold((uint8_t)text[c]);
+        for (uint32_t c = 0; c < lit.len; c++) text[c] = (char)ascii_fold((uint8_t)text[c]);
     return lit;
 }
 
@@ -172,61 +159,43 @@ static uint32_t alt_entries(detect_ruleset *rs, const struct src *src, uint32_t 
  * Hyperscan will not have stays NULL: its alternatives are then answered by scanning their
  * lazy databases, which did compile. */
 struct alt_pool {
+    detect_ruleset *rs;
     const struct src *src;
     const uint32_t *first; /* alternative a: src[first[a] .. first[a + 1]) */
     const uint32_t *alts;  /* the alternatives to compile */
-    uint32_t count;
-    hs_database_t **out; /* by alternative */
-    atomic_uint next;
+    hs_database_t **out;   /* by alternative */
 };
 
-static hs_database_t *alt_compile(const struct src *src, uint32_t n)
+static void alt_compile(uint32_t i, void *ctx)
 {
+    const struct alt_pool *p = ctx;
+    uint32_t a = p->alts[i], n = p->first[a + 1] - p->first[a];
+    const struct src *src = p->src + p->first[a];
     const char *exprs[LAZY_DIRECT_MAX];
     unsigned flags[LAZY_DIRECT_MAX], ids[LAZY_DIRECT_MAX];
-    for (uint32_t i = 0; i < n; i++) {
-        exprs[i] = src[i].expr;
-        flags[i] = src[i].flags | HS_FLAG_SINGLEMATCH;
-        ids[i] = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        exprs[k] = src[k].expr;
+        flags[k] = src[k].flags | HS_FLAG_SINGLEMATCH;
+        ids[k] = 0;
     }
     hs_database_t *db = NULL;
     hs_compile_error_t *cerr = NULL;
     if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &db, &cerr) != HS_SUCCESS) db = NULL;
     if (cerr) hs_free_compile_error(cerr);
-    return db;
+    p->out[a] = db;
 }
 
-static void *alt_pool_worker(void *arg)
+static void alt_databases(struct alt_pool *p, uint32_t count, unsigned threads)
 {
-    struct alt_pool *p = arg;
-    for (uint32_t i; (i = atomic_fetch_add(&p->next, 1)) < p->count;) {
-        uint32_t a = p->alts[i];
-        p->out[a] = alt_compile(p->src + p->first[a], p->first[a + 1] - p->first[a]);
-    }
-    return NULL;
-}
-
-static void alt_databases(detect_ruleset *rs, struct alt_pool *p, unsigned threads)
-{
-    if (threads == 0) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = online > 0 ? (unsigned)online : 1;
-    }
-    threads = MAMORI_MIN(MAMORI_MIN(threads, 16u), p->count ? p->count : 1);
-    pthread_t tids[16];
-    unsigned started = 0;
-    for (unsigned i = 1; i < threads; i++)
-        if (pthread_create(&tids[started], NULL, alt_pool_worker, p) == 0) started++;
-    alt_pool_worker(p);
-    for (unsigned i = 0; i < started; i++) pthread_join(tids[i], NULL);
-    for (uint32_t i = 0; i < p->count; i++) {
+    compile_parallel(count, threads, alt_compile, p);
+    for (uint32_t i = 0; i < count; i++) { /* scratch: one thread at a time */
         hs_database_t **db = &p->out[p->alts[i]];
         size_t bytes;
-        if (*db && hs_alloc_scratch(*db, &rs->scratch_proto) != HS_SUCCESS) {
+        if (*db && hs_alloc_scratch(*db, &p->rs->scratch_proto) != HS_SUCCESS) {
             hs_free_database(*db);
             *db = NULL;
         }
-        if (*db && hs_database_size(*db, &bytes) == HS_SUCCESS) rs->alt_bytes += bytes;
+        if (*db && hs_database_size(*db, &bytes) == HS_SUCCESS) p->rs->alt_bytes += bytes;
     }
 }
 
@@ -287,9 +256,8 @@ void lazy_direct_build(detect_ruleset *rs, unsigned threads)
                 same_as[a] = hard[j];
         if (same_as[a] == a) hard[hard_count++] = a;
     }
-    struct alt_pool pool = {.src = src, .first = first, .alts = hard, .count = hard_count, .out = hs};
-    atomic_init(&pool.next, 0);
-    alt_databases(rs, &pool, threads);
+    struct alt_pool pool = {.rs = rs, .src = src, .first = first, .alts = hard, .out = hs};
+    alt_databases(&pool, hard_count, threads);
     free(hard);
     rs->alt_lit_first = mamori_xcalloc((size_t)n + 1, sizeof *rs->alt_lit_first);
     for (uint32_t a = 0; a < n; a++) {
@@ -330,7 +298,7 @@ static inline bool same(const char *v, const char *t, uint32_t n, bool cased)
 {
     if (cased) return memcmp(v, t, n) == 0;
     for (uint32_t i = 0; i < n; i++)
-        if (fold((uint8_t)v[i]) != (uint8_t)t[i]) return false;
+        if (ascii_fold((uint8_t)v[i]) != (uint8_t)t[i]) return false;
     return true;
 }
 
@@ -342,7 +310,7 @@ static size_t find(const char *v, size_t len, size_t from, const char *t, uint32
     uint8_t c0 = (uint8_t)t[0];
     for (size_t i = from, last = len - n; i <= last; i++) {
         uint8_t c = (uint8_t)v[i];
-        if ((cased ? c : fold(c)) == c0 && same(v + i, t, n, cased)) return i;
+        if ((cased ? c : ascii_fold(c)) == c0 && same(v + i, t, n, cased)) return i;
     }
     return SIZE_MAX;
 }

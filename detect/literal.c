@@ -97,7 +97,6 @@ struct litset {
     size_t bytes;
 };
 
-static inline uint8_t fold(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c + 32) : c; }
 
 /* ASCII lowercase of 8 bytes at once (bytes ≥ 0x80 unchanged). */
 static inline uint64_t fold8(uint64_t x)
@@ -165,7 +164,7 @@ static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, 
         int kind = literal_parse(exprs[i], flags[i], (char *)t, &len);
         if (kind == LIT_CONTAINS && len >= 2) {
             literals++;
-            for (uint32_t k = 0; k < len; k++) t[k] = fold(t[k]);
+            for (uint32_t k = 0; k < len; k++) t[k] = ascii_fold(t[k]);
             uint32_t off = best_pair(t, len);
             uint16_t pair = (uint16_t)(t[off] | t[off + 1] << 8);
             uint32_t k = 0;
@@ -225,6 +224,28 @@ static inline uint32_t slot_of(uint64_t word, uint32_t tag, uint32_t mask)
     return (uint32_t)(h >> 32) & mask;
 }
 
+size_t literal_byte(const char *s, size_t i, size_t to, uint8_t *byte)
+{
+    char c = s[i];
+    if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
+        *byte = (uint8_t)c;
+        return 1;
+    }
+    if (c != '\\' || i + 4 > to || s[i + 1] != 'x') return 0;
+    uint8_t v = 0;
+    for (size_t d = i + 2; d < i + 4; d++) {
+        char h = s[d];
+        uint8_t nib = h >= '0' && h <= '9'   ? (uint8_t)(h - '0')
+                      : h >= 'a' && h <= 'f' ? (uint8_t)(h - 'a' + 10)
+                      : h >= 'A' && h <= 'F' ? (uint8_t)(h - 'A' + 10)
+                                             : 0xFF;
+        if (nib == 0xFF) return 0;
+        v = (uint8_t)(v << 4 | nib);
+    }
+    *byte = v;
+    return 4;
+}
+
 int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len)
 {
     const uint32_t allowed = HS_FLAG_CASELESS | HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
@@ -234,30 +255,12 @@ int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len)
     bool end = n >= 2 && expr[n - 2] == '\\' && expr[n - 1] == 'z';
     size_t from = start ? 1 : 0, to = end ? n - 2 : n;
     uint32_t k = 0;
-    for (size_t i = from; i < to;) {
-        char c = expr[i];
+    for (size_t i = from; i < to; k++) {
         uint8_t byte;
-        if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
-            byte = (uint8_t)c;
-            i++;
-        } else if (c == '\\' && i + 4 <= to && expr[i + 1] == 'x') {
-            uint8_t v = 0;
-            for (size_t d = i + 2; d < i + 4; d++) {
-                char h = expr[d];
-                uint8_t nib = h >= '0' && h <= '9' ? (uint8_t)(h - '0')
-                              : h >= 'a' && h <= 'f' ? (uint8_t)(h - 'a' + 10)
-                              : h >= 'A' && h <= 'F' ? (uint8_t)(h - 'A' + 10)
-                                                     : 0xFF;
-                if (nib == 0xFF) return -1;
-                v = (uint8_t)(v << 4 | nib);
-            }
-            byte = v;
-            i += 4;
-        } else {
-            return -1; /* a class, a wildcard, an alternation: not a plain literal */
-        }
+        size_t took = literal_byte(expr, i, to, &byte);
+        if (!took) return -1; /* a class, a wildcard, an alternation: not a plain literal */
         if (out) out[k] = (char)byte;
-        k++;
+        i += took;
     }
     if (k == 0 && !(start && end)) return -1;
     *len = k;
@@ -274,8 +277,8 @@ static int entry_cmp(const void *a, const void *b)
     uint32_t n = MAMORI_MIN(kx, (uint32_t)LIT_KEY_BYTES);
     for (uint32_t i = 0; i < n; i++) {
         /* the key bytes: the first n for exact and prefix, the last n for suffix */
-        uint8_t cx = fold((uint8_t)x->text[x->kind == LIT_SUFFIX ? x->len - n + i : i]);
-        uint8_t cy = fold((uint8_t)y->text[y->kind == LIT_SUFFIX ? y->len - n + i : i]);
+        uint8_t cx = ascii_fold((uint8_t)x->text[x->kind == LIT_SUFFIX ? x->len - n + i : i]);
+        uint8_t cy = ascii_fold((uint8_t)y->text[y->kind == LIT_SUFFIX ? y->len - n + i : i]);
         if (cx != cy) return cx < cy ? -1 : 1;
     }
     return x->id < y->id ? -1 : x->id > y->id;
@@ -301,14 +304,14 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
         uint32_t off;
         if (in[i].cased) { /* the pair is chosen and filed folded; verification is exact */
             uint8_t *tmp = mamori_xmalloc(in[i].len);
-            for (uint32_t k = 0; k < in[i].len; k++) tmp[k] = fold(t[k]);
+            for (uint32_t k = 0; k < in[i].len; k++) tmp[k] = ascii_fold(t[k]);
             off = best_pair(tmp, in[i].len);
             free(tmp);
         } else {
             off = best_pair(t, in[i].len);
         }
-        folded[0] = fold(t[off]);
-        folded[1] = fold(t[off + 1]);
+        folded[0] = ascii_fold(t[off]);
+        folded[1] = ascii_fold(t[off + 1]);
         uint16_t pair = (uint16_t)(folded[0] | folded[1] << 8);
         uint32_t k = 0;
         while (k < npairs && pairs[k] != pair) k++;
@@ -348,7 +351,7 @@ static void short_add_one(struct litset *set, uint8_t c, bool cased, uint32_t id
 {
     struct lit_short *s = shorts_of(set);
     MAMORI_ASSERT(s->one_count < LITERAL_SHORT_MAX); /* compile.c checks literal_contains_overflow */
-    uint8_t lower = cased ? c : fold(c);
+    uint8_t lower = cased ? c : ascii_fold(c);
     uint8_t upper = !cased && lower >= 'a' && lower <= 'z' ? (uint8_t)(lower - 32) : lower;
     s->one[s->one_count].lower = lower;
     s->one[s->one_count].upper = upper;
@@ -365,7 +368,7 @@ static void short_add_pair(struct litset *set, const uint8_t *t, bool cased, uin
         s->pairs = mamori_xrealloc(s->pairs, s->pair_cap * sizeof *s->pairs);
     }
     if (!s->bits) s->bits = mamori_xcalloc(65536 / 64, sizeof *s->bits);
-    uint8_t f0 = fold(t[0]), f1 = fold(t[1]); /* caseless texts are folded already */
+    uint8_t f0 = ascii_fold(t[0]), f1 = ascii_fold(t[1]); /* caseless texts are folded already */
     s->pairs[s->pair_count++] =
         (struct lit_pair){.folded = (uint16_t)(f0 | f1 << 8), .b0 = t[0], .b1 = t[1], .cased = cased, .id = id};
     uint8_t v0[2] = {t[0], t[0]}, v1[2] = {t[1], t[1]};
@@ -403,7 +406,7 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         MAMORI_ASSERT(kind >= 0); /* compile.c sends only what literal_parse accepts */
         bool cased = !(flags[i] & HS_FLAG_CASELESS);
         if (!cased)
-            for (uint32_t k = 0; k < len; k++) t[k] = (char)fold((uint8_t)t[k]);
+            for (uint32_t k = 0; k < len; k++) t[k] = (char)ascii_fold((uint8_t)t[k]);
         if (kind == LIT_CONTAINS && len == 1) {
             short_add_one(set, (uint8_t)t[0], cased, i);
             continue;
@@ -492,7 +495,7 @@ static bool equal_at(const struct lit_entry *e, const char *s)
 {
     if (e->cased) return memcmp(s, e->text, e->len) == 0;
     for (uint32_t i = 0; i < e->len; i++)
-        if (fold((uint8_t)s[i]) != (uint8_t)e->text[i]) return false;
+        if (ascii_fold((uint8_t)s[i]) != (uint8_t)e->text[i]) return false;
     return true;
 }
 
@@ -530,7 +533,7 @@ static inline uint64_t contains_verify(const struct lit_contains *c, const char 
             } else {
                 eq = true;
                 for (uint32_t k = 0; k < e->len; k++)
-                    if (fold((uint8_t)s[k]) != (uint8_t)e->text[k]) {
+                    if (ascii_fold((uint8_t)s[k]) != (uint8_t)e->text[k]) {
                         eq = false;
                         break;
                     }
@@ -636,7 +639,7 @@ __attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_
  * once: seen has a bit per entry of pairs. */
 static void pair_report(const struct lit_short *s, const uint8_t *t, uint64_t *seen, literal_match_fn fn, void *ctx)
 {
-    uint16_t key = (uint16_t)(fold(t[0]) | fold(t[1]) << 8);
+    uint16_t key = (uint16_t)(ascii_fold(t[0]) | ascii_fold(t[1]) << 8);
     uint32_t lo = 0, hi = s->pair_count;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

@@ -14,6 +14,7 @@ struct cursor {
 };
 
 static double alternation(struct cursor *c);
+static size_t skip_nested(const char *e, size_t i, size_t n);
 
 /* One atom's weight, the cursor past it: a literal letter, digit or byte ≥ 0x80 1, as is
  * escaped punctuation and a `\xHH` byte (how sigstr_expression writes a value's punctuation);
@@ -38,11 +39,7 @@ static double atom(struct cursor *c)
         return w;
     }
     if (ch == '[') {
-        c->i++;
-        if (c->i < c->n && s[c->i] == '^') c->i++;
-        if (c->i < c->n && s[c->i] == ']') c->i++; /* a leading ] is a member */
-        while (c->i < c->n && s[c->i] != ']') c->i += s[c->i] == '\\' ? 2 : 1;
-        c->i++;
+        c->i = skip_nested(s, c->i, c->n);
         return 0;
     }
     if (ch == '\\' && c->i + 1 < c->n) {
@@ -155,7 +152,7 @@ static size_t skip_nested(const char *e, size_t i, size_t n)
     if (e[i] == '[') {
         i++;
         if (i < n && e[i] == '^') i++;
-        if (i < n && e[i] == ']') i++;
+        if (i < n && e[i] == ']') i++; /* a leading ] is a member */
         while (i < n && e[i] != ']') i += e[i] == '\\' ? 2 : 1;
         return i < n ? i + 1 : n;
     }
@@ -198,16 +195,10 @@ uint32_t regex_factor(const char *e, uint32_t flags, char *out, uint32_t cap)
         } else if (c == '\\' && i + 1 < n) {
             char x = e[i + 1];
             next = i + 2;
-            if (x == 'x' && i + 3 < n && e[i + 2] != '{') {
-                char hex[3] = {e[i + 2], e[i + 3], 0};
-                unsigned v = 0;
-                bool ok = true;
-                for (int d = 0; d < 2; d++) {
-                    char h = hex[d];
-                    v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : (ok = false, 0));
-                }
+            uint8_t v;
+            if (x == 'x' && literal_byte(e, i, n, &v) == 4) {
                 next = i + 4;
-                if (ok && v >= 0x20 && v < 0x7f) is_lit = true, lit = (char)v;
+                if (v >= 0x20 && v < 0x7f) is_lit = true, lit = (char)v;
             } else if (!((x >= '0' && x <= '9') || (x >= 'A' && x <= 'Z') || (x >= 'a' && x <= 'z')) && (unsigned char)x < 0x80) {
                 is_lit = true, lit = x; /* escaped punctuation */
             } else if (x == 'x' || !strchr("dDwWsSbBAzZntrfvae", x)) {
