@@ -44,9 +44,8 @@ void agent_init(sim_worker *w, sim_agent *a, uint32_t index, uint32_t local)
     a->fd = -1;
     a->state = AGENT_WAITING;
     a->identity = &run->target.identities[index % run->target.identity_count];
-    /* One host in five runs Linux in synthetic ECS; winlog and replays are Windows. */
-    bool windows = run->format != SIM_FORMAT_ECS || run->corpus || (opt->first_agent + index) % 5 != 4;
-    sim_host_init(&a->host, a->identity->agent_id, opt->first_agent + index, windows);
+    sim_host_init(&a->host, a->identity->agent_id, opt->first_agent + index,
+                  sim_host_windows(run->format, run->corpus != NULL, opt->first_agent + index));
     buf_init(&a->rx);
     buf_init(&a->control);
     spool_init(&a->spool);
@@ -119,7 +118,7 @@ static uint32_t build_batch(sim_worker *w, sim_agent *a, uint32_t want)
         } else if (run->corpus) {
             replay_render(run->corpus, &a->replay, !opt->no_rebase, now_us, r);
         } else {
-            if (!a->model) a->model = model_create(&a->host, opt->seed ^ ((uint64_t)a->host.index * 0x9E3779B97F4A7C15ULL));
+            if (!a->model) a->model = model_create(&a->host, sim_model_seed(opt->seed, &a->host));
             model_render(a->model, run->format, now_us + count, r);
         }
         buf_putc(r, '\n');

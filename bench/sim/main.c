@@ -343,9 +343,8 @@ static int dump_events(const sim_options *opt)
         char agent_id[SIM_AGENT_ID_MAX + 1];
         snprintf(agent_id, sizeof agent_id, "%s-%05u", opt->agent_prefix, opt->first_agent + i);
         sim_host host;
-        sim_host_init(&host, agent_id, opt->first_agent + i,
-                      opt->format != SIM_FORMAT_ECS || (opt->first_agent + i) % 5 != 4);
-        sim_model *m = model_create(&host, opt->seed ^ ((uint64_t)host.index * 0x9E3779B97F4A7C15ULL));
+        sim_host_init(&host, agent_id, opt->first_agent + i, sim_host_windows(opt->format, false, opt->first_agent + i));
+        sim_model *m = model_create(&host, sim_model_seed(opt->seed, &host));
         for (uint64_t k = 0; k < opt->events_per_agent; k++) {
             buf_clear(&line);
             model_render(m, opt->format, now_us + (int64_t)k, &line);

@@ -141,9 +141,20 @@ typedef struct sim_host {
 } sim_host;
 
 void sim_host_init(sim_host *h, const char *agent_id, uint32_t index, bool windows);
+/* Whether synthetic agent number `number` runs Windows: one host in five runs Linux in
+ * synthetic ECS; winlog and replays are Windows. */
+static inline bool sim_host_windows(enum sim_format format, bool replay, uint32_t number)
+{
+    return format != SIM_FORMAT_ECS || replay || number % 5 != 4;
+}
 
 typedef struct sim_model sim_model; /* synthetic host activity: process tree and friends */
 sim_model *model_create(const sim_host *host, uint64_t seed);
+/* The model seed of host under the run's --seed: each host its own stream. */
+static inline uint64_t sim_model_seed(uint64_t seed, const sim_host *host)
+{
+    return seed ^ ((uint64_t)host->index * 0x9E3779B97F4A7C15ULL);
+}
 void model_destroy(sim_model *m);
 /* Appends one event (no newline) in `format` (ecs or winlog) happening at now_us. */
 void model_render(sim_model *m, enum sim_format format, int64_t now_us, buf *out);
