@@ -73,7 +73,7 @@ static void make_ecs(struct lines *l, size_t count)
         {"C:\\\\Windows\\\\System32\\\\conhost.exe", "\\\\??\\\\C:\\\\Windows\\\\system32\\\\conhost.exe 0xffffffff -ForceV1 ", "C:\\\\Windows\\\\System32\\\\cmd.exe"},
     };
     for (size_t i = 0; i < count; i++) {
-        char cmd[256], *ev = malloc(1400);
+        char cmd[256], *ev = mamori_xmalloc(1400);
         const char *const *t = images[i % (sizeof images / sizeof images[0])];
         const char *image = t[0], *parent = t[2];
         if (i % 1000 == 999) {
@@ -107,7 +107,7 @@ static void read_ndjson(struct lines *l, const char *path, size_t max)
     while (l->count < max && (n = getline(&line, &cap, f)) > 0) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         if (n == 0) continue;
-        char *copy = malloc((size_t)n + 1);
+        char *copy = mamori_xmalloc((size_t)n + 1);
         memcpy(copy, line, (size_t)n);
         copy[n] = '\0';
         lines_add(l, copy, (size_t)n);
