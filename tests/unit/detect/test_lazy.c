@@ -2,7 +2,7 @@
  * from the value itself, without scanning their lazy database (detect/lazy.c): plain
  * literals compared one by one, star wildcards by their segments, many contains values by a
  * literal set of the predicate's own, anything else (`re`, `?`, windash) by a Hyperscan
- * database of the predicate's own; long values and arrays fall back to the database scan.
+ * database of the predicate's own; arrays (and values past the budget) fall back to the database scan.
  * Every answer must be the one the rule gets when the same predicate is its trigger, scanned
  * eagerly by the databases every event goes through. Hundreds of random predicates over
  * random values built from characters at the edges of ASCII case folding check exactly that:
@@ -103,8 +103,8 @@ static void event_value(const struct pred *p, char *json, size_t cap)
     v[n] = '\0';
     if (rnd(3)) n += (size_t)snprintf(v + n, sizeof v - n, "%s", post);
     if (rnd(12) == 0) n = (size_t)snprintf(v, sizeof v, "%s", pre);
-    if (rnd(10) == 0) { /* long: the direct answer declines */
-        while (n < 700) v[n++] = "xyz"[rnd(3)];
+    if (rnd(10) == 0) { /* long: searched 32 positions at a time, or past the budget */
+        for (size_t to = 33 + rnd(900); n < to;) v[n++] = "xyz"[rnd(3)];
         v[n] = '\0';
         n += (size_t)snprintf(v + n, sizeof v - n, "%s", base);
     }
@@ -227,6 +227,69 @@ static void test_wildcard_segments(void **state)
     harness_fini(&h);
 }
 
+/* Contains values searched in long values (detect/lazy.c find: 32 positions at a time, the
+ * rest one by one): the needle at every place of values of lengths around the block sizes, in
+ * either case, next to near misses that share its first and last bytes. */
+static void test_long_value_search(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *cased; /* the rule's value, and whether |cased */
+    } needles[] = {{"qxe", ""}, {"Q\\x.E", ""}, {"ab", "|cased"}, {"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzq", ""}};
+    static const char *const found[] = {"QXE", "q\\\\X.e", "ab", "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZQ"};
+    static const char *const missed[] = {"qye", "q\\\\x,e", "aB", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"};
+    char yaml[4096];
+    size_t off = 0;
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(needles); i++)
+        off += (size_t)snprintf(yaml + off, sizeof yaml - off,
+                                "%stitle: t\nid: l%zu\nlogsource:\n    category: process_creation\n    product: windows\n"
+                                "detection:\n    trigger:\n        ParentCommandLine: 'qqzzqqzzqqzzqqzzqqzzqqzz'\n"
+                                "    sel:\n        CommandLine|contains%s: '%s'\n    condition: trigger and sel\n",
+                                i ? "---\n" : "", i, needles[i].cased, needles[i].value);
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, MAMORI_ARRAY_LEN(needles));
+    static const size_t lens[] = {31, 32, 33, 40, 63, 64, 65, 70, 96, 97, 300};
+    uint32_t checked = 0;
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(needles); i++) {
+        size_t n = strlen(found[i]) - (i == 1); /* the JSON escape \\ is one byte */
+        for (size_t li = 0; li < MAMORI_ARRAY_LEN(lens); li++) {
+            size_t len = lens[li] + n;
+            for (size_t at = 0; at + n <= len; at += at < 40 || at + n + 40 > len ? 1 : 7) {
+                for (int hit = 0; hit < 2; hit++) {
+                    char value[512], json[1024];
+                    size_t k = 0;
+                    for (; k < at; k++) value[k] = "zq-"[k % 3]; /* first and last bytes of some needles */
+                    k += (size_t)snprintf(value + k, sizeof value - k, "%s", hit ? found[i] : missed[i]);
+                    for (; k < len + (i == 1); k++) value[k] = "qz."[k % 3];
+                    value[k] = '\0';
+                    snprintf(json, sizeof json,
+                             "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                             "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"qqzzqqzzqqzzqqzzqqzzqqzz\"}}}",
+                             value);
+                    const char *ids[8];
+                    size_t got = harness_eval(&h, json, ids, 8);
+                    char want[16];
+                    snprintf(want, sizeof want, "l%zu", i);
+                    bool fired = false;
+                    for (size_t x = 0; x < got; x++) fired |= !strcmp(ids[x], want);
+                    /* the filler can spell a needle too: then it fires anyway */
+                    bool expect = hit || strstr(value, i == 3 ? "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzq" : "\x01") != NULL;
+                    if (fired != expect)
+                        fail_msg("CommandLine|contains%s '%s' in %zu bytes at %zu (%s): fired %d", needles[i].cased,
+                                 needles[i].value, len, at, hit ? "placed" : "near miss", fired);
+                    checked++;
+                }
+            }
+        }
+    }
+    detect_worker_stats st;
+    detect_worker_stats_get(h.worker, &st);
+    assert_true(checked > 1000);
+    assert_int_equal(st.lazy_scans, 0); /* every one answered by the search */
+    harness_fini(&h);
+}
+
 /* A user regular expression beside a literal side of its AND waits for the literal (it is
  * asked only of candidates, by its own database); alone, it makes its rule a candidate. */
 static void test_regex_side_waits(void **state)
@@ -289,6 +352,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_answers_match_eager),
         cmocka_unit_test(test_wildcard_segments),
+        cmocka_unit_test(test_long_value_search),
         cmocka_unit_test(test_regex_side_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
