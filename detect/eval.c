@@ -166,12 +166,12 @@ static inline int path_order(const event_field *f, const struct path *p)
     return f->path_len < p->len ? -1 : f->path_len > p->len;
 }
 
-/* event_get for a rule path, without the binary search when the event is shaped like the
- * last one asked: events of one kind hold a path at the same index, or lack it between the
- * same two neighbours. path_at remembers that index (or the insertion position); a hit there
- * is verified in full, an absence by the neighbours' order — exact either way, since the
- * fields are sorted by path and each path is unique (core/event.h). */
-const json_value *path_get(detect_worker *w, uint32_t pid)
+/* event_get for a rule path, as its field, without the binary search when the event is shaped
+ * like the last one asked: events of one kind hold a path at the same index, or lack it
+ * between the same two neighbours. path_at remembers that index (or the insertion position);
+ * a hit there is verified in full, an absence by the neighbours' order — exact either way,
+ * since the fields are sorted by path and each path is unique (core/event.h). */
+const event_field *path_field(detect_worker *w, uint32_t pid)
 {
     const struct path *p = &w->rs->paths[pid];
     const event_field *fields = w->ev->fields;
@@ -179,8 +179,9 @@ const json_value *path_get(detect_worker *w, uint32_t pid)
     if (at <= n) {
         if (at < n) {
             const event_field *f = &fields[at];
-            if ((!f->path_hash || f->path_hash == p->hash) && f->path_len == p->len && memcmp(f->path, p->str, p->len) == 0)
-                return f->value;
+            if ((!f->path_hash || f->path_hash == p->hash) && f->path_len == p->len &&
+                path_equal(f->path, p->str, p->len))
+                return f;
         }
         if ((at == n || path_order(&fields[at], p) > 0) && (at == 0 || path_order(&fields[at - 1], p) < 0)) return NULL;
     }
@@ -190,13 +191,19 @@ const json_value *path_get(detect_worker *w, uint32_t pid)
         int c = path_order(&fields[mid], p);
         if (c == 0) {
             w->path_at[pid] = mid;
-            return fields[mid].value;
+            return &fields[mid];
         }
         if (c < 0) lo = mid + 1;
         else hi = mid;
     }
     w->path_at[pid] = lo;
     return NULL;
+}
+
+const json_value *path_get(detect_worker *w, uint32_t pid)
+{
+    const event_field *f = path_field(w, pid);
+    return f ? f->value : NULL;
 }
 
 static const json_value *field_value(detect_worker *w, uint32_t field) { return path_get(w, resolve(w, field)); }

@@ -747,6 +747,8 @@ void shapes_free(detect_worker *w);
 
 /* eval.c: the value at path pid in the event being evaluated (w->ev), as event_get finds it. */
 const json_value *path_get(detect_worker *w, uint32_t pid);
+/* path_get's field, or NULL: its text (when the normalizer set it) spares loading the value. */
+const event_field *path_field(detect_worker *w, uint32_t pid);
 
 /* scan.c: classifies events[0..n) (n <= DETECT_BATCH_MAX) into w->batch_ls, scans them and
  * leaves every event's matched alternatives in w->hits_sorted / w->event_start. */

@@ -428,13 +428,19 @@ int lazy_direct(detect_worker *w, uint32_t alt, uint32_t path)
 {
     const detect_ruleset *rs = w->rs;
     const struct alt_lit *first = rs->alt_lits + rs->alt_lit_first[alt], *end = rs->alt_lits + rs->alt_lit_first[alt + 1];
-    const json_value *v = path_get(w, path);
-    if (!v) return 0; /* nothing to scan: no match */
-    if (v->type == JSON_ARRAY) return -1;
+    const event_field *f = path_field(w, path);
+    if (!f) return 0; /* nothing to scan: no match */
     char tmp[32];
     const char *text;
     size_t len;
-    if (!direct_scalar_text(v, tmp, &text, &len)) return 0; /* what scan_lazy skips too */
+    if (f->path_hash && f->text) { /* the value's text, as the eager walk scans it (scan.c push_field) */
+        text = f->text;
+        len = f->text_len;
+    } else {
+        const json_value *v = f->value;
+        if (v->type == JSON_ARRAY) return -1;
+        if (!direct_scalar_text(v, tmp, &text, &len)) return 0; /* what scan_lazy skips too */
+    }
     if (len > UINT32_MAX) return -1;
     if (first->kind == ALT_LIT_HS) { /* its own database: the only entry */
         bool hit = false;
