@@ -7,10 +7,12 @@
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
  * time. The end-to-end line writes the canonical JSON of alerting events only, as mamorictl
  * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N]
- * [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--rules DIR]…
+ * [--only otrf|batch|warm|ecs|e2e|ab|kinds] [--batch N] [--ab-batch N] [--rules DIR]…
  * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf, and its read floor: the
  * same events' fields and texts read once, no detection; `ab`: two variants timed on the same
- * batches, bench_ab: a -DDETECT_AB build's code variants, or --ab-batch's batch size). */
+ * batches, bench_ab: a -DDETECT_AB build's code variants, or --ab-batch's batch size; `kinds`:
+ * the warm line over the events of each kind — winlog channel and event id — apart, with each
+ * kind's share of the events and of the time). */
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
@@ -263,11 +265,11 @@ static size_t normalize_batch(json_parser *p, normalizer *n, arena *a, const str
 }
 
 /* Detection right after normalization, batch by batch (as mamorictl scan sees events: still
- * in cache): normalize --batch lines untimed, then time detect_eval over them. */
-static void bench_warm(const char *name, detect_ruleset *rs, const struct lines *l)
+ * in cache): normalize --batch lines untimed, then time detect_eval over them. Returns the
+ * median ns per event; *alerts, *events: a run's. */
+static double warm_ns(detect_ruleset *rs, const struct lines *l, size_t *alerts, size_t *events)
 {
     double secs[RUNS_MAX];
-    size_t alerts = 0, events = 0;
     for (int r = -1; r < RUNS; r++) {
         json_parser *p = json_parser_create();
         normalizer *n = normalizer_create();
@@ -278,13 +280,13 @@ static void bench_warm(const char *name, detect_ruleset *rs, const struct lines 
         arena_init(&a, 16u << 20);
         static mamori_event batch[BATCH_MAX];
         double t = 0;
-        alerts = events = 0;
+        *alerts = *events = 0;
         for (size_t i = 0; i < l->count;) {
             size_t k = normalize_batch(p, n, &a, l, &i, batch, WARM_BATCH);
             double t0 = cpu_s();
-            detect_eval_batch(w, batch, k, count_match, &alerts);
+            detect_eval_batch(w, batch, k, count_match, alerts);
             t += cpu_s() - t0;
-            events += k;
+            *events += k;
         }
         if (r >= 0) secs[r] = t;
         arena_fini(&a);
@@ -293,9 +295,106 @@ static void bench_warm(const char *name, detect_ruleset *rs, const struct lines 
         json_parser_destroy(p);
     }
     qsort(secs, (size_t)RUNS, sizeof secs[0], cmp_double);
-    double t = secs[RUNS / 2];
-    printf("%-34s %10.0f events/s %8.0f ns/event  %zu events, %zu alerts\n", name, (double)events / t,
-           t / (double)events * 1e9, events, alerts);
+    return *events ? secs[RUNS / 2] / (double)*events * 1e9 : 0;
+}
+
+static void bench_warm(const char *name, detect_ruleset *rs, const struct lines *l)
+{
+    size_t alerts, events;
+    double ns = warm_ns(rs, l, &alerts, &events);
+    printf("%-34s %10.0f events/s %8.0f ns/event  %zu events, %zu alerts\n", name, 1e9 / ns, ns, events, alerts);
+}
+
+/* ---- what each kind of event costs (--only kinds) -------------------------------------- */
+
+#define KINDS_MAX 1024
+#define KINDS_SHOWN 14
+
+struct kind {
+    char name[112];
+    struct lines lines; /* pointing into the corpus' lines */
+};
+
+/* A normalized event's kind: its winlog channel and event id, else its ECS event.category. */
+static void event_kind(const mamori_event *ev, char *out, size_t cap)
+{
+    const json_value *ch = event_get_cstr(ev, "winlog.channel"), *id = event_get_cstr(ev, "winlog.event_id");
+    if (ch && ch->type == JSON_STRING) { /* strings are not NUL-terminated: their length */
+        int chl = (int)MAMORI_MIN(ch->len, 80u);
+        if (id && id->type == JSON_NUMBER && (id->flags & JSON_FLAG_INT))
+            snprintf(out, cap, "%.*s %lld", chl, ch->str, (long long)id->num.i);
+        else if (id && id->type == JSON_STRING) snprintf(out, cap, "%.*s %.*s", chl, ch->str, (int)MAMORI_MIN(id->len, 20u), id->str);
+        else snprintf(out, cap, "%.*s", chl, ch->str);
+        return;
+    }
+    const json_value *cat = event_get_cstr(ev, "event.category");
+    if (cat && cat->type == JSON_ARRAY && cat->len) cat = &cat->items[0];
+    if (cat && cat->type == JSON_STRING) snprintf(out, cap, "(ECS) %.*s", (int)MAMORI_MIN(cat->len, 80u), cat->str);
+    else snprintf(out, cap, "(ECS, no category)");
+}
+
+static int kind_by_count(const void *a, const void *b)
+{
+    const struct kind *x = a, *y = b;
+    return x->lines.count < y->lines.count ? 1 : x->lines.count > y->lines.count ? -1 : strcmp(x->name, y->name);
+}
+
+/* Warm detection (as bench_warm) over the lines of each kind apart: how much of the time each
+ * kind takes, for capacity planning and for choosing what to make faster. */
+static void bench_kinds(detect_ruleset *rs, const struct lines *l)
+{
+    static struct kind kinds[KINDS_MAX + 1]; /* the last: every kind past KINDS_MAX */
+    uint32_t nkinds = 0, last = 0;
+    json_parser *p = json_parser_create();
+    normalizer *n = normalizer_create();
+    arena a;
+    arena_init(&a, 16u << 20);
+    for (size_t i = 0; i < l->count; i++) {
+        arena_reset(&a);
+        mamori_event ev;
+        if (!normalize_line(p, n, &a, l, i, 0, &ev)) continue;
+        char name[sizeof kinds[0].name];
+        event_kind(&ev, name, sizeof name);
+        uint32_t k = last < nkinds && !strcmp(kinds[last].name, name) ? last : UINT32_MAX;
+        for (uint32_t j = 0; k == UINT32_MAX && j < nkinds; j++)
+            if (!strcmp(kinds[j].name, name)) k = j;
+        if (k == UINT32_MAX) {
+            k = nkinds < KINDS_MAX ? nkinds++ : KINDS_MAX;
+            if (k < KINDS_MAX) snprintf(kinds[k].name, sizeof kinds[k].name, "%s", name);
+        }
+        lines_add(&kinds[k].lines, l->text[i], l->len[i]);
+        last = k;
+    }
+    arena_fini(&a);
+    normalizer_destroy(n);
+    json_parser_destroy(p);
+    qsort(kinds, nkinds, sizeof kinds[0], kind_by_count);
+    /* the kinds past KINDS_SHOWN (and past KINDS_MAX) together */
+    struct kind *other = &kinds[KINDS_MAX];
+    snprintf(other->name, sizeof other->name, "(%u other kinds)", nkinds > KINDS_SHOWN ? nkinds - KINDS_SHOWN : 0);
+    for (uint32_t k = KINDS_SHOWN; k < nkinds; k++)
+        for (size_t i = 0; i < kinds[k].lines.count; i++) lines_add(&other->lines, kinds[k].lines.text[i], kinds[k].lines.len[i]);
+    uint32_t shown = MAMORI_MIN(nkinds, (uint32_t)KINDS_SHOWN);
+    double ns[KINDS_SHOWN + 1], total_time = 0;
+    size_t count[KINDS_SHOWN + 1], total = 0;
+    for (uint32_t k = 0; k <= shown; k++) {
+        const struct kind *kd = k < shown ? &kinds[k] : other;
+        size_t alerts = 0;
+        count[k] = 0;
+        ns[k] = kd->lines.count ? warm_ns(rs, &kd->lines, &alerts, &count[k]) : 0;
+        total += count[k];
+        total_time += ns[k] * (double)count[k];
+    }
+    printf("%-60s %9s %7s %9s %7s\n", "kind (warm batches, each kind apart)", "events", "events", "ns/event", "time");
+    for (uint32_t k = 0; k <= shown; k++) {
+        if (!count[k]) continue;
+        printf("%-60.60s %9zu %6.1f%% %9.0f %6.1f%%\n", k < shown ? kinds[k].name : other->name, count[k],
+               100.0 * (double)count[k] / (double)total, ns[k], 100.0 * ns[k] * (double)count[k] / total_time);
+    }
+    printf("%-60s %9zu %6.1f%% %9.0f %6.1f%%\n", "all (weighted)", total, 100.0, total_time / (double)(total ? total : 1), 100.0);
+    for (uint32_t k = 0; k < nkinds; k++) free(kinds[k].lines.text), free(kinds[k].lines.len);
+    free(other->lines.text);
+    free(other->lines.len);
 }
 
 /* ---- A/B: two variants timed in one process on the same events ------------------------ */
@@ -482,7 +581,7 @@ int main(int argc, char **argv)
                  strtoull(argv[i + 1], NULL, 10) >= 1 && strtoull(argv[i + 1], NULL, 10) <= BATCH_MAX)
             *(!strcmp(argv[i], "--batch") ? &WARM_BATCH : &AB_BATCH) = strtoull(argv[i + 1], NULL, 10), i++;
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab] [--batch N] [--ab-batch N] [--ab-rules] [--ndjson FILE] [--rules DIR]…\n"
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab|kinds] [--batch N] [--ab-batch N] [--ab-rules] [--ndjson FILE] [--rules DIR]…\n"
                             "  --batch N: events per batch of the warm and e2e lines (1-%d, default 64, as mamorictl scan)\n"
                             "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n"
                             "  --ab-rules: with --only ab, each variant's rule set is built under that variant, and the\n"
@@ -547,7 +646,8 @@ int main(int argc, char **argv)
 
     bool batch_only = only && !strcmp(only, "batch");
     if (batch_only) only = "otrf";
-    if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm") || !strcmp(only, "ab")) {
+    if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm") || !strcmp(only, "ab") ||
+        !strcmp(only, "kinds")) {
         struct lines otrf = {0};
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/otrf", MAMORI_DATA_DIR);
@@ -576,6 +676,7 @@ int main(int argc, char **argv)
 #endif
         }
         if (!only || !strcmp(only, "e2e")) bench_e2e("parse+normalize+detect  otrf", rs, &otrf);
+        if (only && !strcmp(only, "kinds")) bench_kinds(rs, &otrf);
         if (only && !strcmp(only, "ab")) {
             arena a;
             arena_init(&a, 64u << 20);
