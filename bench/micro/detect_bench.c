@@ -382,6 +382,10 @@ static void bench_kinds(detect_ruleset *rs, const struct lines *l)
         size_t alerts = 0;
         count[k] = 0;
         ns[k] = kd->lines.count ? warm_ns(rs, &kd->lines, &alerts, &count[k]) : 0;
+#ifdef DETECT_PROFILE
+        printf("== %s: %zu events, %.0f ns/event\n", kd->name, count[k], ns[k]);
+        detect_profile_print(rs, stdout); /* this kind's runs */
+#endif
         total += count[k];
         total_time += ns[k] * (double)count[k];
     }
