@@ -117,6 +117,45 @@ static void event_value(const struct pred *p, char *json, size_t cap)
     else snprintf(json, cap, "\"%s\"", escaped);
 }
 
+/* Appends rule e<i> (the selection `sel`, YAML lines under `sel:`, alone: its trigger) when
+ * eager is set, and rule l<i> (the same behind a rare ParentCommandLine trigger: lazy). */
+static void add_rules(char *yaml, size_t cap, size_t *off, size_t i, const char *sel, bool eager)
+{
+    if (eager)
+        *off += (size_t)snprintf(yaml + *off, cap - *off,
+                                 "%stitle: t\nid: e%zu\nlogsource:\n    category: process_creation\n    product: windows\n"
+                                 "detection:\n    sel:\n%s    condition: sel\n",
+                                 *off ? "---\n" : "", i, sel);
+    *off += (size_t)snprintf(yaml + *off, cap - *off,
+                             "%stitle: t\nid: l%zu\nlogsource:\n    category: process_creation\n    product: windows\n"
+                             "detection:\n    trigger:\n        ParentCommandLine: 'qqzzqqzzqqzzqqzzqqzzqqzz'\n"
+                             "    sel:\n%s    condition: trigger and sel\n",
+                             *off ? "---\n" : "", i, sel);
+    assert_true(*off < cap);
+}
+
+/* A Sysmon process start with the lazy rules' trigger, its CommandLine the JSON text
+ * command_line (a quoted string or an array). */
+static void process_start(char *json, size_t cap, const char *command_line)
+{
+    int n = snprintf(json, cap,
+                     "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"
+                     "\"Computer\":\"ws1\"},\"EventData\":{\"CommandLine\":%s,"
+                     "\"ParentCommandLine\":\"qqzzqqzzqqzzqqzzqqzzqqzz\"}}}",
+                     command_line);
+    assert_true(n > 0 && (size_t)n < cap);
+}
+
+/* Whether rule <kind><i> is among ids[0..n). */
+static bool fired(const char *const *ids, size_t n, char kind, size_t i)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%c%zu", kind, i);
+    for (size_t k = 0; k < n; k++)
+        if (!strcmp(ids[k], id)) return true;
+    return false;
+}
+
 static void test_lazy_answers_match_eager(void **state)
 {
     (void)state;
@@ -125,14 +164,7 @@ static void test_lazy_answers_match_eager(void **state)
     size_t off = 0;
     for (uint32_t r = 0; r < RULES; r++) {
         random_pred(&preds[r], r);
-        off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                "%stitle: t\nid: e%u\nlogsource:\n    category: process_creation\n    product: windows\n"
-                                "detection:\n    sel:\n%s    condition: sel\n"
-                                "---\ntitle: t\nid: l%u\nlogsource:\n    category: process_creation\n    product: windows\n"
-                                "detection:\n    trigger:\n        ParentCommandLine: 'qqzzqqzzqqzzqqzzqqzzqqzz'\n"
-                                "    sel:\n%s    condition: trigger and sel\n",
-                                r ? "---\n" : "", r, preds[r].yaml, r, preds[r].yaml);
-        assert_true(off < sizeof yaml);
+        add_rules(yaml, sizeof yaml, &off, r, preds[r].yaml, true);
     }
     harness h;
     harness_init(&h, yaml);
@@ -142,11 +174,7 @@ static void test_lazy_answers_match_eager(void **state)
     for (uint32_t e = 0; e < EVENTS; e++) {
         char value[2400], json[3000];
         event_value(&preds[rnd(RULES)], value, sizeof value);
-        snprintf(json, sizeof json,
-                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"
-                 "\"Computer\":\"ws1\"},\"EventData\":{\"CommandLine\":%s,"
-                 "\"ParentCommandLine\":\"qqzzqqzzqqzzqqzzqqzzqqzz\"}}}",
-                 value);
+        process_start(json, sizeof json, value);
         static const char *ids[2 * RULES];
         size_t n = harness_eval(&h, json, ids, 2 * RULES);
         static bool eager[RULES], lazy[RULES];
@@ -189,33 +217,21 @@ static void test_wildcard_segments(void **state)
     };
     char yaml[16384];
     size_t off = 0;
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++)
-        off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                "%stitle: t\nid: e%zu\nlogsource:\n    category: process_creation\n    product: windows\n"
-                                "detection:\n    sel:\n        CommandLine%s: '%s'\n    condition: sel\n"
-                                "---\ntitle: t\nid: l%zu\nlogsource:\n    category: process_creation\n    product: windows\n"
-                                "detection:\n    trigger:\n        ParentCommandLine: 'qqzzqqzzqqzzqqzzqqzzqqzz'\n"
-                                "    sel:\n        CommandLine%s: '%s'\n    condition: trigger and sel\n",
-                                i ? "---\n" : "", i, cases[i].mod, cases[i].value, i, cases[i].mod, cases[i].value);
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+        char sel[128];
+        snprintf(sel, sizeof sel, "        CommandLine%s: '%s'\n", cases[i].mod, cases[i].value);
+        add_rules(yaml, sizeof yaml, &off, i, sel, true);
+    }
     harness h;
     harness_init(&h, yaml);
     harness_expect_loaded(&h, 2 * MAMORI_ARRAY_LEN(cases));
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
-        char json[512];
-        snprintf(json, sizeof json,
-                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
-                 "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"qqzzqqzzqqzzqqzzqqzzqqzz\"}}}",
-                 cases[i].event);
+        char value[64], json[512];
+        snprintf(value, sizeof value, "\"%s\"", cases[i].event);
+        process_start(json, sizeof json, value);
         const char *ids[64];
         size_t n = harness_eval(&h, json, ids, 64);
-        char e_id[16], l_id[16];
-        snprintf(e_id, sizeof e_id, "e%zu", i);
-        snprintf(l_id, sizeof l_id, "l%zu", i);
-        bool eager = false, lazy = false;
-        for (size_t k = 0; k < n; k++) {
-            eager |= !strcmp(ids[k], e_id);
-            lazy |= !strcmp(ids[k], l_id);
-        }
+        bool eager = fired(ids, n, 'e', i), lazy = fired(ids, n, 'l', i);
         if (eager != cases[i].fires || lazy != cases[i].fires)
             fail_msg("CommandLine%s '%s' on '%s': eager %d, lazy %d, want %d", cases[i].mod, cases[i].value,
                      cases[i].event, eager, lazy, cases[i].fires);
@@ -240,12 +256,11 @@ static void test_long_value_search(void **state)
     static const char *const missed[] = {"qye", "q\\\\x,e", "aB", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"};
     char yaml[4096];
     size_t off = 0;
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(needles); i++)
-        off += (size_t)snprintf(yaml + off, sizeof yaml - off,
-                                "%stitle: t\nid: l%zu\nlogsource:\n    category: process_creation\n    product: windows\n"
-                                "detection:\n    trigger:\n        ParentCommandLine: 'qqzzqqzzqqzzqqzzqqzzqqzz'\n"
-                                "    sel:\n        CommandLine|contains%s: '%s'\n    condition: trigger and sel\n",
-                                i ? "---\n" : "", i, needles[i].cased, needles[i].value);
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(needles); i++) {
+        char sel[128];
+        snprintf(sel, sizeof sel, "        CommandLine|contains%s: '%s'\n", needles[i].cased, needles[i].value);
+        add_rules(yaml, sizeof yaml, &off, i, sel, false);
+    }
     harness h;
     harness_init(&h, yaml);
     harness_expect_loaded(&h, MAMORI_ARRAY_LEN(needles));
@@ -259,25 +274,20 @@ static void test_long_value_search(void **state)
                 for (int hit = 0; hit < 2; hit++) {
                     char value[512], json[1024];
                     size_t k = 0;
-                    for (; k < at; k++) value[k] = "zq-"[k % 3]; /* first and last bytes of some needles */
+                    value[k++] = '"';
+                    for (; k < at + 1; k++) value[k] = "zq-"[k % 3]; /* first and last bytes of some needles */
                     k += (size_t)snprintf(value + k, sizeof value - k, "%s", hit ? found[i] : missed[i]);
-                    for (; k < len + (i == 1); k++) value[k] = "qz."[k % 3];
+                    for (; k < len + 1 + (i == 1); k++) value[k] = "qz."[k % 3];
+                    value[k++] = '"';
                     value[k] = '\0';
-                    snprintf(json, sizeof json,
-                             "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
-                             "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"qqzzqqzzqqzzqqzzqqzzqqzz\"}}}",
-                             value);
+                    process_start(json, sizeof json, value);
                     const char *ids[8];
-                    size_t got = harness_eval(&h, json, ids, 8);
-                    char want[16];
-                    snprintf(want, sizeof want, "l%zu", i);
-                    bool fired = false;
-                    for (size_t x = 0; x < got; x++) fired |= !strcmp(ids[x], want);
-                    /* the filler can spell a needle too: then it fires anyway */
-                    bool expect = hit || strstr(value, i == 3 ? "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzq" : "\x01") != NULL;
-                    if (fired != expect)
+                    bool got = fired(ids, harness_eval(&h, json, ids, 8), 'l', i);
+                    /* the filler can spell the long needle too (the others it cannot): then it fires anyway */
+                    bool expect = hit || (i == 3 && strstr(value, needles[3].value));
+                    if (got != expect)
                         fail_msg("CommandLine|contains%s '%s' in %zu bytes at %zu (%s): fired %d", needles[i].cased,
-                                 needles[i].value, len, at, hit ? "placed" : "near miss", fired);
+                                 needles[i].value, len, at, hit ? "placed" : "near miss", got);
                     checked++;
                 }
             }
