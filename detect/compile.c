@@ -629,7 +629,14 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             else d->bytes = literal_set_bytes(d->lit);
             d->defer = d->hs && !d->joined && d->bytes >= DETECT_DEFER_BYTES;
             d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
-            if (d->joined) d->join_min = join_min(d->exprs, d->flags, d->id_count);
+            if (d->joined) {
+                d->join_min = join_min(d->exprs, d->flags, d->id_count);
+                for (uint32_t k = 0; k < d->id_count; k++) {
+                    size_t n = strlen(d->exprs[k]);
+                    rs->join_anchored |= !strncmp(d->exprs[k], "(?:^|\\xff)", 10) ||
+                                         (n >= 10 && !strcmp(d->exprs[k] + n - 10, "(?:\\xff|$)"));
+                }
+            }
             db_bytes += d->bytes;
             patterns += d->id_count;
         }

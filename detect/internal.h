@@ -528,6 +528,10 @@ struct detect_ruleset {
     struct db_class *path_db_cls; /* the class of each path_dbs entry (no load of the database) */
     uint32_t *keyword_dbs; /* joined-values keyword databases */
     uint32_t keyword_db_count;
+    /* some joined expression is anchored at a value's start or end (sigstr_keyword_expression
+     * never writes one today: keywords are wrapped in stars); then a value that ends another is
+     * joined all the same (struct shape's container) */
+    bool join_anchored;
     uint32_t *keyword_value_dbs; /* per-value keyword databases (regex, UTF-8) */
     struct db_class *keyword_db_cls, *keyword_value_db_cls; /* their classes, beside them */
     uint32_t keyword_value_db_count;
@@ -626,7 +630,8 @@ static inline uint32_t path_lookup(const detect_ruleset *rs, const char *path, u
 #define SHAPE_FIELDS_MAX 256 /* events with more fields are walked field by field */
 struct shape_op {            /* a field the walk does something with */
     uint16_t field;          /* index in the event */
-    uint16_t keyword;        /* keyword searches read its value */
+    uint8_t keyword;         /* keyword searches read its value */
+    uint8_t suffix;          /* its text ended the shape's container's text when the shape was built */
     uint32_t pid;            /* path id, or DETECT_NONE */
     uint32_t db_first, db_count; /* its databases: shape dbs[db_first..+db_count) */
 };
@@ -639,6 +644,12 @@ struct shape {
     struct logsource_set ls;
     bool winlog;
     uint32_t field_count, op_count, check_count, db_count;
+    /* The field with the longest text keyword searches read (UINT32_MAX: none). A value that
+     * ends it, byte for byte, need not be joined again: every joined expression is unanchored
+     * and within one value (sigstr_keyword_expression), so what matches in the value matches
+     * in the container's copy of it, which is joined. (NXLog's Sysmon process-access records
+     * end their `Message` with the ~1 KB `CallTrace`.) Checked per event (scan.c). */
+    uint32_t container;
     uint32_t cap; /* of keys, ops, checks (field_count at most), dbs grow separately */
     uint32_t db_cap;
     uint64_t *keys;  /* per field: shape_field_key */

@@ -115,6 +115,38 @@ static bool shape_matches(const detect_worker *w, const struct shape *s, const m
     return true;
 }
 
+/* The keyword texts shorter than this are joined whatever: comparing costs about what joining
+ * and filtering them does. */
+#define SUFFIX_MIN 128
+
+/* Sets s->container and marks the keyword ops whose text ends the container's in ev (a hint:
+ * the walk checks it on each event). */
+static void shape_suffixes(const detect_ruleset *rs, struct shape *s, const mamori_event *ev)
+{
+    const event_field *f = ev->fields;
+    s->container = UINT32_MAX;
+    if (rs->join_anchored) {
+        for (uint32_t o = 0; o < s->op_count; o++) s->ops[o].suffix = 0;
+        return;
+    }
+    uint32_t longest = 0;
+    for (uint32_t o = 0; o < s->op_count; o++) {
+        const event_field *x = &f[s->ops[o].field];
+        if (s->ops[o].keyword && x->text && x->text_len > longest) {
+            longest = x->text_len;
+            s->container = s->ops[o].field;
+        }
+    }
+    if (s->container == UINT32_MAX) return;
+    const event_field *c = &f[s->container];
+    for (uint32_t o = 0; o < s->op_count; o++) {
+        struct shape_op *op = &s->ops[o];
+        const event_field *x = &f[op->field];
+        op->suffix = op->keyword && op->field != s->container && x->text && x->text_len >= SUFFIX_MIN &&
+                     memcmp(c->text + c->text_len - x->text_len, x->text, x->text_len) == 0;
+    }
+}
+
 /* Works out ev's walk into s, as list_event's field-by-field walk would do it (under the
  * current plan, which is ev's logsource's). False (s left empty) when the shape cannot be
  * cached (a field without path hash).
@@ -175,6 +207,7 @@ static bool shape_build(detect_worker *w, struct shape *s, const mamori_event *e
         }
         if (op.db_count || op.keyword) s->ops[s->op_count++] = op;
     }
+    shape_suffixes(rs, s, ev);
     s->field_count = n;
     s->ls = *ls;
     s->winlog = winlog;

@@ -504,13 +504,20 @@ static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
 /* The scans of one field: its path's databases (pid, dbs[0..count)), and when keyword
  * searches read it, the per-value keyword databases and the joined text. */
 static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_field *f, uint32_t pid,
-                                     const uint32_t *dbs, uint32_t count, bool keyword)
+                                     const uint32_t *dbs, uint32_t count, bool keyword, bool join)
 {
     uint64_t text_hash = 0;
     for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
     if (!keyword) return;
     for (uint32_t k = 0; k < w->plan_nper_value; k++) push_field(w, w->plan_per_value[k], DETECT_NONE, e, f, &text_hash);
-    if (w->plan_njoined) join_field(w, f);
+    if (w->plan_njoined && join) join_field(w, f);
+}
+
+/* Whether field f's text ends the text of field c, byte for byte (struct shape's container). */
+static inline bool text_ends(const event_field *c, const event_field *f)
+{
+    return c->text && f->text && c->text_len >= f->text_len &&
+           memcmp(c->text + c->text_len - f->text_len, f->text, f->text_len) == 0;
 }
 
 /* Lists what one event needs scanned: by its shape's walk plan (plan.c), or field by field
@@ -530,7 +537,10 @@ static ALWAYS_INLINE void list_event(detect_worker *w, const mamori_event *ev, u
     if (s) {
         for (uint32_t o = 0; o < s->op_count; o++) {
             const struct shape_op *op = &s->ops[o];
-            list_field(w, e, &ev->fields[op->field], op->pid, s->dbs + op->db_first, op->db_count, op->keyword);
+            const event_field *f = &ev->fields[op->field];
+            bool join = !(op->suffix && text_ends(&ev->fields[s->container], f));
+            w->stats.join_suffixes += !join;
+            list_field(w, e, f, op->pid, s->dbs + op->db_first, op->db_count, op->keyword, join);
             if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
     } else {
@@ -551,7 +561,7 @@ static ALWAYS_INLINE void list_event(detect_worker *w, const mamori_event *ev, u
                 pid = ref & PATH_SLOT_ID;
                 dbs = plan_path(w, pid, &count);
             }
-            list_field(w, e, f, pid, dbs, count, keywords && !(winlog && (ref & PATH_SLOT_SYNTHESIZED)));
+            list_field(w, e, f, pid, dbs, count, keywords && !(winlog && (ref & PATH_SLOT_SYNTHESIZED)), true);
             if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
     }

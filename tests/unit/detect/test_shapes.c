@@ -198,6 +198,48 @@ static void test_join_skips_short_values(void **state)
     harness_fini(&h);
 }
 
+/* A keyword value that ends the event's longest one (NXLog's Sysmon `Message` ends with its
+ * `CallTrace`) is not joined again when it does so byte for byte (struct shape's container):
+ * the shape remembers that it did, each event checks it. A keyword in the shorter value is
+ * found in the longer one; when the longer one no longer ends with it, the shorter one is
+ * joined and searched itself. */
+static void test_join_skips_value_ending_another(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, "title: kw\nid: kw\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'kiwikiwi'\n"
+                     "    condition: k\n");
+    harness_expect_loaded(&h, 1);
+    char filler[201], with_kw[201], json[2048];
+    memset(filler, 'x', 200);
+    filler[200] = '\0';
+    memcpy(with_kw, filler, sizeof with_kw);
+    memcpy(with_kw + 150, "KIWIkiwi", 8);
+    static const struct {
+        const char *a_prefix_of_b; /* B is this, then A's text */
+        bool a_kw, b_ends_with_a, fires;
+    } cases[] = {
+        {"trace: ", false, true, false},  /* builds the shape: A ends B */
+        {"trace: ", true, true, true},    /* A not joined: found in B */
+        {"trace: ", true, false, true},   /* B ends otherwise: A joined and searched */
+        {"kiwikiwi ", false, true, true}, /* in B's own part */
+        {"trace: ", false, false, false},
+        {"", true, true, true}, /* A and B equal: B is joined */
+    };
+    detect_worker_stats before, after;
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+        const char *a = cases[i].a_kw ? with_kw : filler;
+        snprintf(json, sizeof json, KW_EVENT("\"A\":\"%s\",\"B\":\"%s%s\""), a, cases[i].a_prefix_of_b,
+                 cases[i].b_ends_with_a ? a : "yyyy");
+        detect_worker_stats_get(h.worker, &before);
+        if (harness_fires(&h, json) != cases[i].fires) fail_msg("case %zu: fired %d", i, !cases[i].fires);
+        detect_worker_stats_get(h.worker, &after);
+        /* A skipped exactly when B ends with it (the first event builds the shape, then walks it) */
+        assert_int_equal(after.join_suffixes - before.join_suffixes, cases[i].b_ends_with_a ? 1 : 0);
+    }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_plans_used_and_exact),
         cmocka_unit_test(test_rebind_forgets_plans),
         cmocka_unit_test(test_join_skips_short_values),
+        cmocka_unit_test(test_join_skips_value_ending_another),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
