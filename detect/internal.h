@@ -528,9 +528,8 @@ struct detect_ruleset {
     struct db_class *path_db_cls; /* the class of each path_dbs entry (no load of the database) */
     uint32_t *keyword_dbs; /* joined-values keyword databases */
     uint32_t keyword_db_count;
-    /* some joined expression is anchored at a value's start or end (sigstr_keyword_expression
-     * never writes one today: keywords are wrapped in stars); then a value that ends another is
-     * joined all the same (struct shape's container) */
+    /* a joined expression is anchored to a value's start or end (none today: keywords are
+     * wrapped in stars): then values ending the container are joined too (struct shape) */
     bool join_anchored;
     uint32_t *keyword_value_dbs; /* per-value keyword databases (regex, UTF-8) */
     struct db_class *keyword_db_cls, *keyword_value_db_cls; /* their classes, beside them */
@@ -644,11 +643,9 @@ struct shape {
     struct logsource_set ls;
     bool winlog;
     uint32_t field_count, op_count, check_count, db_count;
-    /* The field with the longest text keyword searches read (UINT32_MAX: none). A value that
-     * ends it, byte for byte, need not be joined again: every joined expression is unanchored
-     * and within one value (sigstr_keyword_expression), so what matches in the value matches
-     * in the container's copy of it, which is joined. (NXLog's Sysmon process-access records
-     * end their `Message` with the ~1 KB `CallTrace`.) Checked per event (scan.c). */
+    /* The field with the longest keyword text (UINT32_MAX: none). A value ending it byte for
+     * byte is not joined: joined expressions are unanchored and within one value, so they match
+     * its copy in the container (NXLog's Sysmon `Message` ends with `CallTrace`; scan.c). */
     uint32_t container;
     uint32_t cap; /* of keys, ops, checks (field_count at most), dbs grow separately */
     uint32_t db_cap;
