@@ -143,7 +143,7 @@ static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t eve
             return;
         }
     }
-    if (text != tmp) {
+    if (text != tmp || !tmp) { /* a field's own text, or no rendering buffer: nothing to copy */
         push_item(w, db, path, event, text, len, 0, *text_hash);
         return;
     }
