@@ -304,14 +304,11 @@ static void factor_triggers(builder *b, uint32_t first_pred, uint32_t rule, cons
             char lit[64];
             uint32_t n = pt->regex ? regex_factor(pt->expr, pt->flags, lit, sizeof lit) : 0;
             if (n < FACTOR_MIN) break;
-            char *expr = arena_alloc(&rs->mem, 4 * n + 1), *o = expr;
-            for (uint32_t c = 0; c < n; c++) {
-                char ch = lit[c];
-                if ((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')) *o++ = ch;
-                else o += snprintf(o, 5, "\\x%02x", (unsigned char)ch);
-            }
-            *o = '\0';
-            factors[k] = (struct pattern){.expr = expr, .flags = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL};
+            /* `*lit*`, caseless, as a rule's contains value compiles */
+            sigstr contains = sigstr_wrap(&rs->mem, sigstr_literal(&rs->mem, lit, n), true, true);
+            uint32_t flags;
+            const char *expr = sigstr_expression(&rs->mem, &contains, false, &flags);
+            factors[k] = (struct pattern){.expr = expr, .flags = flags};
         }
         if (k < ps->pattern_count) continue;
         struct pspec *f = arena_alloc(&rs->mem, sizeof *f);
@@ -631,10 +628,11 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
             if (d->joined) {
                 d->join_min = join_min(d->exprs, d->flags, d->id_count);
+                const size_t start = sizeof KEYWORD_VALUE_START - 1, end = sizeof KEYWORD_VALUE_END - 1;
                 for (uint32_t k = 0; k < d->id_count; k++) {
                     size_t n = strlen(d->exprs[k]);
-                    rs->join_anchored |= !strncmp(d->exprs[k], "(?:^|\\xff)", 10) ||
-                                         (n >= 10 && !strcmp(d->exprs[k] + n - 10, "(?:\\xff|$)"));
+                    rs->join_anchored |= !strncmp(d->exprs[k], KEYWORD_VALUE_START, start) ||
+                                         (n >= end && !strcmp(d->exprs[k] + n - end, KEYWORD_VALUE_END));
                 }
             }
             db_bytes += d->bytes;

@@ -256,6 +256,9 @@ const char *sigstr_expression(arena *a, const sigstr *s, bool cased, uint32_t *f
  * event's values joined by 0xFF: byte mode, `*` and `?` never cross 0xFF. NULL when the
  * value needs UTF-8 mode (non-ASCII letters fold case only there) or holds 0xFF. */
 const char *sigstr_keyword_expression(arena *a, const sigstr *s, bool cased, uint32_t *flags);
+/* A joined keyword expression's value boundaries (buffer start/end or 0xFF) when not `*`. */
+#define KEYWORD_VALUE_START "(?:^|\\xff)"
+#define KEYWORD_VALUE_END "(?:\\xff|$)"
 /* expand: every %name% (name of [A-Za-z0-9_], the first % not escaped) becomes each of the
  * placeholder's values (all combinations); "\%" becomes "%". -ENOENT names the first
  * placeholder without values in missing; -E2BIG past max results. */
@@ -364,8 +367,12 @@ static inline bool db_class_applies(const struct db_class *c, const struct logso
 /* ---- literal sets (literal.c): exact, prefix and suffix literals without Hyperscan ------ */
 
 enum lit_kind { LIT_EXACT = 0, LIT_PREFIX, LIT_SUFFIX, LIT_CONTAINS };
-/* ASCII lowercase of one byte: Hyperscan's caseless folding in byte mode. */
+/* ASCII lowercase of one byte: Hyperscan's caseless folding in byte mode; and back. */
 static inline uint8_t ascii_fold(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c + 32) : c; }
+static inline uint8_t ascii_upper(uint8_t c) { return (uint8_t)(c - 'a') < 26 ? (uint8_t)(c - 32) : c; }
+#if defined(__x86_64__) && defined(__GNUC__) /* AVX2 paths (literal.c, lazy.c), taken when the CPU has it */
+#define DETECT_HAVE_AVX2 1
+#endif
 /* The byte expression s spells at s[i] (before s[to]) the way sigstr_expression writes a
  * value's bytes — a letter or digit as itself, anything else as `\xHH` — into *byte; returns
  * how many characters that took (1 or 4), 0 when no literal byte starts there. */
@@ -528,9 +535,7 @@ struct detect_ruleset {
     struct db_class *path_db_cls; /* the class of each path_dbs entry (no load of the database) */
     uint32_t *keyword_dbs; /* joined-values keyword databases */
     uint32_t keyword_db_count;
-    /* a joined expression is anchored to a value's start or end (none today: keywords are
-     * wrapped in stars): then values ending the container are joined too (struct shape) */
-    bool join_anchored;
+    bool join_anchored; /* a joined expression has KEYWORD_VALUE_START/END: no container skip (struct shape) */
     uint32_t *keyword_value_dbs; /* per-value keyword databases (regex, UTF-8) */
     struct db_class *keyword_db_cls, *keyword_value_db_cls; /* their classes, beside them */
     uint32_t keyword_value_db_count;
@@ -764,18 +769,14 @@ void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n);
 /* Scans the current event's value at `path` with lazy database `db`, setting alternative
  * bits directly (the event is being evaluated). */
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
-/* lazy.c: lists how each lazy alternative is answered (alt_lit_first/alt_lits) once the
- * databases are built (compiling the Hyperscan databases of its own some need on up to
- * threads threads, 0: one per CPU); lazy_direct answers such an alternative for the current
- * event's value at path without its lazy databases: 1 (its bit set) or 0, or -1 when a scan
- * costs less (a long value, an array). */
+/* lazy.c: lists how each lazy alternative is answered (alt_lit_first/alt_lits, own Hyperscan
+ * databases compiled on up to threads threads); lazy_direct answers one for the current event's
+ * value at path: 1 (its bit set) or 0, or -1 when a scan costs less (an array, a long list). */
 #ifndef LAZY_DIRECT_MAX
 #define LAZY_DIRECT_MAX 64 /* more expressions per alternative: scanned (a long list costs what a scan does) */
 #endif
 bool lazy_expr_answerable(const char *expr, uint32_t flags);
-/* compile_db.c: calls fn(i, ctx) for every i < count on up to threads threads (0: one per
- * CPU; at most COMPILE_THREADS_MAX of compile_internal.h), the caller's among them; returns
- * when all are done. */
+/* compile_db.c: fn(i, ctx) for every i < count, on up to threads threads (0: one per CPU). */
 void compile_parallel(uint32_t count, unsigned threads, void (*fn)(uint32_t i, void *ctx), void *ctx);
 void lazy_direct_build(detect_ruleset *rs, unsigned threads);
 void lazy_direct_free(detect_ruleset *rs);

@@ -17,9 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef DETECT_HAVE_AVX2
 #include <immintrin.h>
-#define LAZY_HAVE_AVX2 1
 #endif
 
 /* The work a direct answer may take, in byte comparisons, beyond the value's length (what a
@@ -320,7 +319,7 @@ static size_t find_scalar(const char *v, size_t from, size_t last, const char *t
     return SIZE_MAX;
 }
 
-#ifdef LAZY_HAVE_AVX2
+#ifdef DETECT_HAVE_AVX2
 /* find_scalar 32 positions at a time: the positions whose first and last bytes are t's (either
  * case of a letter when caseless) are compared in full. Reads v[from .. last + n), no more. */
 __attribute__((target("avx2"))) static size_t find_avx2(const char *v, size_t from, size_t last, const char *t,
@@ -328,8 +327,7 @@ __attribute__((target("avx2"))) static size_t find_avx2(const char *v, size_t fr
 {
     uint8_t f = (uint8_t)t[0], l = (uint8_t)t[n - 1];
     /* t is folded when caseless: a lowercase letter also matches its uppercase */
-    uint8_t fu = !cased && (uint8_t)(f - 'a') < 26 ? (uint8_t)(f - 32) : f;
-    uint8_t lu = !cased && (uint8_t)(l - 'a') < 26 ? (uint8_t)(l - 32) : l;
+    uint8_t fu = cased ? f : ascii_upper(f), lu = cased ? l : ascii_upper(l);
     const __m256i vf = _mm256_set1_epi8((char)f), vfu = _mm256_set1_epi8((char)fu);
     const __m256i vl = _mm256_set1_epi8((char)l), vlu = _mm256_set1_epi8((char)lu);
     size_t i = from;
@@ -349,7 +347,7 @@ __attribute__((target("avx2"))) static size_t find_avx2(const char *v, size_t fr
 
 static inline bool find_simd(void)
 {
-#ifdef LAZY_HAVE_AVX2
+#ifdef DETECT_HAVE_AVX2
     return __builtin_cpu_supports("avx2");
 #else
     return false;
@@ -361,7 +359,7 @@ static size_t find(const char *v, size_t len, size_t from, const char *t, uint32
 {
     if (n == 0) return from <= len ? from : SIZE_MAX;
     if (n > len || from > len - n) return SIZE_MAX;
-#ifdef LAZY_HAVE_AVX2
+#ifdef DETECT_HAVE_AVX2
     if (len - n - from >= 31 && find_simd()) return find_avx2(v, from, len - n, t, n, cased);
 #endif
     return find_scalar(v, from, len - n, t, n, cased);

@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef DETECT_HAVE_AVX2
 #include <immintrin.h>
-#define LIT_HAVE_AVX2 1
 #endif
 
 #define LIT_KEY_BYTES 8
@@ -96,7 +95,6 @@ struct litset {
     bool exact;
     size_t bytes;
 };
-
 
 /* ASCII lowercase of 8 bytes at once (bytes ≥ 0x80 unchanged). */
 static inline uint64_t fold8(uint64_t x)
@@ -205,7 +203,7 @@ uint32_t literal_contains_overflow(const char *const *exprs, const uint32_t *fla
 
 static void contains_mark(struct lit_contains *c, uint8_t folded, uint8_t bit, bool second)
 {
-    uint8_t variants[2] = {folded, (uint8_t)(folded >= 'a' && folded <= 'z' ? folded - 32 : folded)};
+    uint8_t variants[2] = {folded, ascii_upper(folded)};
     for (int v = 0; v < 2; v++) {
         uint8_t b = variants[v];
         (second ? c->second : c->first)[b] |= bit;
@@ -336,7 +334,7 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
     c->bucket_first[LIT_BUCKETS] = n;
     free(bucket);
     free(offs);
-#ifdef LIT_HAVE_AVX2
+#ifdef DETECT_HAVE_AVX2
     c->avx2 = __builtin_cpu_supports("avx2");
 #endif
 }
@@ -352,7 +350,7 @@ static void short_add_one(struct litset *set, uint8_t c, bool cased, uint32_t id
     struct lit_short *s = shorts_of(set);
     MAMORI_ASSERT(s->one_count < LITERAL_SHORT_MAX); /* compile.c checks literal_contains_overflow */
     uint8_t lower = cased ? c : ascii_fold(c);
-    uint8_t upper = !cased && lower >= 'a' && lower <= 'z' ? (uint8_t)(lower - 32) : lower;
+    uint8_t upper = cased ? lower : ascii_upper(lower);
     s->one[s->one_count].lower = lower;
     s->one[s->one_count].upper = upper;
     s->one[s->one_count].id = id;
@@ -373,8 +371,8 @@ static void short_add_pair(struct litset *set, const uint8_t *t, bool cased, uin
         (struct lit_pair){.folded = (uint16_t)(f0 | f1 << 8), .b0 = t[0], .b1 = t[1], .cased = cased, .id = id};
     uint8_t v0[2] = {t[0], t[0]}, v1[2] = {t[1], t[1]};
     if (!cased) {
-        if (f0 >= 'a' && f0 <= 'z') v0[1] = (uint8_t)(f0 - 32);
-        if (f1 >= 'a' && f1 <= 'z') v1[1] = (uint8_t)(f1 - 32);
+        v0[1] = ascii_upper(f0);
+        v1[1] = ascii_upper(f1);
     }
     for (int i = 0; i < 2; i++)
         for (int k = 0; k < 2; k++) {
@@ -558,7 +556,7 @@ static void contains_scan_scalar(const struct lit_contains *c, const char *text,
     }
 }
 
-#ifdef LIT_HAVE_AVX2
+#ifdef DETECT_HAVE_AVX2
 /* Bucket bits of the pairs starting at p[0..32) (p[32] is read). */
 __attribute__((target("avx2"))) static inline __m256i contains_block(const uint8_t *p, __m256i lo0, __m256i hi0,
                                                                       __m256i lo1, __m256i hi1)
@@ -674,7 +672,7 @@ void literal_set_scan(const struct litset *set, const char *text, size_t len, li
 {
     if (set->shorts) short_scan(set->shorts, text, len, fn, ctx);
     if (set->contains.count) {
-#ifdef LIT_HAVE_AVX2
+#ifdef DETECT_HAVE_AVX2
         if (set->contains.avx2) contains_scan_avx2(&set->contains, text, len, fn, ctx);
         else
 #endif

@@ -475,14 +475,14 @@ const char *sigstr_keyword_expression(arena *a, const sigstr *s, bool cased, uin
     *flags = HS_FLAG_SINGLEMATCH | (cased ? 0u : HS_FLAG_CASELESS);
     buf b;
     buf_init(&b);
-    if (first == 0) buf_puts(&b, "(?:^|\\xff)"); /* a value's start: the buffer's or after a separator */
+    if (first == 0) buf_puts(&b, KEYWORD_VALUE_START);
     for (uint32_t i = first; i < end; i++) {
         uint16_t c = s->sym[i];
         if (c == SYM_STAR) buf_puts(&b, "[^\\xff]*");
         else if (c == SYM_QMARK) buf_puts(&b, "(?:[\\x00-\\x7f]|[\\xc0-\\xfe][\\x80-\\xbf]*)"); /* one character */
         else put_byte(&b, (uint8_t)c, false);
     }
-    if (end == s->len) buf_puts(&b, "(?:\\xff|$)");
+    if (end == s->len) buf_puts(&b, KEYWORD_VALUE_END);
     const char *expr = arena_strndup(a, b.data, b.len);
     buf_fini(&b);
     return expr;
