@@ -17,6 +17,15 @@
 #include <string.h>
 #include <cmocka.h>
 
+/* xorshift64 step of *state, reduced below n: each test file's own reproducible stream. */
+static inline uint32_t xorshift_below(uint64_t *state, uint32_t n)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (uint32_t)(*state % n);
+}
+
 typedef struct harness {
     detect_loader *loader;
     detect_ruleset *rs;

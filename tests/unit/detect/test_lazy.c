@@ -18,13 +18,7 @@
 static const char *const tokens[] = {"a", "A", "z", "Z", "@", "[", "`", "{", "\\", ".", "0", "1", "€", "exe", "-e", "/E"};
 
 static uint64_t rng_state = 0xD1B54A32D192ED03ull;
-static uint32_t rnd(uint32_t n)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state % n);
-}
+static uint32_t rnd(uint32_t n) { return xorshift_below(&rng_state, n); }
 
 /* Random Sigma text of up to max tokens, with `*` (wild 1) or `*` and `?` (wild 2); a
  * backslash is never last, doubled or before a wildcard, so the text means exactly its
@@ -134,6 +128,15 @@ static void add_rules(char *yaml, size_t cap, size_t *off, size_t i, const char 
     assert_true(*off < cap);
 }
 
+/* add_rules for the selection `CommandLine<mod>: 'value'`. */
+static void add_command_line_rules(char *yaml, size_t cap, size_t *off, size_t i, const char *mod, const char *value,
+                                   bool eager)
+{
+    char sel[128];
+    snprintf(sel, sizeof sel, "        CommandLine%s: '%s'\n", mod, value);
+    add_rules(yaml, cap, off, i, sel, eager);
+}
+
 /* A Sysmon process start with the lazy rules' trigger, its CommandLine the JSON text
  * command_line (a quoted string or an array). */
 static void process_start(char *json, size_t cap, const char *command_line)
@@ -217,11 +220,8 @@ static void test_wildcard_segments(void **state)
     };
     char yaml[16384];
     size_t off = 0;
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
-        char sel[128];
-        snprintf(sel, sizeof sel, "        CommandLine%s: '%s'\n", cases[i].mod, cases[i].value);
-        add_rules(yaml, sizeof yaml, &off, i, sel, true);
-    }
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++)
+        add_command_line_rules(yaml, sizeof yaml, &off, i, cases[i].mod, cases[i].value, true);
     harness h;
     harness_init(&h, yaml);
     harness_expect_loaded(&h, 2 * MAMORI_ARRAY_LEN(cases));
@@ -257,9 +257,9 @@ static void test_long_value_search(void **state)
     char yaml[4096];
     size_t off = 0;
     for (size_t i = 0; i < MAMORI_ARRAY_LEN(needles); i++) {
-        char sel[128];
-        snprintf(sel, sizeof sel, "        CommandLine|contains%s: '%s'\n", needles[i].cased, needles[i].value);
-        add_rules(yaml, sizeof yaml, &off, i, sel, false);
+        char mod[32];
+        snprintf(mod, sizeof mod, "|contains%s", needles[i].cased);
+        add_command_line_rules(yaml, sizeof yaml, &off, i, mod, needles[i].value, false);
     }
     harness h;
     harness_init(&h, yaml);

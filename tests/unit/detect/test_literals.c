@@ -20,13 +20,7 @@ enum { MOD_EXACT = 0, MOD_STARTS, MOD_ENDS, MOD_CONTAINS, MOD_COUNT };
 static const char *const tokens[] = {"a", "A", "z", "Z", "@", "[", "`", "{", "\\", ".", "0", "€", "exe", "EXE"};
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(uint32_t n)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state % n);
-}
+static uint32_t rnd(uint32_t n) { return xorshift_below(&rng_state, n); }
 
 /* A random value of up to max tokens; no two backslashes in a row and none last (so the
  * Sigma text means exactly these bytes). */
