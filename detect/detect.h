@@ -214,6 +214,7 @@ typedef struct detect_worker_stats {
     uint64_t matches;
     uint64_t scan_errors; /* hs_scan failures (logged, rate-limited): should stay 0 */
     uint64_t shape_hits;  /* events walked by a cached walk plan of their shape (plan.c) */
+    uint64_t shape_builds; /* walk plans built (a shape not cached, or its slot taken by another) */
     uint64_t lazy_direct; /* lazy predicates answered from the value itself, without a scan (lazy.c) */
     uint64_t lazy_scans;  /* lazy databases scanned for a candidate (at most once per event and path) */
     uint64_t join_suffixes; /* values left out of the keyword join: they end a longer value that is in it */

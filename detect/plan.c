@@ -228,7 +228,9 @@ const struct shape *shape_get(detect_worker *w, const mamori_event *ev, uint32_t
         w->stats.shape_hits++;
         return s;
     }
-    return shape_build(w, s, ev, ls, winlog, tag) ? s : NULL;
+    if (!shape_build(w, s, ev, ls, winlog, tag)) return NULL;
+    w->stats.shape_builds++;
+    return s;
 }
 
 void shapes_forget(detect_worker *w)
