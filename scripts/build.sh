@@ -24,7 +24,7 @@ if [[ "$preset" == release && "${MAMORI_PGO:-1}" != 0 ]]; then
   else
     # the profile belongs to these sources, build files and compiler
     stamp="$( { "$cc" --version | head -1
-                find . -path ./build -prune -o -path ./.git -prune -o -type f \( -name '*.[ch]' \
+                find . -path './build*' -prune -o -path ./.git -prune -o -type f \( -name '*.[ch]' \
                      -o -name CMakeLists.txt -o -name CMakePresets.json \) -print0 | sort -z |
                   xargs -0 sha256sum
                 sha256sum scripts/build.sh
