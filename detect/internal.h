@@ -648,12 +648,10 @@ struct shape {
     struct logsource_set ls;
     bool winlog;
     uint32_t field_count, op_count, check_count, db_count;
-    /* The field with the longest keyword text (UINT32_MAX: none). A value ending it byte for
-     * byte is not joined: joined expressions are unanchored and within one value, so they match
-     * its copy in the container (NXLog's Sysmon `Message` ends with `CallTrace`; scan.c). */
+    /* The field with the longest keyword text (UINT32_MAX: none): a keyword value ending it
+     * byte for byte is not joined (plan.c shape_suffixes says why). */
     uint32_t container;
-    uint32_t cap; /* of keys, ops, checks (field_count at most), dbs grow separately */
-    uint32_t db_cap;
+    uint32_t cap, db_cap; /* cap: of keys, ops, checks (field_count at most); dbs grow apart */
     uint64_t *keys;  /* per field: shape_field_key */
     uint8_t *flags;  /* per field: its flags */
     struct shape_op *ops;
@@ -755,6 +753,8 @@ struct detect_worker {
 void plan_for(detect_worker *w, const struct logsource_set *ls);
 const uint32_t *plan_path(detect_worker *w, uint32_t pid, uint32_t *count);
 const struct shape *shape_get(detect_worker *w, const mamori_event *ev, uint32_t e);
+/* Whether field f's text ends field c's, byte for byte (a shape's container and its suffixes). */
+bool text_ends(const event_field *c, const event_field *f);
 void shapes_forget(detect_worker *w);
 void shapes_free(detect_worker *w);
 

@@ -119,16 +119,23 @@ static bool shape_matches(const detect_worker *w, const struct shape *s, const m
  * and filtering them does. */
 #define SUFFIX_MIN 128
 
-/* Sets s->container and marks the keyword ops whose text ends the container's in ev (a hint:
- * the walk checks it on each event). */
+bool text_ends(const event_field *c, const event_field *f)
+{
+    return c->text && f->text && c->text_len >= f->text_len &&
+           memcmp(c->text + c->text_len - f->text_len, f->text, f->text_len) == 0;
+}
+
+/* Sets s->container, the field with the longest keyword text, and marks the keyword ops (of
+ * SUFFIX_MIN bytes or more) whose text ends the container's in ev: a hint, which the walk
+ * checks on each event (scan.c list_event). Such a value is not joined: joined expressions are
+ * unanchored and within one value, so they match its copy in the container (NXLog's Sysmon
+ * `Message` ends with `CallTrace`). Not with an anchored joined expression (join_anchored).
+ * The ops are shape_build's, their suffix flags clear. */
 static void shape_suffixes(const detect_ruleset *rs, struct shape *s, const mamori_event *ev)
 {
     const event_field *f = ev->fields;
     s->container = UINT32_MAX;
-    if (rs->join_anchored) {
-        for (uint32_t o = 0; o < s->op_count; o++) s->ops[o].suffix = 0;
-        return;
-    }
+    if (rs->join_anchored) return;
     uint32_t longest = 0;
     for (uint32_t o = 0; o < s->op_count; o++) {
         const event_field *x = &f[s->ops[o].field];
@@ -138,12 +145,11 @@ static void shape_suffixes(const detect_ruleset *rs, struct shape *s, const mamo
         }
     }
     if (s->container == UINT32_MAX) return;
-    const event_field *c = &f[s->container];
     for (uint32_t o = 0; o < s->op_count; o++) {
         struct shape_op *op = &s->ops[o];
         const event_field *x = &f[op->field];
-        op->suffix = op->keyword && op->field != s->container && x->text && x->text_len >= SUFFIX_MIN &&
-                     memcmp(c->text + c->text_len - x->text_len, x->text, x->text_len) == 0;
+        op->suffix = op->keyword && op->field != s->container && x->text_len >= SUFFIX_MIN &&
+                     text_ends(&f[s->container], x);
     }
 }
 

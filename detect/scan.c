@@ -513,13 +513,6 @@ static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_f
     if (w->plan_njoined && join) join_field(w, f);
 }
 
-/* Whether field f's text ends the text of field c, byte for byte (struct shape's container). */
-static inline bool text_ends(const event_field *c, const event_field *f)
-{
-    return c->text && f->text && c->text_len >= f->text_len &&
-           memcmp(c->text + c->text_len - f->text_len, f->text, f->text_len) == 0;
-}
-
 /* Lists what one event needs scanned: by its shape's walk plan (plan.c), or field by field
  * (an event whose shape has none). Cold: with the prefetch steps between fields (inlined
  * twice, so that warm batches pay no test per field). */
