@@ -109,7 +109,6 @@ struct pspec {
 };
 
 /* ---- condition trees ------------------------------------------------------------------ */
-
 enum cnode_kind { CN_NONE = 0, CN_AND, CN_OR, CN_NOT, CN_PRED };
 
 struct cnode {
@@ -647,7 +646,7 @@ struct shape {
     uint64_t tag; /* lookup hash; 0: empty */
     struct logsource_set ls;
     bool winlog;
-    uint32_t field_count, op_count, check_count, db_count;
+    uint32_t field_count, op_count, check_count, db_count, join_count;
     /* The field with the longest keyword text (UINT32_MAX: none): a keyword value ending it
      * byte for byte is not joined (plan.c shape_suffixes says why). */
     uint32_t container;
@@ -655,6 +654,7 @@ struct shape {
     uint64_t *keys;  /* per field: shape_field_key */
     uint8_t *flags;  /* per field: its flags */
     struct shape_op *ops;
+    uint32_t *joins; /* fields keyword searches read and nothing else does: only joined (list_event) */
     struct shape_check *checks;
     uint32_t *dbs;
 };

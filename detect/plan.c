@@ -173,6 +173,7 @@ static bool shape_build(detect_worker *w, struct shape *s, const mamori_event *e
         s->keys = mamori_xrealloc(s->keys, n * sizeof *s->keys);
         s->flags = mamori_xrealloc(s->flags, n * sizeof *s->flags);
         s->ops = mamori_xrealloc(s->ops, n * sizeof *s->ops);
+        s->joins = mamori_xrealloc(s->joins, n * sizeof *s->joins);
         s->checks = mamori_xrealloc(s->checks, n * sizeof *s->checks);
         s->cap = n;
     }
@@ -214,6 +215,20 @@ static bool shape_build(detect_worker *w, struct shape *s, const mamori_event *e
         if (op.db_count || op.keyword) s->ops[s->op_count++] = op;
     }
     shape_suffixes(rs, s, ev);
+    /* Fields only the joined keyword text reads (no database of their own, no per-value
+     * keyword database, not a candidate for the suffix skip) leave the ops: list_event joins
+     * them in a loop of their own, without an op's dispatch per field. The joined text's
+     * order of values changes nothing: no joined expression crosses a separator. */
+    s->join_count = 0;
+    if (w->plan_njoined && !w->plan_nper_value) {
+        uint32_t k = 0;
+        for (uint32_t o = 0; o < s->op_count; o++) {
+            const struct shape_op *op = &s->ops[o];
+            if (!op->db_count && op->keyword && !op->suffix) s->joins[s->join_count++] = op->field;
+            else s->ops[k++] = *op;
+        }
+        s->op_count = k;
+    }
     s->field_count = n;
     s->ls = *ls;
     s->winlog = winlog;
@@ -252,6 +267,7 @@ void shapes_free(detect_worker *w)
         free(w->shapes[i].keys);
         free(w->shapes[i].flags);
         free(w->shapes[i].ops);
+        free(w->shapes[i].joins);
         free(w->shapes[i].checks);
         free(w->shapes[i].dbs);
     }

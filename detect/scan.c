@@ -501,6 +501,50 @@ static void classify(detect_worker *w, const mamori_event *ev, uint32_t e)
     c->ls = w->batch_ls[e];
 }
 
+/* Texts of at most this many bytes are copied into the join as one block of this size when
+ * the block stays inside the text's page (the bytes past the text are overwritten by the
+ * next value or lie past join_len). Not under AddressSanitizer, which would see the read
+ * past the text. */
+#define JOIN_BLOCK 32
+#if defined(__SANITIZE_ADDRESS__)
+#define JOIN_BLOCKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JOIN_BLOCKS 0
+#endif
+#endif
+#ifndef JOIN_BLOCKS
+#define JOIN_BLOCKS 1
+#endif
+
+/* The shape's join-only fields (shape_build): each text at least plan_join_min long,
+ * separated as join_text does; a field without text (a number rendered, an array) as
+ * join_field. */
+static ALWAYS_INLINE void join_fields(detect_worker *w, const event_field *fields, const uint32_t *idx, uint32_t n,
+                                      bool cold)
+{
+    uint32_t min = w->plan_join_min;
+    for (uint32_t k = 0; k < n; k++) {
+        const event_field *f = &fields[idx[k]];
+        const char *text = f->text;
+        size_t len = f->text_len;
+        if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
+        if (MAMORI_UNLIKELY(!text)) {
+            join_field(w, f);
+            continue;
+        }
+        if (len < min) continue;
+        GROW(w->join, w->join_cap, w->join_len + len + 1 + JOIN_BLOCK);
+        char *out = w->join + w->join_len;
+        if (w->join_len) *out++ = (char)DETECT_KEYWORD_SEPARATOR;
+        if (JOIN_BLOCKS && len <= JOIN_BLOCK && ((uintptr_t)text & 4095) <= 4096 - JOIN_BLOCK)
+            memcpy(out, text, JOIN_BLOCK);
+        else
+            memcpy(out, text, len);
+        w->join_len = (size_t)(out - w->join) + len;
+    }
+}
+
 /* The scans of one field: its path's databases (pid, dbs[0..count)), and when keyword
  * searches read it, the per-value keyword databases and the joined text. */
 static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_field *f, uint32_t pid,
@@ -536,6 +580,7 @@ static ALWAYS_INLINE void list_event(detect_worker *w, const mamori_event *ev, u
             list_field(w, e, f, op->pid, s->dbs + op->db_first, op->db_count, op->keyword, join);
             if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
+        join_fields(w, ev->fields, s->joins, s->join_count, cold);
     } else {
         for (uint32_t i = 0; i < ev->field_count; i++) {
             const event_field *f = &ev->fields[i];

@@ -8,6 +8,9 @@
 
 #include "core/event.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #define MAX_EVENTS 16
 
 typedef struct events {
@@ -240,6 +243,74 @@ static void test_join_skips_value_ending_another(void **state)
     harness_fini(&h);
 }
 
+/* A field of the event with this path (the test's events hold it). */
+static event_field *field_at(mamori_event *ev, const char *path)
+{
+    for (uint32_t i = 0; i < ev->field_count; i++)
+        if (!strcmp(ev->fields[i].path, path)) return &ev->fields[i];
+    fail_msg("no field %s", path);
+    return NULL;
+}
+
+/* Fields only keyword searches read are joined in a loop of their own (plan.c shape_build,
+ * scan.c join_fields); a text of up to 32 bytes is copied as one 32-byte block when that
+ * stays inside its page. The keyword must be found in each such field at every length
+ * around the block size, never past a text's end (what the block copies beyond it), and a
+ * text ending right before an unmapped page must not be read past. */
+static void test_join_only_fields(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, "title: kw\nid: kw\nlogsource:\n    product: windows\ndetection:\n    k:\n        - 'sekurlsa::'\n"
+                     "    condition: k\n");
+    harness_expect_loaded(&h, 1);
+    char value[80], json[1024];
+    for (size_t len = 10; len <= 70; len++)
+        for (int in = 0; in < 3; in++)
+            for (int hit = 0; hit < 2; hit++) {
+                memset(value, 'x', len - 10);
+                memcpy(value + len - 10, hit ? "SEKURLSA::" : "sekurlsa:;", 10);
+                value[len] = '\0';
+                snprintf(json, sizeof json, KW_EVENT("\"A\":\"%s\",\"B\":\"%s\",\"C\":\"%s\",\"N\":12345,\"L\":[\"a\",\"b\"]"),
+                         in == 0 ? value : "short", in == 1 ? value : "sekurlsa:", in == 2 ? value : "x");
+                if (harness_fires(&h, json) != (bool)hit) fail_msg("length %zu in field %d: fired %d", len, in, !hit);
+            }
+    /* an array (no text of its own: its elements are joined) and a number */
+    assert_true(harness_fires(&h, KW_EVENT("\"A\":\"short\",\"B\":\"x\",\"C\":\"x\",\"N\":12345,\"L\":[\"a\",\"sekurlsa::\"]")));
+    assert_true(harness_fires(&h, KW_EVENT("\"A\":\"short\",\"B\":\"x\",\"C\":\"sekurlsa::\",\"N\":12345,\"L\":[\"a\"]")));
+
+    /* texts placed by hand: at the very end of a page followed by an unmapped one, and a
+     * text whose bytes past its end would complete the keyword */
+    long page = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    static const char *const one[] = {KW_EVENT("\"A\":\"short\",\"B\":\"x\",\"C\":\"x\",\"N\":12345,\"L\":[\"a\"]")};
+    events e;
+    size_t fired[1];
+    for (size_t len = 1; len <= 40; len++) {
+        normalize_all(&h, one, 1, &e);
+        char *text = map + page - len; /* its last byte is the page's */
+        memset(text, 'y', len);
+        if (len >= 10) memcpy(text + len - 10, "sekurlsa::", 10);
+        field_at(&e.ev[0], "winlog.event_data.B")->text = text;
+        field_at(&e.ev[0], "winlog.event_data.B")->text_len = (uint32_t)len;
+        eval_batch(&h, &e, fired);
+        assert_int_equal(fired[0], len >= 10 ? 1 : 0);
+    }
+    normalize_all(&h, one, 1, &e);
+    static const char tail[] = "xxsekurlsa::"; /* past the 11 bytes given: what completes it */
+    field_at(&e.ev[0], "winlog.event_data.C")->text = tail;
+    field_at(&e.ev[0], "winlog.event_data.C")->text_len = 11;
+    eval_batch(&h, &e, fired);
+    assert_int_equal(fired[0], 0);
+    field_at(&e.ev[0], "winlog.event_data.C")->text_len = 12;
+    eval_batch(&h, &e, fired);
+    assert_int_equal(fired[0], 1);
+    munmap(map, (size_t)page * 2);
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_rebind_forgets_plans),
         cmocka_unit_test(test_join_skips_short_values),
         cmocka_unit_test(test_join_skips_value_ending_another),
+        cmocka_unit_test(test_join_only_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
