@@ -95,7 +95,7 @@ int detect_worker_bind(detect_worker *w, detect_ruleset *rs)
         free(w->lazy_mark);
         free(w->lazy_path);
         w->db_cap = (size_t)rs->db_count + 1;
-        w->db_start = mamori_xmalloc(w->db_cap * sizeof *w->db_start);
+        w->db_start = mamori_xcalloc(w->db_cap + w->db_cap / 32 + 1, sizeof *w->db_start); /* scan.c sort_items */
         w->lazy_mark = mamori_xcalloc(w->db_cap, sizeof *w->lazy_mark);
         w->lazy_path = mamori_xmalloc(w->db_cap * sizeof *w->lazy_path);
     }

@@ -701,7 +701,7 @@ struct detect_worker {
     uint32_t *hits_sorted; /* alternatives, grouped by event */
     size_t hits_sorted_cap;
     uint32_t event_start[DETECT_BATCH_MAX + 1]; /* event → hits_sorted[event_start[e]..[e+1]) */
-    uint32_t *db_start;                          /* counting sort by database */
+    uint32_t *db_start;                          /* counting sort by database (scan.c sort_items) */
     uint32_t *lazy_mark;                         /* == mark: lazy database scanned for lazy_path */
     uint32_t *lazy_path;
     char *text; /* rendered numbers of the batch's deferred scans */
