@@ -15,7 +15,7 @@
 #include <immintrin.h>
 #endif
 
-#define LIT_KEY_BYTES 8
+#define LIT_KEY_BYTES 8 /* a uint64_t: literal_set_scan takes the keys of every length from one word */
 #define LIT_BUCKETS 8
 
 struct lit_entry {
@@ -682,14 +682,22 @@ void literal_set_scan(const struct litset *set, const char *text, size_t len, li
         probe(set, load_word(text, MAMORI_MIN(len, (size_t)LIT_KEY_BYTES)), tag_of(LIT_EXACT, (uint32_t)len), text,
               len, fn, ctx);
     size_t key_max = MAMORI_MIN(len, (size_t)LIT_KEY_BYTES);
-    for (uint32_t lens = set->prefix_lens; lens; lens &= lens - 1) {
-        uint32_t n = (uint32_t)__builtin_ctz(lens);
-        if (n > key_max) break;
-        probe(set, load_word(text, n), tag_of(LIT_PREFIX, n), text, len, fn, ctx);
+    /* The keys of every length from one load: the first key_max bytes folded, masked to the
+     * first n; the last key_max, shifted down to the last n (load_word's layout for n). */
+    if (set->prefix_lens) {
+        uint64_t head = load_word(text, key_max);
+        for (uint32_t lens = set->prefix_lens; lens; lens &= lens - 1) {
+            uint32_t n = (uint32_t)__builtin_ctz(lens);
+            if (n > key_max) break;
+            probe(set, n == 8 ? head : head & ((1ull << (8 * n)) - 1), tag_of(LIT_PREFIX, n), text, len, fn, ctx);
+        }
     }
-    for (uint32_t lens = set->suffix_lens; lens; lens &= lens - 1) {
-        uint32_t n = (uint32_t)__builtin_ctz(lens);
-        if (n > key_max) break;
-        probe(set, load_word(text + len - n, n), tag_of(LIT_SUFFIX, n), text, len, fn, ctx);
+    if (set->suffix_lens) {
+        uint64_t tail = load_word(text + len - key_max, key_max);
+        for (uint32_t lens = set->suffix_lens; lens; lens &= lens - 1) {
+            uint32_t n = (uint32_t)__builtin_ctz(lens);
+            if (n > key_max) break;
+            probe(set, tail >> (8 * (key_max - n)), tag_of(LIT_SUFFIX, n), text, len, fn, ctx);
+        }
     }
 }
