@@ -730,7 +730,7 @@ struct detect_worker {
     uint32_t plan_join_min; /* values shorter than this are not joined (the plan's dbs' join_min) */
     struct shape *shapes; /* SHAPE_SLOTS, allocated on first use */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
-    uint32_t channel_at, event_id_at; /* field indexes of winlog.channel/event_id last seen */
+    uint32_t channel_at[32], event_id_at[32]; /* by field count % 32: scan.c find_winlog */
     uint32_t ecs_at[4]; /* and of event.category, event.type, host.os.type, dns.question.name */
     /* Where each path was found in the last event that was asked for it (or where it would
      * have sorted): events of one kind hold a path at the same index (path_get); plan_path_cap
