@@ -109,6 +109,7 @@ struct pspec {
 };
 
 /* ---- condition trees ------------------------------------------------------------------ */
+
 enum cnode_kind { CN_NONE = 0, CN_AND, CN_OR, CN_NOT, CN_PRED };
 
 struct cnode {
@@ -651,8 +652,7 @@ struct shape {
      * byte for byte is not joined (plan.c shape_suffixes says why). */
     uint32_t container;
     uint32_t cap, db_cap; /* cap: of keys, ops, checks (field_count at most); dbs grow apart */
-    uint64_t *keys;  /* per field: shape_field_key */
-    uint8_t *flags;  /* per field: its flags */
+    uint64_t *keys; uint8_t *flags; /* per field: shape_field_key, its flags */
     struct shape_op *ops;
     uint32_t *joins; /* fields keyword searches read and nothing else does: only joined (list_event) */
     struct shape_check *checks;
