@@ -569,10 +569,9 @@ struct hit {
     uint32_t event, alt;
 };
 
-/* Logsource classifications by (channel, event id) for winlog events — a stream repeats a
- * handful of them, and logsource_from_winlog compares the channel against its whole table —
- * and for ECS events by the values logsource_from_ecs reads (event_id -2/-3, the key in
- * channel: scan.c classify_ecs). */
+/* Logsource classifications by (channel, event id) for winlog events (a stream repeats a few;
+ * logsource_from_winlog compares the channel against its whole table) and for ECS events by
+ * the values logsource_from_ecs reads (event_id -2/-3, the key in channel: classify.c). */
 #define LS_CACHE_SLOTS 64
 #define LS_CACHE_CHANNEL_MAX 96
 struct ls_cache_entry {
@@ -730,7 +729,7 @@ struct detect_worker {
     uint32_t plan_join_min; /* values shorter than this are not joined (the plan's dbs' join_min) */
     struct shape *shapes; /* SHAPE_SLOTS, allocated on first use */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
-    uint32_t channel_at[32], event_id_at[32]; /* by field count % 32: scan.c find_winlog */
+    uint32_t channel_at[32], event_id_at[32]; /* by field count % 32: classify.c find_winlog */
     uint32_t ecs_at[4]; /* and of event.category, event.type, host.os.type, dns.question.name */
     /* Where each path was found in the last event that was asked for it (or where it would
      * have sorted): events of one kind hold a path at the same index (path_get); plan_path_cap
@@ -766,6 +765,7 @@ const event_field *path_field(detect_worker *w, uint32_t pid);
 /* scan.c: classifies events[0..n) (n <= DETECT_BATCH_MAX) into w->batch_ls, scans them and
  * leaves every event's matched alternatives in w->hits_sorted / w->event_start. */
 void scan_batch(detect_worker *w, const mamori_event *events, uint32_t n);
+void classify(detect_worker *w, const mamori_event *ev, uint32_t e); /* classify.c: batch_ls[e], batch_winlog[e] */
 /* Scans the current event's value at `path` with lazy database `db`, setting alternative
  * bits directly (the event is being evaluated). */
 void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
