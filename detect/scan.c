@@ -178,6 +178,24 @@ static void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t ev
     for (uint32_t i = 0; i < v->len; i++) push_scalar(w, db, path, event, &v->items[i]);
 }
 
+/* push_field's common case inline in the walk: a field's own text through a database that
+ * scans at once (warm OTRF, in one process: 0.977-0.988; the call cost ~1.5%). */
+static ALWAYS_INLINE void push_field_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event,
+                                          const event_field *f, uint64_t *text_hash)
+{
+    if (MAMORI_LIKELY(f->text)) {
+        const struct db *d = &w->rs->dbs[db];
+        if (!d->defer) {
+            w->scan_db = d;
+            w->scan_path = path;
+            w->scan_event = event;
+            scan_text(w, db, f->text, f->text_len, hit, text_hash);
+            return;
+        }
+    }
+    push_field(w, db, path, event, f, text_hash);
+}
+
 /* Appends a value to the event's joined keyword text (its own buffer: nothing else may land
  * between two values). Callers skip values shorter than plan_join_min: no joined expression
  * can match inside them. */
@@ -355,7 +373,7 @@ static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_f
                                      const uint32_t *dbs, uint32_t count, bool keyword, bool join)
 {
     uint64_t text_hash = 0;
-    for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
+    for (uint32_t k = 0; k < count; k++) push_field_text(w, dbs[k], pid, e, f, &text_hash);
     if (!keyword) return;
     for (uint32_t k = 0; k < w->plan_nper_value; k++) push_field(w, w->plan_per_value[k], DETECT_NONE, e, f, &text_hash);
     if (w->plan_njoined && join) join_field(w, f);
