@@ -16,6 +16,7 @@
 #endif
 
 #define LIT_KEY_BYTES 8 /* a uint64_t: literal_set_scan takes the keys of every length from one word */
+_Static_assert(LIT_KEY_BYTES == sizeof(uint64_t), "a key is one word");
 #define LIT_BUCKETS 8
 
 struct lit_entry {
@@ -689,7 +690,8 @@ void literal_set_scan(const struct litset *set, const char *text, size_t len, li
         for (uint32_t lens = set->prefix_lens; lens; lens &= lens - 1) {
             uint32_t n = (uint32_t)__builtin_ctz(lens);
             if (n > key_max) break;
-            probe(set, n == 8 ? head : head & ((1ull << (8 * n)) - 1), tag_of(LIT_PREFIX, n), text, len, fn, ctx);
+            probe(set, n == LIT_KEY_BYTES ? head : head & ((1ull << (8 * n)) - 1), tag_of(LIT_PREFIX, n), text, len, fn,
+                  ctx);
         }
     }
     if (set->suffix_lens) {

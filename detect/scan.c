@@ -120,21 +120,10 @@ static bool memo_answer(detect_worker *w, uint32_t db, const char *text, size_t 
     return true;
 }
 
-/* One scalar's text: scanned now, or (unless the memo knows it) listed for its deferred
- * database (text in tmp — a rendered number — is copied into the batch text). *text_hash:
- * the value's memo_text_hash, 0 until some memoized database computed it. */
-static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text, size_t len,
-                      const char *tmp, uint64_t *text_hash)
+/* The deferred side of push_text: answered by the memo, or listed for the batch-wise scan. */
+static void push_deferred(detect_worker *w, const struct db *d, uint32_t db, uint32_t path, uint32_t event,
+                          const char *text, size_t len, const char *tmp, uint64_t *text_hash)
 {
-    if (len > UINT32_MAX) return;
-    const struct db *d = &w->rs->dbs[db];
-    w->scan_db = d;
-    w->scan_path = path;
-    w->scan_event = event;
-    if (!d->defer) {
-        scan_text(w, db, text, len, hit, text_hash);
-        return;
-    }
     if (d->memo && len <= MEMO_TEXT_MAX) {
         PROFILE_BEGIN();
         if (memo_answer(w, db, text, len, hit, text_hash)) {
@@ -152,6 +141,22 @@ static void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t eve
     push_item(w, db, path, event, NULL, len, off, *text_hash);
 }
 
+/* One scalar's text: scanned now, or (unless the memo knows it) listed for its deferred
+ * database (text in tmp — a rendered number — is copied into the batch text). *text_hash:
+ * the value's memo_text_hash, 0 until some memoized database computed it. Inline in the walk
+ * with push_field: a call per scanned value cost ~1.5% of warm detection (docs §10.22). */
+static ALWAYS_INLINE void push_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const char *text,
+                                    size_t len, const char *tmp, uint64_t *text_hash)
+{
+    if (len > UINT32_MAX) return;
+    const struct db *d = &w->rs->dbs[db];
+    w->scan_db = d;
+    w->scan_path = path;
+    w->scan_event = event;
+    if (MAMORI_LIKELY(!d->defer)) scan_text(w, db, text, len, hit, text_hash);
+    else push_deferred(w, d, db, path, event, text, len, tmp, text_hash);
+}
+
 static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const json_value *v)
 {
     char tmp[32];
@@ -163,10 +168,10 @@ static void push_scalar(detect_worker *w, uint32_t db, uint32_t path, uint32_t e
 
 /* A field's value: its text when the normalizer copied it into the field (no load of the
  * value; its hash shared by the field's databases), else the value's scalar(s). */
-static void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t event, const event_field *f,
-                       uint64_t *text_hash)
+static ALWAYS_INLINE void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t event,
+                                     const event_field *f, uint64_t *text_hash)
 {
-    if (f->text) {
+    if (MAMORI_LIKELY(f->text)) {
         push_text(w, db, path, event, f->text, f->text_len, NULL, text_hash);
         return;
     }
@@ -178,22 +183,33 @@ static void push_field(detect_worker *w, uint32_t db, uint32_t path, uint32_t ev
     for (uint32_t i = 0; i < v->len; i++) push_scalar(w, db, path, event, &v->items[i]);
 }
 
-/* push_field's common case inline in the walk: a field's own text through a database that
- * scans at once (warm OTRF, in one process: 0.977-0.988; the call cost ~1.5%). */
-static ALWAYS_INLINE void push_field_text(detect_worker *w, uint32_t db, uint32_t path, uint32_t event,
-                                          const event_field *f, uint64_t *text_hash)
+/* Texts of at most this many bytes are copied into the join as one block of this size when
+ * the block stays inside the text's page (the bytes past the text are overwritten by the
+ * next value or lie past join_len). Not under AddressSanitizer, which would see the read
+ * past the text. */
+#define JOIN_BLOCK 32
+#if defined(__SANITIZE_ADDRESS__)
+#define JOIN_BLOCKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JOIN_BLOCKS 0
+#endif
+#endif
+#ifndef JOIN_BLOCKS
+#define JOIN_BLOCKS 1
+#endif
+
+/* Puts a value at base[used], after a separator unless it is the first, in a buffer with
+ * room for len + 1 + JOIN_BLOCK more bytes; returns the joined length. */
+static ALWAYS_INLINE size_t join_put(char *base, size_t used, const char *text, size_t len)
 {
-    if (MAMORI_LIKELY(f->text)) {
-        const struct db *d = &w->rs->dbs[db];
-        if (!d->defer) {
-            w->scan_db = d;
-            w->scan_path = path;
-            w->scan_event = event;
-            scan_text(w, db, f->text, f->text_len, hit, text_hash);
-            return;
-        }
-    }
-    push_field(w, db, path, event, f, text_hash);
+    char *out = base + used;
+    if (used) *out++ = (char)DETECT_KEYWORD_SEPARATOR;
+    if (JOIN_BLOCKS && len <= JOIN_BLOCK && ((uintptr_t)text & 4095) <= 4096 - JOIN_BLOCK)
+        memcpy(out, text, JOIN_BLOCK);
+    else
+        memcpy(out, text, len);
+    return (size_t)(out - base) + len;
 }
 
 /* Appends a value to the event's joined keyword text (its own buffer: nothing else may land
@@ -201,10 +217,8 @@ static ALWAYS_INLINE void push_field_text(detect_worker *w, uint32_t db, uint32_
  * can match inside them. */
 static inline void join_text(detect_worker *w, const char *text, size_t len)
 {
-    GROW(w->join, w->join_cap, w->join_len + len + 2);
-    if (w->join_len) w->join[w->join_len++] = (char)DETECT_KEYWORD_SEPARATOR;
-    memcpy(w->join + w->join_len, text, len);
-    w->join_len += len;
+    GROW(w->join, w->join_cap, w->join_len + len + 1 + JOIN_BLOCK);
+    w->join_len = join_put(w->join, w->join_len, text, len);
 }
 
 static void join_scalar(detect_worker *w, const json_value *v)
@@ -314,25 +328,8 @@ static void prefetch_strings(const mamori_event *ev)
     }
 }
 
-/* Texts of at most this many bytes are copied into the join as one block of this size when
- * the block stays inside the text's page (the bytes past the text are overwritten by the
- * next value or lie past join_len). Not under AddressSanitizer, which would see the read
- * past the text. */
-#define JOIN_BLOCK 32
-#if defined(__SANITIZE_ADDRESS__)
-#define JOIN_BLOCKS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JOIN_BLOCKS 0
-#endif
-#endif
-#ifndef JOIN_BLOCKS
-#define JOIN_BLOCKS 1
-#endif
-
-/* The shape's join-only fields (shape_build): each text at least plan_join_min long,
- * separated as join_text does; a field without text (a number rendered, an array) as
- * join_field. */
+/* The shape's join-only fields (shape_build): each text at least plan_join_min long, as
+ * join_text puts it; a field without text (a number rendered, an array) as join_field. */
 static ALWAYS_INLINE void join_fields(detect_worker *w, const event_field *fields, const uint32_t *idx, uint32_t n,
                                       bool cold)
 {
@@ -356,13 +353,7 @@ static ALWAYS_INLINE void join_fields(detect_worker *w, const event_field *field
             GROW(w->join, w->join_cap, used + len + 1 + JOIN_BLOCK);
             base = w->join, cap = w->join_cap;
         }
-        char *out = base + used;
-        if (used) *out++ = (char)DETECT_KEYWORD_SEPARATOR;
-        if (JOIN_BLOCKS && len <= JOIN_BLOCK && ((uintptr_t)text & 4095) <= 4096 - JOIN_BLOCK)
-            memcpy(out, text, JOIN_BLOCK);
-        else
-            memcpy(out, text, len);
-        used = (size_t)(out - base) + len;
+        used = join_put(base, used, text, len);
     }
     w->join_len = used;
 }
@@ -373,7 +364,7 @@ static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_f
                                      const uint32_t *dbs, uint32_t count, bool keyword, bool join)
 {
     uint64_t text_hash = 0;
-    for (uint32_t k = 0; k < count; k++) push_field_text(w, dbs[k], pid, e, f, &text_hash);
+    for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
     if (!keyword) return;
     for (uint32_t k = 0; k < w->plan_nper_value; k++) push_field(w, w->plan_per_value[k], DETECT_NONE, e, f, &text_hash);
     if (w->plan_njoined && join) join_field(w, f);
