@@ -457,6 +457,7 @@ void ruleset_free(detect_ruleset *rs)
     free(rs->always);
     free(rs->preds);
     free(rs->alt_pred);
+    free(rs->alt_trigger);
     free(rs->alt_path);
     free(rs->alt_lazy_first);
     free(rs->alt_lazy_dbs);
@@ -661,6 +662,11 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     rs->keyword_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_db_cls);
     rs->keyword_value_db_cls = mamori_xmalloc((rs->db_count ? rs->db_count : 1) * sizeof *rs->keyword_value_db_cls);
     lazy_lists(rs);
+    rs->alt_trigger = mamori_xmalloc((rs->alt_count ? rs->alt_count : 1) * sizeof *rs->alt_trigger);
+    for (uint32_t a = 0; a < rs->alt_count; a++) {
+        const struct rt_pred *p = &rs->preds[rs->alt_pred[a]];
+        rs->alt_trigger[a] = p->trigger && !rs->rules[p->rule].dead ? p->rule : DETECT_NONE;
+    }
     int64_t t3 = clock_mono_us();
     lazy_direct_build(rs, l ? loader_options(l)->compile_threads : 0); /* its Hyperscan databases count as compile time, its bytes as databases' */
     t2 += clock_mono_us() - t3;

@@ -327,13 +327,10 @@ static size_t eval_event(detect_worker *w, const mamori_event *ev, uint32_t e)
 
     uint32_t cand_count = 0;
     for (uint32_t t = 0; t < w->touched_count; t++) {
-        const struct rt_pred *p = &rs->preds[rs->alt_pred[w->touched[t]]];
-        if (!p->trigger) continue;
-        uint32_t rule = p->rule;
-        if (w->rule_mark[rule] == w->mark) continue;
+        uint32_t rule = rs->alt_trigger[w->touched[t]];
+        if (rule == DETECT_NONE || w->rule_mark[rule] == w->mark) continue;
         w->rule_mark[rule] = w->mark;
-        const struct rt_rule *r = &rs->rules[rule];
-        if (!r->dead && route_applies(&r->route, &w->ls)) w->cands[cand_count++] = rule;
+        if (route_applies(&rs->rules[rule].route, &w->ls)) w->cands[cand_count++] = rule;
     }
     for (uint32_t i = 0; i < rs->always_count; i++) {
         uint32_t rule = rs->always[i];

@@ -495,7 +495,7 @@ struct detect_ruleset {
 
     struct rt_pred *preds;
     uint32_t pred_count;
-    uint32_t *alt_pred; /* alternative → pred */
+    uint32_t *alt_pred, *alt_trigger; /* alternative → pred; → the live rule its pred triggers, or DETECT_NONE */
     uint32_t *alt_path; /* alternative → path id */
     /* alternative → the lazy databases holding its patterns: alt_lazy_dbs[alt_lazy_first[a] ..
      * alt_lazy_first[a + 1]), none when it is scanned eagerly. Usually one; more when its
