@@ -357,6 +357,50 @@ static void test_regex_side_waits(void **state)
     harness_fini(&h);
 }
 
+/* The sides of an AND or OR that only read bits the walk set are asked before the sides that
+ * search (detect/compile.c order_kids): a contains|all selection whose eagerly scanned value is
+ * missing is false without searching for its other values. The rule is a candidate through the
+ * other selection's trigger (`powershell`); results are those of the rule's own order. */
+static void test_bit_readers_first(void **state)
+{
+    (void)state;
+    const char *yaml = "title: t\nid: order\nlogsource:\n    category: process_creation\n    product: windows\n"
+                       "detection:\n    sel_a:\n        CommandLine|contains|all:\n            - '-nop'\n"
+                       "            - 'FromBase64String'\n    sel_b:\n        CommandLine|contains: 'powershell'\n"
+                       "        Image|endswith: '\\wscript.exe'\n    condition: 1 of sel_*\n";
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 1);
+    static const struct {
+        const char *image, *command_line;
+        bool fires;
+        uint64_t searches; /* lazy answers asked */
+    } cases[] = {
+        {"C:\\\\w\\\\cmd.exe", "powershell -nop x", false, 1}, /* Image only: FromBase64String is missing */
+        {"C:\\\\w\\\\cmd.exe", "powershell -nop [FromBase64String]", true, 1},
+        {"C:\\\\w\\\\cmd.exe", "powershell [frombase64string]", false, 2},
+        {"C:\\\\w\\\\wscript.exe", "powershell x", true, 1},
+    };
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"Image\":\"%s\",\"CommandLine\":\"%s\"}}}",
+                 cases[i].image, cases[i].command_line);
+        detect_worker_stats before, after;
+        detect_worker_stats_get(h.worker, &before);
+        const char *ids[4];
+        size_t n = harness_eval(&h, json, ids, 4);
+        detect_worker_stats_get(h.worker, &after);
+        uint64_t searches = after.lazy_direct - before.lazy_direct + after.lazy_scans - before.lazy_scans;
+        if ((n == 1) != cases[i].fires || after.candidates - before.candidates != 1 || searches != cases[i].searches)
+            fail_msg("'%s': fired %zu, %llu candidates, %llu searches; want %d, 1, %llu", cases[i].command_line, n,
+                     (unsigned long long)(after.candidates - before.candidates), (unsigned long long)searches,
+                     cases[i].fires, (unsigned long long)cases[i].searches);
+    }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_wildcard_segments),
         cmocka_unit_test(test_long_value_search),
         cmocka_unit_test(test_regex_side_waits),
+        cmocka_unit_test(test_bit_readers_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
