@@ -511,9 +511,8 @@ struct detect_ruleset {
     uint32_t alt_count;
 
     struct enode *nodes;
-    uint32_t node_count;
     uint32_t *kids;
-    uint32_t kid_count;
+    uint32_t node_count, kid_count;
 
     struct path *paths;
     uint32_t path_count;
@@ -776,6 +775,7 @@ void scan_lazy(detect_worker *w, uint32_t db, uint32_t path);
 #define LAZY_DIRECT_MAX 64 /* more expressions per alternative: scanned (a long list costs what a scan does) */
 #endif
 bool lazy_expr_answerable(const char *expr, uint32_t flags);
+void order_kids(detect_ruleset *rs); /* eval_plan.c: kids of every AND/OR, bit readers first */
 /* compile_db.c: fn(i, ctx) for every i < count, on up to threads threads (0: one per CPU). */
 void compile_parallel(uint32_t count, unsigned threads, void (*fn)(uint32_t i, void *ctx), void *ctx);
 void lazy_direct_build(detect_ruleset *rs, unsigned threads);
