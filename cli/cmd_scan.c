@@ -3,7 +3,7 @@
  * per line, pretty-printed, or a top-level array of objects), normalizes each event as the
  * server does (tenant "offline", agent "scan"), evaluates every rule, writes one NDJSON
  * alert per match to stdout and a summary to stderr. One worker, one thread; events are
- * normalized and detected in batches of 64 and the arena is reset after each batch, so
+ * normalized and detected in batches of 32 and the arena is reset after each batch, so
  * memory stays flat however large the input. Correlation rules (detect/correlate.h) see the
  * matches of their base rules after the whole input was read, sorted by event time, so
  * they fire as on a stream where nothing arrives late; only those matches are kept. */
@@ -35,8 +35,9 @@
 /* Events normalized together, then detected together. 64 OTRF events (~350 KB of DOM,
  * texts and fields) stay in L2 until detection reads them; with 256 (~1.4 MB) detection
  * took their misses: 6-13% slower, 2-6% end to end (bench_detect_bench --only ab
- * --ab-batch 256, docs/detection.md §10.15). */
-#define SCAN_BATCH_EVENTS 64
+ * --ab-batch 256, docs/detection.md §10.15). 32 against 64: detection 2.5% faster, end to
+ * end 1.5% (5 and 3 runs, §10.23); 24 and 48 were not. */
+#define SCAN_BATCH_EVENTS 32
 /* The batch arena's first chunk: a batch of 64 OTRF lines takes ~0.5 MB of DOM, decoded
  * strings and fields, but lines of some sources are far longer; a chunk overflowing the first
  * is freed on every reset (core/arena.c), so a first chunk too small makes every batch

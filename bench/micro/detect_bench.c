@@ -2,7 +2,7 @@
  * set: (a) every OTRF recording (zips under MAMORI_DATA_DIR/otrf, NXLog lines, normalized
  * once with format auto, then detect_eval timed alone over all of them: events cold in
  * memory), (a') the same with detect_eval timed right after each batch is normalized (events
- * warm, as mamorictl scan sees them; --batch events, default 64), (b) synthetic ECS process events,
+ * warm, as mamorictl scan sees them; --batch events, default 32), (b) synthetic ECS process events,
  * (c) parse + normalize + detect end to end on the OTRF lines. Prints the rule-set compile
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
  * time. The end-to-end line writes the canonical JSON of alerting events only, as mamorictl
@@ -31,7 +31,7 @@ static int RUNS = 5; /* --runs */
 #define RUNS_MAX 100
 /* Events normalized, then detected together in the warm and end-to-end lines: as mamorictl
  * scan (cli/cmd_scan.c SCAN_BATCH_EVENTS) unless --batch says otherwise. */
-static size_t WARM_BATCH = 64;
+static size_t WARM_BATCH = 32;
 #define BATCH_MAX 1024
 /* Events per detect_eval_batch call in the cold lines (pre-normalized events, as a consumer
  * reads them off the bus). */
@@ -589,7 +589,7 @@ int main(int argc, char **argv)
             *(!strcmp(argv[i], "--batch") ? &WARM_BATCH : &AB_BATCH) = strtoull(argv[i + 1], NULL, 10), i++;
         else {
             fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab|kinds] [--batch N] [--ab-batch N] [--ab-rules] [--ndjson FILE] [--rules DIR]…\n"
-                            "  --batch N: events per batch of the warm and e2e lines (1-%d, default 64, as mamorictl scan)\n"
+                            "  --batch N: events per batch of the warm and e2e lines (1-%d, default 32, as mamorictl scan)\n"
                             "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n"
                             "  --ab-rules: with --only ab, each variant's rule set is built under that variant, and the\n"
                             "    synthetic ECS process starts are compared too\n"
