@@ -358,7 +358,7 @@ static void test_regex_side_waits(void **state)
 }
 
 /* The sides of an AND or OR that only read bits the walk set are asked before the sides that
- * search (detect/compile.c order_kids): a contains|all selection whose eagerly scanned value is
+ * search (detect/eval_plan.c order_kids): a contains|all selection whose eagerly scanned value is
  * missing is false without searching for its other values. The rule is a candidate through the
  * other selection's trigger (`powershell`); results are those of the rule's own order. */
 static void test_bit_readers_first(void **state)
@@ -401,6 +401,47 @@ static void test_bit_readers_first(void **state)
     harness_fini(&h);
 }
 
+/* In an AND, a negation that searches is asked last: `not filter and sel` asks sel first,
+ * and a false sel spares the filter's search (detect/eval_plan.c order_kids). */
+static void test_negations_last(void **state)
+{
+    (void)state;
+    const char *yaml = "title: t\nid: neg\nlogsource:\n    category: process_creation\n    product: windows\n"
+                       "detection:\n    sel:\n        CommandLine|contains: 'powershell'\n"
+                       "        Image|endswith: '\\wscript.exe'\n    filter:\n"
+                       "        ParentImage|endswith: '\\explorer.exe'\n    condition: not filter and sel\n";
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 1);
+    static const struct {
+        const char *image, *parent;
+        bool fires;
+        uint64_t searches;
+    } cases[] = {
+        {"C:\\\\w\\\\cmd.exe", "C:\\\\w\\\\cmd.exe", false, 1}, /* sel false: no filter search (the rule's order: 2) */
+        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\explorer.exe", false, 2}, /* filtered: one more (was 1) */
+        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\cmd.exe", true, 2},
+    };
+    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"Image\":\"%s\",\"ParentImage\":\"%s\",\"CommandLine\":\"powershell x\"}}}",
+                 cases[i].image, cases[i].parent);
+        detect_worker_stats before, after;
+        detect_worker_stats_get(h.worker, &before);
+        const char *ids[4];
+        size_t n = harness_eval(&h, json, ids, 4);
+        detect_worker_stats_get(h.worker, &after);
+        uint64_t searches = after.lazy_direct - before.lazy_direct + after.lazy_scans - before.lazy_scans;
+        if ((n == 1) != cases[i].fires || after.candidates - before.candidates != 1 || searches != cases[i].searches)
+            fail_msg("'%s' under '%s': fired %zu, %llu candidates, %llu searches; want %d, 1, %llu", cases[i].image,
+                     cases[i].parent, n, (unsigned long long)(after.candidates - before.candidates),
+                     (unsigned long long)searches, cases[i].fires, (unsigned long long)cases[i].searches);
+    }
+    harness_fini(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_long_value_search),
         cmocka_unit_test(test_regex_side_waits),
         cmocka_unit_test(test_bit_readers_first),
+        cmocka_unit_test(test_negations_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
