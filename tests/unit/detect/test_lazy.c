@@ -357,6 +357,41 @@ static void test_regex_side_waits(void **state)
     harness_fini(&h);
 }
 
+/* A Sysmon process start and what the one rule of `yaml` must do with it: fire or not, after
+ * how many lazy answers (searches of a value), being a candidate in every case. */
+struct order_case {
+    const char *image, *parent, *command_line;
+    bool fires;
+    uint64_t searches;
+};
+
+static void check_order(const char *yaml, const struct order_case *cases, size_t count)
+{
+    harness h;
+    harness_init(&h, yaml);
+    harness_expect_loaded(&h, 1);
+    for (size_t i = 0; i < count; i++) {
+        const struct order_case *c = &cases[i];
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"Image\":\"%s\",\"ParentImage\":\"%s\",\"CommandLine\":\"%s\"}}}",
+                 c->image, c->parent, c->command_line);
+        detect_worker_stats before, after;
+        detect_worker_stats_get(h.worker, &before);
+        const char *ids[4];
+        size_t n = harness_eval(&h, json, ids, 4);
+        detect_worker_stats_get(h.worker, &after);
+        uint64_t searches = after.lazy_direct - before.lazy_direct + after.lazy_scans - before.lazy_scans;
+        if ((n == 1) != c->fires || after.candidates - before.candidates != 1 || searches != c->searches)
+            fail_msg("'%s' under '%s' running '%s': fired %zu, %llu candidates, %llu searches; want %d, 1, %llu",
+                     c->image, c->parent, c->command_line, n,
+                     (unsigned long long)(after.candidates - before.candidates), (unsigned long long)searches,
+                     c->fires, (unsigned long long)c->searches);
+    }
+    harness_fini(&h);
+}
+
 /* The sides of an AND or OR that only read bits the walk set are asked before the sides that
  * search (detect/eval_plan.c order_kids): a contains|all selection whose eagerly scanned value is
  * missing is false without searching for its other values. The rule is a candidate through the
@@ -364,41 +399,18 @@ static void test_regex_side_waits(void **state)
 static void test_bit_readers_first(void **state)
 {
     (void)state;
-    const char *yaml = "title: t\nid: order\nlogsource:\n    category: process_creation\n    product: windows\n"
-                       "detection:\n    sel_a:\n        CommandLine|contains|all:\n            - '-nop'\n"
-                       "            - 'FromBase64String'\n    sel_b:\n        CommandLine|contains: 'powershell'\n"
-                       "        Image|endswith: '\\wscript.exe'\n    condition: 1 of sel_*\n";
-    harness h;
-    harness_init(&h, yaml);
-    harness_expect_loaded(&h, 1);
-    static const struct {
-        const char *image, *command_line;
-        bool fires;
-        uint64_t searches; /* lazy answers asked */
-    } cases[] = {
-        {"C:\\\\w\\\\cmd.exe", "powershell -nop x", false, 1}, /* Image only: FromBase64String is missing */
-        {"C:\\\\w\\\\cmd.exe", "powershell -nop [FromBase64String]", true, 1},
-        {"C:\\\\w\\\\cmd.exe", "powershell [frombase64string]", false, 2},
-        {"C:\\\\w\\\\wscript.exe", "powershell x", true, 1},
+    static const struct order_case cases[] = {
+        /* Image only: FromBase64String is missing (the rule's order: 2) */
+        {"C:\\\\w\\\\cmd.exe", "C:\\\\w\\\\services.exe", "powershell -nop x", false, 1},
+        {"C:\\\\w\\\\cmd.exe", "C:\\\\w\\\\services.exe", "powershell -nop [FromBase64String]", true, 1},
+        {"C:\\\\w\\\\cmd.exe", "C:\\\\w\\\\services.exe", "powershell [frombase64string]", false, 2},
+        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\services.exe", "powershell x", true, 1},
     };
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
-        char json[512];
-        snprintf(json, sizeof json,
-                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
-                 "\"EventData\":{\"Image\":\"%s\",\"CommandLine\":\"%s\"}}}",
-                 cases[i].image, cases[i].command_line);
-        detect_worker_stats before, after;
-        detect_worker_stats_get(h.worker, &before);
-        const char *ids[4];
-        size_t n = harness_eval(&h, json, ids, 4);
-        detect_worker_stats_get(h.worker, &after);
-        uint64_t searches = after.lazy_direct - before.lazy_direct + after.lazy_scans - before.lazy_scans;
-        if ((n == 1) != cases[i].fires || after.candidates - before.candidates != 1 || searches != cases[i].searches)
-            fail_msg("'%s': fired %zu, %llu candidates, %llu searches; want %d, 1, %llu", cases[i].command_line, n,
-                     (unsigned long long)(after.candidates - before.candidates), (unsigned long long)searches,
-                     cases[i].fires, (unsigned long long)cases[i].searches);
-    }
-    harness_fini(&h);
+    check_order("title: t\nid: order\nlogsource:\n    category: process_creation\n    product: windows\n"
+                "detection:\n    sel_a:\n        CommandLine|contains|all:\n            - '-nop'\n"
+                "            - 'FromBase64String'\n    sel_b:\n        CommandLine|contains: 'powershell'\n"
+                "        Image|endswith: '\\wscript.exe'\n    condition: 1 of sel_*\n",
+                cases, MAMORI_ARRAY_LEN(cases));
 }
 
 /* In an AND, a negation that searches is asked last: `not filter and sel` asks sel first,
@@ -406,40 +418,16 @@ static void test_bit_readers_first(void **state)
 static void test_negations_last(void **state)
 {
     (void)state;
-    const char *yaml = "title: t\nid: neg\nlogsource:\n    category: process_creation\n    product: windows\n"
-                       "detection:\n    sel:\n        CommandLine|contains: 'powershell'\n"
-                       "        Image|endswith: '\\wscript.exe'\n    filter:\n"
-                       "        ParentImage|endswith: '\\explorer.exe'\n    condition: not filter and sel\n";
-    harness h;
-    harness_init(&h, yaml);
-    harness_expect_loaded(&h, 1);
-    static const struct {
-        const char *image, *parent;
-        bool fires;
-        uint64_t searches;
-    } cases[] = {
-        {"C:\\\\w\\\\cmd.exe", "C:\\\\w\\\\cmd.exe", false, 1}, /* sel false: no filter search (the rule's order: 2) */
-        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\explorer.exe", false, 2}, /* filtered: one more (was 1) */
-        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\cmd.exe", true, 2},
+    static const struct order_case cases[] = {
+        {"C:\\\\w\\\\cmd.exe", "C:\\\\w\\\\cmd.exe", "powershell x", false, 1}, /* sel false: no filter search (was 2) */
+        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\explorer.exe", "powershell x", false, 2}, /* filtered: one more (was 1) */
+        {"C:\\\\w\\\\wscript.exe", "C:\\\\w\\\\cmd.exe", "powershell x", true, 2},
     };
-    for (size_t i = 0; i < MAMORI_ARRAY_LEN(cases); i++) {
-        char json[512];
-        snprintf(json, sizeof json,
-                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
-                 "\"EventData\":{\"Image\":\"%s\",\"ParentImage\":\"%s\",\"CommandLine\":\"powershell x\"}}}",
-                 cases[i].image, cases[i].parent);
-        detect_worker_stats before, after;
-        detect_worker_stats_get(h.worker, &before);
-        const char *ids[4];
-        size_t n = harness_eval(&h, json, ids, 4);
-        detect_worker_stats_get(h.worker, &after);
-        uint64_t searches = after.lazy_direct - before.lazy_direct + after.lazy_scans - before.lazy_scans;
-        if ((n == 1) != cases[i].fires || after.candidates - before.candidates != 1 || searches != cases[i].searches)
-            fail_msg("'%s' under '%s': fired %zu, %llu candidates, %llu searches; want %d, 1, %llu", cases[i].image,
-                     cases[i].parent, n, (unsigned long long)(after.candidates - before.candidates),
-                     (unsigned long long)searches, cases[i].fires, (unsigned long long)cases[i].searches);
-    }
-    harness_fini(&h);
+    check_order("title: t\nid: neg\nlogsource:\n    category: process_creation\n    product: windows\n"
+                "detection:\n    sel:\n        CommandLine|contains: 'powershell'\n"
+                "        Image|endswith: '\\wscript.exe'\n    filter:\n"
+                "        ParentImage|endswith: '\\explorer.exe'\n    condition: not filter and sel\n",
+                cases, MAMORI_ARRAY_LEN(cases));
 }
 
 int main(void)
