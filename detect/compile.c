@@ -436,39 +436,41 @@ static void mark_triggers(builder *b, uint32_t node)
 void ruleset_free(detect_ruleset *rs)
 {
     if (!rs) return;
+    /* what hot.c moved lies in its mapping, unmapped last */
     for (uint32_t i = 0; i < rs->db_count; i++) {
-        if (rs->dbs[i].hs) hs_free_database(rs->dbs[i].hs);
+        if (rs->dbs[i].hs && !ruleset_is_hot(rs, rs->dbs[i].hs)) hs_free_database(rs->dbs[i].hs);
         literal_set_free(rs->dbs[i].lit);
         free(rs->dbs[i].exprs);
         free(rs->dbs[i].flags);
-        free(rs->dbs[i].alt_first);
-        free(rs->dbs[i].alts);
+        ruleset_hot_free_ptr(rs, rs->dbs[i].alt_first);
+        ruleset_hot_free_ptr(rs, rs->dbs[i].alts);
     }
     if (rs->scratch_proto) hs_free_scratch(rs->scratch_proto);
-    free(rs->dbs);
-    free(rs->path_dbs);
-    free(rs->path_db_cls);
-    free(rs->keyword_dbs);
-    free(rs->keyword_value_dbs);
-    free(rs->keyword_db_cls);
-    free(rs->keyword_value_db_cls);
+    ruleset_hot_free_ptr(rs, rs->dbs);
+    ruleset_hot_free_ptr(rs, rs->path_dbs);
+    ruleset_hot_free_ptr(rs, rs->path_db_cls);
+    ruleset_hot_free_ptr(rs, rs->keyword_dbs);
+    ruleset_hot_free_ptr(rs, rs->keyword_value_dbs);
+    ruleset_hot_free_ptr(rs, rs->keyword_db_cls);
+    ruleset_hot_free_ptr(rs, rs->keyword_value_db_cls);
     free(rs->infos);
-    free(rs->rules);
-    free(rs->always);
-    free(rs->preds);
-    free(rs->alt_pred);
-    free(rs->alt_trigger);
-    free(rs->alt_path);
-    free(rs->alt_lazy_first);
-    free(rs->alt_lazy_dbs);
+    ruleset_hot_free_ptr(rs, rs->rules);
+    ruleset_hot_free_ptr(rs, rs->always);
+    ruleset_hot_free_ptr(rs, rs->preds);
+    ruleset_hot_free_ptr(rs, rs->alt_pred);
+    ruleset_hot_free_ptr(rs, rs->alt_trigger);
+    ruleset_hot_free_ptr(rs, rs->alt_path);
+    ruleset_hot_free_ptr(rs, rs->alt_lazy_first);
+    ruleset_hot_free_ptr(rs, rs->alt_lazy_dbs);
     lazy_direct_free(rs);
-    free(rs->nodes);
-    free(rs->kids);
-    free(rs->paths);
-    free(rs->fields);
+    ruleset_hot_free_ptr(rs, rs->nodes);
+    ruleset_hot_free_ptr(rs, rs->kids);
+    ruleset_hot_free_ptr(rs, rs->paths);
+    ruleset_hot_free_ptr(rs, rs->fields);
     free(rs->row_path);
-    free(rs->path_slots);
+    ruleset_hot_free_ptr(rs, rs->path_slots);
     strmap_fini(&rs->path_index);
+    ruleset_hot_unmap(rs);
     arena_fini(&rs->mem);
     free(rs);
 }
@@ -740,6 +742,15 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     free(b.pspec);
     strmap_fini(&b.field_index);
 
+    uint32_t always = 0;
+    for (uint32_t i = 0; i < rs->rule_count; i++)
+        always += rs->rules[i].always && !rs->rules[i].dead && !rs->rules[i].route.unroutable;
+    rs->always = mamori_xmalloc((always ? always : 1) * sizeof *rs->always);
+    for (uint32_t i = 0; i < rs->rule_count; i++)
+        if (rs->rules[i].always && !rs->rules[i].dead && !rs->rules[i].route.unroutable)
+            rs->always[rs->always_count++] = i;
+    parse_extensions(rs);
+    if (rc == 0) ruleset_hot_move(rs); /* complete: onto huge pages (hot.c), then scratch for the placed databases */
     if (rc == 0) {
         for (uint32_t i = 0; i < rs->db_count && rc == 0; i++) {
             if (rs->dbs[i].hs && hs_alloc_scratch(rs->dbs[i].hs, &rs->scratch_proto) != HS_SUCCESS) {
@@ -749,14 +760,6 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
         }
         if (rs->scratch_proto) hs_scratch_size(rs->scratch_proto, &rs->scratch_bytes);
     }
-    uint32_t always = 0;
-    for (uint32_t i = 0; i < rs->rule_count; i++)
-        always += rs->rules[i].always && !rs->rules[i].dead && !rs->rules[i].route.unroutable;
-    rs->always = mamori_xmalloc((always ? always : 1) * sizeof *rs->always);
-    for (uint32_t i = 0; i < rs->rule_count; i++)
-        if (rs->rules[i].always && !rs->rules[i].dead && !rs->rules[i].route.unroutable)
-            rs->always[rs->always_count++] = i;
-    parse_extensions(rs);
 
     uint32_t loaded = 0, unroutable = 0;
     for (uint32_t i = 0; i < rs->rule_count; i++) {
@@ -774,6 +777,7 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     report->predicates = rs->pred_count;
     report->database_bytes = db_bytes;
     report->scratch_bytes = rs->scratch_bytes;
+    report->hot_bytes = rs->hot_bytes;
     if (rc) {
         ruleset_free(rs);
         return rc;

@@ -147,6 +147,7 @@ typedef struct detect_report {
     uint32_t predicates;
     uint64_t database_bytes; /* sum of hs_database_size */
     uint64_t scratch_bytes;  /* per worker */
+    uint64_t hot_bytes; /* read-mostly data placed together on one mapping, of 2 MiB pages from 1 MiB on (0: none) */
     uint32_t correlations;   /* correlation rules loaded (correlate_set_build) */
 } detect_report;
 

@@ -497,32 +497,24 @@ struct detect_ruleset {
     uint32_t pred_count;
     uint32_t *alt_pred, *alt_trigger; /* alternative → pred; → the live rule its pred triggers, or DETECT_NONE */
     uint32_t *alt_path; /* alternative → path id */
-    /* alternative → the lazy databases holding its patterns: alt_lazy_dbs[alt_lazy_first[a] ..
-     * alt_lazy_first[a + 1]), none when it is scanned eagerly. Usually one; more when its
-     * patterns went to several (contains values of a literal set split by length, or a literal
-     * and a Hyperscan pattern of one predicate). */
+    /* alternative → the lazy databases holding its patterns: alt_lazy_dbs[alt_lazy_first[a] .. alt_lazy_first[a + 1]),
+     * none when scanned eagerly; several when its patterns went to several (split contains values, literal + pattern). */
     uint32_t *alt_lazy_first, *alt_lazy_dbs;
-    /* lazy alternative → how lazy.c answers it without a scan: alt_lits[alt_lit_first[a] ..
-     * alt_lit_first[a + 1]); none when it cannot (more than LAZY_DIRECT_MAX expressions,
-     * or Hyperscan refused its own database) */
+    /* lazy alternative → how lazy.c answers it without a scan: alt_lits[alt_lit_first[a] .. alt_lit_first[a + 1]);
+     * none when it cannot (more than LAZY_DIRECT_MAX expressions, or Hyperscan refused its own database) */
     uint32_t *alt_lit_first;
     struct alt_lit *alt_lits;
     size_t alt_bytes; /* their literal sets' and Hyperscan databases' */
     uint32_t alt_count;
-
     struct enode *nodes;
     uint32_t *kids;
     uint32_t node_count, kid_count;
-
     struct path *paths;
     uint32_t path_count;
     strmap path_index;
     struct path_slot *path_slots; /* path_slot_mask + 1 slots */
     uint32_t path_slot_mask;
-    struct {
-        const char *str;
-        uint32_t len;
-    } extra_paths[PATH_EXTRA_MAX]; /* table paths that are no path id (synthesized ones) */
+    struct { const char *str; uint32_t len; } extra_paths[PATH_EXTRA_MAX]; /* table paths that are no path id (synthesized ones) */
     uint32_t extra_path_count;
     struct sfield *fields;
     uint32_t field_count;
@@ -540,8 +532,16 @@ struct detect_ruleset {
     uint32_t keyword_value_db_count;
     hs_scratch_t *scratch_proto;
     size_t scratch_bytes;
+    void *hot_map; /* hot.c: the mapping on huge pages, NULL when none */
+    size_t hot_map_bytes, hot_bytes;
 };
 
+/* hot.c: the read-mostly arrays and Hyperscan databases moved onto one mapping on huge pages
+ * once the set is complete; ruleset_hot_free_ptr frees p unless it lies there. */
+void ruleset_hot_move(detect_ruleset *rs);
+bool ruleset_is_hot(const detect_ruleset *rs, const void *p);
+void ruleset_hot_free_ptr(const detect_ruleset *rs, void *p);
+void ruleset_hot_unmap(detect_ruleset *rs);
 /* compile.c */
 int ruleset_build(struct detect_loader *l, struct lrule **rules, uint32_t count, detect_ruleset **out,
                   detect_report *report, char *err, size_t err_len);

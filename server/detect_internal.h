@@ -57,7 +57,7 @@ typedef struct ruleset_info {
     uint32_t rules, correlations, rejected, skipped, unroutable, files;
     uint32_t by_reason[DETECT_REASON_COUNT];
     uint32_t databases, patterns;
-    uint64_t database_bytes, scratch_bytes;
+    uint64_t database_bytes, scratch_bytes, hot_bytes;
     double load_ms, compile_ms;
     int64_t loaded_at_us;
 } ruleset_info;

@@ -122,6 +122,7 @@ int detect_build_ruleset(detect_rt *rt, detect_ruleset **out, corr_gen **corr, r
         info->patterns = r->patterns;
         info->database_bytes = r->database_bytes;
         info->scratch_bytes = r->scratch_bytes;
+        info->hot_bytes = r->hot_bytes;
         info->load_ms = r->load_ms;
         info->compile_ms = r->compile_ms;
         info->loaded_at_us = clock_wall_us();
@@ -134,10 +135,10 @@ static void log_loaded(const char *what, const ruleset_info *i)
 {
     LOG_INFO(MOD,
              "%s generation=%llu rules=%u correlations=%u rejected=%u skipped=%u unroutable=%u files=%u load_ms=%.0f "
-             "compile_ms=%.0f databases=%u patterns=%u database_mib=%.1f",
+             "compile_ms=%.0f databases=%u patterns=%u database_mib=%.1f hugepage_mib=%.1f",
              what, (unsigned long long)i->generation, i->rules, i->correlations, i->rejected, i->skipped, i->unroutable,
-             i->files,
-             i->load_ms, i->compile_ms, i->databases, i->patterns, (double)i->database_bytes / 1048576.0);
+             i->files, i->load_ms, i->compile_ms, i->databases, i->patterns, (double)i->database_bytes / 1048576.0,
+             (double)i->hot_bytes / 1048576.0);
 }
 
 /* Stops every detection thread between two groups of batches (or until it is gone). */

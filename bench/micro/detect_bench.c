@@ -647,9 +647,10 @@ int main(int argc, char **argv)
     }
     const detect_report *rep = detect_loader_report(loader);
     printf("rules: %u loaded, %u rejected, %u skipped; load %.0f ms + Hyperscan %.0f ms (wall %.0f ms); "
-           "%u databases, %u patterns, %.1f MiB databases, %.0f KiB scratch\n",
+           "%u databases, %u patterns, %.1f MiB databases, %.0f KiB scratch, %.1f MiB on huge pages\n",
            rep->loaded, rep->rejected, rep->skipped, rep->load_ms, rep->compile_ms, (wall_s() - t0) * 1000,
-           rep->databases, rep->patterns, (double)rep->database_bytes / 1048576.0, (double)rep->scratch_bytes / 1024.0);
+           rep->databases, rep->patterns, (double)rep->database_bytes / 1048576.0, (double)rep->scratch_bytes / 1024.0,
+           (double)rep->hot_bytes / 1048576.0);
 
     bool batch_only = only && !strcmp(only, "batch");
     if (batch_only) only = "otrf";
