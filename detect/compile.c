@@ -436,41 +436,17 @@ static void mark_triggers(builder *b, uint32_t node)
 void ruleset_free(detect_ruleset *rs)
 {
     if (!rs) return;
-    /* what hot.c moved lies in its mapping, unmapped last */
     for (uint32_t i = 0; i < rs->db_count; i++) {
-        if (rs->dbs[i].hs && !ruleset_is_hot(rs, rs->dbs[i].hs)) hs_free_database(rs->dbs[i].hs);
         literal_set_free(rs->dbs[i].lit);
         free(rs->dbs[i].exprs);
         free(rs->dbs[i].flags);
-        ruleset_hot_free_ptr(rs, rs->dbs[i].alt_first);
-        ruleset_hot_free_ptr(rs, rs->dbs[i].alts);
     }
     if (rs->scratch_proto) hs_free_scratch(rs->scratch_proto);
-    ruleset_hot_free_ptr(rs, rs->dbs);
-    ruleset_hot_free_ptr(rs, rs->path_dbs);
-    ruleset_hot_free_ptr(rs, rs->path_db_cls);
-    ruleset_hot_free_ptr(rs, rs->keyword_dbs);
-    ruleset_hot_free_ptr(rs, rs->keyword_value_dbs);
-    ruleset_hot_free_ptr(rs, rs->keyword_db_cls);
-    ruleset_hot_free_ptr(rs, rs->keyword_value_db_cls);
-    free(rs->infos);
-    ruleset_hot_free_ptr(rs, rs->rules);
-    ruleset_hot_free_ptr(rs, rs->always);
-    ruleset_hot_free_ptr(rs, rs->preds);
-    ruleset_hot_free_ptr(rs, rs->alt_pred);
-    ruleset_hot_free_ptr(rs, rs->alt_trigger);
-    ruleset_hot_free_ptr(rs, rs->alt_path);
-    ruleset_hot_free_ptr(rs, rs->alt_lazy_first);
-    ruleset_hot_free_ptr(rs, rs->alt_lazy_dbs);
     lazy_direct_free(rs);
-    ruleset_hot_free_ptr(rs, rs->nodes);
-    ruleset_hot_free_ptr(rs, rs->kids);
-    ruleset_hot_free_ptr(rs, rs->paths);
-    ruleset_hot_free_ptr(rs, rs->fields);
+    ruleset_hot_release(rs); /* the arrays hot.c lists and the databases, on its mapping or not */
+    free(rs->infos);
     free(rs->row_path);
-    ruleset_hot_free_ptr(rs, rs->path_slots);
     strmap_fini(&rs->path_index);
-    ruleset_hot_unmap(rs);
     arena_fini(&rs->mem);
     free(rs);
 }

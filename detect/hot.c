@@ -30,34 +30,31 @@
 #define HOT_MOVE 1
 #endif
 
-bool ruleset_is_hot(const detect_ruleset *rs, const void *p)
+static bool is_hot(const detect_ruleset *rs, const void *p)
 {
     return rs->hot_map && (const char *)p >= (const char *)rs->hot_map &&
            (const char *)p < (const char *)rs->hot_map + rs->hot_map_bytes;
 }
 
-void ruleset_hot_free_ptr(const detect_ruleset *rs, void *p)
-{
-    if (!ruleset_is_hot(rs, p)) free(p);
-}
-
-void ruleset_hot_unmap(detect_ruleset *rs)
-{
-    if (rs->hot_map) munmap(rs->hot_map, rs->hot_map_bytes);
-    rs->hot_map = NULL;
-    rs->hot_map_bytes = 0;
-}
-
-/* One pass sizes (base NULL), the next copies: *used grows by each array, 64-byte aligned. */
+/* One list of the arrays (move_arrays) walked three ways: sizing (base NULL), copying (base
+ * set), releasing (rs set: each freed unless it lies in the mapping). *used grows by each
+ * array, 64-byte aligned. */
 struct hot_pass {
     char *base;
     size_t used;
+    const detect_ruleset *release;
 };
 
-/* Copies count elements of size bytes from *ptr into the region and frees the original. */
+/* Copies count elements of size bytes from *ptr into the region and frees the original; or
+ * releases *ptr. */
 static void move_array(struct hot_pass *h, void *ptr_to_ptr, size_t count, size_t size)
 {
     void **pp = ptr_to_ptr;
+    if (h->release) { /* whatever its count: an empty array may still be a 1-element allocation */
+        if (!is_hot(h->release, *pp)) free(*pp);
+        *pp = NULL;
+        return;
+    }
     if (!*pp || !count) return;
     size_t off = (h->used + HOT_ALIGN - 1) & ~(size_t)(HOT_ALIGN - 1);
     h->used = off + count * size;
@@ -68,17 +65,19 @@ static void move_array(struct hot_pass *h, void *ptr_to_ptr, size_t count, size_
 }
 #define MOVE(h, arr, count) move_array((h), &(arr), (size_t)(count), sizeof *(arr))
 
-/* Every array the walk and the evaluation read, in one order for both passes. */
+/* Every array the walk and the evaluation read, in one order for every pass. The counts kept
+ * in arrays are read before those arrays move, and not at all when releasing (a set whose
+ * build failed may not have them). */
 static void move_arrays(struct hot_pass *h, detect_ruleset *rs)
 {
+    bool sized = !h->release;
     uint32_t path_db_count = 0;
-    for (uint32_t p = 0; p < rs->path_count; p++)
+    for (uint32_t p = 0; sized && p < rs->path_count; p++)
         path_db_count = MAMORI_MAX(path_db_count, rs->paths[p].db_first + rs->paths[p].db_count);
     for (uint32_t i = 0; i < rs->db_count; i++) {
         struct db *d = &rs->dbs[i];
-        if (!d->alt_first) continue;
-        uint32_t alts = d->alt_first[d->id_count];
-        MOVE(h, d->alts, alts); /* before alt_first, which says how many */
+        /* alts before alt_first, which says how many */
+        MOVE(h, d->alts, sized && d->alt_first ? d->alt_first[d->id_count] : 0);
         MOVE(h, d->alt_first, d->id_count + 1);
     }
     MOVE(h, rs->dbs, rs->db_count);
@@ -88,14 +87,10 @@ static void move_arrays(struct hot_pass *h, detect_ruleset *rs)
     MOVE(h, rs->alt_pred, rs->alt_count);
     MOVE(h, rs->alt_trigger, rs->alt_count);
     MOVE(h, rs->alt_path, rs->alt_count);
-    if (rs->alt_lazy_first) {
-        MOVE(h, rs->alt_lazy_dbs, rs->alt_lazy_first[rs->alt_count]);
-        MOVE(h, rs->alt_lazy_first, rs->alt_count + 1);
-    }
-    if (rs->alt_lit_first) {
-        MOVE(h, rs->alt_lits, rs->alt_lit_first[rs->alt_count]);
-        MOVE(h, rs->alt_lit_first, rs->alt_count + 1);
-    }
+    MOVE(h, rs->alt_lazy_dbs, sized && rs->alt_lazy_first ? rs->alt_lazy_first[rs->alt_count] : 0);
+    MOVE(h, rs->alt_lazy_first, rs->alt_count + 1);
+    MOVE(h, rs->alt_lits, sized && rs->alt_lit_first ? rs->alt_lit_first[rs->alt_count] : 0);
+    MOVE(h, rs->alt_lit_first, rs->alt_count + 1);
     MOVE(h, rs->nodes, rs->node_count);
     MOVE(h, rs->kids, rs->kid_count);
     MOVE(h, rs->paths, rs->path_count);
@@ -163,4 +158,15 @@ void ruleset_hot_move(detect_ruleset *rs)
     free(bytes);
     free(lens);
     free(sizes);
+}
+
+void ruleset_hot_release(detect_ruleset *rs)
+{
+    for (uint32_t i = 0; i < rs->db_count; i++)
+        if (rs->dbs[i].hs && !is_hot(rs, rs->dbs[i].hs)) hs_free_database(rs->dbs[i].hs);
+    struct hot_pass h = {.release = rs};
+    move_arrays(&h, rs);
+    if (rs->hot_map) munmap(rs->hot_map, rs->hot_map_bytes);
+    rs->hot_map = NULL;
+    rs->hot_map_bytes = rs->hot_bytes = 0;
 }

@@ -537,11 +537,9 @@ struct detect_ruleset {
 };
 
 /* hot.c: the read-mostly arrays and Hyperscan databases moved onto one mapping on huge pages
- * once the set is complete; ruleset_hot_free_ptr frees p unless it lies there. */
+ * once the set is complete; ruleset_hot_release frees them, moved or not, and the mapping. */
 void ruleset_hot_move(detect_ruleset *rs);
-bool ruleset_is_hot(const detect_ruleset *rs, const void *p);
-void ruleset_hot_free_ptr(const detect_ruleset *rs, void *p);
-void ruleset_hot_unmap(detect_ruleset *rs);
+void ruleset_hot_release(detect_ruleset *rs);
 /* compile.c */
 int ruleset_build(struct detect_loader *l, struct lrule **rules, uint32_t count, detect_ruleset **out,
                   detect_report *report, char *err, size_t err_len);
@@ -779,7 +777,7 @@ void order_kids(detect_ruleset *rs); /* eval_plan.c: kids of every AND/OR, bit r
 /* compile_db.c: fn(i, ctx) for every i < count, on up to threads threads (0: one per CPU). */
 void compile_parallel(uint32_t count, unsigned threads, void (*fn)(uint32_t i, void *ctx), void *ctx);
 void lazy_direct_build(detect_ruleset *rs, unsigned threads);
-void lazy_direct_free(detect_ruleset *rs);
+void lazy_direct_free(detect_ruleset *rs); /* the sets and databases alt_lits own (hot.c frees the arrays) */
 int lazy_direct(detect_worker *w, uint32_t alt, uint32_t path);
 
 /* fields.c: runtime resolution of a Sigma field to the path it lives at in an event. The

@@ -296,8 +296,6 @@ void lazy_direct_free(detect_ruleset *rs)
         if (rs->alt_lits[i].kind == ALT_LIT_SET) literal_set_free(rs->alt_lits[i].set);
         else if (rs->alt_lits[i].kind == ALT_LIT_HS && rs->alt_lits[i].owner) hs_free_database(rs->alt_lits[i].hs);
     }
-    ruleset_hot_free_ptr(rs, rs->alt_lit_first);
-    ruleset_hot_free_ptr(rs, rs->alt_lits);
 }
 
 static inline bool same(const char *v, const char *t, uint32_t n, bool cased)
