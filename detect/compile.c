@@ -438,6 +438,8 @@ void ruleset_free(detect_ruleset *rs)
     if (!rs) return;
     for (uint32_t i = 0; i < rs->db_count; i++) {
         literal_set_free(rs->dbs[i].lit);
+        if (rs->dbs[i].lines_hs) hs_free_database(rs->dbs[i].lines_hs);
+        if (rs->dbs[i].rest_hs) hs_free_database(rs->dbs[i].rest_hs);
         free(rs->dbs[i].exprs);
         free(rs->dbs[i].flags);
     }
@@ -606,6 +608,11 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             else d->bytes = literal_set_bytes(d->lit);
             d->defer = d->hs && !d->joined && d->bytes >= DETECT_DEFER_BYTES;
             d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
+            d->line_local = bd->line_local;
+            d->rest_gated = bd->rest_gated;
+            d->lines_hs = bd->lines_hs;
+            d->rest_hs = bd->rest_hs;
+            bd->lines_hs = bd->rest_hs = NULL;
             if (d->joined) {
                 d->join_min = join_min(d->exprs, d->flags, d->id_count);
                 const size_t start = sizeof KEYWORD_VALUE_START - 1, end = sizeof KEYWORD_VALUE_END - 1;
@@ -619,6 +626,8 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             patterns += d->id_count;
         }
         if (bd->hs) hs_free_database(bd->hs);
+        if (bd->lines_hs) hs_free_database(bd->lines_hs);
+        if (bd->rest_hs) hs_free_database(bd->rest_hs);
         literal_set_free(bd->lit);
         free(bd->entries);
         free(bd->exprs);
@@ -729,7 +738,10 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
     if (rc == 0) ruleset_hot_move(rs); /* complete: onto huge pages (hot.c), then scratch for the placed databases */
     if (rc == 0) {
         for (uint32_t i = 0; i < rs->db_count && rc == 0; i++) {
-            if (rs->dbs[i].hs && hs_alloc_scratch(rs->dbs[i].hs, &rs->scratch_proto) != HS_SUCCESS) {
+            const struct db *d = &rs->dbs[i];
+            if ((d->hs && hs_alloc_scratch(d->hs, &rs->scratch_proto) != HS_SUCCESS) ||
+                (d->lines_hs && hs_alloc_scratch(d->lines_hs, &rs->scratch_proto) != HS_SUCCESS) ||
+                (d->rest_hs && hs_alloc_scratch(d->rest_hs, &rs->scratch_proto) != HS_SUCCESS)) {
                 snprintf(err, err_len, "Hyperscan could not allocate scratch space");
                 rc = -EIO;
             }

@@ -49,6 +49,91 @@ void db_prepare(struct db_build *db)
     db->id_count = ids;
 }
 
+/* Compiles db's expressions whose in_line is want, ids as in db, into *out; with gates (want
+ * true), also each other expression's required literal (caseless, as `\xHH` bytes) as id
+ * id_count + k, k counting those expressions. */
+static bool compile_subset(const struct db_build *db, const bool *in_line, bool want, char **gates,
+                           hs_database_t **out)
+{
+    const char **exprs = mamori_xmalloc(db->id_count * sizeof *exprs);
+    unsigned *flags = mamori_xmalloc(db->id_count * sizeof *flags), *ids = mamori_xmalloc(db->id_count * sizeof *ids);
+    uint32_t n = 0, k = 0;
+    for (uint32_t i = 0; i < db->id_count; i++) {
+        if (in_line[i] == want) {
+            exprs[n] = db->exprs[i];
+            flags[n] = db->flags[i];
+            ids[n++] = i;
+        } else if (gates) {
+            exprs[n] = gates[k];
+            flags[n] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+            ids[n++] = db->id_count + k++;
+        }
+    }
+    hs_compile_error_t *cerr = NULL;
+    hs_error_t rc = hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, out, &cerr);
+    if (cerr) hs_free_compile_error(cerr);
+    if (rc != HS_SUCCESS) *out = NULL;
+    free(exprs);
+    free(flags);
+    free(ids);
+    return rc == HS_SUCCESS;
+}
+
+/* The required literals of db's expressions not in_line (strength.c regex_factor), each as a
+ * caseless Hyperscan literal, in gates[0..rest); false when one has none of at least 3 bytes
+ * without '\n' (gates then freed). */
+static bool rest_gates(const struct db_build *db, const bool *in_line, uint32_t rest, char **gates)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < db->id_count; i++) {
+        if (in_line[i]) continue;
+        char lit[64];
+        uint32_t n = regex_factor(db->exprs[i], db->flags[i], lit, sizeof lit);
+        if (n < 3 || memchr(lit, '\n', n)) break;
+        gates[k] = mamori_xmalloc(4 * (size_t)n + 1);
+        for (uint32_t c = 0; c < n; c++) snprintf(gates[k] + 4 * c, 5, "\\x%02x", (unsigned)(uint8_t)lit[c]);
+        k++;
+    }
+    if (k == rest) return true;
+    for (uint32_t j = 0; j < k; j++) free(gates[j]);
+    return false;
+}
+
+/* Whether a long value may be scanned line by line (scan.c scan_lines): when every expression
+ * is a contains literal without '\n', all its matches lie within a line (line_local). In a
+ * database large enough to be deferred where all but a few are (PowerShell `ContextInfo`: 264
+ * of 265, the other a wildcard), those few go to rest_hs, scanned over the whole value, and
+ * the others to lines_hs, ids as in the whole database. When each of the few has a required
+ * literal (a match contains it, so it lies in a line), lines_hs holds those literals too, as
+ * ids from id_count on, and rest_hs is scanned only when a line holds one (rest_gated). */
+static void split_lines(struct db_build *db)
+{
+    if (db->joined || !db->hs) return;
+    bool *in_line = mamori_xmalloc(db->id_count * sizeof *in_line);
+    uint32_t rest = 0;
+    for (uint32_t i = 0; i < db->id_count; i++) {
+        in_line[i] = literal_all_in_line(&db->exprs[i], &db->flags[i], 1);
+        rest += !in_line[i];
+    }
+    size_t bytes = 0;
+    if (rest == 0) {
+        db->line_local = true;
+    } else if (rest <= LINES_REST_MAX && rest < db->id_count && hs_database_size(db->hs, &bytes) == HS_SUCCESS &&
+               bytes >= DETECT_DEFER_BYTES) {
+        char *gates[LINES_REST_MAX];
+        db->rest_gated = rest_gates(db, in_line, rest, gates);
+        if (!compile_subset(db, in_line, true, db->rest_gated ? gates : NULL, &db->lines_hs) ||
+            !compile_subset(db, in_line, false, NULL, &db->rest_hs)) {
+            if (db->lines_hs) hs_free_database(db->lines_hs);
+            db->lines_hs = NULL; /* a failure costs the split only: the whole database scans as before */
+            db->rest_gated = false;
+        }
+        if (db->rest_gated)
+            for (uint32_t k = 0; k < rest; k++) free(gates[k]);
+    }
+    free(in_line);
+}
+
 static void compile_db(struct db_build *db)
 {
     db->failed_expression = -1;
@@ -68,6 +153,7 @@ static void compile_db(struct db_build *db)
         snprintf(db->error, sizeof db->error, "%s", cerr ? cerr->message : "compile failed");
     }
     if (cerr) hs_free_compile_error(cerr);
+    split_lines(db);
 }
 
 struct pool {

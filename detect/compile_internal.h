@@ -7,6 +7,7 @@
 
 #define PATHS_PER_FIELD_MAX 16
 #define COMPILE_THREADS_MAX 16
+#define LINES_REST_MAX 8 /* expressions left for the whole value when a database is split by line */
 
 /* growable arrays */
 #define VEC_PUSH(arr, count, cap, value)                                                   \
@@ -43,6 +44,8 @@ struct db_build {
     uint32_t id_count;
     hs_database_t *hs;
     struct litset *lit;
+    bool line_local, rest_gated;       /* struct db's, from compile_db */
+    hs_database_t *lines_hs, *rest_hs; /* struct db's, from compile_db */
     int failed_expression; /* -1: none; -2: whole database */
     char error[256];
 };

@@ -219,6 +219,7 @@ typedef struct detect_worker_stats {
     uint64_t lazy_direct; /* lazy predicates answered from the value itself, without a scan (lazy.c) */
     uint64_t lazy_scans;  /* lazy databases scanned for a candidate (at most once per event and path) */
     uint64_t join_suffixes; /* values left out of the keyword join: they end a longer value that is in it */
+    uint64_t line_hits;   /* lines of long values answered by the scan memo (scan.c scan_lines) */
 } detect_worker_stats;
 
 detect_worker *detect_worker_create(void);

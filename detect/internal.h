@@ -11,6 +11,7 @@
 #define MAMORI_DETECT_INTERNAL_H
 
 #include "detect.h"
+#include "memo.h"
 
 #include "core/arena.h"
 #include "core/logsource.h"
@@ -398,50 +399,15 @@ uint32_t literal_contains_overflow(const char *const *exprs, const uint32_t *fla
 struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags, uint32_t count);
 void literal_set_free(struct litset *set);
 size_t literal_set_bytes(const struct litset *set);
-typedef void (*literal_match_fn)(uint32_t id, void *ctx);
 /* Calls fn once for every expression of the set matching text[0..len) (in no particular order). */
 void literal_set_scan(const struct litset *set, const char *text, size_t len, literal_match_fn fn, void *ctx);
 /* Whether a lookup costs more than a memo probe (memo.c): a substring filter, or several
  * prefix/suffix key lengths to probe. */
 bool literal_set_worth_memo(const struct litset *set);
+/* Whether every expression is a contains literal without '\n': its matches lie within a line. */
+bool literal_all_in_line(const char *const *exprs, const uint32_t *flags, uint32_t count);
 
-/* ---- the scan memo (memo.c): a database's matches in a value, remembered per worker ---- */
-
-#define MEMO_SLOTS 4096u               /* direct-mapped entries (power of two) */
-#define MEMO_RING_BYTES (1u << 20)     /* their records: ids then value bytes (power of two) */
-#define MEMO_TEXT_MAX 512u             /* longer values are scanned, never remembered */
-#define MEMO_IDS_MAX 32u               /* scans reporting more expressions are not remembered */
-struct memo_slot {
-    uint64_t hash; /* memo_key(value, db); 0: empty */
-    uint64_t pos;  /* absolute ring position of the record */
-    uint32_t db, len, id_count;
-};
-struct scan_memo {
-    struct memo_slot *slots;
-    char *ring;
-    uint64_t ring_pos; /* bytes ever written (records never straddle the ring's end) */
-    uint32_t rec[MEMO_IDS_MAX]; /* the ids of the scan being recorded */
-    uint32_t rec_count;
-};
-/* Allocates (first call) or empties the memo. */
-void memo_init(struct scan_memo *m);
-void memo_fini(struct scan_memo *m);
-/* A value's hash (never 0), computed once per value however many databases scan it, and the
- * memo key of (database, value) made from it. */
-uint64_t memo_text_hash(const char *text, size_t len);
-static inline uint64_t memo_key(uint64_t text_hash, uint32_t db)
-{
-    uint64_t k = (text_hash ^ ((uint64_t)(db + 1) * 0x9E3779B97F4A7C15ull)) * 0xD6E8FEB86659FD93ull;
-    k ^= k >> 32;
-    return k ? k : 1; /* 0 marks an empty slot */
-}
-/* If the memo holds (db, text), calls fn(id, ctx) for each id it matched and returns true. */
-bool memo_replay(const struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len,
-                 literal_match_fn fn, void *ctx);
-/* Records one id of the scan in progress; memo_store then files the ids under (db, text)
- * (and forgets them: the next scan starts empty). */
-void memo_record(struct scan_memo *m, uint32_t id);
-void memo_store(struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len);
+/* ---- the scan memo (memo.c): memo.h ---------------------------------------------------- */
 
 /* One way of answering a lazy alternative without its lazy databases (lazy.c): a plain
  * literal, a star-only wildcard, a literal set or a Hyperscan database of its own. */
@@ -471,6 +437,9 @@ struct db {
     bool lazy;             /* non-trigger patterns: scanned only when a candidate asks */
     bool defer;            /* large: scanned database by database over the batch, not per value */
     bool memo;             /* costlier to scan than to look up in the worker's scan memo */
+    bool line_local;       /* contains literals only, none holding '\n': long values by line */
+    hs_database_t *lines_hs, *rest_hs; /* or split so (compile_db.c split_lines); else NULL */
+    bool rest_gated;       /* lines_hs reports ids from id_count on: rest_hs is worth a scan */
     uint32_t join_min;     /* joined: the fewest bytes of one value any of its expressions
                             * matches (a match never crosses the 0xFF between values, so a
                             * shorter value need not be joined); 0 when unknown */
@@ -708,6 +677,8 @@ struct detect_worker {
     uint32_t scan_path, scan_event;
     literal_match_fn scan_fn; /* where a Hyperscan match of the scan in progress goes */
     literal_match_fn memo_fn; /* where a recorded match goes on */
+    literal_match_fn line_fn; /* scan_lines: where a line's match of an expression goes on */
+    bool rest_wanted;         /* scan_lines: a line holds a required literal of rest_hs */
     struct scan_memo memo;
     bool batch_winlog[DETECT_BATCH_MAX]; /* the event has winlog.channel */
     /* The databases that apply to the current event's logsource (scan.c): per path, computed

@@ -484,6 +484,20 @@ void literal_set_free(struct litset *set)
 
 size_t literal_set_bytes(const struct litset *set) { return set->bytes; }
 
+bool literal_all_in_line(const char *const *exprs, const uint32_t *flags, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        size_t n = strlen(exprs[i]);
+        char stackbuf[256];
+        char *t = n <= sizeof stackbuf ? stackbuf : mamori_xmalloc(n);
+        uint32_t len;
+        bool in_line = literal_parse(exprs[i], flags[i], t, &len) == LIT_CONTAINS && !memchr(t, '\n', len);
+        if (t != stackbuf) free(t);
+        if (!in_line) return false;
+    }
+    return count > 0;
+}
+
 bool literal_set_worth_memo(const struct litset *set)
 {
     return set->contains.count || set->shorts ||

@@ -12,7 +12,10 @@
  * entries whose records (ids, then bytes) live in a ring of MEMO_RING_BYTES; an entry whose
  * record the ring has since overwritten is simply a miss. Values longer than MEMO_TEXT_MAX
  * (mostly unique: script blocks, PowerShell context) and scans reporting more than
- * MEMO_IDS_MAX expressions are not remembered. A worker rebinding to another rule set
+ * MEMO_IDS_MAX expressions are not remembered; but a long value of a line-local database is
+ * scanned line by line, and its lines of MEMO_LINE_MIN..MEMO_LINE_MAX bytes are (scan.c
+ * scan_lines: PowerShell's context repeats its 5 KB host application line event after event),
+ * under their database's number with MEMO_LINE_DB set. A worker rebinding to another rule set
  * forgets everything (database numbers change). */
 #include "internal.h"
 
@@ -45,6 +48,14 @@ uint64_t memo_text_hash(const char *text, size_t len)
 {
     uint64_t h = XXH3_64bits(text, len);
     return h ? h : 1; /* 0 means "not computed yet" to the callers */
+}
+
+uint64_t memo_line_hash(const char *text, size_t len)
+{
+    if (len <= 2 * MEMO_LINE_SAMPLE) return memo_text_hash(text, len);
+    uint64_t h = XXH3_64bits_withSeed(text, MEMO_LINE_SAMPLE, len) ^
+                 XXH3_64bits(text + len - MEMO_LINE_SAMPLE, MEMO_LINE_SAMPLE) * 0x9E3779B97F4A7C15ull;
+    return h ? h : 1;
 }
 
 static inline struct memo_slot *slot_for(const struct scan_memo *m, uint64_t hash)
@@ -81,7 +92,7 @@ void memo_store(struct scan_memo *m, uint64_t hash, uint32_t db, const char *tex
 {
     uint32_t count = m->rec_count;
     m->rec_count = 0;
-    if (count > MEMO_IDS_MAX || len > MEMO_TEXT_MAX) return;
+    if (count > MEMO_IDS_MAX || len > MEMO_LINE_MAX) return; /* callers keep values to MEMO_TEXT_MAX */
     size_t need = (size_t)count * sizeof(uint32_t) + len;
     need = (need + 7) & ~(size_t)7;
     uint64_t pos = m->ring_pos;

@@ -463,17 +463,22 @@ static void scan_failed(detect_worker *w, hs_error_t rc)
 
 /* Scans text with database d, every matching expression id to fn (Hyperscan may report one
  * more than once). False when Hyperscan failed (what it reported so far went to fn). */
+static bool hs_scan_ids(detect_worker *w, const hs_database_t *hs, const char *text, size_t len, literal_match_fn fn)
+{
+    w->scan_fn = fn;
+    hs_error_t rc = hs_scan(hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match, w);
+    if (MAMORI_LIKELY(rc == HS_SUCCESS)) return true;
+    scan_failed(w, rc);
+    return false;
+}
+
 static bool raw_scan(detect_worker *w, const struct db *d, const char *text, size_t len, literal_match_fn fn)
 {
     if (d->lit) {
         literal_set_scan(d->lit, text, len, fn, w);
         return true;
     }
-    w->scan_fn = fn;
-    hs_error_t rc = hs_scan(d->hs, len ? text : "", (unsigned int)len, 0, w->scratch, on_match, w);
-    if (MAMORI_LIKELY(rc == HS_SUCCESS)) return true;
-    scan_failed(w, rc);
-    return false;
+    return hs_scan_ids(w, d->hs, text, len, fn);
 }
 
 static void memo_hit(uint32_t id, void *ctx)
@@ -481,6 +486,49 @@ static void memo_hit(uint32_t id, void *ctx)
     detect_worker *w = ctx;
     memo_record(&w->memo, id);
     w->memo_fn(id, w);
+}
+
+/* Scans a value too long for the memo whose database's expressions (hs: line-local ones)
+ * match within one line (compile_db.c split_lines): in pieces that end after a '\n', each
+ * line of MEMO_LINE_MIN..MEMO_LINE_MAX bytes through the memo, each run of other lines between
+ * them as it lies, one scan each. Every match lies within one line and every line within one
+ * piece, so the ids are those of a scan of the whole value. The memo keeps lines apart from
+ * whole values (MEMO_LINE_DB): a line is scanned by hs, which may hold fewer expressions.
+ * PowerShell's `ContextInfo` (5 KB on average on OTRF) repeats its host application line, the
+ * bulk of it, event after event, while its sequence number line changes. */
+static void line_hit(uint32_t id, void *ctx)
+{
+    detect_worker *w = ctx;
+    if (id >= w->scan_db->id_count) w->rest_wanted = true; /* a gate (compile_db.c split_lines) */
+    else w->line_fn(id, w);
+}
+
+static void scan_lines(detect_worker *w, const hs_database_t *hs, uint32_t db, const char *text, size_t len,
+                       literal_match_fn fn)
+{
+    w->line_fn = fn;
+    fn = line_hit;
+    const char *p = text, *end = text + len, *run = text; /* run: the first byte not scanned yet */
+    const uint32_t key_db = db | MEMO_LINE_DB;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        size_t n = (size_t)(next - p);
+        if (n >= MEMO_LINE_MIN && n <= MEMO_LINE_MAX) {
+            if (p > run) hs_scan_ids(w, hs, run, (size_t)(p - run), fn);
+            uint64_t key = memo_key(memo_line_hash(p, n), key_db);
+            if (memo_replay(&w->memo, key, key_db, p, n, fn, w)) {
+                w->stats.line_hits++;
+            } else {
+                w->memo_fn = fn;
+                w->memo.rec_count = 0;
+                if (hs_scan_ids(w, hs, p, n, memo_hit)) memo_store(&w->memo, key, key_db, p, n);
+            }
+            run = next;
+        }
+        p = next;
+    }
+    if (end > run) hs_scan_ids(w, hs, run, (size_t)(end - run), fn);
 }
 
 /* Scans text with database number db (w->scan_db), through the memo when the database is
@@ -493,7 +541,13 @@ static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t le
     w->stats.scans++;
     PROFILE_BEGIN();
     if (!d->memo || len > MEMO_TEXT_MAX) {
-        raw_scan(w, d, text, len, fn);
+        if ((d->line_local || d->lines_hs) && len > MEMO_TEXT_MAX) {
+            w->rest_wanted = !d->rest_gated;
+            scan_lines(w, d->line_local ? d->hs : d->lines_hs, db, text, len, fn);
+            if (d->rest_hs && w->rest_wanted) hs_scan_ids(w, d->rest_hs, text, len, fn);
+        } else {
+            raw_scan(w, d, text, len, fn);
+        }
     } else if (!memo_answer(w, db, text, len, fn, text_hash)) {
         w->memo_fn = fn;
         w->memo.rec_count = 0; /* what a failed scan recorded is dropped here, next time */

@@ -196,7 +196,7 @@ static void bench_detect(const char *name, detect_ruleset *rs, const struct even
     double t = secs[RUNS / 2];
     printf("%-34s %10.0f events/s %8.0f ns/event  %zu events, %zu alerts, %.2f scans/event (%.0f%% from the memo), "
            "%.2f candidates/event, %.1f%% walked by shape (%.2f%% plans built), lazy %.2f answered/%.2f scanned per event, "
-           "%.2f values/event left out of the keyword join (they end another)\n",
+           "%.2f values/event left out of the keyword join (they end another), %.3f lines/event from the memo\n",
            name, (double)e->count / t, t / (double)e->count * 1e9, e->count, alerts,
            (double)(st1.scans - st0.scans) / (double)e->count,
            st1.scans > st0.scans ? 100.0 * (double)(st1.memo_hits - st0.memo_hits) / (double)(st1.scans - st0.scans) : 0.0,
@@ -205,7 +205,8 @@ static void bench_detect(const char *name, detect_ruleset *rs, const struct even
            100.0 * (double)(st1.shape_builds - st0.shape_builds) / (double)e->count,
            (double)(st1.lazy_direct - st0.lazy_direct) / (double)e->count,
            (double)(st1.lazy_scans - st0.lazy_scans) / (double)e->count,
-           (double)(st1.join_suffixes - st0.join_suffixes) / (double)e->count);
+           (double)(st1.join_suffixes - st0.join_suffixes) / (double)e->count,
+           (double)(st1.line_hits - st0.line_hits) / (double)e->count);
 }
 
 /* The memory floor of the cold line: read what detection may read of each event — its field
