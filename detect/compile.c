@@ -438,14 +438,17 @@ void ruleset_free(detect_ruleset *rs)
     if (!rs) return;
     for (uint32_t i = 0; i < rs->db_count; i++) {
         literal_set_free(rs->dbs[i].lit);
-        if (rs->dbs[i].lines_hs) hs_free_database(rs->dbs[i].lines_hs);
-        if (rs->dbs[i].rest_hs) hs_free_database(rs->dbs[i].rest_hs);
+        if (rs->dbs[i].split) {
+            hs_free_database(rs->db_splits[i].lines);
+            hs_free_database(rs->db_splits[i].rest);
+        }
         free(rs->dbs[i].exprs);
         free(rs->dbs[i].flags);
     }
     if (rs->scratch_proto) hs_free_scratch(rs->scratch_proto);
     lazy_direct_free(rs);
     ruleset_hot_release(rs); /* the arrays hot.c lists and the databases, on its mapping or not */
+    free(rs->db_splits);
     free(rs->infos);
     free(rs->row_path);
     strmap_fini(&rs->path_index);
@@ -610,9 +613,12 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
             d->memo = !d->joined && (d->hs || literal_set_worth_memo(d->lit));
             d->line_local = bd->line_local;
             d->rest_gated = bd->rest_gated;
-            d->lines_hs = bd->lines_hs;
-            d->rest_hs = bd->rest_hs;
-            bd->lines_hs = bd->rest_hs = NULL;
+            if (bd->lines_hs && bd->rest_hs) {
+                if (!rs->db_splits) rs->db_splits = mamori_xcalloc(b.build_count, sizeof *rs->db_splits);
+                rs->db_splits[rs->db_count - 1] = (struct db_split){.lines = bd->lines_hs, .rest = bd->rest_hs};
+                d->split = true;
+                bd->lines_hs = bd->rest_hs = NULL;
+            }
             if (d->joined) {
                 d->join_min = join_min(d->exprs, d->flags, d->id_count);
                 const size_t start = sizeof KEYWORD_VALUE_START - 1, end = sizeof KEYWORD_VALUE_END - 1;
@@ -740,8 +746,8 @@ int ruleset_build(detect_loader *l, struct lrule **lrules, uint32_t count, detec
         for (uint32_t i = 0; i < rs->db_count && rc == 0; i++) {
             const struct db *d = &rs->dbs[i];
             if ((d->hs && hs_alloc_scratch(d->hs, &rs->scratch_proto) != HS_SUCCESS) ||
-                (d->lines_hs && hs_alloc_scratch(d->lines_hs, &rs->scratch_proto) != HS_SUCCESS) ||
-                (d->rest_hs && hs_alloc_scratch(d->rest_hs, &rs->scratch_proto) != HS_SUCCESS)) {
+                (d->split && (hs_alloc_scratch(rs->db_splits[i].lines, &rs->scratch_proto) != HS_SUCCESS ||
+                              hs_alloc_scratch(rs->db_splits[i].rest, &rs->scratch_proto) != HS_SUCCESS))) {
                 snprintf(err, err_len, "Hyperscan could not allocate scratch space");
                 rc = -EIO;
             }

@@ -103,9 +103,10 @@ static bool rest_gates(const struct db_build *db, const bool *in_line, uint32_t 
  * is a contains literal without '\n', all its matches lie within a line (line_local). In a
  * database large enough to be deferred where all but a few are (PowerShell `ContextInfo`: 264
  * of 265, the other a wildcard), those few go to rest_hs, scanned over the whole value, and
- * the others to lines_hs, ids as in the whole database. When each of the few has a required
- * literal (a match contains it, so it lies in a line), lines_hs holds those literals too, as
- * ids from id_count on, and rest_hs is scanned only when a line holds one (rest_gated). */
+ * the others to lines_hs, ids as in the whole database (struct db_split). When each of the
+ * few has a required literal (a match contains it, so it lies in a line), lines_hs holds those
+ * literals too, as ids from id_count on, and rest_hs is scanned only when a line holds one
+ * (rest_gated). */
 static void split_lines(struct db_build *db)
 {
     if (db->joined || !db->hs) return;

@@ -438,8 +438,8 @@ struct db {
     bool defer;            /* large: scanned database by database over the batch, not per value */
     bool memo;             /* costlier to scan than to look up in the worker's scan memo */
     bool line_local;       /* contains literals only, none holding '\n': long values by line */
-    hs_database_t *lines_hs, *rest_hs; /* or split so (compile_db.c split_lines); else NULL */
-    bool rest_gated;       /* lines_hs reports ids from id_count on: rest_hs is worth a scan */
+    bool split;            /* or split so: rs->db_splits (compile_db.c split_lines) */
+    bool rest_gated;       /* its lines database reports ids from id_count on: rest is worth a scan */
     uint32_t join_min;     /* joined: the fewest bytes of one value any of its expressions
                             * matches (a match never crosses the 0xFF between values, so a
                             * shorter value need not be joined); 0 when unknown */
@@ -450,6 +450,11 @@ struct db {
     uint32_t *alts;
     size_t bytes;
 };
+/* A database split by line (struct db split): its expressions matching within a line, and the
+ * others, both with the whole database's ids. */
+struct db_split {
+    hs_database_t *lines, *rest;
+};
 
 struct detect_ruleset {
     atomic_uint refs;
@@ -459,6 +464,7 @@ struct detect_ruleset {
     uint32_t rule_count;
     detect_rule **infos;   /* public views, by rule index */
     struct rt_rule *rules;
+    struct db_split *db_splits; /* by database, NULL when none is split */
     uint32_t *always;      /* rules with always set (and not dead) */
     uint32_t always_count;
 
@@ -677,8 +683,6 @@ struct detect_worker {
     uint32_t scan_path, scan_event;
     literal_match_fn scan_fn; /* where a Hyperscan match of the scan in progress goes */
     literal_match_fn memo_fn; /* where a recorded match goes on */
-    literal_match_fn line_fn; /* scan_lines: where a line's match of an expression goes on */
-    bool rest_wanted;         /* scan_lines: a line holds a required literal of rest_hs */
     struct scan_memo memo;
     bool batch_winlog[DETECT_BATCH_MAX]; /* the event has winlog.channel */
     /* The databases that apply to the current event's logsource (scan.c): per path, computed
@@ -709,6 +713,8 @@ struct detect_worker {
     bool gen_valid;
     uint32_t *mapped_gen, *mapped_path;
     detect_worker_stats stats;
+    literal_match_fn line_fn; /* scan_lines: where a line's match of an expression goes on */
+    bool rest_wanted;         /* scan_lines: a line holds a required literal of rest_hs */
 };
 
 /* plan.c: the walk's plans. plan_for makes the worker's plan the logsource ls's (its keyword

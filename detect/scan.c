@@ -541,10 +541,11 @@ static void scan_text(detect_worker *w, uint32_t db, const char *text, size_t le
     w->stats.scans++;
     PROFILE_BEGIN();
     if (!d->memo || len > MEMO_TEXT_MAX) {
-        if ((d->line_local || d->lines_hs) && len > MEMO_TEXT_MAX) {
+        if ((d->line_local || d->split) && len > MEMO_TEXT_MAX) {
+            const struct db_split *sp = d->split ? &w->rs->db_splits[db] : NULL;
             w->rest_wanted = !d->rest_gated;
-            scan_lines(w, d->line_local ? d->hs : d->lines_hs, db, text, len, fn);
-            if (d->rest_hs && w->rest_wanted) hs_scan_ids(w, d->rest_hs, text, len, fn);
+            scan_lines(w, sp ? sp->lines : d->hs, db, text, len, fn);
+            if (sp && w->rest_wanted) hs_scan_ids(w, sp->rest, text, len, fn);
         } else {
             raw_scan(w, d, text, len, fn);
         }
