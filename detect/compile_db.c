@@ -122,14 +122,15 @@ static void split_lines(struct db_build *db)
     } else if (rest <= LINES_REST_MAX && rest < db->id_count && hs_database_size(db->hs, &bytes) == HS_SUCCESS &&
                bytes >= DETECT_DEFER_BYTES) {
         char *gates[LINES_REST_MAX];
-        db->rest_gated = rest_gates(db, in_line, rest, gates);
-        if (!compile_subset(db, in_line, true, db->rest_gated ? gates : NULL, &db->lines_hs) ||
+        bool gated = rest_gates(db, in_line, rest, gates);
+        db->rest_gated = gated;
+        if (!compile_subset(db, in_line, true, gated ? gates : NULL, &db->lines_hs) ||
             !compile_subset(db, in_line, false, NULL, &db->rest_hs)) {
             if (db->lines_hs) hs_free_database(db->lines_hs);
             db->lines_hs = NULL; /* a failure costs the split only: the whole database scans as before */
             db->rest_gated = false;
         }
-        if (db->rest_gated)
+        if (gated)
             for (uint32_t k = 0; k < rest; k++) free(gates[k]);
     }
     free(in_line);

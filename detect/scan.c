@@ -461,8 +461,8 @@ static void scan_failed(detect_worker *w, hs_error_t rc)
                     (unsigned long long)w->stats.scan_errors);
 }
 
-/* Scans text with database d, every matching expression id to fn (Hyperscan may report one
- * more than once). False when Hyperscan failed (what it reported so far went to fn). */
+/* Scans text with Hyperscan database hs, every matching expression id to fn (Hyperscan may
+ * report one more than once). False when Hyperscan failed (what it reported so far went to fn). */
 static bool hs_scan_ids(detect_worker *w, const hs_database_t *hs, const char *text, size_t len, literal_match_fn fn)
 {
     w->scan_fn = fn;
@@ -472,6 +472,7 @@ static bool hs_scan_ids(detect_worker *w, const hs_database_t *hs, const char *t
     return false;
 }
 
+/* Scans text with database d (its literal set or Hyperscan database), as hs_scan_ids. */
 static bool raw_scan(detect_worker *w, const struct db *d, const char *text, size_t len, literal_match_fn fn)
 {
     if (d->lit) {
@@ -488,6 +489,15 @@ static void memo_hit(uint32_t id, void *ctx)
     w->memo_fn(id, w);
 }
 
+/* A match reported by scan_lines' database: a gate's id (compile_db.c split_lines) asks for
+ * the whole-value scan of the split's rest, any other goes on to line_fn. */
+static void line_hit(uint32_t id, void *ctx)
+{
+    detect_worker *w = ctx;
+    if (id >= w->scan_db->id_count) w->rest_wanted = true;
+    else w->line_fn(id, w);
+}
+
 /* Scans a value too long for the memo whose database's expressions (hs: line-local ones)
  * match within one line (compile_db.c split_lines): in pieces that end after a '\n', each
  * line of MEMO_LINE_MIN..MEMO_LINE_MAX bytes through the memo, each run of other lines between
@@ -496,13 +506,6 @@ static void memo_hit(uint32_t id, void *ctx)
  * whole values (MEMO_LINE_DB): a line is scanned by hs, which may hold fewer expressions.
  * PowerShell's `ContextInfo` (5 KB on average on OTRF) repeats its host application line, the
  * bulk of it, event after event, while its sequence number line changes. */
-static void line_hit(uint32_t id, void *ctx)
-{
-    detect_worker *w = ctx;
-    if (id >= w->scan_db->id_count) w->rest_wanted = true; /* a gate (compile_db.c split_lines) */
-    else w->line_fn(id, w);
-}
-
 static void scan_lines(detect_worker *w, const hs_database_t *hs, uint32_t db, const char *text, size_t len,
                        literal_match_fn fn)
 {
