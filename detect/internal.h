@@ -385,8 +385,8 @@ struct litset;
  * bytes) and their count in *len; -1 for anything else (wildcards, classes, UTF-8 mode). */
 int literal_parse(const char *expr, uint32_t flags, char *out, uint32_t *len);
 /* A literal set holds its unanchored (LIT_CONTAINS) expressions of two bytes or more in a
- * substring filter (at most LITERAL_CONTAINS_MAX of them, their rarest byte pairs in at most
- * 8 buckets), those of one byte (at most LITERAL_SHORT_MAX) apart, and those of two in a
+ * substring filter (at most LITERAL_CONTAINS_MAX of them, at most 32 distinct rarest byte
+ * pairs in 8 buckets), those of one byte (at most LITERAL_SHORT_MAX) apart, and those of two in a
  * table (at most LITERAL_PAIRS_MAX) when the filter cannot hold them.
  * literal_contains_overflow says which contains expressions among exprs a set cannot hold:
  * those of at least the length it returns (UINT32_MAX: none). They belong in Hyperscan,

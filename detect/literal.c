@@ -18,6 +18,10 @@
 #define LIT_KEY_BYTES 8 /* a uint64_t: literal_set_scan takes the keys of every length from one word */
 _Static_assert(LIT_KEY_BYTES == sizeof(uint64_t), "a key is one word");
 #define LIT_BUCKETS 8
+/* Distinct filter pairs a substring filter holds: more than LIT_BUCKETS share buckets (grouped
+ * by first byte), as in Teddy: a bucket's bits then also flag the cross combinations of its
+ * pairs' nibbles, which verification sorts out. */
+#define LIT_PAIRS_MAX 32
 
 struct lit_entry {
     const char *text; /* folded (ASCII lowercase) when caseless; as written when cased */
@@ -184,8 +188,14 @@ static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, 
 /* Whether the contains literals of two bytes or more among exprs fit the substring filter. */
 static bool filter_fits(const char *const *exprs, const uint32_t *flags, uint32_t count)
 {
-    uint16_t pairs[LIT_BUCKETS];
-    return contains_pairs(exprs, flags, count, pairs, LIT_BUCKETS) <= LIT_BUCKETS;
+    uint16_t pairs[LIT_PAIRS_MAX];
+    return contains_pairs(exprs, flags, count, pairs, LIT_PAIRS_MAX) <= LIT_PAIRS_MAX;
+}
+
+static int pair_first_cmp(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    return (x & 0xff) != (y & 0xff) ? (int)(x & 0xff) - (int)(y & 0xff) : (int)(x >> 8) - (int)(y >> 8);
 }
 
 uint32_t literal_contains_overflow(const char *const *exprs, const uint32_t *flags, uint32_t count)
@@ -290,38 +300,48 @@ static void key_of(const struct lit_entry *e, uint64_t *word, uint32_t *tag)
     *tag = tag_of((enum lit_kind)e->kind, e->kind == LIT_EXACT ? e->len : n);
 }
 
+/* The filter pair of entry e (offset into its text in *off), folded: first | second << 8. */
+static uint16_t entry_pair(const struct lit_entry *e, uint32_t *off)
+{
+    const uint8_t *t = (const uint8_t *)e->text; /* caseless texts are folded already */
+    if (e->cased) { /* the pair is chosen and filed folded; verification is exact */
+        uint8_t *tmp = mamori_xmalloc(e->len);
+        for (uint32_t k = 0; k < e->len; k++) tmp[k] = ascii_fold(t[k]);
+        *off = best_pair(tmp, e->len);
+        free(tmp);
+    } else {
+        *off = best_pair(t, e->len);
+    }
+    return (uint16_t)(ascii_fold(t[*off]) | ascii_fold(t[*off + 1]) << 8);
+}
+
 static void contains_build(struct lit_contains *c, const struct lit_entry *in)
 {
     MAMORI_ASSERT(c->count <= LITERAL_CONTAINS_MAX); /* compile.c checks literal_contains_fit */
-    uint16_t pairs[LIT_BUCKETS];
+    uint16_t pairs[LIT_PAIRS_MAX];
     uint32_t npairs = 0;
     uint32_t *bucket = mamori_xmalloc(c->count * sizeof *bucket);
     uint32_t *offs = mamori_xmalloc(c->count * sizeof *offs);
     for (uint32_t i = 0; i < c->count; i++) {
-        const uint8_t *t = (const uint8_t *)in[i].text; /* caseless texts are folded already */
-        uint8_t folded[2];
-        uint32_t off;
-        if (in[i].cased) { /* the pair is chosen and filed folded; verification is exact */
-            uint8_t *tmp = mamori_xmalloc(in[i].len);
-            for (uint32_t k = 0; k < in[i].len; k++) tmp[k] = ascii_fold(t[k]);
-            off = best_pair(tmp, in[i].len);
-            free(tmp);
-        } else {
-            off = best_pair(t, in[i].len);
-        }
-        folded[0] = ascii_fold(t[off]);
-        folded[1] = ascii_fold(t[off + 1]);
-        uint16_t pair = (uint16_t)(folded[0] | folded[1] << 8);
+        uint16_t pair = entry_pair(&in[i], &offs[i]);
         uint32_t k = 0;
         while (k < npairs && pairs[k] != pair) k++;
-        MAMORI_ASSERT(k < LIT_BUCKETS);
-        if (k == npairs) {
-            pairs[npairs++] = pair;
-            contains_mark(c, folded[0], (uint8_t)(1u << k), false);
-            contains_mark(c, folded[1], (uint8_t)(1u << k), true);
-        }
-        bucket[i] = k;
-        offs[i] = off;
+        MAMORI_ASSERT(k < LIT_PAIRS_MAX);
+        if (k == npairs) pairs[npairs++] = pair;
+    }
+    /* pairs in buckets: one each up to LIT_BUCKETS, else runs of the pairs sorted by first byte */
+    qsort(pairs, npairs, sizeof *pairs, pair_first_cmp);
+    for (uint32_t k = 0; k < npairs; k++) {
+        uint8_t b = (uint8_t)(npairs <= LIT_BUCKETS ? k : k * LIT_BUCKETS / npairs);
+        contains_mark(c, (uint8_t)(pairs[k] & 0xff), (uint8_t)(1u << b), false);
+        contains_mark(c, (uint8_t)(pairs[k] >> 8), (uint8_t)(1u << b), true);
+    }
+    for (uint32_t i = 0; i < c->count; i++) {
+        uint32_t off;
+        uint16_t pair = entry_pair(&in[i], &off);
+        uint32_t k = 0;
+        while (pairs[k] != pair) k++;
+        bucket[i] = npairs <= LIT_BUCKETS ? k : k * LIT_BUCKETS / npairs;
     }
     c->entries = mamori_xmalloc(c->count * sizeof *c->entries);
     uint32_t n = 0;
