@@ -282,7 +282,6 @@ static uint32_t make_pred(builder *b, const struct pspec *ps, uint32_t rule, con
     return pred_id;
 }
 
-#define FACTOR_MIN 3 /* shorter required literals hold on too many values to be worth it */
 
 /* A trigger made of user regular expressions waits behind their required literals: a
  * predicate of those literals on the same field (caseless contains, in the literal sets with

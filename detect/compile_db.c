@@ -50,10 +50,9 @@ void db_prepare(struct db_build *db)
 }
 
 /* Compiles db's expressions whose in_line is want, ids as in db, into *out; with gates (want
- * true), also each other expression's required literal (caseless, as `\xHH` bytes) as id
- * id_count + k, k counting those expressions. */
-static bool compile_subset(const struct db_build *db, const bool *in_line, bool want, char **gates,
-                           hs_database_t **out)
+ * true), also the gates (gate_flags), gate k as id id_count + k. */
+static bool compile_subset(const struct db_build *db, const bool *in_line, bool want, const char *const *gates,
+                           const uint32_t *gate_flags, hs_database_t **out)
 {
     const char **exprs = mamori_xmalloc(db->id_count * sizeof *exprs);
     unsigned *flags = mamori_xmalloc(db->id_count * sizeof *flags), *ids = mamori_xmalloc(db->id_count * sizeof *ids);
@@ -65,7 +64,7 @@ static bool compile_subset(const struct db_build *db, const bool *in_line, bool 
             ids[n++] = i;
         } else if (gates) {
             exprs[n] = gates[k];
-            flags[n] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+            flags[n] = gate_flags[k];
             ids[n++] = db->id_count + k++;
         }
     }
@@ -79,24 +78,24 @@ static bool compile_subset(const struct db_build *db, const bool *in_line, bool 
     return rc == HS_SUCCESS;
 }
 
-/* The required literals of db's expressions not in_line (strength.c regex_factor), each as a
- * caseless Hyperscan literal, in gates[0..rest); false when one has none of at least 3 bytes
- * without '\n' (gates then freed). */
-static bool rest_gates(const struct db_build *db, const bool *in_line, uint32_t rest, char **gates)
+/* The gates of db's expressions not in_line: each one's required literal (strength.c
+ * regex_factor) as a caseless contains expression, spelled as compile.c spells a trigger's
+ * required literal (sigstr_expression), in a; false when one has none of FACTOR_MIN bytes or
+ * more without '\n'. */
+static bool rest_gates(arena *a, const struct db_build *db, const bool *in_line, const char **gates,
+                       uint32_t *gate_flags)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < db->id_count; i++) {
         if (in_line[i]) continue;
         char lit[64];
         uint32_t n = regex_factor(db->exprs[i], db->flags[i], lit, sizeof lit);
-        if (n < 3 || memchr(lit, '\n', n)) break;
-        gates[k] = mamori_xmalloc(4 * (size_t)n + 1);
-        for (uint32_t c = 0; c < n; c++) snprintf(gates[k] + 4 * c, 5, "\\x%02x", (unsigned)(uint8_t)lit[c]);
+        if (n < FACTOR_MIN || memchr(lit, '\n', n)) return false;
+        sigstr contains = sigstr_wrap(a, sigstr_literal(a, lit, n), true, true);
+        gates[k] = sigstr_expression(a, &contains, false, &gate_flags[k]);
         k++;
     }
-    if (k == rest) return true;
-    for (uint32_t j = 0; j < k; j++) free(gates[j]);
-    return false;
+    return true;
 }
 
 /* Whether a long value may be scanned line by line (scan.c scan_lines): when every expression
@@ -121,17 +120,18 @@ static void split_lines(struct db_build *db)
         db->line_local = true;
     } else if (rest <= LINES_REST_MAX && rest < db->id_count && hs_database_size(db->hs, &bytes) == HS_SUCCESS &&
                bytes >= DETECT_DEFER_BYTES) {
-        char *gates[LINES_REST_MAX];
-        bool gated = rest_gates(db, in_line, rest, gates);
-        db->rest_gated = gated;
-        if (!compile_subset(db, in_line, true, gated ? gates : NULL, &db->lines_hs) ||
-            !compile_subset(db, in_line, false, NULL, &db->rest_hs)) {
+        const char *gates[LINES_REST_MAX];
+        uint32_t gate_flags[LINES_REST_MAX];
+        arena a; /* this thread's own: the rule memory is not to be touched here */
+        arena_init(&a, 4096);
+        db->rest_gated = rest_gates(&a, db, in_line, gates, gate_flags);
+        if (!compile_subset(db, in_line, true, db->rest_gated ? gates : NULL, gate_flags, &db->lines_hs) ||
+            !compile_subset(db, in_line, false, NULL, NULL, &db->rest_hs)) {
             if (db->lines_hs) hs_free_database(db->lines_hs);
             db->lines_hs = NULL; /* a failure costs the split only: the whole database scans as before */
             db->rest_gated = false;
         }
-        if (gated)
-            for (uint32_t k = 0; k < rest; k++) free(gates[k]);
+        arena_fini(&a);
     }
     free(in_line);
 }

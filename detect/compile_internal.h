@@ -75,6 +75,7 @@ double pred_strength(const struct pspec *ps);
  * expr (its Hyperscan flags) contains, compared caselessly; 0 when there is none this reader
  * can vouch for (a top-level alternation, Unicode case folding, syntax it does not know). */
 uint32_t regex_factor(const char *expr, uint32_t flags, char *out, uint32_t cap);
+#define FACTOR_MIN 3 /* shorter required literals hold on too many values to be worth it */
 
 /* Sorts db's entries, gives each distinct (expression, flags) an id and lists its alternatives. */
 void db_prepare(struct db_build *db);

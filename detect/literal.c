@@ -322,27 +322,28 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
     uint32_t npairs = 0;
     uint32_t *bucket = mamori_xmalloc(c->count * sizeof *bucket);
     uint32_t *offs = mamori_xmalloc(c->count * sizeof *offs);
+    uint16_t *pair_of = mamori_xmalloc(c->count * sizeof *pair_of);
     for (uint32_t i = 0; i < c->count; i++) {
-        uint16_t pair = entry_pair(&in[i], &offs[i]);
+        pair_of[i] = entry_pair(&in[i], &offs[i]);
         uint32_t k = 0;
-        while (k < npairs && pairs[k] != pair) k++;
+        while (k < npairs && pairs[k] != pair_of[i]) k++;
         MAMORI_ASSERT(k < LIT_PAIRS_MAX);
-        if (k == npairs) pairs[npairs++] = pair;
+        if (k == npairs) pairs[npairs++] = pair_of[i];
     }
     /* pairs in buckets: one each up to LIT_BUCKETS, else runs of the pairs sorted by first byte */
     qsort(pairs, npairs, sizeof *pairs, pair_first_cmp);
+    uint8_t bucket_of[LIT_PAIRS_MAX];
     for (uint32_t k = 0; k < npairs; k++) {
-        uint8_t b = (uint8_t)(npairs <= LIT_BUCKETS ? k : k * LIT_BUCKETS / npairs);
-        contains_mark(c, (uint8_t)(pairs[k] & 0xff), (uint8_t)(1u << b), false);
-        contains_mark(c, (uint8_t)(pairs[k] >> 8), (uint8_t)(1u << b), true);
+        bucket_of[k] = (uint8_t)(npairs <= LIT_BUCKETS ? k : k * LIT_BUCKETS / npairs);
+        contains_mark(c, (uint8_t)(pairs[k] & 0xff), (uint8_t)(1u << bucket_of[k]), false);
+        contains_mark(c, (uint8_t)(pairs[k] >> 8), (uint8_t)(1u << bucket_of[k]), true);
     }
     for (uint32_t i = 0; i < c->count; i++) {
-        uint32_t off;
-        uint16_t pair = entry_pair(&in[i], &off);
         uint32_t k = 0;
-        while (pairs[k] != pair) k++;
-        bucket[i] = npairs <= LIT_BUCKETS ? k : k * LIT_BUCKETS / npairs;
+        while (pairs[k] != pair_of[i]) k++;
+        bucket[i] = bucket_of[k];
     }
+    free(pair_of);
     c->entries = mamori_xmalloc(c->count * sizeof *c->entries);
     uint32_t n = 0;
     for (uint32_t b = 0; b < LIT_BUCKETS; b++) {
