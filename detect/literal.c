@@ -49,13 +49,22 @@ struct lit_contains_entry {
     uint32_t id;
     uint32_t pair; /* offset of the filtered pair in the literal */
     bool cased;
+    /* The literal's 8 bytes from WIN_BEFORE before its pair, as the window of a candidate
+     * position holds them (contains_verify), those outside the literal masked off: one
+     * compare rejects most candidates before the literal is compared in full. */
+    uint64_t win, win_mask;
 };
+#define WIN_BEFORE 3
 
 struct lit_contains {
     uint8_t lo0[16], hi0[16], lo1[16], hi1[16];
     uint8_t first[256], second[256];
-    struct lit_contains_entry *entries; /* grouped by bucket */
-    uint32_t bucket_first[LIT_BUCKETS + 1];
+    struct lit_contains_entry *entries; /* grouped by bucket, and in a bucket by filter pair */
+    /* the distinct filter pairs (folded, first | second << 8), bucket b's from
+     * bucket_pair[b] on; pair k's entries from pair_first[k] on */
+    uint16_t pair_key[LIT_PAIRS_MAX];
+    uint8_t pair_first[LIT_PAIRS_MAX + 1];
+    uint8_t bucket_pair[LIT_BUCKETS + 1];
     uint32_t count;
     bool avx2;
 };
@@ -320,7 +329,7 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
     MAMORI_ASSERT(c->count <= LITERAL_CONTAINS_MAX); /* compile.c checks literal_contains_fit */
     uint16_t pairs[LIT_PAIRS_MAX];
     uint32_t npairs = 0;
-    uint32_t *bucket = mamori_xmalloc(c->count * sizeof *bucket);
+    uint32_t *pair_idx = mamori_xmalloc(c->count * sizeof *pair_idx);
     uint32_t *offs = mamori_xmalloc(c->count * sizeof *offs);
     uint16_t *pair_of = mamori_xmalloc(c->count * sizeof *pair_of);
     for (uint32_t i = 0; i < c->count; i++) {
@@ -341,20 +350,32 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
     for (uint32_t i = 0; i < c->count; i++) {
         uint32_t k = 0;
         while (pairs[k] != pair_of[i]) k++;
-        bucket[i] = bucket_of[k];
+        pair_idx[i] = k;
     }
     free(pair_of);
     c->entries = mamori_xmalloc(c->count * sizeof *c->entries);
-    uint32_t n = 0;
-    for (uint32_t b = 0; b < LIT_BUCKETS; b++) {
-        c->bucket_first[b] = n;
+    /* entries by pair, so by bucket too: bucket_of is nondecreasing in k */
+    uint32_t n = 0, b = 0;
+    for (uint32_t k = 0; k < npairs; k++) {
+        for (; b <= bucket_of[k]; b++) c->bucket_pair[b] = (uint8_t)k;
+        c->pair_key[k] = pairs[k];
+        c->pair_first[k] = (uint8_t)n;
         for (uint32_t i = 0; i < c->count; i++)
-            if (bucket[i] == b)
-                c->entries[n++] = (struct lit_contains_entry){
+            if (pair_idx[i] == k) {
+                struct lit_contains_entry *e = &c->entries[n++];
+                *e = (struct lit_contains_entry){
                     .text = in[i].text, .len = in[i].len, .id = in[i].id, .pair = offs[i], .cased = in[i].cased};
+                for (uint32_t j = 0; j < 8; j++) {
+                    int64_t at = (int64_t)offs[i] - WIN_BEFORE + j;
+                    if (at < 0 || at >= (int64_t)e->len) continue;
+                    e->win |= (uint64_t)(uint8_t)e->text[at] << 8 * j;
+                    e->win_mask |= (uint64_t)0xff << 8 * j;
+                }
+            }
     }
-    c->bucket_first[LIT_BUCKETS] = n;
-    free(bucket);
+    for (; b <= LIT_BUCKETS; b++) c->bucket_pair[b] = (uint8_t)npairs;
+    c->pair_first[npairs] = (uint8_t)n;
+    free(pair_idx);
     free(offs);
 #ifdef DETECT_HAVE_AVX2
     c->avx2 = __builtin_cpu_supports("avx2");
@@ -525,13 +546,29 @@ bool literal_set_worth_memo(const struct litset *set)
            __builtin_popcount(set->prefix_lens) + __builtin_popcount(set->suffix_lens) >= 3;
 }
 
-static bool equal_at(const struct lit_entry *e, const char *s)
+/* Whether the len bytes at s are lit's (ASCII case folded first unless cased: a caseless
+ * literal is kept folded), a word at a time: a candidate the filters let through mostly
+ * differs within its first 8 bytes. */
+static inline bool lit_equal(const char *s, const char *lit, uint32_t len, bool cased)
 {
-    if (e->cased) return memcmp(s, e->text, e->len) == 0;
-    for (uint32_t i = 0; i < e->len; i++)
-        if (ascii_fold((uint8_t)s[i]) != (uint8_t)e->text[i]) return false;
-    return true;
+    if (len < LIT_KEY_BYTES) {
+        for (uint32_t i = 0; i < len; i++) {
+            uint8_t c = (uint8_t)s[i];
+            if ((cased ? c : ascii_fold(c)) != (uint8_t)lit[i]) return false;
+        }
+        return true;
+    }
+    uint64_t a, b;
+    for (uint32_t k = 0;; k += LIT_KEY_BYTES) {
+        if (k + LIT_KEY_BYTES > len) k = len - LIT_KEY_BYTES; /* the last word overlaps the one before */
+        memcpy(&a, s + k, sizeof a);
+        memcpy(&b, lit + k, sizeof b);
+        if ((cased ? a : fold8(a)) != b) return false;
+        if (k + LIT_KEY_BYTES == len) return true;
+    }
 }
+
+static bool equal_at(const struct lit_entry *e, const char *s) { return lit_equal(s, e->text, e->len, e->cased); }
 
 static inline void probe(const struct litset *set, uint64_t word, uint32_t tag, const char *text, size_t len,
                          literal_match_fn fn, void *ctx)
@@ -553,29 +590,33 @@ static inline void probe(const struct litset *set, uint64_t word, uint32_t tag, 
 static inline uint64_t contains_verify(const struct lit_contains *c, const char *text, size_t len, size_t pos,
                                        uint32_t buckets, uint64_t seen, literal_match_fn fn, void *ctx)
 {
+    /* the window: the 8 bytes from WIN_BEFORE before pos, as they are and folded; where it
+     * would leave the text, each entry is compared in full */
+    bool window = pos >= WIN_BEFORE && pos - WIN_BEFORE + 8 <= len;
+    uint64_t raw = 0, folded = 0;
+    if (window) {
+        memcpy(&raw, text + pos - WIN_BEFORE, sizeof raw);
+        folded = fold8(raw);
+    }
+    /* a shared bucket also flags its pairs' cross combinations: only the entries of the pair
+     * at pos are compared */
+    uint16_t at = (uint16_t)(ascii_fold((uint8_t)text[pos]) | ascii_fold((uint8_t)text[pos + 1]) << 8);
     for (; buckets; buckets &= buckets - 1) {
         uint32_t b = (uint32_t)__builtin_ctz(buckets);
-        for (uint32_t i = c->bucket_first[b]; i < c->bucket_first[b + 1]; i++) {
-            const struct lit_contains_entry *e = &c->entries[i];
-            if ((seen >> i) & 1 || pos < e->pair) continue;
-            size_t start = pos - e->pair;
-            if (start + e->len > len) continue;
-            const char *s = text + start;
-            bool eq;
-            if (e->cased) {
-                eq = memcmp(s, e->text, e->len) == 0;
-            } else {
-                eq = true;
-                for (uint32_t k = 0; k < e->len; k++)
-                    if (ascii_fold((uint8_t)s[k]) != (uint8_t)e->text[k]) {
-                        eq = false;
-                        break;
-                    }
+        for (uint32_t k = c->bucket_pair[b]; k < c->bucket_pair[b + 1]; k++) {
+            if (c->pair_key[k] != at) continue;
+            for (uint32_t i = c->pair_first[k]; i < c->pair_first[k + 1]; i++) {
+                const struct lit_contains_entry *e = &c->entries[i];
+                if ((seen >> i) & 1 || pos < e->pair) continue;
+                if (window && ((e->cased ? raw : folded) ^ e->win) & e->win_mask) continue;
+                size_t start = pos - e->pair;
+                if (start + e->len > len) continue;
+                if (lit_equal(text + start, e->text, e->len, e->cased)) {
+                    seen |= (uint64_t)1 << i;
+                    fn(e->id, ctx);
+                }
             }
-            if (eq) {
-                seen |= (uint64_t)1 << i;
-                fn(e->id, ctx);
-            }
+            return seen; /* a pair is in one bucket only */
         }
     }
     return seen;
