@@ -528,6 +528,12 @@ void loader_reject_rule(struct detect_loader *l, struct lrule *r, enum detect_re
 /* ---- the worker (eval.c, scan.c) ------------------------------------------------------ */
 
 #define KEYWORD_DBS_MAX 64 /* keyword databases applying to one event (one per class at most) */
+/* Keyword values this long are scanned where they lie instead of copied into the join, when
+ * every joined database is a literal set (scan.c join_direct): the copy of a 5 KB PowerShell
+ * ContextInfo costs more than a call (docs/detection.md §10.25). */
+#ifndef JOIN_DIRECT_MIN
+#define JOIN_DIRECT_MIN 1024
+#endif
 
 struct scan_item {
     uint32_t db, path, event;
@@ -699,6 +705,7 @@ struct detect_worker {
     uint32_t plan_joined[KEYWORD_DBS_MAX], plan_per_value[KEYWORD_DBS_MAX]; /* keyword databases */
     uint32_t plan_njoined, plan_nper_value;
     uint32_t plan_join_min; /* values shorter than this are not joined (the plan's dbs' join_min) */
+    size_t plan_join_direct; /* values this long are scanned where they lie, not joined (scan.c) */
     struct shape *shapes; /* SHAPE_SLOTS, allocated on first use */
     struct ls_cache_entry ls_cache[LS_CACHE_SLOTS];
     uint32_t channel_at[32], event_id_at[32]; /* by field count % 32: classify.c find_winlog */

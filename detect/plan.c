@@ -30,6 +30,9 @@ void plan_for(detect_worker *w, const struct logsource_set *ls)
             w->plan_joined[w->plan_njoined++] = rs->keyword_dbs[i];
             w->plan_join_min = MAMORI_MIN(w->plan_join_min, rs->dbs[rs->keyword_dbs[i]].join_min);
         }
+    bool lit = w->plan_njoined > 0;
+    for (uint32_t k = 0; k < w->plan_njoined; k++) lit = lit && rs->dbs[w->plan_joined[k]].lit;
+    w->plan_join_direct = lit ? JOIN_DIRECT_MIN : SIZE_MAX;
     for (uint32_t i = 0; i < rs->keyword_value_db_count && w->plan_nper_value < KEYWORD_DBS_MAX; i++)
         if (db_class_applies(&rs->keyword_value_db_cls[i], ls))
             w->plan_per_value[w->plan_nper_value++] = rs->keyword_value_dbs[i];

@@ -229,10 +229,29 @@ static void join_scalar(detect_worker *w, const json_value *v)
     if (direct_scalar_text(v, tmp, &text, &len) && len >= w->plan_join_min) join_text(w, text, len);
 }
 
-static ALWAYS_INLINE void join_field(detect_worker *w, const event_field *f)
+/* A value of plan_join_direct bytes or more, scanned where it lies by each joined database
+ * (all literal sets) instead of copied into the join. */
+static void join_direct(detect_worker *w, uint32_t e, const char *text, size_t len)
+{
+    const detect_ruleset *rs = w->rs;
+    for (uint32_t k = 0; k < w->plan_njoined; k++) {
+        uint32_t db = w->plan_joined[k];
+        const struct db *d = &rs->dbs[db];
+        w->scan_db = d;
+        w->scan_path = DETECT_NONE;
+        w->scan_event = e;
+        w->stats.scans++;
+        PROFILE_BEGIN();
+        literal_set_scan(d->lit, text, len, hit, w);
+        PROFILE_END(db, len);
+    }
+}
+
+static ALWAYS_INLINE void join_field(detect_worker *w, uint32_t e, const event_field *f)
 {
     if (f->text) {
-        if (f->text_len >= w->plan_join_min) join_text(w, f->text, f->text_len);
+        if (f->text_len >= w->plan_join_direct) join_direct(w, e, f->text, f->text_len);
+        else if (f->text_len >= w->plan_join_min) join_text(w, f->text, f->text_len);
         return;
     }
     const json_value *v = f->value;
@@ -330,11 +349,12 @@ static void prefetch_strings(const mamori_event *ev)
 
 /* The shape's join-only fields (shape_build): each text at least plan_join_min long, as
  * join_text puts it; a field without text (a number rendered, an array) as join_field. */
-static ALWAYS_INLINE void join_fields(detect_worker *w, const event_field *fields, const uint32_t *idx, uint32_t n,
-                                      bool cold)
+static ALWAYS_INLINE void join_fields(detect_worker *w, uint32_t e, const event_field *fields, const uint32_t *idx,
+                                      uint32_t n, bool cold)
 {
     /* in locals: the stores through char pointers would otherwise reload w's members */
     uint32_t min = w->plan_join_min;
+    size_t direct = w->plan_join_direct;
     char *base = w->join;
     size_t used = w->join_len, cap = w->join_cap;
     for (uint32_t k = 0; k < n; k++) {
@@ -344,11 +364,15 @@ static ALWAYS_INLINE void join_fields(detect_worker *w, const event_field *field
         if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         if (MAMORI_UNLIKELY(!text)) {
             w->join_len = used;
-            join_field(w, f);
+            join_field(w, e, f);
             base = w->join, used = w->join_len, cap = w->join_cap;
             continue;
         }
         if (len < min) continue;
+        if (len >= direct) {
+            join_direct(w, e, text, len);
+            continue;
+        }
         if (MAMORI_UNLIKELY(used + len + 1 + JOIN_BLOCK > cap)) {
             GROW(w->join, w->join_cap, used + len + 1 + JOIN_BLOCK);
             base = w->join, cap = w->join_cap;
@@ -367,7 +391,7 @@ static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_f
     for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
     if (!keyword) return;
     for (uint32_t k = 0; k < w->plan_nper_value; k++) push_field(w, w->plan_per_value[k], DETECT_NONE, e, f, &text_hash);
-    if (w->plan_njoined && join) join_field(w, f);
+    if (w->plan_njoined && join) join_field(w, e, f);
 }
 
 /* Lists what one event needs scanned: by its shape's walk plan (plan.c), or field by field
@@ -393,7 +417,7 @@ static ALWAYS_INLINE void list_event(detect_worker *w, const mamori_event *ev, u
             list_field(w, e, f, op->pid, s->dbs + op->db_first, op->db_count, op->keyword, join);
             if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
-        join_fields(w, ev->fields, s->joins, s->join_count, cold);
+        join_fields(w, e, ev->fields, s->joins, s->join_count, cold);
     } else {
         for (uint32_t i = 0; i < ev->field_count; i++) {
             const event_field *f = &ev->fields[i];

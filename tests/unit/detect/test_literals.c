@@ -7,6 +7,7 @@
  * Hyperscan; small ones (test_contains_sets_match_reference) are filtered by the literal
  * set's byte-pair filter, on field values and on keywords, over values long enough to cross
  * its 32-byte blocks. */
+#include "detect/internal.h"
 #include "helpers.h"
 
 #include <stdint.h>
@@ -316,8 +317,10 @@ static void test_contains_every_offset(void **state)
 }
 
 /* Keywords over an event's values joined (detect/scan.c), one of them long (up to 5000 bytes,
- * the contains filter's last block overlapping the blocks before it): found at every offset,
- * by the literal set ('zq7') and by Hyperscan ('ab*cd'), and never across two values. */
+ * the contains filter's last block overlapping the blocks before it; from JOIN_DIRECT_MIN on,
+ * scanned where it lies when every keyword database is a literal set): found at every offset,
+ * by the literal set ('zq7') and by Hyperscan ('ab*cd'), in a short value beside the long one,
+ * and never across two values. */
 static void long_value_event(char *json, size_t size, const char *command_line)
 {
     snprintf(json, size,
@@ -337,7 +340,8 @@ static void test_keywords_in_long_values(void **state)
     harness_expect_loaded(&lit, 1);
     harness_expect_loaded(&hs, 1);
     static char value[6000], json[6400];
-    static const size_t lens[] = {240, 255, 256, 257, 258, 288, 289, 290, 320, 321, 333, 1000, 5000};
+    static const size_t lens[] = {240, 255, 256, 257, 258, 288, 289, 290, 320, 321, 333, 1000, 1023, 1024, 1025, 5000};
+    _Static_assert(JOIN_DIRECT_MIN >= 240 && JOIN_DIRECT_MIN <= 5000, "lengths on both sides of it");
     for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
         size_t len = lens[l];
         for (size_t pos = 0; pos + 3 <= len; pos += pos < 40 || pos + 40 > len ? 1 : 37) {
@@ -365,6 +369,13 @@ static void test_keywords_in_long_values(void **state)
                  "\"EventData\":{\"ParentCommandLine\":\"xx ab\",\"CommandLine\":\"cd%s\",\"Image\":\"7 x\"}}}",
                  value);
         if (harness_fires(&hs, json) || harness_fires(&lit, json)) fail_msg("across values, short first: len %zu", len);
+        /* in a short value, the long one without it */
+        memset(value, 'x', len);
+        snprintf(json, sizeof json,
+                 "{\"Event\":{\"System\":{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1},"
+                 "\"EventData\":{\"CommandLine\":\"%s\",\"ParentCommandLine\":\"x ZQ7 abxcd\"}}}",
+                 value);
+        if (!harness_fires(&hs, json) || !harness_fires(&lit, json)) fail_msg("in the short value: len %zu", len);
     }
     harness_fini(&lit);
     harness_fini(&hs);
