@@ -36,6 +36,7 @@ static inline void load_zip(struct lines *l, const char *path, size_t max)
     int zerr = 0;
     zip_t *zip = zip_open(path, ZIP_RDONLY, &zerr);
     if (!zip) return;
+    const char *grep = getenv("BENCH_GREP");
     for (zip_int64_t i = 0; i < zip_get_num_entries(zip, 0) && l->count < max; i++) {
         zip_stat_t st;
         if (zip_stat_index(zip, (zip_uint64_t)i, 0, &st) != 0 || st.size == 0) continue;
@@ -52,7 +53,7 @@ static inline void load_zip(struct lines *l, const char *path, size_t max)
             char *nl = strchr(line, '\n');
             size_t len = nl ? (size_t)(nl - line) : strlen(line);
             if (len && line[len - 1] == '\r') len--;
-            if (len > 1 && line[0] == '{') lines_add(l, line, len);
+            if (len > 1 && line[0] == '{' && (!grep || (line[len] = 0, strstr(line, grep)))) lines_add(l, line, len);
             line = nl ? nl + 1 : line + len;
         }
     }
