@@ -24,13 +24,6 @@ const char *event_format_name(enum event_format f)
     return "?";
 }
 
-static int path_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int c = memcmp(a, b, n);
-    if (c) return c;
-    return alen < blen ? -1 : alen > blen;
-}
 
 const json_value *event_get(const mamori_event *ev, const char *path, size_t path_len)
 {
@@ -38,7 +31,7 @@ const json_value *event_get(const mamori_event *ev, const char *path, size_t pat
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const event_field *f = &ev->fields[mid];
-        int c = path_cmp(f->path, f->path_len, path, path_len);
+        int c = event_path_cmp(f->path, f->path_len, path, path_len);
         if (c == 0) return f->value;
         if (c < 0) lo = mid + 1;
         else hi = mid;

@@ -37,15 +37,13 @@ static inline bool field_is(const mamori_event *ev, uint32_t i, const char *path
 {
     if (i >= ev->field_count) return false;
     const event_field *f = &ev->fields[i];
-    return (!f->path_hash || f->path_hash == hash) && f->path_len == len && memcmp(f->path, path, len) == 0;
+    return (!f->path_hash || f->path_hash == hash) && f->path_len == len && path_equal(f->path, path, len);
 }
 
 /* Bytewise order of field f's path against path (as core/event.c sorts fields). */
 static inline int field_order(const event_field *f, const char *path, uint32_t len)
 {
-    int c = memcmp(f->path, path, MAMORI_MIN(f->path_len, len));
-    if (c) return c;
-    return f->path_len < len ? -1 : f->path_len > len;
+    return event_path_cmp(f->path, f->path_len, path, len);
 }
 
 /* The index of field `path` in ev, or UINT32_MAX. *hint is where the last event asked had it,

@@ -161,9 +161,7 @@ static uint32_t resolve(detect_worker *w, uint32_t field)
 /* Bytewise order of a field's path against a rule path (as core/event.c sorts fields). */
 static inline int path_order(const event_field *f, const struct path *p)
 {
-    int c = memcmp(f->path, p->str, MAMORI_MIN(f->path_len, p->len));
-    if (c) return c;
-    return f->path_len < p->len ? -1 : f->path_len > p->len;
+    return event_path_cmp(f->path, f->path_len, p->str, p->len);
 }
 
 /* event_get for a rule path, as its field, without the binary search when the event is shaped

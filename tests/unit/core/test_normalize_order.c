@@ -201,6 +201,36 @@ static void test_guid_check_and_case(void **state)
     expect_activity_id(f, "", "");
 }
 
+/* event_path_cmp (core/event.h), inline and 8 bytes at a time, orders paths as memcmp and
+ * then length do: strings that tie on their first 8 or 16 bytes, prefixes of each other,
+ * bytes >= 0x80 and below '.'. */
+static int reference_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c) return c < 0 ? -1 : 1;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static void test_event_path_cmp_is_memcmp_order(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "ab.\x01\x7f\x80\xff";
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    char a[40], b[40];
+    for (int round = 0; round < 200000; round++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        size_t alen = rng % 33, blen = (rng >> 8) % 33, same = (rng >> 16) % 33;
+        for (size_t i = 0; i < sizeof a; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            a[i] = alphabet[rng % 7];
+            b[i] = i < same ? a[i] : alphabet[(rng >> 8) % 7];
+        }
+        int want = reference_cmp(a, alen, b, blen), got = event_path_cmp(a, alen, b, blen);
+        if (want != got) fail_msg("round %d: lengths %zu %zu, shared %zu: %d, memcmp order %d", round, alen, blen, same, got, want);
+        assert_int_equal(event_path_cmp(b, blen, a, alen), -want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +238,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_data_bytes_below_dot_and_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nxlog_event_data_order_does_not_matter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guid_check_and_case, setup, teardown),
+        cmocka_unit_test(test_event_path_cmp_is_memcmp_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
