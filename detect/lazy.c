@@ -13,6 +13,7 @@
  * is the scan's for that alternative; the lazy databases stay unscanned, and are scanned
  * only for the values an answer here declines (long values, arrays). */
 #include "internal.h"
+#include "textcmp.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -298,13 +299,7 @@ void lazy_direct_free(detect_ruleset *rs)
     }
 }
 
-static inline bool same(const char *v, const char *t, uint32_t n, bool cased)
-{
-    if (cased) return memcmp(v, t, n) == 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (ascii_fold((uint8_t)v[i]) != (uint8_t)t[i]) return false;
-    return true;
-}
+static inline bool same(const char *v, const char *t, uint32_t n, bool cased) { return lit_equal(v, t, n, cased); }
 
 /* The first position in [from, last] where t[0..n) occurs in v, byte by byte. */
 static size_t find_scalar(const char *v, size_t from, size_t last, const char *t, uint32_t n, bool cased)

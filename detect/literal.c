@@ -7,6 +7,7 @@
  * expressions `literal_parse` accepts, so the results are Hyperscan's: byte mode, ASCII case
  * folding when caseless, bytes ≥ 0x80 compared as they are. */
 #include "internal.h"
+#include "textcmp.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -109,17 +110,6 @@ struct litset {
     bool exact;
     size_t bytes;
 };
-
-/* ASCII lowercase of 8 bytes at once (bytes ≥ 0x80 unchanged). */
-static inline uint64_t fold8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t low7 = x & ~high;
-    uint64_t ge_a = low7 + ones * (0x80 - 'A');     /* high bit: byte ≥ 'A' */
-    uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1); /* high bit: byte > 'Z' */
-    uint64_t upper = ge_a & ~gt_z & ~x & high;
-    return x | (upper >> 2);
-}
 
 static inline uint64_t load_word(const char *s, size_t n)
 {
@@ -544,28 +534,6 @@ bool literal_set_worth_memo(const struct litset *set)
 {
     return set->contains.count || set->shorts ||
            __builtin_popcount(set->prefix_lens) + __builtin_popcount(set->suffix_lens) >= 3;
-}
-
-/* Whether the len bytes at s are lit's (ASCII case folded first unless cased: a caseless
- * literal is kept folded), a word at a time: a candidate the filters let through mostly
- * differs within its first 8 bytes. */
-static inline bool lit_equal(const char *s, const char *lit, uint32_t len, bool cased)
-{
-    if (len < LIT_KEY_BYTES) {
-        for (uint32_t i = 0; i < len; i++) {
-            uint8_t c = (uint8_t)s[i];
-            if ((cased ? c : ascii_fold(c)) != (uint8_t)lit[i]) return false;
-        }
-        return true;
-    }
-    uint64_t a, b;
-    for (uint32_t k = 0;; k += LIT_KEY_BYTES) {
-        if (k + LIT_KEY_BYTES > len) k = len - LIT_KEY_BYTES; /* the last word overlaps the one before */
-        memcpy(&a, s + k, sizeof a);
-        memcpy(&b, lit + k, sizeof b);
-        if ((cased ? a : fold8(a)) != b) return false;
-        if (k + LIT_KEY_BYTES == len) return true;
-    }
 }
 
 static bool equal_at(const struct lit_entry *e, const char *s) { return lit_equal(s, e->text, e->len, e->cased); }
