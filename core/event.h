@@ -65,6 +65,7 @@ static inline uint32_t event_path_hash(const char *path, size_t len)
 
 /* The order of field paths (bytewise, a prefix first): memcmp's, inline and 8 bytes at a
  * time, since paths are short and detection compares them for every event it classifies. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "event_path_cmp reads 8 bytes as a little-endian word");
 static inline int event_path_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen, i = 0;
@@ -72,7 +73,7 @@ static inline int event_path_cmp(const char *a, size_t alen, const char *b, size
         uint64_t x, y;
         memcpy(&x, a + i, 8);
         memcpy(&y, b + i, 8);
-        if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1; /* little-endian hosts */
+        if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
     }
     for (; i < n; i++)
         if (a[i] != b[i]) return (uint8_t)a[i] < (uint8_t)b[i] ? -1 : 1;

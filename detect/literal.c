@@ -140,15 +140,21 @@ static uint32_t byte_freq(uint8_t c)
     }
 }
 
-/* The offset of the rarest adjacent pair of a folded literal (len >= 2). */
+/* The offset of a literal's (len >= 2) rarest adjacent pair, its bytes case folded. */
 static uint32_t best_pair(const uint8_t *t, uint32_t len)
 {
     uint32_t best = 0, best_score = UINT32_MAX;
     for (uint32_t i = 0; i + 1 < len; i++) {
-        uint32_t score = byte_freq(t[i]) * byte_freq(t[i + 1]);
+        uint32_t score = byte_freq(ascii_fold(t[i])) * byte_freq(ascii_fold(t[i + 1]));
         if (score < best_score) best_score = score, best = i;
     }
     return best;
+}
+
+/* The pair at t[off], folded: first | second << 8 (how the filter files it). */
+static inline uint16_t folded_pair(const uint8_t *t, size_t off)
+{
+    return (uint16_t)(ascii_fold(t[off]) | ascii_fold(t[off + 1]) << 8);
 }
 
 /* Distinct folded filter pairs of the contains expressions (first byte | second << 8) into
@@ -166,9 +172,7 @@ static uint32_t contains_pairs(const char *const *exprs, const uint32_t *flags, 
         int kind = literal_parse(exprs[i], flags[i], (char *)t, &len);
         if (kind == LIT_CONTAINS && len >= 2) {
             literals++;
-            for (uint32_t k = 0; k < len; k++) t[k] = ascii_fold(t[k]);
-            uint32_t off = best_pair(t, len);
-            uint16_t pair = (uint16_t)(t[off] | t[off + 1] << 8);
+            uint16_t pair = folded_pair(t, best_pair(t, len));
             uint32_t k = 0;
             while (k < n && pairs[k] != pair) k++;
             if (k == n) {
@@ -302,16 +306,9 @@ static void key_of(const struct lit_entry *e, uint64_t *word, uint32_t *tag)
 /* The filter pair of entry e (offset into its text in *off), folded: first | second << 8. */
 static uint16_t entry_pair(const struct lit_entry *e, uint32_t *off)
 {
-    const uint8_t *t = (const uint8_t *)e->text; /* caseless texts are folded already */
-    if (e->cased) { /* the pair is chosen and filed folded; verification is exact */
-        uint8_t *tmp = mamori_xmalloc(e->len);
-        for (uint32_t k = 0; k < e->len; k++) tmp[k] = ascii_fold(t[k]);
-        *off = best_pair(tmp, e->len);
-        free(tmp);
-    } else {
-        *off = best_pair(t, e->len);
-    }
-    return (uint16_t)(ascii_fold(t[*off]) | ascii_fold(t[*off + 1]) << 8);
+    /* chosen and filed folded also when cased (contains_pairs's choice); verification is exact */
+    *off = best_pair((const uint8_t *)e->text, e->len);
+    return folded_pair((const uint8_t *)e->text, *off);
 }
 
 static void contains_build(struct lit_contains *c, const struct lit_entry *in)
@@ -568,7 +565,7 @@ static inline uint64_t contains_verify(const struct lit_contains *c, const char 
     }
     /* a shared bucket also flags its pairs' cross combinations: only the entries of the pair
      * at pos are compared */
-    uint16_t at = (uint16_t)(ascii_fold((uint8_t)text[pos]) | ascii_fold((uint8_t)text[pos + 1]) << 8);
+    uint16_t at = folded_pair((const uint8_t *)text, pos);
     for (; buckets; buckets &= buckets - 1) {
         uint32_t b = (uint32_t)__builtin_ctz(buckets);
         for (uint32_t k = c->bucket_pair[b]; k < c->bucket_pair[b + 1]; k++) {

@@ -1,13 +1,12 @@
 /* detect/textcmp.h — comparing a value's bytes with a literal kept ASCII case folded (literal
- * sets, literal.c; lazy answers, lazy.c), a word at a time. Internal to detect/. */
+ * sets, literal.c; lazy answers, lazy.c), a word at a time. Internal to detect/ (ascii_fold:
+ * internal.h). */
 #ifndef MAMORI_DETECT_TEXTCMP_H
 #define MAMORI_DETECT_TEXTCMP_H
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <string.h>
+#include "internal.h"
 
-static inline uint8_t text_fold(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c + 32) : c; }
+#include <string.h>
 
 /* ASCII lowercase of 8 bytes at once (bytes ≥ 0x80 unchanged). */
 static inline uint64_t fold8(uint64_t x)
@@ -28,7 +27,7 @@ static inline bool lit_equal(const char *s, const char *lit, uint32_t len, bool 
     if (len < 8) {
         for (uint32_t i = 0; i < len; i++) {
             uint8_t c = (uint8_t)s[i];
-            if ((cased ? c : text_fold(c)) != (uint8_t)lit[i]) return false;
+            if ((cased ? c : ascii_fold(c)) != (uint8_t)lit[i]) return false;
         }
         return true;
     }
