@@ -7,12 +7,13 @@
  * time and database size, and per-event scans/candidates. Median of RUNS runs, thread CPU
  * time. The end-to-end line writes the canonical JSON of alerting events only, as mamorictl
  * scan does (normalizer_set_defer_json). Usage: bench_detect_bench [--events N] [--runs N]
- * [--only otrf|batch|warm|ecs|e2e|ab|kinds] [--batch N] [--ab-batch N] [--rules DIR]…
+ * [--only otrf|batch|warm|ecs|e2e|ab|kinds|reference] [--batch N] [--ab-batch N] [--rules DIR]…
  * (`batch`: only the detect_eval_batch line of otrf, e.g. under perf, and its read floor: the
  * same events' fields and texts read once, no detection; `ab`: two variants timed on the same
  * batches, bench_ab: a -DDETECT_AB build's code variants, or --ab-batch's batch size; `kinds`:
  * the warm line over the events of each kind — winlog channel and event id — apart, with each
- * kind's share of the events and of the time). BENCH_GREP=STR in the environment keeps only
+ * kind's share of the events and of the time; `reference`: only the line that measures issue 4's
+ * machine reference on this host, hs_reference.h, also printed first in a full run). BENCH_GREP=STR in the environment keeps only
  * the OTRF lines holding STR (e.g. '"EventID":10,' for one kind under the profile). */
 #include "core/arena.h"
 #include "core/event.h"
@@ -60,6 +61,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* ---- inputs ---------------------------------------------------------------------------------- */
 
+#include "hs_reference.h"
 #include "otrf_lines.h"
 
 /* Synthetic ECS process starts: everyday executables and command lines varied by a counter,
@@ -255,6 +257,21 @@ static void bench_read_floor(const char *name, const struct events *e)
     double t = secs[RUNS / 2];
     printf("%-34s %10.0f events/s %8.0f ns/event  (checksum %llu)\n", name, (double)e->count / t,
            t / (double)e->count * 1e9, (unsigned long long)(sum & 0xff));
+}
+
+/* The reference line (hs_reference.h) over the first REF_FIELD bytes of the events' texts of
+ * that length or more, at most a million of them. */
+static void bench_reference(const char *const *rule_dirs, size_t dirs, const struct events *e)
+{
+    size_t count = 0, cap = 1000000;
+    char *strings = mamori_xmalloc(cap * REF_FIELD);
+    for (size_t i = 0; i < e->count && count < cap; i++)
+        for (uint32_t k = 0; k < e->ev[i].field_count && count < cap; k++) {
+            const event_field *f = &e->ev[i].fields[k];
+            if (f->text && f->text_len >= REF_FIELD) memcpy(strings + count++ * REF_FIELD, f->text, REF_FIELD);
+        }
+    bench_hs_reference(rule_dirs, dirs, strings, count, RUNS, cpu_s);
+    free(strings);
 }
 
 /* Parses and normalizes the lines from *i on into batch (at most size events; rejected lines
@@ -590,7 +607,7 @@ int main(int argc, char **argv)
                  strtoull(argv[i + 1], NULL, 10) >= 1 && strtoull(argv[i + 1], NULL, 10) <= BATCH_MAX)
             *(!strcmp(argv[i], "--batch") ? &WARM_BATCH : &AB_BATCH) = strtoull(argv[i + 1], NULL, 10), i++;
         else {
-            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab|kinds] [--batch N] [--ab-batch N] [--ab-rules] [--ndjson FILE] [--rules DIR]…\n"
+            fprintf(stderr, "usage: %s [--events N] [--runs N] [--only otrf|batch|warm|ecs|e2e|ab|kinds|reference] [--batch N] [--ab-batch N] [--ab-rules] [--ndjson FILE] [--rules DIR]…\n"
                             "  --batch N: events per batch of the warm and e2e lines (1-%d, default 32, as mamorictl scan)\n"
                             "  --ab-batch N: with --only ab, variant 1 uses batches of N instead of a code variant\n"
                             "  --ab-rules: with --only ab, each variant's rule set is built under that variant, and the\n"
@@ -657,25 +674,28 @@ int main(int argc, char **argv)
     bool batch_only = only && !strcmp(only, "batch");
     if (batch_only) only = "otrf";
     if (!only || !strcmp(only, "otrf") || !strcmp(only, "e2e") || !strcmp(only, "warm") || !strcmp(only, "ab") ||
-        !strcmp(only, "kinds")) {
+        !strcmp(only, "kinds") || !strcmp(only, "reference")) {
         struct lines otrf = {0};
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/otrf", MAMORI_DATA_DIR);
         walk_zips(&otrf, dir, max_events);
         printf("OTRF: %zu lines, %.0f MB, %.0f bytes avg\n", otrf.count, (double)otrf.bytes / 1e6,
                otrf.count ? (double)otrf.bytes / (double)otrf.count : 0.0);
-        if (!only || !strcmp(only, "otrf")) {
+        if (!only || !strcmp(only, "otrf") || !strcmp(only, "reference")) {
             arena a;
             arena_init(&a, 64u << 20);
             struct events e = {0};
             normalize_all(&otrf, &a, &e);
             printf("OTRF normalized: %zu events (%zu rejected)\n", e.count, e.rejected);
+            bench_reference(rule_dirs, rule_dir_count, &e);
+            if (only && !strcmp(only, "reference")) goto done;
             if (!batch_only) bench_detect("detect_eval        otrf (all rules)", rs, &e, false);
             bench_detect("detect_eval_batch  otrf (all rules)", rs, &e, true);
             bench_read_floor("read floor         otrf (no rules)", &e);
 #ifdef DETECT_PROFILE
             detect_profile_print(rs, stdout); /* all runs of the lines above */
 #endif
+        done:
             free(e.ev);
             arena_fini(&a);
         }
