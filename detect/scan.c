@@ -383,15 +383,38 @@ static ALWAYS_INLINE void join_fields(detect_worker *w, uint32_t e, const event_
 }
 
 /* The scans of one field: its path's databases (pid, dbs[0..count)), and when keyword
- * searches read it, the per-value keyword databases and the joined text. */
+ * searches read it, the per-value keyword databases and the joined text. text_hash: its
+ * text's memo_text_hash when known (memo_fetch_ops), else 0. */
 static ALWAYS_INLINE void list_field(detect_worker *w, uint32_t e, const event_field *f, uint32_t pid,
-                                     const uint32_t *dbs, uint32_t count, bool keyword, bool join)
+                                     const uint32_t *dbs, uint32_t count, bool keyword, bool join, uint64_t text_hash)
 {
-    uint64_t text_hash = 0;
     for (uint32_t k = 0; k < count; k++) push_field(w, dbs[k], pid, e, f, &text_hash);
     if (!keyword) return;
     for (uint32_t k = 0; k < w->plan_nper_value; k++) push_field(w, w->plan_per_value[k], DETECT_NONE, e, f, &text_hash);
     if (w->plan_njoined && join) join_field(w, e, f);
+}
+
+/* The memo slots the walk of ev's shape will read, fetched before it starts: the text hash of
+ * each op's field (hashes[o], 0 where no memoized database of the op reads its text) and the
+ * slot of each (text, memoized database). The walk then finds them in the cache instead of
+ * waiting on each in turn. */
+static ALWAYS_INLINE void memo_fetch_ops(detect_worker *w, const struct shape *s, const mamori_event *ev,
+                                         uint64_t *hashes)
+{
+    const struct db *dbs = w->rs->dbs;
+    for (uint32_t o = 0; o < s->op_count; o++) {
+        const struct shape_op *op = &s->ops[o];
+        const event_field *f = &ev->fields[op->field];
+        uint64_t h = 0;
+        if (f->text && f->text_len <= MEMO_TEXT_MAX)
+            for (uint32_t k = 0; k < op->db_count; k++) {
+                uint32_t db = s->dbs[op->db_first + k];
+                if (!dbs[db].memo) continue;
+                if (!h) h = memo_text_hash(f->text, f->text_len);
+                memo_prefetch(&w->memo, memo_key(h, db));
+            }
+        hashes[o] = h;
+    }
 }
 
 /* Lists what one event needs scanned: by its shape's walk plan (plan.c), or field by field
@@ -409,12 +432,14 @@ static ALWAYS_INLINE void list_event(detect_worker *w, const mamori_event *ev, u
     w->join_len = 0;
     const struct shape *s = shape_get(w, ev, e);
     if (s) {
+        uint64_t hashes[SHAPE_FIELDS_MAX];
+        memo_fetch_ops(w, s, ev, hashes);
         for (uint32_t o = 0; o < s->op_count; o++) {
             const struct shape_op *op = &s->ops[o];
             const event_field *f = &ev->fields[op->field];
             bool join = !(op->suffix && text_ends(&ev->fields[s->container], f));
             w->stats.join_suffixes += !join;
-            list_field(w, e, f, op->pid, s->dbs + op->db_first, op->db_count, op->keyword, join);
+            list_field(w, e, f, op->pid, s->dbs + op->db_first, op->db_count, op->keyword, join, hashes[o]);
             if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
         join_fields(w, e, ev->fields, s->joins, s->join_count, cold);
@@ -436,7 +461,7 @@ static ALWAYS_INLINE void list_event(detect_worker *w, const mamori_event *ev, u
                 pid = ref & PATH_SLOT_ID;
                 dbs = plan_path(w, pid, &count);
             }
-            list_field(w, e, f, pid, dbs, count, keywords && !(winlog && (ref & PATH_SLOT_SYNTHESIZED)), true);
+            list_field(w, e, f, pid, dbs, count, keywords && !(winlog && (ref & PATH_SLOT_SYNTHESIZED)), true, 0);
             if (cold) prefetch_step(w, PREFETCH_STEP_FIELDS);
         }
     }
