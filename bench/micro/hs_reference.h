@@ -116,10 +116,10 @@ static inline void ref_rule_dir(struct ref_values *r, const char *dir)
     if (n < 0) return;
     for (int i = 0; i < n; i++) {
         char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+        int plen = snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
         struct stat st;
         size_t nlen = strlen(names[i]->d_name);
-        if (names[i]->d_name[0] != '.' && stat(path, &st) == 0) {
+        if (plen > 0 && (size_t)plen < sizeof path && names[i]->d_name[0] != '.' && stat(path, &st) == 0) {
             if (S_ISDIR(st.st_mode)) ref_rule_dir(r, path);
             else if (nlen > 4 && !strcmp(names[i]->d_name + nlen - 4, ".yml")) ref_rule_file(r, path);
         }
