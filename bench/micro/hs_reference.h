@@ -16,6 +16,8 @@
 #ifndef MAMORI_BENCH_HS_REFERENCE_H
 #define MAMORI_BENCH_HS_REFERENCE_H
 
+#include "core/base.h"
+
 #include <dirent.h>
 #include <hs/hs.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@
 #include <sys/stat.h>
 
 #define REF_PATTERNS 3000
-#define REF_FIELD 130  /* bytes per string */
+#define REF_FIELD 130 /* bytes per string */
 #define REF_MIN_LEN 8 /* bytes per literal at least: the short ones (.exe, \\x) match most strings */
 #define REF_ISSUE_STRINGS_PER_S 10.5e6
 #define REF_ISSUE_FIXED_NS 40.0
@@ -40,9 +42,9 @@ static inline void ref_value_add(struct ref_values *r, const char *s, size_t len
     if (len < REF_MIN_LEN || len > 200) return;
     if (r->count == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 4096;
-        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        r->v = mamori_xrealloc(r->v, r->cap * sizeof *r->v);
     }
-    char *c = malloc(len + 1);
+    char *c = mamori_xmalloc(len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '*' || s[i] == '?') { /* a wildcard: not a literal value */
@@ -185,7 +187,7 @@ static inline void bench_hs_reference(const char *const *rule_dirs, size_t dirs,
     hs_scratch_t *scratch = NULL;
     if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS) abort();
     /* the strings no pattern matches, apart: the scan without match handling */
-    char *quiet = malloc(count * REF_FIELD);
+    char *quiet = mamori_xmalloc(count * REF_FIELD);
     size_t quiet_count = 0;
     for (size_t i = 0; i < count; i++) {
         int hit = 0;
