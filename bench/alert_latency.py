@@ -26,7 +26,12 @@ single-event workload is unchanged), and reports the latency of the correlation 
 created minus the receive time of the batch whose match completed the correlation.
 
 The latency includes the store's group commit of the batch (alerts wait until the events
-they point at are durable), so store.sync (fsync per commit, the default) is part of it.
+they point at are durable), so store.sync (fsync per commit, the default) is part of it. Each
+run first writes back what other programs left dirty in the page cache (sync(2)): on ext4 a
+commit's fsync waits for the journal, and a journal commit that follows a large write
+elsewhere on the filesystem (bench/scan_bench.py's 1.4 GB file) carries its data — ~30 s
+after such a write (the kernel's dirty_expire_centisecs) one alert batch waited 415 ms
+(docs/detection.md §10.26).
 """
 import argparse
 import glob
@@ -174,6 +179,7 @@ def correlation_rules(n):
 
 
 def run_once(args, data):
+    os.sync()  # other programs' dirty pages, not this run's, would be in its fsyncs (see above)
     d = tempfile.mkdtemp(prefix="mamori-alert-bench-")
     ingest_port, api_port = free_port(), free_port()
     log_path = os.path.join(d, "mamorid.log")
