@@ -58,15 +58,10 @@ uint64_t memo_line_hash(const char *text, size_t len)
     return h ? h : 1;
 }
 
-static inline struct memo_slot *slot_for(const struct scan_memo *m, uint64_t hash)
-{
-    return &m->slots[(hash >> 20) & (MEMO_SLOTS - 1)];
-}
-
 bool memo_replay(const struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len,
                  literal_match_fn fn, void *ctx)
 {
-    const struct memo_slot *s = slot_for(m, hash);
+    const struct memo_slot *s = memo_slot_of(m, hash);
     if (s->hash != hash || s->db != db || s->len != len) return false;
     if (m->ring_pos - s->pos > MEMO_RING_BYTES) return false; /* its record was overwritten */
     const char *rec = m->ring + (s->pos & (MEMO_RING_BYTES - 1));
@@ -102,6 +97,6 @@ void memo_store(struct scan_memo *m, uint64_t hash, uint32_t db, const char *tex
     memcpy(rec, m->rec, (size_t)count * sizeof(uint32_t));
     memcpy(rec + (size_t)count * sizeof(uint32_t), text, len);
     m->ring_pos = pos + need;
-    struct memo_slot *s = slot_for(m, hash);
+    struct memo_slot *s = memo_slot_of(m, hash);
     *s = (struct memo_slot){.hash = hash, .pos = pos, .db = db, .len = (uint32_t)len, .id_count = count};
 }

@@ -44,10 +44,15 @@ static inline uint64_t memo_key(uint64_t text_hash, uint32_t db)
     k ^= k >> 32;
     return k ? k : 1; /* 0 marks an empty slot */
 }
+/* The direct-mapped slot of key (its bits from 20 up). */
+static inline struct memo_slot *memo_slot_of(const struct scan_memo *m, uint64_t key)
+{
+    return &m->slots[(key >> 20) & (MEMO_SLOTS - 1)];
+}
 /* Starts fetching the slot memo_replay will read for key. */
 static inline void memo_prefetch(const struct scan_memo *m, uint64_t key)
 {
-    __builtin_prefetch(&m->slots[(key >> 20) & (MEMO_SLOTS - 1)]);
+    __builtin_prefetch(memo_slot_of(m, key));
 }
 /* If the memo holds (db, text), calls fn(id, ctx) for each id it matched and returns true. */
 bool memo_replay(const struct scan_memo *m, uint64_t hash, uint32_t db, const char *text, size_t len,

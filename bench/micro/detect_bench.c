@@ -12,9 +12,10 @@
  * same events' fields and texts read once, no detection; `ab`: two variants timed on the same
  * batches, bench_ab: a -DDETECT_AB build's code variants, or --ab-batch's batch size; `kinds`:
  * the warm line over the events of each kind — winlog channel and event id — apart, with each
- * kind's share of the events and of the time; `reference`: only the line that measures issue 4's
- * machine reference on this host, hs_reference.h, also printed first in a full run). BENCH_GREP=STR in the environment keeps only
- * the OTRF lines holding STR (e.g. '"EventID":10,' for one kind under the profile). */
+ * kind's share of the events and of the time; `reference`: only the line that measures issue
+ * 4's machine figure on this host, hs_reference.h, printed first in a full run). BENCH_GREP=STR
+ * in the environment keeps only the OTRF lines holding STR (e.g. '"EventID":10,' for one kind
+ * under the profile). */
 #include "core/arena.h"
 #include "core/event.h"
 #include "core/json.h"
