@@ -24,7 +24,6 @@ const char *event_format_name(enum event_format f)
     return "?";
 }
 
-
 const json_value *event_get(const mamori_event *ev, const char *path, size_t path_len)
 {
     size_t lo = 0, hi = ev->field_count;

@@ -282,7 +282,6 @@ static uint32_t make_pred(builder *b, const struct pspec *ps, uint32_t rule, con
     return pred_id;
 }
 
-
 /* A trigger made of user regular expressions waits behind their required literals: a
  * predicate of those literals on the same field (caseless contains, in the literal sets with
  * the thousands of others) becomes the trigger, and the expressions become lazy, asked only

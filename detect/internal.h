@@ -560,9 +560,8 @@ struct ls_cache_entry {
 };
 
 /* Paths are short (a few words): compared inline, 8 bytes at a time (4 below 8: a libc
- * memcmp call cost ~2% of the ECS line). The same pointer is
- * the common case: the table keeps ecs_map's own strings, which the normalizer gives mapped
- * fields (compile.c, intern_path_as). */
+ * memcmp call cost ~2% of the ECS line). The same pointer is the common case: the table keeps
+ * ecs_map's own strings, which the normalizer gives mapped fields (compile.c, intern_path_as). */
 static inline bool path_equal(const char *a, const char *b, uint32_t len)
 {
     if (a == b) return true;

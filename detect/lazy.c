@@ -299,15 +299,13 @@ void lazy_direct_free(detect_ruleset *rs)
     }
 }
 
-static inline bool same(const char *v, const char *t, uint32_t n, bool cased) { return lit_equal(v, t, n, cased); }
-
 /* The first position in [from, last] where t[0..n) occurs in v, byte by byte. */
 static size_t find_scalar(const char *v, size_t from, size_t last, const char *t, uint32_t n, bool cased)
 {
     uint8_t c0 = (uint8_t)t[0];
     for (size_t i = from; i <= last; i++) {
         uint8_t c = (uint8_t)v[i];
-        if ((cased ? c : ascii_fold(c)) == c0 && same(v + i, t, n, cased)) return i;
+        if ((cased ? c : ascii_fold(c)) == c0 && lit_equal(v + i, t, n, cased)) return i;
     }
     return SIZE_MAX;
 }
@@ -331,7 +329,7 @@ __attribute__((target("avx2"))) static size_t find_avx2(const char *v, size_t fr
         __m256i mb = _mm256_or_si256(_mm256_cmpeq_epi8(b, vl), _mm256_cmpeq_epi8(b, vlu));
         for (uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_and_si256(ma, mb)); m; m &= m - 1) {
             uint32_t k = (uint32_t)__builtin_ctz(m);
-            if (same(v + i + k, t, n, cased)) return i + k;
+            if (lit_equal(v + i + k, t, n, cased)) return i + k;
         }
     }
     return find_scalar(v, i, last, t, n, cased);
@@ -368,7 +366,7 @@ static bool glob_matches(const char *v, size_t len, const struct alt_lit *l)
     size_t pos = 0, tail = l->end ? l->seg[last] : 0;
     if (tail > len) return false;
     if (l->start) {
-        if (l->seg[0] > len - tail || !same(v, t, l->seg[0], l->cased)) return false;
+        if (l->seg[0] > len - tail || !lit_equal(v, t, l->seg[0], l->cased)) return false;
         pos = l->seg[0];
         t += l->seg[0];
         first = 1;
@@ -380,7 +378,7 @@ static bool glob_matches(const char *v, size_t len, const struct alt_lit *l)
         pos = at + l->seg[k];
         t += l->seg[k];
     }
-    return !l->end || (pos <= len - tail && same(v + len - tail, t, (uint32_t)tail, l->cased));
+    return !l->end || (pos <= len - tail && lit_equal(v + len - tail, t, (uint32_t)tail, l->cased));
 }
 
 static int hs_hit(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
@@ -402,9 +400,9 @@ static void set_hit(uint32_t id, void *ctx)
 static bool lit_matches(const char *v, size_t len, const struct alt_lit *l)
 {
     switch (l->kind) {
-    case LIT_EXACT: return len == l->len && same(v, l->text, l->len, l->cased);
-    case LIT_PREFIX: return len >= l->len && same(v, l->text, l->len, l->cased);
-    case LIT_SUFFIX: return len >= l->len && same(v + len - l->len, l->text, l->len, l->cased);
+    case LIT_EXACT: return len == l->len && lit_equal(v, l->text, l->len, l->cased);
+    case LIT_PREFIX: return len >= l->len && lit_equal(v, l->text, l->len, l->cased);
+    case LIT_SUFFIX: return len >= l->len && lit_equal(v + len - l->len, l->text, l->len, l->cased);
     case LIT_CONTAINS: return find(v, len, 0, l->text, l->len, l->cased) != SIZE_MAX;
     case ALT_LIT_GLOB: return glob_matches(v, len, l);
     default: {

@@ -533,8 +533,6 @@ bool literal_set_worth_memo(const struct litset *set)
            __builtin_popcount(set->prefix_lens) + __builtin_popcount(set->suffix_lens) >= 3;
 }
 
-static bool equal_at(const struct lit_entry *e, const char *s) { return lit_equal(s, e->text, e->len, e->cased); }
-
 static inline void probe(const struct litset *set, uint64_t word, uint32_t tag, const char *text, size_t len,
                          literal_match_fn fn, void *ctx)
 {
@@ -545,7 +543,7 @@ static inline void probe(const struct litset *set, uint64_t word, uint32_t tag, 
         for (uint32_t i = slot->first; i < slot->first + slot->count; i++) {
             const struct lit_entry *e = &set->entries[i];
             if (e->len > len) continue;
-            if (equal_at(e, e->kind == LIT_SUFFIX ? text + len - e->len : text)) fn(e->id, ctx);
+            if (lit_equal(e->kind == LIT_SUFFIX ? text + len - e->len : text, e->text, e->len, e->cased)) fn(e->id, ctx);
         }
         return;
     }
