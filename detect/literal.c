@@ -6,23 +6,15 @@
  * full) and one for whole values (keyed by the length too). compile.c sends here exactly the
  * expressions `literal_parse` accepts, so the results are Hyperscan's: byte mode, ASCII case
  * folding when caseless, bytes ≥ 0x80 compared as they are. */
+#include "contains.h"
 #include "internal.h"
 #include "textcmp.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef DETECT_HAVE_AVX2
-#include <immintrin.h>
-#endif
-
 #define LIT_KEY_BYTES 8 /* a uint64_t: literal_set_scan takes the keys of every length from one word */
 _Static_assert(LIT_KEY_BYTES == sizeof(uint64_t), "a key is one word");
-#define LIT_BUCKETS 8
-/* Distinct filter pairs a substring filter holds: more than LIT_BUCKETS share buckets (grouped
- * by first byte), as in Teddy: a bucket's bits then also flag the cross combinations of its
- * pairs' nibbles, which verification sorts out. */
-#define LIT_PAIRS_MAX 32
 
 struct lit_entry {
     const char *text; /* folded (ASCII lowercase) when caseless; as written when cased */
@@ -39,36 +31,6 @@ struct lit_slot {
     uint32_t first, count;
 };
 
-/* Unanchored literals (`contains`): each is filed under its rarest pair of adjacent bytes
- * (case folded), one bucket per distinct pair (at most 8). A value is filtered 32 positions at
- * a time, Teddy-style: the bucket bits of the byte at each position and of the next byte are
- * looked up by nibble (pshufb) and ANDed; only positions left with a bit are verified against
- * the bucket's literals. `first`/`second` are the exact per-byte tables of the scalar path. */
-struct lit_contains_entry {
-    const char *text; /* folded when caseless */
-    uint32_t len;
-    uint32_t id;
-    uint32_t pair; /* offset of the filtered pair in the literal */
-    bool cased;
-    /* The literal's 8 bytes from WIN_BEFORE before its pair, as the window of a candidate
-     * position holds them (contains_verify), those outside the literal masked off: one
-     * compare rejects most candidates before the literal is compared in full. */
-    uint64_t win, win_mask;
-};
-#define WIN_BEFORE 3
-
-struct lit_contains {
-    uint8_t lo0[16], hi0[16], lo1[16], hi1[16];
-    uint8_t first[256], second[256];
-    struct lit_contains_entry *entries; /* grouped by bucket, and in a bucket by filter pair */
-    /* the distinct filter pairs (folded, first | second << 8), bucket b's from
-     * bucket_pair[b] on; pair k's entries from pair_first[k] on */
-    uint16_t pair_key[LIT_PAIRS_MAX];
-    uint8_t pair_first[LIT_PAIRS_MAX + 1];
-    uint8_t bucket_pair[LIT_BUCKETS + 1];
-    uint32_t count;
-    bool avx2;
-};
 
 /* Unanchored literals of one or two bytes, which the substring filter cannot take (a single
  * byte has no pair) or has no bucket left for. Hyperscan, their fallback, confirms a short
@@ -149,12 +111,6 @@ static uint32_t best_pair(const uint8_t *t, uint32_t len)
         if (score < best_score) best_score = score, best = i;
     }
     return best;
-}
-
-/* The pair at t[off], folded: first | second << 8 (how the filter files it). */
-static inline uint16_t folded_pair(const uint8_t *t, size_t off)
-{
-    return (uint16_t)(ascii_fold(t[off]) | ascii_fold(t[off + 1]) << 8);
 }
 
 /* Distinct folded filter pairs of the contains expressions (first byte | second << 8) into
@@ -364,9 +320,7 @@ static void contains_build(struct lit_contains *c, const struct lit_entry *in)
     c->pair_first[npairs] = (uint8_t)n;
     free(pair_idx);
     free(offs);
-#ifdef DETECT_HAVE_AVX2
-    c->avx2 = __builtin_cpu_supports("avx2");
-#endif
+    contains_finish(c);
 }
 
 static struct lit_short *shorts_of(struct litset *set)
@@ -549,130 +503,6 @@ static inline void probe(const struct litset *set, uint64_t word, uint32_t tag, 
     }
 }
 
-/* Verifies the literals of the buckets in `buckets` whose filter pair would sit at text[pos]. */
-static inline uint64_t contains_verify(const struct lit_contains *c, const char *text, size_t len, size_t pos,
-                                       uint32_t buckets, uint64_t seen, literal_match_fn fn, void *ctx)
-{
-    /* the window: the 8 bytes from WIN_BEFORE before pos, as they are and folded; where it
-     * would leave the text, each entry is compared in full */
-    bool window = pos >= WIN_BEFORE && pos - WIN_BEFORE + 8 <= len;
-    uint64_t raw = 0, folded = 0;
-    if (window) {
-        memcpy(&raw, text + pos - WIN_BEFORE, sizeof raw);
-        folded = fold8(raw);
-    }
-    /* a shared bucket also flags its pairs' cross combinations: only the entries of the pair
-     * at pos are compared */
-    uint16_t at = folded_pair((const uint8_t *)text, pos);
-    for (; buckets; buckets &= buckets - 1) {
-        uint32_t b = (uint32_t)__builtin_ctz(buckets);
-        for (uint32_t k = c->bucket_pair[b]; k < c->bucket_pair[b + 1]; k++) {
-            if (c->pair_key[k] != at) continue;
-            for (uint32_t i = c->pair_first[k]; i < c->pair_first[k + 1]; i++) {
-                const struct lit_contains_entry *e = &c->entries[i];
-                if ((seen >> i) & 1 || pos < e->pair) continue;
-                if (window && ((e->cased ? raw : folded) ^ e->win) & e->win_mask) continue;
-                size_t start = pos - e->pair;
-                if (start + e->len > len) continue;
-                if (lit_equal(text + start, e->text, e->len, e->cased)) {
-                    seen |= (uint64_t)1 << i;
-                    fn(e->id, ctx);
-                }
-            }
-            return seen; /* a pair is in one bucket only */
-        }
-    }
-    return seen;
-}
-
-static void contains_scan_scalar(const struct lit_contains *c, const char *text, size_t len, literal_match_fn fn,
-                                 void *ctx)
-{
-    const uint8_t *t = (const uint8_t *)text;
-    uint64_t seen = 0;
-    for (size_t p = 0; p + 1 < len; p++) {
-        uint32_t m = c->first[t[p]] & c->second[t[p + 1]];
-        if (MAMORI_UNLIKELY(m)) seen = contains_verify(c, text, len, p, m, seen, fn, ctx);
-    }
-}
-
-#ifdef DETECT_HAVE_AVX2
-/* Bucket bits of the pairs starting at p[0..32) (p[32] is read). */
-__attribute__((target("avx2"))) static inline __m256i contains_block(const uint8_t *p, __m256i lo0, __m256i hi0,
-                                                                      __m256i lo1, __m256i hi1)
-{
-    const __m256i nib = _mm256_set1_epi8(0x0f);
-    __m256i a = _mm256_loadu_si256((const __m256i *)p);
-    __m256i b = _mm256_loadu_si256((const __m256i *)(p + 1));
-    __m256i m0 = _mm256_and_si256(_mm256_shuffle_epi8(lo0, _mm256_and_si256(a, nib)),
-                                  _mm256_shuffle_epi8(hi0, _mm256_and_si256(_mm256_srli_epi16(a, 4), nib)));
-    __m256i m1 = _mm256_and_si256(_mm256_shuffle_epi8(lo1, _mm256_and_si256(b, nib)),
-                                  _mm256_shuffle_epi8(hi1, _mm256_and_si256(_mm256_srli_epi16(b, 4), nib)));
-    return _mm256_and_si256(m0, m1);
-}
-
-/* Verifies the candidate positions nz (bits of a block at text[at]) whose bucket bits m holds. */
-__attribute__((target("avx2"))) static inline uint64_t contains_report(const struct lit_contains *c, const char *text,
-                                                                       size_t len, size_t at, __m256i m, uint32_t nz,
-                                                                       uint64_t seen, literal_match_fn fn, void *ctx)
-{
-    uint8_t bits[32];
-    _mm256_storeu_si256((__m256i *)bits, m);
-    for (; nz; nz &= nz - 1) {
-        uint32_t k = (uint32_t)__builtin_ctz(nz);
-        seen = contains_verify(c, text, len, at + k, bits[k], seen, fn, ctx);
-    }
-    return seen;
-}
-
-__attribute__((target("avx2"))) static inline uint32_t block_nonzero(__m256i m)
-{
-    return ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, _mm256_setzero_si256()));
-}
-
-__attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_contains *c, const char *text,
-                                                                size_t len, literal_match_fn fn, void *ctx)
-{
-    const __m256i lo0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->lo0));
-    const __m256i hi0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi0));
-    const __m256i lo1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->lo1));
-    const __m256i hi1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)c->hi1));
-    const uint8_t *t = (const uint8_t *)text;
-    uint64_t seen = 0;
-    size_t j = 0;
-    /* two blocks per test: most of a keyword text holds no candidate pair */
-    for (; j + 65 <= len; j += 64) {
-        __m256i m0 = contains_block(t + j, lo0, hi0, lo1, hi1), m1 = contains_block(t + j + 32, lo0, hi0, lo1, hi1);
-        if (MAMORI_LIKELY(_mm256_testz_si256(_mm256_or_si256(m0, m1), _mm256_or_si256(m0, m1)))) continue;
-        seen = contains_report(c, text, len, j, m0, block_nonzero(m0), seen, fn, ctx);
-        seen = contains_report(c, text, len, j + 32, m1, block_nonzero(m1), seen, fn, ctx);
-    }
-    for (; j + 33 <= len; j += 32) {
-        __m256i m = contains_block(t + j, lo0, hi0, lo1, hi1);
-        uint32_t nz = block_nonzero(m);
-        if (MAMORI_UNLIKELY(nz)) seen = contains_report(c, text, len, j, m, nz, seen, fn, ctx);
-    }
-    if (j + 1 >= len) return;
-    if (j) {
-        /* the last positions of a long value: its last 33 bytes, the pairs already filtered
-         * (before j) masked off (0 < j - at < 32: the loops stop at the first j > len - 33) */
-        size_t at = len - 33;
-        __m256i m = contains_block(t + at, lo0, hi0, lo1, hi1);
-        uint32_t nz = block_nonzero(m) & (~0u << (j - at));
-        if (nz) contains_report(c, text, len, at, m, nz, seen, fn, ctx);
-        return;
-    }
-    /* a value shorter than 33 bytes: zero padded */
-    uint8_t pad[64];
-    _mm256_storeu_si256((__m256i *)(pad + 32), _mm256_setzero_si256());
-    _mm256_storeu_si256((__m256i *)pad, _mm256_setzero_si256());
-    memcpy(pad, t, len);
-    __m256i m = contains_block(pad, lo0, hi0, lo1, hi1);
-    uint32_t nz = block_nonzero(m) & (uint32_t)(((uint64_t)1 << (len - 1)) - 1); /* pairs inside the value */
-    if (nz) contains_report(c, text, len, 0, m, nz, seen, fn, ctx);
-}
-#endif
-
 /* Reports the pair literals matching the bytes at t[0], t[1] (a set bit of `bits`), each
  * once: seen has a bit per entry of pairs. */
 static void pair_report(const struct lit_short *s, const uint8_t *t, uint64_t *seen, literal_match_fn fn, void *ctx)
@@ -712,11 +542,7 @@ void literal_set_scan(const struct litset *set, const char *text, size_t len, li
 {
     if (set->shorts) short_scan(set->shorts, text, len, fn, ctx);
     if (set->contains.count) {
-#ifdef DETECT_HAVE_AVX2
-        if (set->contains.avx2) contains_scan_avx2(&set->contains, text, len, fn, ctx);
-        else
-#endif
-            contains_scan_scalar(&set->contains, text, len, fn, ctx);
+        contains_scan(&set->contains, text, len, fn, ctx);
     }
     if (set->exact && len <= set->exact_len_max)
         probe(set, load_word(text, MAMORI_MIN(len, (size_t)LIT_KEY_BYTES)), tag_of(LIT_EXACT, (uint32_t)len), text,

@@ -1,5 +1,5 @@
-/* tests/unit/detect/test_contains_filter.c — the literal sets' substring filter (detect/literal.c)
- * with more distinct filter pairs than buckets.
+/* tests/unit/detect/test_contains_filter.c — the literal sets' substring filter (detect/literal.c,
+ * contains_scan.c) with more distinct filter pairs than buckets, on each of its paths.
  *
  * A set's contains literals are found through the rarest byte pair of each; up to 8 distinct
  * pairs get a bucket each, up to 32 share the 8 buckets (grouped by first byte), which flags
@@ -8,7 +8,11 @@
  * their pairs differ), cased and caseless, are built with literal_set_build and scanned over
  * random texts holding some of them (in either case), parts of them and their pairs' bytes
  * crossed; every scan must report exactly the literals a plain search finds, and a set of up
- * to 32 distinct pairs must stay in the filter (literal_contains_overflow). */
+ * to 32 distinct pairs must stay in the filter (literal_contains_overflow). The alphabet has
+ * bytes >= 0x80 that the VBMI path's 128-entry tables read as ':', '.' and 'a'. Texts of up to
+ * 384 bytes take each path's steps and its tail. Run once per path (contains_path_max), the
+ * scalar, the AVX2 and the AVX-512 VBMI one (each where the CPU has it). */
+#include "detect/contains.h"
 #include "detect/internal.h"
 #include "helpers.h"
 
@@ -17,7 +21,7 @@
 #define SETS 400
 #define TEXTS 60
 
-static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789:|%(){}=,_-./\\ ";
+static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789:|%(){}=,_-./\\ \xba\xae\xe1";
 
 struct lit {
     char text[16];
@@ -82,9 +86,9 @@ static void random_text(char *out, size_t *len, size_t cap, const struct lit *li
     *len = o;
 }
 
-static void test_many_pairs_match_reference(void **state)
+static void many_pairs_match_reference(enum contains_path path)
 {
-    (void)state;
+    contains_path_max = path;
     uint32_t in_filter = 0, many = 0;
     for (uint32_t s = 0; s < SETS; s++) {
         uint32_t n = 2 + xorshift_below(&rng, 39); /* up to 40: most fit 32 pairs */
@@ -120,15 +124,37 @@ static void test_many_pairs_match_reference(void **state)
         literal_set_free(set);
         for (uint32_t i = 0; i < n; i++) free((char *)exprs[i]);
     }
-    fprintf(stderr, "%u of %u sets in the filter, %u of them of more than 24 literals\n", in_filter, SETS, many);
+    fprintf(stderr, "path %d: %u of %u sets in the filter, %u of them of more than 24 literals\n", (int)path, in_filter,
+            SETS, many);
+    contains_path_max = CONTAINS_VBMI;
     assert_true(in_filter > SETS / 2);
     assert_true(many > 20);
+}
+
+static void test_scalar_matches_reference(void **state)
+{
+    (void)state;
+    many_pairs_match_reference(CONTAINS_SCALAR);
+}
+
+static void test_avx2_matches_reference(void **state)
+{
+    (void)state;
+    many_pairs_match_reference(CONTAINS_AVX2);
+}
+
+static void test_vbmi_matches_reference(void **state)
+{
+    (void)state;
+    many_pairs_match_reference(CONTAINS_VBMI);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_many_pairs_match_reference),
+        cmocka_unit_test(test_scalar_matches_reference),
+        cmocka_unit_test(test_avx2_matches_reference),
+        cmocka_unit_test(test_vbmi_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
