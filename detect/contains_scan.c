@@ -132,61 +132,65 @@ __attribute__((target("avx2"))) static void contains_scan_avx2(const struct lit_
     uint32_t nz = block_nonzero(m) & (uint32_t)(((uint64_t)1 << (len - 1)) - 1); /* pairs inside the value */
     if (nz) contains_report(c, text, len, 0, m, nz, seen, fn, ctx);
 }
+
 /* 64 positions per step where the CPU has AVX-512 VBMI: vpermi2b looks a byte's bucket bits
  * up in one 128-entry table instead of two nibble shuffles (5 instructions a step where AVX2
- * takes 15 per 32 positions). */
+ * takes 15 per 32 positions). Two steps per test: most of a keyword text holds no candidate
+ * pair. The search loop makes no call, so that the tables stay in registers (the SysV ABI
+ * keeps no vector register across a call); they are loaded again after each verification. */
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void contains_scan_vbmi(const struct lit_contains *c,
                                                                                       const char *text, size_t len,
                                                                                       literal_match_fn fn, void *ctx)
 {
-    const __m512i f0 = _mm512_loadu_si512(c->first7), f1 = _mm512_loadu_si512(c->first7 + 64);
-    const __m512i s0 = _mm512_loadu_si512(c->second7), s1 = _mm512_loadu_si512(c->second7 + 64);
     const uint8_t *t = (const uint8_t *)text;
     uint64_t seen = 0;
     if (len < 2) return;
     size_t last = len - 1; /* pairs start before it */
-    size_t j = 0;
-    /* two steps per test: most of a keyword text holds no candidate pair */
-    for (; j + 129 <= len; j += 128) {
-        __m512i m0 = _mm512_and_si512(_mm512_permutex2var_epi8(f0, _mm512_loadu_si512(t + j), f1),
-                                      _mm512_permutex2var_epi8(s0, _mm512_loadu_si512(t + j + 1), s1));
-        __m512i m1 = _mm512_and_si512(_mm512_permutex2var_epi8(f0, _mm512_loadu_si512(t + j + 64), f1),
-                                      _mm512_permutex2var_epi8(s0, _mm512_loadu_si512(t + j + 65), s1));
-        uint64_t nz0 = _mm512_test_epi8_mask(m0, m0), nz1 = _mm512_test_epi8_mask(m1, m1);
-        if (MAMORI_LIKELY(!(nz0 | nz1))) continue;
+    for (size_t j = 0;; j += 128) {
+        const __m512i f0 = _mm512_loadu_si512(c->first7), f1 = _mm512_loadu_si512(c->first7 + 64);
+        const __m512i s0 = _mm512_loadu_si512(c->second7), s1 = _mm512_loadu_si512(c->second7 + 64);
+        __m512i m0, m1;
+        uint64_t nz0, nz1;
+        bool tail = false;
+        for (;; j += 128) {
+            __m512i a0, b0, a1, b1;
+            uint64_t k0 = ~0ull, k1 = ~0ull;
+            if (MAMORI_LIKELY(j + 129 <= len)) {
+                a0 = _mm512_loadu_si512(t + j);
+                b0 = _mm512_loadu_si512(t + j + 1);
+                a1 = _mm512_loadu_si512(t + j + 64);
+                b1 = _mm512_loadu_si512(t + j + 65);
+            } else {
+                /* the last n < 128 pair starts: masked loads, which read no byte past the text */
+                if (j >= last) return;
+                size_t n = last - j;
+                k0 = n >= 64 ? ~0ull : ((uint64_t)1 << n) - 1;
+                k1 = n > 64 ? ((uint64_t)1 << (n - 64)) - 1 : 0;
+                a0 = _mm512_maskz_loadu_epi8(k0, t + j);
+                b0 = _mm512_maskz_loadu_epi8(k0, t + j + 1);
+                a1 = _mm512_maskz_loadu_epi8(k1, t + j + 64);
+                b1 = _mm512_maskz_loadu_epi8(k1, t + j + 65);
+                tail = true;
+            }
+            m0 = _mm512_and_si512(_mm512_permutex2var_epi8(f0, a0, f1), _mm512_permutex2var_epi8(s0, b0, s1));
+            m1 = _mm512_and_si512(_mm512_permutex2var_epi8(f0, a1, f1), _mm512_permutex2var_epi8(s0, b1, s1));
+            nz0 = _mm512_mask_test_epi8_mask(k0, m0, m0);
+            nz1 = _mm512_mask_test_epi8_mask(k1, m1, m1);
+            if (MAMORI_UNLIKELY(nz0 | nz1)) break;
+            if (tail) return;
+        }
         uint8_t bits[128];
         _mm512_storeu_si512(bits, m0);
         _mm512_storeu_si512(bits + 64, m1);
-        for (; nz0; nz0 &= nz0 - 1) {
-            uint32_t k = (uint32_t)__builtin_ctzll(nz0);
-            seen = contains_verify(c, text, len, j + k, bits[k], seen, fn, ctx);
-        }
-        for (; nz1; nz1 &= nz1 - 1) {
-            uint32_t k = (uint32_t)__builtin_ctzll(nz1);
-            seen = contains_verify(c, text, len, j + 64 + k, bits[64 + k], seen, fn, ctx);
-        }
-    }
-    for (; j < last; j += 64) {
-        size_t n = MAMORI_MIN((size_t)64, last - j); /* pair starts in this step */
-        __m512i a, b;
-        if (MAMORI_LIKELY(j + 65 <= len)) {
-            a = _mm512_loadu_si512(t + j);
-            b = _mm512_loadu_si512(t + j + 1);
-        } else {
-            __mmask64 k = n == 64 ? ~0ull : ((uint64_t)1 << n) - 1;
-            a = _mm512_maskz_loadu_epi8(k, t + j);
-            b = _mm512_maskz_loadu_epi8(k, t + j + 1);
-        }
-        __m512i m = _mm512_and_si512(_mm512_permutex2var_epi8(f0, a, f1), _mm512_permutex2var_epi8(s0, b, s1));
-        uint64_t nz = _mm512_test_epi8_mask(m, m);
-        if (n < 64) nz &= ((uint64_t)1 << n) - 1;
-        if (MAMORI_LIKELY(!nz)) continue;
-        uint8_t bits[64];
-        _mm512_storeu_si512(bits, m);
-        for (; nz; nz &= nz - 1) {
+        for (uint64_t nz = nz0; nz; nz &= nz - 1) {
             uint32_t k = (uint32_t)__builtin_ctzll(nz);
             seen = contains_verify(c, text, len, j + k, bits[k], seen, fn, ctx);
         }
+        for (uint64_t nz = nz1; nz; nz &= nz - 1) {
+            uint32_t k = (uint32_t)__builtin_ctzll(nz);
+            seen = contains_verify(c, text, len, j + 64 + k, bits[64 + k], seen, fn, ctx);
+        }
+        if (tail) return;
     }
 }
 #endif
