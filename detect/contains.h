@@ -32,19 +32,19 @@ struct lit_contains_entry {
 #define WIN_BEFORE 3
 
 struct lit_contains {
-    uint8_t lo0[16], hi0[16], lo1[16], hi1[16];
-    uint8_t first[256], second[256];
+    uint8_t path; /* enum contains_path */
+    uint32_t count;
     struct lit_contains_entry *entries; /* grouped by bucket, and in a bucket by filter pair */
     /* the distinct filter pairs (folded, first | second << 8), bucket b's from
      * bucket_pair[b] on; pair k's entries from pair_first[k] on */
-    uint16_t pair_key[LIT_PAIRS_MAX];
-    uint8_t pair_first[LIT_PAIRS_MAX + 1];
     uint8_t bucket_pair[LIT_BUCKETS + 1];
-    uint32_t count;
+    uint8_t pair_first[LIT_PAIRS_MAX + 1];
+    uint16_t pair_key[LIT_PAIRS_MAX];
     /* first/second folded to 128 entries (vpermi2b reads a byte's low 7 bits: a byte >= 0x80
      * takes the bits of both bytes it stands for, so no candidate is lost) */
     uint8_t first7[128], second7[128];
-    uint8_t path; /* enum contains_path */
+    uint8_t lo0[16], hi0[16], lo1[16], hi1[16];
+    uint8_t first[256], second[256];
 };
 
 /* The pair at t[off], folded: first | second << 8 (how the filter files it). */

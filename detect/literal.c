@@ -58,19 +58,21 @@ struct lit_short {
     uint32_t one_count;
 };
 
+/* What literal_set_scan reads of every set first (in its first cache line), then the rest. */
 struct litset {
-    struct lit_contains contains;
     struct lit_short *shorts; /* NULL when there is none */
-    struct lit_entry *entries;
-    uint32_t entry_count;
-    char *texts;
     struct lit_slot *slots;
     uint32_t mask;
     uint32_t prefix_lens; /* bit L (1..8): a prefix key of L bytes exists (8: literals ≥ 8 bytes) */
     uint32_t suffix_lens;
     uint32_t exact_len_max;
     bool exact;
+    bool has_contains; /* contains.count != 0 */
+    struct lit_entry *entries;
+    uint32_t entry_count;
+    char *texts;
     size_t bytes;
+    struct lit_contains contains;
 };
 
 static inline uint64_t load_word(const char *s, size_t n)
@@ -446,6 +448,7 @@ struct litset *literal_set_build(const char *const *exprs, const uint32_t *flags
         set->bytes += sizeof *sh + sh->pair_count * sizeof *sh->pairs + (sh->bits ? 65536 / 8 : 0);
     }
     if (set->contains.count) contains_build(&set->contains, set->entries + anchored);
+    set->has_contains = set->contains.count != 0;
     set->bytes += set->contains.count * sizeof *set->contains.entries;
     return set;
 }
@@ -541,9 +544,7 @@ static void short_scan(const struct lit_short *s, const char *text, size_t len, 
 void literal_set_scan(const struct litset *set, const char *text, size_t len, literal_match_fn fn, void *ctx)
 {
     if (set->shorts) short_scan(set->shorts, text, len, fn, ctx);
-    if (set->contains.count) {
-        contains_scan(&set->contains, text, len, fn, ctx);
-    }
+    if (set->has_contains) contains_scan(&set->contains, text, len, fn, ctx);
     if (set->exact && len <= set->exact_len_max)
         probe(set, load_word(text, MAMORI_MIN(len, (size_t)LIT_KEY_BYTES)), tag_of(LIT_EXACT, (uint32_t)len), text,
               len, fn, ctx);
