@@ -2,8 +2,9 @@
 """`mamorictl scan` end to end over the OTRF recordings, with the page cache under control.
 
 Writes every line of the OTRF zips (<data>/otrf/**/*.zip, JSON lines; sorted, members in
-order) into one NDJSON file, once (kept in --work and reused while the zips are unchanged),
-then runs
+order) into one NDJSON file, once (kept in --work and reused while the zips hold the same
+members, whatever their mtimes; a new one replaces the older ones of the same --events
+there), then runs
 
   mamorictl scan --rules <data>/sigma/rules --rules <data>/sigma/rules-emerging-threats
                  --rules <data>/sigma/rules-threat-hunting --quiet FILE
@@ -47,15 +48,27 @@ def otrf_lines(data, work, limit):
     zips = sorted(glob.glob(os.path.join(data, "otrf", "**", "*.zip"), recursive=True))
     if not zips:
         raise SystemExit("scan_bench: no OTRF zips under %s" % os.path.join(data, "otrf"))
+    # Keyed by the zips' contents as their central directories give them (each member's name,
+    # size and CRC-32), not by mtimes: a fresh copy of the same data reuses the file.
     key = hashlib.sha256()
     for z in zips:
-        st = os.stat(z)
-        key.update(("%s %d %d\n" % (os.path.relpath(z, data), st.st_size, int(st.st_mtime))).encode())
-    key.update(str(limit).encode())
-    path = os.path.join(work, "otrf-%s.jsonl" % key.hexdigest()[:16])
+        key.update(("%s %d\n" % (os.path.relpath(z, data), os.path.getsize(z))).encode())
+        try:
+            with zipfile.ZipFile(z) as zf:
+                for info in zf.infolist():
+                    key.update(("%s %d %08x\n" % (info.filename, info.file_size, info.CRC)).encode())
+        except (zipfile.BadZipFile, OSError):
+            pass  # named (and skipped) when the file is written
+    which = "all" if limit is None else str(limit)
+    path = os.path.join(work, "otrf-%s-%s.jsonl" % (which, key.hexdigest()[:16]))
     if os.path.exists(path):
         return path
     os.makedirs(work, exist_ok=True)
+    # 1.4 GB each: one file per --events value is kept (and none of the older naming's)
+    stale = re.compile(r"otrf-(%s-)?[0-9a-f]{16}\.jsonl(\.tmp)?$" % re.escape(which))
+    for name in os.listdir(work):
+        if stale.match(name):
+            os.remove(os.path.join(work, name))
     lines = 0
     with open(path + ".tmp", "wb") as out:
         for z in zips:
