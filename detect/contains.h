@@ -53,7 +53,6 @@ static inline uint16_t folded_pair(const uint8_t *t, size_t off)
     return (uint16_t)(ascii_fold(t[off]) | ascii_fold(t[off + 1]) << 8);
 }
 
-
 /* The scan paths, slowest first. contains_finish gives a filter the fastest the CPU has, up
  * to contains_path_max (CONTAINS_VBMI; the unit tests lower it to run the others too). */
 enum contains_path { CONTAINS_SCALAR, CONTAINS_AVX2, CONTAINS_VBMI };

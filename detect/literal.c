@@ -5,7 +5,8 @@
  * for the literals of 8 bytes or more (keyed by their first or last 8 bytes, then compared in
  * full) and one for whole values (keyed by the length too). compile.c sends here exactly the
  * expressions `literal_parse` accepts, so the results are Hyperscan's: byte mode, ASCII case
- * folding when caseless, bytes ≥ 0x80 compared as they are. */
+ * folding when caseless, bytes ≥ 0x80 compared as they are. Small sets of `contains` literals
+ * are built here into the substring filter (contains.h), which contains_scan.c runs. */
 #include "contains.h"
 #include "internal.h"
 #include "textcmp.h"
@@ -30,7 +31,6 @@ struct lit_slot {
     uint32_t tag;  /* (kind + 1) << 28 | key length; 0 = empty slot */
     uint32_t first, count;
 };
-
 
 /* Unanchored literals of one or two bytes, which the substring filter cannot take (a single
  * byte has no pair) or has no bucket left for. Hyperscan, their fallback, confirms a short
